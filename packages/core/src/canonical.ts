@@ -1,0 +1,315 @@
+/**
+ * Canonical protobuf encoding of Directory (spec §1) and its strict inverse.
+ *
+ * protobuf-es's `toBinary` produces the same bytes (a test checks), but its
+ * `fromBinary` accepts any valid encoding, and castore must reject input that
+ * is not canonical: a directory's identity is the hash of its canonical bytes,
+ * so a decoder that accepted another encoding would let two byte strings
+ * claim one digest. The schema is four small messages, so the strict decoder
+ * is hand-written and checks canonical form as it reads: fields in field-number
+ * order, no default values written, no unknown fields, minimal varints. The
+ * encoder is its mirror and sizes the output exactly before writing (about
+ * 5x faster than toBinary here; see canonical.bench).
+ */
+import { Digest } from "./digest.js";
+import { ValidationError } from "./errors.js";
+import type { Directory, DirectoryNode, FileNode, SymlinkNode } from "./model.js";
+
+// ---- encoding ----
+
+function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function varintSizeBig(v: bigint): number {
+  if (v <= 0x1fffffffffffffn) return varintSize(Number(v));
+  let n = 1;
+  while (v >= 0x80n) {
+    v >>= 7n;
+    n++;
+  }
+  return n;
+}
+
+function bytesFieldSize(b: Uint8Array): number {
+  return b.length === 0 ? 0 : 1 + varintSize(b.length) + b.length;
+}
+
+function uint64FieldSize(v: bigint): number {
+  return v === 0n ? 0 : 1 + varintSizeBig(v);
+}
+
+function directoryNodeSize(n: DirectoryNode): number {
+  return bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size);
+}
+function fileNodeSize(n: FileNode): number {
+  return bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size) + (n.executable ? 2 : 0);
+}
+function symlinkNodeSize(n: SymlinkNode): number {
+  return bytesFieldSize(n.name) + bytesFieldSize(n.target);
+}
+
+class Writer {
+  pos = 0;
+  constructor(readonly buf: Uint8Array) {}
+  varint(v: number): void {
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v & 0x7f) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+  varintBig(v: bigint): void {
+    if (v <= 0x1fffffffffffffn) return this.varint(Number(v));
+    while (v >= 0x80n) {
+      this.buf[this.pos++] = Number(v & 0x7fn) | 0x80;
+      v >>= 7n;
+    }
+    this.buf[this.pos++] = Number(v);
+  }
+  bytesField(tag: number, b: Uint8Array): void {
+    if (b.length === 0) return;
+    this.buf[this.pos++] = tag;
+    this.varint(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  uint64Field(tag: number, v: bigint): void {
+    if (v === 0n) return;
+    this.buf[this.pos++] = tag;
+    this.varintBig(v);
+  }
+}
+
+// Tags: (field number << 3) | wire type. Wire type 2 = length-delimited, 0 = varint.
+const TAG_F1_LEN = 0x0a;
+const TAG_F2_LEN = 0x12;
+const TAG_F3_LEN = 0x1a;
+const TAG_F3_VARINT = 0x18;
+const TAG_F4_VARINT = 0x20;
+
+/** The canonical bytes of a directory. Unknown fields on the object are never written. */
+export function encodeDirectory(d: Directory): Uint8Array {
+  const dirSizes = d.directories.map(directoryNodeSize);
+  const fileSizes = d.files.map(fileNodeSize);
+  const linkSizes = d.symlinks.map(symlinkNodeSize);
+  let total = 0;
+  for (const s of dirSizes) total += 1 + varintSize(s) + s;
+  for (const s of fileSizes) total += 1 + varintSize(s) + s;
+  for (const s of linkSizes) total += 1 + varintSize(s) + s;
+
+  const w = new Writer(new Uint8Array(total));
+  d.directories.forEach((n, i) => {
+    w.buf[w.pos++] = TAG_F1_LEN;
+    w.varint(dirSizes[i]);
+    w.bytesField(TAG_F1_LEN, n.name);
+    w.bytesField(TAG_F2_LEN, n.digest);
+    w.uint64Field(TAG_F3_VARINT, n.size);
+  });
+  d.files.forEach((n, i) => {
+    w.buf[w.pos++] = TAG_F2_LEN;
+    w.varint(fileSizes[i]);
+    w.bytesField(TAG_F1_LEN, n.name);
+    w.bytesField(TAG_F2_LEN, n.digest);
+    w.uint64Field(TAG_F3_VARINT, n.size);
+    if (n.executable) {
+      w.buf[w.pos++] = TAG_F4_VARINT;
+      w.buf[w.pos++] = 1;
+    }
+  });
+  d.symlinks.forEach((n, i) => {
+    w.buf[w.pos++] = TAG_F3_LEN;
+    w.varint(linkSizes[i]);
+    w.bytesField(TAG_F1_LEN, n.name);
+    w.bytesField(TAG_F2_LEN, n.target);
+  });
+  return w.buf;
+}
+
+/** BLAKE3 of the canonical encoding. */
+export function directoryDigest(d: Directory): Digest {
+  return Digest.of(encodeDirectory(d));
+}
+
+// ---- strict decoding ----
+
+/** Raised for bytes that are not a canonical Directory encoding. */
+export class DecodeError extends ValidationError {}
+
+class Reader {
+  pos: number;
+  constructor(
+    readonly buf: Uint8Array,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+  fail(what: string): never {
+    throw new DecodeError(`not a canonical Directory encoding: ${what} at byte ${this.pos}`);
+  }
+  /** A minimal varint of at most 64 bits. */
+  varint(): bigint | number {
+    const start = this.pos;
+    let result = 0;
+    let shift = 1;
+    // Up to 7 bytes (49 bits) fit a double exactly.
+    for (let i = 0; i < 7; i++) {
+      if (this.pos >= this.end) this.fail("truncated varint");
+      const b = this.buf[this.pos++];
+      result += (b & 0x7f) * shift;
+      if (b < 0x80) {
+        if (b === 0 && i > 0) { this.pos = start; this.fail("non-minimal varint"); }
+        return result;
+      }
+      shift *= 128;
+    }
+    let big = BigInt(result);
+    let bigShift = 49n;
+    for (let i = 7; i < 10; i++) {
+      if (this.pos >= this.end) this.fail("truncated varint");
+      const b = this.buf[this.pos++];
+      big |= BigInt(b & 0x7f) << bigShift;
+      if (b < 0x80) {
+        if (b === 0) { this.pos = start; this.fail("non-minimal varint"); }
+        if (i === 9 && b > 1) { this.pos = start; this.fail("varint overflows 64 bits"); }
+        return big;
+      }
+      bigShift += 7n;
+    }
+    this.pos = start;
+    this.fail("varint longer than 10 bytes");
+  }
+  smallVarint(what: string): number {
+    const v = this.varint();
+    if (typeof v !== "number" || v > 0x7fffffff) this.fail(`${what} too large`);
+    return v;
+  }
+  /** A length-delimited payload: returns [start, end) within buf. */
+  lengthDelimited(): [number, number] {
+    const len = this.smallVarint("length");
+    const start = this.pos;
+    if (start + len > this.end) this.fail(`length ${len} runs past the end`);
+    this.pos = start + len;
+    return [start, this.pos];
+  }
+  /** A non-empty bytes field (an empty one is a default value, which canonical form omits). */
+  bytes(): Uint8Array {
+    const [s, e] = this.lengthDelimited();
+    if (s === e) this.fail("empty bytes field written");
+    return this.buf.slice(s, e);
+  }
+  uint64(): bigint {
+    const v = this.varint();
+    if (v === 0) this.fail("zero uint64 written");
+    return BigInt(v);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Reads the fields of one node message. `fields` maps field number to the
+ * expected wire type; each field may appear once, in ascending order.
+ */
+function readNodeFields(
+  r: Reader,
+  end: number,
+  maxField: number,
+  onField: (field: number, wireType: number) => void,
+): void {
+  let last = 0;
+  while (r.pos < end) {
+    const tag = r.smallVarint("tag");
+    const field = tag >>> 3;
+    if (field === 0 || field > maxField) r.fail(`unknown field ${field}`);
+    if (field <= last) r.fail(`field ${field} out of order or repeated`);
+    last = field;
+    onField(field, tag & 7);
+  }
+}
+
+function expectWireType(r: Reader, actual: number, expected: number, field: number): void {
+  if (actual !== expected) r.fail(`field ${field} has wire type ${actual}, expected ${expected}`);
+}
+
+function readDirectoryNode(r: Reader, end: number): DirectoryNode {
+  const n: DirectoryNode = { $typeName: "tvix.castore.v1.DirectoryNode", name: EMPTY, digest: EMPTY, size: 0n };
+  const inner = new Reader(r.buf, r.pos, end);
+  readNodeFields(inner, end, 3, (field, wt) => {
+    if (field === 3) {
+      expectWireType(inner, wt, 0, field);
+      n.size = inner.uint64();
+    } else {
+      expectWireType(inner, wt, 2, field);
+      if (field === 1) n.name = inner.bytes();
+      else n.digest = inner.bytes();
+    }
+  });
+  r.pos = end;
+  return n;
+}
+
+function readFileNode(r: Reader, end: number): FileNode {
+  const n: FileNode = { $typeName: "tvix.castore.v1.FileNode", name: EMPTY, digest: EMPTY, size: 0n, executable: false };
+  const inner = new Reader(r.buf, r.pos, end);
+  readNodeFields(inner, end, 4, (field, wt) => {
+    if (field >= 3) {
+      expectWireType(inner, wt, 0, field);
+      if (field === 3) n.size = inner.uint64();
+      else {
+        const v = inner.varint();
+        if (v !== 1) inner.fail(`bool field ${field} is ${String(v)}, canonical true is 1 and false is omitted`);
+        n.executable = true;
+      }
+    } else {
+      expectWireType(inner, wt, 2, field);
+      if (field === 1) n.name = inner.bytes();
+      else n.digest = inner.bytes();
+    }
+  });
+  r.pos = end;
+  return n;
+}
+
+function readSymlinkNode(r: Reader, end: number): SymlinkNode {
+  const n: SymlinkNode = { $typeName: "tvix.castore.v1.SymlinkNode", name: EMPTY, target: EMPTY };
+  const inner = new Reader(r.buf, r.pos, end);
+  readNodeFields(inner, end, 2, (field, wt) => {
+    expectWireType(inner, wt, 2, field);
+    if (field === 1) n.name = inner.bytes();
+    else n.target = inner.bytes();
+  });
+  r.pos = end;
+  return n;
+}
+
+/**
+ * Decodes canonical Directory bytes; anything else (unknown fields, fields out
+ * of order, default values written, non-minimal varints, truncation) is a
+ * DecodeError. The result is not yet validated (see validateDirectory).
+ */
+export function decodeDirectory(bytes: Uint8Array): Directory {
+  const d: Directory = { $typeName: "tvix.castore.v1.Directory", directories: [], files: [], symlinks: [] };
+  const r = new Reader(bytes, 0, bytes.length);
+  let last = 0;
+  while (r.pos < r.end) {
+    const tag = r.smallVarint("tag");
+    const field = tag >>> 3;
+    if (field < 1 || field > 3) r.fail(`unknown field ${field}`);
+    if (field < last) r.fail(`field ${field} after field ${last}`);
+    last = field;
+    expectWireType(r, tag & 7, 2, field);
+    const [start, end] = r.lengthDelimited();
+    r.pos = start;
+    if (field === 1) d.directories.push(readDirectoryNode(r, end));
+    else if (field === 2) d.files.push(readFileNode(r, end));
+    else d.symlinks.push(readSymlinkNode(r, end));
+  }
+  return d;
+}

@@ -1,0 +1,173 @@
+/**
+ * Closure checks for both directions of the wire (spec §3):
+ * - ClosureValidator: an upload, leaves to root;
+ * - RootToLeavesChecker: a download, root to leaves.
+ */
+import { Digest } from "./digest.js";
+import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
+import { decodeDirectory, encodeDirectory } from "./canonical.js";
+import { type Directory, directorySize, displayName } from "./model.js";
+import type { SizeCheck } from "./service.js";
+import { validateDirectory } from "./validate.js";
+
+/** One directory of a checked upload, with its canonical bytes. */
+export interface ClosureEntry {
+  digest: Digest;
+  bytes: Uint8Array;
+  directory: Directory;
+}
+
+export interface ValidatedClosure {
+  root: Digest;
+  /** Every distinct directory of the upload, leaves to root (the root last). */
+  entries: ClosureEntry[];
+}
+
+interface Received {
+  size: bigint;
+  referenced: boolean;
+}
+
+/**
+ * Checks an upload as it arrives, leaves to root: each directory is valid, its
+ * child directories were sent earlier in the same upload with the declared
+ * size, and at the end exactly one directory (the root) is referred to by no
+ * other. Every directory's children precede it, so a single root means every
+ * directory is reachable from it: connectivity needs no separate walk.
+ */
+export class ClosureValidator {
+  private readonly byDigest = new Map<string, Received>();
+  private readonly entries: ClosureEntry[] = [];
+  private readonly sizeCheck: SizeCheck;
+
+  constructor(opts: { sizeCheck?: SizeCheck } = {}) {
+    this.sizeCheck = opts.sizeCheck ?? "exact";
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * Checks and records one directory. `bytes`, when given, must be its
+   * canonical encoding (e.g. received off the wire and strictly decoded).
+   * Returns false for a directory already in this upload (ignored).
+   */
+  add(directory: Directory, bytes?: Uint8Array): boolean {
+    const canonical = bytes ?? encodeDirectory(directory);
+    const digest = Digest.of(canonical);
+    if (this.byDigest.has(digest.hex)) return false;
+    try {
+      validateDirectory(directory);
+    } catch (e) {
+      if (e instanceof ValidationError) throw new ValidationError(`directory ${digest} failed validation: ${e.message}`);
+      throw e;
+    }
+    for (let i = 0; i < directory.directories.length; i++) {
+      const child = directory.directories[i];
+      const childHex = Buffer.from(child.digest).toString("hex");
+      const known = this.byDigest.get(childHex);
+      if (!known) {
+        throw new ClosureError(
+          `directory ${digest} refers to ${childHex} (directories[${i}] ${displayName(child.name)}), ` +
+            "which was not sent earlier in this upload",
+        );
+      }
+      const ok = this.sizeCheck === "exact" ? child.size === known.size : child.size >= known.size;
+      if (!ok) {
+        throw new ClosureError(
+          `directory ${digest} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
+            `(${childHex}), but its size is ${known.size}`,
+        );
+      }
+      known.referenced = true;
+    }
+    this.byDigest.set(digest.hex, { size: directorySize(directory), referenced: false });
+    this.entries.push({ digest, bytes: canonical, directory });
+    return true;
+  }
+
+  /** Checks the upload as a whole and returns it, leaves to root. */
+  finish(): ValidatedClosure {
+    if (this.entries.length === 0) throw new ClosureError("empty upload: no directories were sent");
+    const roots = this.entries.filter((e) => !this.byDigest.get(e.digest.hex)!.referenced);
+    if (roots.length > 1) {
+      const shown = roots.slice(0, 3).map((r) => r.digest.hex).join(", ");
+      throw new ClosureError(
+        `upload is not connected: ${roots.length} directories are referred to by no other (${shown}${roots.length > 3 ? ", …" : ""})`,
+      );
+    }
+    // With every child sent before its parent, the only unreferenced directory is the last one sent.
+    return { root: roots[0].digest, entries: this.entries };
+  }
+}
+
+/**
+ * Checks a stream of directories received root to leaves (tvix's
+ * StreamIterator): each is valid, each is the root or a child of one already
+ * received, each arrives once, and the stream does not end while children are
+ * still expected. Any breach is a CorruptionError: the data came from a store.
+ */
+export class RootToLeavesChecker {
+  private readonly expected = new Set<string>();
+  private readonly received = new Set<string>();
+
+  constructor(readonly root: Digest) {
+    this.expected.add(root.hex);
+  }
+
+  /** Checks one received directory; `bytes` is its encoding as received, if known. Returns its digest. */
+  accept(directory: Directory, bytes?: Uint8Array): Digest {
+    const digest = Digest.of(bytes ?? encodeDirectory(directory));
+    if (!this.expected.delete(digest.hex)) {
+      const why = this.received.has(digest.hex) ? "sent twice" : "not referred to by any directory received before it";
+      throw new CorruptionError(`received unexpected directory ${digest} below root ${this.root}: ${why}`);
+    }
+    try {
+      validateDirectory(directory);
+    } catch (e) {
+      throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
+    }
+    this.received.add(digest.hex);
+    for (const child of directory.directories) {
+      const hex = Buffer.from(child.digest).toString("hex");
+      if (!this.received.has(hex)) this.expected.add(hex);
+    }
+    return digest;
+  }
+
+  /** How many directories are still expected. */
+  get pending(): number {
+    return this.expected.size;
+  }
+
+  /** Call at the end of the stream. */
+  finish(): void {
+    if (this.received.size === 0) return; // an absent root: an empty stream is fine
+    if (this.expected.size > 0) {
+      throw new CorruptionError(
+        `premature end of stream below root ${this.root}: still expected ${this.expected.size} directories`,
+      );
+    }
+  }
+}
+
+/**
+ * Decodes bytes read from a store under `expected` and checks them: canonical,
+ * valid, and hashing to `expected`. Anything else is a CorruptionError naming
+ * the digest; corrupt data is never returned.
+ */
+export function decodeStoredDirectory(expected: Digest, bytes: Uint8Array): Directory {
+  const actual = Digest.of(bytes);
+  if (!actual.equals(expected)) {
+    throw new CorruptionError(`directory ${expected} is corrupt: stored bytes hash to ${actual}`);
+  }
+  let directory: Directory;
+  try {
+    directory = decodeDirectory(bytes);
+    validateDirectory(directory);
+  } catch (e) {
+    throw new CorruptionError(`directory ${expected} is corrupt: ${(e as Error).message}`);
+  }
+  return directory;
+}

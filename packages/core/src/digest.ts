@@ -1,0 +1,72 @@
+import { InvalidDigest } from "./errors.js";
+import { blake3 } from "./hash.js";
+
+export const DIGEST_LENGTH = 32;
+
+const HEX_RE = /^[0-9a-fA-F]{64}$/;
+// Standard base64 of 32 bytes: 43 characters unpadded, or 43 + "=" padded.
+const B3_RE = /^b3:([A-Za-z0-9+/]{43})(=?)$/;
+
+/**
+ * A BLAKE3-256 digest: 32 bytes, immutable. `hex` (lowercase) is computed once
+ * and doubles as the key for maps and sets.
+ */
+export class Digest {
+  readonly hex: string;
+  private constructor(readonly bytes: Uint8Array) {
+    this.hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+  }
+
+  /** Wraps 32 bytes (copied). Any other length is an InvalidDigest error. */
+  static fromBytes(bytes: Uint8Array): Digest {
+    if (bytes.length !== DIGEST_LENGTH) {
+      throw new InvalidDigest(`invalid digest length: expected ${DIGEST_LENGTH} bytes, got ${bytes.length}`);
+    }
+    return new Digest(Uint8Array.from(bytes));
+  }
+
+  /** Parses 64 hex characters (any case) or `b3:` + standard base64 (padded or not). */
+  static parse(text: string): Digest {
+    if (HEX_RE.test(text)) return new Digest(Uint8Array.from(Buffer.from(text, "hex")));
+    const m = B3_RE.exec(text);
+    if (m) {
+      const bytes = Buffer.from(m[1] + "=", "base64");
+      // The last character carries 2 padding bits; they must be zero for the text to be canonical.
+      if (bytes.length === DIGEST_LENGTH && bytes.toString("base64").slice(0, 43) === m[1]) {
+        return new Digest(Uint8Array.from(bytes));
+      }
+    }
+    const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+    throw new InvalidDigest(
+      `invalid digest ${JSON.stringify(shown)}: expected 64 hex characters or b3: followed by base64 of 32 bytes`,
+    );
+  }
+
+  /** BLAKE3-256 of `bytes`. */
+  static of(bytes: Uint8Array): Digest {
+    return new Digest(blake3(bytes));
+  }
+
+  equals(other: Digest): boolean {
+    return this.hex === other.hex;
+  }
+
+  /** tvix's display form: `b3:` + padded standard base64. */
+  toB3(): string {
+    return `b3:${Buffer.from(this.bytes).toString("base64")}`;
+  }
+
+  /** Lowercase hex, what b3sum prints. */
+  toString(): string {
+    return this.hex;
+  }
+
+  toJSON(): string {
+    return this.hex;
+  }
+
+  /** A short form for logs and messages. */
+  short(): string {
+    return this.hex.slice(0, 12);
+  }
+}

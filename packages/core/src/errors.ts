@@ -1,0 +1,83 @@
+/**
+ * The error classes of castore (spec §3). Every error a backend or the
+ * server raises on purpose is one of these; `code` is stable for matching
+ * across package copies where `instanceof` would fail.
+ */
+export type CastoreErrorCode =
+  | "VALIDATION"
+  | "CLOSURE"
+  | "CORRUPTION"
+  | "NOT_FOUND"
+  | "INVALID_DIGEST"
+  | "INVALID_URL"
+  | "BACKEND"
+  | "ABORTED";
+
+export abstract class CastoreError extends Error {
+  abstract readonly code: CastoreErrorCode;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A directory breaks a rule of spec §2. */
+export class ValidationError extends CastoreError {
+  readonly code = "VALIDATION" as const;
+}
+
+/** An upload is not a well-formed closure (dangling child, wrong size, two roots, …). */
+export class ClosureError extends CastoreError {
+  readonly code = "CLOSURE" as const;
+}
+
+/** Stored or received bytes do not match the digest they were asked for or stored under. */
+export class CorruptionError extends CastoreError {
+  readonly code = "CORRUPTION" as const;
+}
+
+/** A path or object that must exist does not. */
+export class NotFoundError extends CastoreError {
+  readonly code = "NOT_FOUND" as const;
+}
+
+/** Text or bytes that are not a digest. */
+export class InvalidDigest extends CastoreError {
+  readonly code = "INVALID_DIGEST" as const;
+}
+
+/** A store URL that is malformed or names no known backend. */
+export class InvalidUrlError extends CastoreError {
+  readonly code = "INVALID_URL" as const;
+}
+
+/** The operation was cancelled through an AbortSignal or putter.abort(). */
+export class AbortError extends CastoreError {
+  readonly code = "ABORTED" as const;
+}
+
+/** The storage engine failed. Says which backend; carries the engine's error as `cause`. */
+export class BackendError extends CastoreError {
+  readonly code = "BACKEND" as const;
+  /** true when the engine could not be reached at all (maps to gRPC UNAVAILABLE). */
+  readonly unavailable: boolean;
+  constructor(
+    readonly backend: string,
+    message: string,
+    options?: { cause?: unknown; unavailable?: boolean },
+  ) {
+    super(`${backend}: ${message}`, options);
+    this.unavailable = options?.unavailable ?? false;
+  }
+}
+
+export function isCastoreError(e: unknown): e is CastoreError {
+  return e instanceof Error && typeof (e as CastoreError).code === "string" && e instanceof CastoreError;
+}
+
+/** Throws an AbortError (with the signal's reason as cause) if the signal fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new AbortError("operation aborted", { cause: signal.reason });
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The one place castore picks its BLAKE3 implementation.
+ *
+ * Directory messages are small (tens to hundreds of bytes), so per-call
+ * overhead dominates: blake3-wasm's one-shot `hash` does ~1.5–2 M such
+ * messages/s here, the `blake3` package's Node entry ~0.1–0.2 M (measured by
+ * packages/core/src/digest.bench.ts). Large inputs (file contents) go through
+ * `createBlake3Hasher`, on the `blake3` package (native SIMD when its addon
+ * built: ~4 GB/s here against ~1.7 GB/s for wasm). One-shot wasm hashing of
+ * very large buffers runs out of wasm memory, so large inputs never take it.
+ */
+import * as native from "blake3";
+import * as wasm from "blake3-wasm";
+
+await wasm.load();
+
+/** BLAKE3-256 of `bytes`, for small inputs (directory encodings). */
+export function blake3(bytes: Uint8Array): Uint8Array {
+  return wasm.hash(bytes) as Uint8Array;
+}
+
+export interface Blake3Hasher {
+  update(chunk: Uint8Array): void;
+  digest(): Uint8Array;
+}
+
+/** An incremental BLAKE3-256 hasher for large or streamed inputs. */
+export function createBlake3Hasher(): Blake3Hasher {
+  const h = native.createHash();
+  return {
+    update(chunk) {
+      // Feed in bounded slices: a fallback wasm build copies each update into its memory.
+      const step = 1 << 20;
+      for (let i = 0; i < chunk.length; i += step) h.update(chunk.subarray(i, i + step));
+    },
+    digest() {
+      return new Uint8Array(h.digest() as Uint8Array);
+    },
+  };
+}

@@ -1,0 +1,14 @@
+export * from "./errors.js";
+export * from "./digest.js";
+export { blake3, createBlake3Hasher, type Blake3Hasher } from "./hash.js";
+export * from "./model.js";
+export { encodeDirectory, decodeDirectory, directoryDigest, DecodeError } from "./canonical.js";
+export * from "./validate.js";
+export * from "./service.js";
+export * from "./closure.js";
+export * from "./putter.js";
+export * from "./bfs.js";
+export * from "./store-service.js";
+export * from "./traverse.js";
+export * from "./registry.js";
+export * as fixtures from "./fixtures.js";

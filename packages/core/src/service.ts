@@ -1,0 +1,41 @@
+/**
+ * The DirectoryService interface (spec §3): what every backend implements and
+ * every consumer (server, CLI, conformance suite) programs against.
+ */
+import type { Digest } from "./digest.js";
+import type { Directory } from "./model.js";
+
+export interface CallOptions {
+  /** Cancels the call; the backend stops reading or writing and releases what it holds. */
+  signal?: AbortSignal;
+}
+
+export interface DirectoryService {
+  /** The directory with this digest, re-validated and re-hashed; undefined when absent. Corrupt data throws CorruptionError. */
+  get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined>;
+  /** Stores one directory that has no child directories (an upload must carry its own closure). */
+  put(directory: Directory, opts?: CallOptions): Promise<Digest>;
+  /** The root, then every directory reachable from it, root to leaves, each once; empty when the root is absent. */
+  getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory>;
+  /** Starts an upload of one closure, leaves to root. */
+  putMultipleStart(opts?: CallOptions): DirectoryPutter;
+  /** Releases connections and files. */
+  close(): Promise<void>;
+  /**
+   * Optional: every digest the store holds, for `castore verify` of a whole
+   * store. Backends that cannot list cheaply leave it out.
+   */
+  listDigests?(opts?: CallOptions): AsyncIterable<Digest>;
+}
+
+export interface DirectoryPutter {
+  /** Adds a directory; its child directories must have been put earlier in this upload. May report an earlier error. */
+  put(directory: Directory): Promise<void>;
+  /** Ends the upload; resolves to the root digest once the whole closure is stored. */
+  close(): Promise<Digest>;
+  /** Abandons the upload: nothing of it becomes visible. */
+  abort(reason?: unknown): Promise<void>;
+}
+
+/** How a declared DirectoryNode size is checked against the child's computed size (spec §1). */
+export type SizeCheck = "exact" | "at-least";

@@ -1,0 +1,104 @@
+/**
+ * validateDirectory: every rule of spec §2, one ValidationError naming the node
+ * and the rule, e.g. `invalid name "a/b" in directories[2]: contains '/'`.
+ */
+import { DIGEST_LENGTH } from "./digest.js";
+import { ValidationError } from "./errors.js";
+import { type Directory, compareBytes, displayName } from "./model.js";
+
+export const MAX_NAME_LENGTH = 255;
+export const MAX_SYMLINK_TARGET_LENGTH = 4095;
+const UINT64_MAX = 0xffffffffffffffffn;
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
+
+function nameProblem(name: Uint8Array): string | undefined {
+  if (name.length === 0) return "is empty";
+  if (name.length > MAX_NAME_LENGTH) return `is ${name.length} bytes, longer than ${MAX_NAME_LENGTH}`;
+  if (name.length === 1 && name[0] === DOT) return "is '.'";
+  if (name.length === 2 && name[0] === DOT && name[1] === DOT) return "is '..'";
+  if (name.includes(SLASH)) return "contains '/'";
+  if (name.includes(0)) return "contains a NUL byte";
+  return undefined;
+}
+
+function targetProblem(target: Uint8Array): string | undefined {
+  if (target.length === 0) return "is empty";
+  if (target.length > MAX_SYMLINK_TARGET_LENGTH) {
+    return `is ${target.length} bytes, longer than ${MAX_SYMLINK_TARGET_LENGTH}`;
+  }
+  if (target.includes(0)) return "contains a NUL byte";
+  return undefined;
+}
+
+type ListName = "directories" | "files" | "symlinks";
+
+/** Throws ValidationError if `d` breaks any rule of spec §2. */
+export function validateDirectory(d: Directory): void {
+  const lists: [ListName, { name: Uint8Array }[]][] = [
+    ["directories", d.directories],
+    ["files", d.files],
+    ["symlinks", d.symlinks],
+  ];
+  for (const [list, nodes] of lists) {
+    for (let i = 0; i < nodes.length; i++) {
+      const name = nodes[i].name;
+      const problem = nameProblem(name);
+      if (problem) throw new ValidationError(`invalid name ${displayName(name)} in ${list}[${i}]: ${problem}`);
+      if (i > 0) {
+        const order = compareBytes(nodes[i - 1].name, name);
+        if (order === 0) throw new ValidationError(`duplicate name ${displayName(name)} in ${list}[${i}]`);
+        if (order > 0) {
+          throw new ValidationError(
+            `${list} not sorted: ${list}[${i}] ${displayName(name)} comes after ${displayName(nodes[i - 1].name)}`,
+          );
+        }
+      }
+    }
+  }
+  // Names must be unique across the three lists. Each list is sorted now, so
+  // a two-pointer walk over each pair finds a shared name in linear time.
+  for (let a = 0; a < lists.length; a++) {
+    for (let b = a + 1; b < lists.length; b++) {
+      const [listA, nodesA] = lists[a];
+      const [listB, nodesB] = lists[b];
+      let i = 0;
+      let j = 0;
+      while (i < nodesA.length && j < nodesB.length) {
+        const order = compareBytes(nodesA[i].name, nodesB[j].name);
+        if (order === 0) {
+          throw new ValidationError(
+            `duplicate name ${displayName(nodesB[j].name)} in ${listB}[${j}]: also in ${listA}[${i}]`,
+          );
+        }
+        if (order < 0) i++;
+        else j++;
+      }
+    }
+  }
+  for (let i = 0; i < d.directories.length; i++) {
+    const n = d.directories[i];
+    if (n.digest.length !== DIGEST_LENGTH) {
+      throw new ValidationError(
+        `invalid digest in directories[${i}] ${displayName(n.name)}: ${n.digest.length} bytes, expected ${DIGEST_LENGTH}`,
+      );
+    }
+  }
+  for (let i = 0; i < d.files.length; i++) {
+    const n = d.files[i];
+    if (n.digest.length !== DIGEST_LENGTH) {
+      throw new ValidationError(
+        `invalid digest in files[${i}] ${displayName(n.name)}: ${n.digest.length} bytes, expected ${DIGEST_LENGTH}`,
+      );
+    }
+  }
+  for (let i = 0; i < d.symlinks.length; i++) {
+    const n = d.symlinks[i];
+    const problem = targetProblem(n.target);
+    if (problem) throw new ValidationError(`invalid target in symlinks[${i}] ${displayName(n.name)}: ${problem}`);
+  }
+  let size = BigInt(d.files.length + d.symlinks.length + d.directories.length);
+  for (const child of d.directories) size += child.size;
+  if (size > UINT64_MAX) throw new ValidationError(`directory size ${size} overflows uint64`);
+}

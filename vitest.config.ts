@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// One vitest run over every package. Workspace packages resolve to their
+// TypeScript sources through the "source" export condition, so tests never
+// run against stale dist/ output.
+export default defineConfig({
+  resolve: { conditions: ["source"] },
+  ssr: { resolve: { conditions: ["source"] } },
+  test: {
+    include: ["packages/*/src/**/*.test.ts", "proto/src/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+    reporters: process.env.CI ? ["default"] : ["default"],
+  },
+});
