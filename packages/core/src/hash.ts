@@ -16,7 +16,9 @@ await wasm.load();
 
 /** BLAKE3-256 of `bytes`, for small inputs (directory encodings). */
 export function blake3(bytes: Uint8Array): Uint8Array {
-  return wasm.hash(bytes) as Uint8Array;
+  const out = wasm.hash(bytes) as Uint8Array;
+  // A plain Uint8Array view (not a Buffer), so digests compare equal to other Uint8Arrays.
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 export interface Blake3Hasher {

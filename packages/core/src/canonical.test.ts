@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+import { toBinary, fromBinary } from "@bufbuild/protobuf";
+import { DirectorySchema } from "@castore/proto";
+import fc from "fast-check";
+import { decodeDirectory, directoryDigest, encodeDirectory, DecodeError } from "./canonical.js";
+import { Digest } from "./digest.js";
+import { DIRECTORY_A, DIRECTORY_B, DIRECTORY_COMPLICATED, DIRECTORY_D } from "./fixtures.js";
+import { makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode } from "./model.js";
+import { validateDirectory } from "./validate.js";
+import { arbitraryDirectory } from "./test-arbitraries.js";
+
+describe("pinned digests (spec §7)", () => {
+  it("A, the empty directory, encodes to zero bytes and hashes to BLAKE3('')", () => {
+    expect(encodeDirectory(DIRECTORY_A).length).toBe(0);
+    expect(directoryDigest(DIRECTORY_A).hex).toBe("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+  });
+  it("B = {dir a -> A}", () => {
+    expect(directoryDigest(DIRECTORY_B).hex).toBe("8701f4722d8dae7f2c40fa003331b8437a3825f9e1bfd3a77998c64cc226b9cc");
+  });
+});
+
+describe("canonical encoding", () => {
+  it("matches protobuf-es toBinary byte for byte on the fixtures", () => {
+    for (const d of [DIRECTORY_A, DIRECTORY_B, DIRECTORY_D, DIRECTORY_COMPLICATED]) {
+      expect(encodeDirectory(d)).toEqual(toBinary(DirectorySchema, d));
+    }
+  });
+
+  it("matches toBinary, and decodes back, for random valid directories", () => {
+    fc.assert(
+      fc.property(arbitraryDirectory(), (d) => {
+        const bytes = encodeDirectory(d);
+        expect(Buffer.from(bytes)).toEqual(Buffer.from(toBinary(DirectorySchema, d)));
+        const back = decodeDirectory(bytes);
+        validateDirectory(back);
+        expect(Buffer.from(encodeDirectory(back))).toEqual(Buffer.from(bytes));
+        expect(directoryDigest(back).equals(Digest.of(bytes))).toBe(true);
+        // protobuf-es reads our bytes to the same message
+        expect(Buffer.from(toBinary(DirectorySchema, fromBinary(DirectorySchema, bytes)))).toEqual(Buffer.from(bytes));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("large sizes use full 64-bit varints", () => {
+    const d = makeDirectory({ files: [makeFileNode("f", new Uint8Array(32), 0xffffffffffffffffn, true)] });
+    const bytes = encodeDirectory(d);
+    expect(Buffer.from(bytes)).toEqual(Buffer.from(toBinary(DirectorySchema, d)));
+    expect(decodeDirectory(bytes).files[0].size).toBe(0xffffffffffffffffn);
+  });
+
+  it("single-byte mutations of a valid encoding are rejected or hash differently", () => {
+    fc.assert(
+      fc.property(
+        arbitraryDirectory().filter((d) => encodeDirectory(d).length > 0),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (d, at, xor) => {
+          const bytes = encodeDirectory(d);
+          const original = Digest.of(bytes);
+          const mutated = Uint8Array.from(bytes);
+          mutated[at % mutated.length] ^= xor;
+          let decoded;
+          try {
+            decoded = decodeDirectory(mutated);
+            validateDirectory(decoded);
+          } catch {
+            return; // rejected
+          }
+          expect(directoryDigest(decoded).equals(original)).toBe(false);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe("strict decoding rejects non-canonical input", () => {
+  const name = (s: string) => Buffer.from(s);
+  const cases: [string, number[]][] = [
+    ["unknown top-level field", [0x22, 0x00]],
+    ["unknown field in a node", [0x0a, 0x02, 0x28, 0x01]],
+    ["wrong wire type for directories", [0x08, 0x01]],
+    ["fields out of order", [0x12, 0x03, 0x0a, 0x01, 0x66, 0x0a, 0x03, 0x0a, 0x01, 0x67]],
+    ["node fields out of order", [0x0a, 0x06, 0x18, 0x01, 0x0a, 0x01, 0x61, 0x00].slice(0, 8)],
+    ["empty bytes written", [0x1a, 0x02, 0x0a, 0x00]],
+    ["zero size written", [0x0a, 0x05, 0x0a, 0x01, 0x61, 0x18, 0x00]],
+    ["non-minimal varint length", [0x1a, 0x83, 0x00, 0x0a, 0x01, 0x61]],
+    ["executable=false written", [0x12, 0x05, 0x0a, 0x01, 0x61, 0x20, 0x00]],
+    ["executable=2", [0x12, 0x05, 0x0a, 0x01, 0x61, 0x20, 0x02]],
+    ["truncated", [0x0a, 0x05, 0x0a, 0x01]],
+    ["repeated field inside a node", [0x1a, 0x06, 0x0a, 0x01, 0x61, 0x0a, 0x01, 0x62]],
+  ];
+  for (const [what, bytes] of cases) {
+    it(what, () => {
+      expect(() => decodeDirectory(Uint8Array.from(bytes))).toThrow(DecodeError);
+    });
+  }
+
+  it("protobuf-es-style encodings with unknown fields are rejected", () => {
+    const d = makeDirectory({ symlinks: [makeSymlinkNode(name("a"), name("b"))] });
+    const bytes = [...encodeDirectory(d), 0x78, 0x01]; // field 15 varint
+    expect(() => decodeDirectory(Uint8Array.from(bytes))).toThrow(/unknown field 15/);
+  });
+
+  it("a DirectoryNode round-trips", () => {
+    const d = makeDirectory({ directories: [makeDirectoryNode("x", Digest.of(new Uint8Array()), 7)] });
+    expect(decodeDirectory(encodeDirectory(d))).toEqual(d);
+  });
+});
