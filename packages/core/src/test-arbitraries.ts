@@ -20,7 +20,7 @@ export function arbitraryDirectory(): fc.Arbitrary<Directory> {
     .chain((entries) =>
       fc.tuple(
         fc.constant(entries),
-        fc.array(fc.tuple(digestBytes(), fc.bigInt({ min: 0n, max: 1n << 62n }), fc.boolean()), {
+        fc.array(fc.tuple(digestBytes(), fc.bigInt({ min: 0n, max: 1n << 58n }), fc.boolean()), {
           minLength: entries.length,
           maxLength: entries.length,
         }),

@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { ClosureValidator, RootToLeavesChecker, decodeStoredDirectory } from "./closure.js";
+import { directoryDigest, encodeDirectory } from "./canonical.js";
+import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
+import {
+  DIRECTORY_A as A,
+  DIRECTORY_B as B,
+  DIRECTORY_BROKEN as BROKEN,
+  DIRECTORY_C as C,
+  DIRECTORY_D as D,
+} from "./fixtures.js";
+import { makeDirectory, makeDirectoryNode, makeFileNode, type Directory } from "./model.js";
+
+function upload(dirs: Directory[], sizeCheck?: "exact" | "at-least") {
+  const v = new ClosureValidator({ sizeCheck });
+  for (const d of dirs) v.add(d);
+  return v.finish();
+}
+
+describe("ClosureValidator (spec §7 items 3–11 at the validator level)", () => {
+  it("3/4: [B] alone fails: its child was not sent in this upload", () => {
+    expect(() => upload([B])).toThrow(ClosureError);
+    expect(() => upload([B])).toThrow(/refers to af1349b9.* \(directories\[0\] "a"\), which was not sent earlier in this upload/);
+  });
+  it("5: [A, B] → root B, leaves to root", () => {
+    const c = upload([A, B]);
+    expect(c.root.equals(directoryDigest(B))).toBe(true);
+    expect(c.entries.map((e) => e.digest.hex)).toEqual([directoryDigest(A).hex, directoryDigest(B).hex]);
+    expect(c.entries[1].bytes).toEqual(encodeDirectory(B));
+  });
+  it("6: [B, A] fails at B", () => {
+    const v = new ClosureValidator();
+    expect(() => v.add(B)).toThrow(ClosureError);
+  });
+  it("7: [A, A, C] → duplicates ignored, root C", () => {
+    const v = new ClosureValidator();
+    expect(v.add(A)).toBe(true);
+    expect(v.add(A)).toBe(false);
+    v.add(C);
+    const c = v.finish();
+    expect(c.root.equals(directoryDigest(C))).toBe(true);
+    expect(c.entries).toHaveLength(2);
+  });
+  it("8: [A, B, D] → root D", () => {
+    expect(upload([A, B, D]).root.equals(directoryDigest(D))).toBe(true);
+  });
+  it("9: [A, C, B] is not connected", () => {
+    expect(() => upload([A, C, B])).toThrow(/not connected: 2 directories are referred to by no other/);
+  });
+  it("10: [A, BROKEN] fails on the declared size, in both modes (42 ≠ 0 exactly; 42 ≥ 0 passes at-least)", () => {
+    expect(() => upload([A, BROKEN])).toThrow(/declares size 42 for directories\[0\] "foo".* but its size is 0/);
+    expect(upload([A, BROKEN], "at-least").root.equals(directoryDigest(BROKEN))).toBe(true);
+  });
+  it("10: undersized declarations fail in both modes", () => {
+    const under = makeDirectory({ directories: [makeDirectoryNode("b", directoryDigest(B), 0)] });
+    expect(() => upload([A, B, under])).toThrow(ClosureError);
+    expect(() => upload([A, B, under], "at-least")).toThrow(/declares size 0 .* its size is 1/);
+  });
+  it("at-least accepts snix's doubled sizes", () => {
+    // snix counts every entry twice: 2·entries + Σ child sizes; for B that is 2.
+    const parent = makeDirectory({ directories: [makeDirectoryNode("b", directoryDigest(B), 2)] });
+    expect(() => upload([A, B, parent])).toThrow(ClosureError);
+    expect(upload([A, B, parent], "at-least").root.equals(directoryDigest(parent))).toBe(true);
+  });
+  it("11: an empty upload fails", () => {
+    expect(() => upload([])).toThrow(/empty upload/);
+  });
+  it("invalid directories fail with ValidationError naming the digest", () => {
+    const bad = makeDirectory({ files: [makeFileNode("a/b", new Uint8Array(32), 0)] });
+    expect(() => upload([bad])).toThrow(ValidationError);
+    expect(() => upload([bad])).toThrow(/^directory [0-9a-f]{64} failed validation: invalid name "a\/b" in files\[0\]: contains '\/'/);
+  });
+});
+
+describe("RootToLeavesChecker", () => {
+  const dB = directoryDigest(B);
+  const dD = directoryDigest(D);
+  it("accepts BFS order and any other root-to-leaves order", () => {
+    for (const order of [[D, A, B], [D, B, A]]) {
+      const c = new RootToLeavesChecker(dD);
+      for (const d of order) c.accept(d);
+      c.finish();
+    }
+  });
+  it("rejects a child before its parent", () => {
+    const c = new RootToLeavesChecker(dB);
+    expect(() => c.accept(A)).toThrow(CorruptionError);
+  });
+  it("rejects a directory sent twice", () => {
+    const c = new RootToLeavesChecker(dD);
+    c.accept(D);
+    c.accept(A);
+    expect(() => c.accept(A)).toThrow(/sent twice/);
+  });
+  it("rejects a premature end", () => {
+    const c = new RootToLeavesChecker(dD);
+    c.accept(D);
+    c.accept(B);
+    expect(() => c.finish()).toThrow(/premature end of stream .* still expected 1 directories/);
+  });
+  it("accepts an empty stream (absent root)", () => {
+    new RootToLeavesChecker(dD).finish();
+  });
+  it("rejects an invalid directory", () => {
+    const bad = makeDirectory({ files: [makeFileNode("", new Uint8Array(32), 0)] });
+    const c = new RootToLeavesChecker(directoryDigest(bad));
+    expect(() => c.accept(bad)).toThrow(/failed validation/);
+  });
+});
+
+describe("decodeStoredDirectory", () => {
+  it("returns the directory when the bytes hash to the digest", () => {
+    expect(decodeStoredDirectory(directoryDigest(B), encodeDirectory(B))).toEqual(B);
+  });
+  it("reports bytes under the wrong digest as corruption, naming both digests", () => {
+    expect(() => decodeStoredDirectory(directoryDigest(B), encodeDirectory(C))).toThrow(
+      new RegExp(`directory ${directoryDigest(B).hex} is corrupt: stored bytes hash to ${directoryDigest(C).hex}`),
+    );
+  });
+});

@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { Digest } from "./digest.js";
+import { InvalidDigest } from "./errors.js";
+
+const HEX = "8701f4722d8dae7f2c40fa003331b8437a3825f9e1bfd3a77998c64cc226b9cc";
+
+describe("Digest text forms", () => {
+  it("parses lowercase and uppercase hex; formats lowercase", () => {
+    expect(Digest.parse(HEX).toString()).toBe(HEX);
+    expect(Digest.parse(HEX.toUpperCase()).hex).toBe(HEX);
+  });
+  it("parses b3: base64, padded and unpadded, and formats padded", () => {
+    const d = Digest.parse(HEX);
+    const b3 = d.toB3();
+    expect(b3).toMatch(/^b3:[A-Za-z0-9+/]{43}=$/);
+    expect(Digest.parse(b3).equals(d)).toBe(true);
+    expect(Digest.parse(b3.slice(0, -1)).equals(d)).toBe(true);
+  });
+  it("round-trips any 32 bytes through both forms", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (b) => {
+        const d = Digest.fromBytes(b);
+        expect(Digest.parse(d.hex).equals(d)).toBe(true);
+        expect(Digest.parse(d.toB3()).equals(d)).toBe(true);
+      }),
+    );
+  });
+  const bad = [
+    "",
+    HEX.slice(1),
+    HEX + "0",
+    HEX.slice(0, 63) + "g",
+    `sha256:${HEX}`,
+    "b3:",
+    "b3:AAAA",
+    "b3:" + "A".repeat(44),
+    "b3:" + "A".repeat(42) + "B", // non-zero padding bits
+    "b3:" + "A".repeat(42) + "-=",
+    " " + HEX,
+    "B3:" + Digest.parse(HEX).toB3().slice(3),
+  ];
+  for (const text of bad) {
+    it(`rejects ${JSON.stringify(text.slice(0, 20))}… with InvalidDigest naming the input`, () => {
+      expect(() => Digest.parse(text)).toThrow(InvalidDigest);
+      expect(() => Digest.parse(text)).toThrow(JSON.stringify(text).slice(0, 10));
+    });
+  }
+  it("rejects wrong byte lengths", () => {
+    expect(() => Digest.fromBytes(new Uint8Array(31))).toThrow(/expected 32 bytes, got 31/);
+  });
+  it("copies its input", () => {
+    const b = new Uint8Array(32);
+    const d = Digest.fromBytes(b);
+    b[0] = 1;
+    expect(d.bytes[0]).toBe(0);
+  });
+});

@@ -1,0 +1,130 @@
+import { describe, expect, it } from "vitest";
+import { directoryDigest, encodeDirectory } from "./canonical.js";
+import { Digest } from "./digest.js";
+import { AbortError, BackendError, ClosureError, CorruptionError } from "./errors.js";
+import { DIRECTORY_A as A, DIRECTORY_B as B, DIRECTORY_C as C, DIRECTORY_D as D } from "./fixtures.js";
+import { StoreDirectoryService } from "./store-service.js";
+import { mapService, MapStore } from "./test-memory-store.js";
+import { makeDirectory, makeDirectoryNode, makeSymlinkNode, directorySize, type Directory } from "./model.js";
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe("StoreDirectoryService (putter + breadth-first reader)", () => {
+  it("put(B) fails even after A is stored; nothing of it is stored", async () => {
+    const { service, store } = mapService();
+    await service.put(A);
+    await expect(service.put(B)).rejects.toThrow(ClosureError);
+    expect(store.map.size).toBe(1);
+  });
+  it("an upload is invisible until close, and close twice / put after close fail", async () => {
+    const { service } = mapService();
+    const p = service.putMultipleStart();
+    await p.put(A);
+    await p.put(B);
+    expect(await service.get(directoryDigest(B))).toBeUndefined();
+    expect((await p.close()).equals(directoryDigest(B))).toBe(true);
+    expect(await service.get(directoryDigest(B))).toEqual(B);
+    await expect(p.close()).rejects.toThrow(/already closed/);
+    await expect(p.put(A)).rejects.toThrow(/already closed/);
+  });
+  it("an error at put is reported again at close; abort stores nothing", async () => {
+    const { service, store } = mapService();
+    const p = service.putMultipleStart();
+    await expect(p.put(B)).rejects.toThrow(ClosureError);
+    await expect(p.close()).rejects.toThrow(ClosureError);
+    const q = service.putMultipleStart();
+    await q.put(A);
+    await q.abort();
+    await expect(q.close()).rejects.toThrow(AbortError);
+    expect(store.map.size).toBe(0);
+  });
+  it("getRecursive is breadth first, each digest once, one read per level", async () => {
+    const { service, store } = mapService();
+    const p = service.putMultipleStart();
+    for (const d of [A, B, C, D]) await p.put(d);
+    // D is the root only if C is referred to; upload D's closure instead
+    await expect(p.close()).rejects.toThrow(/not connected/);
+    const q = service.putMultipleStart();
+    for (const d of [A, B, D]) await q.put(d);
+    await q.close();
+    store.reads = 0;
+    const got = await collect(service.getRecursive(directoryDigest(D)));
+    expect(got).toEqual([D, A, B]);
+    expect(store.reads).toBe(2); // level {D}, then {A, B}; B's child A was already seen, so no third level
+  });
+  it("getRecursive of an absent root is empty; a missing child is corruption", async () => {
+    const { service, store } = mapService();
+    expect(await collect(service.getRecursive(directoryDigest(B)))).toEqual([]);
+    await service.putMultipleStart().put(A);
+    const p = service.putMultipleStart();
+    await p.put(A);
+    await p.put(B);
+    await p.close();
+    store.map.delete(directoryDigest(A).hex);
+    await expect(collect(service.getRecursive(directoryDigest(B)))).rejects.toThrow(/below root .* is missing/);
+  });
+  it("corrupt bytes are reported by get and getRecursive, never returned", async () => {
+    const { service, store } = mapService();
+    await service.put(A);
+    store.map.set(directoryDigest(A).hex, encodeDirectory(B));
+    await expect(service.get(directoryDigest(A))).rejects.toThrow(CorruptionError);
+    await expect(collect(service.getRecursive(directoryDigest(A)))).rejects.toThrow(CorruptionError);
+  });
+  it("engine failures become BackendError naming the backend", async () => {
+    const store = new MapStore();
+    store.getMany = async () => {
+      throw new Error("disk on fire");
+    };
+    const service = new StoreDirectoryService(store);
+    await expect(service.get(directoryDigest(A))).rejects.toThrow(BackendError);
+    await expect(service.get(directoryDigest(A))).rejects.toThrow("test-map: disk on fire");
+  });
+  it("stops reading when the consumer stops, and honours AbortSignal", async () => {
+    // a chain of 50 directories
+    const { service, store } = mapService();
+    const p = service.putMultipleStart();
+    let prev: Directory = A;
+    await p.put(A);
+    for (let i = 0; i < 50; i++) {
+      const next = makeDirectory({ directories: [makeDirectoryNode("c", directoryDigest(prev), directorySize(prev))] });
+      await p.put(next);
+      prev = next;
+    }
+    const root = await p.close();
+    store.reads = 0;
+    for await (const _ of service.getRecursive(root)) break;
+    expect(store.reads).toBe(1);
+    const ac = new AbortController();
+    let n = 0;
+    await expect(async () => {
+      for await (const _ of service.getRecursive(root, { signal: ac.signal })) if (++n === 3) ac.abort();
+    }).rejects.toThrow(AbortError);
+    expect(n).toBe(3);
+  });
+  it("wide levels are read in bounded batches", async () => {
+    const store = new MapStore();
+    const service = new StoreDirectoryService(store, { batchSize: 10 });
+    const leaves = Array.from({ length: 25 }, (_, i) => makeDirectory({ symlinks: [makeSymlinkNode(`l${i}`, "t")] }));
+    const root = makeDirectory({
+      directories: leaves
+        .map((l, i) => makeDirectoryNode(`d${String(i).padStart(2, "0")}`, directoryDigest(l), directorySize(l))),
+    });
+    const p = service.putMultipleStart();
+    for (const l of leaves) await p.put(l);
+    await p.put(root);
+    await p.close();
+    store.reads = 0;
+    expect((await collect(service.getRecursive(directoryDigest(root)))).length).toBe(26);
+    expect(store.reads).toBe(1 + 3);
+  });
+  it("Digest keys survive a round trip through the store", async () => {
+    const { service } = mapService();
+    const d = await service.put(A);
+    expect(d).toBeInstanceOf(Digest);
+    expect(d.hex).toBe(directoryDigest(A).hex);
+  });
+});
