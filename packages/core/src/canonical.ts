@@ -190,22 +190,23 @@ class Reader {
     if (typeof v !== "number" || v > 0x7fffffff) this.fail(`${what} too large`);
     return v;
   }
-  /** A length-delimited payload: returns [start, end) within buf. */
-  lengthDelimited(): [number, number] {
+  /** The length of a length-delimited payload starting at pos, checked against `end`. */
+  length(end: number): number {
     const len = this.smallVarint("length");
+    if (this.pos + len > end) this.fail(`length ${len} runs past the end`);
+    return len;
+  }
+  /** A non-empty bytes field (an empty one is a default value, which canonical form omits). A view into buf. */
+  bytes(end: number): Uint8Array {
+    const len = this.length(end);
+    if (len === 0) this.fail("empty bytes field written");
     const start = this.pos;
-    if (start + len > this.end) this.fail(`length ${len} runs past the end`);
-    this.pos = start + len;
-    return [start, this.pos];
+    this.pos += len;
+    return this.buf.subarray(start, this.pos);
   }
-  /** A non-empty bytes field (an empty one is a default value, which canonical form omits). */
-  bytes(): Uint8Array {
-    const [s, e] = this.lengthDelimited();
-    if (s === e) this.fail("empty bytes field written");
-    return this.buf.slice(s, e);
-  }
-  uint64(): bigint {
+  uint64(end: number): bigint {
     const v = this.varint();
+    if (this.pos > end) this.fail("varint runs past its node");
     if (v === 0) this.fail("zero uint64 written");
     return BigInt(v);
   }
@@ -214,78 +215,61 @@ class Reader {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Reads the fields of one node message. `fields` maps field number to the
- * expected wire type; each field may appear once, in ascending order.
+ * Reads the next field header of a node message and checks canonical order:
+ * each field at most once, ascending, none above `maxField`, with the wire
+ * type the schema gives it. Returns the field number.
  */
-function readNodeFields(
-  r: Reader,
-  end: number,
-  maxField: number,
-  onField: (field: number, wireType: number) => void,
-): void {
-  let last = 0;
-  while (r.pos < end) {
-    const tag = r.smallVarint("tag");
-    const field = tag >>> 3;
-    if (field === 0 || field > maxField) r.fail(`unknown field ${field}`);
-    if (field <= last) r.fail(`field ${field} out of order or repeated`);
-    last = field;
-    onField(field, tag & 7);
-  }
-}
-
-function expectWireType(r: Reader, actual: number, expected: number, field: number): void {
-  if (actual !== expected) r.fail(`field ${field} has wire type ${actual}, expected ${expected}`);
+function nextNodeField(r: Reader, last: number, maxField: number, varintFrom: number): number {
+  const tag = r.smallVarint("tag");
+  const field = tag >>> 3;
+  if (field === 0 || field > maxField) r.fail(`unknown field ${field}`);
+  if (field <= last) r.fail(`field ${field} out of order or repeated`);
+  const wireType = tag & 7;
+  const expected = field >= varintFrom ? 0 : 2;
+  if (wireType !== expected) r.fail(`field ${field} has wire type ${wireType}, expected ${expected}`);
+  return field;
 }
 
 function readDirectoryNode(r: Reader, end: number): DirectoryNode {
   const n: DirectoryNode = { $typeName: "tvix.castore.v1.DirectoryNode", name: EMPTY, digest: EMPTY, size: 0n };
-  const inner = new Reader(r.buf, r.pos, end);
-  readNodeFields(inner, end, 3, (field, wt) => {
-    if (field === 3) {
-      expectWireType(inner, wt, 0, field);
-      n.size = inner.uint64();
-    } else {
-      expectWireType(inner, wt, 2, field);
-      if (field === 1) n.name = inner.bytes();
-      else n.digest = inner.bytes();
-    }
-  });
-  r.pos = end;
+  let last = 0;
+  while (r.pos < end) {
+    last = nextNodeField(r, last, 3, 3);
+    if (last === 1) n.name = r.bytes(end);
+    else if (last === 2) n.digest = r.bytes(end);
+    else n.size = r.uint64(end);
+  }
+  if (r.pos !== end) r.fail("node runs past its length");
   return n;
 }
 
 function readFileNode(r: Reader, end: number): FileNode {
   const n: FileNode = { $typeName: "tvix.castore.v1.FileNode", name: EMPTY, digest: EMPTY, size: 0n, executable: false };
-  const inner = new Reader(r.buf, r.pos, end);
-  readNodeFields(inner, end, 4, (field, wt) => {
-    if (field >= 3) {
-      expectWireType(inner, wt, 0, field);
-      if (field === 3) n.size = inner.uint64();
-      else {
-        const v = inner.varint();
-        if (v !== 1) inner.fail(`bool field ${field} is ${String(v)}, canonical true is 1 and false is omitted`);
-        n.executable = true;
-      }
-    } else {
-      expectWireType(inner, wt, 2, field);
-      if (field === 1) n.name = inner.bytes();
-      else n.digest = inner.bytes();
+  let last = 0;
+  while (r.pos < end) {
+    last = nextNodeField(r, last, 4, 3);
+    if (last === 1) n.name = r.bytes(end);
+    else if (last === 2) n.digest = r.bytes(end);
+    else if (last === 3) n.size = r.uint64(end);
+    else {
+      const v = r.varint();
+      if (v !== 1) r.fail(`bool field 4 is ${String(v)}, canonical true is 1 and false is omitted`);
+      n.executable = true;
     }
-  });
-  r.pos = end;
+  }
+  if (r.pos !== end) r.fail("node runs past its length");
   return n;
 }
 
 function readSymlinkNode(r: Reader, end: number): SymlinkNode {
   const n: SymlinkNode = { $typeName: "tvix.castore.v1.SymlinkNode", name: EMPTY, target: EMPTY };
-  const inner = new Reader(r.buf, r.pos, end);
-  readNodeFields(inner, end, 2, (field, wt) => {
-    expectWireType(inner, wt, 2, field);
-    if (field === 1) n.name = inner.bytes();
-    else n.target = inner.bytes();
-  });
-  r.pos = end;
+  let last = 0;
+  while (r.pos < end) {
+    last = nextNodeField(r, last, 2, 3);
+    if (last === 1) n.name = r.bytes(end);
+    else n.target = r.bytes(end);
+  }
+  if (r.pos !== end) r.fail("node runs past its length");
   return n;
 }
 
@@ -293,6 +277,8 @@ function readSymlinkNode(r: Reader, end: number): SymlinkNode {
  * Decodes canonical Directory bytes; anything else (unknown fields, fields out
  * of order, default values written, non-minimal varints, truncation) is a
  * DecodeError. The result is not yet validated (see validateDirectory).
+ * Its names, digests and targets are views into `bytes`: copy `bytes` first
+ * if its memory will be reused.
  */
 export function decodeDirectory(bytes: Uint8Array): Directory {
   const d: Directory = { $typeName: "tvix.castore.v1.Directory", directories: [], files: [], symlinks: [] };
@@ -304,9 +290,9 @@ export function decodeDirectory(bytes: Uint8Array): Directory {
     if (field < 1 || field > 3) r.fail(`unknown field ${field}`);
     if (field < last) r.fail(`field ${field} after field ${last}`);
     last = field;
-    expectWireType(r, tag & 7, 2, field);
-    const [start, end] = r.lengthDelimited();
-    r.pos = start;
+    if ((tag & 7) !== 2) r.fail(`field ${field} has wire type ${tag & 7}, expected 2`);
+    const len = r.length(r.end);
+    const end = r.pos + len;
     if (field === 1) d.directories.push(readDirectoryNode(r, end));
     else if (field === 2) d.files.push(readFileNode(r, end));
     else d.symlinks.push(readSymlinkNode(r, end));

@@ -6,7 +6,8 @@
 import { Digest } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { decodeDirectory, encodeDirectory } from "./canonical.js";
-import { type Directory, directorySize, displayName } from "./model.js";
+import { blake3 } from "./hash.js";
+import { type Directory, directorySize, displayName, equalBytes } from "./model.js";
 import type { SizeCheck } from "./service.js";
 import { validateDirectory } from "./validate.js";
 
@@ -158,9 +159,9 @@ export class RootToLeavesChecker {
  * the digest; corrupt data is never returned.
  */
 export function decodeStoredDirectory(expected: Digest, bytes: Uint8Array): Directory {
-  const actual = Digest.of(bytes);
-  if (!actual.equals(expected)) {
-    throw new CorruptionError(`directory ${expected} is corrupt: stored bytes hash to ${actual}`);
+  const actual = blake3(bytes);
+  if (!equalBytes(actual, expected.bytes)) {
+    throw new CorruptionError(`directory ${expected} is corrupt: stored bytes hash to ${Digest.fromBytes(actual)}`);
   }
   let directory: Directory;
   try {

@@ -70,9 +70,19 @@ export function directorySize(d: Directory): bigint {
   return size;
 }
 
-/** Bytewise comparison of names (memcmp order). */
+/** Bytewise comparison of names (memcmp order). A JS loop: names are short, and a native call costs more. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return a.length - b.length;
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A printable form of a name: UTF-8 when it is valid UTF-8, else with \xNN escapes. */

@@ -18,8 +18,11 @@ function nameProblem(name: Uint8Array): string | undefined {
   if (name.length > MAX_NAME_LENGTH) return `is ${name.length} bytes, longer than ${MAX_NAME_LENGTH}`;
   if (name.length === 1 && name[0] === DOT) return "is '.'";
   if (name.length === 2 && name[0] === DOT && name[1] === DOT) return "is '..'";
-  if (name.includes(SLASH)) return "contains '/'";
-  if (name.includes(0)) return "contains a NUL byte";
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i];
+    if (b === SLASH) return "contains '/'";
+    if (b === 0) return "contains a NUL byte";
+  }
   return undefined;
 }
 
