@@ -1,0 +1,16 @@
+/**
+ * @castore/backend-lmdb: the embedded LMDB DirectoryService, castore's
+ * default store. Importing this module registers the `lmdb:` URL scheme
+ * with core's openDirectoryService.
+ */
+import { registerDirectoryServiceScheme } from "@castore/core";
+import { LmdbDirectoryService } from "./lmdb-service.js";
+import { LMDB_URL_EXAMPLE } from "./lmdb-url.js";
+
+export { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "./lmdb-service.js";
+export { LmdbDirectoryStore, DIRECTORIES_DB } from "./lmdb-store.js";
+export { parseLmdbUrl, LMDB_URL_EXAMPLE, type LmdbStoreOptions, type LmdbUrl } from "./lmdb-url.js";
+
+registerDirectoryServiceScheme("lmdb", LMDB_URL_EXAMPLE, (url, opts) =>
+  LmdbDirectoryService.openUrl(url, { sizeCheck: opts.sizeCheck }),
+);

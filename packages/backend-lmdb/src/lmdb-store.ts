@@ -1,0 +1,175 @@
+/**
+ * LmdbDirectoryStore: castore's DirectoryStore on an LMDB environment (the
+ * modern form of tvix's sled.rs). One named database, "directories": key =
+ * the 32 digest bytes, value = the directory's canonical protobuf bytes.
+ *
+ * It only stores and fetches bytes: StoreDirectoryService (core) validates
+ * uploads, checks closures, re-hashes every read and walks trees.
+ */
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { AbortError, BackendError, Digest, type ClosureEntry, type DirectoryStore } from "@castore/core";
+import { open, type Database, type RootDatabase } from "lmdb";
+import type { LmdbStoreOptions } from "./lmdb-url.js";
+
+/** Name of the LMDB database (inside the environment) that holds directories. */
+export const DIRECTORIES_DB = "directories";
+
+/**
+ * LMDB's meta page starts with a page header (24 bytes in the LMDB 1.x that
+ * lmdb-js 3 embeds) followed by the magic 0xBEEFC0DE, little endian.
+ */
+const META_MAGIC_OFFSET = 24;
+const META_MAGIC = 0xbeefc0de;
+const MIN_DATA_FILE = 8192; // two meta pages of the smallest page size
+
+/**
+ * LMDB trusts its data file: opening one that is not LMDB crashes the
+ * process (SIGSEGV) instead of failing. So look before opening: an existing,
+ * non-empty data.mdb must be at least two pages long and carry the magic.
+ */
+function checkDataFile(path: string): string | undefined {
+  const file = join(path, "data.mdb");
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    return `cannot read ${file}: ${(e as Error).message}`;
+  }
+  try {
+    const size = statSync(file).size;
+    if (size === 0) return undefined; // LMDB initialises an empty file
+    const head = Buffer.alloc(META_MAGIC_OFFSET + 4);
+    const read = readSync(fd, head, 0, head.length, 0);
+    if (size < MIN_DATA_FILE || read < head.length || head.readUInt32LE(META_MAGIC_OFFSET) !== META_MAGIC) {
+      return `${file} is not an LMDB data file (no LMDB meta page at its start)`;
+    }
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Keys per page when listing digests; each page is its own short read transaction. */
+const LIST_PAGE = 4096;
+
+export class LmdbDirectoryStore implements DirectoryStore {
+  readonly backend: string;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    /** Absolute path of the environment's directory. */
+    readonly path: string,
+    /** The LMDB environment (its root database). */
+    readonly env: RootDatabase<Uint8Array, Uint8Array>,
+    /** The "directories" database: digest bytes → canonical bytes. Exposed for tests that inject corruption. */
+    readonly directories: Database<Uint8Array, Uint8Array>,
+  ) {
+    this.backend = `lmdb:${path}`;
+  }
+
+  /**
+   * Opens (creating if needed) the environment in directory `path`. Any
+   * failure — the path is a file, cannot be created, is not writable, is not
+   * an LMDB environment — is a BackendError naming the path.
+   */
+  static open(path: string, opts: LmdbStoreOptions = {}): LmdbDirectoryStore {
+    const backend = `lmdb:${path}`;
+    const fail = (why: string, cause?: unknown): never => {
+      throw new BackendError(backend, `cannot open LMDB store at ${path}: ${why}`, { cause, unavailable: true });
+    };
+    try {
+      if (!statSync(path).isDirectory()) fail("it exists and is not a directory");
+    } catch (e) {
+      if (e instanceof BackendError) throw e;
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") fail((e as Error).message, e);
+      // absent: lmdb creates it (and its parents)
+    }
+    const bad = checkDataFile(path);
+    if (bad) fail(bad);
+    let env: RootDatabase<Uint8Array, Uint8Array> | undefined;
+    try {
+      env = open<Uint8Array, Uint8Array>({
+        path,
+        // The URL always names a directory, even one whose name has a dot in it.
+        noSubdir: false,
+        keyEncoding: "binary",
+        encoding: "binary",
+        mapSize: opts.mapSize,
+        noSync: opts.noSync ?? false,
+        maxDbs: 4,
+      });
+      const directories = env.openDB<Uint8Array, Uint8Array>(DIRECTORIES_DB, {
+        keyEncoding: "binary",
+        encoding: "binary",
+      });
+      return new LmdbDirectoryStore(path, env, directories);
+    } catch (e) {
+      void env?.close().catch(() => undefined);
+      return fail((e as Error).message ?? String(e), e);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BackendError(this.backend, "store is closed");
+  }
+
+  async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
+    this.checkOpen();
+    if (signal?.aborted) throw new AbortError("read aborted", { cause: signal.reason });
+    // Synchronous reads straight from the memory map: getBinary copies the
+    // value out of lmdb's reusable buffer, so the result may outlive the
+    // read transaction. (db.getMany would prefetch on a worker thread first;
+    // measured slower while the file is in the page cache, see README.)
+    const db = this.directories;
+    const out = new Array<Uint8Array | undefined>(digests.length);
+    for (let i = 0; i < digests.length; i++) out[i] = db.getBinary(digests[i].bytes);
+    return out;
+  }
+
+  async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    this.checkOpen();
+    if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+    const db = this.directories;
+    // One LMDB write transaction for the whole upload: the child transaction
+    // commits with its parent (lmdb-js's batched async transaction, committed
+    // and flushed on its write thread) or, if the callback throws, is rolled
+    // back alone. Existing keys are left alone (content addressed).
+    await db.childTransaction(() => {
+      if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+      for (const entry of entries) {
+        // Inside the transaction putSync writes at once; MDB_NOOVERWRITE skips keys already stored.
+        db.putSync(entry.digest.bytes, entry.bytes, { noOverwrite: true });
+      }
+    });
+  }
+
+  async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
+    this.checkOpen();
+    let after: Uint8Array | undefined;
+    for (;;) {
+      if (signal?.aborted) throw new AbortError("listing aborted", { cause: signal.reason });
+      this.checkOpen();
+      // A page per read transaction: no reader stays open while the consumer is slow.
+      const page = Array.from(this.directories.getKeys({ start: after, exclusiveStart: after !== undefined, limit: LIST_PAGE }));
+      for (const key of page) {
+        // Keys are copies (lmdb slices them out). A key of another length is not a digest castore wrote.
+        if (key.length !== 32) throw new BackendError(this.backend, `stored key of ${key.length} bytes is not a digest`);
+        yield Digest.fromBytes(key);
+      }
+      if (page.length < LIST_PAGE) return;
+      after = page[page.length - 1];
+    }
+  }
+
+  /** Waits for pending commits, then closes the environment. Closing twice is fine. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      this.closing = this.env.close();
+    }
+    return this.closing;
+  }
+}
