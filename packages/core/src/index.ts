@@ -12,3 +12,4 @@ export * from "./store-service.js";
 export * from "./traverse.js";
 export * from "./registry.js";
 export * as fixtures from "./fixtures.js";
+export * from "./cache.js";

@@ -1,0 +1,37 @@
+import { Command, Option } from "commander";
+import { NotFoundError, directorySize, makeDirectoryNode, traverseTo, Digest } from "@castore/core";
+import { directoryNodes, formatNode } from "../format.js";
+import { escapeName } from "../names.js";
+import { DEFAULT_STORE, openStore } from "../stores.js";
+import { parseDigest } from "./options.js";
+
+export function lsCommand(): Command {
+  return new Command("ls")
+    .description("List a directory like `ls -l` (mode, size, digest, name), or the node a path leads to")
+    .argument("<digest>", "root directory digest (hex or b3:base64)", parseDigest)
+    .argument("[path]", "path below the root, e.g. share/doc")
+    .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
+    .action(async (digest: Digest, path: string | undefined, opts) => {
+      const service = await openStore(opts.store);
+      try {
+        const root = await service.get(digest);
+        if (!root) throw new NotFoundError(`directory ${digest} not found in ${opts.store}`);
+        let listing = root;
+        if (path) {
+          const node = await traverseTo(service, { kind: "directory", node: makeDirectoryNode("", digest, directorySize(root)) }, path);
+          if (!node) throw new NotFoundError(`${escapeName(Buffer.from(path))}: no such path below ${digest}`);
+          if (node.kind !== "directory") {
+            process.stdout.write(`${formatNode(node)}\n`);
+            return;
+          }
+          const child = await service.get(Digest.fromBytes(node.node.digest));
+          if (!child) throw new NotFoundError(`directory ${Digest.fromBytes(node.node.digest)} is missing from the store`);
+          listing = child;
+        }
+        const lines = directoryNodes(listing).map(formatNode);
+        if (lines.length) process.stdout.write(`${lines.join("\n")}\n`);
+      } finally {
+        await service.close();
+      }
+    });
+}

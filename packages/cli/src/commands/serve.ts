@@ -1,0 +1,77 @@
+import { Command, Option } from "commander";
+import { createDirectoryServiceServer, type ListenTarget } from "@castore/backend-grpc";
+import { redactUrl } from "@castore/core";
+import { readFileSync } from "node:fs";
+import { createLogger, type LogLevel } from "../logger.js";
+import { DEFAULT_STORE, openStore } from "../stores.js";
+import { parseSizeCheck, positiveInt } from "./options.js";
+
+/** `--listen` forms: host:port, [v6]:port, :port, or unix:/path. */
+export function parseListen(text: string): ListenTarget {
+  if (text.startsWith("unix:")) {
+    const path = text.slice("unix:".length);
+    if (!path) throw new Error(`--listen ${text}: unix: needs a socket path, e.g. unix:/run/castore.sock`);
+    return { path };
+  }
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  if (!m || Number(m[3]) > 65535) {
+    throw new Error(`--listen ${JSON.stringify(text)}: expected HOST:PORT (e.g. 127.0.0.1:8000) or unix:/path/to/socket`);
+  }
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port: Number(m[3]) };
+}
+
+export function serveCommand(): Command {
+  return new Command("serve")
+    .description("Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService) until SIGINT/SIGTERM")
+    .addOption(new Option("--listen <address>", "HOST:PORT or unix:/path/to/socket").default("127.0.0.1:8000").env("CASTORE_LISTEN"))
+    .addOption(new Option("--store <url>", "store URL to serve (see `castore --help` for the schemes)").default(DEFAULT_STORE).env("CASTORE_STORE"))
+    .addOption(new Option("--size-check <mode>", "how declared directory sizes are checked: exact, or at-least (accepts snix's larger sizes)").default("exact").env("CASTORE_SIZE_CHECK"))
+    .addOption(new Option("--max-message-bytes <n>", "largest gRPC message accepted").default(4 * 1024 * 1024).argParser(positiveInt).env("CASTORE_MAX_MESSAGE_BYTES"))
+    .addOption(new Option("--max-upload-directories <n>", "most directories in one Put").default(1_000_000).argParser(positiveInt).env("CASTORE_MAX_UPLOAD_DIRECTORIES"))
+    .addOption(new Option("--max-upload-bytes <n>", "most bytes in one Put").default(256 * 1024 * 1024).argParser(positiveInt).env("CASTORE_MAX_UPLOAD_BYTES"))
+    .addOption(new Option("--tls-cert <file>", "PEM certificate: serve over TLS (needs --tls-key)").env("CASTORE_TLS_CERT"))
+    .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env("CASTORE_TLS_KEY"))
+    .addOption(new Option("--shutdown-deadline-ms <n>", "how long running calls may finish after SIGINT/SIGTERM").default(10_000).argParser(positiveInt))
+    .action(async (opts, cmd: Command) => {
+      const logger = createLogger(cmd.optsWithGlobals().logLevel as LogLevel);
+      const listen = parseListen(opts.listen);
+      if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
+      const service = await openStore(opts.store, { sizeCheck: parseSizeCheck(opts.sizeCheck) });
+      const server = createDirectoryServiceServer(service, {
+        listen,
+        tls: opts.tlsCert ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
+        maxMessageBytes: opts.maxMessageBytes,
+        maxDirectoriesPerUpload: opts.maxUploadDirectories,
+        maxUploadBytes: opts.maxUploadBytes,
+        shutdownDeadlineMs: opts.shutdownDeadlineMs,
+        logger,
+      });
+      await server.listen();
+      logger.info(
+        {
+          listen: server.address,
+          url: server.url,
+          store: redactUrl(opts.store),
+          sizeCheck: opts.sizeCheck,
+          maxMessageBytes: opts.maxMessageBytes,
+          maxUploadDirectories: opts.maxUploadDirectories,
+          maxUploadBytes: opts.maxUploadBytes,
+          tls: Boolean(opts.tlsCert),
+        },
+        "castore serving",
+      );
+      // One line on stderr even at the default log level: where to connect.
+      process.stderr.write(`castore: serving ${redactUrl(opts.store)} at ${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          process.stderr.write(`castore: ${signal}: shutting down\n`);
+          server
+            .close({ deadlineMs: opts.shutdownDeadlineMs })
+            .catch((e) => logger.error({ err: e }, "shutdown failed"))
+            .finally(resolve);
+        };
+        process.once("SIGINT", () => stop("SIGINT"));
+        process.once("SIGTERM", () => stop("SIGTERM"));
+      });
+    });
+}

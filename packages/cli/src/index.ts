@@ -1,0 +1,4 @@
+export { createProgram, main } from "./main.js";
+export { importTree, type ImportOptions, type ImportProgress, UnsupportedFileTypeError } from "./importer.js";
+export { escapeName } from "./names.js";
+export { parseListen } from "./commands/serve.js";

@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+/**
+ * castore: the command line. Every command has --help; errors go to stderr as
+ * one line with a non-zero exit status.
+ */
+import { Command, Option, CommanderError } from "commander";
+import { knownSchemes } from "@castore/core";
+import { conformanceCommand } from "./commands/conformance.js";
+import { getCommand } from "./commands/get.js";
+import { importCommand } from "./commands/import.js";
+import { lsCommand } from "./commands/ls.js";
+import { serveCommand } from "./commands/serve.js";
+import { DEFAULT_STORE } from "./stores.js";
+
+export function createProgram(): Command {
+  const program = new Command("castore")
+    .description("Content-addressed Merkle directory trees (tvix/snix castore compatible)")
+    .addOption(
+      new Option("--log-level <level>", "log level of the JSON logs on stderr")
+        .choices(["trace", "debug", "info", "warn", "error", "silent"])
+        .default("warn")
+        .env("CASTORE_LOG_LEVEL"),
+    )
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      `\nStore URLs (--store, default ${DEFAULT_STORE}):\n${knownSchemes()
+        .map((s) => `  ${s.example}`)
+        .join("\n")}\n`,
+    );
+  for (const cmd of [serveCommand(), importCommand(), lsCommand(), getCommand(), conformanceCommand()]) {
+    program.addCommand(cmd);
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = createProgram().exitOverride();
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode; // commander already printed usage or help
+    const message = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`castore: ${message.split("\n")[0]}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("/castore")) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`castore: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,63 @@
+/**
+ * Progress for long work: a live bar on a terminal, a plain line every few
+ * seconds otherwise (logs and CI stay readable). Always on stderr.
+ */
+import cliProgress from "cli-progress";
+
+export interface ProgressReporter {
+  update(counts: Record<string, number>): void;
+  stop(): void;
+}
+
+function humanBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function describe(counts: Record<string, number>, seconds: number): string {
+  return Object.entries(counts)
+    .map(([k, v]) => (k === "bytes" ? `${humanBytes(v)} (${humanBytes(v / Math.max(seconds, 0.001))}/s)` : `${v} ${k}`))
+    .join(", ");
+}
+
+export function createProgress(label: string, opts: { enabled?: boolean } = {}): ProgressReporter {
+  const started = performance.now();
+  const elapsed = () => (performance.now() - started) / 1000;
+  if (opts.enabled === false) return { update() {}, stop() {} };
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { format: `${label} {spinner} {text}`, stream: process.stderr, hideCursor: true, clearOnComplete: true, fps: 8 },
+      cliProgress.Presets.shades_classic,
+    );
+    const frames = "|/-\\";
+    let frame = 0;
+    bar.start(1, 0, { text: "", spinner: frames[0] });
+    return {
+      update(counts) {
+        bar.update(0, { text: describe(counts, elapsed()), spinner: frames[frame++ % frames.length] });
+      },
+      stop() {
+        bar.stop();
+      },
+    };
+  }
+  let last = 0;
+  let latest: Record<string, number> = {};
+  return {
+    update(counts) {
+      latest = counts;
+      if (elapsed() - last >= 2) {
+        last = elapsed();
+        process.stderr.write(`${label}: ${describe(counts, elapsed())}\n`);
+      }
+    },
+    stop() {
+      if (Object.keys(latest).length) process.stderr.write(`${label}: ${describe(latest, elapsed())} in ${elapsed().toFixed(1)} s\n`);
+    },
+  };
+}

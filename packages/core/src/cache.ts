@@ -1,0 +1,91 @@
+/**
+ * CacheDirectoryService (spec §6, `cache://?near=URL&far=URL`): a read-through
+ * cache. Reads try `near`; on a miss the closure is fetched from `far`
+ * (checked root to leaves on the way in), stored in `near` as one upload, and
+ * served from `near`. Writes go to `far`, the store of record; `near` fills
+ * on the next read.
+ */
+import { Digest } from "./digest.js";
+import { CorruptionError, InvalidUrlError } from "./errors.js";
+import { RootToLeavesChecker } from "./closure.js";
+import type { Directory } from "./model.js";
+import { openDirectoryService, registerDirectoryServiceScheme } from "./registry.js";
+import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+
+export class CacheDirectoryService implements DirectoryService {
+  constructor(
+    readonly near: DirectoryService,
+    readonly far: DirectoryService,
+  ) {}
+
+  /** Copies the closure of `root` from far to near. Returns false if far does not have it. */
+  private async fill(root: Digest, opts?: CallOptions): Promise<boolean> {
+    const checker = new RootToLeavesChecker(root);
+    const byDigest = new Map<string, Directory>();
+    for await (const directory of this.far.getRecursive(root, opts)) {
+      byDigest.set(checker.accept(directory).hex, directory);
+    }
+    checker.finish();
+    if (byDigest.size === 0) return false;
+    // near's putter needs leaves to root: a post-order walk of the closure.
+    const putter = this.near.putMultipleStart(opts);
+    const done = new Set<string>();
+    const visit = async (hex: string): Promise<void> => {
+      if (done.has(hex)) return;
+      done.add(hex);
+      const directory = byDigest.get(hex);
+      if (!directory) throw new CorruptionError(`far store's closure of ${root} lacks ${hex}`);
+      for (const child of directory.directories) await visit(Buffer.from(child.digest).toString("hex"));
+      await putter.put(directory);
+    };
+    try {
+      await visit(root.hex);
+      await putter.close();
+    } catch (e) {
+      await putter.abort(e);
+      throw e;
+    }
+    return true;
+  }
+
+  async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
+    const hit = await this.near.get(digest, opts);
+    if (hit) return hit;
+    if (!(await this.fill(digest, opts))) return undefined;
+    return this.near.get(digest, opts);
+  }
+
+  async *getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    if (!(await this.near.get(root, opts))) {
+      if (!(await this.fill(root, opts))) return;
+    }
+    yield* this.near.getRecursive(root, opts);
+  }
+
+  put(directory: Directory, opts?: CallOptions): Promise<Digest> {
+    return this.far.put(directory, opts);
+  }
+
+  putMultipleStart(opts?: CallOptions): DirectoryPutter {
+    return this.far.putMultipleStart(opts);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.near.close(), this.far.close()]);
+  }
+}
+
+registerDirectoryServiceScheme("cache", "cache://?near=URL&far=URL (URLs percent-encoded)", async (url, opts) => {
+  const near = url.searchParams.get("near");
+  const far = url.searchParams.get("far");
+  if (!near || !far) {
+    throw new InvalidUrlError("cache:// needs both near= and far= store URLs, percent-encoded, e.g. cache://?near=memory%3A%2F%2F&far=lmdb%3A%2F%2F.%2Fdata");
+  }
+  const nearService = await openDirectoryService(near, opts);
+  try {
+    return new CacheDirectoryService(nearService, await openDirectoryService(far, opts));
+  } catch (e) {
+    await nearService.close();
+    throw e;
+  }
+});
