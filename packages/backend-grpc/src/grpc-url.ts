@@ -1,0 +1,87 @@
+/**
+ * Store URLs of the gRPC backend (spec §6):
+ *   grpc+http://host:port        h2c over TCP
+ *   grpc+https://host:port       TLS over TCP (`?ca=/path/ca.pem` for a private CA)
+ *   grpc+unix:///path/socket     h2c over a Unix socket
+ * Query options: `service=tvix|snix` (which service name to call, default
+ * tvix), `connectTimeoutMs=N`.
+ */
+import * as fs from "node:fs";
+import { InvalidUrlError, redactUrl } from "@castore/core";
+
+export type ServiceName = "tvix" | "snix";
+
+export type GrpcTarget =
+  | { kind: "tcp"; host: string; port: number; tls: boolean }
+  | { kind: "unix"; path: string };
+
+export interface ParsedGrpcUrl {
+  target: GrpcTarget;
+  serviceName?: ServiceName;
+  connectTimeoutMs?: number;
+  ca?: Buffer;
+}
+
+const KNOWN_QUERY = ["service", "connectTimeoutMs", "ca"];
+
+export function parseGrpcUrl(url: URL): ParsedGrpcUrl {
+  const shown = JSON.stringify(redactUrl(url.toString()));
+  const fail = (why: string): never => {
+    throw new InvalidUrlError(`invalid gRPC store URL ${shown}: ${why}`);
+  };
+  for (const key of url.searchParams.keys()) {
+    if (!KNOWN_QUERY.includes(key)) fail(`unknown option "${key}" (known: ${KNOWN_QUERY.join(", ")})`);
+  }
+  const parsed: Partial<ParsedGrpcUrl> = {};
+  const service = url.searchParams.get("service");
+  if (service !== null) {
+    if (service !== "tvix" && service !== "snix") fail(`service must be "tvix" or "snix", got "${service}"`);
+    parsed.serviceName = service as ServiceName;
+  }
+  const timeout = url.searchParams.get("connectTimeoutMs");
+  if (timeout !== null) {
+    const n = Number(timeout);
+    if (!Number.isInteger(n) || n <= 0) fail(`connectTimeoutMs must be a positive integer, got "${timeout}"`);
+    parsed.connectTimeoutMs = n;
+  }
+  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  const ca = url.searchParams.get("ca");
+  if (ca !== null) {
+    if (scheme !== "grpc+https") fail("ca is only meaningful for grpc+https");
+    try {
+      parsed.ca = fs.readFileSync(ca);
+    } catch (e) {
+      fail(`cannot read ca file ${JSON.stringify(ca)}: ${(e as Error).message}`);
+    }
+  }
+  switch (scheme) {
+    case "grpc+http":
+    case "grpc+https": {
+      if (!url.hostname) fail("missing host (expected grpc+http://host:port)");
+      if (url.pathname !== "" && url.pathname !== "/") fail("a TCP address takes no path");
+      const tls = scheme === "grpc+https";
+      const port = url.port === "" ? (tls ? 443 : 80) : Number(url.port);
+      // URL keeps brackets around IPv6 literals; net.connect wants them without.
+      const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+      parsed.target = { kind: "tcp", host, port, tls };
+      break;
+    }
+    case "grpc+unix": {
+      if (url.hostname !== "") fail("expected an absolute socket path, as grpc+unix:///path/to/socket");
+      const path = decodeURIComponent(url.pathname);
+      if (!path.startsWith("/") || path === "/") fail("missing socket path (expected grpc+unix:///path/to/socket)");
+      parsed.target = { kind: "unix", path };
+      break;
+    }
+    default:
+      fail(`scheme "${scheme}:" is not a gRPC scheme (grpc+http, grpc+https, grpc+unix)`);
+  }
+  return parsed as ParsedGrpcUrl;
+}
+
+/** How a target is named in messages: the store URL without query options. */
+export function describeTarget(target: GrpcTarget): string {
+  if (target.kind === "unix") return `grpc+unix://${target.path}`;
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
+  return `grpc+${target.tls ? "https" : "http"}://${host}:${target.port}`;
+}

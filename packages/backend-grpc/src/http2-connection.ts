@@ -1,0 +1,126 @@
+/**
+ * The client's HTTP/2 connection: one session (connect-node's
+ * Http2SessionManager) shared by every call, opened on TCP, TLS or a Unix
+ * socket, with a connect timeout so a dead or black-holed server fails the
+ * call instead of hanging it.
+ */
+import type * as http2 from "node:http2";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { Http2SessionManager } from "@connectrpc/connect-node";
+import type { GrpcTarget } from "./grpc-url.js";
+
+export interface ConnectionOptions {
+  connectTimeoutMs: number;
+  /** TLS: extra trusted CA(s), client certificate, or `rejectUnauthorized: false` for tests. */
+  tls?: Pick<tls.ConnectionOptions, "ca" | "cert" | "key" | "rejectUnauthorized" | "servername">;
+  /** HTTP/2 flow-control window per stream and per connection, for responses. */
+  windowBytes: number;
+  /** Keepalive PING interval (default: none, as in connect-node). */
+  pingIntervalMs?: number;
+}
+
+/** The base URL for requests: its authority is sent as :authority, its scheme as :scheme. */
+export function baseUrlOf(target: GrpcTarget): string {
+  if (target.kind === "unix") return "http://localhost";
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
+  return `${target.tls ? "https" : "http"}://${host}:${target.port}`;
+}
+
+function connectSocket(target: GrpcTarget, opts: ConnectionOptions): net.Socket {
+  let socket: net.Socket;
+  let connectEvent: string;
+  if (target.kind === "unix") {
+    socket = net.connect({ path: target.path });
+    connectEvent = "connect";
+  } else if (target.tls) {
+    socket = tls.connect({
+      host: target.host,
+      port: target.port,
+      servername: net.isIP(target.host) ? undefined : target.host,
+      ALPNProtocols: ["h2"],
+      ...opts.tls,
+    });
+    connectEvent = "secureConnect";
+  } else {
+    socket = net.connect({ host: target.host, port: target.port });
+    connectEvent = "connect";
+  }
+  socket.setNoDelay(true);
+  const timer = setTimeout(() => {
+    const err = Object.assign(new Error(`connect timeout: no connection within ${opts.connectTimeoutMs} ms`), {
+      code: "ETIMEDOUT",
+    });
+    socket.destroy(err);
+  }, opts.connectTimeoutMs);
+  const clear = () => clearTimeout(timer);
+  socket.once(connectEvent, clear);
+  socket.once("close", clear);
+  return socket;
+}
+
+export function createSessionManager(target: GrpcTarget, opts: ConnectionOptions): Http2SessionManager {
+  const nodeOptions: http2.ClientSessionOptions = {
+    createConnection: () => connectSocket(target, opts),
+    settings: { initialWindowSize: opts.windowBytes },
+  };
+  return new ClientSessionManager(baseUrlOf(target), { pingIntervalMs: opts.pingIntervalMs }, nodeOptions, opts);
+}
+
+/**
+ * Two additions to connect-node's manager, on each new session at its first
+ * request:
+ * - the connection-level flow-control window (SETTINGS only sets the
+ *   per-stream one) is raised with setLocalWindowSize;
+ * - a PING must be answered within the connect timeout, so a peer that
+ *   accepts TCP but does not speak HTTP/2 fails the call instead of hanging it.
+ */
+class ClientSessionManager extends Http2SessionManager {
+  private readonly tuned = new WeakSet<http2.Http2Session>();
+
+  constructor(
+    url: string,
+    pingOptions: { pingIntervalMs?: number },
+    nodeOptions: http2.ClientSessionOptions,
+    private readonly opts: ConnectionOptions,
+  ) {
+    super(url, pingOptions, nodeOptions);
+  }
+
+  private tune(session: http2.Http2Session): void {
+    try {
+      session.setLocalWindowSize(this.opts.windowBytes);
+    } catch {
+      /* the session died already; the call will report it */
+    }
+    const timer = setTimeout(() => {
+      const err = Object.assign(
+        new Error(`connect timeout: the server did not answer an HTTP/2 PING within ${this.opts.connectTimeoutMs} ms`),
+        { code: "ETIMEDOUT" },
+      );
+      session.destroy(err);
+    }, this.opts.connectTimeoutMs);
+    timer.unref();
+    try {
+      session.ping(() => clearTimeout(timer));
+    } catch {
+      clearTimeout(timer);
+    }
+    session.once("close", () => clearTimeout(timer));
+  }
+
+  override async request(
+    method: string,
+    path: string,
+    headers: http2.OutgoingHttpHeaders,
+    options: Omit<http2.ClientSessionRequestOptions, "signal">,
+  ): Promise<http2.ClientHttp2Stream> {
+    const stream = await super.request(method, path, headers, options);
+    const session = stream.session;
+    if (session && !this.tuned.has(session)) {
+      this.tuned.add(session);
+      this.tune(session);
+    }
+    return stream;
+  }
+}

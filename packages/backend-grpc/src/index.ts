@@ -1,0 +1,29 @@
+/**
+ * @castore/backend-grpc: a gRPC server for any castore DirectoryService and a
+ * DirectoryService client for remote castore, tvix and snix servers
+ * (tvix.castore.v1 / snix.castore.v1). Importing this module registers the
+ * grpc+http, grpc+https and grpc+unix store URL schemes.
+ */
+import { registerDirectoryServiceScheme } from "@castore/core";
+import { GrpcDirectoryService } from "./grpc-directory-service.js";
+
+export { GrpcDirectoryService, GrpcDirectoryPutter, type GrpcDirectoryServiceOptions } from "./grpc-directory-service.js";
+export {
+  createDirectoryServiceServer,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type DirectoryServiceServer,
+  type DirectoryServiceServerOptions,
+  type ListenTarget,
+  type ServerAddress,
+} from "./server.js";
+export {
+  DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
+  DEFAULT_MAX_UPLOAD_BYTES,
+  type Logger,
+} from "./directory-service-handler.js";
+export { parseGrpcUrl, describeTarget, type GrpcTarget, type ParsedGrpcUrl, type ServiceName } from "./grpc-url.js";
+export { CASTORE_ERROR_CODE_TRAILER, grpcCodeOf } from "./status.js";
+
+registerDirectoryServiceScheme("grpc+http", "grpc+http://host:port", (url) => GrpcDirectoryService.fromUrl(url));
+registerDirectoryServiceScheme("grpc+https", "grpc+https://host:port", (url) => GrpcDirectoryService.fromUrl(url));
+registerDirectoryServiceScheme("grpc+unix", "grpc+unix:///path/to/socket", (url) => GrpcDirectoryService.fromUrl(url));

@@ -1,0 +1,254 @@
+/**
+ * createDirectoryServiceServer: serves any castore DirectoryService over gRPC
+ * (HTTP/2; h2c without TLS, or TLS when a certificate and key are given) on
+ * TCP or a Unix socket, under both tvix.castore.v1.DirectoryService and
+ * snix.castore.v1.DirectoryService, with connect-node in gRPC mode so any
+ * gRPC client (grpc-go, tonic, grpcio, @grpc/grpc-js, connect-es) can call it.
+ */
+import * as fs from "node:fs";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { DirectoryService } from "@castore/core";
+import { DirectoryService as TvixDirectoryService, SnixDirectoryService } from "@castore/proto";
+import {
+  createDirectoryServiceImpl,
+  DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
+  DEFAULT_MAX_UPLOAD_BYTES,
+  type Logger,
+  silentLogger,
+} from "./directory-service-handler.js";
+
+/** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
+export type ListenTarget = { host?: string; port: number } | { path: string };
+
+export type ServerAddress =
+  | { kind: "tcp"; host: string; port: number; tls: boolean }
+  | { kind: "unix"; path: string; tls: boolean };
+
+export interface DirectoryServiceServerOptions {
+  listen: ListenTarget;
+  /** PEM certificate and key: serve gRPC over TLS (ALPN h2) instead of h2c. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  /** Largest single message accepted (default 4 MiB, the usual gRPC limit); larger is RESOURCE_EXHAUSTED. */
+  maxMessageBytes?: number;
+  /** Most directories in one Put (default 1 000 000); more is RESOURCE_EXHAUSTED. */
+  maxDirectoriesPerUpload?: number;
+  /** Most bytes in one Put, canonical encodings summed (default 256 MiB); more is RESOURCE_EXHAUSTED. */
+  maxUploadBytes?: number;
+  /** Service names to serve (default both). */
+  serviceNames?: ("tvix" | "snix")[];
+  /** Whether close() also closes the backend (default true). */
+  closeBackend?: boolean;
+  /** Default deadline for close() to let running calls finish (default 10 s). */
+  shutdownDeadlineMs?: number;
+  /** HTTP/2 flow-control window per stream and per connection (default 1 MiB). */
+  windowBytes?: number;
+  logger?: Logger;
+}
+
+export interface DirectoryServiceServer {
+  /** Binds and starts accepting connections. Resolves to the bound address. */
+  listen(): Promise<ServerAddress>;
+  /** The bound address once listening. */
+  readonly address: ServerAddress | undefined;
+  /** A store URL for this server (grpc+http://, grpc+https:// or grpc+unix://) once listening. */
+  readonly url: string | undefined;
+  /** Calls currently running. */
+  readonly activeCalls: number;
+  /** HTTP/2 connections currently open. */
+  readonly openConnections: number;
+  /**
+   * Stops accepting connections and calls, lets running calls finish for at
+   * most `deadlineMs`, cancels what is left, then closes the backend
+   * (unless `closeBackend: false`).
+   */
+  close(opts?: { deadlineMs?: number }): Promise<void>;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_WINDOW_BYTES = 1024 * 1024;
+
+function formatHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+export function createDirectoryServiceServer(
+  service: DirectoryService,
+  options: DirectoryServiceServerOptions,
+): DirectoryServiceServer {
+  const logger = options.logger ?? silentLogger;
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const limits = {
+    maxDirectoriesPerUpload: options.maxDirectoriesPerUpload ?? DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+  };
+  const serviceNames = options.serviceNames ?? ["tvix", "snix"];
+  const windowBytes = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
+  const shutdown = new AbortController();
+  const impl = createDirectoryServiceImpl(service, limits, logger);
+
+  const handler = connectNodeAdapter({
+    grpc: true,
+    grpcWeb: false,
+    connect: false,
+    readMaxBytes: maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+    routes(router) {
+      if (serviceNames.includes("tvix")) router.service(TvixDirectoryService, impl);
+      if (serviceNames.includes("snix")) router.service(SnixDirectoryService, impl);
+    },
+  });
+
+  let activeCalls = 0;
+  let draining = false;
+  const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (draining) {
+      // A stream opened after shutdown began (a GOAWAY was in flight).
+      res.writeHead(200, { "content-type": "application/grpc" });
+      res.addTrailers({ "grpc-status": String(Code.Unavailable), "grpc-message": "server is shutting down" });
+      res.end();
+      return;
+    }
+    activeCalls++;
+    res.once("close", () => activeCalls--);
+    handler(req, res);
+  };
+
+  const settings: http2.Settings = { initialWindowSize: windowBytes };
+  const server = options.tls
+    ? http2.createSecureServer(
+        { cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, allowHTTP1: false, settings },
+        onRequest,
+      )
+    : http2.createServer({ settings }, onRequest);
+
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (err) => logger.debug({ err }, "http2 session error"));
+    // The connection-level window (not covered by SETTINGS) to match the per-stream one.
+    session.once("localSettings", () => {
+      try {
+        session.setLocalWindowSize(windowBytes);
+      } catch {
+        /* the session died already */
+      }
+    });
+    if (draining) session.close();
+  });
+  server.on("sessionError", (err) => logger.debug({ err }, "http2 session error"));
+
+  let address: ServerAddress | undefined;
+  let closing: Promise<void> | undefined;
+
+  async function bind(target: ListenTarget): Promise<void> {
+    const attempt = () =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (err: Error) => {
+          server.off("listening", onListening);
+          reject(err);
+        };
+        const onListening = () => {
+          server.off("error", onError);
+          resolve();
+        };
+        server.once("error", onError);
+        server.once("listening", onListening);
+        if ("path" in target) server.listen(target.path);
+        else server.listen(target.port, target.host ?? "127.0.0.1");
+      });
+    try {
+      await attempt();
+    } catch (err) {
+      // A socket file left by a crashed server: remove it if nobody answers on it.
+      if ("path" in target && (err as NodeJS.ErrnoException).code === "EADDRINUSE" && (await isStaleSocket(target.path))) {
+        fs.unlinkSync(target.path);
+        await attempt();
+        return;
+      }
+      throw err;
+    }
+  }
+
+  return {
+    async listen() {
+      if (address) return address;
+      await bind(options.listen);
+      const tls = options.tls !== undefined;
+      if ("path" in options.listen) {
+        address = { kind: "unix", path: options.listen.path, tls };
+      } else {
+        const info = server.address() as net.AddressInfo;
+        address = { kind: "tcp", host: info.address, port: info.port, tls };
+      }
+      logger.info({ address }, "castore gRPC server listening");
+      return address;
+    },
+    get address() {
+      return address;
+    },
+    get url() {
+      if (!address) return undefined;
+      if (address.kind === "unix") return `grpc+unix://${address.path}`;
+      return `grpc+${address.tls ? "https" : "http"}://${formatHost(address.host)}:${address.port}`;
+    },
+    get activeCalls() {
+      return activeCalls;
+    },
+    get openConnections() {
+      return sessions.size;
+    },
+    close(opts = {}) {
+      closing ??= (async () => {
+        const deadlineMs = opts.deadlineMs ?? options.shutdownDeadlineMs ?? 10_000;
+        draining = true;
+        const closed = new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          server.close(() => resolve());
+        });
+        // GOAWAY: no new streams; running calls go on.
+        for (const session of sessions) session.close();
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = await Promise.race([
+          closed.then(() => false),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(true), deadlineMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (timedOut) {
+          logger.warn({ activeCalls, deadlineMs }, "shutdown deadline passed: cancelling running calls");
+          shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+          // Give handlers a moment to send their status, then cut the connections.
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          for (const session of sessions) session.destroy();
+          await closed;
+        }
+        if (options.closeBackend ?? true) await service.close();
+        logger.info({}, "castore gRPC server closed");
+      })();
+      return closing;
+    },
+  };
+}
+
+function isStaleSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(path);
+    } catch {
+      return resolve(false);
+    }
+    if (!stat.isSocket()) return resolve(false);
+    const probe = net.connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once("error", (err: NodeJS.ErrnoException) => resolve(err.code === "ECONNREFUSED"));
+  });
+}
