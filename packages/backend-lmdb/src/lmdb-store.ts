@@ -124,6 +124,10 @@ export class LmdbDirectoryStore implements DirectoryStore {
     // read transaction. (db.getMany would prefetch on a worker thread first;
     // measured slower while the file is in the page cache, see README.)
     const db = this.directories;
+    // Read the newest committed snapshot: lmdb-js otherwise keeps one read
+    // transaction for the rest of the event turn, which would miss a commit
+    // that another process (or another env on this path) made meanwhile.
+    db.resetReadTxn();
     const out = new Array<Uint8Array | undefined>(digests.length);
     for (let i = 0; i < digests.length; i++) out[i] = db.getBinary(digests[i].bytes);
     return out;
