@@ -170,8 +170,8 @@ build_s3() {
   mkdir -p "$root/opt/s3rver"
   cp -a "$npmdir/." "$root/opt/s3rver/"
   install -m 0755 "$HERE/s3/castore-s3-start" "$root/usr/local/bin/castore-s3-start"
-  chroot "$root" node --version >/dev/null || die "node does not run inside the s3 rootfs"
-  chroot "$root" node /opt/s3rver/node_modules/s3rver/bin/s3rver.js --version >/dev/null \
+  chroot "$root" env -i PATH=/usr/bin:/bin node --version >/dev/null || die "node does not run inside the s3 rootfs"
+  chroot "$root" env -i PATH=/usr/bin:/bin node /opt/s3rver/node_modules/s3rver/bin/s3rver.js --version >/dev/null \
     || die "s3rver does not run inside the s3 rootfs"
   finish_rootfs "$root" "$S3_IMAGE" \
     --change 'ENV LANG=C.UTF-8' \
