@@ -1,0 +1,23 @@
+/**
+ * @castore/conformance: the scenarios every castore DirectoryService must
+ * pass. Write a backend, run this suite, know it behaves like every other
+ * castore backend. No test runner needed here (`./vitest` has the vitest form).
+ */
+export type {
+  Capabilities,
+  CapabilityName,
+  ConformanceInstance,
+  ConformanceReport,
+  ConformanceTarget,
+  RunOptions,
+  Scenario,
+  ScenarioContext,
+  ScenarioResult,
+} from "./types.js";
+export { ConformanceFailure, runConformance, runScenario, skipReason } from "./runner.js";
+export { scenarios } from "./scenarios/index.js";
+export { type DefineTestsOptions, type TestRunner, defineConformanceTests } from "./define-tests.js";
+export * from "./fixtures.js";
+export * as fixtures from "./fixtures.js";
+export { type BenchResult, benchResult, benchResultsPath, recordBenchResults } from "./bench-results.js";
+export { formatBytes, gcFunction, retainedBytes } from "./heap.js";

@@ -1,0 +1,34 @@
+/** The spec §7 fixtures and their digests, as the scenarios use them. */
+import { type Directory, directoryDigest, fixtures, makeDirectoryNode } from "@castore/core";
+import type { Node } from "@castore/core";
+import type { Digest } from "@castore/core";
+
+export const {
+  DIRECTORY_A: A,
+  DIRECTORY_B: B,
+  DIRECTORY_C: C,
+  DIRECTORY_D: D,
+  DIRECTORY_WITH_KEEP: WITH_KEEP,
+  DIRECTORY_COMPLICATED: COMPLICATED,
+  DIRECTORY_BROKEN: BROKEN,
+} = fixtures;
+
+export const dA = directoryDigest(A);
+export const dB = directoryDigest(B);
+export const dC = directoryDigest(C);
+export const dD = directoryDigest(D);
+export const dWITH_KEEP = directoryDigest(WITH_KEEP);
+export const dCOMPLICATED = directoryDigest(COMPLICATED);
+export const dBROKEN = directoryDigest(BROKEN);
+
+/** A directory node for traversal from a stored root. */
+export function rootNode(digest: Digest, size: bigint, name = "root"): Node {
+  return { kind: "directory", node: makeDirectoryNode(name, digest, size) };
+}
+
+/** An empty-directory child entry, for test directories that need one. */
+export function emptyChild(name: string | Uint8Array) {
+  return makeDirectoryNode(name, dA, 0n);
+}
+
+export type { Directory };

@@ -1,0 +1,126 @@
+/** Spec §7.15 (concurrent overlapping uploads) and §7.16 (large trees, streaming memory). */
+import { setTimeout as sleep, setImmediate as yieldToEventLoop } from "node:timers/promises";
+import { type Digest, type Directory, compareBytes, directoryDigest, makeDirectory, makeDirectoryNode, makeFileNode } from "@castore/core";
+import { describeError, expectGet, expectRecursive, expectUpload, label, upload } from "../checks.js";
+import { formatBytes, gcFunction, retainedBytes } from "../heap.js";
+import { deepChain, generateTree, wideDirectory } from "../trees.js";
+import type { Scenario } from "../types.js";
+import { dA } from "./common.js";
+
+const CONCURRENT_UPLOADS = 32;
+
+/**
+ * 32 uploads of 16 distinct roots (each root twice), all holding one shared
+ * subtree, pairs of roots sharing a second one; half send the shared part first.
+ */
+function overlappingUploads(): { directories: Directory[]; root: Digest; closure: Digest[] }[] {
+  const shared = generateTree({ directories: 40, seed: 1501 });
+  const own = Array.from({ length: 8 }, (_, k) => generateTree({ directories: 12, seed: 1600 + k }));
+  return Array.from({ length: CONCURRENT_UPLOADS }, (_, i) => {
+    const mine = own[i % 8];
+    const root = makeDirectory({
+      directories: [makeDirectoryNode("own", mine.root, mine.rootSize), makeDirectoryNode("shared", shared.root, shared.rootSize)].sort(
+        (a, b) => compareBytes(a.name, b.name),
+      ),
+      files: [makeFileNode(`root-${i % 16}`, dA, i % 16)],
+    });
+    const parts = i % 2 === 0 ? [...shared.directories, ...mine.directories] : [...mine.directories, ...shared.directories];
+    const rootDigest = directoryDigest(root);
+    return { directories: [...parts, root], root: rootDigest, closure: [rootDigest, ...shared.digests, ...mine.digests] };
+  });
+}
+
+export const scaleScenarios: Scenario[] = [
+  {
+    name: `§7.15 concurrency: ${CONCURRENT_UPLOADS} uploads at once of overlapping trees all succeed`,
+    requires: ["write"],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const uploads = overlappingUploads();
+      const outcomes = await Promise.all(uploads.map((u) => upload(ctx.service, u.directories)));
+      const problems: string[] = [];
+      outcomes.forEach((r, i) => {
+        if (!r.ok) problems.push(`upload #${i + 1} failed at ${r.at}: ${describeError(r.error)}`);
+        else if (r.root.hex !== uploads[i].root.hex) problems.push(`upload #${i + 1} returned ${label(r.root)}, expected ${label(uploads[i].root)}`);
+      });
+      if (problems.length > 0) ctx.fail(`${problems.length} of ${CONCURRENT_UPLOADS} concurrent uploads went wrong: ${problems.slice(0, 3).join("; ")}`);
+      for (const u of uploads.slice(0, 16)) await expectRecursive(ctx, u.root, u.closure);
+    },
+  },
+  {
+    name: "§7.16 large: a 10 000-directory tree (mixed fan-out and depth) round-trips",
+    requires: ["write", "largeTrees"],
+    timeoutMs: 300_000,
+    async run(ctx) {
+      const tree = generateTree({ directories: 10_000, seed: 1616 });
+      await expectUpload(ctx, "upload of the 10 000-directory tree", tree.directories, tree.root);
+      await expectGet(ctx, tree.root, tree.directories[tree.directories.length - 1]);
+      await expectRecursive(ctx, tree.root, tree.digests);
+    },
+  },
+  {
+    name: "§7.16 large: a directory with 50 000 entries (about 2.5 MB encoded) round-trips",
+    requires: ["write", "largeTrees"],
+    timeoutMs: 300_000,
+    async run(ctx) {
+      const tree = wideDirectory(50_000);
+      await expectUpload(ctx, "upload [A, W] (W with 50 000 entries)", tree.directories, tree.root);
+      await expectGet(ctx, tree.root, tree.directories[1]);
+      await expectRecursive(ctx, tree.root, tree.digests);
+    },
+  },
+  {
+    name: "a 1 000-deep chain of directories round-trips",
+    requires: ["write"],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const chain = deepChain(1000);
+      await expectUpload(ctx, "upload of a 1 000-deep chain", chain.directories, chain.root);
+      await expectRecursive(ctx, chain.root, chain.digests);
+    },
+  },
+  {
+    name: "§7.16 a slow consumer of getRecursive does not make memory grow with the tree",
+    requires: ["write", "largeTrees", "streaming"],
+    timeoutMs: 300_000,
+    async run(ctx) {
+      const gc = gcFunction();
+      if (!gc) return ctx.skip("cannot force garbage collection in this process to measure memory (run node with --expose-gc)");
+      // Fat directories (1..48 files each): decoded, the tree is tens of MiB.
+      let tree: ReturnType<typeof generateTree> | undefined = generateTree({ directories: 5000, seed: 1617, maxFiles: 48 });
+      const { root, directories } = { root: tree.root, directories: tree.directories.length };
+      await expectUpload(ctx, "upload of a 5 000-directory tree", tree.directories, root);
+      tree = undefined;
+
+      const base = retainedBytes(gc);
+      const checkpoints = new Set([1, 10, ...Array.from({ length: 10 }, (_, k) => Math.floor(((k + 1) * directories) / 10) - 1)]);
+      let consumed = 0;
+      let peak = 0;
+      try {
+        for await (const _ of ctx.service.getRecursive(root, { signal: ctx.signal })) {
+          consumed++;
+          if (checkpoints.has(consumed)) peak = Math.max(peak, retainedBytes(gc) - base);
+          // Slow: give a producer every chance to run ahead of this consumer.
+          await (consumed % 250 === 0 ? sleep(20) : yieldToEventLoop());
+        }
+      } catch (e) {
+        ctx.fail(`getRecursive(${label(root)}) threw after ${consumed} directories: ${describeError(e)}`);
+      }
+      if (consumed !== directories) ctx.fail(`getRecursive(${label(root)}) yielded ${consumed} directories, expected ${directories}`);
+
+      // What holding the whole tree costs, for scale. `all` is read after the
+      // measurement: a variable the code no longer reads may be collected early.
+      const all: Directory[] = [];
+      for await (const d of ctx.service.getRecursive(root)) all.push(d);
+      const whole = retainedBytes(gc) - base;
+      if (all.length !== directories) ctx.fail(`getRecursive(${label(root)}) yielded ${all.length} directories, expected ${directories}`);
+      all.length = 0;
+
+      const summary =
+        `peak ${formatBytes(peak)} held while slowly consuming ${directories} directories; ` +
+        `holding them all takes ${formatBytes(whole)}`;
+      if (peak > whole / 4) ctx.fail(`memory grows with the tree: ${summary} (limit: a quarter of that)`);
+      ctx.note(summary);
+    },
+  },
+];

@@ -1,0 +1,142 @@
+/**
+ * Spec §7.12: every validation rule of §2, each broken alone, is rejected and
+ * nothing is stored; and the limits themselves are accepted.
+ */
+import {
+  type Directory,
+  directoryDigest,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+} from "@castore/core";
+import {
+  type ExpectedCode,
+  expectAbsent,
+  expectGet,
+  expectRecursive,
+  expectRejects,
+  expectUpload,
+  expectUploadFails,
+} from "../checks.js";
+import type { Scenario, ScenarioContext } from "../types.js";
+import { A, dA } from "./common.js";
+
+interface Case {
+  what: string;
+  directory: Directory;
+}
+
+const bytes = (...b: number[]) => Uint8Array.from(b);
+const file = (name: string | Uint8Array, digest: Uint8Array = dA.bytes) => makeFileNode(name, digest, 0);
+const link = (name: string | Uint8Array, target: string | Uint8Array = "target") => makeSymlinkNode(name, target);
+/** An entry for the empty directory A; an upload of a directory with such entries sends A first. */
+const dir = (name: string | Uint8Array, digest: Uint8Array = dA.bytes, size: bigint = 0n) =>
+  makeDirectoryNode(name, digest, size);
+
+const files = (...f: ReturnType<typeof file>[]) => makeDirectory({ files: f });
+const links = (...s: ReturnType<typeof link>[]) => makeDirectory({ symlinks: s });
+const dirs = (...d: ReturnType<typeof dir>[]) => makeDirectory({ directories: d });
+
+/** Sends A first when the directory has entries (they all refer to A here), so the only fault is the rule. */
+function uploadOf(directory: Directory): Directory[] {
+  return directory.directories.length > 0 ? [A, directory] : [directory];
+}
+
+async function expectRejected(ctx: ScenarioContext, c: Case, codes: ExpectedCode[]): Promise<void> {
+  const withChildren = c.directory.directories.length > 0;
+  if (!withChildren) await expectRejects(ctx, `put(${c.what})`, () => ctx.service.put(c.directory), codes);
+  await expectUploadFails(ctx, `upload [${withChildren ? "A, " : ""}${c.what}]`, uploadOf(c.directory), codes);
+  await expectAbsent(ctx, [directoryDigest(c.directory)], `${c.what} is invalid`);
+}
+
+function rule(name: string, cases: Case[], codes: ExpectedCode[] = ["VALIDATION"]): Scenario {
+  return {
+    name,
+    requires: ["write"],
+    async run(ctx) {
+      for (const c of cases) await expectRejected(ctx, c, codes);
+    },
+  };
+}
+
+const UINT64_MAX = 2n ** 64n - 1n;
+
+export const validationScenarios: Scenario[] = [
+  rule("§7.12 rule 1: a name that is empty, '.', '..', over 255 bytes, or holds '/' or NUL → ValidationError, nothing stored", [
+    { what: "a file named ''", directory: files(file("")) },
+    { what: "a directory named ''", directory: dirs(dir("")) },
+    { what: "a symlink named ''", directory: links(link("")) },
+    { what: "a file named '.'", directory: files(file(".")) },
+    { what: "a directory named '.'", directory: dirs(dir(".")) },
+    { what: "a file named '..'", directory: files(file("..")) },
+    { what: "a symlink named '..'", directory: links(link("..")) },
+    { what: "a file with a 256-byte name", directory: files(file("n".repeat(256))) },
+    { what: "a file named 'a/b'", directory: files(file("a/b")) },
+    { what: "a directory named 'a/b'", directory: dirs(dir("a/b")) },
+    { what: "a symlink named '/'", directory: links(link("/")) },
+    { what: "a file named 'a\\0b'", directory: files(file(bytes(0x61, 0, 0x62))) },
+    { what: "a directory named '\\0'", directory: dirs(dir(bytes(0))) },
+  ]),
+  rule("§7.12 rule 2: a list not sorted bytewise, or a name twice → ValidationError, nothing stored", [
+    { what: "files [b, a]", directory: files(file("b"), file("a")) },
+    { what: "directories [b, a]", directory: dirs(dir("b"), dir("a")) },
+    { what: "symlinks [b, a]", directory: links(link("b"), link("a")) },
+    { what: "files ['é', 'z'] (locale order, not bytewise)", directory: files(file("é"), file("z")) },
+    { what: "files [a, a]", directory: files(file("a"), file("a")) },
+    { what: "directory a and file a", directory: makeDirectory({ directories: [dir("a")], files: [file("a")] }) },
+    { what: "file x and symlink x", directory: makeDirectory({ files: [file("x")], symlinks: [link("x")] }) },
+    { what: "directory l and symlink l", directory: makeDirectory({ directories: [dir("l")], symlinks: [link("l")] }) },
+  ]),
+  rule("§7.12 rule 3: a file digest that is not 32 bytes → ValidationError, nothing stored", [
+    { what: "a file digest of 31 bytes", directory: files(file("f", new Uint8Array(31))) },
+    { what: "a file digest of 33 bytes", directory: files(file("f", new Uint8Array(33))) },
+    { what: "a file digest of 0 bytes", directory: files(file("f", new Uint8Array(0))) },
+  ]),
+  // A directory entry whose digest is not 32 bytes cannot refer to a directory of the upload either,
+  // so a closure error is as right as a validation error here.
+  rule(
+    "§7.12 rule 3: a directory digest that is not 32 bytes → rejected (ValidationError or ClosureError), nothing stored",
+    [
+      { what: "a directory digest of 31 bytes", directory: dirs(dir("d", dA.bytes.subarray(0, 31))) },
+      { what: "a directory digest of 0 bytes", directory: dirs(dir("d", new Uint8Array(0))) },
+    ],
+    ["VALIDATION", "CLOSURE"],
+  ),
+  rule("§7.12 rule 4: a symlink target that is empty, over 4095 bytes, or holds NUL → ValidationError, nothing stored", [
+    { what: "an empty symlink target", directory: links(link("l", "")) },
+    { what: "a 4096-byte symlink target", directory: links(link("l", "t".repeat(4096))) },
+    { what: "a symlink target holding NUL", directory: links(link("l", bytes(0x61, 0, 0x62))) },
+  ]),
+  // Sizes that overflow cannot match the children's real sizes either.
+  rule(
+    "§7.12 rule 5: a directory size that overflows uint64 → rejected (ValidationError or ClosureError), nothing stored",
+    [{ what: "directories declaring 2^64-1 entries each", directory: dirs(dir("a", dA.bytes, UINT64_MAX), dir("b", dA.bytes, UINT64_MAX)) }],
+    ["VALIDATION", "CLOSURE"],
+  ),
+  {
+    name: "§2 limits are accepted: 255-byte names, 4095-byte targets, any non-NUL bytes, lists sorted separately",
+    requires: ["write"],
+    async run(ctx) {
+      const cases: Case[] = [
+        { what: "a file with a 255-byte name", directory: files(file("n".repeat(255))) },
+        { what: "a 4095-byte symlink target with slashes", directory: links(link("l", "/a/".repeat(1365))) },
+        { what: "names '...', '.a', 'a..b', ' '", directory: files(file(" "), file("..."), file(".a"), file("a..b")) },
+        { what: "names of bytes 01, 7f, ff", directory: files(file(bytes(1)), file(bytes(0x7f)), file(bytes(0xff))) },
+        { what: "files ['z', 'é'] (bytewise order)", directory: files(file("z"), file("é")) },
+        { what: "directory b and file a (lists sorted separately)", directory: makeDirectory({ directories: [dir("b")], files: [file("a")] }) },
+        {
+          what: "an executable file of 2^64-1 bytes",
+          directory: makeDirectory({ files: [makeFileNode("big", dA.bytes, UINT64_MAX, true)] }),
+        },
+      ];
+      for (const c of cases) {
+        const digest = directoryDigest(c.directory);
+        const upload = uploadOf(c.directory);
+        await expectUpload(ctx, `upload [${upload.length > 1 ? "A, " : ""}${c.what}]`, upload, digest);
+        await expectGet(ctx, digest, c.directory);
+        await expectRecursive(ctx, digest, upload.length > 1 ? [digest, dA] : [digest]);
+      }
+    },
+  },
+];

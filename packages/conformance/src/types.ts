@@ -1,0 +1,110 @@
+/**
+ * What a backend hands the suite (a target: a factory and its declared
+ * capabilities) and what the suite hands back (a report).
+ */
+import type { Digest, DirectoryService } from "@castore/core";
+
+export interface ConformanceTarget {
+  /** The backend's name, shown in every message. */
+  name: string;
+  /** A fresh, isolated service per call: each scenario starts from an empty store. */
+  factory(): Promise<ConformanceInstance>;
+  /** What the backend supports; anything not declared is expected to work (see Capabilities). */
+  capabilities?: Capabilities;
+}
+
+export interface ConformanceInstance {
+  service: DirectoryService;
+  /** Called after the scenario; when absent the suite calls `service.close()`. */
+  teardown?(): Promise<void>;
+  /**
+   * Stores raw bytes under a digest, bypassing validation and replacing what
+   * is there (the corruption scenario). Needed unless `capabilities.corruption`
+   * says why the backend cannot inject corruption.
+   */
+  corrupt?(digest: Digest, bytes: Uint8Array): Promise<void>;
+}
+
+/**
+ * Each capability is `true` (supported), or a string saying why the backend
+ * lacks it; the scenarios that need it are then reported as skipped with that
+ * reason. An undeclared capability counts as `true`: the suite skips only
+ * what a backend declares missing, and says so.
+ */
+export interface Capabilities {
+  /** Corruption can be injected through `instance.corrupt` (spec §7.14). */
+  corruption?: true | string;
+  /** The service accepts uploads. Nearly every scenario needs this; a read-only remote may not. */
+  write?: true | string;
+  /** get()/getRecursive() of a directory that was not an upload's root (traversal needs it too). */
+  getNonRoot?: true | string;
+  /** A 10 000-directory tree and a directory with 50 000 entries round-trip (spec §7.16). */
+  largeTrees?: true | string;
+  /**
+   * getRecursive streams: with a slow consumer, memory in this process does
+   * not grow with the tree (spec §7.16). Measured by forcing garbage
+   * collection, so it is skipped when that is impossible.
+   */
+  streaming?: true | string;
+  /**
+   * Errors carry castore's classes (`code` "VALIDATION", "CLOSURE",
+   * "CORRUPTION", "ABORTED"; `instanceof` also accepted). Without it the
+   * suite still requires every rejection and that nothing is stored, but not
+   * the error's class: a remote backend sees the server's errors as status
+   * codes (tvix answers validation failures with INTERNAL) and cannot always
+   * map them back. Local backends should leave it undeclared (or `true`).
+   */
+  typedErrors?: true | string;
+}
+
+export type CapabilityName = keyof Capabilities;
+
+/** The helpers a scenario's check gets; see checks.ts for the assertions built on them. */
+export interface ScenarioContext {
+  readonly target: ConformanceTarget;
+  readonly instance: ConformanceInstance;
+  readonly service: DirectoryService;
+  /** Whether error classes are checked (capabilities.typedErrors). */
+  readonly typedErrors: boolean;
+  /** Aborted when the scenario times out; long loops should stop on it. */
+  readonly signal: AbortSignal;
+  /** Ends the scenario as failed. */
+  fail(message: string): never;
+  /** Ends the scenario as skipped, with the reason (for what can only be known at run time). */
+  skip(reason: string): never;
+  /** Adds a line to the result's message (e.g. a measurement), shown even when the scenario passes. */
+  note(text: string): void;
+}
+
+export interface Scenario {
+  /** Unique, stable, and what reports and test titles show, e.g. "§7.5 upload [A, B] → …". */
+  name: string;
+  /** Capabilities the scenario needs; a missing one makes it a skip with the declared reason. */
+  requires: CapabilityName[];
+  /** Most milliseconds the scenario may take, including the factory and teardown. Default 30 000. */
+  timeoutMs?: number;
+  run(ctx: ScenarioContext): Promise<void>;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  status: "pass" | "fail" | "skip";
+  /** Why it failed or was skipped; notes of a pass. */
+  message?: string;
+  ms: number;
+}
+
+export interface ConformanceReport {
+  backend: string;
+  results: ScenarioResult[];
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+export interface RunOptions {
+  /** Runs only scenarios whose name matches. */
+  filter?: RegExp;
+  /** Called after each scenario, e.g. to print progress. */
+  onResult?(result: ScenarioResult): void;
+}
