@@ -1,0 +1,434 @@
+/**
+ * PostgresDirectoryStore: castore's DirectoryStore on PostgreSQL through a
+ * `pg` connection pool. One table, `<schema>.directories`: digest (bytea, the
+ * 32 digest bytes, primary key) → bytes (bytea, the canonical protobuf
+ * encoding); `<schema>.schema_version` records which layout is in place.
+ *
+ * It only stores and fetches bytes: StoreDirectoryService (core) validates
+ * uploads, checks closures, re-hashes every read and walks trees. Request
+ * counts: getMany is one query; an upload is one statement when small and one
+ * transaction of five statements (BEGIN, COPY, INSERT … SELECT, COMMIT, and a
+ * temporary table's CREATE the first time on a connection) when large.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  AbortError,
+  BackendError,
+  Digest,
+  isCastoreError,
+  type ClosureEntry,
+  type DirectoryStore,
+} from "@castore/core";
+import pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";
+import { checkSchemaName, type PostgresStoreOptions } from "./postgres-url.js";
+
+/** The table layout this code writes and reads; recorded in `<schema>.schema_version`. */
+export const SCHEMA_VERSION = 1;
+export const DEFAULT_SCHEMA = "castore";
+export const DEFAULT_POOL_MAX = 10;
+export const DEFAULT_BATCH_SIZE = 32768;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Digests per page when listing; each page is its own short query (keyset pagination). */
+const LIST_PAGE = 4096;
+/** Uploads up to this many canonical bytes go in one INSERT … unnest statement: one round trip, atomic on its own. */
+const SINGLE_STATEMENT_BYTES = 256 * 1024;
+/** Bytes per chunk written to a COPY stream. */
+const COPY_CHUNK_BYTES = 256 * 1024;
+/** Attempts of an operation whose connection broke (each on a fresh connection). */
+const CONNECTION_ATTEMPTS = 3;
+/** Attempts of an upload that lost a deadlock (cannot happen with sorted inserts; a safety net). */
+const CONFLICT_ATTEMPTS = 5;
+/** Name of the per-connection temporary table that COPY fills. */
+const UPLOAD_TABLE = "castore_upload";
+
+/** How large uploads reach the table; "auto" picks by size. Exposed for the benchmark. */
+export type UploadMethod = "auto" | "copy" | "unnest";
+
+export interface PostgresStoreConfig extends PostgresStoreOptions {
+  /** For the benchmark and tests: force one way of uploading. Default "auto". */
+  uploadMethod?: UploadMethod;
+}
+
+/** A double-quoted SQL identifier. Names are checked beforehand; quoting keeps them exact. */
+function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function compareDigests(a: ClosureEntry, b: ClosureEntry): number {
+  return Buffer.compare(a.digest.bytes, b.digest.bytes);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The binary COPY stream of (digest, bytes) rows: header, tuples, trailer. */
+function* binaryCopyRows(entries: ClosureEntry[], signal?: AbortSignal): Generator<Buffer> {
+  const header = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
+  let chunk = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
+  let at = header.copy(chunk, 0);
+  at = chunk.writeInt32BE(0, at); // flags
+  at = chunk.writeInt32BE(0, at); // header extension length
+  for (const entry of entries) {
+    const need = 2 + 4 + 32 + 4 + entry.bytes.length;
+    if (at + need > chunk.length) {
+      yield chunk.subarray(0, at);
+      if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+      chunk = Buffer.allocUnsafe(Math.max(COPY_CHUNK_BYTES, need + 2));
+      at = 0;
+    }
+    at = chunk.writeInt16BE(2, at);
+    at = chunk.writeInt32BE(32, at);
+    chunk.set(entry.digest.bytes, at);
+    at += 32;
+    at = chunk.writeInt32BE(entry.bytes.length, at);
+    chunk.set(entry.bytes, at);
+    at += entry.bytes.length;
+  }
+  if (at + 2 > chunk.length) {
+    yield chunk.subarray(0, at);
+    chunk = Buffer.allocUnsafe(2);
+    at = 0;
+  }
+  at = chunk.writeInt16BE(-1, at); // trailer
+  yield chunk.subarray(0, at);
+}
+
+/** Where the server is, for messages: never the password. */
+export interface PostgresEndpoint {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+}
+
+export class PostgresDirectoryStore implements DirectoryStore {
+  /** e.g. `postgres://127.0.0.1:5432/castore?schema=castore` (no user, no password). */
+  readonly backend: string;
+  readonly endpoint: PostgresEndpoint;
+  readonly schema: string;
+  /** Digests per getRecursive read this store was configured with (the service passes it to core). */
+  readonly batchSize: number;
+  /** The connection pool. Exposed for tests (e.g. counting queries through its "connect" event). */
+  readonly pool: pg.Pool;
+  /** The last error an idle pooled connection reported (it was dropped from the pool; the next call reconnects). */
+  lastIdleError: Error | undefined;
+
+  private readonly table: string;
+  private readonly versionTable: string;
+  private readonly uploadMethod: UploadMethod;
+  /** Connections that already have the temporary upload table. */
+  private readonly withUploadTable = new WeakSet<pg.ClientBase>();
+  private ready: Promise<void> | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(connectionString: string, config: PostgresStoreConfig = {}) {
+    this.schema = checkSchemaName(config.schema ?? DEFAULT_SCHEMA);
+    this.batchSize = config.batchSize ?? DEFAULT_BATCH_SIZE;
+    this.uploadMethod = config.uploadMethod ?? "auto";
+    this.table = `${ident(this.schema)}.directories`;
+    this.versionTable = `${ident(this.schema)}.schema_version`;
+
+    // pg resolves the connection string (and PG* environment defaults) the same way for the pool.
+    const probe = new pg.Client({ connectionString });
+    this.endpoint = {
+      host: probe.host ?? "localhost",
+      port: probe.port ?? 5432,
+      database: probe.database ?? probe.user ?? "",
+      user: probe.user ?? "",
+    };
+    const { host, port, database } = this.endpoint;
+    const hostPart = host.startsWith("/") ? encodeURIComponent(host) : host.includes(":") ? `[${host}]` : host;
+    this.backend = `postgres://${hostPart}:${port}/${encodeURIComponent(database)}?schema=${this.schema}`;
+
+    this.pool = new pg.Pool({
+      connectionString,
+      max: config.poolMax ?? DEFAULT_POOL_MAX,
+      connectionTimeoutMillis: config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      application_name: "castore",
+    });
+    // An idle connection that breaks (server restart, pg_terminate_backend, network) is
+    // dropped by the pool, which then emits "error": without a listener that would crash
+    // the process. Nothing to do but remember it: the next call opens a fresh connection.
+    this.pool.on("error", (error) => {
+      this.lastIdleError = error;
+    });
+  }
+
+  private where(): string {
+    const { host, port, database, user } = this.endpoint;
+    return `PostgreSQL at ${host}:${port}, database "${database}"${user ? `, user "${user}"` : ""}`;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BackendError(this.backend, "store is closed");
+  }
+
+  /** An engine failure as a BackendError that says where and what; castore's own errors pass through. */
+  private fail(what: string, error: unknown): Error {
+    if (isCastoreError(error)) return error;
+    if (isConnectionFailure(error)) {
+      return new BackendError(this.backend, `${what}: connection to ${this.where()} failed: ${describeError(error)}`, {
+        cause: error,
+        unavailable: true,
+      });
+    }
+    return new BackendError(this.backend, `${what}: ${describeError(error)}`, { cause: error });
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (error) {
+      if (this.closed) throw new BackendError(this.backend, "store is closed", { cause: error });
+      // Refused, unreachable, timed out, wrong password, no such database or role, not allowed by
+      // pg_hba.conf: all mean the store cannot be used, so all are "unavailable".
+      throw new BackendError(this.backend, `cannot connect to ${this.where()}: ${describeError(error)}`, {
+        cause: error,
+        unavailable: true,
+      });
+    }
+  }
+
+  /**
+   * Runs `fn` on a pooled connection. A connection that broke, or that was left in
+   * an unknown state (`discard()`), is destroyed rather than returned to the pool.
+   * When the connection broke, the whole of `fn` is retried on a fresh one (every
+   * operation here is idempotent); so is an upload that lost a deadlock.
+   */
+  private async withClient<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    fn: (client: pg.PoolClient, discard: (why: unknown) => void) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      this.checkOpen();
+      if (signal?.aborted) throw new AbortError(`${what} aborted`, { cause: signal.reason });
+      const client = await this.connect();
+      let broken: unknown;
+      // While checked out a client has no pool listener: an "error" event then would crash the process.
+      const onError = (error: Error) => {
+        broken ??= error;
+      };
+      client.on("error", onError);
+      let failure: unknown;
+      try {
+        return await fn(client, (why) => {
+          broken ??= why;
+        });
+      } catch (error) {
+        failure = error;
+        if (isConnectionFailure(error)) broken ??= error;
+      } finally {
+        client.off("error", onError);
+        client.release(broken === undefined ? undefined : broken instanceof Error ? broken : new Error(String(broken)));
+      }
+      const retry =
+        !(failure instanceof AbortError) &&
+        !signal?.aborted &&
+        !this.closed &&
+        ((isConnectionFailure(failure) && attempt < CONNECTION_ATTEMPTS) ||
+          (isRetryableConflict(failure) && attempt < CONFLICT_ATTEMPTS));
+      if (!retry) throw this.fail(what, failure);
+    }
+  }
+
+  /**
+   * Creates the schema and tables if needed (idempotent, safe when several
+   * processes start at once: the DDL runs under a transaction-scoped advisory
+   * lock) and checks the recorded layout version. Runs once per store; every
+   * operation awaits it. Call it to surface connection problems early.
+   */
+  init(): Promise<void> {
+    this.checkOpen();
+    this.ready ??= this.ensureSchema().catch((error) => {
+      this.ready = undefined; // try again on the next call
+      throw error;
+    });
+    return this.ready;
+  }
+
+  private checkVersion(version: number | null): boolean {
+    if (version === null) return false;
+    if (version > SCHEMA_VERSION) {
+      throw new BackendError(
+        this.backend,
+        `schema "${this.schema}" has table layout version ${version}, newer than this castore understands (${SCHEMA_VERSION}); upgrade castore`,
+      );
+    }
+    return version === SCHEMA_VERSION;
+  }
+
+  private async ensureSchema(): Promise<void> {
+    await this.withClient("creating the schema", undefined, async (client, discard) => {
+      // Fast path, no DDL and no privileges needed: the layout is already in place.
+      try {
+        const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${this.versionTable}`);
+        if (this.checkVersion(rows[0]?.version ?? null)) return;
+      } catch (error) {
+        const state = sqlState(error);
+        if (state !== "42P01" && state !== "3F000") throw error; // not "no such table / schema"
+      }
+      await client.query("BEGIN");
+      try {
+        // One migrator at a time per database and schema name (hashtextextended: PostgreSQL ≥ 11).
+        await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`castore:schema:${this.schema}`]);
+        const exists = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [this.schema]);
+        // Only CREATE SCHEMA when absent: it needs CREATE on the database even with IF NOT EXISTS.
+        if (exists.rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident(this.schema)}`);
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${this.versionTable} (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+           )`,
+        );
+        const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${this.versionTable}`);
+        if (!this.checkVersion(rows[0]?.version ?? null)) {
+          // Version 1: digest → canonical directory bytes.
+          await client.query(
+            `CREATE TABLE IF NOT EXISTS ${this.table} (
+               digest bytea PRIMARY KEY CHECK (octet_length(digest) = 32),
+               bytes bytea NOT NULL
+             )`,
+          );
+          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [SCHEMA_VERSION]);
+        }
+        await client.query("COMMIT");
+      } catch (error) {
+        await client.query("ROLLBACK").catch(discard);
+        throw error;
+      }
+    });
+  }
+
+  async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
+    if (digests.length === 0) return [];
+    await this.init();
+    const keys = digests.map((d) => asBuffer(d.bytes));
+    const rows = await this.withClient("reading directories", signal, async (client) => {
+      const result = await client.query<[Buffer, Buffer]>({
+        text: `SELECT digest, bytes FROM ${this.table} WHERE digest = ANY($1::bytea[])`,
+        values: [keys],
+        rowMode: "array",
+      });
+      return result.rows;
+    });
+    const found = new Map<string, Buffer>();
+    for (const [digest, bytes] of rows) found.set(digest.toString("hex"), bytes);
+    return digests.map((d) => found.get(d.hex));
+  }
+
+  async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    if (entries.length === 0) return;
+    await this.init();
+    // Every upload inserts in digest order: two uploads that share directories then
+    // wait for each other in the same order and cannot deadlock.
+    const sorted = [...entries].sort(compareDigests);
+    let total = 0;
+    for (const e of sorted) total += e.bytes.length;
+    const method = this.uploadMethod === "auto" ? (total <= SINGLE_STATEMENT_BYTES ? "unnest" : "copy") : this.uploadMethod;
+    await this.withClient("storing an upload", signal, async (client, discard) => {
+      if (method === "unnest" && total <= SINGLE_STATEMENT_BYTES) {
+        // One statement is one transaction: all rows or none, one round trip.
+        await this.insertUnnest(client, sorted);
+        return;
+      }
+      await client.query("BEGIN");
+      let createdUploadTable = false;
+      try {
+        if (method === "copy") createdUploadTable = await this.insertCopy(client, sorted, signal);
+        else await this.insertUnnestChunked(client, sorted, signal);
+        if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+        await client.query("COMMIT");
+        if (createdUploadTable) this.withUploadTable.add(client);
+      } catch (error) {
+        await client.query("ROLLBACK").catch(discard);
+        throw error;
+      }
+    });
+  }
+
+  private insertUnnest(client: pg.ClientBase, entries: ClosureEntry[]): Promise<unknown> {
+    return client.query(
+      `INSERT INTO ${this.table} (digest, bytes)
+       SELECT * FROM unnest($1::bytea[], $2::bytea[])
+       ON CONFLICT (digest) DO NOTHING`,
+      [entries.map((e) => asBuffer(e.digest.bytes)), entries.map((e) => asBuffer(e.bytes))],
+    );
+  }
+
+  /** Multi-row INSERT … unnest in statements of about 4 MiB, inside the caller's transaction. */
+  private async insertUnnestChunked(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    const limit = 4 * 1024 * 1024;
+    for (let start = 0; start < entries.length; ) {
+      let end = start;
+      let bytes = 0;
+      while (end < entries.length && (end === start || bytes + entries[end].bytes.length <= limit)) bytes += entries[end++].bytes.length;
+      if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+      await this.insertUnnest(client, entries.slice(start, end));
+      start = end;
+    }
+  }
+
+  /**
+   * Binary COPY into a per-connection temporary table (emptied at every commit),
+   * then one INSERT … SELECT … ON CONFLICT DO NOTHING into the real table, inside
+   * the caller's transaction. Returns whether this transaction created the table.
+   */
+  private async insertCopy(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<boolean> {
+    let created = false;
+    if (!this.withUploadTable.has(client)) {
+      await client.query(
+        `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL) ON COMMIT DELETE ROWS`,
+      );
+      created = true;
+    }
+    const copy = client.query(copyFrom(`COPY ${UPLOAD_TABLE} (digest, bytes) FROM STDIN (FORMAT binary)`));
+    await pipeline(Readable.from(binaryCopyRows(entries, signal), { objectMode: false }), copy);
+    if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+    // The temporary table is read back in the order COPY wrote it (digest order): see putClosure.
+    await client.query(
+      `INSERT INTO ${this.table} (digest, bytes) SELECT digest, bytes FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
+    );
+    return created;
+  }
+
+  async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
+    await this.init();
+    let after: Buffer | undefined;
+    for (;;) {
+      // Keyset pagination: each page is one short query, so a slow consumer holds no
+      // connection, transaction or cursor open.
+      const page = await this.withClient("listing digests", signal, async (client) => {
+        const result = await client.query<[Buffer]>({
+          text:
+            after === undefined
+              ? `SELECT digest FROM ${this.table} ORDER BY digest LIMIT $1`
+              : `SELECT digest FROM ${this.table} WHERE digest > $2 ORDER BY digest LIMIT $1`,
+          values: after === undefined ? [LIST_PAGE] : [LIST_PAGE, after],
+          rowMode: "array",
+        });
+        return result.rows;
+      });
+      for (const [digest] of page) yield Digest.fromBytes(digest);
+      if (page.length < LIST_PAGE) return;
+      after = page[page.length - 1][0];
+    }
+  }
+
+  /** Closes the pool (waiting for checked-out connections). Closing twice is fine. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      this.closing = this.pool.end();
+    }
+    return this.closing;
+  }
+}
