@@ -3,7 +3,7 @@
  * castore DirectoryService: request checks, limits and status mapping. The
  * server (server.ts) mounts it under both service names.
  */
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { Digest, type Directory, type DirectoryService, encodeDirectory } from "@castore/core";
 import type { DirectoryService as DirectoryServiceDesc, GetDirectoryRequest } from "@castore/proto";
 import { unknownFieldProblem } from "./received-directory.js";
@@ -28,6 +28,15 @@ export interface UploadLimits {
 
 export const DEFAULT_MAX_DIRECTORIES_PER_UPLOAD = 1_000_000;
 export const DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Aborted when the client resets the call's stream (set per request by the
+ * server from node's 'aborted' event; connect's own signal fires later, on
+ * 'close').
+ */
+export const clientAbortedKey = createContextKey<AbortSignal>(new AbortController().signal, {
+  description: "castore: the client reset the stream",
+});
 
 /** connect reports an undecodable request message as INTERNAL "parse binary: …"; it is the client's fault. */
 function asRequestError(e: unknown): unknown {
@@ -84,7 +93,8 @@ export function createDirectoryServiceImpl(
   }
 
   async function put(requests: AsyncIterable<Directory>, ctx: HandlerContext) {
-    const putter = service.putMultipleStart({ signal: ctx.signal });
+    const signal = AbortSignal.any([ctx.signal, ctx.values.get(clientAbortedKey)]);
+    const putter = service.putMultipleStart({ signal });
     let count = 0;
     let bytes = 0;
     try {
@@ -107,6 +117,10 @@ export function createDirectoryServiceImpl(
       } catch (e) {
         throw asRequestError(e);
       }
+      // A reset stream (the client cancelled or went away) ends the request
+      // body like a clean end of stream in node's http2 compat layer; only
+      // the 'aborted' event tells them apart. Never commit such an upload.
+      if (signal.aborted) throw new ConnectError("the client cancelled the upload", Code.Canceled);
       const root = await putter.close();
       logger.debug({ rpc: "Put", root: root.hex, directories: count, bytes }, "upload stored");
       return { rootDigest: root.bytes };

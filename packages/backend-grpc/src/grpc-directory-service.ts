@@ -272,7 +272,8 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
     if (this.state === "closed" || this.state === "aborted") return;
     this.state = "aborted";
     this.queue.fail(new AbortError("upload was aborted", { cause: reason }));
-    this.controller.abort(reason ?? new AbortError("upload was aborted"));
+    // No reason: connect maps the plain abort to CANCELLED (RST_STREAM CANCEL).
+    this.controller.abort();
     await this.call?.catch(() => {});
   }
 }

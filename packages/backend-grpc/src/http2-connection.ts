@@ -4,8 +4,9 @@
  * socket, with a connect timeout so a dead or black-holed server fails the
  * call instead of hanging it.
  */
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import * as net from "node:net";
+import { addAbortSignal, Readable } from "node:stream";
 import * as tls from "node:tls";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import type { GrpcTarget } from "./grpc-url.js";
@@ -116,6 +117,7 @@ class ClientSessionManager extends Http2SessionManager {
     options: Omit<http2.ClientSessionRequestOptions, "signal">,
   ): Promise<http2.ClientHttp2Stream> {
     const stream = await super.request(method, path, headers, options);
+    resetWithoutHalfClose(stream);
     const session = stream.session;
     if (session && !this.tuned.has(session)) {
       this.tuned.add(session);
@@ -123,4 +125,33 @@ class ClientSessionManager extends Http2SessionManager {
     }
     return stream;
   }
+}
+
+/**
+ * node's `Http2Stream.close(code)` half-closes the stream (END_STREAM) before
+ * it sends RST_STREAM, so a server sees a cancelled upload end cleanly first
+ * and may commit it. connect-node cancels calls with `close(CANCEL)` (or
+ * INTERNAL_ERROR); for a stream whose request side is still open this sends
+ * the RST_STREAM alone instead, through `destroy()` (with node's own
+ * AbortError, which `destroy` maps to CANCEL).
+ */
+function resetWithoutHalfClose(stream: http2.ClientHttp2Stream): void {
+  const close = stream.close.bind(stream);
+  stream.close = (code?: number, callback?: () => void) => {
+    if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR && !stream.writableEnded && !stream.destroyed) {
+      if (callback) stream.once("close", callback);
+      // destroy() sends CANCEL for node's AbortError and INTERNAL_ERROR for any other error
+      stream.destroy(code === http2.constants.NGHTTP2_CANCEL ? nodeAbortError() : new Error(`stream reset with code ${code}`));
+      return;
+    }
+    close(code, callback);
+  };
+}
+
+/** An instance of node's internal AbortError, which http2 maps to RST_STREAM CANCEL. */
+function nodeAbortError(): Error {
+  const probe = new Readable({ read() {} });
+  probe.on("error", () => {});
+  addAbortSignal(AbortSignal.abort(), probe);
+  return probe.errored ?? Object.assign(new Error("The operation was aborted"), { name: "AbortError" });
 }

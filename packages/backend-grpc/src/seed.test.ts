@@ -2,7 +2,7 @@
  * The seed's test (tvix grpc.rs `mod tests`), ported: a server on a Unix
  * socket (and on TCP), a GrpcDirectoryService client, the same sequence.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { directoryDigest, fixtures } from "@castore/core";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
 
@@ -20,6 +20,11 @@ describe.each(["unix", "tcp"] as const)("seed test sequence over %s", (transport
     h = await startHarness(transport);
   });
   afterAll(() => h.close());
+  afterEach(async () => {
+    // no call is left running on the server (e.g. a rejected upload whose request side stayed open)
+    for (let i = 0; i < 50 && h.server.activeCalls > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(h.server.activeCalls).toBe(0);
+  });
 
   const a = directoryDigest(DIRECTORY_A);
   const b = directoryDigest(DIRECTORY_B);

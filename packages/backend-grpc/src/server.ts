@@ -6,13 +6,15 @@
  * gRPC client (grpc-go, tonic, grpcio, @grpc/grpc-js, connect-es) can call it.
  */
 import * as fs from "node:fs";
+import type * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { DirectoryService } from "@castore/core";
 import { DirectoryService as TvixDirectoryService, SnixDirectoryService } from "@castore/proto";
 import {
+  clientAbortedKey,
   createDirectoryServiceImpl,
   DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
   DEFAULT_MAX_UPLOAD_BYTES,
@@ -95,6 +97,7 @@ export function createDirectoryServiceServer(
     connect: false,
     readMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
+    contextValues: (req) => createContextValues().set(clientAbortedKey, clientAbortedSignal(req)),
     routes(router) {
       if (serviceNames.includes("tvix")) router.service(TvixDirectoryService, impl);
       if (serviceNames.includes("snix")) router.service(SnixDirectoryService, impl);
@@ -113,6 +116,21 @@ export function createDirectoryServiceServer(
     }
     activeCalls++;
     res.once("close", () => activeCalls--);
+    // A response that ends before the request (an error mid-upload, a message
+    // over the limit) leaves the request side open and unread data holding
+    // the stream. As RFC 9113 §8.1 suggests, reset it with NO_ERROR after the
+    // response, so the client stops sending and both ends release it.
+    // (After the trailers: node's compat layer sends them from its own,
+    // earlier, 'wantTrailers' listener.)
+    req.stream.once("wantTrailers", () =>
+      setImmediate(() => {
+        if (req.readableEnded || req.stream.destroyed) return;
+        // close() submits RST_STREAM(NO_ERROR) behind the trailers; destroy()
+        // then drops the unread data, which would otherwise keep the stream.
+        if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        req.stream.destroy();
+      }),
+    );
     handler(req, res);
   };
 
@@ -233,6 +251,15 @@ export function createDirectoryServiceServer(
       return closing;
     },
   };
+}
+
+/** Aborted when the client resets the request's stream (RST_STREAM, connection loss). */
+function clientAbortedSignal(req: http.IncomingMessage | http2.Http2ServerRequest): AbortSignal {
+  const controller = new AbortController();
+  const abort = () => controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+  if ("stream" in req && req.stream.aborted) abort();
+  else req.once("aborted", abort);
+  return controller.signal;
 }
 
 function isStaleSocket(path: string): Promise<boolean> {
