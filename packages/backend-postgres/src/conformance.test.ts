@@ -1,0 +1,37 @@
+import { describeDirectoryService } from "@castore/conformance/vitest";
+import { afterAll, beforeAll } from "vitest";
+import { PostgresTestStores } from "./test-postgres.js";
+
+// One server for the file; every factory() call gets its own fresh schema.
+let stores: PostgresTestStores;
+beforeAll(async () => {
+  stores = await PostgresTestStores.start();
+});
+afterAll(async () => {
+  await stores?.stop();
+});
+
+describeDirectoryService({
+  name: "postgres",
+  factory: async () => {
+    const service = stores.open();
+    const schema = service.store.schema;
+    return {
+      service,
+      teardown: async () => {
+        await service.close();
+        await stores.dropSchema(schema);
+      },
+      // Corruption behind the store's back: raw SQL, replacing whatever is stored.
+      corrupt: async (digest, bytes) => {
+        await service.store.init();
+        await stores.admin.query(
+          `INSERT INTO "${schema}".directories (digest, bytes) VALUES ($1, $2)
+           ON CONFLICT (digest) DO UPDATE SET bytes = EXCLUDED.bytes`,
+          [Buffer.from(digest.bytes), Buffer.from(bytes)],
+        );
+      },
+    };
+  },
+  capabilities: { corruption: true },
+});

@@ -1,0 +1,88 @@
+/**
+ * Test support: one PostgreSQL test server per test file, and services each
+ * on a fresh schema of it (isolation without a database per test).
+ */
+import { randomBytes } from "node:crypto";
+import { startPostgresTestServer, type PostgresTestServer, type PostgresTestServerOptions } from "@castore/testing";
+import pg from "pg";
+import { PostgresDirectoryService, type PostgresDirectoryServiceOptions } from "./index.js";
+
+export class PostgresTestStores {
+  private readonly services: PostgresDirectoryService[] = [];
+  private readonly schemas = new Set<string>();
+
+  private constructor(
+    readonly server: PostgresTestServer,
+    /** A superuser pool on the test database, for inspecting and breaking things behind the store's back. */
+    readonly admin: pg.Pool,
+  ) {}
+
+  static async start(options: PostgresTestServerOptions = {}): Promise<PostgresTestStores> {
+    // synchronous_commit=on: a restart of the test server may kill it outright, which
+    // must not lose acknowledged commits (fsync stays off: the OS keeps them).
+    const server = await startPostgresTestServer({ ...options, settings: { synchronous_commit: "on", ...options.settings } });
+    const admin = new pg.Pool({ connectionString: server.url, max: 4 });
+    admin.on("error", () => undefined); // idle admin connections die on server restarts
+    return new PostgresTestStores(server, admin);
+  }
+
+  /** A fresh schema name (not created yet). */
+  freshSchema(): string {
+    const schema = `t_${randomBytes(6).toString("hex")}`;
+    this.schemas.add(schema);
+    return schema;
+  }
+
+  /** The server's URL with extra query parameters. */
+  url(params: Record<string, string> = {}): string {
+    const url = new URL(this.server.url);
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    return url.href;
+  }
+
+  /** A service on a fresh schema (closed and dropped by stop()/cleanup()). */
+  open(opts: PostgresDirectoryServiceOptions = {}, params: Record<string, string> = {}): PostgresDirectoryService {
+    const service = PostgresDirectoryService.open(this.url({ schema: this.freshSchema(), ...params }), opts);
+    this.services.push(service);
+    return service;
+  }
+
+  /** Remembers a service opened elsewhere so cleanup() closes it. */
+  track<T extends PostgresDirectoryService>(service: T): T {
+    this.services.push(service);
+    this.schemas.add(service.store.schema);
+    return service;
+  }
+
+  /** Closes every service opened so far and drops their schemas. */
+  async cleanup(): Promise<void> {
+    await Promise.all(this.services.splice(0).map((s) => s.close().catch(() => undefined)));
+    for (const schema of this.schemas) await this.dropSchema(schema);
+    this.schemas.clear();
+  }
+
+  async dropSchema(schema: string): Promise<void> {
+    await this.admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    await this.cleanup();
+    await this.admin.end().catch(() => undefined);
+    await this.server.stop();
+  }
+}
+
+/** Counts every query the store's connections send, including COPY (wrapped when each connection opens). */
+export function countQueries(service: PostgresDirectoryService): { count: number; texts: string[] } {
+  const counter = { count: 0, texts: [] as string[] };
+  service.store.pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      counter.count++;
+      const first = args[0] as string | { text?: string } | undefined;
+      counter.texts.push(typeof first === "string" ? first : (first?.text ?? "?"));
+      return query(...args);
+    };
+  });
+  return counter;
+}
