@@ -8,7 +8,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { AbortError, BackendError, Digest, type ClosureEntry, type DirectoryStore } from "@castore/core";
+import { BackendError, Digest, throwIfAborted, type ClosureEntry, type DirectoryStore } from "@castore/core";
 import { open, type Database, type RootDatabase } from "lmdb";
 import type { LmdbStoreOptions } from "./lmdb-url.js";
 
@@ -118,7 +118,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
 
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
     this.checkOpen();
-    if (signal?.aborted) throw new AbortError("read aborted", { cause: signal.reason });
+    throwIfAborted(signal);
     // Synchronous reads straight from the memory map: getBinary copies the
     // value out of lmdb's reusable buffer, so the result may outlive the
     // read transaction. (db.getMany would prefetch on a worker thread first;
@@ -135,14 +135,14 @@ export class LmdbDirectoryStore implements DirectoryStore {
 
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     this.checkOpen();
-    if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+    throwIfAborted(signal);
     const db = this.directories;
     // One LMDB write transaction for the whole upload: the child transaction
     // commits with its parent (lmdb-js's batched async transaction, committed
     // and flushed on its write thread) or, if the callback throws, is rolled
     // back alone. Existing keys are left alone (content addressed).
     await db.childTransaction(() => {
-      if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+      throwIfAborted(signal); // the upload may have been aborted while waiting for the write lock
       for (const entry of entries) {
         // Inside the transaction putSync writes at once; MDB_NOOVERWRITE skips keys already stored.
         db.putSync(entry.digest.bytes, entry.bytes, { noOverwrite: true });
@@ -154,7 +154,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     this.checkOpen();
     let after: Uint8Array | undefined;
     for (;;) {
-      if (signal?.aborted) throw new AbortError("listing aborted", { cause: signal.reason });
+      throwIfAborted(signal);
       this.checkOpen();
       // A page per read transaction: no reader stays open while the consumer is slow.
       const page = Array.from(this.directories.getKeys({ start: after, exclusiveStart: after !== undefined, limit: LIST_PAGE }));
