@@ -14,10 +14,14 @@ const PG_BIN = "/usr/lib/postgresql/15/bin";
 /** Data folder inside the container: initialised on first start, kept across restarts. */
 const PG_DATA = "/var/lib/postgresql/castore-data";
 
-/** Settings that trade durability for speed: test data is disposable. */
+/**
+ * Settings that trade durability against OS crashes for speed: a killed
+ * server process still recovers every committed transaction (the data stays
+ * in the page cache). synchronous_commit stays on: turning it off would lose
+ * recent commits when the process is killed, which fault tests must not see.
+ */
 const FAST_SETTINGS: Record<string, string> = {
   fsync: "off",
-  synchronous_commit: "off",
   full_page_writes: "off",
   max_connections: "200",
 };
@@ -149,18 +153,20 @@ export class StartedPostgresTestContainer extends AbstractStartedContainer {
   }
 
   /**
-   * Stops the server (fast shutdown: clients are disconnected) and starts it
-   * again with the same data folder and port. With `downtimeMs`, the server
-   * stays down that long before it is started again.
+   * Stops the server (fast shutdown, SIGINT: clients are disconnected, a
+   * checkpoint is written) and starts it again with the same data folder and
+   * port. With `downtimeMs`, the server stays down that long before it is
+   * started again. A server not down after `stopTimeoutMs` is killed.
    */
-  async restartServer(options: { downtimeMs?: number; stopTimeoutS?: number } = {}): Promise<void> {
-    const stopTimeoutS = options.stopTimeoutS ?? 10;
+  async restartServer(options: { downtimeMs?: number; stopTimeoutMs?: number } = {}): Promise<void> {
+    // testcontainers timeouts are in milliseconds (docker rounds to seconds; 0 = SIGKILL at once).
+    const timeout = options.stopTimeoutMs ?? 30_000;
     if (!options.downtimeMs) {
-      await this.restart({ timeout: stopTimeoutS });
+      await this.restart({ timeout });
     } else {
       const client = await getContainerRuntimeClient();
       const container = client.container.getById(this.getId());
-      await client.container.stop(container, { timeout: stopTimeoutS });
+      await client.container.stop(container, { timeout });
       await sleep(options.downtimeMs);
       await client.container.start(container);
     }

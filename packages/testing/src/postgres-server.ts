@@ -64,7 +64,8 @@ export async function startPostgresTestServer(options: PostgresTestServerOptions
 
   const database = options.database ?? "castore_test";
   const image = options.image ?? process.env[ENV.postgresImage] ?? DEFAULT_POSTGRES_IMAGE;
-  const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", ...options.settings };
+  // Same speed settings as the container (see postgres-container.ts): crash-safe, not OS-crash-safe.
+  const settings = { fsync: "off", full_page_writes: "off", ...options.settings };
   const startupTimeoutMs = options.startupTimeoutMs ?? 120_000;
   const attempts: string[] = [`${ENV.postgresUrl}: not set`];
 

@@ -1,4 +1,4 @@
-import { CreateBucketCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { randomUUID } from "node:crypto";
 import {
   HostNetworkMinioContainer,
@@ -145,7 +145,7 @@ async function startS3rverContainer(image: string, startupTimeoutMs: number): Pr
     image,
     canRestart: true,
     restart: async (o) => {
-      await container.restart({ timeout: 5 });
+      await container.restart({ timeout: 0 }); // s3rver (PID 1, no SIGTERM handler) has written every acknowledged object: kill it
       if (o?.downtimeMs) console.warn("[@castore/testing] S3 restart: downtimeMs is not supported for containers, ignored");
       await waitForHttp(endpoint, 30_000);
     },
@@ -171,7 +171,7 @@ async function startMinio(image: string, startupTimeoutMs: number): Promise<S3Te
     image,
     canRestart: true,
     restart: async () => {
-      await container.restart({ timeout: 5 });
+      await container.restart({ timeout: 5_000 });
       await waitForHttp(`${endpoint}/minio/health/live`, 30_000);
     },
     stop: async () => {
@@ -223,8 +223,10 @@ function server(fields: ServerFields): S3TestServer {
     clientConfig,
     async createBucket(name?: string): Promise<string> {
       const bucket = name ?? `castore-test-${randomUUID()}`;
-      client ??= new S3Client(clientConfig());
-      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      // Loaded on first use: servers whose callers bring their own client do not load the SDK.
+      const sdk = await import("@aws-sdk/client-s3");
+      client ??= new sdk.S3Client(clientConfig());
+      await client.send(new sdk.CreateBucketCommand({ Bucket: bucket }));
       return bucket;
     },
     stop,
