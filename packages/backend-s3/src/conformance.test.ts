@@ -1,0 +1,25 @@
+import { describeDirectoryService } from "@castore/conformance/vitest";
+import { afterAll, beforeAll } from "vitest";
+import { S3TestStores } from "./test-s3.js";
+
+// One S3 server and bucket for the file; every factory() call gets its own fresh key prefix.
+let stores: S3TestStores;
+beforeAll(async () => {
+  stores = await S3TestStores.start();
+}, 180_000);
+afterAll(async () => {
+  await stores?.stop();
+});
+
+describeDirectoryService({
+  name: "s3",
+  factory: async () => {
+    const { service, prefix } = stores.open();
+    return {
+      service,
+      // Corruption behind the service's back: the directory's bytes replaced in its index object and in every closure object.
+      corrupt: (digest, bytes) => stores.corrupt(prefix, digest, bytes),
+    };
+  },
+  capabilities: { corruption: true, getNonRoot: true },
+});

@@ -1,0 +1,27 @@
+/**
+ * @castore/backend-s3: castore directories in S3 or any S3-compatible server,
+ * one object per closure plus one small index object per directory.
+ * Importing this module registers the `s3:` URL scheme with core's
+ * openDirectoryService.
+ */
+import { registerDirectoryServiceScheme } from "@castore/core";
+import { S3DirectoryService } from "./s3-service.js";
+import { S3_URL_EXAMPLE } from "./s3-url.js";
+
+export { S3DirectoryService, DEFAULT_CONCURRENCY, type S3DirectoryServiceOptions } from "./s3-service.js";
+export { parseS3Url, normalizePrefix, S3_URL_EXAMPLE, type S3Url, type S3Location, type ConditionalWrites } from "./s3-url.js";
+export { BackoffRetryStrategy, DEFAULT_RETRY, type RetryOptions } from "./retry.js";
+export { RequestCounter } from "./request-counter.js";
+export {
+  CLOSURE_MAGIC,
+  INDEX_MAGIC,
+  layoutClosure,
+  encodeIndex,
+  decodeIndex,
+  readFrames,
+  type ClosureLayout,
+  type IndexRecord,
+  type Placement,
+} from "./closure-format.js";
+
+registerDirectoryServiceScheme("s3", S3_URL_EXAMPLE, (url, opts) => S3DirectoryService.fromUrl(url, { sizeCheck: opts.sizeCheck }));
