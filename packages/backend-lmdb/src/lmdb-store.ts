@@ -66,6 +66,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     readonly env: RootDatabase<Uint8Array, Uint8Array>,
     /** The "directories" database: digest bytes → canonical bytes. Exposed for tests that inject corruption. */
     readonly directories: Database<Uint8Array, Uint8Array>,
+    private readonly noSync: boolean,
   ) {
     this.backend = `lmdb:${path}`;
   }
@@ -105,7 +106,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
         keyEncoding: "binary",
         encoding: "binary",
       });
-      return new LmdbDirectoryStore(path, env, directories);
+      return new LmdbDirectoryStore(path, env, directories, opts.noSync ?? false);
     } catch (e) {
       void env?.close().catch(() => undefined);
       return fail((e as Error).message ?? String(e), e);
@@ -139,8 +140,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
     const db = this.directories;
     // One LMDB write transaction for the whole upload: the child transaction
     // commits with its parent (lmdb-js's batched async transaction, committed
-    // and flushed on its write thread) or, if the callback throws, is rolled
-    // back alone. Existing keys are left alone (content addressed).
+    // on its write thread) or, if the callback throws, is rolled back alone.
+    // Existing keys are left alone (content addressed).
     await db.childTransaction(() => {
       throwIfAborted(signal); // the upload may have been aborted while waiting for the write lock
       for (const entry of entries) {
@@ -148,6 +149,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
         db.putSync(entry.digest.bytes, entry.bytes, { noOverwrite: true });
       }
     });
+    // Acknowledge only what is on disk. (lmdb-js's overlappingSync may resolve
+    // a commit before its fsync; waiting here costs nothing when it did not.)
+    if (!this.noSync) await this.env.flushed;
   }
 
   async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
