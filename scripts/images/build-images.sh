@@ -121,8 +121,11 @@ finish_rootfs() {
   : >"$root/etc/resolv.conf"
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc/* \
     "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log "$root"/tmp/*
-  local t0=$SECONDS
+  local t0=$SECONDS old_id
+  old_id="$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
   tar --numeric-owner -C "$root" -c . | docker import "$@" - "$image" >/dev/null
+  # A rebuild (FORCE=1) leaves the previous image untagged: drop it unless a container uses it.
+  if [ -n "$old_id" ]; then docker rmi "$old_id" >/dev/null 2>&1 || true; fi
   log "docker import $image took $((SECONDS - t0)) s ($(docker image inspect --format '{{.Size}}' "$image" | awk '{printf "%d MB", $1/1e6}'))"
   rm -rf "$root"
 }
