@@ -3,7 +3,8 @@
  * classifies as transient (connection reset or refused, timeouts, 500, 502,
  * 503, 504), throttling (503 SlowDown, 429) or other server errors, up to
  * `maxAttempts` attempts per request, waiting an exponentially growing,
- * fully jittered delay. Client errors (4xx) are not retried.
+ * fully jittered delay. Client errors (4xx) and 501 Not Implemented are not
+ * retried.
  *
  * Unlike the SDK's standard strategy it has no shared retry quota: an upload
  * of thousands of objects through a flaky link keeps retrying each request
@@ -64,13 +65,19 @@ export class BackoffRetryStrategy {
     info: { errorType: ErrorType; error?: unknown; retryAfterHint?: Date },
   ): Promise<Token> {
     const retry = previous.getRetryCount() + 1;
-    if (info.errorType === "CLIENT_ERROR" || retry >= this.options.maxAttempts) {
+    if (info.errorType === "CLIENT_ERROR" || isPermanent(info.error) || retry >= this.options.maxAttempts) {
       throw info.error ?? new Error("no more retries");
     }
     return token(retry, this.delayFor(retry, info.errorType, info.retryAfterHint));
   }
 
   recordSuccess(_token: Token): void {}
+}
+
+/** 501 Not Implemented is a server error the SDK would retry, but it answers the same every time. */
+function isPermanent(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  return e?.name === "NotImplemented" || e?.$metadata?.httpStatusCode === 501;
 }
 
 export function resolveRetryOptions(options: RetryOptions = {}): Required<RetryOptions> {
