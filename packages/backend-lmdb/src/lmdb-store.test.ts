@@ -196,6 +196,29 @@ describe("LmdbDirectoryService", () => {
   });
 });
 
+describe("README", () => {
+  it("usage example runs as written (with a temporary path)", async () => {
+    const lines: unknown[] = [];
+    const console = { log: (x: unknown) => lines.push(x) };
+    // --- from README.md
+    const service = await LmdbDirectoryService.open(join(dir, "castore-data")); // created if missing
+    try {
+      const putter = service.putMultipleStart(); // one upload, leaves to root
+      await putter.put(fixtures.DIRECTORY_A);
+      await putter.put(fixtures.DIRECTORY_B);
+      const root = await putter.close(); // stored atomically and flushed to disk
+      for await (const directory of service.getRecursive(root)) console.log(directory);
+    } finally {
+      await service.close();
+    }
+    // ---
+    expect(lines).toHaveLength(2);
+    const byUrl = await openDirectoryService(`lmdb://${join(dir, "castore-data")}?mapSize=1GiB`);
+    expect(await byUrl.get(directoryDigest(DIRECTORY_B))).toBeDefined();
+    await byUrl.close();
+  });
+});
+
 describe("opening", () => {
   it("creates missing parent directories, also for a name with a dot", async () => {
     const service = await openService(join(dir, "a", "b", "store.v1"));

@@ -122,8 +122,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
     throwIfAborted(signal);
     // Synchronous reads straight from the memory map: getBinary copies the
     // value out of lmdb's reusable buffer, so the result may outlive the
-    // read transaction. (db.getMany would prefetch on a worker thread first;
-    // measured slower while the file is in the page cache, see README.)
+    // read transaction. (db.getMany would prefetch on a worker thread first:
+    // no faster while the file is in the page cache, and its promise never
+    // settles if the prefetch fails; see README.)
     const db = this.directories;
     // Read the newest committed snapshot: lmdb-js otherwise keeps one read
     // transaction for the rest of the event turn, which would miss a commit
