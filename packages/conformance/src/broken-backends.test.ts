@@ -1,0 +1,88 @@
+/**
+ * The suite can fail: each deliberately broken backend fails exactly the
+ * scenarios its bug touches, with a message naming the backend and the
+ * scenario, and passes the rest.
+ */
+import { describe, expect, it } from "vitest";
+import { type BrokenBackend, brokenBackends } from "./broken-backends.js";
+import { runConformance, scenarios } from "./index.js";
+
+/** Scenarios each backend must fail, by a pattern matching exactly one scenario name each. */
+const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
+  childrenBeforeParents: [
+    // Every scenario that reads back more than one directory through getRecursive.
+    /^§7\.5 /,
+    /^§7\.7 /,
+    /^§7\.8 /,
+    /^§7\.15 /,
+    /^§7\.16 large: a 10 000/,
+    /^§7\.16 large: a directory with 50 000/,
+    /^§7\.16 a slow consumer/, // it buffers the stream to reverse it
+    /^§7\.17 /,
+    /^§7\.18 abort: an aborted getRecursive/,
+    /^put is idempotent/,
+    /^re-sending directories/,
+    /^get of a directory that was not an upload's root/,
+    /^an upload in progress/,
+    /^§2 limits are accepted/,
+    /^a 1 000-deep chain/,
+    /^getRecursive early stop/,
+    /^get and getRecursive with an already-aborted/,
+  ],
+  bufferingRecursive: [/^§7\.16 a slow consumer/],
+  repeatingRecursive: [
+    // Every scenario whose tree reaches one directory by two paths.
+    /^§7\.7 /,
+    /^§7\.8 /,
+    /^§7\.16 large: a directory with 50 000/,
+    /^put is idempotent/,
+    /^re-sending directories/,
+    /^an upload in progress/,
+  ],
+  danglingUploads: [
+    /^§7\.3 /,
+    /^§7\.4 /,
+    /^§7\.6 /,
+    /^§7\.9 /,
+    /^§7\.10 /,
+    /^a DirectoryNode declaring less/,
+    /^listDigests lists exactly/,
+  ],
+  trustsStoredBytes: [/^§7\.14 /, /^stored bytes that hash right/],
+  truncatedKeys: [
+    // Collisions need many directories.
+    /^§7\.16 large: a 10 000/,
+    /^§7\.16 a slow consumer/,
+    /^§7\.18 abort: an aborted getRecursive/,
+    /^a 1 000-deep chain/,
+    /^getRecursive early stop/,
+    /^listDigests lists exactly/, // its keys are not digests
+  ],
+  stringNames: [/^§7\.17 /, /^§2 limits are accepted/],
+  ignoresAbort: [
+    /^§7\.18 abort: an aborted getRecursive/,
+    /^an upload cancelled through its AbortSignal/,
+    /^get and getRecursive with an already-aborted/,
+  ],
+  storesBeforeClose: [/^§7\.18 abort: an aborted upload/, /^an upload cancelled through its AbortSignal/],
+};
+
+function matchOne(pattern: RegExp): string {
+  const matches = scenarios.filter((s) => pattern.test(s.name));
+  if (matches.length !== 1) throw new Error(`${pattern} matches ${matches.length} scenarios, expected 1`);
+  return matches[0].name;
+}
+
+describe("broken backends fail exactly the scenarios their bug touches", () => {
+  for (const [key, backend] of Object.entries(brokenBackends) as [keyof typeof brokenBackends, BrokenBackend][]) {
+    it(`${backend.name}: ${backend.bug}`, async () => {
+      const expected = expectedFailures[key].map(matchOne).sort();
+      const report = await runConformance(backend);
+      const failed = report.results.filter((r) => r.status === "fail");
+      expect(failed.map((r) => r.scenario).sort()).toEqual(expected);
+      for (const r of failed) expect(r.message).toMatch(new RegExp(`^${backend.name}: ${r.scenario.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: .+`));
+      expect(report.skipped).toBe(0);
+      expect(report.passed).toBe(scenarios.length - expected.length);
+    }, 120_000);
+  }
+});

@@ -1,0 +1,320 @@
+/**
+ * TEST ONLY: deliberately broken backends, each with one realistic bug, to
+ * prove the suite fails them (and to let other packages show that, e.g. a
+ * served broken backend failing `castore conformance`). Never use one to
+ * store anything. Exported as `@castore/conformance/broken`.
+ */
+import {
+  type CallOptions,
+  type ClosureEntry,
+  Digest,
+  type Directory,
+  type DirectoryPutter,
+  type DirectoryStore,
+  StoreDirectoryService,
+  ClosureError,
+  ClosureValidator,
+  decodeDirectory,
+  encodeDirectory,
+  makeDirectory,
+  throwIfAborted,
+  validateDirectory,
+} from "@castore/core";
+import type { ConformanceInstance, ConformanceTarget } from "./types.js";
+
+export interface BrokenBackend extends ConformanceTarget {
+  /** The bug, in one line. */
+  bug: string;
+}
+
+/** A plain Map store: correct on its own; the broken services below misuse or bend it. */
+class MapStore implements DirectoryStore {
+  readonly bytes = new Map<string, Uint8Array>();
+  constructor(readonly backend: string) {}
+
+  /** The map key of a digest. */
+  protected key(digest: Digest): string {
+    return digest.hex;
+  }
+
+  async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
+    throwIfAborted(signal);
+    return digests.map((d) => this.bytes.get(this.key(d)));
+  }
+
+  async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    for (const e of entries) this.store(e.digest, e.bytes);
+  }
+
+  store(digest: Digest, bytes: Uint8Array): void {
+    if (!this.bytes.has(this.key(digest))) this.bytes.set(this.key(digest), bytes.slice());
+  }
+
+  corrupt(digest: Digest, bytes: Uint8Array): void {
+    this.bytes.set(this.key(digest), bytes.slice());
+  }
+
+  async *listDigests(): AsyncIterable<Digest> {
+    for (const key of [...this.bytes.keys()]) yield Digest.parse(key);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Keys only the first 2 bytes of each digest: different directories collide in large trees. */
+class TruncatedKeyStore extends MapStore {
+  protected override key(digest: Digest): string {
+    return digest.hex.slice(0, 4);
+  }
+}
+
+/** Passes every name and symlink target through a JS string on the way in (lossy for non-UTF-8 bytes). */
+class StringNameStore extends MapStore {
+  override async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    const viaString = (b: Uint8Array) => encoder.encode(decoder.decode(b));
+    const mangled = entries.map((e) => {
+      const d = e.directory;
+      const copy = makeDirectory({
+        directories: d.directories.map((n) => ({ ...n, name: viaString(n.name) })),
+        files: d.files.map((n) => ({ ...n, name: viaString(n.name) })),
+        symlinks: d.symlinks.map((n) => ({ ...n, name: viaString(n.name), target: viaString(n.target) })),
+      });
+      return { ...e, bytes: encodeDirectory(copy) };
+    });
+    await super.putClosure(mangled, signal);
+  }
+}
+
+function instance(service: StoreDirectoryService & { store: MapStore }): ConformanceInstance {
+  return { service, corrupt: async (digest, bytes) => service.store.corrupt(digest, bytes) };
+}
+
+class MapService extends StoreDirectoryService {
+  declare readonly store: MapStore;
+  constructor(store: MapStore) {
+    super(store);
+  }
+}
+
+/** Yields what the correct stream yields, but only once it has all of it; `reorder` may rearrange it. */
+async function* drainThenYield(
+  stream: AsyncIterable<Directory>,
+  reorder: (all: Directory[]) => Directory[],
+  signal?: AbortSignal,
+): AsyncGenerator<Directory> {
+  const all: Directory[] = [];
+  for await (const d of stream) all.push(d);
+  for (const d of reorder(all)) {
+    throwIfAborted(signal);
+    yield d;
+  }
+}
+
+/** getRecursive yields the correct stream backwards: leaves first, the root last. */
+class ReversedRecursiveService extends MapService {
+  override getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    return drainThenYield(super.getRecursive(root, opts), (all) => all.reverse(), opts?.signal);
+  }
+}
+
+/** getRecursive reads everything before yielding the first directory (right order, unbounded memory). */
+class BufferingRecursiveService extends MapService {
+  override getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    return drainThenYield(super.getRecursive(root, opts), (all) => all, opts?.signal);
+  }
+}
+
+/** Reads without re-hashing or re-validating: whatever bytes are stored come back decoded. */
+class TrustingService extends MapService {
+  private async read(digest: Digest): Promise<Directory | undefined> {
+    const [bytes] = await this.store.getMany([digest]);
+    return bytes && decodeDirectory(bytes);
+  }
+
+  override async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
+    throwIfAborted(opts?.signal);
+    return this.read(digest);
+  }
+
+  override async *getRecursive(root: Digest, opts?: CallOptions): AsyncGenerator<Directory> {
+    const seen = new Set([root.hex]);
+    const queue = [root];
+    for (let i = 0; i < queue.length; i++) {
+      throwIfAborted(opts?.signal);
+      const d = await this.read(queue[i]);
+      if (!d) {
+        if (i === 0) return;
+        throw new Error(`directory ${queue[i]} missing`);
+      }
+      for (const child of d.directories) {
+        const digest = Digest.fromBytes(child.digest);
+        if (!seen.has(digest.hex)) {
+          seen.add(digest.hex);
+          queue.push(digest);
+        }
+      }
+      yield d;
+    }
+  }
+}
+
+/** getRecursive walks depth first with no record of what it yielded: shared subtrees come out once per reference. */
+class RepeatingRecursiveService extends MapService {
+  override async *getRecursive(root: Digest, opts?: CallOptions): AsyncGenerator<Directory> {
+    const stack = [root];
+    let first = true;
+    while (stack.length > 0) {
+      throwIfAborted(opts?.signal);
+      const digest = stack.pop()!;
+      const d = await this.get(digest);
+      if (!d) {
+        if (first) return;
+        throw new Error(`directory ${digest} missing`);
+      }
+      first = false;
+      yield d;
+      for (const child of [...d.directories].reverse()) stack.push(Digest.fromBytes(child.digest));
+    }
+  }
+}
+
+/** Drops every AbortSignal on the floor. */
+class SignalIgnoringService extends MapService {
+  override get(digest: Digest): Promise<Directory | undefined> {
+    return super.get(digest);
+  }
+  override getRecursive(root: Digest): AsyncIterable<Directory> {
+    return super.getRecursive(root);
+  }
+  override putMultipleStart(): DirectoryPutter {
+    return super.putMultipleStart();
+  }
+}
+
+/** A putter that validates each directory alone and stores the upload at close(): no closure checks at all. */
+class UncheckedPutter implements DirectoryPutter {
+  private readonly entries: ClosureEntry[] = [];
+  private done = false;
+  constructor(
+    private readonly store: MapStore,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  async put(directory: Directory): Promise<void> {
+    if (this.done) throw new ClosureError("upload already closed");
+    validateDirectory(directory);
+    const bytes = encodeDirectory(directory);
+    this.entries.push({ digest: Digest.of(bytes), bytes, directory });
+  }
+
+  async close(): Promise<Digest> {
+    if (this.done) throw new ClosureError("upload already closed");
+    this.done = true;
+    if (this.entries.length === 0) throw new ClosureError("empty upload");
+    await this.store.putClosure(this.entries, this.signal);
+    return this.entries[this.entries.length - 1].digest;
+  }
+
+  async abort(): Promise<void> {
+    this.done = true;
+  }
+}
+
+class DanglingService extends MapService {
+  override putMultipleStart(opts?: CallOptions): DirectoryPutter {
+    return new UncheckedPutter(this.store, opts?.signal);
+  }
+}
+
+/** A putter that checks the closure as it goes but stores each directory at put(): abort leaves them behind. */
+class EagerPutter implements DirectoryPutter {
+  private readonly validator = new ClosureValidator();
+  private closed = false;
+  constructor(
+    private readonly store: MapStore,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  async put(directory: Directory): Promise<void> {
+    if (this.closed) throw new Error("upload already closed");
+    const bytes = encodeDirectory(directory);
+    if (this.validator.add(directory, bytes)) this.store.store(Digest.of(bytes), bytes);
+  }
+
+  async close(): Promise<Digest> {
+    if (this.closed) throw new Error("upload already closed");
+    throwIfAborted(this.signal);
+    this.closed = true;
+    return this.validator.finish().root;
+  }
+
+  async abort(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+class EagerService extends MapService {
+  override putMultipleStart(opts?: CallOptions): DirectoryPutter {
+    return new EagerPutter(this.store, opts?.signal);
+  }
+}
+
+function broken(name: string, bug: string, make: () => MapService): BrokenBackend {
+  return {
+    name: `broken:${name}`,
+    bug,
+    factory: async () => instance(make()),
+  };
+}
+
+/** The broken backends, by name. Each factory gives a fresh, empty store. */
+export const brokenBackends = {
+  childrenBeforeParents: broken(
+    "children-before-parents",
+    "getRecursive yields leaves first, the root last",
+    () => new ReversedRecursiveService(new MapStore("children-before-parents")),
+  ),
+  bufferingRecursive: broken(
+    "buffering-recursive",
+    "getRecursive reads the whole tree before yielding anything",
+    () => new BufferingRecursiveService(new MapStore("buffering-recursive")),
+  ),
+  repeatingRecursive: broken(
+    "repeating-recursive",
+    "getRecursive yields a shared subtree once per reference",
+    () => new RepeatingRecursiveService(new MapStore("repeating-recursive")),
+  ),
+  danglingUploads: broken(
+    "dangling-uploads",
+    "uploads are stored without closure checks (missing children, wrong sizes, several roots)",
+    () => new DanglingService(new MapStore("dangling-uploads")),
+  ),
+  trustsStoredBytes: broken(
+    "trusts-stored-bytes",
+    "reads return stored bytes without re-hashing or re-validating",
+    () => new TrustingService(new MapStore("trusts-stored-bytes")),
+  ),
+  truncatedKeys: broken(
+    "truncated-keys",
+    "stores directories under the first 2 bytes of their digest, so large trees collide",
+    () => new MapService(new TruncatedKeyStore("truncated-keys")),
+  ),
+  stringNames: broken(
+    "string-names",
+    "passes names and symlink targets through JS strings, mangling bytes that are not UTF-8",
+    () => new MapService(new StringNameStore("string-names")),
+  ),
+  ignoresAbort: broken(
+    "ignores-abort",
+    "ignores every AbortSignal",
+    () => new SignalIgnoringService(new MapStore("ignores-abort")),
+  ),
+  storesBeforeClose: broken(
+    "stores-before-close",
+    "stores each directory as it is put, so aborted uploads leave directories behind",
+    () => new EagerService(new MapStore("stores-before-close")),
+  ),
+} satisfies Record<string, BrokenBackend>;

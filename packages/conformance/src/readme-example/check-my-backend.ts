@@ -1,0 +1,12 @@
+import { runConformance } from "@castore/conformance";
+import { MyDirectoryService } from "./my-backend.js";
+
+const report = await runConformance(
+  {
+    name: "my-backend",
+    factory: async () => ({ service: new MyDirectoryService() }),
+    capabilities: { corruption: "this example wires no corrupt() hook" },
+  },
+  { filter: /^§7\.[1-9] /, onResult: (r) => console.log(r.status, r.scenario, r.message ?? "") },
+);
+if (report.failed > 0) throw new Error(`${report.failed} of ${report.results.length} scenarios failed`);

@@ -1,0 +1,10 @@
+import { describeDirectoryService } from "@castore/conformance/vitest";
+import { MyDirectoryService } from "./my-backend.js";
+
+describeDirectoryService({
+  name: "my-backend",
+  factory: async () => {
+    const service = new MyDirectoryService();
+    return { service, corrupt: async (digest, bytes) => service.corrupt(digest, bytes) };
+  },
+});

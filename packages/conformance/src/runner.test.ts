@@ -1,0 +1,143 @@
+import { type DirectoryService, ValidationError } from "@castore/core";
+import { describe, expect, it, vi } from "vitest";
+import { MyDirectoryService } from "./readme-example/my-backend.js";
+import { type ConformanceTarget, type Scenario, runConformance, runScenario, scenarios, skipReason } from "./index.js";
+
+const correct = (): ConformanceTarget => ({
+  name: "map",
+  factory: async () => {
+    const service = new MyDirectoryService();
+    return { service, corrupt: async (digest, bytes) => service.corrupt(digest, bytes) };
+  },
+});
+
+/** A service whose errors are plain Errors with the same message, as a remote client might produce. */
+function untyped(service: DirectoryService): DirectoryService {
+  const plain = (e: unknown) => new Error((e as Error).message);
+  return {
+    get: (d, o) => service.get(d, o).catch((e) => Promise.reject(plain(e))),
+    put: (d, o) => service.put(d, o).catch((e) => Promise.reject(plain(e))),
+    getRecursive: async function* (d, o) {
+      try {
+        yield* service.getRecursive(d, o);
+      } catch (e) {
+        throw plain(e);
+      }
+    },
+    putMultipleStart: (o) => {
+      const p = service.putMultipleStart(o);
+      return {
+        put: (d) => p.put(d).catch((e) => Promise.reject(plain(e))),
+        close: () => p.close().catch((e) => Promise.reject(plain(e))),
+        abort: (r) => p.abort(r),
+      };
+    },
+    close: () => service.close(),
+  };
+}
+
+describe("scenarios", () => {
+  it("cover every item of spec §7, each by its own scenario", () => {
+    for (let item = 1; item <= 18; item++) {
+      expect(scenarios.some((s) => s.name.startsWith(`§7.${item} `)), `§7.${item}`).toBe(true);
+    }
+  });
+
+  it("run in spec order", () => {
+    const items = scenarios.map((s) => /^§7\.(\d+) /.exec(s.name)?.[1]).filter((x) => x !== undefined).map(Number);
+    expect(items).toEqual([...items].sort((a, b) => a - b));
+  });
+});
+
+describe("runConformance", () => {
+  it("reports capability skips with the declared reason, and runs the rest", async () => {
+    const report = await runConformance({ ...correct(), capabilities: { write: "read-only mirror" } });
+    const needsWrite = scenarios.filter((s) => s.requires.includes("write"));
+    expect(report.skipped).toBe(needsWrite.length);
+    for (const r of report.results.filter((x) => x.status === "skip")) {
+      expect(r.message).toBe('capability "write" not supported: read-only mirror');
+    }
+    expect(report.passed).toBe(scenarios.length - needsWrite.length);
+    expect(report.failed).toBe(0);
+  });
+
+  it("filters by name and calls onResult once per scenario", async () => {
+    const onResult = vi.fn();
+    const report = await runConformance(correct(), { filter: /^§7\.(5|8) /g, onResult });
+    expect(report.results.map((r) => r.scenario.slice(0, 5))).toEqual(["§7.5 ", "§7.8 "]);
+    expect(onResult).toHaveBeenCalledTimes(2);
+    expect(report).toMatchObject({ backend: "map", passed: 2, failed: 0, skipped: 0 });
+  });
+
+  it("checks error classes by default, and not when typedErrors says why", async () => {
+    const target = (typedErrors?: string): ConformanceTarget => ({
+      name: "untyped",
+      factory: async () => ({ service: untyped(new MyDirectoryService()) }),
+      capabilities: { corruption: "not wired", ...(typedErrors ? { typedErrors } : {}) },
+    });
+    const notLarge = /^(?!§7\.1[56] )/;
+    const strict = await runConformance(target(), { filter: notLarge });
+    const failed = strict.results.filter((r) => r.status === "fail");
+    expect(failed.map((r) => r.scenario)).toContain("§7.4 upload [B] → fails at put or close; nothing stored");
+    expect(failed.find((r) => r.scenario.startsWith("§7.4 "))?.message).toMatch(/expected ClosureError \(code "CLOSURE"\)/);
+
+    const lenient = await runConformance(target("a remote backend sees status codes"), { filter: notLarge });
+    expect(lenient.results.filter((r) => r.status === "fail")).toEqual([]);
+  });
+
+  it("fails a corruption scenario when the instance has no corrupt hook and the capability is not declared", async () => {
+    const report = await runConformance(
+      { name: "hookless", factory: async () => ({ service: new MyDirectoryService() }) },
+      { filter: /^§7\.14 / },
+    );
+    expect(report.results[0].status).toBe("fail");
+    expect(report.results[0].message).toMatch(/no corrupt\(digest, bytes\) hook/);
+  });
+});
+
+describe("runScenario", () => {
+  const never: Scenario = { name: "hangs", requires: [], timeoutMs: 50, run: () => new Promise(() => {}) };
+
+  it("times a scenario out, and still tears the instance down", async () => {
+    const teardown = vi.fn(async () => {});
+    const r = await runScenario({ name: "slow", factory: async () => ({ service: new MyDirectoryService(), teardown }) }, never);
+    expect(r).toMatchObject({ status: "fail", message: "slow: hangs: timed out after 50 ms" });
+    expect(teardown).toHaveBeenCalledOnce();
+  });
+
+  it("closes the service when the instance has no teardown", async () => {
+    const service = new MyDirectoryService();
+    const close = vi.spyOn(service, "close");
+    const r = await runScenario({ name: "m", factory: async () => ({ service }) }, scenarios[0]);
+    expect(r.status).toBe("pass");
+    expect(close).toHaveBeenCalledOnce();
+  });
+
+  it("reports a failing factory and a failing teardown", async () => {
+    const boom = await runScenario({ name: "b", factory: () => Promise.reject(new Error("no database")) }, scenarios[0]);
+    expect(boom).toMatchObject({ status: "fail", message: `b: ${scenarios[0].name}: factory() failed: Error: no database` });
+    const teardown = () => Promise.reject(new ValidationError("still open"));
+    const r = await runScenario({ name: "t", factory: async () => ({ service: new MyDirectoryService(), teardown }) }, scenarios[0]);
+    expect(r.status).toBe("fail");
+    expect(r.message).toMatch(/teardown failed: ValidationError \(code VALIDATION\): still open$/);
+  });
+
+  it("turns an unexpected throw into a failure naming the error", async () => {
+    const r = await runScenario(correct(), {
+      name: "throws",
+      requires: [],
+      run: async () => {
+        throw new TypeError("oops");
+      },
+    });
+    expect(r).toMatchObject({ status: "fail", message: "map: throws: unexpected error: TypeError: oops" });
+  });
+
+  it("says which capability a skip comes from", () => {
+    const s: Scenario = { name: "x", requires: ["write", "largeTrees"], run: async () => {} };
+    expect(skipReason({ ...correct(), capabilities: { largeTrees: "tiny quota" } }, s)).toBe(
+      'capability "largeTrees" not supported: tiny quota',
+    );
+    expect(skipReason({ ...correct(), capabilities: { largeTrees: true } }, s)).toBeUndefined();
+  });
+});
