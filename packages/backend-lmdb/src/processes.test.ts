@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Digest, directoryDigest, fixtures } from "@castore/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LmdbDirectoryService } from "./index.js";
-import { checkWholeStore, ensureBuilt, startUploadLoop, type UploadChild } from "./test-child.js";
+import { checkStoreInChild, checkWholeStore, ensureBuilt, startUploadLoop, type UploadChild } from "./test-child.js";
 
 let dir: string;
 const children: UploadChild[] = [];
@@ -57,6 +57,10 @@ describe("several processes on one store", () => {
     const whole = await checkWholeStore(reader);
     for (const e of [...a.events, ...b.events]) expect(whole.digests.has(e.root)).toBe(true);
     expect(whole.digests.has(directoryDigest(fixtures.DIRECTORY_D).hex)).toBe(true);
+    // Another process, opened afterwards, sees the same complete store.
+    const fromChild = checkStoreInChild(path);
+    expect(fromChild.directories).toBe(whole.directories);
+    expect(fromChild.roots).toEqual([...whole.unreferenced].sort());
     await reader.close();
   });
 });

@@ -12,6 +12,7 @@ import { LmdbDirectoryService } from "./index.js";
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const uploadLoopScript = join(packageDir, "test", "upload-loop.mjs");
+export const checkStoreScript = join(packageDir, "test", "check-store.mjs");
 
 function mtime(path: string): number {
   try {
@@ -43,7 +44,7 @@ export function ensureBuilt(): void {
   if (!distIsStale()) return;
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
   const r = spawnSync(process.execPath, [tsc, "-p", join(packageDir, "tsconfig.build.json")], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`building @castore/backend-lmdb failed:\n${r.stdout}${r.stderr}`);
+  if (r.status !== 0) throw new Error(`building @castore/backend-lmdb failed (run pnpm build at the repository root):\n${r.stdout}${r.stderr}`);
 }
 
 export interface UploadEvent {
@@ -92,6 +93,13 @@ export function startUploadLoop(
     }
   });
   return child;
+}
+
+/** Runs test/check-store.mjs: the same check as checkWholeStore, from another process. */
+export function checkStoreInChild(storePath: string): { directories: number; roots: string[] } {
+  const r = spawnSync(process.execPath, [checkStoreScript, storePath], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`check-store failed (${r.status ?? r.signal}):\n${r.stderr}`);
+  return JSON.parse(r.stdout) as { directories: number; roots: string[] };
 }
 
 export interface StoreCheck {
