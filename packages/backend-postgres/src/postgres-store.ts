@@ -42,15 +42,31 @@ const COPY_CHUNK_BYTES = 256 * 1024;
 const CONNECTION_ATTEMPTS = 3;
 /** Attempts of an upload that lost a deadlock (cannot happen with sorted inserts; a safety net). */
 const CONFLICT_ATTEMPTS = 5;
+/** pg_type OID of bytea. */
+const BYTEA_OID = 17;
 /** Name of the per-connection temporary table that COPY fills. */
 const UPLOAD_TABLE = "castore_upload";
 
-/** How large uploads reach the table; "auto" picks by size. Exposed for the benchmark. */
-export type UploadMethod = "auto" | "copy" | "unnest";
+/**
+ * How uploads reach the table (exposed for the benchmark and tests):
+ * - "copy": look up which digests are present, binary-COPY the rest straight in;
+ * - "merge": binary-COPY into a temporary table, then INSERT … SELECT … ON CONFLICT DO NOTHING;
+ * - "unnest": INSERT … SELECT unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING, in chunks;
+ * - "auto" (default): "unnest" as one statement up to 256 KiB, else "copy".
+ */
+export type UploadMethod = "auto" | "copy" | "merge" | "unnest";
 
 export interface PostgresStoreConfig extends PostgresStoreOptions {
   /** For the benchmark and tests: force one way of uploading. Default "auto". */
   uploadMethod?: UploadMethod;
+}
+
+/** What withClient's callback may tell it about the connection. */
+interface Session {
+  /** The connection is in an unknown state (e.g. ROLLBACK failed): destroy it instead of pooling it. */
+  discard(why: unknown): void;
+  /** Work has started (a transaction is open): if the connection breaks now, fail instead of retrying. */
+  begun(): void;
 }
 
 /** A double-quoted SQL identifier. Names are checked beforehand; quoting keeps them exact. */
@@ -58,12 +74,38 @@ function ident(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** Bytewise digest order (lowercase hex sorts the same; comparing strings is much faster than Buffer.compare calls). */
 function compareDigests(a: ClosureEntry, b: ClosureEntry): number {
-  return Buffer.compare(a.digest.bytes, b.digest.bytes);
+  return a.digest.hex < b.digest.hex ? -1 : a.digest.hex > b.digest.hex ? 1 : 0;
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** A plain Uint8Array view of a Buffer (no copy), so decoded names are plain Uint8Arrays as from every other backend. */
+function plainBytes(bytes: Buffer): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * A `bytea[]` parameter in PostgreSQL's binary array format (what array_recv
+ * reads): `pg` sends a Buffer parameter as binary, and `$n::bytea[]` tells the
+ * server its type. Raw bytes both ways; pg's default would hex-encode every
+ * element into a text array literal, twice the size and far slower to build
+ * and parse.
+ */
+export function byteaArray(items: readonly Uint8Array[]): Buffer {
+  let size = 20;
+  for (const item of items) size += 4 + item.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.writeInt32BE(1, 0); // dimensions
+  at = out.writeInt32BE(0, at); // no NULLs
+  at = out.writeInt32BE(BYTEA_OID, at); // element type
+  at = out.writeInt32BE(items.length, at); // length of the dimension
+  at = out.writeInt32BE(1, at); // lower bound
+  for (const item of items) {
+    at = out.writeInt32BE(item.length, at);
+    out.set(item, at);
+    at += item.length;
+  }
+  return out;
 }
 
 /** The binary COPY stream of (digest, bytes) rows: header, tuples, trailer. */
@@ -198,21 +240,26 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /**
-   * Runs `fn` on a pooled connection. A connection that broke, or that was left in
-   * an unknown state (`discard()`), is destroyed rather than returned to the pool.
-   * When the connection broke, the whole of `fn` is retried on a fresh one (every
-   * operation here is idempotent); so is an upload that lost a deadlock.
+   * Runs `fn` on a pooled connection. A connection that broke, or that was left
+   * in an unknown state (`session.discard()`), is destroyed rather than returned
+   * to the pool. When the connection turns out to be dead before `fn` got
+   * anything done on it (a pooled connection the server dropped, e.g. across a
+   * restart), `fn` runs again on a fresh one: every operation here is
+   * idempotent. Once `fn` calls `session.begun()` (a transaction is open), a
+   * broken connection fails the operation instead. An upload that lost a
+   * deadlock is retried.
    */
   private async withClient<T>(
     what: string,
     signal: AbortSignal | undefined,
-    fn: (client: pg.PoolClient, discard: (why: unknown) => void) => Promise<T>,
+    fn: (client: pg.PoolClient, session: Session) => Promise<T>,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       this.checkOpen();
       if (signal?.aborted) throw new AbortError(`${what} aborted`, { cause: signal.reason });
       const client = await this.connect();
       let broken: unknown;
+      let begun = false;
       // While checked out a client has no pool listener: an "error" event then would crash the process.
       const onError = (error: Error) => {
         broken ??= error;
@@ -220,8 +267,13 @@ export class PostgresDirectoryStore implements DirectoryStore {
       client.on("error", onError);
       let failure: unknown;
       try {
-        return await fn(client, (why) => {
-          broken ??= why;
+        return await fn(client, {
+          discard: (why) => {
+            broken ??= why;
+          },
+          begun: () => {
+            begun = true;
+          },
         });
       } catch (error) {
         failure = error;
@@ -234,7 +286,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
         !(failure instanceof AbortError) &&
         !signal?.aborted &&
         !this.closed &&
-        ((isConnectionFailure(failure) && attempt < CONNECTION_ATTEMPTS) ||
+        ((isConnectionFailure(failure) && !begun && attempt < CONNECTION_ATTEMPTS) ||
           (isRetryableConflict(failure) && attempt < CONFLICT_ATTEMPTS));
       if (!retry) throw this.fail(what, failure);
     }
@@ -267,7 +319,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   private async ensureSchema(): Promise<void> {
-    await this.withClient("creating the schema", undefined, async (client, discard) => {
+    await this.withClient("creating the schema", undefined, async (client, session) => {
       // Fast path, no DDL and no privileges needed: the layout is already in place.
       try {
         const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${this.versionTable}`);
@@ -277,6 +329,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
         if (state !== "42P01" && state !== "3F000") throw error; // not "no such table / schema"
       }
       await client.query("BEGIN");
+      session.begun();
       try {
         // One migrator at a time per database and schema name (hashtextextended: PostgreSQL ≥ 11).
         await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`castore:schema:${this.schema}`]);
@@ -302,7 +355,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
         }
         await client.query("COMMIT");
       } catch (error) {
-        await client.query("ROLLBACK").catch(discard);
+        await client.query("ROLLBACK").catch(session.discard);
         throw error;
       }
     });
@@ -311,7 +364,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
     if (digests.length === 0) return [];
     await this.init();
-    const keys = digests.map((d) => asBuffer(d.bytes));
+    const keys = byteaArray(digests.map((d) => d.bytes));
     const rows = await this.withClient("reading directories", signal, async (client) => {
       const result = await client.query<[Buffer, Buffer]>({
         text: `SELECT digest, bytes FROM ${this.table} WHERE digest = ANY($1::bytea[])`,
@@ -320,39 +373,55 @@ export class PostgresDirectoryStore implements DirectoryStore {
       });
       return result.rows;
     });
-    const found = new Map<string, Buffer>();
-    for (const [digest, bytes] of rows) found.set(digest.toString("hex"), bytes);
+    const found = new Map<string, Uint8Array>();
+    for (const [digest, bytes] of rows) found.set(digest.toString("hex"), plainBytes(bytes));
     return digests.map((d) => found.get(d.hex));
   }
 
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     if (entries.length === 0) return;
     await this.init();
-    // Every upload inserts in digest order: two uploads that share directories then
+    // Every upload writes in digest order: two uploads that share directories then
     // wait for each other in the same order and cannot deadlock.
     const sorted = [...entries].sort(compareDigests);
     let total = 0;
     for (const e of sorted) total += e.bytes.length;
     const method = this.uploadMethod === "auto" ? (total <= SINGLE_STATEMENT_BYTES ? "unnest" : "copy") : this.uploadMethod;
-    await this.withClient("storing an upload", signal, async (client, discard) => {
-      if (method === "unnest" && total <= SINGLE_STATEMENT_BYTES) {
-        // One statement is one transaction: all rows or none, one round trip.
-        await this.insertUnnest(client, sorted);
-        return;
-      }
-      await client.query("BEGIN");
-      let createdUploadTable = false;
-      try {
-        if (method === "copy") createdUploadTable = await this.insertCopy(client, sorted, signal);
-        else await this.insertUnnestChunked(client, sorted, signal);
-        if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
-        await client.query("COMMIT");
-        if (createdUploadTable) this.withUploadTable.add(client);
-      } catch (error) {
-        await client.query("ROLLBACK").catch(discard);
-        throw error;
+    await this.withClient("storing an upload", signal, async (client, session) => {
+      switch (method) {
+        case "unnest":
+          if (total <= SINGLE_STATEMENT_BYTES) {
+            // One statement is one transaction: all rows or none, one round trip.
+            session.begun();
+            await this.insertUnnest(client, sorted);
+          } else {
+            await this.inTransaction(client, session, signal, () => this.insertUnnestChunked(client, sorted, signal));
+          }
+          return;
+        case "merge":
+          await this.inTransaction(client, session, signal, () => this.mergeCopy(client, sorted, signal));
+          return;
+        case "copy":
+          await this.copyMissing(client, session, sorted, signal);
+          return;
       }
     });
+  }
+
+  /** Runs `body` between BEGIN and COMMIT; on any failure ROLLBACK (or discard the connection if that fails too). */
+  private async inTransaction(client: pg.ClientBase, session: Session, signal: AbortSignal | undefined, body: () => Promise<void>): Promise<void> {
+    await client.query("BEGIN");
+    session.begun();
+    try {
+      await body();
+      if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+      await client.query("COMMIT");
+    } catch (error) {
+      // A temporary table created in this transaction is gone with it.
+      this.withUploadTable.delete(client);
+      await client.query("ROLLBACK").catch(session.discard);
+      throw error;
+    }
   }
 
   private insertUnnest(client: pg.ClientBase, entries: ClosureEntry[]): Promise<unknown> {
@@ -360,7 +429,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
       `INSERT INTO ${this.table} (digest, bytes)
        SELECT * FROM unnest($1::bytea[], $2::bytea[])
        ON CONFLICT (digest) DO NOTHING`,
-      [entries.map((e) => asBuffer(e.digest.bytes)), entries.map((e) => asBuffer(e.bytes))],
+      [byteaArray(entries.map((e) => e.digest.bytes)), byteaArray(entries.map((e) => e.bytes))],
     );
   }
 
@@ -378,26 +447,61 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /**
+   * The default for large uploads: ask which digests are stored already (one
+   * query), then binary-COPY only the missing rows straight into the table —
+   * one statement, so all of them or none. Content is never deleted, so what
+   * the first query found stays. If another upload stores some of the same
+   * directories between the two statements, the COPY fails on the primary key
+   * (after waiting for that upload to commit); the rows then go through
+   * mergeCopy, which skips whatever is present.
+   */
+  private async copyMissing(client: pg.PoolClient, session: Session, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    const { rows } = await client.query<[Buffer]>({
+      text: `SELECT digest FROM ${this.table} WHERE digest = ANY($1::bytea[])`,
+      values: [byteaArray(entries.map((e) => e.digest.bytes))],
+      rowMode: "array",
+    });
+    let missing = entries;
+    if (rows.length > 0) {
+      const present = new Set(rows.map(([digest]) => digest.toString("hex")));
+      missing = entries.filter((e) => !present.has(e.digest.hex));
+      if (missing.length === 0) return;
+    }
+    if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+    session.begun();
+    try {
+      await this.copyRows(client, this.table, missing, signal);
+    } catch (error) {
+      if (sqlState(error) !== "23505") throw error; // unique_violation: a concurrent upload won the race
+      await this.inTransaction(client, session, signal, () => this.mergeCopy(client, missing, signal));
+    }
+  }
+
+  /** Binary COPY of (digest, bytes) rows, in the given order, into `table`. */
+  private async copyRows(client: pg.ClientBase, table: string, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    const copy = client.query(copyFrom(`COPY ${table} (digest, bytes) FROM STDIN (FORMAT binary)`));
+    await pipeline(Readable.from(binaryCopyRows(entries, signal), { objectMode: false }), copy);
+  }
+
+  /**
    * Binary COPY into a per-connection temporary table (emptied at every commit),
    * then one INSERT … SELECT … ON CONFLICT DO NOTHING into the real table, inside
-   * the caller's transaction. Returns whether this transaction created the table.
+   * the caller's transaction.
    */
-  private async insertCopy(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<boolean> {
-    let created = false;
+  private async mergeCopy(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    // CREATE … IF NOT EXISTS only once per connection (a rolled-back transaction may undo it: then again).
     if (!this.withUploadTable.has(client)) {
       await client.query(
         `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL) ON COMMIT DELETE ROWS`,
       );
-      created = true;
     }
-    const copy = client.query(copyFrom(`COPY ${UPLOAD_TABLE} (digest, bytes) FROM STDIN (FORMAT binary)`));
-    await pipeline(Readable.from(binaryCopyRows(entries, signal), { objectMode: false }), copy);
+    await this.copyRows(client, UPLOAD_TABLE, entries, signal);
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
     // The temporary table is read back in the order COPY wrote it (digest order): see putClosure.
     await client.query(
       `INSERT INTO ${this.table} (digest, bytes) SELECT digest, bytes FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
     );
-    return created;
+    this.withUploadTable.add(client);
   }
 
   async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
