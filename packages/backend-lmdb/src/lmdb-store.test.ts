@@ -166,6 +166,22 @@ describe("LmdbDirectoryService", () => {
     expect(new Set(first.map((b) => b!.buffer)).size).toBeGreaterThan(1);
   });
 
+  it("returns copies of large values too (beyond lmdb's reusable read buffer)", async () => {
+    const service = await openService();
+    const files = Array.from({ length: 30_000 }, (_, i) =>
+      makeFileNode(`file-${String(i).padStart(6, "0")}`, fixtures.EMPTY_BLOB_DIGEST, i),
+    );
+    const big = makeDirectory({ files });
+    const bigDigest = await upload(service, [big]);
+    await upload(service, [DIRECTORY_A, DIRECTORY_C]);
+    const [bigBytes] = await service.store.getMany([bigDigest]);
+    const before = Buffer.from(bigBytes!).toString("base64");
+    expect(bigBytes!.length).toBeGreaterThan(1_000_000);
+    await service.store.getMany([directoryDigest(DIRECTORY_C), bigDigest, directoryDigest(DIRECTORY_A)]);
+    expect(Buffer.from(bigBytes!).toString("base64")).toBe(before);
+    expect((await service.get(bigDigest))!.files).toHaveLength(30_000);
+  });
+
   it("handles 32 concurrent overlapping uploads", async () => {
     const service = await openService();
     const shared = wideTree(200, "shared");
