@@ -21,7 +21,7 @@ import { open } from "lmdb";
 import { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "./index.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
-const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 5);
 const SINGLE_GETS = Math.min(COUNT, 20_000);
 const label = COUNT === 100_000 ? "100k" : String(COUNT);
 

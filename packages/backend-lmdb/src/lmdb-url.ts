@@ -14,7 +14,7 @@
 import { resolve } from "node:path";
 import { InvalidUrlError } from "@castore/core";
 
-export const LMDB_URL_EXAMPLE = "lmdb:///abs/path or lmdb://./relative (?mapSize=1GiB&noSync=false)";
+export const LMDB_URL_EXAMPLE = "lmdb:///abs/path or lmdb://./relative";
 
 export interface LmdbStoreOptions {
   /** Initial size of the memory map in bytes; LMDB grows it when it fills. Default: lmdb-js's (small, growing). */
