@@ -13,6 +13,7 @@ import {
   type DirectoryService,
 } from "@castore/core";
 import { getFreePort } from "@castore/testing";
+import { createServer, type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PostgresDirectoryService, SCHEMA_VERSION } from "./index.js";
 import { countQueries, PostgresTestStores } from "./test-postgres.js";
@@ -454,6 +455,63 @@ describe("connection errors", () => {
     const right = stores.track(PostgresDirectoryService.open(url.href + `?schema=${stores.freshSchema()}`));
     const root = await right.put(DIRECTORY_A);
     expect(await right.get(root)).toEqual(DIRECTORY_A);
+  });
+});
+
+describe("timeouts and a busy pool", () => {
+  it("a server that accepts but never answers: BackendError after connect_timeout", async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const service = stores.track(PostgresDirectoryService.open(`postgres://u@127.0.0.1:${port}/db?connect_timeout=1`));
+      const started = Date.now();
+      const error = await failure(service.get(Digest.of(new Uint8Array())));
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(error).toBeInstanceOf(BackendError);
+      expect((error as BackendError).unavailable).toBe(true);
+      expect(error.message).toContain(`127.0.0.1:${port}, database "db"`);
+      expect(error.message).toMatch(/timeout/);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it("waiting for a free pooled connection is not a timeout", async () => {
+    const service = stores.open({ poolMax: 1, connectTimeoutMs: 200 });
+    const tree = generateTree({ directories: 1000, seed: 14 });
+    const root = await upload(service, tree.directories);
+    // 20 walks through one connection take longer in all than the connect timeout.
+    const started = Date.now();
+    const walks = await Promise.all(Array.from({ length: 20 }, () => collect(service.getRecursive(root))));
+    expect(Date.now() - started).toBeGreaterThan(200);
+    expect(walks.every((w) => w.length === 1000)).toBe(true);
+  });
+});
+
+describe("abort", () => {
+  it("an upload aborted in the middle of its COPY stores nothing, and the connection stays usable", async () => {
+    for (const uploadMethod of ["copy", "merge"] as const) {
+      const service = stores.open({ uploadMethod, poolMax: 1 });
+      await service.store.init();
+      const tree = generateTree({ directories: 20_000, seed: 15 });
+      const entries = tree.directories.map((directory) => {
+        const bytes = encodeDirectory(directory);
+        return { digest: Digest.of(bytes), bytes, directory };
+      });
+      // A signal that fires after the first few chunks of COPY data were sent.
+      let checks = 0;
+      const signal = {
+        get aborted() {
+          return ++checks > 4;
+        },
+        reason: new Error("stop"),
+      } as AbortSignal;
+      await expect(service.store.putClosure(entries, signal)).rejects.toThrow(/aborted/);
+      expect(await rowCount(service.store.schema)).toBe(0);
+      await service.store.putClosure(entries);
+      expect(await rowCount(service.store.schema)).toBe(20_000);
+    }
   });
 });
 

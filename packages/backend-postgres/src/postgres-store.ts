@@ -5,10 +5,15 @@
  * encoding); `<schema>.schema_version` records which layout is in place.
  *
  * It only stores and fetches bytes: StoreDirectoryService (core) validates
- * uploads, checks closures, re-hashes every read and walks trees. Request
- * counts: getMany is one query; an upload is one statement when small and one
- * transaction of five statements (BEGIN, COPY, INSERT … SELECT, COMMIT, and a
- * temporary table's CREATE the first time on a connection) when large.
+ * uploads, checks closures, re-hashes every read and walks trees.
+ *
+ * Statements per call: getMany is one query (`digest = ANY($1::bytea[])`, a
+ * binary array); a small upload (≤ 256 KiB) is one INSERT … unnest … ON
+ * CONFLICT DO NOTHING; a larger one is one query for the digests already
+ * stored and one binary COPY of the rest (if another upload races it to the
+ * same rows: BEGIN, COPY into a temporary table, INSERT … SELECT … ON CONFLICT
+ * DO NOTHING, COMMIT). Every upload writes in digest order, so concurrent
+ * overlapping uploads wait for each other instead of deadlocking.
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -188,10 +193,20 @@ export class PostgresDirectoryStore implements DirectoryStore {
     const hostPart = host.startsWith("/") ? encodeURIComponent(host) : host.includes(":") ? `[${host}]` : host;
     this.backend = `postgres://${hostPart}:${port}/${encodeURIComponent(database)}?schema=${this.schema}`;
 
+    // pg-pool uses connectionTimeoutMillis both for opening a connection and for waiting
+    // for a free one. Only the first is a failure to reach the server: under load, waiting
+    // for a pooled connection is normal. So the timeout goes to the clients alone.
+    const connectTimeoutMs = config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    class TimedClient extends pg.Client {
+      constructor(clientConfig?: pg.ClientConfig) {
+        super({ ...clientConfig, connectionTimeoutMillis: connectTimeoutMs });
+      }
+    }
     this.pool = new pg.Pool({
+      Client: TimedClient,
       connectionString,
       max: config.poolMax ?? DEFAULT_POOL_MAX,
-      connectionTimeoutMillis: config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis: 0,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
       application_name: "castore",
