@@ -131,6 +131,47 @@ function linkedController(parent?: AbortSignal): { controller: AbortController; 
   return { controller, dispose: () => parent.removeEventListener("abort", onAbort) };
 }
 
+/** A max-heap of hex digests by priority: the ready index objects of an upload. */
+class ReadyQueue {
+  private readonly heap: string[] = [];
+  constructor(private readonly priority: (hex: string) => number) {}
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(hex: string): void {
+    const h = this.heap;
+    h.push(hex);
+    for (let i = h.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (this.priority(h[parent]) >= this.priority(h[i])) break;
+      [h[parent], h[i]] = [h[i], h[parent]];
+      i = parent;
+    }
+  }
+
+  pop(): string {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.priority(h[l]) > this.priority(h[m])) m = l;
+        if (r < h.length && this.priority(h[r]) > this.priority(h[m])) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i], h[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
 export class S3DirectoryService implements DirectoryService {
   readonly client: S3Client;
   readonly location: S3Location;
@@ -490,8 +531,19 @@ export class S3DirectoryService implements DirectoryService {
         else parents.set(c, [e.digest.hex]);
       }
     }
-    const ready: string[] = [...byHex.values()].filter((e) => childrenLeft.get(e.digest.hex) === 0).map((e) => e.digest.hex);
-    let next = 0; // ready[next..] are waiting to start
+    // Critical path first: of the ready directories, the one with the longest chain of parents above it.
+    // (FIFO order leaves the chains near the root to run nearly one at a time at the end.)
+    const depth = new Map<string, number>([[root.hex, 0]]);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const hex = entries[i].digest.hex;
+      const below = (depth.get(hex) ?? 0) + 1;
+      for (const c of entries[i].directory.directories) {
+        const childHex = Buffer.from(c.digest).toString("hex");
+        if ((depth.get(childHex) ?? -1) < below) depth.set(childHex, below);
+      }
+    }
+    const ready = new ReadyQueue((hex) => depth.get(hex) ?? 0);
+    for (const e of byHex.values()) if (childrenLeft.get(e.digest.hex) === 0) ready.push(e.digest.hex);
     await new Promise<void>((resolve, reject) => {
       const { controller, dispose } = linkedController(signal);
       let inFlight = 0;
@@ -502,15 +554,15 @@ export class S3DirectoryService implements DirectoryService {
         if (failure) {
           dispose();
           reject(failure.error);
-        } else if (next === ready.length) {
+        } else if (ready.size === 0) {
           dispose();
           if (done === byHex.size) resolve();
           else reject(new Error(`internal error: only ${done} of ${byHex.size} index objects could be scheduled`));
         }
       };
       const pump = () => {
-        while (!failure && inFlight < this.concurrency && next < ready.length) {
-          const hex = ready[next++];
+        while (!failure && inFlight < this.concurrency && ready.size > 0) {
+          const hex = ready.pop();
           const entry = byHex.get(hex)!;
           inFlight++;
           this.putObject(this.indexKey(entry.digest), indexBody(entry), controller.signal).then(
