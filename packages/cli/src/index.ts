@@ -2,3 +2,4 @@ export { createProgram, main } from "./main.js";
 export { importTree, type ImportOptions, type ImportProgress, UnsupportedFileTypeError } from "./importer.js";
 export { escapeName } from "./names.js";
 export { parseListen } from "./commands/serve.js";
+export { verifyRoots, verifyStore, type Problem, type VerifyOptions, type VerifyResult } from "./verify.js";

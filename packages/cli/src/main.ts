@@ -10,6 +10,7 @@ import { getCommand } from "./commands/get.js";
 import { importCommand } from "./commands/import.js";
 import { lsCommand } from "./commands/ls.js";
 import { serveCommand } from "./commands/serve.js";
+import { verifyCommand } from "./commands/verify.js";
 import { DEFAULT_STORE } from "./stores.js";
 
 export function createProgram(): Command {
@@ -28,7 +29,7 @@ export function createProgram(): Command {
         .map((s) => `  ${s.example}`)
         .join("\n")}\n`,
     );
-  for (const cmd of [serveCommand(), importCommand(), lsCommand(), getCommand(), conformanceCommand()]) {
+  for (const cmd of [serveCommand(), importCommand(), lsCommand(), getCommand(), conformanceCommand(), verifyCommand()]) {
     program.addCommand(cmd);
   }
   return program;

@@ -47,6 +47,7 @@ export function createProgress(label: string, opts: { enabled?: boolean } = {}):
     };
   }
   let last = 0;
+  let stopped = false;
   let latest: Record<string, number> = {};
   return {
     update(counts) {
@@ -57,6 +58,8 @@ export function createProgress(label: string, opts: { enabled?: boolean } = {}):
       }
     },
     stop() {
+      if (stopped) return;
+      stopped = true;
       if (Object.keys(latest).length) process.stderr.write(`${label}: ${describe(latest, elapsed())} in ${elapsed().toFixed(1)} s\n`);
     },
   };

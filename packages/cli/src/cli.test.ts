@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { Digest, createBlake3Hasher, openDirectoryService } from "@castore/core";
+import "@castore/backend-grpc";
+import { runCli, startServe } from "./test-cli.js";
+
+let dir: string;
+let tree: string;
+let store: string;
+
+/** A tree with nested dirs, an executable, a symlink, an empty file, an empty dir and a non-UTF-8 name. */
+function makeTree(root: string) {
+  mkdirSync(join(root, "a", "b", "c"), { recursive: true });
+  mkdirSync(join(root, "empty-dir"));
+  writeFileSync(join(root, "a", "hello.txt"), "hello\n");
+  writeFileSync(join(root, "a", "b", "c", "deep"), "deep");
+  writeFileSync(join(root, "empty"), "");
+  writeFileSync(join(root, "run.sh"), "#!/bin/sh\necho hi\n");
+  chmodSync(join(root, "run.sh"), 0o755);
+  symlinkSync("a/hello.txt", join(root, "link"));
+  // a name that is not UTF-8: bytes 'n' 0xff 0xfe
+  writeFileSync(Buffer.concat([Buffer.from(join(root, "n")), Buffer.from([0xff, 0xfe])]), "binary name");
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "castore-cli-"));
+  tree = join(dir, "tree");
+  mkdirSync(tree);
+  makeTree(tree);
+  store = `lmdb://${join(dir, "store")}`;
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function b3(text: string): string {
+  const h = createBlake3Hasher();
+  h.update(Buffer.from(text));
+  return Buffer.from(h.digest()).toString("hex");
+}
+
+describe("castore CLI end to end", () => {
+  let root: string;
+
+  it("import prints the root digest, and is deterministic", async () => {
+    const r = await runCli(["import", tree, "--store", store]);
+    expect(r.stderr).not.toMatch(/castore:/);
+    expect(r.code, r.stderr).toBe(0);
+    root = r.stdout.toString().trim();
+    expect(root).toMatch(/^[0-9a-f]{64}$/);
+    const again = await runCli(["import", tree, "--store", `memory://`]);
+    expect(again.stdout.toString().trim()).toBe(root);
+  });
+
+  it("ls lists the root like ls -l, with the executable bit, symlink and escaped non-UTF-8 name", async () => {
+    const r = await runCli(["ls", root, "--store", store]);
+    expect(r.code, r.stderr).toBe(0);
+    const names = r.stdout.toString().trim().split("\n").map((l) => /^\S+ +\d+ \S+ (.*)$/.exec(l)![1]);
+    expect(names).toEqual(["a/", "empty", "empty-dir/", "link -> a/hello.txt", "n\\xff\\xfe", "run.sh"]);
+    const text = r.stdout.toString();
+    expect(text).toMatch(new RegExp(`^-r--r--r-- +0 ${b3("")} empty$`, "m"));
+    expect(text).toMatch(new RegExp(`^-r-xr-xr-x +18 ${b3("#!/bin/sh\necho hi\n")} run.sh$`, "m"));
+    expect(text).toMatch(/^lrwxrwxrwx +11 -+ link -> a\/hello.txt$/m);
+    expect(text).toMatch(/^drwxr-xr-x +0 af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262 empty-dir\/$/m);
+    expect(text).toMatch(/ n\\xff\\xfe$/m);
+    expect(text).toMatch(/^drwxr-xr-x +4 [0-9a-f]{64} a\/$/m); // size(c) = 1 (deep); size(b) = 1 + size(c) = 2; size(a) = 1 (hello.txt) + 1 + size(b) = 4
+  });
+
+  it("ls follows a path to a directory or a single node", async () => {
+    const r = await runCli(["ls", root, "a/b/c", "--store", store]);
+    expect(r.stdout.toString()).toMatch(new RegExp(`^-r--r--r-- +4 ${b3("deep")} deep\n$`));
+    const f = await runCli(["ls", root, "/a/hello.txt", "--store", store]);
+    expect(f.stdout.toString()).toMatch(/ hello.txt\n$/);
+    const missing = await runCli(["ls", root, "a/nope", "--store", store]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^castore: a\/nope: no such path below [0-9a-f]{64}\n$/);
+  });
+
+  it("get --recursive --json returns the whole closure, names exact in base64", async () => {
+    const r = await runCli(["get", root, "--recursive", "--json", "--store", store]);
+    expect(r.code, r.stderr).toBe(0);
+    const dirs = r.stdout.toString().trim().split("\n").map((l) => JSON.parse(l));
+    expect(dirs[0].digest).toBe(root);
+    expect(dirs).toHaveLength(5); // root, a, empty-dir, b, c
+    const rootFiles = dirs[0].files.map((f: { name_b64: string }) => Buffer.from(f.name_b64, "base64"));
+    expect(rootFiles).toContainEqual(Buffer.from([0x6e, 0xff, 0xfe]));
+    expect(dirs[0].files.find((f: { name: string }) => f.name === "run.sh").executable).toBe(true);
+    expect(dirs[0].symlinks[0]).toMatchObject({ name: "link", target: "a/hello.txt" });
+  });
+
+  it("get of an unknown digest fails with one line", async () => {
+    const r = await runCli(["get", "00".repeat(32), "--store", store]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^castore: directory 0{64} not found in lmdb:\/\/.*\n$/);
+  });
+
+  it("bad input gets one clear line and a non-zero status", async () => {
+    const bad = await runCli(["ls", "xyz", "--store", store]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/invalid digest "xyz"/);
+    const scheme = await runCli(["ls", root, "--store", "nope://x"]);
+    expect(scheme.code).toBe(1);
+    expect(scheme.stderr).toMatch(/^castore: unknown store URL scheme "nope:" .* known: .*lmdb:/);
+    const notDir = await runCli(["import", join(tree, "empty"), "--store", "memory://"]);
+    expect(notDir.code).toBe(1);
+    expect(notDir.stderr).toMatch(/is not a directory/);
+  });
+
+  it("import refuses sockets, naming the path", async () => {
+    const sockDir = join(dir, "with-socket");
+    mkdirSync(sockDir);
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(join(sockDir, "sock"), r));
+    try {
+      const r = await runCli(["import", sockDir, "--store", "memory://"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/cannot import .*with-socket\/sock: it is a socket/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("--help explains every command", async () => {
+    for (const cmd of [[], ["serve"], ["import"], ["ls"], ["get"], ["conformance"]]) {
+      const r = await runCli([...cmd, "--help"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.toString()).toMatch(/Usage: castore/);
+    }
+    const r = await runCli(["serve", "--help"]);
+    expect(r.stdout.toString()).toMatch(/--listen <address>.*\n?.*CASTORE_LISTEN/);
+  });
+
+  it("serve makes the store readable through the gRPC client, and stops on SIGTERM", async () => {
+    const sock = join(dir, "castore.sock");
+    const server = await startServe(["--listen", `unix:${sock}`, "--store", store]);
+    try {
+      const client = await openDirectoryService(`grpc+unix://${sock}`);
+      const got = [];
+      for await (const d of client.getRecursive(Digest.parse(root))) got.push(d);
+      expect(got).toHaveLength(5);
+      await client.close();
+      const viaCli = await runCli(["ls", root, "a", "--store", `grpc+unix://${sock}`]);
+      expect(viaCli.stdout.toString()).toMatch(/ hello.txt\n/);
+    } finally {
+      expect(await server.stop("SIGTERM")).toBe(0);
+    }
+  });
+
+  it("serve on TCP, then conformance against the served memory store passes", async () => {
+    const server = await startServe(["--listen", "127.0.0.1:0", "--store", "memory://"]);
+    try {
+      const r = await runCli(["conformance", server.url], { timeoutMs: 120_000 });
+      expect(r.stdout.toString()).toMatch(/\d+ passed, 0 failed, [1-9]\d* skipped/);
+      expect(r.stdout.toString()).toMatch(/SKIP .*corrupt/i);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  }, 180_000);
+});

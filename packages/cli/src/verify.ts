@@ -1,0 +1,169 @@
+/**
+ * verify: an fsck for any store. Walks the given roots breadth first (or,
+ * where the backend can list, every stored directory), re-reads every
+ * directory (the service re-hashes and re-validates it), checks that every
+ * child directory is present with the declared size, and reports each
+ * problem with its digest and a path from the root.
+ */
+import pLimit from "p-limit";
+import { CorruptionError, Digest, type DirectoryService, type SizeCheck, directorySize, type Directory } from "@castore/core";
+import { escapeName } from "./names.js";
+
+export type ProblemKind = "missing" | "corrupt" | "size-mismatch" | "error";
+
+export interface Problem {
+  kind: ProblemKind;
+  digest: string;
+  /** Path from the root ("" for the root itself), or undefined in whole-store mode. */
+  path?: string;
+  message: string;
+}
+
+export interface VerifyProgress {
+  directories: number;
+  problems: number;
+}
+
+export interface VerifyOptions {
+  sizeCheck?: SizeCheck;
+  /** Directories read at once. */
+  concurrency?: number;
+  onProblem?(p: Problem): void;
+  onProgress?(p: VerifyProgress): void;
+  signal?: AbortSignal;
+}
+
+export interface VerifyResult {
+  directories: number;
+  problems: number;
+}
+
+interface Pending {
+  digest: Digest;
+  path: string;
+  /** The size the parent declared, undefined for a root. */
+  declaredSize?: bigint;
+  parent?: string;
+}
+
+function sizeOk(declared: bigint, actual: bigint, mode: SizeCheck): boolean {
+  return mode === "exact" ? declared === actual : declared >= actual;
+}
+
+/** Reads one directory, turning a read failure into a problem. */
+async function read(service: DirectoryService, digest: Digest, signal?: AbortSignal): Promise<{ directory?: Directory; problem?: Omit<Problem, "path"> }> {
+  try {
+    const directory = await service.get(digest, { signal });
+    if (!directory) return { problem: { kind: "missing", digest: digest.hex, message: "not stored" } };
+    return { directory };
+  } catch (e) {
+    const kind: ProblemKind = e instanceof CorruptionError || (e as { code?: string }).code === "CORRUPTION" ? "corrupt" : "error";
+    return { problem: { kind, digest: digest.hex, message: (e as Error).message } };
+  }
+}
+
+/** Walks the closures of `roots`, each directory once, level by level. */
+export async function verifyRoots(service: DirectoryService, roots: Digest[], opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const limit = pLimit(opts.concurrency ?? 16);
+  const mode = opts.sizeCheck ?? "exact";
+  const seen = new Set<string>();
+  const progress: VerifyProgress = { directories: 0, problems: 0 };
+  const report = (p: Problem) => {
+    progress.problems++;
+    opts.onProblem?.(p);
+  };
+  let level: Pending[] = [];
+  for (const root of roots) {
+    if (!seen.has(root.hex)) {
+      seen.add(root.hex);
+      level.push({ digest: root, path: "" });
+    }
+  }
+  while (level.length > 0) {
+    const next: Pending[] = [];
+    await Promise.all(
+      level.map((item) =>
+        limit(async () => {
+          const { directory, problem } = await read(service, item.digest, opts.signal);
+          progress.directories++;
+          if (problem) {
+            const where = item.parent ? ` (child of ${item.parent})` : "";
+            report({ ...problem, path: item.path, message: problem.message + where });
+          } else if (directory) {
+            const actual = directorySize(directory);
+            if (item.declaredSize !== undefined && !sizeOk(item.declaredSize, actual, mode)) {
+              report({
+                kind: "size-mismatch",
+                digest: item.digest.hex,
+                path: item.path,
+                message: `declared size ${item.declaredSize} in ${item.parent}, actual ${actual}`,
+              });
+            }
+            for (const child of directory.directories) {
+              const childDigest = Digest.fromBytes(child.digest);
+              if (seen.has(childDigest.hex)) continue;
+              seen.add(childDigest.hex);
+              const name = escapeName(child.name);
+              next.push({ digest: childDigest, path: item.path ? `${item.path}/${name}` : name, declaredSize: child.size, parent: item.digest.hex });
+            }
+          }
+          opts.onProgress?.(progress);
+        }),
+      ),
+    );
+    level = next;
+  }
+  return { directories: progress.directories, problems: progress.problems };
+}
+
+/**
+ * Verifies every stored directory of a store that can list its digests: one
+ * pass re-reads each directory and records its size, a second checks each
+ * child reference against those sizes. Memory grows with the number of
+ * stored directories (one digest and size each), never with their contents.
+ */
+export async function verifyStore(service: DirectoryService, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  if (!service.listDigests) throw new Error("this store cannot list its directories: give the root digests to verify");
+  const limit = pLimit(opts.concurrency ?? 16);
+  const mode = opts.sizeCheck ?? "exact";
+  const sizes = new Map<string, bigint | null>(); // null: unreadable
+  const progress: VerifyProgress = { directories: 0, problems: 0 };
+  const report = (p: Problem) => {
+    progress.problems++;
+    opts.onProblem?.(p);
+  };
+  const children: { parent: string; digest: string; size: bigint; name: string }[] = [];
+  let inFlight: Promise<void>[] = [];
+  for await (const digest of service.listDigests({ signal: opts.signal })) {
+    inFlight.push(
+      limit(async () => {
+        const { directory, problem } = await read(service, digest, opts.signal);
+        progress.directories++;
+        if (problem) {
+          sizes.set(digest.hex, null);
+          report(problem);
+        } else if (directory) {
+          sizes.set(digest.hex, directorySize(directory));
+          for (const c of directory.directories) {
+            children.push({ parent: digest.hex, digest: Buffer.from(c.digest).toString("hex"), size: c.size, name: escapeName(c.name) });
+          }
+        }
+        opts.onProgress?.(progress);
+      }),
+    );
+    if (inFlight.length >= 1024) {
+      await Promise.all(inFlight);
+      inFlight = [];
+    }
+  }
+  await Promise.all(inFlight);
+  for (const c of children) {
+    const size = sizes.get(c.digest);
+    if (size === undefined) {
+      report({ kind: "missing", digest: c.digest, message: `not stored, but ${c.parent} refers to it as ${c.name}` });
+    } else if (size !== null && !sizeOk(c.size, size, mode)) {
+      report({ kind: "size-mismatch", digest: c.digest, message: `declared size ${c.size} as ${c.name} in ${c.parent}, actual ${size}` });
+    }
+  }
+  return { directories: progress.directories, problems: progress.problems };
+}
