@@ -343,6 +343,8 @@ describe("a connection killed mid-upload", () => {
         expect(error).toBeInstanceOf(BackendError);
         expect((error as BackendError).unavailable).toBe(true);
         expect(error.message).toContain(`127.0.0.1:${stores.server.port}`);
+        // The store used one connection so far (init, then the upload): it was destroyed.
+        expect(service.store.pool.totalCount).toBe(0);
       } finally {
         await blocker.query("ROLLBACK").catch(() => undefined);
         blocker.release();
@@ -563,5 +565,19 @@ describe("close", () => {
     await service.close();
     expect(service.store.pool.totalCount).toBe(0);
     await expect(service.get(Digest.of(new Uint8Array()))).rejects.toThrow(/store is closed/);
+  });
+});
+
+describe("README", () => {
+  it("usage: open by URL through core's registry, put, walk, close", async () => {
+    const { openDirectoryService } = await import("@castore/core");
+    const service = await openDirectoryService(stores.url({ schema: stores.freshSchema() }));
+    stores.track(service as PostgresDirectoryService);
+    const root = await upload(service, [DIRECTORY_A, DIRECTORY_B]);
+    expect((await collect(service.getRecursive(root))).length).toBe(2);
+    const direct = stores.track(PostgresDirectoryService.open(stores.url({ schema: stores.freshSchema() }), { poolMax: 20, sizeCheck: "at-least" }));
+    await direct.store.init();
+    expect(await direct.get(root)).toBeUndefined();
+    await service.close();
   });
 });
