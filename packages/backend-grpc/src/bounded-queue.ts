@@ -54,15 +54,42 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     fn?.();
   }
 
-  private take(): T {
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined as T;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
+  /** Drops the consumed prefix of the array once it is empty or mostly consumed. */
+  private compact(): void {
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items.splice(0, this.head);
       this.head = 0;
     }
+  }
+
+  private take(): T {
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined as T;
+    this.compact();
     this.wake("producer");
     return item;
+  }
+
+  /** Takes everything queued (at most `max` items) whenever the consumer asks: the items ready to go out together. */
+  async *batches(max = Number.MAX_SAFE_INTEGER): AsyncGenerator<T[]> {
+    for (;;) {
+      if (this.error) return;
+      if (this.length > 0) {
+        const n = Math.min(this.length, max);
+        const batch = this.items.slice(this.head, this.head + n);
+        this.items.fill(undefined as T, this.head, this.head + n);
+        this.head += n;
+        this.compact();
+        this.wake("producer");
+        yield batch;
+        continue;
+      }
+      if (this.ended) return;
+      await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
+    }
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<T> {

@@ -2,10 +2,12 @@
  * GrpcDirectoryService: a DirectoryService that talks to a remote castore,
  * tvix or snix server over gRPC (tvix.castore.v1 or snix.castore.v1), like
  * tvix's GRPCDirectoryService (the seed's grpc.rs), with the stream checks of
- * spec §5. All calls share one HTTP/2 connection.
+ * spec §5. All calls share one HTTP/2 connection (connect-node's
+ * Http2SessionManager); the calls themselves are in grpc-stream-calls.ts.
  */
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createNodeHttpClient, type Http2SessionManager } from "@connectrpc/connect-node";
 import {
   AbortError,
   BackendError,
@@ -21,14 +23,13 @@ import {
   RootToLeavesChecker,
   validateDirectory,
 } from "@castore/core";
-import { DirectoryService as TvixDirectoryService, SnixDirectoryService } from "@castore/proto";
+import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore/proto";
 import { BoundedQueue } from "./bounded-queue.js";
+import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
 import { describeTarget, type GrpcTarget, parseGrpcUrl, type ServiceName } from "./grpc-url.js";
 import { baseUrlOf, type ConnectionOptions, createSessionManager } from "./http2-connection.js";
-import { unknownFieldProblem } from "./received-directory.js";
+import { decodeReceived, type ReceivedDirectory } from "./wire-directory.js";
 import { fromConnectError } from "./status.js";
-
-type DirectoryClient = Client<typeof TvixDirectoryService>;
 
 export interface GrpcDirectoryServiceOptions {
   /** Which service name to call (default "tvix"; snix servers want "snix"). */
@@ -57,7 +58,8 @@ export class GrpcDirectoryService implements DirectoryService {
   readonly address: string;
   readonly serviceName: ServiceName;
   private readonly sessionManager: Http2SessionManager;
-  private readonly client: DirectoryClient;
+  private readonly target: CallTarget;
+  private readonly paths: { get: string; put: string };
   private readonly putQueueLength: number;
   private closed = false;
 
@@ -82,16 +84,14 @@ export class GrpcDirectoryService implements DirectoryService {
       tls: options.tls,
       pingIntervalMs: options.pingIntervalMs,
     });
-    const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const transport: Transport = createGrpcTransport({
+    const sessionManager = this.sessionManager;
+    this.target = {
+      httpClient: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessionManager }),
       baseUrl: baseUrlOf(target),
-      sessionManager: this.sessionManager,
-      readMaxBytes: maxMessageBytes,
-      writeMaxBytes: maxMessageBytes,
-    });
-    const desc = this.serviceName === "snix" ? SnixDirectoryService : TvixDirectoryService;
-    // Both descriptors have the same methods and messages; only the path differs.
-    this.client = createClient(desc, transport) as unknown as DirectoryClient;
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    const service = `/${this.serviceName}.castore.v1.DirectoryService`;
+    this.paths = { get: `${service}/Get`, put: `${service}/Put` };
   }
 
   private checkOpen(): void {
@@ -102,14 +102,21 @@ export class GrpcDirectoryService implements DirectoryService {
     return fromConnectError(error, this.address, signal);
   }
 
+  private getCall(digest: Digest, recursive: boolean, signal: AbortSignal | undefined) {
+    const request = toBinary(
+      GetDirectoryRequestSchema,
+      create(GetDirectoryRequestSchema, { byWhat: { case: "digest", value: digest.bytes }, recursive }),
+    );
+    return serverStreamingCall(this.target, this.paths.get, request, signal);
+  }
+
   async get(digest: Digest, opts: CallOptions = {}): Promise<Directory | undefined> {
     this.checkOpen();
     const { signal } = opts;
     try {
-      const stream = this.client.get({ byWhat: { case: "digest", value: digest.bytes }, recursive: false }, { signal });
       // The first message only; leaving the loop cancels the call.
-      for await (const directory of stream) {
-        return this.checkGot(digest, directory);
+      for await (const batch of this.getCall(digest, false, signal)) {
+        return this.checkGot(digest, batch[0]);
       }
       return undefined;
     } catch (e) {
@@ -118,12 +125,18 @@ export class GrpcDirectoryService implements DirectoryService {
     }
   }
 
-  private checkGot(expected: Digest, directory: Directory): Directory {
-    const problem = unknownFieldProblem(directory);
-    if (problem !== undefined) {
-      throw new CorruptionError(`${this.address}: directory ${expected} received with unknown fields: ${problem}`);
+  /** Decodes received bytes; anything but a valid Directory encoding is a CorruptionError. */
+  private received(bytes: Uint8Array, what: string): ReceivedDirectory {
+    try {
+      return decodeReceived(bytes);
+    } catch (e) {
+      throw new CorruptionError(`${this.address}: ${what}: ${(e as Error).message}`);
     }
-    const actual = Digest.of(encodeDirectory(directory));
+  }
+
+  private checkGot(expected: Digest, message: Uint8Array): Directory {
+    const { directory, bytes } = this.received(message, `directory ${expected}`);
+    const actual = Digest.of(bytes);
     if (!actual.equals(expected)) {
       throw new CorruptionError(`${this.address}: requested directory ${expected}, but received ${actual}`);
     }
@@ -152,15 +165,13 @@ export class GrpcDirectoryService implements DirectoryService {
     const checker = new RootToLeavesChecker(root);
     let received = 0;
     try {
-      const stream = this.client.get({ byWhat: { case: "digest", value: root.bytes }, recursive: true }, { signal });
-      for await (const directory of stream) {
-        const problem = unknownFieldProblem(directory);
-        if (problem !== undefined) {
-          throw new CorruptionError(`${this.address}: directory #${received} below root ${root} received with unknown fields: ${problem}`);
+      for await (const batch of this.getCall(root, true, signal)) {
+        for (const message of batch) {
+          const { directory, bytes } = this.received(message, `directory #${received} below root ${root}`);
+          checker.accept(directory, bytes);
+          received++;
+          yield directory;
         }
-        checker.accept(directory);
-        received++;
-        yield directory;
       }
     } catch (e) {
       if (isCastoreError(e)) throw e;
@@ -173,7 +184,7 @@ export class GrpcDirectoryService implements DirectoryService {
 
   putMultipleStart(opts: CallOptions = {}): GrpcDirectoryPutter {
     this.checkOpen();
-    return new GrpcDirectoryPutter(this.client, this.address, this.putQueueLength, opts.signal);
+    return new GrpcDirectoryPutter(this.target, this.paths.put, this.address, this.putQueueLength, opts.signal);
   }
 
   /** Closes the HTTP/2 connection; running calls fail, later calls throw. */
@@ -190,7 +201,7 @@ export class GrpcDirectoryService implements DirectoryService {
  * put() or at close(). Once the server has ended the call, put() fails.
  */
 export class GrpcDirectoryPutter implements DirectoryPutter {
-  private readonly queue: BoundedQueue<Directory>;
+  private readonly queue: BoundedQueue<Uint8Array>;
   private readonly controller = new AbortController();
   private readonly signal: AbortSignal;
   private call: Promise<Digest> | undefined;
@@ -198,7 +209,8 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
   private state: "open" | "closing" | "closed" | "aborted" = "open";
 
   constructor(
-    private readonly client: DirectoryClient,
+    private readonly target: CallTarget,
+    private readonly path: string,
     private readonly address: string,
     queueLength: number,
     userSignal?: AbortSignal,
@@ -214,11 +226,11 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
 
   private start(): void {
     if (this.call) return;
-    this.call = this.client.put(this.queue, { signal: this.signal }).then(
-      (response) => {
+    this.call = clientStreamingCall(this.target, this.path, this.queue.batches(), this.signal).then(
+      (responseBytes) => {
         let root: Digest;
         try {
-          root = Digest.fromBytes(response.rootDigest);
+          root = Digest.fromBytes(fromBinary(PutDirectoryResponseSchema, responseBytes).rootDigest);
         } catch (e) {
           const error = new BackendError(this.address, `invalid root digest in PutDirectoryResponse: ${(e as Error).message}`);
           this.outcome = { ok: false, error };
@@ -253,7 +265,7 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
   async put(directory: Directory): Promise<void> {
     this.checkOpen();
     this.start();
-    await this.queue.push(directory);
+    await this.queue.push(encodeDirectory(directory));
   }
 
   async close(): Promise<Digest> {

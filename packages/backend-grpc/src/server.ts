@@ -6,16 +6,12 @@
  * gRPC client (grpc-go, tonic, grpcio, @grpc/grpc-js, connect-es) can call it.
  */
 import * as fs from "node:fs";
-import type * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { DirectoryService } from "@castore/core";
-import { DirectoryService as TvixDirectoryService, SnixDirectoryService } from "@castore/proto";
 import {
-  clientAbortedKey,
-  createDirectoryServiceImpl,
+  createDirectoryServiceHandler,
   DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
   DEFAULT_MAX_UPLOAD_BYTES,
   type Logger,
@@ -82,26 +78,16 @@ export function createDirectoryServiceServer(
 ): DirectoryServiceServer {
   const logger = options.logger ?? silentLogger;
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const limits = {
-    maxDirectoriesPerUpload: options.maxDirectoriesPerUpload ?? DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
-    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
-  };
   const serviceNames = options.serviceNames ?? ["tvix", "snix"];
   const windowBytes = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
   const shutdown = new AbortController();
-  const impl = createDirectoryServiceImpl(service, limits, logger);
-
-  const handler = connectNodeAdapter({
-    grpc: true,
-    grpcWeb: false,
-    connect: false,
-    readMaxBytes: maxMessageBytes,
+  const handler = createDirectoryServiceHandler(service, {
+    maxMessageBytes,
+    maxDirectoriesPerUpload: options.maxDirectoriesPerUpload ?? DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+    serviceNames,
     shutdownSignal: shutdown.signal,
-    contextValues: (req) => createContextValues().set(clientAbortedKey, clientAbortedSignal(req)),
-    routes(router) {
-      if (serviceNames.includes("tvix")) router.service(TvixDirectoryService, impl);
-      if (serviceNames.includes("snix")) router.service(SnixDirectoryService, impl);
-    },
+    logger,
   });
 
   let activeCalls = 0;
@@ -141,6 +127,10 @@ export function createDirectoryServiceServer(
         onRequest,
       )
     : http2.createServer({ settings }, onRequest);
+
+  // Small messages (one directory, a status) must not wait for Nagle's algorithm.
+  server.on("connection", (socket: net.Socket) => socket.setNoDelay(true));
+  server.on("secureConnection", (socket: net.Socket) => socket.setNoDelay(true));
 
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session: http2.ServerHttp2Session) => {
@@ -251,15 +241,6 @@ export function createDirectoryServiceServer(
       return closing;
     },
   };
-}
-
-/** Aborted when the client resets the request's stream (RST_STREAM, connection loss). */
-function clientAbortedSignal(req: http.IncomingMessage | http2.Http2ServerRequest): AbortSignal {
-  const controller = new AbortController();
-  const abort = () => controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-  if ("stream" in req && req.stream.aborted) abort();
-  else req.once("aborted", abort);
-  return controller.signal;
 }
 
 function isStaleSocket(path: string): Promise<boolean> {

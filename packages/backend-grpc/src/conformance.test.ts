@@ -1,0 +1,35 @@
+/**
+ * The conformance suite against client → server → memory, over TCP and over
+ * a Unix socket: a fresh memory store, server and client per scenario.
+ */
+import * as fs from "node:fs";
+import { describeDirectoryService } from "@castore/conformance/vitest";
+import { MemoryDirectoryService } from "@castore/backend-memory";
+import { GrpcDirectoryService } from "./grpc-directory-service.js";
+import { tempSocketPath } from "./memory-store.test-helper.js";
+import { createDirectoryServiceServer } from "./server.js";
+
+for (const transport of ["tcp", "unix"] as const) {
+  describeDirectoryService({
+    name: `grpc over ${transport} → memory`,
+    factory: async () => {
+      const backend = new MemoryDirectoryService();
+      const tmp = transport === "unix" ? tempSocketPath() : undefined;
+      const server = createDirectoryServiceServer(backend, {
+        listen: tmp ? { path: tmp.socket } : { host: "127.0.0.1", port: 0 },
+      });
+      await server.listen();
+      const service = GrpcDirectoryService.fromUrl(server.url!);
+      return {
+        service,
+        corrupt: async (digest, bytes) => backend.store.injectCorruption(digest, bytes),
+        async teardown() {
+          await service.close();
+          await server.close({ deadlineMs: 1000 });
+          if (tmp) fs.rmSync(tmp.dir, { recursive: true, force: true });
+        },
+      };
+    },
+    capabilities: { corruption: true },
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * Directories received off the wire, as bytes (server: an upload; client: a
+ * Get response). castore sends and receives Directory messages as bytes
+ * (core's codec, not protobuf-es's reflective one): the digest is the hash of
+ * those bytes, and a directory read from a store is already encoded.
+ *
+ * Received bytes go through core's strict decoder first. Bytes that are not
+ * canonical but are a valid encoding of a Directory without unknown fields
+ * (protobufjs, behind @grpc/grpc-js, writes explicit defaults such as
+ * `executable: false`) are decoded leniently (protobuf-es) and re-encoded
+ * canonically before hashing (spec §1). A Directory carrying unknown fields,
+ * at the top level or in a node, is rejected: it is not canonical, and its
+ * digest would silently change on re-encoding.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import { DecodeError, type Directory, decodeDirectory, encodeDirectory, ValidationError } from "@castore/core";
+import { DirectorySchema } from "@castore/proto";
+
+export interface ReceivedDirectory {
+  directory: Directory;
+  /** Its canonical encoding: the received bytes when they were canonical. */
+  bytes: Uint8Array;
+}
+
+/**
+ * Decodes received Directory bytes (see the module comment). Throws a
+ * ValidationError for bytes that are not a Directory or that carry unknown
+ * fields; callers turn it into INVALID_ARGUMENT (server) or a
+ * CorruptionError (client).
+ */
+export function decodeReceived(bytes: Uint8Array): ReceivedDirectory {
+  try {
+    return { directory: decodeDirectory(bytes), bytes };
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+  }
+  let directory: Directory;
+  try {
+    directory = fromBinary(DirectorySchema, bytes);
+  } catch (e) {
+    throw new ValidationError(`not a valid Directory message: ${(e as Error).message}`);
+  }
+  const problem = unknownFieldProblem(directory);
+  if (problem !== undefined) throw new ValidationError(`Directory is not canonical: ${problem}`);
+  return { directory, bytes: encodeDirectory(directory) };
+}
+
+/** Where a decoded directory carries unknown fields, or undefined if it has none. */
+function unknownFieldProblem(d: Directory): string | undefined {
+  if (d.$unknown?.length) return `it has unknown field ${d.$unknown[0].no}`;
+  const lists = [
+    ["directories", d.directories],
+    ["files", d.files],
+    ["symlinks", d.symlinks],
+  ] as const;
+  for (const [list, nodes] of lists) {
+    for (let i = 0; i < nodes.length; i++) {
+      const unknown = nodes[i].$unknown;
+      if (unknown?.length) return `${list}[${i}] has unknown field ${unknown[0].no}`;
+    }
+  }
+  return undefined;
+}
