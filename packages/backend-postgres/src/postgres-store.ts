@@ -396,12 +396,13 @@ export class PostgresDirectoryStore implements DirectoryStore {
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     if (entries.length === 0) return;
     await this.init();
-    // Every upload writes in digest order: two uploads that share directories then
-    // wait for each other in the same order and cannot deadlock.
-    const sorted = [...entries].sort(compareDigests);
     let total = 0;
-    for (const e of sorted) total += e.bytes.length;
+    for (const e of entries) total += e.bytes.length;
     const method = this.uploadMethod === "auto" ? (total <= SINGLE_STATEMENT_BYTES ? "unnest" : "copy") : this.uploadMethod;
+    // Every upload writes in digest order: two uploads that share directories then
+    // wait for each other in the same order and cannot deadlock. "copy" has the
+    // server sort (much faster than sorting here); the others sort here.
+    const sorted = method === "copy" ? entries : [...entries].sort(compareDigests);
     await this.withClient("storing an upload", signal, async (client, session) => {
       switch (method) {
         case "unnest":
@@ -462,26 +463,26 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /**
-   * The default for large uploads: ask which digests are stored already (one
-   * query), then binary-COPY only the missing rows straight into the table —
-   * one statement, so all of them or none. Content is never deleted, so what
-   * the first query found stays. If another upload stores some of the same
-   * directories between the two statements, the COPY fails on the primary key
-   * (after waiting for that upload to commit); the rows then go through
-   * mergeCopy, which skips whatever is present.
+   * The default for large uploads: ask the server which entries are missing,
+   * in digest order (one query: their positions, as one comma-separated text),
+   * then binary-COPY only those rows straight into the table — one statement,
+   * so all of them or none. Content is never deleted, so what the first query
+   * found stays. If another upload stores some of the same directories between
+   * the two statements, the COPY fails on the primary key (after waiting for
+   * that upload to commit); the rows then go through mergeCopy, which skips
+   * whatever is present.
    */
   private async copyMissing(client: pg.PoolClient, session: Session, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
-    const { rows } = await client.query<[Buffer]>({
-      text: `SELECT digest FROM ${this.table} WHERE digest = ANY($1::bytea[])`,
+    const { rows } = await client.query<[string | null]>({
+      text: `SELECT string_agg(u.i::text, ',' ORDER BY u.digest)
+             FROM unnest($1::bytea[]) WITH ORDINALITY AS u(digest, i)
+             WHERE NOT EXISTS (SELECT 1 FROM ${this.table} d WHERE d.digest = u.digest)`,
       values: [byteaArray(entries.map((e) => e.digest.bytes))],
       rowMode: "array",
     });
-    let missing = entries;
-    if (rows.length > 0) {
-      const present = new Set(rows.map(([digest]) => digest.toString("hex")));
-      missing = entries.filter((e) => !present.has(e.digest.hex));
-      if (missing.length === 0) return;
-    }
+    const positions = rows[0]?.[0];
+    if (!positions) return; // all stored already
+    const missing = positions.split(",").map((i) => entries[Number(i) - 1]);
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
     session.begun();
     try {
