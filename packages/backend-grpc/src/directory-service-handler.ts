@@ -12,7 +12,7 @@
  * checking the directory itself; a recursive Get of 100 000 directories spent
  * most of its time there. Here a directory is encoded with core's codec,
  * framed, and joined with the others ready at the same time into one write
- * (batchMessages): one Directory per gRPC message on the wire, several per
+ * (messageBody): one Directory per gRPC message on the wire, several per
  * HTTP/2 DATA frame.
  */
 import type * as http2 from "node:http2";
@@ -34,9 +34,9 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { Digest, type DirectoryService, encodeDirectory, isCastoreError } from "@castore/core";
+import { ClosurePutter, Digest, type Directory, type DirectoryService, encodeDirectory, isCastoreError } from "@castore/core";
 import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore/proto";
-import { batchMessages } from "./message-batcher.js";
+import { type MessageSource, messageBody } from "./message-batcher.js";
 import { EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
 import { invalidArgument, resourceExhausted, toConnectError } from "./status.js";
 import { decodeReceived } from "./wire-directory.js";
@@ -116,31 +116,32 @@ export function createDirectoryServiceHandler(
       signal: AbortSignal.any(signals),
       messages: () => requestMessages(uReq.body, compression.request, opts.maxMessageBytes),
     };
-    async function* body(): AsyncGenerator<Uint8Array> {
-      try {
-        if (timeout.error) throw timeout.error;
-        if (compression.error) throw compression.error;
-        yield* method === "Get" ? get(call) : put(call);
-        setTrailerStatus(trailer, undefined);
-      } catch (e) {
-        const status = statusOf(e, call.signal);
-        if (status.code === Code.Internal || status.code === Code.Unavailable || status.code === Code.Unknown) {
-          logger.warn({ rpc: method, code: Code[status.code], err: e }, "call failed");
-        } else {
-          logger.debug({ rpc: method, code: Code[status.code], msg: status.rawMessage }, "call refused");
-        }
-        setTrailerStatus(trailer, status);
-      }
+    async function open(): Promise<MessageSource<Directory | Uint8Array>> {
+      if (timeout.error) throw timeout.error;
+      if (compression.error) throw compression.error;
+      return method === "Get" ? openGet(call) : openPut(call);
     }
-    universalResponseToNodeResponse({ status: 200, header, trailer, body: batchMessages(body(), WRITE_BATCH_BYTES) }, res).catch(
-      (reason: unknown) => {
-        const code = ConnectError.from(reason).code;
-        // Aborted/Canceled: the client went away while we were writing.
-        if (code !== Code.Aborted && code !== Code.Canceled) {
-          logger.warn({ rpc: method, err: reason }, "writing the response failed");
-        }
-      },
-    );
+    function onEnd(error: unknown): void {
+      if (error === undefined) {
+        setTrailerStatus(trailer, undefined);
+        return;
+      }
+      const status = statusOf(error, call.signal);
+      if (status.code === Code.Internal || status.code === Code.Unavailable || status.code === Code.Unknown) {
+        logger.warn({ rpc: method, code: Code[status.code], err: error }, "call failed");
+      } else {
+        logger.debug({ rpc: method, code: Code[status.code], msg: status.rawMessage }, "call refused");
+      }
+      setTrailerStatus(trailer, status);
+    }
+    const body = messageBody(open, WRITE_BATCH_BYTES, onEnd);
+    universalResponseToNodeResponse({ status: 200, header, trailer, body }, res).catch((reason: unknown) => {
+      const code = ConnectError.from(reason).code;
+      // Aborted/Canceled: the client went away while we were writing.
+      if (code !== Code.Aborted && code !== Code.Canceled) {
+        logger.warn({ rpc: method, err: reason }, "writing the response failed");
+      }
+    });
   };
 
   interface Call {
@@ -149,8 +150,8 @@ export function createDirectoryServiceHandler(
     messages(): AsyncGenerator<Uint8Array[]>;
   }
 
-  /** The response messages (unframed: batchMessages frames them). */
-  async function* get(call: Call): AsyncGenerator<Uint8Array> {
+  /** Get: the response's directories, encoded as the body pulls them. */
+  async function openGet(call: Call): Promise<MessageSource<Directory>> {
     const request = await singleMessage(call.messages());
     let parsed;
     try {
@@ -170,23 +171,17 @@ export function createDirectoryServiceHandler(
     if (!parsed.recursive) {
       const directory = await service.get(digest, { signal });
       if (directory === undefined) throw new ConnectError(`directory ${digest} not found`, Code.NotFound);
-      yield encodeDirectory(directory);
-      return;
+      return { items: [directory], encode: encodeDirectory };
     }
-    // One message per directory, as the backend yields them. The body is
-    // written with backpressure (universalResponseToNodeResponse waits for
-    // 'drain'; batchMessages reads at most 64 KiB ahead), so a slow client
-    // holds this generator, and the backend's read, instead of making the
-    // server buffer the tree. An absent root is an empty stream (as tvix).
-    let sent = 0;
-    for await (const directory of service.getRecursive(digest, { signal })) {
-      yield encodeDirectory(directory);
-      sent++;
-    }
-    logger.debug({ rpc: "Get", root: digest.hex, recursive: true, sent }, "recursive get done");
+    // One message per directory, as the backend yields them, pulled by the
+    // body with backpressure (see message-batcher.ts): a slow client holds
+    // the backend's read instead of making the server buffer the tree. An
+    // absent root is an empty stream (as tvix).
+    return { items: service.getRecursive(digest, { signal }), encode: encodeDirectory };
   }
 
-  async function* put(call: Call): AsyncGenerator<Uint8Array> {
+  /** Put: the whole upload, then the response message. */
+  async function openPut(call: Call): Promise<MessageSource<Uint8Array>> {
     const { signal } = call;
     const putter = service.putMultipleStart({ signal });
     let count = 0;
@@ -210,7 +205,9 @@ export function createDirectoryServiceHandler(
           if (bytes > opts.maxUploadBytes) {
             throw resourceExhausted(`upload exceeds the limit of ${opts.maxUploadBytes} bytes`);
           }
-          await putter.put(received.directory);
+          // core's ClosurePutter takes the canonical bytes along and skips re-encoding.
+          if (putter instanceof ClosurePutter) await putter.put(received.directory, received.bytes);
+          else await putter.put(received.directory);
         }
       }
       // A reset stream (the client cancelled or went away) ends the request
@@ -225,7 +222,8 @@ export function createDirectoryServiceHandler(
       throw e;
     }
     logger.debug({ rpc: "Put", root: root.hex, directories: count, bytes }, "upload stored");
-    yield toBinary(PutDirectoryResponseSchema, create(PutDirectoryResponseSchema, { rootDigest: root.bytes }));
+    const response = toBinary(PutDirectoryResponseSchema, create(PutDirectoryResponseSchema, { rootDigest: root.bytes }));
+    return { items: [response], encode: (m) => m };
   }
 }
 

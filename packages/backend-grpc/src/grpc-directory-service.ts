@@ -167,6 +167,8 @@ export class GrpcDirectoryService implements DirectoryService {
     try {
       for await (const batch of this.getCall(root, true, signal)) {
         for (const message of batch) {
+          // A batch may outlive an abort: nothing more after it.
+          if (signal?.aborted) throw new AbortError("operation aborted", { cause: signal.reason });
           const { directory, bytes } = this.received(message, `directory #${received} below root ${root}`);
           checker.accept(directory, bytes);
           received++;

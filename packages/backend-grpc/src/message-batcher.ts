@@ -1,36 +1,49 @@
+/**
+ * A response body: the messages of a call, framed, with the ones that are
+ * ready joined into fewer, larger writes. Messages stay one Directory each
+ * on the wire; only the HTTP/2 DATA frames carry several. Without this,
+ * every directory costs one `stream.write()` on the sender and one read
+ * event on the receiver, which dominates the cost of a recursive Get.
+ *
+ * A pump reads the items (e.g. the backend's getRecursive, directly: no
+ * generator in between) and encodes them; the consumer (the response writer)
+ * takes everything queued at once. The pump reads ahead by at most
+ * `maxBytes`, so backpressure is kept: when the client reads slowly, the
+ * writer waits for 'drain', the queue fills, and the pump stops pulling from
+ * the backend. Returning or throwing into the body stops the pump and
+ * returns the items' iterator (a client that goes away stops the backend's
+ * read). `onEnd` is called once the items are done or failed, before the
+ * body ends: the place to set the trailers.
+ */
 import { envelope } from "./grpc-framing.js";
 
-/**
- * Frames a stream of gRPC messages and joins the ones that are ready into
- * fewer, larger writes. Messages stay one Directory each on the wire; only
- * the HTTP/2 DATA frames carry several. Without this, every directory costs
- * one `stream.write()` on the sender and one read event on the receiver,
- * which dominates the cost of a recursive Get.
- *
- * The batcher reads ahead of its consumer by at most `maxBytes`, so
- * backpressure is kept: when the network is slow, the source is paused once
- * `maxBytes` are queued. Returning or throwing into the batcher is passed on
- * to the source (a client that goes away stops the producer).
- */
-export function batchMessages(messages: AsyncIterable<Uint8Array>, maxBytes: number): AsyncIterable<Uint8Array> {
-  return {
-    [Symbol.asyncIterator]: () => new MessageBatcher(messages[Symbol.asyncIterator](), maxBytes),
-  };
+export interface MessageSource<T> {
+  items: AsyncIterable<T> | Iterable<T>;
+  encode(item: T): Uint8Array;
 }
 
-class MessageBatcher implements AsyncIterator<Uint8Array> {
+export function messageBody<T>(
+  open: () => Promise<MessageSource<T>>,
+  maxBytes: number,
+  onEnd: (error: unknown) => void,
+): AsyncIterable<Uint8Array> {
+  return { [Symbol.asyncIterator]: () => new MessageBody(open, maxBytes, onEnd) };
+}
+
+class MessageBody<T> implements AsyncIterator<Uint8Array> {
   private queue: Uint8Array[] = [];
   private queuedBytes = 0;
   private finished = false;
-  private failure: { error: unknown } | undefined;
   private stopped = false;
   private pump: Promise<void> | undefined;
+  private iterator: AsyncIterator<T> | Iterator<T> | undefined;
   private wakeConsumer: (() => void) | undefined;
   private wakeProducer: (() => void) | undefined;
 
   constructor(
-    private readonly source: AsyncIterator<Uint8Array>,
+    private readonly open: () => Promise<MessageSource<T>>,
     private readonly maxBytes: number,
+    private readonly onEnd: (error: unknown) => void,
   ) {}
 
   private wake(which: "consumer" | "producer"): void {
@@ -42,21 +55,27 @@ class MessageBatcher implements AsyncIterator<Uint8Array> {
 
   private startPump(): void {
     this.pump ??= (async () => {
+      let error: unknown;
       try {
+        const { items, encode } = await this.open();
+        const it = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
+        this.iterator = it;
         for (;;) {
           while (this.queuedBytes >= this.maxBytes && !this.stopped) {
             await new Promise<void>((resolve) => (this.wakeProducer = resolve));
           }
-          if (this.stopped) return;
-          const r = await this.source.next();
-          if (r.done) return;
-          this.queue.push(r.value);
-          this.queuedBytes += 5 + r.value.length;
+          if (this.stopped) break;
+          const r = await it.next();
+          if (r.done) break;
+          const message = encode(r.value);
+          this.queue.push(message);
+          this.queuedBytes += 5 + message.length;
           this.wake("consumer");
         }
-      } catch (error) {
-        this.failure = { error };
+      } catch (e) {
+        error = e ?? new Error("unknown error");
       } finally {
+        this.onEnd(error);
         this.finished = true;
         this.wake("consumer");
       }
@@ -70,7 +89,6 @@ class MessageBatcher implements AsyncIterator<Uint8Array> {
       await new Promise((resolve) => setImmediate(resolve));
     }
     while (this.queue.length === 0) {
-      if (this.failure) throw this.failure.error;
       if (this.finished) return { done: true, value: undefined };
       await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
     }
@@ -85,19 +103,17 @@ class MessageBatcher implements AsyncIterator<Uint8Array> {
   private async stop(): Promise<void> {
     this.stopped = true;
     this.wake("producer");
-    // The source's own next() may be pending; an async generator runs return()/throw() after it.
+    // If the pump is inside the items' next(), an async generator runs return() after it.
+    await this.iterator?.return?.();
   }
 
-  async return(value?: unknown): Promise<IteratorResult<Uint8Array>> {
+  async return(): Promise<IteratorResult<Uint8Array>> {
     await this.stop();
-    await this.source.return?.(value);
     return { done: true, value: undefined };
   }
 
-  async throw(error?: unknown): Promise<IteratorResult<Uint8Array>> {
+  async throw(): Promise<IteratorResult<Uint8Array>> {
     await this.stop();
-    if (this.source.throw) return this.source.throw(error);
-    throw error;
+    return { done: true, value: undefined };
   }
 }
-
