@@ -518,8 +518,8 @@ describe("abort", () => {
 });
 
 describe("server restart", () => {
-  it("is survived by the pool: idle connections die quietly and the next call works", async () => {
-    if (!stores.server.canRestart) return;
+  it("is survived by the pool: idle connections die quietly and the next call works", async (context) => {
+    if (!stores.server.canRestart) context.skip("the server from $CASTORE_TEST_POSTGRES_URL cannot be restarted");
     const service = stores.open({ poolMax: 8 });
     const tree = generateTree({ directories: 2000, seed: 11 });
     const root = await upload(service, tree.directories);
@@ -535,8 +535,20 @@ describe("server restart", () => {
     expect(await service.get(second)).toBeDefined();
   });
 
-  it("reports the server as unavailable while it is down, and works once it is back", async () => {
-    if (!stores.server.canRestart) return;
+  it("in the middle of a getRecursive: the walk goes on (each level is its own query)", async (context) => {
+    if (!stores.server.canRestart) context.skip("the server from $CASTORE_TEST_POSTGRES_URL cannot be restarted");
+    const service = stores.open();
+    const tree = deepChain(100);
+    const root = await upload(service, tree.directories);
+    let n = 0;
+    for await (const _ of service.getRecursive(root)) {
+      if (++n === 30) await stores.server.restart();
+    }
+    expect(n).toBe(100);
+  });
+
+  it("reports the server as unavailable while it is down, and works once it is back", async (context) => {
+    if (!stores.server.canRestart) context.skip("the server from $CASTORE_TEST_POSTGRES_URL cannot be restarted");
     const service = stores.open();
     const root = await upload(service, [DIRECTORY_A, DIRECTORY_B]);
     const restarting = stores.server.restart({ downtimeMs: 2000 });
