@@ -3,7 +3,7 @@
  * module registers the `postgres:` and `postgresql:` URL schemes with core's
  * openDirectoryService.
  */
-import { registerDirectoryServiceScheme } from "@castore/core";
+import { type DirectoryServiceOpener, registerDirectoryServiceScheme } from "@castore/core";
 import { PostgresDirectoryService } from "./postgres-service.js";
 import { POSTGRES_URL_EXAMPLE } from "./postgres-url.js";
 
@@ -22,8 +22,6 @@ export {
 export { parsePostgresUrl, checkSchemaName, POSTGRES_URL_EXAMPLE, type PostgresStoreOptions, type PostgresUrl } from "./postgres-url.js";
 export { isConnectionFailure } from "./postgres-errors.js";
 
-for (const scheme of ["postgres", "postgresql"]) {
-  registerDirectoryServiceScheme(scheme, POSTGRES_URL_EXAMPLE, (url, opts) =>
-    PostgresDirectoryService.open(url, { sizeCheck: opts.sizeCheck }),
-  );
-}
+const open: DirectoryServiceOpener = (url, opts) => PostgresDirectoryService.open(url, { sizeCheck: opts.sizeCheck });
+registerDirectoryServiceScheme("postgres", POSTGRES_URL_EXAMPLE, open);
+registerDirectoryServiceScheme("postgresql", "postgresql://… (the same as postgres://)", open);

@@ -131,6 +131,20 @@ describe("schema", () => {
   });
 });
 
+describe("URL options", () => {
+  it("pass pg's own (sslmode, application_name, options) through to the connection", async () => {
+    const service = stores.open({}, { sslmode: "disable", application_name: "castore-url-test", options: "-c statement_timeout=4321" });
+    await service.store.init();
+    const client = await service.store.pool.connect();
+    try {
+      const { rows } = await client.query("SELECT current_setting('application_name') AS app, current_setting('statement_timeout') AS timeout");
+      expect(rows[0]).toEqual({ app: "castore-url-test", timeout: "4321ms" });
+    } finally {
+      client.release();
+    }
+  });
+});
+
 describe("round trips", () => {
   it("getRecursive of a 200-deep chain takes depth + 1 = 200 queries", async () => {
     const service = stores.open();
