@@ -29,6 +29,7 @@ import {
   headerAcceptEncoding,
   headerContentType,
   headerEncoding,
+  headerGrpcMessage,
   headerTimeout,
   parseContentType,
   parseTimeout,
@@ -133,8 +134,12 @@ export function createDirectoryServiceHandler(
         logger.debug({ rpc: method, code: Code[status.code], msg: status.rawMessage }, "call refused");
       }
       setTrailerStatus(trailer, status);
+      // gRPC percent-encodes only what is not printable ASCII, and '%';
+      // connect's encodeURIComponent also encodes ':' and '/', which
+      // decodeURI-based clients (grpc-js) then show as "%3A".
+      trailer.set(headerGrpcMessage, percentEncodeGrpcMessage(status.rawMessage));
     }
-    const body = messageBody(open, WRITE_BATCH_BYTES, onEnd);
+    const body = messageBody(open, { maxBytes: WRITE_BATCH_BYTES, signal: call.signal, onEnd });
     universalResponseToNodeResponse({ status: 200, header, trailer, body }, res).catch((reason: unknown) => {
       const code = ConnectError.from(reason).code;
       // Aborted/Canceled: the client went away while we were writing.
@@ -267,6 +272,16 @@ async function singleMessage(batches: AsyncGenerator<Uint8Array[]>): Promise<Uin
     throw new ConnectError(`protocol error: expected one request message, got ${all.length}`, Code.Unimplemented);
   }
   return all[0];
+}
+
+/** grpc-message encoding (PROTOCOL-HTTP2.md): UTF-8, then %XX for bytes outside 0x20–0x7E and for '%'. */
+export function percentEncodeGrpcMessage(message: string): string {
+  const bytes = Buffer.from(message, "utf8");
+  let out = "";
+  for (const b of bytes) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
 }
 
 /** A response that is only a status (no messages): HEADERS, then trailers. */

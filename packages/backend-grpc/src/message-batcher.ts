@@ -12,7 +12,7 @@
  * writer waits for 'drain', the queue fills, and the pump stops pulling from
  * the backend. Returning or throwing into the body stops the pump and
  * returns the items' iterator (a client that goes away stops the backend's
- * read). `onEnd` is called once the items are done or failed, before the
+ * read), and so does aborting `signal`. `onEnd` is called once the items are done or failed, before the
  * body ends: the place to set the trailers.
  */
 import { envelope } from "./grpc-framing.js";
@@ -24,10 +24,9 @@ export interface MessageSource<T> {
 
 export function messageBody<T>(
   open: () => Promise<MessageSource<T>>,
-  maxBytes: number,
-  onEnd: (error: unknown) => void,
+  opts: { maxBytes: number; signal: AbortSignal; onEnd: (error: unknown) => void },
 ): AsyncIterable<Uint8Array> {
-  return { [Symbol.asyncIterator]: () => new MessageBody(open, maxBytes, onEnd) };
+  return { [Symbol.asyncIterator]: () => new MessageBody(open, opts.maxBytes, opts.signal, opts.onEnd) };
 }
 
 class MessageBody<T> implements AsyncIterator<Uint8Array> {
@@ -43,8 +42,13 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
   constructor(
     private readonly open: () => Promise<MessageSource<T>>,
     private readonly maxBytes: number,
+    private readonly signal: AbortSignal,
     private readonly onEnd: (error: unknown) => void,
-  ) {}
+  ) {
+    // A cancelled call (client reset, deadline, shutdown) stops the pump even
+    // while it waits for room: the response writer may never drain again.
+    signal.addEventListener("abort", () => void this.stop(), { once: true });
+  }
 
   private wake(which: "consumer" | "producer"): void {
     const fn = which === "consumer" ? this.wakeConsumer : this.wakeProducer;
@@ -61,6 +65,7 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
         const it = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
         this.iterator = it;
         for (;;) {
+          if (this.signal.aborted) throw this.signal.reason;
           while (this.queuedBytes >= this.maxBytes && !this.stopped) {
             await new Promise<void>((resolve) => (this.wakeProducer = resolve));
           }
@@ -101,10 +106,15 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
   }
 
   private async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     this.wake("producer");
     // If the pump is inside the items' next(), an async generator runs return() after it.
-    await this.iterator?.return?.();
+    try {
+      await this.iterator?.return?.();
+    } catch {
+      /* the items failed while stopping: the call is over anyway */
+    }
   }
 
   async return(): Promise<IteratorResult<Uint8Array>> {
