@@ -89,6 +89,9 @@ class ClientSessionManager extends Http2SessionManager {
   }
 
   private tune(session: http2.Http2Session): void {
+    // The manager listens for errors only while the session is its current
+    // one; an error after that (e.g. our timeout below) must not go unhandled.
+    session.on("error", () => {});
     try {
       session.setLocalWindowSize(this.opts.windowBytes);
     } catch {
