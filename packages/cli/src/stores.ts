@@ -5,6 +5,8 @@
 import "@castore/backend-memory";
 import "@castore/backend-lmdb";
 import "@castore/backend-grpc";
+import "@castore/backend-postgres";
+import "@castore/backend-s3";
 import { openDirectoryService, type DirectoryService, type SizeCheck } from "@castore/core";
 
 export const DEFAULT_STORE = "lmdb://./castore-data";

@@ -1,0 +1,57 @@
+/**
+ * cache://?near=…&far=… (spec §6): the conformance suite with near = memory
+ * and far = lmdb, plus the read-through behaviour itself.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CacheDirectoryService, directoryDigest, fixtures, openDirectoryService } from "@castore/core";
+import { MemoryDirectoryService } from "@castore/backend-memory";
+import { LmdbDirectoryService } from "@castore/backend-lmdb";
+import { describeDirectoryService } from "@castore/conformance/vitest";
+import "./stores.js";
+
+const dir = mkdtempSync(join(tmpdir(), "castore-cache-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+describeDirectoryService({
+  name: "cache(near=memory, far=lmdb)",
+  factory: async () => {
+    const url = `cache://?near=${encodeURIComponent("memory://")}&far=${encodeURIComponent(`lmdb://${join(dir, `far-${n++}`)}`)}`;
+    const service = (await openDirectoryService(url)) as CacheDirectoryService;
+    return {
+      service,
+      // Corrupt both tiers: a read must report it whichever tier answers.
+      corrupt: async (digest, bytes) => {
+        (service.near as MemoryDirectoryService).injectCorruption(digest, bytes);
+        await (service.far as LmdbDirectoryService).store.directories.put(digest.bytes, bytes);
+      },
+    };
+  },
+});
+
+describe("cache read-through", () => {
+  it("a miss in near copies the closure from far, then near answers alone", async () => {
+    const near = new MemoryDirectoryService();
+    const far = await LmdbDirectoryService.open(join(dir, "rt"));
+    const cache = new CacheDirectoryService(near, far);
+    const p = far.putMultipleStart();
+    for (const d of [fixtures.DIRECTORY_A, fixtures.DIRECTORY_B, fixtures.DIRECTORY_D]) await p.put(d);
+    const root = await p.close();
+    expect(await near.get(root)).toBeUndefined();
+    const got = [];
+    for await (const d of cache.getRecursive(root)) got.push(directoryDigest(d).hex);
+    expect(got[0]).toBe(root.hex);
+    expect(got).toHaveLength(3);
+    // near now holds the whole closure, so far can go away
+    expect(await near.get(directoryDigest(fixtures.DIRECTORY_B))).toEqual(fixtures.DIRECTORY_B);
+    await far.close();
+    expect(await cache.get(root)).toEqual(fixtures.DIRECTORY_D);
+    await near.close();
+  });
+  it("a cache:// URL without near or far is a clear error", async () => {
+    await expect(openDirectoryService("cache://?near=memory%3A%2F%2F")).rejects.toThrow(/needs both near= and far=/);
+  });
+});
