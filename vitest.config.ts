@@ -15,5 +15,6 @@ export default defineConfig({
     include: ["packages/*/src/**/*.test.ts", "proto/src/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
+    reporters: ["default", "./scripts/backend-summary-reporter.ts"],
   },
 });
