@@ -25,7 +25,7 @@ import { RequestCounter } from "./request-counter.js";
 import { S3DirectoryService } from "./s3-service.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 10_000);
-const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 3);
 const CONCURRENCY = 32;
 const SINGLE_GETS = Math.min(COUNT, 500);
 const label = COUNT === 10_000 ? "10k" : String(COUNT);
@@ -144,6 +144,7 @@ const subSize = subRoot ? childSizes.get(subRoot.hex)! : 0;
 
 /** One layout under test: the same four operations, each returning its time in seconds. */
 interface Layout {
+  name: string;
   counter: RequestCounter;
   ingest(): Promise<void>;
   walk(root: Digest): Promise<number>;
@@ -159,6 +160,7 @@ function openOurs(): Layout {
     concurrency: CONCURRENCY,
   });
   return {
+    name: "closure layout",
     counter: RequestCounter.attach(service.client),
     async ingest() {
       const putter = service.putMultipleStart();
@@ -179,6 +181,7 @@ function openOurs(): Layout {
 function openNaive(): Layout {
   const naive = new NaiveLayout(`naive-${randomUUID()}/`);
   return {
+    name: "naive layout",
     counter: naive.counter,
     ingest: () => naive.ingest(),
     walk: async (root) => (await naive.walk(root)).count,
@@ -194,15 +197,18 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 /** One round: both layouts on fresh prefixes, each phase alternating between them so load drift hits both alike. */
-async function round(ours: Measured, naive: Measured): Promise<void> {
+async function round(ours: Measured, naive: Measured, oursFirst: boolean): Promise<void> {
   const layouts: [Layout, Measured][] = [
     [openOurs(), ours],
     [openNaive(), naive],
   ];
+  if (!oursFirst) layouts.reverse();
   try {
     for (const [layout, out] of layouts) {
-      out.ingestRate = Math.max(out.ingestRate, COUNT / (await timed(() => layout.ingest())));
+      const t = await timed(() => layout.ingest());
+      out.ingestRate = Math.max(out.ingestRate, COUNT / t);
       out.ingestRequests = layout.counter.take().total;
+      console.log(`  ${layout.name} ingest: ${t.toFixed(1)} s, ${out.ingestRequests} requests`);
     }
     for (let i = 0; i < 2; i++) {
       for (const [layout, out] of layouts) {
@@ -211,6 +217,7 @@ async function round(ours: Measured, naive: Measured): Promise<void> {
         if (n !== COUNT) throw new Error(`getRecursive yielded ${n}, expected ${COUNT}`);
         out.walkRate = Math.max(out.walkRate, COUNT / t);
         out.walkRequests = layout.counter.take().total;
+        console.log(`  ${layout.name} getRecursive: ${t.toFixed(2)} s, ${out.walkRequests} requests`);
       }
     }
     const batch = 50;
@@ -241,7 +248,10 @@ async function round(ours: Measured, naive: Measured): Promise<void> {
 
 const ours = best();
 const naive = best();
-for (let r = 0; r < ROUNDS; r++) await round(ours, naive);
+for (let r = 0; r < ROUNDS; r++) {
+  console.log(`round ${r + 1} of ${ROUNDS}`);
+  await round(ours, naive, r % 2 === 0); // who goes first alternates
+}
 
 // ---- compression of the closure object ----
 

@@ -8,7 +8,12 @@ import { registerDirectoryServiceScheme } from "@castore/core";
 import { S3DirectoryService } from "./s3-service.js";
 import { S3_URL_EXAMPLE } from "./s3-url.js";
 
-export { S3DirectoryService, DEFAULT_CONCURRENCY, type S3DirectoryServiceOptions } from "./s3-service.js";
+export {
+  S3DirectoryService,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_SOCKET_TIMEOUT_MS,
+  type S3DirectoryServiceOptions,
+} from "./s3-service.js";
 export { parseS3Url, normalizePrefix, S3_URL_EXAMPLE, type S3Url, type S3Location, type ConditionalWrites } from "./s3-url.js";
 export { BackoffRetryStrategy, DEFAULT_RETRY, type RetryOptions } from "./retry.js";
 export { RequestCounter } from "./request-counter.js";

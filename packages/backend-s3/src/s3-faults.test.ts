@@ -109,6 +109,53 @@ describe("retries", () => {
     }
   });
 
+  it("drop a silent connection after socketTimeoutMs and retry", async () => {
+    const writer = stores.open();
+    const leaf = generateTree({ directories: 1, seed: 3 });
+    await writer.service.put(leaf.directories[0]);
+    let hangs = 1;
+    const proxy = await FaultProxy.start(stores.server.endpoint, {
+      policy: (): Fault => (hangs-- > 0 ? { kind: "hang" } : { kind: "pass" }),
+    });
+    const { service, counter } = stores.open({
+      prefix: writer.prefix,
+      endpoint: proxy.endpoint,
+      socketTimeoutMs: 300,
+      retry: { maxAttempts: 2, ...fast },
+    });
+    try {
+      expect(await service.get(leaf.root)).toBeDefined();
+      expect(counter.take().total).toBe(2);
+      hangs = 5;
+      const started = performance.now();
+      const error = await service.get(leaf.root).catch((e) => e);
+      expect(error).toBeInstanceOf(BackendError);
+      expect(error.message).toMatch(/timed out|inactivity/);
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      await Promise.all([writer.service.close(), service.close(), proxy.stop()]);
+    }
+  });
+
+  it("a consumer pausing longer than socketTimeoutMs gets the rest by a resumed ranged GET", async () => {
+    const tree = generateTree({ directories: 1_000, seed: 26 });
+    const writer = stores.open();
+    await upload(writer.service, tree.directories);
+    await writer.service.close();
+    const proxy = await FaultProxy.start(stores.server.endpoint, { trickleBytes: 4096, trickleDelayMs: 2 });
+    const { service, counter } = stores.open({ prefix: writer.prefix, endpoint: proxy.endpoint, socketTimeoutMs: 300 });
+    try {
+      let n = 0;
+      for await (const _ of service.getRecursive(tree.root)) {
+        if (++n === 5) await new Promise((r) => setTimeout(r, 1_000));
+      }
+      expect(n).toBe(1_000);
+      expect(counter.take().total).toBeGreaterThan(2);
+    } finally {
+      await Promise.all([service.close(), proxy.stop()]);
+    }
+  });
+
   it("resume a closure object whose body broke off, from where it stopped", async () => {
     const tree = generateTree({ directories: 1_000, seed: 22 });
     const writer = stores.open();
@@ -127,6 +174,26 @@ describe("retries", () => {
       expect(ranges[1]).not.toBe(ranges[0]); // resumed further on, not from the start
       expect(ranges[1]).toMatch(/^bytes=\d+-/);
       expect(proxy.log.filter((r) => r.headers.range).slice(1).every((r) => r.headers["if-match"])).toBe(true);
+    } finally {
+      await Promise.all([service.close(), proxy.stop()]);
+    }
+  });
+});
+
+describe("a server that ignores Range", () => {
+  it("still serves getRecursive of roots and non-roots (the reader skips to the span)", async () => {
+    const dag = randomDag(200, 25);
+    const writer = stores.open();
+    await upload(writer.service, dag.directories);
+    await writer.service.close();
+    const proxy = await FaultProxy.start(stores.server.endpoint, { ignoreRange: true });
+    const { service } = stores.open({ prefix: writer.prefix, endpoint: proxy.endpoint });
+    try {
+      for (const d of [dag.root, ...dag.digests.slice(100, 200)]) {
+        const got = await collect(service, d);
+        expect(new Set(got.map((x) => Digest.of(encodeDirectory(x)).hex))).toEqual(dag.closureOf(d.hex));
+      }
+      expect(proxy.log.some((r) => r.headers.range)).toBe(true);
     } finally {
       await Promise.all([service.close(), proxy.stop()]);
     }

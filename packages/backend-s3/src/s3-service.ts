@@ -68,12 +68,18 @@ export interface S3DirectoryServiceOptions {
   concurrency?: number;
   /** Retries of failed requests (for a built client) and resumptions of interrupted downloads. */
   retry?: RetryOptions;
+  /**
+   * A connection silent this long is dropped and the request retried (a
+   * stalled download resumes where it stopped). Default 60 000 ms; 0: never.
+   */
+  socketTimeoutMs?: number;
   /** Whether PUTs carry `If-None-Match: *`. Default "auto". */
   conditionalWrites?: ConditionalWrites;
   sizeCheck?: SizeCheck;
 }
 
 export const DEFAULT_CONCURRENCY = 32;
+export const DEFAULT_SOCKET_TIMEOUT_MS = 60_000;
 
 /** The S3 error name or HTTP status of an SDK error. */
 function s3Status(e: unknown): { name: string; status?: number } {
@@ -207,13 +213,21 @@ export class S3DirectoryService implements DirectoryService {
           httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
           httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
           connectionTimeout: 10_000,
+          socketTimeout: opts.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT_MS,
         },
         ...opts.clientConfig,
       });
       this.ownsClient = true;
     }
     const endpoint = opts.clientConfig?.endpoint;
-    const shown = typeof endpoint === "string" ? ` at ${new URL(endpoint).origin}` : "";
+    let shown = "";
+    if (typeof endpoint === "string") {
+      try {
+        shown = ` at ${new URL(endpoint).origin}`; // origin: no user info, path or query
+      } catch {
+        shown = " at an invalid endpoint";
+      }
+    }
     this.backend = `s3://${this.location.bucket}/${this.location.prefix}${shown}`;
   }
 
@@ -232,6 +246,7 @@ export class S3DirectoryService implements DirectoryService {
       },
       concurrency: u.concurrency,
       retry: u.retry,
+      socketTimeoutMs: u.socketTimeoutMs,
       conditionalWrites: u.conditionalWrites,
       sizeCheck: opts.sizeCheck,
     });
@@ -361,7 +376,7 @@ export class S3DirectoryService implements DirectoryService {
             yield chunk;
             if (pos >= end) break;
           }
-          if (pos < end && skip === 0) return; // the body ended cleanly: the object is shorter than the span
+          if (pos < end) return; // the body ended cleanly: the object is shorter than the span (the frame reader says so)
         } catch (e) {
           if (controller.signal.aborted) throw this.wrap(e, `GET ${key}`, signal);
           if (attempt >= this.retry.maxAttempts) throw this.wrap(e, `GET ${key} (body broke off at byte ${pos})`, signal);

@@ -10,7 +10,8 @@
  * region, forcePathStyle (default true when an endpoint is given, else false),
  * sessionToken (with user-info credentials), concurrency (requests in flight
  * per upload, default 32), maxAttempts (per request, default 5),
- * conditionalWrites (auto, true or false; default auto).
+ * socketTimeoutMs (a silent connection is dropped and retried; default
+ * 60 000, 0 never), conditionalWrites (auto, true or false; default auto).
  * Without user-info credentials the AWS SDK's default chain applies
  * (environment, shared config and credentials files, SSO, instance roles).
  */
@@ -35,10 +36,20 @@ export interface S3Url extends S3Location {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   concurrency?: number;
   retry: RetryOptions;
+  socketTimeoutMs?: number;
   conditionalWrites?: ConditionalWrites;
 }
 
-const OPTIONS = ["endpoint", "region", "forcePathStyle", "sessionToken", "concurrency", "maxAttempts", "conditionalWrites"];
+const OPTIONS = [
+  "endpoint",
+  "region",
+  "forcePathStyle",
+  "sessionToken",
+  "concurrency",
+  "maxAttempts",
+  "socketTimeoutMs",
+  "conditionalWrites",
+];
 
 function invalid(text: string, why: string): InvalidUrlError {
   return new InvalidUrlError(`invalid s3 store URL ${JSON.stringify(redactUrl(text))}: ${why}; expected ${S3_URL_EXAMPLE}`);
@@ -143,6 +154,9 @@ export function parseS3Url(input: URL | string): S3Url {
         break;
       case "maxAttempts":
         out.retry.maxAttempts = parsePositiveInt(text, name, value, 100);
+        break;
+      case "socketTimeoutMs":
+        out.socketTimeoutMs = value === "0" ? 0 : parsePositiveInt(text, name, value, 3_600_000);
         break;
       case "conditionalWrites":
         out.conditionalWrites = value.toLowerCase() === "auto" ? "auto" : parseBool(text, name, value);

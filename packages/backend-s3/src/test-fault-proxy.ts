@@ -17,6 +17,8 @@ export type Fault =
   | { kind: "drop-before" }
   /** Forwards (the server acts on it), then closes the client's connection without an answer. */
   | { kind: "drop-after" }
+  /** Never answers (the connection stays open and silent). */
+  | { kind: "hang" }
   /** Forwards, sends the status and headers and `bytes` bytes of the body, then closes the connection. */
   | { kind: "cut-body"; bytes: number };
 
@@ -38,6 +40,8 @@ export interface FaultProxyOptions {
   /** Send response bodies in pieces of this many bytes with `trickleDelayMs` between them. */
   trickleBytes?: number;
   trickleDelayMs?: number;
+  /** Forward GETs without their Range header, as a server that ignores Range would answer (whole object, 200). */
+  ignoreRange?: boolean;
 }
 
 const ERROR_CODES = { 500: "InternalError", 501: "NotImplemented", 503: "SlowDown", 412: "PreconditionFailed" } as const;
@@ -110,6 +114,8 @@ export class FaultProxy {
       case "drop-before":
         req.socket.destroy();
         return;
+      case "hang":
+        return;
     }
     if (info.method === "PUT" && req.headers["if-none-match"] === "*") {
       if (this.options.refuseIfNoneMatch) return s3Error(res, 501, info.method);
@@ -119,12 +125,14 @@ export class FaultProxy {
       }
     }
 
+    const headers = { ...req.headers };
+    if (this.options.ignoreRange) delete headers.range;
     const upstream = httpRequest({
       host: this.upstream.hostname,
       port: this.upstream.port,
       method: req.method,
       path: req.url,
-      headers: req.headers,
+      headers,
     });
     upstream.on("error", () => req.socket.destroy());
     upstream.on("response", (up) => {
