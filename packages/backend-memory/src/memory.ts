@@ -13,6 +13,15 @@ import {
   throwIfAborted,
 } from "@castore/core";
 
+/**
+ * `bytes` itself when it spans its whole buffer (what core's encoder returns),
+ * else a copy: keeping a view of a larger buffer (a received frame, say)
+ * would keep all of that buffer alive.
+ */
+function ownBuffer(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
 /** Canonical directory bytes by lowercase hex digest. */
 export class MemoryDirectoryStore implements DirectoryStore {
   readonly backend = "memory";
@@ -27,8 +36,7 @@ export class MemoryDirectoryStore implements DirectoryStore {
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
     for (const { digest, bytes } of entries) {
-      // A copy: the caller's buffer may be a view of a larger one, or reused.
-      if (!this.bytes.has(digest.hex)) this.bytes.set(digest.hex, bytes.slice());
+      if (!this.bytes.has(digest.hex)) this.bytes.set(digest.hex, ownBuffer(bytes));
     }
   }
 
@@ -46,7 +54,7 @@ export class MemoryDirectoryStore implements DirectoryStore {
 
   /** Test hook: stores raw bytes under a digest, bypassing every check and replacing what is there. */
   injectCorruption(digest: Digest, bytes: Uint8Array): void {
-    this.bytes.set(digest.hex, bytes.slice());
+    this.bytes.set(digest.hex, Uint8Array.from(bytes));
   }
 
   async close(): Promise<void> {

@@ -1,35 +1,16 @@
 /**
- * The one writer of bench-results.json, shared by every package's benchmark:
- * a JSON array of { name, value, unit, baseline, ratio } at the repository
- * root, where a new result replaces an older one of the same name.
+ * The writer of bench-results.json that backend benchmarks share: a JSON
+ * array of { name, value, unit, baseline, ratio, notes? } at the repository
+ * root, where a new result replaces an older one of the same name. Unlike
+ * core's recordBenchResults it takes a lock (benchmarks of several packages
+ * may write at once), prints nothing, and returns the file's path.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { type BenchResult, benchResultsPath } from "@castore/core/bench-results";
 
-export interface BenchResult {
-  /** Unique across the repository, e.g. "memory: ingest 100k directories". */
-  name: string;
-  value: number;
-  /** e.g. "directories/s", "MiB". */
-  unit: string;
-  /** The same measure for the bare reference in the same run (same unit), or null when there is none. */
-  baseline: number | null;
-  /** value / baseline, or null without a baseline. */
-  ratio: number | null;
-}
-
-/** The repository root: the nearest folder up from `from` holding pnpm-workspace.yaml, else `from`. */
-function workspaceRoot(from: string): string {
-  for (let dir = resolve(from); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "pnpm-workspace.yaml"))) return dir;
-    if (dirname(dir) === dir) return resolve(from);
-  }
-}
-
-/** Where results go: $CASTORE_BENCH_RESULTS, else bench-results.json at the repository root. */
-export function benchResultsPath(): string {
-  return process.env.CASTORE_BENCH_RESULTS ?? join(workspaceRoot(process.cwd()), "bench-results.json");
-}
+// The entry shape and the file's location are core's (`@castore/core/bench-results`),
+// so both writers agree on them.
+export { type BenchResult, benchResultsPath };
 
 function withLock<T>(file: string, fn: () => T): T {
   const lock = `${file}.lock`;
@@ -73,6 +54,6 @@ export function recordBenchResults(results: BenchResult[], file = benchResultsPa
 }
 
 /** A result with its ratio computed from the baseline. */
-export function benchResult(name: string, value: number, unit: string, baseline: number | null = null): BenchResult {
-  return { name, value, unit, baseline, ratio: baseline ? value / baseline : null };
+export function benchResult(name: string, value: number, unit: string, baseline: number | null = null, notes?: string): BenchResult {
+  return { name, value, unit, baseline, ratio: baseline ? value / baseline : null, ...(notes ? { notes } : {}) };
 }

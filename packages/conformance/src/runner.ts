@@ -86,6 +86,7 @@ export async function runScenario(target: ConformanceTarget, scenario: Scenario)
       instance,
       service: instance.service,
       typedErrors: typedErrors(target),
+      isolated: target.capabilities?.isolated === undefined || target.capabilities.isolated === true,
       signal: controller.signal,
       fail(message) {
         throw new ConformanceFailure(message);

@@ -55,6 +55,14 @@ export interface Capabilities {
    * map them back. Local backends should leave it undeclared (or `true`).
    */
   typedErrors?: true | string;
+  /**
+   * Each `factory()` call gives an empty store of its own. A store shared
+   * across scenarios (a running server tested by URL, as `castore
+   * conformance URL` does) declares why it is not: scenarios still check that
+   * failed and aborted uploads fail, but cannot tell "never stored" from
+   * "stored by an earlier scenario", so absence checks are noted, not made.
+   */
+  isolated?: true | string;
 }
 
 export type CapabilityName = keyof Capabilities;
@@ -66,6 +74,8 @@ export interface ScenarioContext {
   readonly service: DirectoryService;
   /** Whether error classes are checked (capabilities.typedErrors). */
   readonly typedErrors: boolean;
+  /** Whether the store starts empty and is this scenario's alone (capabilities.isolated). */
+  readonly isolated: boolean;
   /** Aborted when the scenario times out; long loops should stop on it. */
   readonly signal: AbortSignal;
   /** Ends the scenario as failed. */
