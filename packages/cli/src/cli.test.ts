@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { createServer } from "node:net";
 import { Digest, createBlake3Hasher, openDirectoryService } from "@castore/core";
 import "@castore/backend-grpc";
+import { createDirectoryServiceServer } from "@castore/backend-grpc";
+import { brokenBackends } from "@castore/conformance/broken";
 import { runCli, startServe } from "./test-cli.js";
 
 let dir: string;
@@ -158,4 +160,26 @@ describe("castore CLI end to end", () => {
       await server.stop();
     }
   }, 180_000);
+
+  it("conformance against a served broken backend fails, naming the failing scenarios", async () => {
+    for (const broken of [brokenBackends.childrenBeforeParents, brokenBackends.danglingUploads]) {
+      const { service } = await broken.factory();
+      const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 } });
+      await server.listen();
+      try {
+        const r = await runCli(["conformance", server.url!], { timeoutMs: 120_000 });
+        expect(r.code, `${broken.name}: ${r.stdout}`).toBe(1);
+        expect(r.stdout.toString()).toMatch(/[1-9]\d* failed/);
+        const failing = r.stdout.toString().split("\n").filter((l) => l.startsWith("FAIL"));
+        if (broken === brokenBackends.childrenBeforeParents) {
+          // the gRPC client's stream check rejects a child before its parent
+          expect(failing.join("\n")).toMatch(/§7.5 upload \[A, B\]/);
+        } else {
+          expect(failing.join("\n")).toMatch(/§7.4 upload \[B\]/);
+        }
+      } finally {
+        await server.close();
+      }
+    }
+  }, 300_000);
 });

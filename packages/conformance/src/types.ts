@@ -61,6 +61,7 @@ export interface Capabilities {
    * conformance URL` does) declares why it is not: scenarios still check that
    * failed and aborted uploads fail, but cannot tell "never stored" from
    * "stored by an earlier scenario", so absence checks are noted, not made.
+   * The corruption scenarios need it: they damage what they corrupt.
    */
   isolated?: true | string;
 }

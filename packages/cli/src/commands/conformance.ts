@@ -28,6 +28,7 @@ export function conformanceCommand(): Command {
           },
           capabilities: {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",
+            isolated: "every scenario opens the same URL, so they share one store",
             ...(opts.readOnly ? { write: "--read-only was given" } : {}),
           },
         },
