@@ -85,6 +85,25 @@ describe("runConformance", () => {
     expect(lenient.results.filter((r) => r.status === "fail")).toEqual([]);
   });
 
+  it("runs on a shared store that declares isolated, noting absence checks and skipping corruption", async () => {
+    const shared = new MyDirectoryService();
+    const report = await runConformance(
+      {
+        name: "shared",
+        factory: async () => ({ service: shared, teardown: async () => {}, corrupt: async (d, b) => shared.corrupt(d, b) }),
+        capabilities: { isolated: "one running server for every scenario" },
+      },
+      { filter: /^(?!§7\.1[56] )/ },
+    );
+    expect(report.results.filter((r) => r.status === "fail")).toEqual([]);
+    expect(report.results.filter((r) => r.status === "skip").map((r) => r.message)).toEqual([
+      'capability "isolated" not supported: one running server for every scenario',
+      "the service has no listDigests (optional in the interface)",
+      'capability "isolated" not supported: one running server for every scenario',
+    ]);
+    expect(report.results.find((r) => r.scenario.startsWith("§7.4 "))?.message).toMatch(/absence of A=af1349b9.* not checked/);
+  });
+
   it("fails a corruption scenario when the instance has no corrupt hook and the capability is not declared", async () => {
     const report = await runConformance(
       { name: "hookless", factory: async () => ({ service: new MyDirectoryService() }) },

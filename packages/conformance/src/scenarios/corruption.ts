@@ -47,7 +47,7 @@ async function expectRecursiveCorrupt(ctx: ScenarioContext, root: Digest, intact
 export const corruptionScenarios: Scenario[] = [
   {
     name: "§7.14 corruption: bytes stored under a digest they do not hash to → get and getRecursive raise CorruptionError",
-    requires: ["write", "corruption"],
+    requires: ["write", "corruption", "isolated"],
     async run(ctx) {
       const corrupt = corruptHook(ctx);
       // A root whose stored bytes are another valid directory.
@@ -71,7 +71,7 @@ export const corruptionScenarios: Scenario[] = [
   },
   {
     name: "stored bytes that hash right but are not canonical or not valid → get and getRecursive raise CorruptionError",
-    requires: ["write", "corruption"],
+    requires: ["write", "corruption", "isolated"],
     async run(ctx) {
       const corrupt = corruptHook(ctx);
       const withKeep = encodeDirectory(WITH_KEEP);
