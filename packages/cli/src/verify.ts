@@ -6,7 +6,7 @@
  * problem with its digest and a path from the root.
  */
 import pLimit from "p-limit";
-import { CorruptionError, Digest, type DirectoryService, type SizeCheck, directorySize, type Directory } from "@castore/core";
+import { CorruptionError, Digest, hexOf, type DirectoryService, type SizeCheck, directorySize, type Directory } from "@castore/core";
 import { escapeName } from "./names.js";
 
 export type ProblemKind = "missing" | "corrupt" | "size-mismatch" | "error";
@@ -145,7 +145,7 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
         } else if (directory) {
           sizes.set(digest.hex, directorySize(directory));
           for (const c of directory.directories) {
-            children.push({ parent: digest.hex, digest: Buffer.from(c.digest).toString("hex"), size: c.size, name: escapeName(c.name) });
+            children.push({ parent: digest.hex, digest: hexOf(c.digest), size: c.size, name: escapeName(c.name) });
           }
         }
         opts.onProgress?.(progress);

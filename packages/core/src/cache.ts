@@ -5,7 +5,7 @@
  * served from `near`. Writes go to `far`, the store of record; `near` fills
  * on the next read.
  */
-import { Digest } from "./digest.js";
+import { Digest, hexOf } from "./digest.js";
 import { CorruptionError, InvalidUrlError } from "./errors.js";
 import { RootToLeavesChecker } from "./closure.js";
 import type { Directory } from "./model.js";
@@ -35,7 +35,7 @@ export class CacheDirectoryService implements DirectoryService {
       done.add(hex);
       const directory = byDigest.get(hex);
       if (!directory) throw new CorruptionError(`far store's closure of ${root} lacks ${hex}`);
-      for (const child of directory.directories) await visit(Buffer.from(child.digest).toString("hex"));
+      for (const child of directory.directories) await visit(hexOf(child.digest));
       await putter.put(directory);
     };
     try {

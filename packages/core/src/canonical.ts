@@ -18,8 +18,12 @@ import type { Directory, DirectoryNode, FileNode, SymlinkNode } from "./model.js
 // ---- encoding ----
 
 function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
+  if (v < 0x80) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x200000) return 3;
+  let n = 4;
+  v = Math.floor(v / 0x10000000);
+  while (v > 0) {
     v = Math.floor(v / 128);
     n++;
   }
@@ -44,15 +48,6 @@ function uint64FieldSize(v: bigint): number {
   return v === 0n ? 0 : 1 + varintSizeBig(v);
 }
 
-function directoryNodeSize(n: DirectoryNode): number {
-  return bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size);
-}
-function fileNodeSize(n: FileNode): number {
-  return bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size) + (n.executable ? 2 : 0);
-}
-function symlinkNodeSize(n: SymlinkNode): number {
-  return bytesFieldSize(n.name) + bytesFieldSize(n.target);
-}
 
 class Writer {
   pos = 0;
@@ -73,11 +68,20 @@ class Writer {
     this.buf[this.pos++] = Number(v);
   }
   bytesField(tag: number, b: Uint8Array): void {
-    if (b.length === 0) return;
-    this.buf[this.pos++] = tag;
-    this.varint(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    const len = b.length;
+    if (len === 0) return;
+    const buf = this.buf;
+    buf[this.pos++] = tag;
+    this.varint(len);
+    // A loop beats TypedArray.set for the short names and digests written here.
+    if (len <= 64) {
+      let p = this.pos;
+      for (let i = 0; i < len; i++) buf[p++] = b[i];
+      this.pos = p;
+    } else {
+      buf.set(b, this.pos);
+      this.pos += len;
+    }
   }
   uint64Field(tag: number, v: bigint): void {
     if (v === 0n) return;
@@ -95,25 +99,45 @@ const TAG_F4_VARINT = 0x20;
 
 /** The canonical bytes of a directory. Unknown fields on the object are never written. */
 export function encodeDirectory(d: Directory): Uint8Array {
-  const dirSizes = d.directories.map(directoryNodeSize);
-  const fileSizes = d.files.map(fileNodeSize);
-  const linkSizes = d.symlinks.map(symlinkNodeSize);
+  const { directories, files, symlinks } = d;
+  // Pass 1: each node's encoded length (kept for pass 2) and the total.
+  const nodeLengths = new Array<number>(directories.length + files.length + symlinks.length);
+  let k = 0;
   let total = 0;
-  for (const s of dirSizes) total += 1 + varintSize(s) + s;
-  for (const s of fileSizes) total += 1 + varintSize(s) + s;
-  for (const s of linkSizes) total += 1 + varintSize(s) + s;
+  for (let i = 0; i < directories.length; i++) {
+    const n = directories[i];
+    const len = bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size);
+    nodeLengths[k++] = len;
+    total += 1 + varintSize(len) + len;
+  }
+  for (let i = 0; i < files.length; i++) {
+    const n = files[i];
+    const len = bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size) + (n.executable ? 2 : 0);
+    nodeLengths[k++] = len;
+    total += 1 + varintSize(len) + len;
+  }
+  for (let i = 0; i < symlinks.length; i++) {
+    const n = symlinks[i];
+    const len = bytesFieldSize(n.name) + bytesFieldSize(n.target);
+    nodeLengths[k++] = len;
+    total += 1 + varintSize(len) + len;
+  }
 
+  // Pass 2: write.
   const w = new Writer(new Uint8Array(total));
-  d.directories.forEach((n, i) => {
+  k = 0;
+  for (let i = 0; i < directories.length; i++) {
+    const n = directories[i];
     w.buf[w.pos++] = TAG_F1_LEN;
-    w.varint(dirSizes[i]);
+    w.varint(nodeLengths[k++]);
     w.bytesField(TAG_F1_LEN, n.name);
     w.bytesField(TAG_F2_LEN, n.digest);
     w.uint64Field(TAG_F3_VARINT, n.size);
-  });
-  d.files.forEach((n, i) => {
+  }
+  for (let i = 0; i < files.length; i++) {
+    const n = files[i];
     w.buf[w.pos++] = TAG_F2_LEN;
-    w.varint(fileSizes[i]);
+    w.varint(nodeLengths[k++]);
     w.bytesField(TAG_F1_LEN, n.name);
     w.bytesField(TAG_F2_LEN, n.digest);
     w.uint64Field(TAG_F3_VARINT, n.size);
@@ -121,13 +145,14 @@ export function encodeDirectory(d: Directory): Uint8Array {
       w.buf[w.pos++] = TAG_F4_VARINT;
       w.buf[w.pos++] = 1;
     }
-  });
-  d.symlinks.forEach((n, i) => {
+  }
+  for (let i = 0; i < symlinks.length; i++) {
+    const n = symlinks[i];
     w.buf[w.pos++] = TAG_F3_LEN;
-    w.varint(linkSizes[i]);
+    w.varint(nodeLengths[k++]);
     w.bytesField(TAG_F1_LEN, n.name);
     w.bytesField(TAG_F2_LEN, n.target);
-  });
+  }
   return w.buf;
 }
 

@@ -3,7 +3,7 @@
  * - ClosureValidator: an upload, leaves to root;
  * - RootToLeavesChecker: a download, root to leaves.
  */
-import { Digest } from "./digest.js";
+import { Digest, hexOf } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { decodeDirectory, encodeDirectory } from "./canonical.js";
 import { blake3 } from "./hash.js";
@@ -66,7 +66,7 @@ export class ClosureValidator {
     }
     for (let i = 0; i < directory.directories.length; i++) {
       const child = directory.directories[i];
-      const childHex = Buffer.from(child.digest).toString("hex");
+      const childHex = hexOf(child.digest);
       const known = this.byDigest.get(childHex);
       if (!known) {
         throw new ClosureError(
@@ -131,7 +131,7 @@ export class RootToLeavesChecker {
     }
     this.received.add(digest.hex);
     for (const child of directory.directories) {
-      const hex = Buffer.from(child.digest).toString("hex");
+      const hex = hexOf(child.digest);
       if (!this.received.has(hex)) this.expected.add(hex);
     }
     return digest;

@@ -3,6 +3,11 @@ import { blake3 } from "./hash.js";
 
 export const DIGEST_LENGTH = 32;
 
+/** Lowercase hex of bytes without copying them (a Buffer view, not Buffer.from(bytes)). */
+export function hexOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
 const HEX_RE = /^[0-9a-fA-F]{64}$/;
 // Standard base64 of 32 bytes: 43 characters unpadded, or 43 + "=" padded.
 const B3_RE = /^b3:([A-Za-z0-9+/]{43})(=?)$/;
@@ -14,7 +19,7 @@ const B3_RE = /^b3:([A-Za-z0-9+/]{43})(=?)$/;
 export class Digest {
   readonly hex: string;
   private constructor(readonly bytes: Uint8Array) {
-    this.hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+    this.hex = hexOf(bytes);
   }
 
   /** Wraps 32 bytes (copied). Any other length is an InvalidDigest error. */
