@@ -17,8 +17,10 @@ export {
   type ServerAddress,
 } from "./server.js";
 export {
+  createDirectoryServiceHandler,
   DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
   DEFAULT_MAX_UPLOAD_BYTES,
+  type HandlerOptions,
   type Logger,
 } from "./directory-service-handler.js";
 export { parseGrpcUrl, describeTarget, type GrpcTarget, type ParsedGrpcUrl, type ServiceName } from "./grpc-url.js";

@@ -81,6 +81,23 @@ describe.each(["tcp", "unix"] as const)("grpc-js client against our server over 
     expect(res.error?.metadata.get("castore-error-code")).toEqual(["CLOSURE"]);
   });
 
+  it("gzip-compressed requests from grpc-js are accepted", async () => {
+    const services = loadServices();
+    const gzip = new services.tvix(grpcJsAddress(h.server.url!), grpc.credentials.createInsecure(), {
+      "grpc.default_compression_algorithm": 2, // gzip
+      "grpc.default_compression_level": 2,
+    }) as GrpcJsClient;
+    try {
+      const res = await grpcJsPut(gzip, [DIRECTORY_A, DIRECTORY_C].map(toPlain));
+      expect(res.error).toBeUndefined();
+      expect(Buffer.from(res.rootDigest!).toString("hex")).toBe(directoryDigest(DIRECTORY_C).hex);
+      const rec = await readAll(gzip.Get({ digest: Buffer.from(directoryDigest(DIRECTORY_C).bytes), recursive: true }));
+      expect(rec.messages.map(fromPlain)).toEqual([DIRECTORY_C, DIRECTORY_A]);
+    } finally {
+      gzip.close();
+    }
+  });
+
   it("the snix service name serves the same store", async () => {
     const res = await grpcJsPut(snix, [DIRECTORY_WITH_KEEP, DIRECTORY_COMPLICATED].map(toPlain));
     expect(res.error).toBeUndefined();
