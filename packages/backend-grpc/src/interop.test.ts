@@ -43,8 +43,8 @@ describe.each(["tcp", "unix"] as const)("grpc-js client against our server over 
     h = await startHarness(transport);
     const services = loadServices();
     const address = grpcJsAddress(h.server.url!);
-    tvix = new services.tvix(address, grpc.credentials.createInsecure()) as GrpcJsClient;
-    snix = new services.snix(address, grpc.credentials.createInsecure()) as GrpcJsClient;
+    tvix = new services.tvix(address, grpc.credentials.createInsecure()) as unknown as GrpcJsClient;
+    snix = new services.snix(address, grpc.credentials.createInsecure()) as unknown as GrpcJsClient;
   });
   afterAll(async () => {
     tvix.close();
@@ -86,7 +86,7 @@ describe.each(["tcp", "unix"] as const)("grpc-js client against our server over 
     const gzip = new services.tvix(grpcJsAddress(h.server.url!), grpc.credentials.createInsecure(), {
       "grpc.default_compression_algorithm": 2, // gzip
       "grpc.default_compression_level": 2,
-    }) as GrpcJsClient;
+    }) as unknown as GrpcJsClient;
     try {
       const res = await grpcJsPut(gzip, [DIRECTORY_A, DIRECTORY_C].map(toPlain));
       expect(res.error).toBeUndefined();
