@@ -206,8 +206,15 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Every third request fails, in turn with 500, 503 and a dropped connection (before or after forwarding). */
-export function everyThirdFails(): (req: ProxiedRequest) => Fault {
+/**
+ * Every third request fails, in turn with 500, 503 and a dropped connection
+ * (before or after forwarding). A request the SDK is already retrying for the
+ * `maxConsecutive`-th time (its amz-sdk-request header says so) is let
+ * through, so that a bounded retry always succeeds: with requests from many
+ * uploads interleaved, one request could otherwise draw the failing slot
+ * again and again.
+ */
+export function everyThirdFails(maxConsecutive = 2): (req: ProxiedRequest) => Fault {
   const faults: Fault[] = [
     { kind: "status", status: 500 },
     { kind: "status", status: 503 },
@@ -215,5 +222,9 @@ export function everyThirdFails(): (req: ProxiedRequest) => Fault {
     { kind: "drop-after" },
   ];
   let failures = 0;
-  return (req) => (req.n % 3 === 0 ? faults[failures++ % faults.length] : { kind: "pass" });
+  return (req) => {
+    const attempt = Number(/attempt=(\d+)/.exec(String(req.headers["amz-sdk-request"] ?? ""))?.[1] ?? 1);
+    if (req.n % 3 !== 0 || attempt > maxConsecutive) return { kind: "pass" };
+    return faults[failures++ % faults.length];
+  };
 }
