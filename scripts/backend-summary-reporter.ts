@@ -1,7 +1,9 @@
 /**
  * A vitest reporter that ends the run with one line per backend: how many
  * conformance scenarios passed, were skipped (with the declared reason in the
- * test title) and failed. CI prints it after the default reporter's output.
+ * test title) and failed, then the run's totals as one plain line
+ * ("tests: N passed, N failed, N skipped"). CI prints it after the default
+ * reporter's output.
  */
 import type { Reporter, TestModule } from "vitest/node";
 
@@ -11,6 +13,22 @@ const PREFIX = "castore conformance: ";
 
 export default class BackendSummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+    this.printBackends(testModules);
+    // The plain closing line CI reads: every test of the run, by outcome.
+    const total: Counts = { passed: 0, skipped: 0, failed: 0 };
+    for (const module of testModules) {
+      if (module.state() === "failed" && [...module.children.allTests()].length === 0) total.failed++; // a file that failed to load
+      for (const test of module.children.allTests()) {
+        const state = test.result().state;
+        if (state === "passed") total.passed++;
+        else if (state === "failed") total.failed++;
+        else total.skipped++;
+      }
+    }
+    process.stdout.write(`\ntests: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`);
+  }
+
+  private printBackends(testModules: ReadonlyArray<TestModule>): void {
     const byBackend = new Map<string, Counts>();
     for (const module of testModules) {
       for (const suite of module.children.allSuites()) {
