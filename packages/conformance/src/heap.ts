@@ -29,10 +29,13 @@ export function gcFunction(): (() => void) | undefined {
   return cached ?? undefined;
 }
 
-/** Bytes still held after a full collection: the JS heap plus buffers outside it (Uint8Array contents). */
-export function retainedBytes(gc: () => void): number {
-  gc();
-  gc();
+/**
+ * Bytes still held after full collections (`passes` of them; a second one
+ * also frees what the first one's weak callbacks released): the JS heap plus
+ * buffers outside it (Uint8Array contents).
+ */
+export function retainedBytes(gc: () => void, passes = 2): number {
+  for (let i = 0; i < passes; i++) gc();
   const m = process.memoryUsage();
   return m.heapUsed + m.external;
 }

@@ -123,14 +123,20 @@ export function generateTree(opts: GenerateTreeOptions): GeneratedTree {
     children[parent].push(i);
   }
 
+  // File names are shared by every directory (names are never mutated), in bytewise order,
+  // so a directory's files come out sorted: f0.dat, f1.dat, f10.dat, f11.dat, …, f2.dat.
+  const fileNames = Array.from({ length: maxFiles }, (_, k) => ({ k, name: new TextEncoder().encode(`f${k}.dat`) })).sort((a, b) =>
+    compareBytes(a.name, b.name),
+  );
+
   const builder = new TreeBuilder();
   const nodes: ({ digest: Digest; size: bigint } | undefined)[] = new Array(n);
   for (let i = n - 1; i >= 0; i--) {
     const dirs: DirectoryNode[] = children[i].map((c, k) => makeDirectoryNode(`d${k}`, nodes[c]!.digest, nodes[c]!.size));
     const files: FileNode[] = [];
     const fileCount = 1 + int(maxFiles);
-    for (let k = 0; k < fileCount; k++) {
-      files.push(makeFileNode(`f${k}.dat`, randomBytes(random, 32), int(1 << 30), random() < 0.1));
+    for (const { k, name } of fileNames) {
+      if (k < fileCount) files.push(makeFileNode(name, randomBytes(random, 32), int(1 << 30), random() < 0.1));
     }
     const symlinks: SymlinkNode[] = [];
     if (random() < symlinkChance) {
@@ -138,7 +144,6 @@ export function generateTree(opts: GenerateTreeOptions): GeneratedTree {
       for (let k = 0; k < count; k++) symlinks.push(makeSymlinkNode(`l${k}`, k === 0 ? "../f0.dat" : `/nix/store/x${i}`));
     }
     dirs.sort(byName);
-    files.sort(byName);
     nodes[i] = builder.add(makeDirectory({ directories: dirs, files, symlinks }));
     for (const c of children[i]) nodes[c] = undefined; // a directory has one parent: drop what is no longer needed
   }
