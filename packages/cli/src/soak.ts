@@ -1,0 +1,314 @@
+/**
+ * Soak benchmark (not a test): 32 concurrent gRPC clients mix uploads of
+ * overlapping trees and recursive reads against `castore serve` (a child
+ * process, the CLI's own entry point) on each backend, for a bounded time.
+ *
+ *   node dist/soak.js                 # memory, lmdb, postgres, s3; 20 s each
+ *   CASTORE_SOAK_SECONDS=60 node dist/soak.js
+ *   CASTORE_SOAK_BACKENDS=memory,lmdb node dist/soak.js
+ *   CASTORE_SOAK_CLIENTS=32
+ *
+ * PostgreSQL and S3 come from `$CASTORE_SOAK_POSTGRES_URL` / `$CASTORE_SOAK_S3_URL`
+ * (a full s3:// store URL) or else from `@castore/testing` (containers).
+ * Every failed call is counted and reported (zero expected); records calls/s,
+ * p50/p99 latency, failures and server RSS at start and end per backend in
+ * bench-results.json.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import {
+  Digest,
+  type Directory,
+  compareBytes,
+  directorySize,
+  encodeDirectory,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  openDirectoryService,
+} from "@castore/core";
+import { recordBenchResults, repositoryRoot, type BenchResult } from "@castore/core/bench-results";
+import "@castore/backend-grpc"; // registers grpc+http:
+
+const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+const SECONDS = Number(process.env.CASTORE_SOAK_SECONDS ?? 20);
+const CLIENTS = Number(process.env.CASTORE_SOAK_CLIENTS ?? 32);
+const BACKENDS = (process.env.CASTORE_SOAK_BACKENDS ?? "memory,lmdb,postgres,s3").split(",").map((s) => s.trim()).filter(Boolean);
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Node {
+  directory: Directory;
+  digest: Digest;
+  /** Leaves to root, itself last, each once. */
+  closure: Node[];
+}
+
+function node(directories: Node[], tag: string): Node {
+  const sorted = directories
+    .map((c, i) => ({ c, name: `d${i}-${c.digest.hex.slice(0, 8)}` }))
+    .sort((a, b) => compareBytes(Buffer.from(a.name), Buffer.from(b.name)));
+  const directory = makeDirectory({
+    directories: sorted.map(({ c, name }) => makeDirectoryNode(name, c.digest, directorySize(c.directory))),
+    files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(tag.length), tag.length)],
+  });
+  const digest = Digest.of(encodeDirectory(directory));
+  const seen = new Set<string>();
+  const closure: Node[] = [];
+  for (const c of directories) {
+    for (const x of c.closure) {
+      if (!seen.has(x.digest.hex)) {
+        seen.add(x.digest.hex);
+        closure.push(x);
+      }
+    }
+  }
+  const self: Node = { directory, digest, closure };
+  closure.push(self);
+  return self;
+}
+
+/** A shared pool of leaves and middle directories; every upload picks some of them (so uploads overlap) under a fresh root. */
+function makePool(random: () => number): Node[] {
+  const leaves = Array.from({ length: 300 }, (_, i) => node([], `leaf-${i}`));
+  const mids: Node[] = [];
+  for (let i = 0; i < 120; i++) {
+    const picks = new Set<number>();
+    for (let k = 0; k < 4; k++) picks.add(Math.floor(random() * leaves.length));
+    mids.push(node([...picks].map((j) => leaves[j]), `mid-${i}`));
+  }
+  return mids;
+}
+
+function uploadTree(pool: Node[], random: () => number, tag: string): Node {
+  const picks = new Set<number>();
+  for (let k = 0; k < 12; k++) picks.add(Math.floor(random() * pool.length));
+  return node([...picks].map((j) => pool[j]), tag);
+}
+
+function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function serve(store: string): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [CLI_MAIN, "serve", "--listen", "127.0.0.1:0", "--store", store], { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let err = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`castore serve did not start: ${err}`));
+    }, 60_000);
+    child.stderr!.on("data", (c: Buffer) => {
+      err += c.toString();
+      const m = / at (grpc\+\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`castore serve exited with ${code}: ${err}`));
+    });
+  });
+  return {
+    child,
+    url,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+interface Stats {
+  calls: number;
+  uploads: number;
+  reads: number;
+  failures: number;
+  firstFailures: string[];
+  latencies: number[];
+  seconds: number;
+  rssStartKiB: number;
+  rssEndKiB: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function soak(name: string, store: string): Promise<Stats> {
+  const server = await serve(store);
+  const pid = server.child.pid!;
+  const pool = makePool(rng(1));
+  const stats: Stats = { calls: 0, uploads: 0, reads: 0, failures: 0, firstFailures: [], latencies: [], seconds: 0, rssStartKiB: 0, rssEndKiB: 0 };
+  const uploaded: Node[] = [];
+  const fail = (what: string, e: unknown) => {
+    stats.failures++;
+    if (stats.firstFailures.length < 5) stats.firstFailures.push(`${what}: ${(e as Error)?.message ?? String(e)}`);
+  };
+  try {
+    // Warm-up: one upload, so the store is initialised (schema, bucket) before RSS is taken.
+    const clients = await Promise.all(Array.from({ length: CLIENTS }, () => openDirectoryService(server.url)));
+    {
+      const first = uploadTree(pool, rng(999), "warm-up");
+      const putter = clients[0].putMultipleStart();
+      for (const d of first.closure) await putter.put(d.directory);
+      await putter.close();
+      uploaded.push(first);
+    }
+    stats.rssStartKiB = rssKiB(pid);
+    const started = performance.now();
+    const deadline = started + SECONDS * 1000;
+    await Promise.all(
+      clients.map(async (client, c) => {
+        const random = rng(1000 + c);
+        for (let i = 0; performance.now() < deadline; i++) {
+          const t0 = performance.now();
+          if (random() < 0.5) {
+            const tree = uploadTree(pool, random, `${name}-${c}-${i}`);
+            try {
+              const putter = client.putMultipleStart();
+              for (const d of tree.closure) await putter.put(d.directory);
+              const root = await putter.close();
+              if (root.hex !== tree.digest.hex) throw new Error(`root ${root.hex}, expected ${tree.digest.hex}`);
+              uploaded.push(tree);
+            } catch (e) {
+              fail("upload", e);
+            }
+            stats.uploads++;
+          } else {
+            const tree = uploaded[Math.floor(random() * uploaded.length)];
+            try {
+              let n = 0;
+              for await (const _ of client.getRecursive(tree.digest)) n++;
+              if (n !== tree.closure.length) throw new Error(`getRecursive ${tree.digest.hex}: ${n} directories, expected ${tree.closure.length}`);
+            } catch (e) {
+              fail("getRecursive", e);
+            }
+            stats.reads++;
+          }
+          stats.calls++;
+          stats.latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    stats.seconds = (performance.now() - started) / 1000;
+    stats.rssEndKiB = rssKiB(pid);
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  } finally {
+    await server.stop();
+  }
+  return stats;
+}
+
+type TestingModule = {
+  startPostgresTestServer(): Promise<{ url: string; stop(): Promise<void> }>;
+  startS3TestServer(): Promise<{ endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; createBucket(): Promise<string>; stop(): Promise<void> }>;
+};
+
+async function testing(): Promise<TestingModule> {
+  // @castore/testing is not a dependency of the CLI: load it from the workspace when the bench runs there.
+  return (await import(pathToFileURL(join(repositoryRoot(fileURLToPath(import.meta.url)), "packages/testing/dist/index.js")).href)) as TestingModule;
+}
+
+async function storeFor(backend: string): Promise<{ url: string; cleanup(): Promise<void> }> {
+  switch (backend) {
+    case "memory":
+      return { url: "memory://", cleanup: async () => undefined };
+    case "lmdb": {
+      const dir = mkdtempSync(join(tmpdir(), "castore-soak-"));
+      return { url: `lmdb://${dir}`, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    }
+    case "postgres": {
+      if (process.env.CASTORE_SOAK_POSTGRES_URL) {
+        const u = new URL(process.env.CASTORE_SOAK_POSTGRES_URL);
+        u.searchParams.set("schema", `soak_${Date.now()}`);
+        return { url: u.toString(), cleanup: async () => undefined };
+      }
+      const pg = await (await testing()).startPostgresTestServer();
+      return { url: pg.url, cleanup: () => pg.stop() };
+    }
+    case "s3": {
+      if (process.env.CASTORE_SOAK_S3_URL) return { url: process.env.CASTORE_SOAK_S3_URL, cleanup: async () => undefined };
+      const s3 = await (await testing()).startS3TestServer();
+      const bucket = await s3.createBucket();
+      const creds = `${encodeURIComponent(s3.accessKeyId)}:${encodeURIComponent(s3.secretAccessKey)}@`;
+      return {
+        url: `s3://${creds}${bucket}/soak?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}&forcePathStyle=true`,
+        cleanup: () => s3.stop(),
+      };
+    }
+    default:
+      throw new Error(`unknown soak backend ${backend}: memory, lmdb, postgres, s3`);
+  }
+}
+
+async function main(): Promise<void> {
+  const results: BenchResult[] = [];
+  let totalFailures = 0;
+  for (const backend of BACKENDS) {
+    let store: { url: string; cleanup(): Promise<void> };
+    try {
+      store = await storeFor(backend);
+    } catch (e) {
+      console.error(`soak ${backend}: skipped, no server: ${(e as Error).message}`);
+      continue;
+    }
+    try {
+      console.error(`soak ${backend}: ${CLIENTS} clients for ${SECONDS} s …`);
+      const s = await soak(backend, store.url);
+      totalFailures += s.failures;
+      const sorted = [...s.latencies].sort((a, b) => a - b);
+      const notes = `${CLIENTS} clients, ${SECONDS} s, ${s.uploads} uploads (≤61 directories each, overlapping) + ${s.reads} getRecursive, castore serve child process`;
+      results.push(
+        { name: `soak: ${backend} calls/s`, value: s.calls / s.seconds, unit: "calls/s", baseline: null, ratio: null, notes },
+        { name: `soak: ${backend} p50 ms`, value: percentile(sorted, 50), unit: "ms", baseline: null, ratio: null },
+        { name: `soak: ${backend} p99 ms`, value: percentile(sorted, 99), unit: "ms", baseline: null, ratio: null },
+        {
+          name: `soak: ${backend} failed calls`,
+          value: s.failures,
+          unit: "calls",
+          baseline: 0,
+          ratio: null,
+          notes: s.firstFailures.length ? s.firstFailures.join(" | ") : `of ${s.calls}`,
+        },
+        {
+          name: `soak: ${backend} RSS growth`,
+          value: s.rssEndKiB / 1024,
+          unit: "MiB",
+          baseline: s.rssStartKiB / 1024,
+          ratio: s.rssEndKiB / s.rssStartKiB,
+          notes: "server VmRSS at the end vs after warm-up",
+        },
+      );
+      if (s.failures) console.error(`soak ${backend}: ${s.failures} failed calls, first: ${s.firstFailures.join(" | ")}`);
+    } finally {
+      await store.cleanup().catch(() => undefined);
+    }
+  }
+  recordBenchResults(results);
+  if (totalFailures > 0) process.exitCode = 1;
+}
+
+await main();
