@@ -1,0 +1,272 @@
+/**
+ * Cross-backend benchmark (`pnpm bench`, or `node --expose-gc dist/bench.js`
+ * in this package): every backend — memory, lmdb, postgres, s3, grpc (a
+ * `castore serve --store memory://` process over loopback) and
+ * cache (near=memory, far=lmdb) — opened only through
+ * `openDirectoryService(url)`, on the same trees:
+ *
+ *   - a generated tree of 100 000 directories (s3: 5 000, see S3_DIRECTORIES),
+ *   - one directory of 100 000 entries (over gRPC's 4 MiB message limit),
+ *   - a chain 1 000 directories deep,
+ *   - a real tree of this machine (/usr/share), imported by the CLI's importTree.
+ *
+ * For each: ingest (one upload through the putter) and getRecursive, in
+ * directories/s (entries/s for the wide directory), against the bare
+ * `encodeDirectory` + BLAKE3 loop over the same directories in the same run.
+ * Rounds are interleaved (baseline, then each backend, then again), each on a
+ * fresh store, best round kept. Results: `backends: <backend> <tree> ingest`
+ * and `… getRecursive` in bench-results.json.
+ *
+ * S3 writes one object per directory, a few hundred PUTs/s on the test
+ * server, so it gets a smaller generated tree and one round. Trees under
+ * 10 000 directories get more rounds (a round takes milliseconds there).
+ *
+ * Environment: CASTORE_BENCH_ROUNDS (default 2), CASTORE_BENCH_SMALL_ROUNDS
+ * (4), CASTORE_BENCH_S3_ROUNDS (1), CASTORE_BENCH_DIRECTORIES (generated
+ * tree, 100000), CASTORE_BENCH_S3_DIRECTORIES (5000),
+ * CASTORE_BENCH_WIDE_ENTRIES (100000), CASTORE_BENCH_DEPTH (1000),
+ * CASTORE_BENCH_REAL_TREE (/usr/share; "" skips it),
+ * CASTORE_BENCH_REAL_TREE_MAX_DIRECTORIES (20000), CASTORE_BENCH_BACKENDS
+ * (comma-separated subset).
+ */
+import { loadavg } from "node:os";
+import { type BenchResult, benchResult, gcFunction, recordBenchResults } from "@castore/conformance";
+import { type Directory, type DirectoryService, blake3, encodeDirectory, openDirectoryService } from "@castore/core";
+import "@castore/backend-memory";
+import "@castore/backend-lmdb";
+import "@castore/backend-postgres";
+import "@castore/backend-s3";
+import "@castore/backend-grpc";
+import { type Backend, type BackendName, BenchEnvironment } from "./backends.js";
+import { startCastoreServe } from "./castore-serve-process.js";
+import { type BenchTree, deepTree, generatedTree, importedTree, wideTree } from "./trees.js";
+
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const ROUNDS = env("CASTORE_BENCH_ROUNDS", 2);
+const DIRECTORIES = env("CASTORE_BENCH_DIRECTORIES", 100_000);
+const S3_DIRECTORIES = env("CASTORE_BENCH_S3_DIRECTORIES", 5_000);
+const S3_ROUNDS = env("CASTORE_BENCH_S3_ROUNDS", 1);
+/** Rounds for trees under 10 000 directories and 4 MiB. */
+const SMALL_ROUNDS = env("CASTORE_BENCH_SMALL_ROUNDS", 4);
+const WIDE_ENTRIES = env("CASTORE_BENCH_WIDE_ENTRIES", 100_000);
+const DEPTH = env("CASTORE_BENCH_DEPTH", 1000);
+const REAL_TREE = process.env.CASTORE_BENCH_REAL_TREE ?? "/usr/share";
+const REAL_TREE_MAX = env("CASTORE_BENCH_REAL_TREE_MAX_DIRECTORIES", 20_000);
+const ONLY = process.env.CASTORE_BENCH_BACKENDS?.split(",").map((s) => s.trim());
+
+const MACHINE = "shared 2-core machine, other engineers' tests running (absolute rates swing; ratios are steadier)";
+const BASELINE = "baseline: bare encodeDirectory + BLAKE3 loop over the same directories, same run";
+
+const gc = gcFunction();
+
+interface Measured {
+  ingest: number[];
+  read: number[];
+  /** cache only: a second getRecursive, near already filled. */
+  warmRead: number[];
+  /** Set when the backend refused the tree (e.g. gRPC RESOURCE_EXHAUSTED): the message. */
+  refused?: string;
+}
+
+async function seconds(fn: () => Promise<unknown> | unknown): Promise<number> {
+  gc?.();
+  const start = performance.now();
+  await fn();
+  return (performance.now() - start) / 1000;
+}
+
+function bareLoop(directories: Directory[]): number {
+  let checksum = 0;
+  for (const d of directories) checksum ^= blake3(encodeDirectory(d))[0];
+  return checksum;
+}
+
+async function ingest(service: DirectoryService, tree: BenchTree): Promise<void> {
+  const putter = service.putMultipleStart();
+  try {
+    for (const d of tree.directories) await putter.put(d);
+  } catch (e) {
+    await putter.abort(e).catch(() => {});
+    throw e;
+  }
+  const root = await putter.close();
+  if (!root.equals(tree.root)) throw new Error(`upload returned root ${root}, expected ${tree.root}`);
+}
+
+async function readAll(service: DirectoryService, tree: BenchTree): Promise<void> {
+  let n = 0;
+  for await (const _ of service.getRecursive(tree.root)) n++;
+  if (n !== tree.directories.length) throw new Error(`getRecursive yielded ${n} directories, expected ${tree.directories.length}`);
+}
+
+/** The message of an error and its causes, one line. */
+function describeError(e: unknown): string {
+  const parts: string[] = [];
+  for (let c: unknown = e; c instanceof Error && parts.length < 4; c = c.cause) parts.push(c.message.split("\n")[0]);
+  return parts.join(" <- ") || String(e);
+}
+
+const isResourceExhausted = (e: unknown) => /resource[_ ]exhausted|larger than configured/i.test(describeError(e));
+
+async function measureRound(backend: Backend, tree: BenchTree, round: number, into: Measured): Promise<void> {
+  const store = await backend.fresh(`${tree.key}-r${round}`);
+  const service = await openDirectoryService(store.url);
+  try {
+    let ingestSeconds: number;
+    try {
+      ingestSeconds = await seconds(() => ingest(service, tree));
+    } catch (e) {
+      if (backend.name === "grpc" && isResourceExhausted(e)) {
+        into.refused = describeError(e);
+        return;
+      }
+      throw e;
+    }
+    into.ingest.push(ingestSeconds);
+    into.read.push(await seconds(() => readAll(service, tree)));
+    if (backend.name === "cache") into.warmRead.push(await seconds(() => readAll(service, tree)));
+  } finally {
+    await service.close();
+    await store.dispose();
+  }
+}
+
+/**
+ * When the gRPC server refused the upload, is the tree readable over gRPC
+ * when the server's store already holds it? Fill an LMDB store directly,
+ * serve it with `castore serve`, and getRecursive through the client.
+ */
+async function grpcReadOfPrefilled(environment: BenchEnvironment, tree: BenchTree): Promise<{ seconds?: number; refused?: string }> {
+  const lmdbUrl = environment.lmdbUrl(`grpc-prefilled-${tree.key}`);
+  const direct = await openDirectoryService(lmdbUrl);
+  try {
+    await ingest(direct, tree);
+  } finally {
+    await direct.close();
+  }
+  const server = await startCastoreServe(lmdbUrl);
+  const client = await openDirectoryService(server.url);
+  try {
+    return { seconds: await seconds(() => readAll(client, tree)) };
+  } catch (e) {
+    if (isResourceExhausted(e)) return { refused: describeError(e) };
+    throw e;
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}
+
+function best(values: number[]): number {
+  return Math.min(...values);
+}
+
+async function benchTree(environment: BenchEnvironment, backends: Backend[], tree: BenchTree, failures: string[]): Promise<BenchResult[]> {
+  console.log(`\n== ${tree.key}: ${tree.description}`);
+  const small = tree.directories.length < 10_000 && tree.encodedBytes < 4 * 2 ** 20;
+  const roundsOf = (b: Backend) => (b.name === "s3" ? S3_ROUNDS : small ? SMALL_ROUNDS : ROUNDS);
+  const rounds = Math.max(...backends.map(roundsOf));
+  console.log(`   backends: ${backends.map((b) => `${b.name} (${roundsOf(b)} round${roundsOf(b) === 1 ? "" : "s"})`).join(", ")}; interleaved`);
+  const baseline: number[] = [];
+  const measured = new Map<BackendName, Measured>(backends.map((b) => [b.name, { ingest: [], read: [], warmRead: [] }]));
+  const failed = new Set<BackendName>();
+  for (let round = 0; round < rounds; round++) {
+    baseline.push(await seconds(() => bareLoop(tree.directories)));
+    for (const backend of backends) {
+      const m = measured.get(backend.name)!;
+      if (round >= roundsOf(backend) || failed.has(backend.name) || m.refused) continue;
+      const started = performance.now();
+      try {
+        await measureRound(backend, tree, round, m);
+        const last = (xs: number[]) => (xs.length ? `${Math.round(tree.units / xs[xs.length - 1]).toLocaleString("en-US")} ${tree.unit}` : "-");
+        console.log(
+          `   round ${round + 1} ${backend.name.padEnd(8)} ` +
+            (m.refused ? `refused: ${m.refused}` : `ingest ${last(m.ingest)}, getRecursive ${last(m.read)}${m.warmRead.length ? `, warm ${last(m.warmRead)}` : ""}`) +
+            ` (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+        );
+      } catch (e) {
+        failed.add(backend.name);
+        const message = `${backend.name} on ${tree.key}: ${describeError(e)}`;
+        failures.push(message);
+        console.error(`   FAILED ${message}`);
+      }
+    }
+  }
+
+  const baselineRate = tree.units / best(baseline);
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
+  const common = (b: Backend, extra = "") =>
+    `${tree.description}; ${b.setup}${extra}; best of ${roundsOf(b)} round${roundsOf(b) === 1 ? "" : "s"}, each on a fresh store; ${BASELINE} (best of ${rounds}); ${MACHINE}, load average ${load}`;
+  const results: BenchResult[] = [];
+  for (const backend of backends) {
+    const m = measured.get(backend.name)!;
+    const name = (what: string) => `backends: ${backend.name} ${tree.key} ${what}`;
+    if (m.refused) {
+      results.push(benchResult(name("ingest"), 0, tree.unit, baselineRate, `refused by the server: ${m.refused}; ${common(backend)}`));
+      const read = await grpcReadOfPrefilled(environment, tree).catch((e) => ({ refused: undefined, seconds: undefined, error: describeError(e) }));
+      const how = "the server's store (lmdb) filled directly, then read through `castore serve`";
+      if (read.seconds !== undefined) {
+        results.push(benchResult(name("getRecursive"), tree.units / read.seconds, tree.unit, baselineRate, `${how}, one round; ${common(backend)}`));
+      } else if (read.refused) {
+        results.push(benchResult(name("getRecursive"), 0, tree.unit, baselineRate, `refused: ${read.refused} (${how}); ${common(backend)}`));
+      } else {
+        failures.push(`grpc read of a prefilled ${tree.key}: ${(read as { error?: string }).error}`);
+      }
+      continue;
+    }
+    if (!m.ingest.length || !m.read.length) continue;
+    results.push(benchResult(name("ingest"), tree.units / best(m.ingest), tree.unit, baselineRate, common(backend, "; one upload through putMultipleStart")));
+    const readNote = backend.name === "cache" ? "; the first read: near misses, the closure is copied from far into near, then read from near" : "";
+    results.push(benchResult(name("getRecursive"), tree.units / best(m.read), tree.unit, baselineRate, common(backend, readNote)));
+    if (m.warmRead.length) {
+      results.push(benchResult(name("getRecursive (warm)"), tree.units / best(m.warmRead), tree.unit, baselineRate, common(backend, "; the second read, served from near")));
+    }
+  }
+  const file = recordBenchResults(results);
+  for (const r of results) {
+    console.log(`   ${r.name}: ${Math.round(r.value).toLocaleString("en-US")} ${r.unit} (ratio ${r.ratio?.toFixed(3)} to ${Math.round(r.baseline!).toLocaleString("en-US")})`);
+  }
+  console.log(`   written to ${file}`);
+  return results;
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  console.log(`castore cross-backend benchmark; ${MACHINE}; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  const environment = await BenchEnvironment.start();
+  const failures: string[] = [...environment.problems];
+  for (const p of environment.problems) console.error(`   ${p}`);
+  try {
+    const all = environment.backends().filter((b) => !ONLY || ONLY.includes(b.name));
+    const notS3 = all.filter((b) => b.name !== "s3");
+    const s3 = all.filter((b) => b.name === "s3");
+
+    await benchTree(environment, notS3, generatedTree(DIRECTORIES, 10), failures);
+    // S3 stores one object per directory (at a few hundred PUTs/s on the test
+    // server), so its generated tree is smaller; its baseline is measured on it.
+    if (s3.length) await benchTree(environment, s3, generatedTree(S3_DIRECTORIES, 10), failures);
+    await benchTree(environment, all, wideTree(WIDE_ENTRIES), failures);
+    await benchTree(environment, all, deepTree(DEPTH), failures);
+    if (REAL_TREE) {
+      let real: BenchTree | undefined;
+      try {
+        real = await importedTree(REAL_TREE, REAL_TREE_MAX);
+      } catch (e) {
+        failures.push(`importing ${REAL_TREE}: ${describeError(e)}`);
+        console.error(`   could not import ${REAL_TREE}: ${describeError(e)}`);
+      }
+      if (real) await benchTree(environment, all, real, failures);
+    }
+  } finally {
+    await environment.close();
+  }
+  console.log(`\ncross-backend benchmark done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  if (failures.length) {
+    console.error(`${failures.length} failure(s):\n  ${failures.join("\n  ")}`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
