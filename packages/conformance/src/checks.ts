@@ -173,7 +173,7 @@ export async function expectUploadFails(
   checkErrorClass(ctx, `${what} (at ${r.at})`, r.error, codes);
 }
 
-function hexBytes(b: Uint8Array): string {
+export function hexBytes(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
 }
 

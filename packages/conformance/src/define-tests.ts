@@ -3,7 +3,7 @@
  * mocha-likes): the caller passes its runner in, so the suite never loads a
  * second copy of it (the @keyv/test-suite pattern). `./vitest` wraps this.
  */
-import { ConformanceFailure, runScenario, scenarioTimeout, skipReason } from "./runner.js";
+import { ConformanceFailure, runScenario, scenarioTimeout, skipReason, statelessFilter } from "./runner.js";
 import { scenarios } from "./scenarios/index.js";
 import type { ConformanceTarget } from "./types.js";
 
@@ -29,7 +29,7 @@ const TIMEOUT_MARGIN_MS = 10_000;
  * the title.
  */
 export function defineConformanceTests(runner: TestRunner, target: ConformanceTarget, opts: DefineTestsOptions = {}): void {
-  const filter = opts.filter && new RegExp(opts.filter.source, opts.filter.flags.replace(/[gy]/g, ""));
+  const filter = statelessFilter(opts.filter);
   runner.describe(`castore conformance: ${target.name}`, () => {
     for (const scenario of scenarios) {
       if (filter && !filter.test(scenario.name)) continue;

@@ -25,6 +25,11 @@ class ScenarioSkipped extends Error {
   override name = "ScenarioSkipped";
 }
 
+/** A copy of a filter without the g and y flags: test() on those is stateful. */
+export function statelessFilter(filter: RegExp | undefined): RegExp | undefined {
+  return filter && new RegExp(filter.source, filter.flags.replace(/[gy]/g, ""));
+}
+
 /** The most time a scenario may take, teardown included. */
 export function scenarioTimeout(scenario: Scenario): number {
   return scenario.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -133,8 +138,7 @@ export async function runScenario(target: ConformanceTarget, scenario: Scenario)
 /** Runs every scenario (or those whose name matches `filter`) in order, one fresh instance each. */
 export async function runConformance(target: ConformanceTarget, opts: RunOptions = {}): Promise<ConformanceReport> {
   const results: ScenarioResult[] = [];
-  // A copy without the g and y flags: test() on those is stateful.
-  const filter = opts.filter && new RegExp(opts.filter.source, opts.filter.flags.replace(/[gy]/g, ""));
+  const filter = statelessFilter(opts.filter);
   for (const scenario of allScenarios) {
     if (filter && !filter.test(scenario.name)) continue;
     const r = await runScenario(target, scenario);

@@ -11,27 +11,25 @@ import {
   makeSymlinkNode,
   traverseTo,
 } from "@castore/core";
-import { expectGet, expectOk, expectRecursive, expectUpload } from "../checks.js";
+import { expectGet, expectOk, expectRecursive, expectUpload, hexBytes } from "../checks.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 import { A, COMPLICATED, WITH_KEEP, dA, dCOMPLICATED, dWITH_KEEP, rootNode } from "./common.js";
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
 function describeNode(n: Node | undefined): string {
   if (n === undefined) return "undefined";
-  const target = n.kind === "symlink" ? `→ ${displayName(n.node.target)}` : `digest ${hex(n.node.digest)}`;
+  const target = n.kind === "symlink" ? `→ ${displayName(n.node.target)}` : `digest ${hexBytes(n.node.digest)}`;
   return `${n.kind} ${displayName(n.node.name)} ${target}`;
 }
 
 function sameNode(a: Node | undefined, b: Node | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  if (a.kind !== b.kind || hex(a.node.name) !== hex(b.node.name)) return false;
-  if (a.kind === "symlink") return hex(a.node.target) === hex((b as typeof a).node.target);
-  return hex(a.node.digest) === hex((b as typeof a).node.digest) && a.node.size === (b as typeof a).node.size;
+  if (a.kind !== b.kind || hexBytes(a.node.name) !== hexBytes(b.node.name)) return false;
+  if (a.kind === "symlink") return hexBytes(a.node.target) === hexBytes((b as typeof a).node.target);
+  return hexBytes(a.node.digest) === hexBytes((b as typeof a).node.digest) && a.node.size === (b as typeof a).node.size;
 }
 
 async function expectPath(ctx: ScenarioContext, root: Node, path: string | Uint8Array, expected: Node | undefined) {
-  const shown = typeof path === "string" ? JSON.stringify(path) : `bytes ${hex(path)}`;
+  const shown = typeof path === "string" ? JSON.stringify(path) : `bytes ${hexBytes(path)}`;
   const got = await expectOk(ctx, `traverseTo(root, ${shown})`, () => traverseTo(ctx.service, root, path));
   if (!sameNode(got, expected)) {
     ctx.fail(`traverseTo(root, ${shown}) returned ${describeNode(got)}, expected ${describeNode(expected)}`);
@@ -48,7 +46,7 @@ export const nameScenarios: Scenario[] = [
       const keep: Node = { kind: "directory", node: COMPLICATED.directories[0] };
       const dotKeep: Node = { kind: "file", node: makeFileNode(".keep", fixtures.EMPTY_BLOB_DIGEST, 0) };
       const aa: Node = { kind: "symlink", node: COMPLICATED.symlinks[0] };
-      if (hex(keep.node.digest) !== dWITH_KEEP.hex) throw new Error("fixture COMPLICATED changed");
+      if (hexBytes(keep.node.digest) !== dWITH_KEEP.hex) throw new Error("fixture COMPLICATED changed");
       const cases: [string, Node | undefined][] = [
         ["", root],
         ["/", root],
