@@ -41,6 +41,7 @@ import { type MessageSource, messageBody } from "./message-batcher.js";
 import { EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
 import { invalidArgument, resourceExhausted, toConnectError } from "./status.js";
 import { decodeReceived } from "./wire-directory.js";
+import type { BearerTokens } from "./auth.js";
 
 /** A pino-compatible logger; the server is silent without one. */
 export interface Logger {
@@ -59,6 +60,16 @@ export interface HandlerOptions {
   maxDirectoriesPerUpload: number;
   /** Most bytes (canonical encodings summed) in one Put stream. */
   maxUploadBytes: number;
+  /** Most entries (directories + files + symlinks) in one received Directory. */
+  maxEntriesPerDirectory?: number;
+  /**
+   * A call whose request stream brings nothing new for this long (a Put or
+   * Get that is opened and never sent, or stalls mid-upload) is ended with
+   * DEADLINE_EXCEEDED; an upload is aborted. 0 or undefined: no timer.
+   */
+  idleTimeoutMs?: number;
+  /** Accepted bearer tokens; without, calls are not authenticated. */
+  authTokens?: BearerTokens;
   /** Service names served: "tvix" → /tvix.castore.v1.DirectoryService/…, "snix" → /snix.castore.v1.DirectoryService/…. */
   serviceNames: readonly ("tvix" | "snix")[];
   /** Aborting it cancels every running call (server shutdown). */
@@ -68,6 +79,8 @@ export interface HandlerOptions {
 
 export const DEFAULT_MAX_DIRECTORIES_PER_UPLOAD = 1_000_000;
 export const DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_ENTRIES_PER_DIRECTORY = 1_000_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
 /** Most bytes of response messages joined into one write. */
 const WRITE_BATCH_BYTES = 64 * 1024;
@@ -92,6 +105,13 @@ export function createDirectoryServiceHandler(
     const method = routes.get(req.url.split("?", 1)[0]);
     const header = new Headers({ [headerContentType]: "application/grpc+proto" });
     const trailer = new Headers();
+    if (opts.authTokens && !opts.authTokens.accepts(req.headers.authorization)) {
+      // Nothing of the request is read, and nothing of the header is logged.
+      logger.debug({ path: method === undefined ? "unknown" : req.url.split("?", 1)[0] }, "call refused: not authenticated");
+      setTrailerStatus(trailer, new ConnectError("missing or invalid bearer token (authorization: Bearer …)", Code.Unauthenticated));
+      writeStatusOnly(res, header, trailer);
+      return;
+    }
     if (method === undefined || req.method !== "POST") {
       setTrailerStatus(trailer, new ConnectError(`unknown method ${req.method} ${req.url}`, Code.Unimplemented));
       writeStatusOnly(res, header, trailer);
@@ -110,12 +130,14 @@ export function createDirectoryServiceHandler(
       uReq.header.get(headerAcceptEncoding),
       headerAcceptEncoding,
     );
-    const signals = [uReq.signal, clientAbortedSignal(req), opts.shutdownSignal];
+    const idle = new AbortController();
+    const signals = [uReq.signal, clientAbortedSignal(req), opts.shutdownSignal, idle.signal];
     if (timeout.timeoutMs !== undefined) signals.push(AbortSignal.timeout(timeout.timeoutMs));
     const call: Call = {
       method,
       signal: AbortSignal.any(signals),
-      messages: () => requestMessages(uReq.body, compression.request, opts.maxMessageBytes),
+      messages: () =>
+        requestMessages(idleTimed(uReq.body as AsyncIterable<Uint8Array>, opts.idleTimeoutMs ?? 0, idle), compression.request, opts.maxMessageBytes),
     };
     async function open(): Promise<MessageSource<Directory | Uint8Array>> {
       if (timeout.error) throw timeout.error;
@@ -191,6 +213,7 @@ export function createDirectoryServiceHandler(
     const putter = service.putMultipleStart({ signal });
     let count = 0;
     let bytes = 0;
+    const maxEntries = opts.maxEntriesPerDirectory ?? DEFAULT_MAX_ENTRIES_PER_DIRECTORY;
     let root: Digest;
     try {
       for await (const batch of call.messages()) {
@@ -205,6 +228,13 @@ export function createDirectoryServiceHandler(
           } catch (e) {
             if (isCastoreError(e)) throw invalidArgument(`directory #${count - 1} of the upload: ${e.message}`);
             throw e;
+          }
+          const d = received.directory;
+          const entries = d.directories.length + d.files.length + d.symlinks.length;
+          if (entries > maxEntries) {
+            throw resourceExhausted(
+              `directory #${count - 1} of the upload has ${entries} entries, more than the limit of ${maxEntries} per directory`,
+            );
           }
           bytes += received.bytes.length;
           if (bytes > opts.maxUploadBytes) {
@@ -263,6 +293,43 @@ async function* requestMessages(
     yield batch;
   }
   reader.end();
+}
+
+/**
+ * The request body, failing with DEADLINE_EXCEEDED (and aborting `idle`, so
+ * the call's signal tells the backend) when no chunk arrives for `timeoutMs`.
+ * The timer runs only while waiting for the client, not while the server
+ * works on what it has received.
+ */
+async function* idleTimed(body: AsyncIterable<Uint8Array>, timeoutMs: number, idle: AbortController): AsyncGenerator<Uint8Array> {
+  if (!(timeoutMs > 0)) {
+    yield* body;
+    return;
+  }
+  const it = body[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      const next = it.next();
+      const expired = new Promise<"idle">((resolve) => {
+        timer = setTimeout(() => resolve("idle"), timeoutMs);
+      });
+      const r = await Promise.race([next, expired]);
+      clearTimeout(timer);
+      if (r === "idle") {
+        next.catch(() => {});
+        const error = new ConnectError(`no request data for ${timeoutMs} ms: the call is idle`, Code.DeadlineExceeded);
+        idle.abort(error);
+        throw error;
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    // Stop reading the request (a no-op once it has ended).
+    void Promise.resolve(it.return?.()).catch(() => {});
+  }
 }
 
 async function singleMessage(batches: AsyncGenerator<Uint8Array[]>): Promise<Uint8Array> {

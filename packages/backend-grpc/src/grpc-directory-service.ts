@@ -46,6 +46,11 @@ export interface GrpcDirectoryServiceOptions {
   tls?: ConnectionOptions["tls"];
   /** Keepalive PING interval in ms (default: none). */
   pingIntervalMs?: number;
+  /**
+   * Bearer token sent with every call (`authorization: Bearer …`). fromUrl
+   * takes it from the URL's `?token=`, else from CASTORE_AUTH_TOKEN.
+   */
+  authToken?: string;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -70,6 +75,7 @@ export class GrpcDirectoryService implements DirectoryService {
       serviceName: parsed.serviceName,
       connectTimeoutMs: parsed.connectTimeoutMs,
       ...options,
+      authToken: options.authToken ?? parsed.token ?? (process.env.CASTORE_AUTH_TOKEN || undefined),
       tls: parsed.ca ? { ca: parsed.ca, ...options.tls } : options.tls,
     });
   }
@@ -89,6 +95,7 @@ export class GrpcDirectoryService implements DirectoryService {
       httpClient: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessionManager }),
       baseUrl: baseUrlOf(target),
       maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      authToken: options.authToken,
     };
     const service = `/${this.serviceName}.castore.v1.DirectoryService`;
     this.paths = { get: `${service}/Get`, put: `${service}/Put` };

@@ -37,10 +37,14 @@ export interface CallTarget {
   baseUrl: string;
   /** Largest message accepted from the server. */
   maxMessageBytes: number;
+  /** Bearer token for the `authorization` header. */
+  authToken?: string;
 }
 
-function headers(): Headers {
-  return requestHeader(true, undefined, undefined);
+function headers(target: CallTarget): Headers {
+  const h = requestHeader(true, undefined, undefined);
+  if (target.authToken !== undefined) h.set("authorization", `Bearer ${target.authToken}`);
+  return h;
 }
 
 /**
@@ -61,7 +65,7 @@ export async function* serverStreamingCall(
     const response = await target.httpClient({
       url: target.baseUrl + path,
       method: "POST",
-      header: headers(),
+      header: headers(target),
       body: (async function* () {
         yield envelope([request]);
       })(),
@@ -97,7 +101,7 @@ export async function clientStreamingCall(
   const response = await target.httpClient({
     url: target.baseUrl + path,
     method: "POST",
-    header: headers(),
+    header: headers(target),
     body: (async function* () {
       for await (const batch of requests) {
         if (batch.length > 0) yield envelope(batch);

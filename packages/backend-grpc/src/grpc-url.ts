@@ -4,7 +4,8 @@
  *   grpc+https://host:port       TLS over TCP (`?ca=/path/ca.pem` for a private CA)
  *   grpc+unix:///path/socket     h2c over a Unix socket
  * Query options: `service=tvix|snix` (which service name to call, default
- * tvix), `connectTimeoutMs=N`.
+ * tvix), `connectTimeoutMs=N`, `token=T` (bearer token; the environment
+ * variable CASTORE_AUTH_TOKEN is used when the URL has none).
  */
 import * as fs from "node:fs";
 import { InvalidUrlError, redactUrl } from "@castore/core";
@@ -20,9 +21,11 @@ export interface ParsedGrpcUrl {
   serviceName?: ServiceName;
   connectTimeoutMs?: number;
   ca?: Buffer;
+  /** Bearer token sent as `authorization: Bearer …` (`?token=`). */
+  token?: string;
 }
 
-const KNOWN_QUERY = ["service", "connectTimeoutMs", "ca"];
+const KNOWN_QUERY = ["service", "connectTimeoutMs", "ca", "token"];
 
 export function parseGrpcUrl(url: URL): ParsedGrpcUrl {
   const shown = JSON.stringify(redactUrl(url.toString()));
@@ -43,6 +46,12 @@ export function parseGrpcUrl(url: URL): ParsedGrpcUrl {
     const n = Number(timeout);
     if (!Number.isInteger(n) || n <= 0) fail(`connectTimeoutMs must be a positive integer, got "${timeout}"`);
     parsed.connectTimeoutMs = n;
+  }
+  const token = url.searchParams.get("token");
+  if (token !== null) {
+    // Never shown: only say what is wrong with it.
+    if (token === "" || /\s/.test(token)) fail("token must be non-empty and contain no whitespace");
+    parsed.token = token;
   }
   const scheme = url.protocol.slice(0, -1).toLowerCase();
   const ca = url.searchParams.get("ca");

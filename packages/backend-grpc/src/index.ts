@@ -10,6 +10,7 @@ import { GrpcDirectoryService } from "./grpc-directory-service.js";
 export { GrpcDirectoryService, GrpcDirectoryPutter, type GrpcDirectoryServiceOptions } from "./grpc-directory-service.js";
 export {
   createDirectoryServiceServer,
+  DEFAULT_MAX_CONCURRENT_STREAMS,
   DEFAULT_MAX_MESSAGE_BYTES,
   type DirectoryServiceServer,
   type DirectoryServiceServerOptions,
@@ -18,12 +19,15 @@ export {
 } from "./server.js";
 export {
   createDirectoryServiceHandler,
+  DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
+  DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
   DEFAULT_MAX_UPLOAD_BYTES,
   type HandlerOptions,
   type Logger,
 } from "./directory-service-handler.js";
 export { parseGrpcUrl, describeTarget, type GrpcTarget, type ParsedGrpcUrl, type ServiceName } from "./grpc-url.js";
+export { BearerTokens, parseAuthTokens } from "./auth.js";
 export { CASTORE_ERROR_CODE_TRAILER, grpcCodeOf } from "./status.js";
 
 registerDirectoryServiceScheme("grpc+http", "grpc+http://host:port", (url) => GrpcDirectoryService.fromUrl(url));

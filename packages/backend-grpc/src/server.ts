@@ -12,11 +12,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { DirectoryService } from "@castore/core";
 import {
   createDirectoryServiceHandler,
+  DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
+  DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
   DEFAULT_MAX_UPLOAD_BYTES,
   type Logger,
   silentLogger,
 } from "./directory-service-handler.js";
+import { BearerTokens } from "./auth.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
 export type ListenTarget = { host?: string; port: number } | { path: string };
@@ -35,6 +38,22 @@ export interface DirectoryServiceServerOptions {
   maxDirectoriesPerUpload?: number;
   /** Most bytes in one Put, canonical encodings summed (default 256 MiB); more is RESOURCE_EXHAUSTED. */
   maxUploadBytes?: number;
+  /** Most entries (directories + files + symlinks) in one received Directory (default 1 000 000); more is RESOURCE_EXHAUSTED. */
+  maxEntriesPerDirectory?: number;
+  /** Most concurrent streams (calls) per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS, default 100). */
+  maxConcurrentStreams?: number;
+  /**
+   * A call whose request brings no data for this long (opened and never
+   * sent, or stalled mid-upload) ends with DEADLINE_EXCEEDED and its upload
+   * is aborted (default 60 s; 0 turns the timer off).
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Bearer tokens: when given, every call must carry `authorization: Bearer
+   * <one of them>`, else UNAUTHENTICATED. Compared in constant time (SHA-256
+   * hashes, crypto.timingSafeEqual); never logged.
+   */
+  authTokens?: readonly string[];
   /** Service names to serve (default both). */
   serviceNames?: ("tvix" | "snix")[];
   /** Whether close() also closes the backend (default true). */
@@ -66,6 +85,7 @@ export interface DirectoryServiceServer {
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 const DEFAULT_WINDOW_BYTES = 1024 * 1024;
 
 function formatHost(host: string): string {
@@ -85,6 +105,9 @@ export function createDirectoryServiceServer(
     maxMessageBytes,
     maxDirectoriesPerUpload: options.maxDirectoriesPerUpload ?? DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
     maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+    maxEntriesPerDirectory: options.maxEntriesPerDirectory ?? DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    authTokens: options.authTokens ? new BearerTokens(options.authTokens) : undefined,
     serviceNames,
     shutdownSignal: shutdown.signal,
     logger,
@@ -120,7 +143,10 @@ export function createDirectoryServiceServer(
     handler(req, res);
   };
 
-  const settings: http2.Settings = { initialWindowSize: windowBytes };
+  const settings: http2.Settings = {
+    initialWindowSize: windowBytes,
+    maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+  };
   const server = options.tls
     ? http2.createSecureServer(
         { cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, allowHTTP1: false, settings },

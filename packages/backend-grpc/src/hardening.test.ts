@@ -1,0 +1,216 @@
+/**
+ * Limits and abuse: concurrent streams per connection, idle (stalled) calls,
+ * entries per directory, bearer-token authentication.
+ */
+import * as http2 from "node:http2";
+import * as grpc from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
+import { afterEach, describe, expect, it } from "vitest";
+import { BackendError, directoryDigest, encodeDirectory, fixtures, makeDirectory, makeFileNode } from "@castore/core";
+import { BearerTokens, parseAuthTokens } from "./auth.js";
+import { GrpcDirectoryService } from "./grpc-directory-service.js";
+import { encodeGetRequest, grpcJsAddress, rawGet, rawPut } from "./grpc-js.test-helper.js";
+import { type Harness, startHarness } from "./memory-store.test-helper.js";
+import { grpcCodeOf } from "./status.js";
+import type { DirectoryServiceServerOptions } from "./server.js";
+
+const { DIRECTORY_A, DIRECTORY_B, EMPTY_BLOB_DIGEST } = fixtures;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+async function harness(opts: Partial<DirectoryServiceServerOptions>, clientOpts = {}): Promise<Harness> {
+  const h = await startHarness("tcp", opts, clientOpts);
+  cleanups.push(() => h.close());
+  return h;
+}
+
+function raw(h: Harness, options: grpc.ClientOptions = {}): grpc.Client {
+  const c = new grpc.Client(grpcJsAddress(h.server.url!), grpc.credentials.createInsecure(), options);
+  cleanups.push(() => c.close());
+  return c;
+}
+
+const identity = (b: Buffer) => b;
+
+/** A Put stream left open: resolves with its status once the server ends it. */
+function openPut(client: grpc.Client, messages: Uint8Array[], metadata = new grpc.Metadata()) {
+  let call!: grpc.ClientWritableStream<Buffer>;
+  const done = new Promise<{ error?: grpc.ServiceError; response?: Buffer }>((resolve) => {
+    call = client.makeClientStreamRequest("/tvix.castore.v1.DirectoryService/Put", identity, identity, metadata, (error, response) =>
+      resolve(error ? { error } : { response }),
+    );
+  });
+  for (const m of messages) call.write(Buffer.from(m));
+  return { call, done };
+}
+
+function fileDirectory(n: number) {
+  const files = [];
+  for (let i = 0; i < n; i++) files.push(makeFileNode(`f${String(i).padStart(6, "0")}`, EMPTY_BLOB_DIGEST, 0n, false));
+  return makeDirectory({ files });
+}
+
+describe("max concurrent streams per connection", () => {
+  it("a connection gets no more than maxConcurrentStreams calls at once", async () => {
+    const h = await harness({ maxConcurrentStreams: 2, idleTimeoutMs: 0 });
+    const session = http2.connect(`http://127.0.0.1:${(h.server.address as { port: number }).port}`);
+    cleanups.push(() => void session.destroy());
+    await new Promise((r) => session.once("remoteSettings", r));
+    expect(session.remoteSettings.maxConcurrentStreams).toBe(2);
+    const outcomes: string[] = [];
+    const streams = [0, 1, 2, 3].map(() => {
+      const s = session.request({ ":method": "POST", ":path": "/tvix.castore.v1.DirectoryService/Put", "content-type": "application/grpc", te: "trailers" });
+      s.on("error", (e: NodeJS.ErrnoException) => outcomes.push(`error ${e.code}`));
+      s.on("close", () => outcomes.push(`close ${s.rstCode}`));
+      s.resume();
+      return s;
+    });
+    await sleep(300);
+    expect(h.server.activeCalls).toBe(2);
+    for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);
+    await sleep(100);
+    expect(h.server.activeCalls).toBe(0);
+    expect(h.store.map.size).toBe(0);
+  });
+
+  it("defaults to 100", async () => {
+    const h = await harness({});
+    const session = http2.connect(`http://127.0.0.1:${(h.server.address as { port: number }).port}`);
+    cleanups.push(() => void session.destroy());
+    await new Promise((r) => session.once("remoteSettings", r));
+    expect(session.remoteSettings.maxConcurrentStreams).toBe(100);
+  });
+});
+
+describe("idle timeout", () => {
+  it("a Put opened and never sent ends with DEADLINE_EXCEEDED; nothing is stored", async () => {
+    const h = await harness({ idleTimeoutMs: 300 });
+    const started = Date.now();
+    const { done } = openPut(raw(h), []);
+    const { error } = await done;
+    expect(error?.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(error?.details).toMatch(/idle/);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await sleep(50);
+    expect(h.server.activeCalls).toBe(0);
+    expect(h.store.putClosureCalls).toBe(0);
+  });
+
+  it("a Put stalled mid-upload is aborted: nothing of it is stored", async () => {
+    const h = await harness({ idleTimeoutMs: 300 });
+    const { done } = openPut(raw(h), [encodeDirectory(DIRECTORY_A), encodeDirectory(DIRECTORY_B)]);
+    const { error } = await done;
+    expect(error?.code).toBe(status.DEADLINE_EXCEEDED);
+    await sleep(50);
+    expect(h.server.activeCalls).toBe(0);
+    expect(h.store.map.size).toBe(0);
+    expect(h.store.putClosureCalls).toBe(0);
+  });
+
+  it("a Get whose request never comes ends with DEADLINE_EXCEEDED", async () => {
+    const h = await harness({ idleTimeoutMs: 300 });
+    const session = http2.connect(`http://127.0.0.1:${(h.server.address as { port: number }).port}`);
+    cleanups.push(() => void session.destroy());
+    const s = session.request({ ":method": "POST", ":path": "/tvix.castore.v1.DirectoryService/Get", "content-type": "application/grpc", te: "trailers" });
+    s.resume();
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => s.once("trailers", resolve));
+    expect(trailers["grpc-status"]).toBe(String(status.DEADLINE_EXCEEDED));
+  });
+
+  it("a slow but steady upload is not idle", async () => {
+    const h = await harness({ idleTimeoutMs: 400 });
+    const { call, done } = openPut(raw(h), [encodeDirectory(DIRECTORY_A)]);
+    for (let i = 0; i < 4; i++) {
+      await sleep(150);
+      call.write(Buffer.from(encodeDirectory(DIRECTORY_A)));
+    }
+    call.write(Buffer.from(encodeDirectory(DIRECTORY_B)));
+    call.end();
+    const { error, response } = await done;
+    expect(error).toBeUndefined();
+    expect(response!.length).toBeGreaterThan(0);
+    expect(h.store.map.size).toBe(2);
+  });
+
+  it("the well-behaved client and Get work with the default timer", async () => {
+    const h = await harness({});
+    const root = await h.client.put(DIRECTORY_A);
+    expect(await h.client.get(root)).toBeDefined();
+  });
+});
+
+describe("max entries per directory", () => {
+  it("a directory over the limit is RESOURCE_EXHAUSTED with a clear message; at the limit is fine", async () => {
+    const h = await harness({ maxEntriesPerDirectory: 3 });
+    const over = await rawPut(raw(h), [encodeDirectory(fileDirectory(4))]);
+    expect(over.error?.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(over.error?.details).toMatch(/4 entries, more than the limit of 3 per directory/);
+    expect(h.store.map.size).toBe(0);
+    await h.client.put(fileDirectory(3));
+    expect(h.store.map.size).toBe(1);
+  });
+});
+
+describe("authentication", () => {
+  const TOKENS = ["s3cr3t-one", "s3cr3t-two"];
+
+  it("parses token files: one per line, blank lines and comments ignored", () => {
+    expect(parseAuthTokens("# ci\n\n  alpha  \r\nbeta\n#gamma\n")).toEqual(["alpha", "beta"]);
+    expect(() => parseAuthTokens("# nothing\n\n")).toThrow(/no tokens/);
+    expect(() => parseAuthTokens("two words\n")).toThrow(/whitespace/);
+  });
+
+  it("compares bearer tokens exactly", () => {
+    const t = new BearerTokens(TOKENS);
+    expect(t.accepts("Bearer s3cr3t-one")).toBe(true);
+    expect(t.accepts("bearer s3cr3t-two")).toBe(true);
+    for (const bad of [undefined, "", "Bearer", "Bearer ", "s3cr3t-one", "Basic s3cr3t-one", "Bearer s3cr3t-on", "Bearer s3cr3t-one2", "Bearer x s3cr3t-one"]) {
+      expect(t.accepts(bad), String(bad)).toBe(false);
+    }
+  });
+
+  it("calls without a valid token are UNAUTHENTICATED; with one they work", async () => {
+    const logs: string[] = [];
+    const logger = { debug: (o: object, m?: string) => logs.push(JSON.stringify(o) + m), info: (o: object, m?: string) => logs.push(JSON.stringify(o) + m), warn: (o: object, m?: string) => logs.push(JSON.stringify(o) + m), error: (o: object, m?: string) => logs.push(JSON.stringify(o) + m) };
+    const h = await harness({ authTokens: TOKENS, logger });
+    const url = h.server.url!;
+    // no token (the harness client), a wrong one, a prefix of a right one
+    for (const client of [h.client, GrpcDirectoryService.fromUrl(`${url}?token=wrong`), GrpcDirectoryService.fromUrl(url, { authToken: "s3cr3t" })]) {
+      const error = await client.put(DIRECTORY_A).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BackendError);
+      expect(grpcCodeOf(error)).toBe(grpc.status.UNAUTHENTICATED);
+      expect(String((error as Error).message)).not.toMatch(/s3cr3t|wrong/);
+      expect(await client.get(directoryDigest(DIRECTORY_A)).catch((e: unknown) => grpcCodeOf(e))).toBe(grpc.status.UNAUTHENTICATED);
+      if (client !== h.client) await client.close();
+    }
+    // raw: a Get without metadata
+    const { error } = await rawGet(raw(h), encodeGetRequest(new Uint8Array(32), false));
+    expect(error?.code).toBe(status.UNAUTHENTICATED);
+    // right tokens: in the URL, as an option, from CASTORE_AUTH_TOKEN
+    const viaUrl = GrpcDirectoryService.fromUrl(`${url}?token=${TOKENS[0]}`);
+    const viaOption = GrpcDirectoryService.fromUrl(url, { authToken: TOKENS[1] });
+    process.env.CASTORE_AUTH_TOKEN = TOKENS[1];
+    let viaEnv: GrpcDirectoryService;
+    try {
+      viaEnv = GrpcDirectoryService.fromUrl(url);
+    } finally {
+      delete process.env.CASTORE_AUTH_TOKEN;
+    }
+    for (const client of [viaUrl, viaOption, viaEnv]) {
+      const root = await client.put(DIRECTORY_A);
+      expect(await client.get(root)).toBeDefined();
+      await client.close();
+    }
+    expect(logs.some((l) => /not authenticated/.test(l))).toBe(true);
+    for (const l of logs) expect(l).not.toMatch(/s3cr3t/);
+  });
+
+  it("a URL with a bad token is refused without showing it", () => {
+    expect(() => GrpcDirectoryService.fromUrl("grpc+http://127.0.0.1:1?token=")).toThrow(/token must be non-empty/);
+  });
+});
