@@ -1,0 +1,174 @@
+/**
+ * Fault test: `castore serve --store lmdb://…` killed with SIGKILL while
+ * several gRPC client uploads are in flight, then restarted on the same store.
+ * Every upload acknowledged before the kill (close() resolved) must be
+ * readable in full, and `castore verify lmdb://…` (whole store) must be clean.
+ *
+ * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
+ * (packages/backend-grpc/dist), which the CLI needs anyway.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  Digest,
+  type Directory,
+  type DirectoryService,
+  compareBytes,
+  directorySize,
+  encodeDirectory,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+} from "@castore/core";
+
+const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
+const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
+type GrpcModule = { GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService } };
+
+function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`castore serve did not start: ${err}`));
+    }, 60_000);
+    const exited = new Promise<void>((res) => child.once("exit", () => res()));
+    child.stderr!.on("data", (c: Buffer) => {
+      err += c.toString();
+      const m = / at (grpc\+\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          url: m[1],
+          stop: async (signal = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            await exited;
+          },
+        });
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`castore serve exited with ${code}: ${err}`));
+    });
+  });
+}
+
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface Tree {
+  leavesToRoot: Directory[];
+  root: Digest;
+}
+
+function dir(children: { d: Directory; digest: Digest }[], tag: string): { d: Directory; digest: Digest } {
+  const nodes = children
+    .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.d)))
+    .sort((a, b) => compareBytes(a.name, b.name));
+  const d = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
+  return { d, digest: Digest.of(encodeDirectory(d)) };
+}
+
+/** Shared leaves (uploads overlap) under `unique` fresh directories of this upload's own. */
+function makeTree(tag: string, shared: { d: Directory; digest: Digest }[], unique: number): Tree {
+  const leavesToRoot = shared.map((s) => s.d);
+  const mids: { d: Directory; digest: Digest }[] = [];
+  for (let i = 0; i < unique; i++) {
+    const m = dir([shared[(i * 7) % shared.length], shared[(i * 13 + 1) % shared.length]], `${tag}-${i}`);
+    mids.push(m);
+    leavesToRoot.push(m.d);
+  }
+  const root = dir(mids, `${tag}-root`);
+  leavesToRoot.push(root.d);
+  return { leavesToRoot, root: root.digest };
+}
+
+describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), "castore-lmdb-faults-"));
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it("keeps every acknowledged upload; verify is clean", { timeout: 240_000 }, async () => {
+    const { GrpcDirectoryService } = (await import(GRPC)) as GrpcModule;
+    const store = `lmdb://${join(tmp, "store")}`;
+    const shared = Array.from({ length: 50 }, (_, i) => dir([], `leaf-${i}`));
+    const acknowledged: Tree[] = [];
+    const UPLOADERS = 6;
+    for (let round = 0; round < 2; round++) {
+      const server = await startServe(["--listen", "127.0.0.1:0", "--store", store]);
+      const clients = Array.from({ length: UPLOADERS }, () => GrpcDirectoryService.fromUrl(server.url, { connectTimeoutMs: 5_000 }));
+      let failedAfterKill = 0;
+      let killed = false;
+      const before = acknowledged.length;
+      let inFlight = 0;
+      let maxInFlightAtKill = 0;
+      const uploaders = clients.map(async (client, c) => {
+        for (let i = 0; !killed; i++) {
+          const tree = makeTree(`r${round}-c${c}-u${i}`, shared, 400);
+          inFlight++;
+          try {
+            const putter = client.putMultipleStart();
+            for (const d of tree.leavesToRoot) await putter.put(d);
+            const root = await putter.close();
+            expect(root.hex).toBe(tree.root.hex);
+            acknowledged.push(tree);
+          } catch (e) {
+            if (!killed) throw e;
+            failedAfterKill++;
+          } finally {
+            inFlight--;
+          }
+        }
+      });
+      // Kill once a few uploads are acknowledged, with others in flight.
+      while (acknowledged.length < before + 8) await new Promise((r) => setTimeout(r, 20));
+      maxInFlightAtKill = inFlight;
+      killed = true;
+      await server.stop("SIGKILL");
+      await Promise.all(uploaders);
+      await Promise.all(clients.map((c) => c.close()));
+      expect(maxInFlightAtKill).toBeGreaterThan(0);
+      expect(failedAfterKill).toBeGreaterThan(0);
+
+      // Restarted on the same store: every acknowledged upload reads back in full.
+      const again = await startServe(["--listen", "127.0.0.1:0", "--store", store]);
+      const client = GrpcDirectoryService.fromUrl(again.url);
+      try {
+        for (const tree of acknowledged) {
+          const seen = new Set<string>();
+          for await (const d of client.getRecursive(tree.root)) seen.add(Digest.of(encodeDirectory(d)).hex);
+          expect(seen.size, `closure of ${tree.root.hex}`).toBe(new Set(tree.leavesToRoot.map((d) => Digest.of(encodeDirectory(d)).hex)).size);
+        }
+      } finally {
+        await client.close();
+        await again.stop();
+      }
+    }
+
+    const verified = await runCli(["verify", store]);
+    expect(verified.stderr).toMatch(/ 0 problems/);
+    expect(verified.code).toBe(0);
+  });
+});
