@@ -1,10 +1,60 @@
 import { Command, Option } from "commander";
-import { createDirectoryServiceServer, type ListenTarget } from "@castore/backend-grpc";
+import {
+  createDirectoryServiceServer,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
+  type ListenTarget,
+  parseAuthTokens,
+} from "@castore/backend-grpc";
 import { redactUrl } from "@castore/core";
 import { readFileSync } from "node:fs";
 import { createLogger, type LogLevel } from "../logger.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
+import { InvalidArgumentError } from "commander";
 import { parseSizeCheck, positiveInt } from "./options.js";
+
+function nonNegativeInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** Bearer tokens from a token file; errors name the file, never its content. */
+export function readAuthTokenFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`--auth-token-file ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  try {
+    return parseAuthTokens(text);
+  } catch (e) {
+    throw new Error(`--auth-token-file ${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * A store URL for logs: redactUrl, also applied to store URLs nested in the
+ * query (cache://?near=…&far=…), whose passwords and tokens redactUrl alone
+ * would not see.
+ */
+export function redactStoreUrl(text: string): string {
+  try {
+    const u = new URL(text);
+    let nested = false;
+    for (const [key, value] of [...u.searchParams.entries()]) {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+        u.searchParams.set(key, redactStoreUrl(value));
+        nested = true;
+      }
+    }
+    return redactUrl(nested ? u.toString() : text);
+  } catch {
+    return redactUrl(text);
+  }
+}
 
 /** `--listen` forms: host:port, [v6]:port, :port, or unix:/path. */
 export function parseListen(text: string): ListenTarget {
@@ -29,6 +79,10 @@ export function serveCommand(): Command {
     .addOption(new Option("--max-message-bytes <n>", "largest gRPC message accepted").default(4 * 1024 * 1024).argParser(positiveInt).env("CASTORE_MAX_MESSAGE_BYTES"))
     .addOption(new Option("--max-upload-directories <n>", "most directories in one Put").default(1_000_000).argParser(positiveInt).env("CASTORE_MAX_UPLOAD_DIRECTORIES"))
     .addOption(new Option("--max-upload-bytes <n>", "most bytes in one Put").default(256 * 1024 * 1024).argParser(positiveInt).env("CASTORE_MAX_UPLOAD_BYTES"))
+    .addOption(new Option("--max-directory-entries <n>", "most entries (directories + files + symlinks) in one uploaded directory").default(DEFAULT_MAX_ENTRIES_PER_DIRECTORY).argParser(positiveInt).env("CASTORE_MAX_DIRECTORY_ENTRIES"))
+    .addOption(new Option("--max-concurrent-streams <n>", "most concurrent calls per HTTP/2 connection").default(DEFAULT_MAX_CONCURRENT_STREAMS).argParser(positiveInt).env("CASTORE_MAX_CONCURRENT_STREAMS"))
+    .addOption(new Option("--idle-timeout-ms <n>", "end a call whose client sends nothing for this long (DEADLINE_EXCEEDED, upload aborted); 0: never").default(DEFAULT_IDLE_TIMEOUT_MS).argParser(nonNegativeInt).env("CASTORE_IDLE_TIMEOUT_MS"))
+    .addOption(new Option("--auth-token-file <file>", "require `authorization: Bearer TOKEN` on every call; the file holds the accepted tokens, one per line (# comments)").env("CASTORE_AUTH_TOKEN_FILE"))
     .addOption(new Option("--tls-cert <file>", "PEM certificate: serve over TLS (needs --tls-key)").env("CASTORE_TLS_CERT"))
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env("CASTORE_TLS_KEY"))
     .addOption(new Option("--shutdown-deadline-ms <n>", "how long running calls may finish after SIGINT/SIGTERM").default(10_000).argParser(positiveInt))
@@ -36,6 +90,7 @@ export function serveCommand(): Command {
       const logger = createLogger(cmd.optsWithGlobals().logLevel as LogLevel);
       const listen = parseListen(opts.listen);
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
+      const authTokens = opts.authTokenFile ? readAuthTokenFile(opts.authTokenFile) : undefined;
       const service = await openStore(opts.store, { sizeCheck: parseSizeCheck(opts.sizeCheck) });
       const server = createDirectoryServiceServer(service, {
         listen,
@@ -43,6 +98,10 @@ export function serveCommand(): Command {
         maxMessageBytes: opts.maxMessageBytes,
         maxDirectoriesPerUpload: opts.maxUploadDirectories,
         maxUploadBytes: opts.maxUploadBytes,
+        maxEntriesPerDirectory: opts.maxDirectoryEntries,
+        maxConcurrentStreams: opts.maxConcurrentStreams,
+        idleTimeoutMs: opts.idleTimeoutMs,
+        authTokens,
         shutdownDeadlineMs: opts.shutdownDeadlineMs,
         logger,
       });
@@ -51,17 +110,21 @@ export function serveCommand(): Command {
         {
           listen: server.address,
           url: server.url,
-          store: redactUrl(opts.store),
+          store: redactStoreUrl(opts.store),
           sizeCheck: opts.sizeCheck,
           maxMessageBytes: opts.maxMessageBytes,
           maxUploadDirectories: opts.maxUploadDirectories,
           maxUploadBytes: opts.maxUploadBytes,
+          maxDirectoryEntries: opts.maxDirectoryEntries,
+          maxConcurrentStreams: opts.maxConcurrentStreams,
+          idleTimeoutMs: opts.idleTimeoutMs,
+          auth: authTokens ? `${authTokens.length} bearer token(s)` : "none",
           tls: Boolean(opts.tlsCert),
         },
         "castore serving",
       );
       // One line on stderr even at the default log level: where to connect.
-      process.stderr.write(`castore: serving ${redactUrl(opts.store)} at ${server.url}\n`);
+      process.stderr.write(`castore: serving ${redactStoreUrl(opts.store)} at ${server.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.stderr.write(`castore: ${signal}: shutting down\n`);
