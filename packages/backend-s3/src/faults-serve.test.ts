@@ -1,0 +1,220 @@
+/**
+ * Fault test through `castore serve`: a fault-injecting loopback proxy
+ * (FaultProxy) in front of the S3 test server answers 500/503, drops
+ * connections, cuts response bodies short and trickles bodies slowly, on a
+ * fixed schedule; castore serves `s3://…?endpoint=<proxy>`. Uploads through
+ * gRPC clients complete (retries are bounded, and the schedule never fails a
+ * request more often than the retry budget) or fail cleanly with a gRPC
+ * status; a phase where every PUT fails beyond the budget makes uploads fail
+ * cleanly. Afterwards `castore verify` through a direct URL to the real
+ * server finds every stored directory with its whole closure.
+ *
+ * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
+ * (packages/backend-grpc/dist), which the CLI needs anyway.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  Digest,
+  type Directory,
+  type DirectoryService,
+  compareBytes,
+  directorySize,
+  encodeDirectory,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+} from "@castore/core";
+import { type S3TestServer, startS3TestServer } from "@castore/testing";
+import { type Fault, FaultProxy, type ProxiedRequest } from "./test-fault-proxy.js";
+
+const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
+const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
+type GrpcModule = {
+  GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService };
+  grpcCodeOf(error: unknown): number | undefined;
+};
+
+function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`castore serve did not start: ${err}`));
+    }, 60_000);
+    const exited = new Promise<void>((res) => child.once("exit", () => res()));
+    child.stderr!.on("data", (c: Buffer) => {
+      err += c.toString();
+      const m = / at (grpc\+\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          url: m[1],
+          stop: async (signal = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            await exited;
+          },
+        });
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`castore serve exited with ${code}: ${err}`));
+    });
+  });
+}
+
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface Tree {
+  leavesToRoot: Directory[];
+  root: Digest;
+  closureSize: number;
+}
+
+function dir(children: { d: Directory; digest: Digest }[], tag: string): { d: Directory; digest: Digest } {
+  const nodes = children
+    .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.d)))
+    .sort((a, b) => compareBytes(a.name, b.name));
+  const d = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
+  return { d, digest: Digest.of(encodeDirectory(d)) };
+}
+
+/** Shared leaves (uploads overlap) under `unique` fresh directories of this upload's own. */
+function makeTree(tag: string, shared: { d: Directory; digest: Digest }[], unique: number): Tree {
+  const used = new Set<number>();
+  const mids: { d: Directory; digest: Digest }[] = [];
+  for (let i = 0; i < unique; i++) {
+    const a = (i * 7) % shared.length;
+    const b = (i * 13 + 1) % shared.length;
+    used.add(a).add(b);
+    mids.push(dir([shared[a], shared[b]], `${tag}-${i}`));
+  }
+  const root = dir(mids, `${tag}-root`);
+  const leavesToRoot = [...[...used].map((j) => shared[j].d), ...mids.map((m) => m.d), root.d];
+  return { leavesToRoot, root: root.digest, closureSize: used.size + unique + 1 };
+}
+
+function attemptOf(req: ProxiedRequest): number {
+  return Number(/attempt=(\d+)/.exec(String(req.headers["amz-sdk-request"] ?? ""))?.[1] ?? 1);
+}
+
+/**
+ * Every third request faults, in turn 500, 503, dropped before forwarding,
+ * dropped after forwarding, body cut short (GETs); a request already on its
+ * third attempt passes, so the default 5 attempts always suffice.
+ */
+function schedule(): (req: ProxiedRequest) => Fault {
+  let k = 0;
+  return (req) => {
+    if (req.n % 3 !== 0 || attemptOf(req) > 2) return { kind: "pass" };
+    const faults: Fault[] = [
+      { kind: "status", status: 500 },
+      { kind: "status", status: 503 },
+      { kind: "drop-before" },
+      { kind: "drop-after" },
+      req.method === "GET" ? { kind: "cut-body", bytes: 10 } : { kind: "status", status: 503 },
+    ];
+    return faults[k++ % faults.length];
+  };
+}
+
+describe("s3 behind a faulty proxy, under castore serve", () => {
+  let s3: S3TestServer;
+  let bucket: string;
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    s3 = await startS3TestServer();
+    bucket = await s3.createBucket();
+    proxy = await FaultProxy.start(s3.endpoint, { policy: schedule(), trickleBytes: 2048, trickleDelayMs: 2 });
+  }, 180_000);
+  afterAll(async () => {
+    await proxy?.stop();
+    await s3?.stop();
+  });
+
+  const storeUrl = (endpoint: string, extra = "") =>
+    `s3://${encodeURIComponent(s3.accessKeyId)}:${encodeURIComponent(s3.secretAccessKey)}@${bucket}/faults?endpoint=${encodeURIComponent(endpoint)}&region=${s3.region}&forcePathStyle=true${extra}`;
+
+  it("retries within bounds, fails cleanly beyond them, and never stores a directory without its closure", { timeout: 300_000 }, async () => {
+    const grpc = (await import(GRPC)) as GrpcModule;
+    const serve = await startServe(["--listen", "127.0.0.1:0", "--store", storeUrl(proxy.endpoint)]);
+    const shared = Array.from({ length: 30 }, (_, i) => dir([], `leaf-${i}`));
+    const clients = Array.from({ length: 4 }, () => grpc.GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
+    const acknowledged: Tree[] = [];
+    try {
+      // Phase 1: faults within the retry budget: every upload completes, every read is whole.
+      await Promise.all(
+        clients.map(async (client, c) => {
+          for (let i = 0; i < 3; i++) {
+            const tree = makeTree(`ok-c${c}-u${i}`, shared, 40);
+            const putter = client.putMultipleStart();
+            for (const d of tree.leavesToRoot) await putter.put(d);
+            expect((await putter.close()).hex).toBe(tree.root.hex);
+            acknowledged.push(tree);
+          }
+        }),
+      );
+      for (const [i, tree] of acknowledged.entries()) {
+        let n = 0;
+        for await (const _ of clients[i % clients.length].getRecursive(tree.root)) n++;
+        expect(n).toBe(tree.closureSize);
+      }
+      for (const kind of ["500", "503", "drop-before", "drop-after"]) expect(proxy.injected.get(kind), kind).toBeGreaterThan(0);
+
+      // Phase 2: every PUT fails, beyond any retry budget: uploads fail cleanly (a gRPC status, no hang).
+      proxy.options.policy = (req) => (req.method === "PUT" ? { kind: "status", status: 503 } : { kind: "pass" });
+      const failing = await Promise.allSettled(
+        clients.map(async (client, c) => {
+          const tree = makeTree(`fail-c${c}`, shared, 40);
+          const putter = client.putMultipleStart();
+          for (const d of tree.leavesToRoot) await putter.put(d);
+          return putter.close();
+        }),
+      );
+      for (const r of failing) {
+        expect(r.status).toBe("rejected");
+        const code = grpc.grpcCodeOf((r as PromiseRejectedResult).reason);
+        expect([13, 14], String((r as PromiseRejectedResult).reason)).toContain(code);
+      }
+
+      // Phase 3: the proxy heals; the same server and clients work again.
+      proxy.options.policy = schedule();
+      const after = makeTree("after", shared, 40);
+      const putter = clients[0].putMultipleStart();
+      for (const d of after.leavesToRoot) await putter.put(d);
+      expect((await putter.close()).hex).toBe(after.root.hex);
+      let n = 0;
+      for await (const _ of clients[1].getRecursive(after.root)) n++;
+      expect(n).toBe(after.closureSize);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await serve.stop();
+    }
+
+    // Verify through the real server, bypassing the proxy: whole store, then the acknowledged roots.
+    const whole = await runCli(["verify", storeUrl(s3.endpoint)]);
+    expect(whole.stderr).toMatch(/ 0 problems/);
+    expect(whole.code).toBe(0);
+    const roots = await runCli(["verify", storeUrl(s3.endpoint), ...acknowledged.map((t) => t.root.hex)]);
+    expect(roots.stderr).toMatch(/ 0 problems/);
+    expect(roots.code).toBe(0);
+  });
+});
