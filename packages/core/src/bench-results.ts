@@ -3,7 +3,7 @@
  * `{ name, value, unit, baseline, ratio }`. Each benchmark records its
  * measures here; entries with the same name are replaced, others kept.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 export interface BenchResult {
@@ -33,25 +33,54 @@ export function benchResultsPath(): string {
   return process.env.CASTORE_BENCH_RESULTS ?? join(repositoryRoot(), "bench-results.json");
 }
 
-export function recordBenchResults(results: BenchResult[]): void {
-  const path = benchResultsPath();
-  let existing: BenchResult[] = [];
-  if (existsSync(path)) {
+/** Benchmarks of several packages may write at once: a directory lock serialises them. */
+function withLock<T>(file: string, fn: () => T): T {
+  const lock = `${file}.lock`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
     try {
-      existing = JSON.parse(readFileSync(path, "utf8")) as BenchResult[];
-    } catch {
-      existing = [];
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || Date.now() > deadline) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }
-  const names = new Set(results.map((r) => r.name));
-  const merged = [...existing.filter((r) => !names.has(r.name)), ...results];
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify(merged, null, 2) + "\n");
-  renameSync(tmp, path);
+  try {
+    return fn();
+  } finally {
+    rmdirSync(lock);
+  }
+}
+
+/**
+ * Merges results into the results file (same name: replaced; others kept),
+ * prints one line per result, and returns the file's path.
+ */
+export function recordBenchResults(results: BenchResult[], file = benchResultsPath()): string {
+  withLock(file, () => {
+    let existing: BenchResult[] = [];
+    if (existsSync(file)) {
+      const parsed: unknown = JSON.parse(readFileSync(file, "utf8"));
+      if (!Array.isArray(parsed)) throw new Error(`${file} is not a JSON array`);
+      existing = parsed as BenchResult[];
+    }
+    const names = new Set(results.map((r) => r.name));
+    const merged = [...existing.filter((r) => !names.has(r.name)), ...results];
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(merged, null, 2) + "\n");
+    renameSync(tmp, file);
+  });
   for (const r of results) {
     const ratio = r.ratio === null ? "" : `  ratio ${r.ratio.toFixed(3)} (baseline ${fmt(r.baseline!)} ${r.unit})`;
     console.log(`${r.name}: ${fmt(r.value)} ${r.unit}${ratio}${r.notes ? `  [${r.notes}]` : ""}`);
   }
+  return file;
+}
+
+/** A result with its ratio computed from the baseline. */
+export function benchResult(name: string, value: number, unit: string, baseline: number | null = null, notes?: string): BenchResult {
+  return { name, value, unit, baseline, ratio: baseline ? value / baseline : null, ...(notes ? { notes } : {}) };
 }
 
 function fmt(n: number): string {
