@@ -5,7 +5,7 @@
  * and the breadth-first walk live here once.
  */
 import type { Digest } from "./digest.js";
-import { BackendError, isCastoreError } from "./errors.js";
+import { BackendError, isCastoreError, throwIfAborted } from "./errors.js";
 import { breadthFirst } from "./bfs.js";
 import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
@@ -58,6 +58,8 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   private readMany = async (digests: Digest[], signal?: AbortSignal) => {
+    // Checked here once, so a store that forgets to look at the signal still honours it.
+    throwIfAborted(signal);
     try {
       return await this.store.getMany(digests, signal);
     } catch (e) {
@@ -83,6 +85,7 @@ export class StoreDirectoryService implements DirectoryService {
   putMultipleStart(opts?: CallOptions): DirectoryPutter {
     return new ClosurePutter(
       async (closure, signal) => {
+        throwIfAborted(signal);
         try {
           await this.store.putClosure(closure.entries, signal);
         } catch (e) {
