@@ -143,11 +143,19 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
         }
       });
       // Kill once a few uploads are acknowledged, with others in flight.
-      while (acknowledged.length < before + 8) await new Promise((r) => setTimeout(r, 20));
+      let broken: unknown;
+      const all = Promise.all(uploaders).catch((e) => (broken = e ?? new Error("upload failed")));
+      while (acknowledged.length < before + 8 && broken === undefined) await new Promise((r) => setTimeout(r, 20));
+      if (broken !== undefined) {
+        killed = true;
+        await server.stop("SIGKILL");
+        throw broken;
+      }
       maxInFlightAtKill = inFlight;
       killed = true;
       await server.stop("SIGKILL");
-      await Promise.all(uploaders);
+      await all;
+      if (broken !== undefined) throw broken;
       await Promise.all(clients.map((c) => c.close()));
       expect(maxInFlightAtKill).toBeGreaterThan(0);
       expect(failedAfterKill).toBeGreaterThan(0);
