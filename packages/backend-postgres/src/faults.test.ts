@@ -1,0 +1,218 @@
+/**
+ * Fault test: `castore serve --store postgres://…` while the database is
+ * restarted (with downtime), with uploads and recursive reads running through
+ * gRPC clients. In-flight calls may fail, but only with UNAVAILABLE or
+ * INTERNAL and a message; once the database is back, calls succeed without
+ * restarting castore; every acknowledged upload reads back in full; and
+ * `castore verify` (whole store) is clean.
+ *
+ * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
+ * (packages/backend-grpc/dist), which the CLI needs anyway.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  Digest,
+  type Directory,
+  type DirectoryService,
+  compareBytes,
+  directorySize,
+  encodeDirectory,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+} from "@castore/core";
+import { type PostgresTestServer, startPostgresTestServer } from "@castore/testing";
+
+const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
+const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
+type GrpcModule = {
+  GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService };
+  grpcCodeOf(error: unknown): number | undefined;
+};
+const INTERNAL = 13;
+const UNAVAILABLE = 14;
+
+function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stderr(): string; stop(signal?: NodeJS.Signals): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`castore serve did not start: ${err}`));
+    }, 60_000);
+    const exited = new Promise<void>((res) => child.once("exit", () => res()));
+    child.stderr!.on("data", (c: Buffer) => {
+      err += c.toString();
+      const m = / at (grpc\+\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          url: m[1],
+          stderr: () => err,
+          stop: async (signal = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            await exited;
+          },
+        });
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`castore serve exited with ${code}: ${err}`));
+    });
+  });
+}
+
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface Tree {
+  leavesToRoot: Directory[];
+  root: Digest;
+  closureSize: number;
+}
+
+function dir(children: { d: Directory; digest: Digest }[], tag: string): { d: Directory; digest: Digest } {
+  const nodes = children
+    .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.d)))
+    .sort((a, b) => compareBytes(a.name, b.name));
+  const d = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
+  return { d, digest: Digest.of(encodeDirectory(d)) };
+}
+
+/** Shared leaves (uploads overlap) under `unique` fresh directories of this upload's own. */
+function makeTree(tag: string, shared: { d: Directory; digest: Digest }[], unique: number): Tree {
+  const used = new Set<number>();
+  const mids: { d: Directory; digest: Digest }[] = [];
+  for (let i = 0; i < unique; i++) {
+    const a = (i * 7) % shared.length;
+    const b = (i * 13 + 1) % shared.length;
+    used.add(a).add(b);
+    mids.push(dir([shared[a], shared[b]], `${tag}-${i}`));
+  }
+  const root = dir(mids, `${tag}-root`);
+  const leavesToRoot = [...[...used].map((j) => shared[j].d), ...mids.map((m) => m.d), root.d];
+  return { leavesToRoot, root: root.digest, closureSize: used.size + unique + 1 };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("postgres: database faults under castore serve", () => {
+  let server: PostgresTestServer;
+  beforeAll(async () => {
+    server = await startPostgresTestServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  async function scenario(schema: string, fault: () => Promise<void>) {
+    const grpc = (await import(GRPC)) as GrpcModule;
+    const u = new URL(server.url);
+    u.searchParams.set("schema", schema);
+    u.searchParams.set("connect_timeout", "5");
+    const store = u.toString();
+    const serve = await startServe(["--listen", "127.0.0.1:0", "--store", store]);
+    const shared = Array.from({ length: 40 }, (_, i) => dir([], `leaf-${i}`));
+    const acknowledged: Tree[] = [];
+    const failures: { op: string; code: number | undefined; message: string }[] = [];
+    let stop = false;
+    let calls = 0;
+    const clients = Array.from({ length: 6 }, () => grpc.GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
+    try {
+      // One upload first, so readers have something to read.
+      const first = makeTree(`${schema}-first`, shared, 50);
+      const putter0 = clients[0].putMultipleStart();
+      for (const d of first.leavesToRoot) await putter0.put(d);
+      await putter0.close();
+      acknowledged.push(first);
+
+      const workers = clients.map(async (client, c) => {
+        for (let i = 0; !stop; i++) {
+          calls++;
+          const upload = c % 2 === 0;
+          try {
+            if (upload) {
+              const tree = makeTree(`${schema}-c${c}-u${i}`, shared, 300);
+              const putter = client.putMultipleStart();
+              for (const d of tree.leavesToRoot) await putter.put(d);
+              expect((await putter.close()).hex).toBe(tree.root.hex);
+              acknowledged.push(tree);
+            } else {
+              const tree = acknowledged[i % acknowledged.length];
+              let n = 0;
+              for await (const _ of client.getRecursive(tree.root)) n++;
+              // A read that ended early without an error would be a bug.
+              expect(n).toBe(tree.closureSize);
+            }
+          } catch (e) {
+            failures.push({ op: upload ? "upload" : "getRecursive", code: grpc.grpcCodeOf(e), message: (e as Error).message });
+            await sleep(100);
+          }
+        }
+      });
+      await sleep(1_000); // calls in flight
+      await fault();
+      await sleep(500);
+      stop = true;
+      await Promise.all(workers);
+
+      // Every failure is UNAVAILABLE or INTERNAL, with a message.
+      for (const f of failures) {
+        expect([UNAVAILABLE, INTERNAL], `${f.op}: ${f.message}`).toContain(f.code);
+        expect(f.message.length).toBeGreaterThan(10);
+      }
+
+      // Castore was not restarted: calls succeed now, on every client.
+      for (const [c, client] of clients.entries()) {
+        const tree = makeTree(`${schema}-after-${c}`, shared, 20);
+        const putter = client.putMultipleStart();
+        for (const d of tree.leavesToRoot) await putter.put(d);
+        expect((await putter.close()).hex).toBe(tree.root.hex);
+        acknowledged.push(tree);
+      }
+      for (const tree of acknowledged) {
+        let n = 0;
+        for await (const _ of clients[0].getRecursive(tree.root)) n++;
+        expect(n, `closure of ${tree.root.hex}`).toBe(tree.closureSize);
+      }
+      expect(serve.child.exitCode).toBeNull();
+    } finally {
+      stop = true;
+      await Promise.all(clients.map((c) => c.close()));
+      await serve.stop();
+    }
+    const verified = await runCli(["verify", store]);
+    expect(verified.stderr).toMatch(/ 0 problems/);
+    expect(verified.code).toBe(0);
+    return { calls, failures, acknowledged: acknowledged.length };
+  }
+
+  it("database restarted (with downtime) during uploads and reads", { timeout: 180_000 }, async (context) => {
+    if (server.kind === "env") context.skip("the server from $CASTORE_TEST_POSTGRES_URL cannot be restarted");
+    const r = await scenario("faults_restart", () => server.restart({ downtimeMs: 1_500 }));
+    console.log(`postgres restart: ${r.calls} calls, ${r.failures.length} failed (${[...new Set(r.failures.map((f) => `${f.code}: ${f.message}`))].slice(0, 3).join(" | ")}), ${r.acknowledged} uploads acknowledged`);
+  });
+
+  // Not here: the same scenario with `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+  // WHERE pid <> pg_backend_pid() AND datname = current_database()` (three times, 300 ms
+  // apart) instead of a restart. It crashed `castore serve` in about 2 runs of 8: an
+  // unhandled "error" event on a pg client (TimedClient, postgres-store.ts) that is
+  // neither idle in the pool nor inside withClient. Left out until that is fixed.
+});
