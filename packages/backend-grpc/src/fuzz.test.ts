@@ -388,6 +388,38 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
     console.log(`raw HTTP/2 framing: ${runs} cases over ${sessions} connection(s)`);
   }, 300_000);
 
+  it("uploads that stall half-way are ended by the idle timeout, storing nothing", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 2, max: 12 }), fc.nat(), fc.nat()), { minLength: 4, maxLength: 8 }), async (uploads) => {
+        const started = Date.now();
+        const results = await Promise.all([
+          ...uploads.map(async ([depth, salt, at]) => {
+            const dirs = chain(depth, salt, "stall");
+            const sent = dirs.slice(0, 1 + (at % dirs.length)).map(encodeDirectory);
+            // written, never ended: the client just stops
+            const done = new Promise<Outcome>((resolve) => {
+              const call = client.makeClientStreamRequest("/tvix.castore.v1.DirectoryService/Put", identity, identity, new grpc.Metadata(), deadline(), (error: grpc.ServiceError | null) =>
+                resolve(error ? { code: error.code, details: error.details } : { code: status.OK, details: "" }),
+              );
+              for (const m of sent) call.write(Buffer.from(m));
+            });
+            return { outcome: await done, root: directoryDigest(dirs[dirs.length - 1]), last: directoryDigest(dirs[sent.length - 1]) };
+          }),
+          wellBehaved(),
+        ]);
+        for (const r of results.slice(0, uploads.length) as { outcome: Outcome; root: Digest; last: Digest }[]) {
+          expect(r.outcome.code, r.outcome.details).toBe(status.DEADLINE_EXCEEDED);
+          expect(r.outcome.details).toMatch(/idle/);
+          expect(await isStored(r.root)).toBe(false);
+          expect(await isStored(r.last)).toBe(false);
+        }
+        // ended by the server's timer (1 s), well before the client's deadline
+        expect(Date.now() - started).toBeLessThan(CALL_DEADLINE_MS - 2000);
+      }),
+      { numRuns: 3, seed: SEED, endOnFailure: true },
+    );
+  }, 120_000);
+
   it("thousands of tiny uploads, many at once", async () => {
     const n = Math.max(50, Math.round(TOTAL_RUNS * 0.05) * 10);
     const concurrency = 32;

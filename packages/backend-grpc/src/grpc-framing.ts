@@ -38,6 +38,8 @@ export function envelope(messages: readonly Uint8Array[], total?: number): Uint8
 export class EnvelopeReader {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Framed size of the message `pending` starts, once its prefix is known (else 0). */
+  private pendingNeed = 0;
 
   /** `maxMessageBytes`: a longer message is RESOURCE_EXHAUSTED, found from its length prefix. */
   constructor(private readonly maxMessageBytes: number) {}
@@ -48,6 +50,14 @@ export class EnvelopeReader {
     // copy (Buffer#slice returns views that would keep the whole chunk alive).
     let buf = Buffer.isBuffer(chunk) ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) : chunk;
     if (this.pendingBytes > 0) {
+      // A large message arriving in many small chunks: collect them and join
+      // once, when the message is complete (joining at every chunk would copy
+      // the message over and over, quadratic in its size).
+      if (this.pendingNeed > 0 && this.pendingBytes + buf.length < this.pendingNeed) {
+        this.pending.push(buf);
+        this.pendingBytes += buf.length;
+        return [];
+      }
       const joined = new Uint8Array(this.pendingBytes + buf.length);
       let pos = 0;
       for (const p of this.pending) {
@@ -58,6 +68,7 @@ export class EnvelopeReader {
       buf = joined;
       this.pending = [];
       this.pendingBytes = 0;
+      this.pendingNeed = 0;
     }
     const out: Envelope[] = [];
     let pos = 0;
@@ -82,6 +93,8 @@ export class EnvelopeReader {
       const rest = buf.subarray(pos);
       this.pending.push(rest);
       this.pendingBytes += rest.length;
+      // the prefix was checked in the loop above when it is complete
+      this.pendingNeed = rest.length >= 5 ? 5 + (rest[1] * 0x1000000 + (rest[2] << 16) + (rest[3] << 8) + rest[4]) : 0;
     }
     return out;
   }
