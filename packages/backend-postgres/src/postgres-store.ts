@@ -200,6 +200,11 @@ export class PostgresDirectoryStore implements DirectoryStore {
     class TimedClient extends pg.Client {
       constructor(clientConfig?: pg.ClientConfig) {
         super({ ...clientConfig, connectionTimeoutMillis: connectTimeoutMs });
+        // Never without an "error" listener: between pg-pool handing a fresh client out
+        // and withClient attaching its own, a FATAL from the server (pg_terminate_backend)
+        // arriving in the same read as the handshake would otherwise crash the process.
+        // The error still fails the client's next query, which withClient then retries.
+        this.on("error", () => {});
       }
     }
     this.pool = new pg.Pool({
