@@ -30,5 +30,9 @@ describe("openDirectoryService", () => {
     await expect(openDirectoryService("pg://u:hunter2@h/db")).rejects.not.toThrow(/hunter2/);
     expect(redactUrl("postgres://u:hunter2@h:5432/db")).toBe("postgres://u:***@h:5432/db");
     expect(redactUrl("s3://b/p?secretKey=abc&region=x")).not.toContain("abc");
+    const nested = `cache://?near=${encodeURIComponent("memory://")}&far=${encodeURIComponent("grpc+http://h:1?token=s3cr3t")}`;
+    expect(redactUrl(nested)).not.toContain("s3cr3t");
+    expect(decodeURIComponent(redactUrl(nested))).toContain("grpc+http://h:1?token=***");
+    expect(redactUrl("memory://")).toBe("memory://");
   });
 });

@@ -35,13 +35,19 @@ function describeKnown(): string {
   return `known: ${known.map((k) => k.example).join(", ")}`;
 }
 
-/** Hides the password in a URL for messages. */
+/**
+ * Hides secrets in a store URL for messages and logs: the password, query
+ * parameters named like secrets, and the same inside store URLs nested in
+ * the query (cache://?near=…&far=…).
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
+    if (!u.password && u.search === "") return url;
     if (u.password) u.password = "***";
-    for (const key of [...u.searchParams.keys()]) {
+    for (const [key, value] of [...u.searchParams.entries()]) {
       if (/secret|password|token|key/i.test(key)) u.searchParams.set(key, "***");
+      else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) u.searchParams.set(key, redactUrl(value));
     }
     return u.toString();
   } catch {

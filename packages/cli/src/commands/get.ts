@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { NotFoundError, type Digest, directoryDigest } from "@castore/core";
+import { NotFoundError, type Digest, directoryDigest, redactUrl } from "@castore/core";
 import { directoryJson, directoryNodes, formatNode } from "../format.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { parseDigest } from "./options.js";
@@ -26,7 +26,7 @@ export function getCommand(): Command {
           }
           count++;
         }
-        if (count === 0) throw new NotFoundError(`directory ${digest} not found in ${opts.store}`);
+        if (count === 0) throw new NotFoundError(`directory ${digest} not found in ${redactUrl(opts.store)}`);
       } finally {
         await service.close();
       }

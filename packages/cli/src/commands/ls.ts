@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { NotFoundError, directorySize, makeDirectoryNode, traverseTo, Digest } from "@castore/core";
+import { NotFoundError, directorySize, makeDirectoryNode, traverseTo, Digest, redactUrl } from "@castore/core";
 import { directoryNodes, formatNode } from "../format.js";
 import { escapeName } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
@@ -15,7 +15,7 @@ export function lsCommand(): Command {
       const service = await openStore(opts.store);
       try {
         const root = await service.get(digest);
-        if (!root) throw new NotFoundError(`directory ${digest} not found in ${opts.store}`);
+        if (!root) throw new NotFoundError(`directory ${digest} not found in ${redactUrl(opts.store)}`);
         let listing = root;
         if (path) {
           const node = await traverseTo(service, { kind: "directory", node: makeDirectoryNode("", digest, directorySize(root)) }, path);

@@ -35,27 +35,6 @@ export function readAuthTokenFile(path: string): string[] {
   }
 }
 
-/**
- * A store URL for logs: redactUrl, also applied to store URLs nested in the
- * query (cache://?near=…&far=…), whose passwords and tokens redactUrl alone
- * would not see.
- */
-export function redactStoreUrl(text: string): string {
-  try {
-    const u = new URL(text);
-    let nested = false;
-    for (const [key, value] of [...u.searchParams.entries()]) {
-      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-        u.searchParams.set(key, redactStoreUrl(value));
-        nested = true;
-      }
-    }
-    return redactUrl(nested ? u.toString() : text);
-  } catch {
-    return redactUrl(text);
-  }
-}
-
 /** `--listen` forms: host:port, [v6]:port, :port, or unix:/path. */
 export function parseListen(text: string): ListenTarget {
   if (text.startsWith("unix:")) {
@@ -110,7 +89,7 @@ export function serveCommand(): Command {
         {
           listen: server.address,
           url: server.url,
-          store: redactStoreUrl(opts.store),
+          store: redactUrl(opts.store),
           sizeCheck: opts.sizeCheck,
           maxMessageBytes: opts.maxMessageBytes,
           maxUploadDirectories: opts.maxUploadDirectories,
@@ -124,7 +103,7 @@ export function serveCommand(): Command {
         "castore serving",
       );
       // One line on stderr even at the default log level: where to connect.
-      process.stderr.write(`castore: serving ${redactStoreUrl(opts.store)} at ${server.url}\n`);
+      process.stderr.write(`castore: serving ${redactUrl(opts.store)} at ${server.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.stderr.write(`castore: ${signal}: shutting down\n`);
