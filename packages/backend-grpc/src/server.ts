@@ -20,6 +20,8 @@ import {
   silentLogger,
 } from "./directory-service-handler.js";
 import { BearerTokens } from "./auth.js";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { healthRoutes } from "./health.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
 export type ListenTarget = { host?: string; port: number } | { path: string };
@@ -63,6 +65,8 @@ export interface DirectoryServiceServerOptions {
   /** HTTP/2 flow-control window per stream and per connection (default 1 MiB). */
   windowBytes?: number;
   logger?: Logger;
+  /** How often a grpc.health.v1.Health/Watch stream probes the backend (default 5 s). */
+  healthPollMs?: number;
 }
 
 export interface DirectoryServiceServer {
@@ -112,6 +116,15 @@ export function createDirectoryServiceServer(
     shutdownSignal: shutdown.signal,
     logger,
   });
+  // grpc.health.v1.Health (unauthenticated: probes send no credentials, and it tells only a status).
+  const healthShutdown = new AbortController();
+  const opsHandler = connectNodeAdapter({
+    grpc: true,
+    connect: false,
+    grpcWeb: false,
+    routes: healthRoutes(service, { serviceNames, pollMs: options.healthPollMs, shutdownSignal: healthShutdown.signal }),
+  });
+  const isOpsPath = (url: string) => url.startsWith("/grpc.health.v1.Health/");
 
   let activeCalls = 0;
   let draining = false;
@@ -140,7 +153,8 @@ export function createDirectoryServiceServer(
         req.stream.destroy();
       }),
     );
-    handler(req, res);
+    if (isOpsPath(req.url)) opsHandler(req, res);
+    else handler(req, res);
   };
 
   const settings: http2.Settings = {
@@ -239,6 +253,7 @@ export function createDirectoryServiceServer(
       closing ??= (async () => {
         const deadlineMs = opts.deadlineMs ?? options.shutdownDeadlineMs ?? 10_000;
         draining = true;
+        healthShutdown.abort();
         const closed = new Promise<void>((resolve) => {
           if (!server.listening) return resolve();
           server.close(() => resolve());
