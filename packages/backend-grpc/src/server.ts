@@ -22,6 +22,7 @@ import {
 import { BearerTokens } from "./auth.js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { healthRoutes } from "./health.js";
+import { createServerMetrics, instrumentCall, instrumentService, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
 export type ListenTarget = { host?: string; port: number } | { path: string };
@@ -67,6 +68,11 @@ export interface DirectoryServiceServerOptions {
   logger?: Logger;
   /** How often a grpc.health.v1.Health/Watch stream probes the backend (default 5 s). */
   healthPollMs?: number;
+  /**
+   * Prometheus metrics (prom-client): pass a ServerMetrics from
+   * createServerMetrics(), or options for one; read them from `server.metrics.registry`.
+   */
+  metrics?: ServerMetrics | ServerMetricsOptions;
 }
 
 export interface DirectoryServiceServer {
@@ -80,6 +86,8 @@ export interface DirectoryServiceServer {
   readonly activeCalls: number;
   /** HTTP/2 connections currently open. */
   readonly openConnections: number;
+  /** The metrics, when the `metrics` option was given. */
+  readonly metrics: ServerMetrics | undefined;
   /**
    * Stops accepting connections and calls, lets running calls finish for at
    * most `deadlineMs`, cancels what is left, then closes the backend
@@ -105,7 +113,14 @@ export function createDirectoryServiceServer(
   const serviceNames = options.serviceNames ?? ["tvix", "snix"];
   const windowBytes = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
   const shutdown = new AbortController();
-  const handler = createDirectoryServiceHandler(service, {
+  const metrics =
+    options.metrics === undefined ? undefined : "calls" in options.metrics ? options.metrics : createServerMetrics(options.metrics);
+  const knownPaths = new Set<string>([
+    ...serviceNames.flatMap((n) => [`/${n}.castore.v1.DirectoryService/Get`, `/${n}.castore.v1.DirectoryService/Put`]),
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+  ]);
+  const handler = createDirectoryServiceHandler(metrics ? instrumentService(service, metrics) : service, {
     maxMessageBytes,
     maxDirectoriesPerUpload: options.maxDirectoriesPerUpload ?? DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
     maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
@@ -138,6 +153,7 @@ export function createDirectoryServiceServer(
     }
     activeCalls++;
     res.once("close", () => activeCalls--);
+    if (metrics) instrumentCall(metrics, knownPaths, req, res);
     // A response that ends before the request (an error mid-upload, a message
     // over the limit) leaves the request side open and unread data holding
     // the stream. As RFC 9113 §8.1 suggests, reset it with NO_ERROR after the
@@ -248,6 +264,9 @@ export function createDirectoryServiceServer(
     },
     get openConnections() {
       return sessions.size;
+    },
+    get metrics() {
+      return metrics;
     },
     close(opts = {}) {
       closing ??= (async () => {

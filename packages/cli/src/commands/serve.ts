@@ -9,6 +9,8 @@ import {
 } from "@castore/backend-grpc";
 import { redactUrl } from "@castore/core";
 import { readFileSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { createLogger, type LogLevel } from "../logger.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { InvalidArgumentError } from "commander";
@@ -49,6 +51,13 @@ export function parseListen(text: string): ListenTarget {
   return { host: m[1] ?? (m[2] || "127.0.0.1"), port: Number(m[3]) };
 }
 
+/** `--metrics-listen` forms: host:port, [v6]:port, :port. */
+export function parseMetricsListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  if (!m || Number(m[3]) > 65535) throw new Error(`--metrics-listen ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:9090`);
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port: Number(m[3]) };
+}
+
 export function serveCommand(): Command {
   return new Command("serve")
     .description("Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService) until SIGINT/SIGTERM")
@@ -64,11 +73,13 @@ export function serveCommand(): Command {
     .addOption(new Option("--auth-token-file <file>", "require `authorization: Bearer TOKEN` on every call; the file holds the accepted tokens, one per line (# comments)").env("CASTORE_AUTH_TOKEN_FILE"))
     .addOption(new Option("--tls-cert <file>", "PEM certificate: serve over TLS (needs --tls-key)").env("CASTORE_TLS_CERT"))
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env("CASTORE_TLS_KEY"))
+    .addOption(new Option("--metrics-listen <address>", "serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP)").env("CASTORE_METRICS_LISTEN"))
     .addOption(new Option("--shutdown-deadline-ms <n>", "how long running calls may finish after SIGINT/SIGTERM").default(10_000).argParser(positiveInt))
     .action(async (opts, cmd: Command) => {
       const logger = createLogger(cmd.optsWithGlobals().logLevel as LogLevel);
       const listen = parseListen(opts.listen);
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
+      const metricsListen = opts.metricsListen ? parseMetricsListen(opts.metricsListen) : undefined;
       const authTokens = opts.authTokenFile ? readAuthTokenFile(opts.authTokenFile) : undefined;
       const service = await openStore(opts.store, { sizeCheck: parseSizeCheck(opts.sizeCheck) });
       const server = createDirectoryServiceServer(service, {
@@ -82,9 +93,34 @@ export function serveCommand(): Command {
         idleTimeoutMs: opts.idleTimeoutMs,
         authTokens,
         shutdownDeadlineMs: opts.shutdownDeadlineMs,
+        metrics: metricsListen ? {} : undefined,
         logger,
       });
       await server.listen();
+      let metricsServer: http.Server | undefined;
+      let metricsUrl: string | undefined;
+      if (metricsListen) {
+        const registry = server.metrics!.registry;
+        metricsServer = http.createServer((req, res) => {
+          if (req.method !== "GET" || req.url?.split("?", 1)[0] !== "/metrics") {
+            res.writeHead(404, { "content-type": "text/plain" }).end("not found: try GET /metrics\n");
+            return;
+          }
+          registry.metrics().then(
+            (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+            (e: unknown) => {
+              logger.warn({ err: e }, "collecting metrics failed");
+              res.writeHead(500, { "content-type": "text/plain" }).end("collecting metrics failed\n");
+            },
+          );
+        });
+        await new Promise<void>((resolve, reject) => {
+          metricsServer!.once("error", reject);
+          metricsServer!.listen(metricsListen.port, metricsListen.host, () => resolve());
+        });
+        const info = metricsServer.address() as AddressInfo;
+        metricsUrl = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}/metrics`;
+      }
       logger.info(
         {
           listen: server.address,
@@ -99,17 +135,24 @@ export function serveCommand(): Command {
           idleTimeoutMs: opts.idleTimeoutMs,
           auth: authTokens ? `${authTokens.length} bearer token(s)` : "none",
           tls: Boolean(opts.tlsCert),
+          metrics: metricsUrl ?? "off",
         },
         "castore serving",
       );
       // One line on stderr even at the default log level: where to connect.
       process.stderr.write(`castore: serving ${redactUrl(opts.store)} at ${server.url}\n`);
+      if (metricsUrl) process.stderr.write(`castore: metrics at ${metricsUrl}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.stderr.write(`castore: ${signal}: shutting down\n`);
           server
             .close({ deadlineMs: opts.shutdownDeadlineMs })
             .catch((e) => logger.error({ err: e }, "shutdown failed"))
+            .then(() => new Promise<void>((r) => {
+              if (!metricsServer) return r();
+              metricsServer.close(() => r());
+              metricsServer.closeAllConnections();
+            }))
             .finally(resolve);
         };
         process.once("SIGINT", () => stop("SIGINT"));

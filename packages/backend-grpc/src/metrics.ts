@@ -1,0 +1,174 @@
+/**
+ * Prometheus metrics for a castore server (prom-client): calls by service,
+ * method and gRPC status code, latency, directories and bytes in and out,
+ * backend errors by kind, uploads in flight, and the process defaults.
+ */
+import type * as http2 from "node:http2";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { CallOptions, Digest, Directory, DirectoryPutter, DirectoryService } from "@castore/core";
+
+export interface ServerMetrics {
+  readonly registry: Registry;
+  readonly calls: Counter<"grpc_service" | "grpc_method" | "grpc_code">;
+  readonly latency: Histogram<"grpc_service" | "grpc_method">;
+  readonly directoriesReceived: Counter;
+  readonly directoriesSent: Counter;
+  readonly bytesReceived: Counter;
+  readonly bytesSent: Counter;
+  readonly backendErrors: Counter<"kind">;
+  readonly uploadsInFlight: Gauge;
+}
+
+export interface ServerMetricsOptions {
+  /** Registry to register on (default: a new one). */
+  registry?: Registry;
+  /** Also collect prom-client's process and Node.js metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+/** gRPC status code names, by number. */
+const CODE_NAMES = [
+  "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+  "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+];
+
+export function createServerMetrics(opts: ServerMetricsOptions = {}): ServerMetrics {
+  const registry = opts.registry ?? new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    calls: new Counter({
+      name: "castore_grpc_server_handled_total",
+      help: "gRPC calls completed, by service, method and status code",
+      labelNames: ["grpc_service", "grpc_method", "grpc_code"],
+      registers,
+    }),
+    latency: new Histogram({
+      name: "castore_grpc_server_handling_seconds",
+      help: "gRPC call duration until the response ended, by service and method",
+      labelNames: ["grpc_service", "grpc_method"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    directoriesReceived: new Counter({ name: "castore_directories_received_total", help: "Directories received in uploads (Put)", registers }),
+    directoriesSent: new Counter({ name: "castore_directories_sent_total", help: "Directories read from the backend for Get responses", registers }),
+    bytesReceived: new Counter({ name: "castore_grpc_server_received_bytes_total", help: "Request body bytes received (gRPC framing included)", registers }),
+    bytesSent: new Counter({ name: "castore_grpc_server_sent_bytes_total", help: "Response body bytes sent (gRPC framing included)", registers }),
+    backendErrors: new Counter({
+      name: "castore_backend_errors_total",
+      help: "Errors thrown by the backend, by kind (the castore error code, e.g. BACKEND, NOT_CLOSED)",
+      labelNames: ["kind"],
+      registers,
+    }),
+    uploadsInFlight: new Gauge({ name: "castore_uploads_in_flight", help: "Uploads (Put calls) currently running", registers }),
+  };
+}
+
+/** "service/method" labels for the paths we serve; anything else is "unknown". */
+function labelsOf(path: string, known: ReadonlySet<string>): { grpc_service: string; grpc_method: string } {
+  if (!known.has(path)) return { grpc_service: "unknown", grpc_method: "unknown" };
+  const [service, method] = path.slice(1).split("/", 2);
+  return { grpc_service: service!, grpc_method: method! };
+}
+
+/** Measures one call: its status (from the grpc-status trailer), duration and body bytes. */
+export function instrumentCall(
+  metrics: ServerMetrics,
+  knownPaths: ReadonlySet<string>,
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+): void {
+  const labels = labelsOf(req.url.split("?", 1)[0]!, knownPaths);
+  const stopTimer = metrics.latency.startTimer(labels);
+  let code: string | undefined;
+  const addTrailers = res.addTrailers.bind(res);
+  res.addTrailers = (headers) => {
+    const status = (headers as Record<string, unknown>)["grpc-status"];
+    if (status !== undefined) code = CODE_NAMES[Number(status)] ?? String(status);
+    addTrailers(headers);
+  };
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  (res as { write: unknown }).write = (chunk: unknown, ...rest: unknown[]) => {
+    if (chunk instanceof Uint8Array || typeof chunk === "string") metrics.bytesSent.inc(Buffer.byteLength(chunk));
+    return write(chunk, ...rest);
+  };
+  // The compat layer already reads the stream in flowing mode (pausing it for backpressure); another listener changes nothing.
+  req.stream.on("data", (chunk: Buffer) => metrics.bytesReceived.inc(chunk.length));
+  res.once("close", () => {
+    stopTimer();
+    metrics.calls.inc({ ...labels, grpc_code: code ?? "CANCELLED" });
+  });
+}
+
+function countError(metrics: ServerMetrics, e: unknown): void {
+  const kind = (e as { code?: unknown } | undefined)?.code;
+  if (typeof kind === "string") metrics.backendErrors.inc({ kind });
+  else if (!(e instanceof Error && e.name === "AbortError")) metrics.backendErrors.inc({ kind: "OTHER" });
+}
+
+/** The service, counting directories in and out, backend errors and uploads in flight. */
+export function instrumentService(service: DirectoryService, metrics: ServerMetrics): DirectoryService {
+  async function counted<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      countError(metrics, e);
+      throw e;
+    }
+  }
+  return {
+    put: (directory, opts) => counted(service.put(directory, opts)),
+    close: () => service.close(),
+    ...(service.listDigests ? { listDigests: (opts?: CallOptions) => service.listDigests!(opts) } : {}),
+    async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
+      const d = await counted(service.get(digest, opts));
+      if (d !== undefined) metrics.directoriesSent.inc();
+      return d;
+    },
+    async *getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+      try {
+        for await (const d of service.getRecursive(root, opts)) {
+          metrics.directoriesSent.inc();
+          yield d;
+        }
+      } catch (e) {
+        countError(metrics, e);
+        throw e;
+      }
+    },
+    putMultipleStart(opts?: CallOptions): DirectoryPutter {
+      const putter = service.putMultipleStart(opts);
+      metrics.uploadsInFlight.inc();
+      let done = false;
+      const finish = () => {
+        if (!done) metrics.uploadsInFlight.dec();
+        done = true;
+      };
+      // Same prototype chain: the handler's `instanceof ClosurePutter` fast path still applies.
+      const p: DirectoryPutter = Object.create(putter);
+      Object.assign(p, {
+        async put(directory: Directory, ...rest: unknown[]): Promise<void> {
+          await counted((putter.put as (...a: unknown[]) => Promise<void>).call(putter, directory, ...rest));
+          metrics.directoriesReceived.inc();
+        },
+        async close(): Promise<Digest> {
+          try {
+            return await counted(putter.close());
+          } finally {
+            finish();
+          }
+        },
+        async abort(reason?: unknown): Promise<void> {
+          try {
+            await putter.abort(reason);
+          } finally {
+            finish();
+          }
+        },
+      });
+      return p;
+    },
+  };
+}
