@@ -10,3 +10,17 @@ export {
   type HealthCheckRequest,
   type HealthCheckResponse,
 } from "./gen/grpc/health/v1/health_pb.js";
+export {
+  file_grpc_reflection_v1_reflection,
+  ServerReflection,
+  ServerReflectionRequestSchema,
+  ServerReflectionResponseSchema,
+  type ServerReflectionRequest,
+  type ServerReflectionResponse,
+} from "./gen/grpc/reflection/v1/reflection_pb.js";
+export {
+  file_grpc_reflection_v1alpha_reflection,
+  ServerReflection as ServerReflectionV1alpha,
+  ServerReflectionRequestSchema as ServerReflectionV1alphaRequestSchema,
+  ServerReflectionResponseSchema as ServerReflectionV1alphaResponseSchema,
+} from "./gen/grpc/reflection/v1alpha/reflection_pb.js";

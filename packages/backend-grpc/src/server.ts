@@ -22,6 +22,7 @@ import {
 import { BearerTokens } from "./auth.js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { healthRoutes } from "./health.js";
+import { REFLECTION_SERVICE_NAMES, reflectionRoutes } from "./reflection.js";
 import { createServerMetrics, instrumentCall, instrumentService, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
@@ -119,6 +120,8 @@ export function createDirectoryServiceServer(
     ...serviceNames.flatMap((n) => [`/${n}.castore.v1.DirectoryService/Get`, `/${n}.castore.v1.DirectoryService/Put`]),
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
   ]);
   const handler = createDirectoryServiceHandler(metrics ? instrumentService(service, metrics) : service, {
     maxMessageBytes,
@@ -137,9 +140,16 @@ export function createDirectoryServiceServer(
     grpc: true,
     connect: false,
     grpcWeb: false,
-    routes: healthRoutes(service, { serviceNames, pollMs: options.healthPollMs, shutdownSignal: healthShutdown.signal }),
+    routes: (router) => {
+      healthRoutes(service, { serviceNames, pollMs: options.healthPollMs, shutdownSignal: healthShutdown.signal })(router);
+      reflectionRoutes({
+        services: [...serviceNames.map((n) => `${n}.castore.v1.DirectoryService`), "grpc.health.v1.Health", ...REFLECTION_SERVICE_NAMES],
+      })(router);
+    },
   });
-  const isOpsPath = (url: string) => url.startsWith("/grpc.health.v1.Health/");
+  // Health and reflection are unauthenticated: probes and tools send no credentials, and they tell no store content.
+  const isOpsPath = (url: string) =>
+    url.startsWith("/grpc.health.v1.Health/") || url.startsWith("/grpc.reflection.v1.ServerReflection/") || url.startsWith("/grpc.reflection.v1alpha.ServerReflection/");
 
   let activeCalls = 0;
   let draining = false;
