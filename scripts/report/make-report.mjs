@@ -146,6 +146,12 @@ function benchReport(results, byTree, written) {
     "`cache://?near=memory://&far=lmdb://…` (uploads go to far; its getRecursive is the first read, which",
     "copies the closure into near, and \"warm\" the second).",
     "",
+    "A ratio is not bounded by 1: a read hashes the stored bytes and decodes them, which can cost less",
+    "than encoding them. On the small trees (a round takes milliseconds) single rounds swing widely, so",
+    "compare backends on the large trees first. s3 writes one object per directory (a few hundred PUTs/s",
+    "on the local test server), so it runs a smaller generated tree and one round; its `getRecursive` is",
+    "two GETs whatever the tree, and its ingest rate is the PUT rate.",
+    "",
   );
   const order = [...byTree.keys()].sort((a, b) => treeOrder(a) - treeOrder(b) || a.localeCompare(b));
   for (const tree of order) {

@@ -27,9 +27,12 @@
  * CASTORE_BENCH_WIDE_ENTRIES (100000), CASTORE_BENCH_DEPTH (1000),
  * CASTORE_BENCH_REAL_TREE (/usr/share; "" skips it),
  * CASTORE_BENCH_REAL_TREE_MAX_DIRECTORIES (20000), CASTORE_BENCH_BACKENDS
- * (comma-separated subset).
+ * (comma-separated subset), CASTORE_BENCH_CACHE (where the imported real
+ * tree is kept while its listing is unchanged; default
+ * node_modules/.cache/castore-bench of this package).
  */
 import { loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
 import { gcFunction } from "@castore/conformance";
 import { type BenchResult, benchResult, recordBenchResults } from "@castore/core/bench-results";
 import { type Directory, type DirectoryService, blake3, encodeDirectory, openDirectoryService } from "@castore/core";
@@ -40,7 +43,8 @@ import "@castore/backend-s3";
 import "@castore/backend-grpc";
 import { type Backend, type BackendName, BenchEnvironment } from "./backends.js";
 import { startCastoreServe } from "./castore-serve-process.js";
-import { type BenchTree, deepTree, generatedTree, importedTree, wideTree } from "./trees.js";
+import { cachedImportedTree } from "./imported-tree-cache.js";
+import { type BenchTree, deepTree, generatedTree, wideTree } from "./trees.js";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const ROUNDS = env("CASTORE_BENCH_ROUNDS", 2);
@@ -55,6 +59,8 @@ const REAL_TREE = process.env.CASTORE_BENCH_REAL_TREE ?? "/usr/share";
 const REAL_TREE_MAX = env("CASTORE_BENCH_REAL_TREE_MAX_DIRECTORIES", 20_000);
 /** Timed passes of the bare loop per round (the best of all is the baseline). */
 const BASELINE_PASSES = 3;
+/** Where the imported real tree is kept between runs (see imported-tree-cache.ts). */
+const CACHE_DIR = process.env.CASTORE_BENCH_CACHE ?? fileURLToPath(new URL("../node_modules/.cache/castore-bench/", import.meta.url));
 const ONLY = process.env.CASTORE_BENCH_BACKENDS?.split(",").map((s) => s.trim());
 
 const MACHINE = "shared 2-core machine, other engineers' tests running (absolute rates swing; ratios are steadier)";
@@ -173,6 +179,7 @@ async function benchTree(environment: BenchEnvironment, backends: Backend[], tre
   const baseline: number[] = [];
   const measured = new Map<BackendName, Measured>(backends.map((b) => [b.name, { ingest: [], read: [], warmRead: [] }]));
   const failed = new Set<BackendName>();
+  const failedRound = new Map<BackendName, string>();
   bareLoop(tree.directories); // warm-up: the JIT, not the measure
   for (let round = 0; round < rounds; round++) {
     // The baseline is cheap: three passes a round, so that a moment of load on the shared machine does not set it.
@@ -190,9 +197,11 @@ async function benchTree(environment: BenchEnvironment, backends: Backend[], tre
             ` (${((performance.now() - started) / 1000).toFixed(1)} s)`,
         );
       } catch (e) {
+        // No more rounds for it on this tree; the rounds that completed still count, and the run fails.
         failed.add(backend.name);
-        const message = `${backend.name} on ${tree.key}: ${describeError(e)}`;
+        const message = `${backend.name} on ${tree.key}, round ${round + 1}: ${describeError(e)}`;
         failures.push(message);
+        failedRound.set(backend.name, message);
         console.error(`   FAILED ${message}`);
       }
     }
@@ -202,8 +211,13 @@ async function benchTree(environment: BenchEnvironment, backends: Backend[], tre
   const load = loadavg()
     .map((l) => l.toFixed(1))
     .join(" ");
+  const roundsRun = (b: Backend) => {
+    const m = measured.get(b.name)!;
+    const n = m.refused ? 1 : m.ingest.length;
+    return failedRound.has(b.name) ? `${n} round${n === 1 ? "" : "s"} (then FAILED: ${failedRound.get(b.name)})` : `${n} round${n === 1 ? "" : "s"}`;
+  };
   const common = (b: Backend, extra = "") =>
-    `${tree.description}; ${b.setup}${extra}; best of ${roundsOf(b)} round${roundsOf(b) === 1 ? "" : "s"}, each on a fresh store; ${BASELINE} (best of ${rounds * BASELINE_PASSES} passes); ${MACHINE}, load average ${load}`;
+    `${tree.description}; ${b.setup}${extra}; best of ${roundsRun(b)}, each on a fresh store; ${BASELINE} (best of ${rounds * BASELINE_PASSES} passes); ${MACHINE}, load average ${load}`;
   const results: BenchResult[] = [];
   for (const backend of backends) {
     const m = measured.get(backend.name)!;
@@ -253,7 +267,7 @@ async function main(): Promise<void> {
     if (REAL_TREE) {
       let real: BenchTree | undefined;
       try {
-        real = await importedTree(REAL_TREE, REAL_TREE_MAX);
+        real = await cachedImportedTree(REAL_TREE, REAL_TREE_MAX, CACHE_DIR);
       } catch (e) {
         failures.push(`importing ${REAL_TREE}: ${describeError(e)}`);
         console.error(`   could not import ${REAL_TREE}: ${describeError(e)}`);
