@@ -6,48 +6,15 @@
  *
  * Runs `castore serve` (packages/cli/dist/main.js, built) on an lmdb store.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCastoreServe } from "@castore/testing";
 import { Code } from "@connectrpc/connect";
 import { BackendError, Digest, type Directory, compareBytes, encodeDirectory, makeDirectory, makeDirectoryNode, makeFileNode } from "@castore/core";
 import { GrpcDirectoryService, grpcCodeOf } from "./index.js";
 
-/** `castore serve` from the built CLI (packages/cli/dist), resolved once it prints where it listens. */
-const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
-function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`castore serve did not start: ${err}`));
-    }, 60_000);
-    const exited = new Promise<void>((res) => child.once("exit", () => res()));
-    child.stderr!.on("data", (c: Buffer) => {
-      err += c.toString();
-      const m = / at (grpc\+\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          url: m[1],
-          stop: async (signal = "SIGTERM") => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            await exited;
-          },
-        });
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`castore serve exited with ${code}: ${err}`));
-    });
-  });
-}
 
 const LEAVES = 12_000;
 
@@ -73,7 +40,7 @@ describe("grpc client: server restarted mid-stream", () => {
 
   it("fails the running getRecursive, then the same client reconnects", { timeout: 120_000 }, async () => {
     const store = `lmdb://${join(dir, "store")}`;
-    let server = await startServe(["--listen", "127.0.0.1:0", "--store", store]);
+    let server = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
     const port = new URL(server.url.replace(/^grpc\+/, "")).port;
     const client = await GrpcDirectoryService.fromUrl(server.url, { connectTimeoutMs: 5_000 });
     try {
@@ -101,7 +68,7 @@ describe("grpc client: server restarted mid-stream", () => {
       // A call while the server is down fails too (no hang).
       await expect(client.get(tree.root)).rejects.toThrow();
 
-      server = await startServe(["--listen", `127.0.0.1:${port}`, "--store", store]);
+      server = await startCastoreServe(["--listen", `127.0.0.1:${port}`, "--store", store]);
       // The same client instance: reconnects, reads the whole tree.
       let n = 0;
       for await (const _ of client.getRecursive(tree.root)) n++;

@@ -7,12 +7,11 @@
  * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
  * (packages/backend-grpc/dist), which the CLI needs anyway.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCastore, startCastoreServe } from "@castore/testing";
 import {
   Digest,
   type Directory,
@@ -25,56 +24,10 @@ import {
   makeFileNode,
 } from "@castore/core";
 
-const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
 type GrpcModule = { GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService } };
 
-function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`castore serve did not start: ${err}`));
-    }, 60_000);
-    const exited = new Promise<void>((res) => child.once("exit", () => res()));
-    child.stderr!.on("data", (c: Buffer) => {
-      err += c.toString();
-      const m = / at (grpc\+\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          url: m[1],
-          stop: async (signal = "SIGTERM") => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            await exited;
-          },
-        });
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`castore serve exited with ${code}: ${err}`));
-    });
-  });
-}
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface Tree {
   leavesToRoot: Directory[];
@@ -117,7 +70,7 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
     const acknowledged: Tree[] = [];
     const UPLOADERS = 6;
     for (let round = 0; round < 2; round++) {
-      const server = await startServe(["--listen", "127.0.0.1:0", "--store", store]);
+      const server = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
       const clients = Array.from({ length: UPLOADERS }, () => GrpcDirectoryService.fromUrl(server.url, { connectTimeoutMs: 5_000 }));
       let failedAfterKill = 0;
       let killed = false;
@@ -161,7 +114,7 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
       expect(failedAfterKill).toBeGreaterThan(0);
 
       // Restarted on the same store: every acknowledged upload reads back in full.
-      const again = await startServe(["--listen", "127.0.0.1:0", "--store", store]);
+      const again = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
       const client = GrpcDirectoryService.fromUrl(again.url);
       try {
         for (const tree of acknowledged) {
@@ -175,7 +128,7 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
       }
     }
 
-    const verified = await runCli(["verify", store]);
+    const verified = await runCastore(["verify", store]);
     expect(verified.stderr).toMatch(/ 0 problems/);
     expect(verified.code).toBe(0);
   });

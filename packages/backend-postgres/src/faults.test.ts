@@ -10,8 +10,6 @@
  * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
  * (packages/backend-grpc/dist), which the CLI needs anyway.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -25,9 +23,8 @@ import {
   makeDirectoryNode,
   makeFileNode,
 } from "@castore/core";
-import { type PostgresTestServer, startPostgresTestServer } from "@castore/testing";
+import { type PostgresTestServer, startPostgresTestServer, runCastore, startCastoreServe } from "@castore/testing";
 
-const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
 type GrpcModule = {
   GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService };
@@ -36,53 +33,7 @@ type GrpcModule = {
 const INTERNAL = 13;
 const UNAVAILABLE = 14;
 
-function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stderr(): string; stop(signal?: NodeJS.Signals): Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`castore serve did not start: ${err}`));
-    }, 60_000);
-    const exited = new Promise<void>((res) => child.once("exit", () => res()));
-    child.stderr!.on("data", (c: Buffer) => {
-      err += c.toString();
-      const m = / at (grpc\+\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          url: m[1],
-          stderr: () => err,
-          stop: async (signal = "SIGTERM") => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            await exited;
-          },
-        });
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`castore serve exited with ${code}: ${err}`));
-    });
-  });
-}
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface Tree {
   leavesToRoot: Directory[];
@@ -130,7 +81,7 @@ describe("postgres: database faults under castore serve", () => {
     u.searchParams.set("schema", schema);
     u.searchParams.set("connect_timeout", "5");
     const store = u.toString();
-    const serve = await startServe(["--listen", "127.0.0.1:0", "--store", store]);
+    const serve = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
     const shared = Array.from({ length: 40 }, (_, i) => dir([], `leaf-${i}`));
     const acknowledged: Tree[] = [];
     const failures: { op: string; code: number | undefined; message: string }[] = [];
@@ -200,7 +151,7 @@ describe("postgres: database faults under castore serve", () => {
       await Promise.all(clients.map((c) => c.close()));
       await serve.stop();
     }
-    const verified = await runCli(["verify", store]);
+    const verified = await runCastore(["verify", store]);
     expect(verified.stderr).toMatch(/ 0 problems/);
     expect(verified.code).toBe(0);
     return { calls, failures, acknowledged: acknowledged.length };

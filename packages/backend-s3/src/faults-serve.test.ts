@@ -12,8 +12,6 @@
  * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
  * (packages/backend-grpc/dist), which the CLI needs anyway.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   Digest,
@@ -26,62 +24,16 @@ import {
   makeDirectoryNode,
   makeFileNode,
 } from "@castore/core";
-import { type S3TestServer, startS3TestServer } from "@castore/testing";
+import { type S3TestServer, startS3TestServer, runCastore, startCastoreServe } from "@castore/testing";
 import { type Fault, FaultProxy, type ProxiedRequest } from "./test-fault-proxy.js";
 
-const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
 type GrpcModule = {
   GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService };
   grpcCodeOf(error: unknown): number | undefined;
 };
 
-function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`castore serve did not start: ${err}`));
-    }, 60_000);
-    const exited = new Promise<void>((res) => child.once("exit", () => res()));
-    child.stderr!.on("data", (c: Buffer) => {
-      err += c.toString();
-      const m = / at (grpc\+\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          url: m[1],
-          stop: async (signal = "SIGTERM") => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            await exited;
-          },
-        });
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`castore serve exited with ${code}: ${err}`));
-    });
-  });
-}
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface Tree {
   leavesToRoot: Directory[];
@@ -155,7 +107,7 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
 
   it("retries within bounds, fails cleanly beyond them, and never stores a directory without its closure", { timeout: 300_000 }, async () => {
     const grpc = (await import(GRPC)) as GrpcModule;
-    const serve = await startServe(["--listen", "127.0.0.1:0", "--store", storeUrl(proxy.endpoint)]);
+    const serve = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", storeUrl(proxy.endpoint)]);
     const shared = Array.from({ length: 30 }, (_, i) => dir([], `leaf-${i}`));
     const clients = Array.from({ length: 4 }, () => grpc.GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
     const acknowledged: Tree[] = [];
@@ -210,10 +162,10 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
     }
 
     // Verify through the real server, bypassing the proxy: whole store, then the acknowledged roots.
-    const whole = await runCli(["verify", storeUrl(s3.endpoint)]);
+    const whole = await runCastore(["verify", storeUrl(s3.endpoint)]);
     expect(whole.stderr).toMatch(/ 0 problems/);
     expect(whole.code).toBe(0);
-    const roots = await runCli(["verify", storeUrl(s3.endpoint), ...acknowledged.map((t) => t.root.hex)]);
+    const roots = await runCastore(["verify", storeUrl(s3.endpoint), ...acknowledged.map((t) => t.root.hex)]);
     expect(roots.stderr).toMatch(/ 0 problems/);
     expect(roots.code).toBe(0);
   });

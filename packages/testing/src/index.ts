@@ -24,3 +24,4 @@ export {
   isCi,
   probeDocker,
 } from "./runtime.js";
+export { CASTORE_CLI, type CastoreServeProcess, runCastore, startCastoreServe } from "./castore-cli.js";
