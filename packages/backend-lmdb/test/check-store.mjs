@@ -30,3 +30,5 @@ try {
 } finally {
   await service.close();
 }
+// Exit explicitly: see upload-loop.mjs (nodejs/node#54918).
+process.exit(0);

@@ -56,12 +56,25 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
     throw e;
   });
   main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
+    (code) => exitWhenFlushed(code),
     (e) => {
       process.stderr.write(`castore: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = 1;
+      exitWhenFlushed(1);
     },
   );
+}
+
+/**
+ * Exits explicitly once stdout and stderr have taken everything written.
+ * Node 20 can deadlock when a process ends by running out of work
+ * (NodePlatform::DrainTasks, nodejs/node#54918): the command is done, the
+ * process never exits. We saw it in about one of six multi-process test runs.
+ */
+function exitWhenFlushed(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write("", done);
+  process.stderr.write("", done);
 }
