@@ -12,49 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCastore, startCastoreServe } from "@castore/testing";
-import {
-  Digest,
-  type Directory,
-  type DirectoryService,
-  compareBytes,
-  directorySize,
-  encodeDirectory,
-  makeDirectory,
-  makeDirectoryNode,
-  makeFileNode,
-} from "@castore/core";
+import { Digest, type DirectoryService, encodeDirectory } from "@castore/core";
+import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
 
 const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
 type GrpcModule = { GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService } };
-
-
-
-interface Tree {
-  leavesToRoot: Directory[];
-  root: Digest;
-}
-
-function dir(children: { d: Directory; digest: Digest }[], tag: string): { d: Directory; digest: Digest } {
-  const nodes = children
-    .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.d)))
-    .sort((a, b) => compareBytes(a.name, b.name));
-  const d = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
-  return { d, digest: Digest.of(encodeDirectory(d)) };
-}
-
-/** Shared leaves (uploads overlap) under `unique` fresh directories of this upload's own. */
-function makeTree(tag: string, shared: { d: Directory; digest: Digest }[], unique: number): Tree {
-  const leavesToRoot = shared.map((s) => s.d);
-  const mids: { d: Directory; digest: Digest }[] = [];
-  for (let i = 0; i < unique; i++) {
-    const m = dir([shared[(i * 7) % shared.length], shared[(i * 13 + 1) % shared.length]], `${tag}-${i}`);
-    mids.push(m);
-    leavesToRoot.push(m.d);
-  }
-  const root = dir(mids, `${tag}-root`);
-  leavesToRoot.push(root.d);
-  return { leavesToRoot, root: root.digest };
-}
 
 describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
   let tmp: string;
@@ -66,8 +28,8 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
   it("keeps every acknowledged upload; verify is clean", { timeout: 240_000 }, async () => {
     const { GrpcDirectoryService } = (await import(GRPC)) as GrpcModule;
     const store = `lmdb://${join(tmp, "store")}`;
-    const shared = Array.from({ length: 50 }, (_, i) => dir([], `leaf-${i}`));
-    const acknowledged: Tree[] = [];
+    const shared = Array.from({ length: 50 }, (_, i) => taggedDirectory(`leaf-${i}`));
+    const acknowledged: OverlappingTree[] = [];
     const UPLOADERS = 6;
     for (let round = 0; round < 2; round++) {
       const server = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
@@ -79,7 +41,7 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
       let maxInFlightAtKill = 0;
       const uploaders = clients.map(async (client, c) => {
         for (let i = 0; !killed; i++) {
-          const tree = makeTree(`r${round}-c${c}-u${i}`, shared, 400);
+          const tree = overlappingTree(`r${round}-c${c}-u${i}`, shared, 400);
           inFlight++;
           try {
             const putter = client.putMultipleStart();

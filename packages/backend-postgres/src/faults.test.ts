@@ -12,17 +12,8 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  Digest,
-  type Directory,
-  type DirectoryService,
-  compareBytes,
-  directorySize,
-  encodeDirectory,
-  makeDirectory,
-  makeDirectoryNode,
-  makeFileNode,
-} from "@castore/core";
+import { type DirectoryService } from "@castore/core";
+import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
 import { type PostgresTestServer, startPostgresTestServer, runCastore, startCastoreServe } from "@castore/testing";
 
 const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
@@ -32,37 +23,6 @@ type GrpcModule = {
 };
 const INTERNAL = 13;
 const UNAVAILABLE = 14;
-
-
-
-interface Tree {
-  leavesToRoot: Directory[];
-  root: Digest;
-  closureSize: number;
-}
-
-function dir(children: { d: Directory; digest: Digest }[], tag: string): { d: Directory; digest: Digest } {
-  const nodes = children
-    .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.d)))
-    .sort((a, b) => compareBytes(a.name, b.name));
-  const d = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
-  return { d, digest: Digest.of(encodeDirectory(d)) };
-}
-
-/** Shared leaves (uploads overlap) under `unique` fresh directories of this upload's own. */
-function makeTree(tag: string, shared: { d: Directory; digest: Digest }[], unique: number): Tree {
-  const used = new Set<number>();
-  const mids: { d: Directory; digest: Digest }[] = [];
-  for (let i = 0; i < unique; i++) {
-    const a = (i * 7) % shared.length;
-    const b = (i * 13 + 1) % shared.length;
-    used.add(a).add(b);
-    mids.push(dir([shared[a], shared[b]], `${tag}-${i}`));
-  }
-  const root = dir(mids, `${tag}-root`);
-  const leavesToRoot = [...[...used].map((j) => shared[j].d), ...mids.map((m) => m.d), root.d];
-  return { leavesToRoot, root: root.digest, closureSize: used.size + unique + 1 };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -82,15 +42,15 @@ describe("postgres: database faults under castore serve", () => {
     u.searchParams.set("connect_timeout", "5");
     const store = u.toString();
     const serve = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
-    const shared = Array.from({ length: 40 }, (_, i) => dir([], `leaf-${i}`));
-    const acknowledged: Tree[] = [];
+    const shared = Array.from({ length: 40 }, (_, i) => taggedDirectory(`leaf-${i}`));
+    const acknowledged: OverlappingTree[] = [];
     const failures: { op: string; code: number | undefined; message: string }[] = [];
     let stop = false;
     let calls = 0;
     const clients = Array.from({ length: 6 }, () => grpc.GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
     try {
       // One upload first, so readers have something to read.
-      const first = makeTree(`${schema}-first`, shared, 50);
+      const first = overlappingTree(`${schema}-first`, shared, 50);
       const putter0 = clients[0].putMultipleStart();
       for (const d of first.leavesToRoot) await putter0.put(d);
       await putter0.close();
@@ -102,7 +62,7 @@ describe("postgres: database faults under castore serve", () => {
           const upload = c % 2 === 0;
           try {
             if (upload) {
-              const tree = makeTree(`${schema}-c${c}-u${i}`, shared, 300);
+              const tree = overlappingTree(`${schema}-c${c}-u${i}`, shared, 300);
               const putter = client.putMultipleStart();
               for (const d of tree.leavesToRoot) await putter.put(d);
               expect((await putter.close()).hex).toBe(tree.root.hex);
@@ -134,7 +94,7 @@ describe("postgres: database faults under castore serve", () => {
 
       // Castore was not restarted: calls succeed now, on every client.
       for (const [c, client] of clients.entries()) {
-        const tree = makeTree(`${schema}-after-${c}`, shared, 20);
+        const tree = overlappingTree(`${schema}-after-${c}`, shared, 20);
         const putter = client.putMultipleStart();
         for (const d of tree.leavesToRoot) await putter.put(d);
         expect((await putter.close()).hex).toBe(tree.root.hex);

@@ -13,17 +13,8 @@
  * (packages/backend-grpc/dist), which the CLI needs anyway.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  Digest,
-  type Directory,
-  type DirectoryService,
-  compareBytes,
-  directorySize,
-  encodeDirectory,
-  makeDirectory,
-  makeDirectoryNode,
-  makeFileNode,
-} from "@castore/core";
+import { type DirectoryService } from "@castore/core";
+import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
 import { type S3TestServer, startS3TestServer, runCastore, startCastoreServe } from "@castore/testing";
 import { type Fault, FaultProxy, type ProxiedRequest } from "./test-fault-proxy.js";
 
@@ -32,37 +23,6 @@ type GrpcModule = {
   GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService };
   grpcCodeOf(error: unknown): number | undefined;
 };
-
-
-
-interface Tree {
-  leavesToRoot: Directory[];
-  root: Digest;
-  closureSize: number;
-}
-
-function dir(children: { d: Directory; digest: Digest }[], tag: string): { d: Directory; digest: Digest } {
-  const nodes = children
-    .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.d)))
-    .sort((a, b) => compareBytes(a.name, b.name));
-  const d = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
-  return { d, digest: Digest.of(encodeDirectory(d)) };
-}
-
-/** Shared leaves (uploads overlap) under `unique` fresh directories of this upload's own. */
-function makeTree(tag: string, shared: { d: Directory; digest: Digest }[], unique: number): Tree {
-  const used = new Set<number>();
-  const mids: { d: Directory; digest: Digest }[] = [];
-  for (let i = 0; i < unique; i++) {
-    const a = (i * 7) % shared.length;
-    const b = (i * 13 + 1) % shared.length;
-    used.add(a).add(b);
-    mids.push(dir([shared[a], shared[b]], `${tag}-${i}`));
-  }
-  const root = dir(mids, `${tag}-root`);
-  const leavesToRoot = [...[...used].map((j) => shared[j].d), ...mids.map((m) => m.d), root.d];
-  return { leavesToRoot, root: root.digest, closureSize: used.size + unique + 1 };
-}
 
 function attemptOf(req: ProxiedRequest): number {
   return Number(/attempt=(\d+)/.exec(String(req.headers["amz-sdk-request"] ?? ""))?.[1] ?? 1);
@@ -108,15 +68,15 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
   it("retries within bounds, fails cleanly beyond them, and never stores a directory without its closure", { timeout: 300_000 }, async () => {
     const grpc = (await import(GRPC)) as GrpcModule;
     const serve = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", storeUrl(proxy.endpoint)]);
-    const shared = Array.from({ length: 30 }, (_, i) => dir([], `leaf-${i}`));
+    const shared = Array.from({ length: 30 }, (_, i) => taggedDirectory(`leaf-${i}`));
     const clients = Array.from({ length: 4 }, () => grpc.GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
-    const acknowledged: Tree[] = [];
+    const acknowledged: OverlappingTree[] = [];
     try {
       // Phase 1: faults within the retry budget: every upload completes, every read is whole.
       await Promise.all(
         clients.map(async (client, c) => {
           for (let i = 0; i < 3; i++) {
-            const tree = makeTree(`ok-c${c}-u${i}`, shared, 40);
+            const tree = overlappingTree(`ok-c${c}-u${i}`, shared, 40);
             const putter = client.putMultipleStart();
             for (const d of tree.leavesToRoot) await putter.put(d);
             expect((await putter.close()).hex).toBe(tree.root.hex);
@@ -135,7 +95,7 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
       proxy.options.policy = (req) => (req.method === "PUT" ? { kind: "status", status: 503 } : { kind: "pass" });
       const failing = await Promise.allSettled(
         clients.map(async (client, c) => {
-          const tree = makeTree(`fail-c${c}`, shared, 40);
+          const tree = overlappingTree(`fail-c${c}`, shared, 40);
           const putter = client.putMultipleStart();
           for (const d of tree.leavesToRoot) await putter.put(d);
           return putter.close();
@@ -149,7 +109,7 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
 
       // Phase 3: the proxy heals; the same server and clients work again.
       proxy.options.policy = schedule();
-      const after = makeTree("after", shared, 40);
+      const after = overlappingTree("after", shared, 40);
       const putter = clients[0].putMultipleStart();
       for (const d of after.leavesToRoot) await putter.put(d);
       expect((await putter.close()).hex).toBe(after.root.hex);

@@ -15,4 +15,15 @@ export const {
   DIRECTORY_BROKEN,
 } = fixtures;
 
-export { type GenerateTreeOptions, type GeneratedTree, deepChain, generateTree, seededRandom, wideDirectory } from "./trees.js";
+export {
+  type DigestedDirectory,
+  type GenerateTreeOptions,
+  type GeneratedTree,
+  type OverlappingTree,
+  deepChain,
+  generateTree,
+  overlappingTree,
+  seededRandom,
+  taggedDirectory,
+  wideDirectory,
+} from "./trees.js";

@@ -1,6 +1,6 @@
 import { ClosureValidator, directoryDigest, directorySize, encodeDirectory } from "@castore/core";
 import { describe, expect, it } from "vitest";
-import { type GeneratedTree, deepChain, generateTree, wideDirectory } from "./trees.js";
+import { type GeneratedTree, deepChain, generateTree, overlappingTree, taggedDirectory, wideDirectory } from "./trees.js";
 
 /** Every generated tree is a valid upload: leaves to root, one root, digests and sizes right. */
 function expectValidUpload(tree: GeneratedTree): void {
@@ -57,5 +57,24 @@ describe("wideDirectory and deepChain", () => {
     expect(chain.directories).toHaveLength(500);
     expect(chain.rootSize).toBe(499n);
     expectValidUpload(chain);
+  });
+});
+
+describe("overlappingTree", () => {
+  it("is a valid upload, leaves to root, whose closure has closureSize directories, sharing leaves with its siblings", () => {
+    const shared = Array.from({ length: 10 }, (_, i) => taggedDirectory(`leaf-${i}`));
+    const a = overlappingTree("a", shared, 6);
+    const b = overlappingTree("b", shared, 6);
+    for (const tree of [a, b]) {
+      const v = new ClosureValidator();
+      for (const d of tree.leavesToRoot) v.add(d);
+      const closure = v.finish();
+      expect(closure.root.hex).toBe(tree.root.hex);
+      expect(closure.entries).toHaveLength(tree.closureSize);
+    }
+    const digestsOf = (t: typeof a) => new Set(t.leavesToRoot.map((d) => directoryDigest(d).hex));
+    const common = [...digestsOf(a)].filter((hex) => digestsOf(b).has(hex));
+    expect(common.length).toBeGreaterThan(0);
+    expect(common.every((hex) => shared.some((s) => s.digest.hex === hex))).toBe(true);
   });
 });

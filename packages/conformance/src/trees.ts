@@ -196,3 +196,49 @@ export function wideDirectory(entries: number, seed = 1): GeneratedTree {
   builder.add(makeDirectory({ directories: dirs, files, symlinks }));
   return builder.finish();
 }
+
+/** A directory with its digest: the unit `overlappingTree` builds from. */
+export interface DigestedDirectory {
+  directory: Directory;
+  digest: Digest;
+}
+
+/**
+ * A directory tagged `tag` (one file named after it) holding `children`. With
+ * no children it is a leaf; leaves with distinct tags are distinct.
+ */
+export function taggedDirectory(tag: string, children: DigestedDirectory[] = []): DigestedDirectory {
+  const nodes = children
+    .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.directory)))
+    .sort((a, b) => compareBytes(a.name, b.name));
+  const directory = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
+  return { directory, digest: Digest.of(encodeDirectory(directory)) };
+}
+
+export interface OverlappingTree {
+  /** The upload, leaves to root: the shared leaves it uses, its own directories, the root. */
+  leavesToRoot: Directory[];
+  root: Digest;
+  /** How many distinct directories the closure of `root` holds. */
+  closureSize: number;
+}
+
+/**
+ * An upload that overlaps others: `unique` directories of its own (tagged
+ * from `tag`), each holding two of the `shared` leaves, under one root.
+ * Concurrent uploads built from the same `shared` leaves store some
+ * directories twice, which a backend must treat as one.
+ */
+export function overlappingTree(tag: string, shared: DigestedDirectory[], unique: number): OverlappingTree {
+  const used = new Set<number>();
+  const own: DigestedDirectory[] = [];
+  for (let i = 0; i < unique; i++) {
+    const a = (i * 7) % shared.length;
+    const b = (i * 13 + 1) % shared.length;
+    used.add(a).add(b);
+    own.push(taggedDirectory(`${tag}-${i}`, [shared[a], shared[b]]));
+  }
+  const root = taggedDirectory(`${tag}-root`, own);
+  const leavesToRoot = [...[...used].map((j) => shared[j].directory), ...own.map((m) => m.directory), root.directory];
+  return { leavesToRoot, root: root.digest, closureSize: used.size + unique + 1 };
+}
