@@ -1,15 +1,26 @@
 import { Command, Option } from "commander";
-import { importTree } from "../importer.js";
+import { DEFAULT_SPOOL_MEMORY_BYTES, importTree } from "../importer.js";
 import { createProgress } from "../progress.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { positiveInt } from "./options.js";
+import { nonNegativeInt, positiveInt } from "./options.js";
 
 export function importCommand(): Command {
   return new Command("import")
-    .description("Import a directory tree into a store and print its root digest (hex) on stdout")
+    .description(
+      "Import a directory tree into a store and print its root digest (hex) on stdout. " +
+        "The tree is walked and its files hashed first; the upload to the store is opened only then and " +
+        "sends the tree's directories back to back (a remote store's idle timeout does not run while files are hashed).",
+    )
     .argument("<path>", "directory to import")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
     .addOption(new Option("--jobs <n>", "files hashed at once").default(8).argParser(positiveInt))
+    .addOption(
+      new Option("--spool-memory <MiB>", "encoded directories kept in memory until the upload; beyond this they spill to a temporary file in --spool-dir (0: always)")
+        .default(DEFAULT_SPOOL_MEMORY_BYTES / (1024 * 1024))
+        .argParser(nonNegativeInt)
+        .env("CASTORE_IMPORT_SPOOL_MEMORY"),
+    )
+    .addOption(new Option("--spool-dir <dir>", "where the spilled directories go (removed at the end); default: the OS temporary directory ($TMPDIR)").env("CASTORE_IMPORT_SPOOL_DIR"))
     .option("--no-progress", "no progress output")
     .action(async (path: string, opts) => {
       const service = await openStore(opts.store);
@@ -20,8 +31,11 @@ export function importCommand(): Command {
       try {
         const result = await importTree(service, path, {
           concurrency: opts.jobs,
+          spoolMemoryBytes: opts.spoolMemory * 1024 * 1024,
+          spoolDir: opts.spoolDir,
           signal: controller.signal,
-          onProgress: (p) => progress.update({ directories: p.directories, files: p.files, bytes: p.bytes }),
+          onProgress: (p) =>
+            progress.update({ directories: p.directories, files: p.files, bytes: p.bytes, ...(p.uploaded ? { uploaded: p.uploaded } : {}) }),
         });
         progress.stop();
         process.stdout.write(`${result.digest.hex}\n`);

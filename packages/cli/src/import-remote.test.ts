@@ -1,0 +1,56 @@
+/**
+ * `castore import` into a remote store whose idle timeout is shorter than
+ * the time the import spends hashing: the upload is opened only once the
+ * tree is walked and hashed, so the server never sees it idle.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, ftruncateSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli, startServe } from "./test-cli.js";
+
+const IDLE_MS = 200;
+/** Sparse (no disk used); reading and hashing it takes about 1–2 s here, far beyond IDLE_MS. */
+const BIG = 512 * 1024 * 1024;
+
+let dir: string;
+let tree: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "castore-import-remote-"));
+  tree = join(dir, "tree");
+  // "a" sorts before "big": a/ is complete (and was put, opening the upload, before the fix) while big is still being hashed.
+  mkdirSync(join(tree, "a"), { recursive: true });
+  writeFileSync(join(tree, "a", "small"), "small\n");
+  const fd = openSync(join(tree, "big"), "w");
+  ftruncateSync(fd, BIG);
+  closeSync(fd);
+  writeFileSync(join(tree, "z"), "last\n");
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("castore import to a grpc store with a short idle timeout", () => {
+  it("succeeds although hashing takes longer than the idle timeout; spills the directories when told to", async () => {
+    const server = await startServe(["--listen", "127.0.0.1:0", "--store", "memory://", "--idle-timeout-ms", String(IDLE_MS)]);
+    try {
+      const spoolDir = join(dir, "spool");
+      mkdirSync(spoolDir);
+      // --spool-memory 0: every directory goes through the temporary file.
+      const r = await runCli(["import", tree, "--store", server.url, "--no-progress", "--jobs", "2", "--spool-memory", "0", "--spool-dir", spoolDir], { timeoutMs: 60_000 });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const root = r.stdout.toString().trim();
+      expect(root).toMatch(/^[0-9a-f]{64}$/);
+      expect(readdirSync(spoolDir)).toEqual([]); // the spool file is removed
+      const ls = await runCli(["ls", root, "--store", server.url]);
+      expect(ls.code, ls.stderr).toBe(0);
+      const lines = ls.stdout.toString().trim().split("\n");
+      expect(lines.map((l) => l.split(" ").at(-1))).toEqual(["a/", "big", "z"]);
+      expect(lines[1]).toMatch(new RegExp(`^-r--r--r-- +${BIG} `));
+      const sub = await runCli(["ls", root, "a", "--store", server.url]);
+      expect(sub.stdout.toString()).toMatch(/ small\n$/);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  }, 60_000);
+});
