@@ -4,6 +4,7 @@
  * and the breadth-first walk; this file only keeps canonical bytes by digest.
  */
 import {
+  ByteArena,
   type CallOptions,
   type ClosureEntry,
   Digest,
@@ -13,19 +14,17 @@ import {
   throwIfAborted,
 } from "@castore/core";
 
-/**
- * `bytes` itself when it spans its whole buffer (what core's encoder returns),
- * else a copy: keeping a view of a larger buffer (a received frame, say)
- * would keep all of that buffer alive.
- */
-function ownBuffer(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
-}
-
 /** Canonical directory bytes by lowercase hex digest. */
 export class MemoryDirectoryStore implements DirectoryStore {
   readonly backend = "memory";
   private readonly bytes = new Map<string, Uint8Array>();
+  /**
+   * Every stored directory is copied in here: packed into shared chunks, not
+   * a buffer each (fewer allocations for the garbage collector to track),
+   * and never a view of the caller's larger buffer (a received frame, say),
+   * which would keep all of it alive.
+   */
+  private arena = new ByteArena();
 
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
     throwIfAborted(signal);
@@ -36,7 +35,7 @@ export class MemoryDirectoryStore implements DirectoryStore {
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
     for (const { digest, bytes } of entries) {
-      if (!this.bytes.has(digest.hex)) this.bytes.set(digest.hex, ownBuffer(bytes));
+      if (!this.bytes.has(digest.hex)) this.bytes.set(digest.hex, this.arena.copy(bytes));
     }
   }
 
@@ -59,6 +58,7 @@ export class MemoryDirectoryStore implements DirectoryStore {
 
   async close(): Promise<void> {
     this.bytes.clear();
+    this.arena = new ByteArena();
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { toBinary, fromBinary } from "@bufbuild/protobuf";
 import { DirectorySchema } from "@castore/proto";
 import fc from "fast-check";
-import { decodeDirectory, directoryDigest, encodeDirectory, DecodeError } from "./canonical.js";
+import { ScratchEncoder, decodeDirectory, directoryDigest, encodeDirectory, DecodeError } from "./canonical.js";
 import { Digest } from "./digest.js";
 import { DIRECTORY_A, DIRECTORY_B, DIRECTORY_COMPLICATED, DIRECTORY_D } from "./fixtures.js";
 import { makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode } from "./model.js";
@@ -39,6 +39,21 @@ describe("canonical encoding", () => {
         expect(Buffer.from(toBinary(DirectorySchema, fromBinary(DirectorySchema, bytes)))).toEqual(Buffer.from(bytes));
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("ScratchEncoder writes the same bytes as encodeDirectory, growing its buffer when needed", () => {
+    const scratch = new ScratchEncoder();
+    // 300 files of ~40 bytes each outgrow the initial 4 KiB buffer.
+    const big = makeDirectory({
+      files: Array.from({ length: 300 }, (_, i) => makeFileNode(`file-${String(i).padStart(3, "0")}`, new Uint8Array(32), i + 1)),
+    });
+    expect(Buffer.from(scratch.encode(big))).toEqual(Buffer.from(encodeDirectory(big)));
+    fc.assert(
+      fc.property(arbitraryDirectory(), (d) => {
+        expect(Buffer.from(scratch.encode(d))).toEqual(Buffer.from(encodeDirectory(d)));
+      }),
+      { numRuns: 200 },
     );
   });
 

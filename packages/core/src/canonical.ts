@@ -51,7 +51,14 @@ function uint64FieldSize(v: bigint): number {
 
 class Writer {
   pos = 0;
-  constructor(readonly buf: Uint8Array) {}
+  constructor(public buf: Uint8Array) {}
+  /** Room for `n` more bytes: a scratch buffer grows; an exactly sized one never needs to. */
+  reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const grown = new Uint8Array(Math.max(2 * this.buf.length, this.pos + n));
+    grown.set(this.buf.subarray(0, this.pos));
+    this.buf = grown;
+  }
   varint(v: number): void {
     while (v >= 0x80) {
       this.buf[this.pos++] = (v & 0x7f) | 0x80;
@@ -97,47 +104,31 @@ const TAG_F3_LEN = 0x1a;
 const TAG_F3_VARINT = 0x18;
 const TAG_F4_VARINT = 0x20;
 
-/** The canonical bytes of a directory. Unknown fields on the object are never written. */
-export function encodeDirectory(d: Directory): Uint8Array {
-  const { directories, files, symlinks } = d;
-  // Pass 1: each node's encoded length (kept for pass 2) and the total.
-  const nodeLengths = new Array<number>(directories.length + files.length + symlinks.length);
-  let k = 0;
-  let total = 0;
-  for (let i = 0; i < directories.length; i++) {
-    const n = directories[i];
-    const len = bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size);
-    nodeLengths[k++] = len;
-    total += 1 + varintSize(len) + len;
-  }
-  for (let i = 0; i < files.length; i++) {
-    const n = files[i];
-    const len = bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size) + (n.executable ? 2 : 0);
-    nodeLengths[k++] = len;
-    total += 1 + varintSize(len) + len;
-  }
-  for (let i = 0; i < symlinks.length; i++) {
-    const n = symlinks[i];
-    const len = bytesFieldSize(n.name) + bytesFieldSize(n.target);
-    nodeLengths[k++] = len;
-    total += 1 + varintSize(len) + len;
-  }
+// Encoded length of each node message, without its own tag and length prefix.
+const directoryNodeLength = (n: DirectoryNode) => bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size);
+const fileNodeLength = (n: FileNode) =>
+  bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size) + (n.executable ? 2 : 0);
+const symlinkNodeLength = (n: SymlinkNode) => bytesFieldSize(n.name) + bytesFieldSize(n.target);
 
-  // Pass 2: write.
-  const w = new Writer(new Uint8Array(total));
-  k = 0;
+/** Writes the canonical bytes of `d` at w.pos, reserving room node by node. */
+function writeDirectory(w: Writer, d: Directory): void {
+  const { directories, files, symlinks } = d;
   for (let i = 0; i < directories.length; i++) {
     const n = directories[i];
+    const len = directoryNodeLength(n);
+    w.reserve(nodeSize(len));
     w.buf[w.pos++] = TAG_F1_LEN;
-    w.varint(nodeLengths[k++]);
+    w.varint(len);
     w.bytesField(TAG_F1_LEN, n.name);
     w.bytesField(TAG_F2_LEN, n.digest);
     w.uint64Field(TAG_F3_VARINT, n.size);
   }
   for (let i = 0; i < files.length; i++) {
     const n = files[i];
+    const len = fileNodeLength(n);
+    w.reserve(nodeSize(len));
     w.buf[w.pos++] = TAG_F2_LEN;
-    w.varint(nodeLengths[k++]);
+    w.varint(len);
     w.bytesField(TAG_F1_LEN, n.name);
     w.bytesField(TAG_F2_LEN, n.digest);
     w.uint64Field(TAG_F3_VARINT, n.size);
@@ -148,12 +139,45 @@ export function encodeDirectory(d: Directory): Uint8Array {
   }
   for (let i = 0; i < symlinks.length; i++) {
     const n = symlinks[i];
+    const len = symlinkNodeLength(n);
+    w.reserve(nodeSize(len));
     w.buf[w.pos++] = TAG_F3_LEN;
-    w.varint(nodeLengths[k++]);
+    w.varint(len);
     w.bytesField(TAG_F1_LEN, n.name);
     w.bytesField(TAG_F2_LEN, n.target);
   }
+}
+
+/** The canonical bytes of a directory, in a buffer of their own. Unknown fields on the object are never written. */
+export function encodeDirectory(d: Directory): Uint8Array {
+  // Sized exactly first, so the result owns its whole buffer (stores may keep it as is).
+  let total = 0;
+  for (const n of d.directories) total += nodeSize(directoryNodeLength(n));
+  for (const n of d.files) total += nodeSize(fileNodeLength(n));
+  for (const n of d.symlinks) total += nodeSize(symlinkNodeLength(n));
+  const w = new Writer(new Uint8Array(total));
+  writeDirectory(w, d);
   return w.buf;
+}
+
+function nodeSize(len: number): number {
+  return 1 + varintSize(len) + len;
+}
+
+/**
+ * Encodes directories into one reused buffer, for callers that hash the bytes
+ * and copy only those they keep (an upload: see ClosureValidator). Allocating
+ * a fresh buffer per directory costs more than encoding it.
+ */
+export class ScratchEncoder {
+  private readonly w = new Writer(new Uint8Array(4096));
+
+  /** The canonical bytes of `d`: a view valid only until the next call. */
+  encode(d: Directory): Uint8Array {
+    this.w.pos = 0;
+    writeDirectory(this.w, d);
+    return this.w.buf.subarray(0, this.w.pos);
+  }
 }
 
 /** BLAKE3 of the canonical encoding. */

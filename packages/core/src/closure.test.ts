@@ -62,6 +62,22 @@ describe("ClosureValidator (spec §7 items 3–11 at the validator level)", () =
     expect(() => upload([A, B, parent])).toThrow(ClosureError);
     expect(upload([A, B, parent], "at-least").root.equals(directoryDigest(parent))).toBe(true);
   });
+  it("entries keep the canonical bytes and decode back to the directory", () => {
+    const c = upload([A, B, D]);
+    expect(c.entries.map((e) => Buffer.from(e.bytes))).toEqual([A, B, D].map((d) => Buffer.from(encodeDirectory(d))));
+    expect(c.entries.map((e) => e.directory)).toEqual([A, B, D]);
+  });
+  it("takes bytes received with a directory as its canonical encoding, copied", () => {
+    const v = new ClosureValidator();
+    const frame = Uint8Array.from([0xff, ...encodeDirectory(D), 0xff]);
+    v.add(A);
+    v.add(B);
+    v.add(D, frame.subarray(1, frame.length - 1));
+    frame.fill(0);
+    const c = v.finish();
+    expect(c.root.equals(directoryDigest(D))).toBe(true);
+    expect(Buffer.from(c.entries[2].bytes)).toEqual(Buffer.from(encodeDirectory(D)));
+  });
   it("11: an empty upload fails", () => {
     expect(() => upload([])).toThrow(/empty upload/);
   });

@@ -13,3 +13,4 @@ export * from "./traverse.js";
 export * from "./registry.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
+export { ByteArena } from "./arena.js";
