@@ -53,4 +53,13 @@ describe("castore import to a grpc store with a short idle timeout", () => {
       expect(await server.stop()).toBe(0);
     }
   }, 60_000);
+
+  it("--help describes the spool options", async () => {
+    const r = await runCli(["import", "--help"]);
+    expect(r.code, r.stderr).toBe(0);
+    const help = r.stdout.toString();
+    expect(help).toMatch(/--spool-memory <MiB>/);
+    expect(help).toMatch(/--spool-dir <dir>/);
+    expect(help).toMatch(/upload to the store is opened\s+only then/);
+  });
 });
