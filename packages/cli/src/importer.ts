@@ -79,7 +79,7 @@ export interface ImportProgress {
 }
 
 export interface ImportOptions {
-  /** Files hashed at once (default 8). */
+  /** Files read and hashed at once through asynchronous calls (default 8): larger files, and every file once storage is slow (see IoMode). */
   concurrency?: number;
   /** Encoded directories kept in memory before the spool spills to a temporary file (default 64 MiB; 0: always spill). */
   spoolMemoryBytes?: number;
@@ -209,10 +209,6 @@ class DirectorySpool {
     private readonly limitBytes: number,
     private readonly dir: string,
   ) {}
-
-  get spilled(): boolean {
-    return this.file !== undefined;
-  }
 
   add(bytes: Uint8Array): void {
     this.count++;
