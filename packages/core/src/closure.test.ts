@@ -78,6 +78,24 @@ describe("ClosureValidator (spec §7 items 3–11 at the validator level)", () =
     expect(c.root.equals(directoryDigest(D))).toBe(true);
     expect(Buffer.from(c.entries[2].bytes)).toEqual(Buffer.from(encodeDirectory(D)));
   });
+  it("tells apart directories whose digests share the 30 bits it indexes by", () => {
+    // Found by search: these two digests agree in their first 30 bits.
+    const [x, y] = ["f10608", "f35812"].map((n) => makeDirectory({ files: [makeFileNode(n, new Uint8Array(32), 1)] }));
+    const [dx, dy] = [directoryDigest(x), directoryDigest(y)];
+    expect(dx.bytes.subarray(0, 3)).toEqual(dy.bytes.subarray(0, 3));
+    expect(dx.bytes[3] & 0x3f).toBe(dy.bytes[3] & 0x3f);
+    const parent = (...ds: Directory[]) =>
+      makeDirectory({ directories: ds.map((d, i) => makeDirectoryNode(`d${i}`, directoryDigest(d), 1)) });
+    const v = new ClosureValidator();
+    expect(v.add(x)).toBe(true);
+    // y is not x: referring to it before it was sent still fails, sending it is no duplicate.
+    expect(() => new ClosureValidator().add(parent(y))).toThrow(/which was not sent earlier/);
+    expect(v.add(y)).toBe(true);
+    expect(v.add(x)).toBe(false);
+    expect(v.add(y)).toBe(false);
+    v.add(parent(x, y));
+    expect(v.finish().entries).toHaveLength(3);
+  });
   it("11: an empty upload fails", () => {
     expect(() => upload([])).toThrow(/empty upload/);
   });

@@ -10,7 +10,7 @@ import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js
 import { blake3 } from "./hash.js";
 import { type Directory, displayName, equalBytes } from "./model.js";
 import type { SizeCheck } from "./service.js";
-import { validateDirectory } from "./validate.js";
+import { validateDirectory, validateDirectorySize } from "./validate.js";
 
 /** One directory of a checked upload, with its canonical bytes. */
 export interface ClosureEntry {
@@ -34,6 +34,8 @@ export interface ValidatedClosure {
  */
 class Entry implements ClosureEntry {
   referenced = false;
+  /** The next entry whose digest starts with the same 30 bits (see ClosureValidator.find). */
+  nextSamePrefix: Entry | undefined = undefined;
   constructor(
     readonly digest: Digest,
     readonly bytes: Uint8Array,
@@ -46,6 +48,11 @@ class Entry implements ClosureEntry {
   }
 }
 
+/** 30 bits of a digest: a small integer (no heap number), and BLAKE3 output is uniform. */
+function prefixOf(digest: Uint8Array): number {
+  return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
+}
+
 /**
  * Checks an upload as it arrives, leaves to root: each directory is valid, its
  * child directories were sent earlier in the same upload with the declared
@@ -54,7 +61,12 @@ class Entry implements ClosureEntry {
  * directory is reachable from it: connectivity needs no separate walk.
  */
 export class ClosureValidator {
-  private readonly byDigest = new Map<string, Entry>();
+  /**
+   * Entries by digest prefix, chained. Looking up every child by its hex
+   * string meant building and hashing a 64-character string per child: a
+   * sixth of an upload's time.
+   */
+  private readonly byPrefix = new Map<number, Entry>();
   private readonly entries: Entry[] = [];
   private readonly sizeCheck: SizeCheck;
   private readonly encoder = new ScratchEncoder();
@@ -79,22 +91,21 @@ export class ClosureValidator {
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
     const digest = Digest.of(canonical);
-    if (this.byDigest.has(digest.hex)) return false;
+    if (this.find(digest.bytes)) return false;
+    let size: bigint;
     try {
-      validateDirectory(directory);
+      size = validateDirectorySize(directory);
     } catch (e) {
       if (e instanceof ValidationError) throw new ValidationError(`directory ${digest} failed validation: ${e.message}`);
       throw e;
     }
     const children = directory.directories;
-    let size = BigInt(directory.files.length + directory.symlinks.length + children.length);
     for (let i = 0; i < children.length; i++) {
       const child = children[i];
-      const childHex = hexOf(child.digest);
-      const known = this.byDigest.get(childHex);
+      const known = this.find(child.digest);
       if (!known) {
         throw new ClosureError(
-          `directory ${digest} refers to ${childHex} (directories[${i}] ${displayName(child.name)}), ` +
+          `directory ${digest} refers to ${hexOf(child.digest)} (directories[${i}] ${displayName(child.name)}), ` +
             "which was not sent earlier in this upload",
         );
       }
@@ -102,20 +113,29 @@ export class ClosureValidator {
       if (!ok) {
         throw new ClosureError(
           `directory ${digest} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
-            `(${childHex}), but its size is ${known.size}`,
+            `(${known.digest.hex}), but its size is ${known.size}`,
         );
       }
-      size += child.size;
       if (!known.referenced) {
         known.referenced = true;
         this.unreferenced--;
       }
     }
     const entry = new Entry(digest, this.arena.copy(canonical), size);
-    this.byDigest.set(digest.hex, entry);
+    const prefix = prefixOf(digest.bytes);
+    entry.nextSamePrefix = this.byPrefix.get(prefix);
+    this.byPrefix.set(prefix, entry);
     this.entries.push(entry);
     this.unreferenced++;
     return true;
+  }
+
+  /** The entry with this digest (32 bytes: validated), if any. */
+  private find(digest: Uint8Array): Entry | undefined {
+    for (let e = this.byPrefix.get(prefixOf(digest)); e !== undefined; e = e.nextSamePrefix) {
+      if (equalBytes(e.digest.bytes, digest)) return e;
+    }
+    return undefined;
   }
 
   /** Checks the upload as a whole and returns it, leaves to root. */

@@ -37,71 +37,80 @@ function targetProblem(target: Uint8Array): string | undefined {
 
 type ListName = "directories" | "files" | "symlinks";
 
+/** Each name valid, and the list sorted by name without repeats. */
+function checkNames(list: ListName, nodes: { name: Uint8Array }[]): void {
+  for (let i = 0; i < nodes.length; i++) {
+    const name = nodes[i].name;
+    const problem = nameProblem(name);
+    if (problem) throw new ValidationError(`invalid name ${displayName(name)} in ${list}[${i}]: ${problem}`);
+    if (i > 0) {
+      const order = compareBytes(nodes[i - 1].name, name);
+      if (order === 0) throw new ValidationError(`duplicate name ${displayName(name)} in ${list}[${i}]`);
+      if (order > 0) {
+        throw new ValidationError(
+          `${list} not sorted: ${list}[${i}] ${displayName(name)} comes after ${displayName(nodes[i - 1].name)}`,
+        );
+      }
+    }
+  }
+}
+
+/** No name in both sorted lists: a two-pointer walk, linear time. */
+function checkDisjoint(listA: ListName, nodesA: { name: Uint8Array }[], listB: ListName, nodesB: { name: Uint8Array }[]): void {
+  let i = 0;
+  let j = 0;
+  while (i < nodesA.length && j < nodesB.length) {
+    const order = compareBytes(nodesA[i].name, nodesB[j].name);
+    if (order === 0) {
+      throw new ValidationError(`duplicate name ${displayName(nodesB[j].name)} in ${listB}[${j}]: also in ${listA}[${i}]`);
+    }
+    if (order < 0) i++;
+    else j++;
+  }
+}
+
 /** Throws ValidationError if `d` breaks any rule of spec §2. */
 export function validateDirectory(d: Directory): void {
-  const lists: [ListName, { name: Uint8Array }[]][] = [
-    ["directories", d.directories],
-    ["files", d.files],
-    ["symlinks", d.symlinks],
-  ];
-  for (const [list, nodes] of lists) {
-    for (let i = 0; i < nodes.length; i++) {
-      const name = nodes[i].name;
-      const problem = nameProblem(name);
-      if (problem) throw new ValidationError(`invalid name ${displayName(name)} in ${list}[${i}]: ${problem}`);
-      if (i > 0) {
-        const order = compareBytes(nodes[i - 1].name, name);
-        if (order === 0) throw new ValidationError(`duplicate name ${displayName(name)} in ${list}[${i}]`);
-        if (order > 0) {
-          throw new ValidationError(
-            `${list} not sorted: ${list}[${i}] ${displayName(name)} comes after ${displayName(nodes[i - 1].name)}`,
-          );
-        }
-      }
-    }
-  }
-  // Names must be unique across the three lists. Each list is sorted now, so
-  // a two-pointer walk over each pair finds a shared name in linear time.
-  for (let a = 0; a < lists.length; a++) {
-    for (let b = a + 1; b < lists.length; b++) {
-      const [listA, nodesA] = lists[a];
-      const [listB, nodesB] = lists[b];
-      let i = 0;
-      let j = 0;
-      while (i < nodesA.length && j < nodesB.length) {
-        const order = compareBytes(nodesA[i].name, nodesB[j].name);
-        if (order === 0) {
-          throw new ValidationError(
-            `duplicate name ${displayName(nodesB[j].name)} in ${listB}[${j}]: also in ${listA}[${i}]`,
-          );
-        }
-        if (order < 0) i++;
-        else j++;
-      }
-    }
-  }
-  for (let i = 0; i < d.directories.length; i++) {
-    const n = d.directories[i];
+  validateDirectorySize(d);
+}
+
+/**
+ * validateDirectory that also returns the directory's size (spec §1), which
+ * the last rule computes anyway. Plain calls, no per-call arrays: an upload
+ * validates every directory it receives.
+ */
+export function validateDirectorySize(d: Directory): bigint {
+  const { directories, files, symlinks } = d;
+  checkNames("directories", directories);
+  checkNames("files", files);
+  checkNames("symlinks", symlinks);
+  // Names must be unique across the three lists too.
+  checkDisjoint("directories", directories, "files", files);
+  checkDisjoint("directories", directories, "symlinks", symlinks);
+  checkDisjoint("files", files, "symlinks", symlinks);
+  for (let i = 0; i < directories.length; i++) {
+    const n = directories[i];
     if (n.digest.length !== DIGEST_LENGTH) {
       throw new ValidationError(
         `invalid digest in directories[${i}] ${displayName(n.name)}: ${n.digest.length} bytes, expected ${DIGEST_LENGTH}`,
       );
     }
   }
-  for (let i = 0; i < d.files.length; i++) {
-    const n = d.files[i];
+  for (let i = 0; i < files.length; i++) {
+    const n = files[i];
     if (n.digest.length !== DIGEST_LENGTH) {
       throw new ValidationError(
         `invalid digest in files[${i}] ${displayName(n.name)}: ${n.digest.length} bytes, expected ${DIGEST_LENGTH}`,
       );
     }
   }
-  for (let i = 0; i < d.symlinks.length; i++) {
-    const n = d.symlinks[i];
+  for (let i = 0; i < symlinks.length; i++) {
+    const n = symlinks[i];
     const problem = targetProblem(n.target);
     if (problem) throw new ValidationError(`invalid target in symlinks[${i}] ${displayName(n.name)}: ${problem}`);
   }
-  let size = BigInt(d.files.length + d.symlinks.length + d.directories.length);
-  for (const child of d.directories) size += child.size;
+  let size = BigInt(files.length + symlinks.length + directories.length);
+  for (let i = 0; i < directories.length; i++) size += directories[i].size;
   if (size > UINT64_MAX) throw new ValidationError(`directory size ${size} overflows uint64`);
+  return size;
 }
