@@ -1,8 +1,10 @@
 import { Command, Option } from "commander";
-import { DEFAULT_SPOOL_MEMORY_BYTES, importTree } from "../importer.js";
+import { DEFAULT_SPOOL_MEMORY_BYTES, type ImportProgress, importTree } from "../importer.js";
 import { createProgress } from "../progress.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
+
+const PROGRESS_INTERVAL_MS = 100;
 
 export function importCommand(): Command {
   return new Command("import")
@@ -28,18 +30,32 @@ export function importCommand(): Command {
       const controller = new AbortController();
       const onSignal = () => controller.abort(new Error("interrupted"));
       process.once("SIGINT", onSignal);
+      // The importer reports every file; drawing the bar that often cost more than the import (about 50 us a call).
+      let latest: ImportProgress | undefined;
+      let shownAt = -Infinity;
+      const show = (force: boolean) => {
+        const now = performance.now();
+        if (!latest || (!force && now - shownAt < PROGRESS_INTERVAL_MS)) return;
+        shownAt = now;
+        const p = latest;
+        progress.update({ directories: p.directories, files: p.files, bytes: p.bytes, ...(p.uploaded ? { uploaded: p.uploaded } : {}) });
+      };
       try {
         const result = await importTree(service, path, {
           concurrency: opts.jobs,
           spoolMemoryBytes: opts.spoolMemory * 1024 * 1024,
           spoolDir: opts.spoolDir,
           signal: controller.signal,
-          onProgress: (p) =>
-            progress.update({ directories: p.directories, files: p.files, bytes: p.bytes, ...(p.uploaded ? { uploaded: p.uploaded } : {}) }),
+          onProgress: (p) => {
+            latest = p;
+            show(false);
+          },
         });
+        show(true);
         progress.stop();
         process.stdout.write(`${result.digest.hex}\n`);
       } finally {
+        show(true);
         progress.stop();
         process.off("SIGINT", onSignal);
         await service.close();
