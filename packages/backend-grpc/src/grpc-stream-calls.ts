@@ -12,6 +12,11 @@
  * and handed over as a batch of raw bytes (decoded by core's codec), and an
  * upload joins the messages that are ready into one write. The wire is the
  * same: one Directory per gRPC message, standard gRPC framing and status.
+ *
+ * A stream the server refused unprocessed (RST_STREAM or GOAWAY beyond its
+ * id: REFUSED_STREAM, RFC 9113 §8.7), as when a server closes a connection
+ * it found idle just as a call was sent on it, is sent again, on a new
+ * connection, before any response (gRPC's "transparent retry").
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UniversalClientFn } from "@connectrpc/connect/protocol";
@@ -41,6 +46,19 @@ export interface CallTarget {
   authToken?: string;
 }
 
+/** Attempts of a call whose stream the server refused unprocessed. */
+const MAX_ATTEMPTS = 3;
+/** An upload is sent again after a refusal only if it had sent at most this much (it keeps that much for it). */
+const REPLAY_LIMIT_BYTES = 1024 * 1024;
+
+/** Whether the server refused the call's stream without processing it (so sending it again is safe). */
+export function isRefusedStream(e: unknown): boolean {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    if (/\b(?:NGHTTP2_)?REFUSED_STREAM\b/.test(c.message)) return true;
+  }
+  return false;
+}
+
 function headers(target: CallTarget): Headers {
   const h = requestHeader(true, undefined, undefined);
   if (target.authToken !== undefined) h.set("authorization", `Bearer ${target.authToken}`);
@@ -62,15 +80,24 @@ export async function* serverStreamingCall(
   const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
   let completed = false;
   try {
-    const response = await target.httpClient({
-      url: target.baseUrl + path,
-      method: "POST",
-      header: headers(target),
-      body: (async function* () {
-        yield envelope([request]);
-      })(),
-      signal: callSignal,
-    });
+    let response: Awaited<ReturnType<UniversalClientFn>>;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        response = await target.httpClient({
+          url: target.baseUrl + path,
+          method: "POST",
+          header: headers(target),
+          body: (async function* () {
+            yield envelope([request]);
+          })(),
+          signal: callSignal,
+        });
+        break;
+      } catch (e) {
+        if (attempt < MAX_ATTEMPTS && isRefusedStream(e) && !callSignal.aborted) continue;
+        throw e;
+      }
+    }
     const { foundStatus, headerError } = validateResponse(response.status, response.header);
     if (headerError) throw headerError;
     const reader = new EnvelopeReader(target.maxMessageBytes);
@@ -98,17 +125,18 @@ export async function clientStreamingCall(
   requests: AsyncIterable<Uint8Array[]>,
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
-  const response = await target.httpClient({
-    url: target.baseUrl + path,
-    method: "POST",
-    header: headers(target),
-    body: (async function* () {
-      for await (const batch of requests) {
-        if (batch.length > 0) yield envelope(batch);
-      }
-    })(),
-    signal,
-  });
+  const body = new ReplayableBody(requests);
+  let response: Awaited<ReturnType<UniversalClientFn>>;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      response = await target.httpClient({ url: target.baseUrl + path, method: "POST", header: headers(target), body: body.stream(), signal });
+      break;
+    } catch (e) {
+      if (attempt < MAX_ATTEMPTS && isRefusedStream(e) && !signal?.aborted && body.replayable) continue;
+      throw e;
+    }
+  }
+  body.release();
   const { foundStatus, headerError } = validateResponse(response.status, response.header);
   if (headerError) throw headerError;
   const reader = new EnvelopeReader(target.maxMessageBytes);
@@ -120,4 +148,73 @@ export async function clientStreamingCall(
     throw new ConnectError(`protocol error: expected one response message, got ${messages.length}`, Code.Unimplemented);
   }
   return messages[0];
+}
+
+/**
+ * An upload's request body that can be sent again from its start while what
+ * was taken from `requests` is at most REPLAY_LIMIT_BYTES: each stream()
+ * yields the envelopes taken so far, then takes more. One pull at a time is
+ * shared by every stream(), so a batch taken for an abandoned attempt is not
+ * lost.
+ */
+class ReplayableBody {
+  private readonly iterator: AsyncIterator<Uint8Array[]>;
+  /** Envelopes taken so far; entries before `dropped` are released. */
+  private readonly taken: (Uint8Array | undefined)[] = [];
+  private dropped = 0;
+  private takenBytes = 0;
+  private pulling: Promise<boolean> | undefined;
+  replayable = true;
+
+  constructor(requests: AsyncIterable<Uint8Array[]>) {
+    this.iterator = requests[Symbol.asyncIterator]();
+  }
+
+  /** Stops keeping envelopes for a replay (the call was accepted, or is past the limit). */
+  release(): void {
+    this.replayable = false;
+    for (; this.dropped < this.taken.length; this.dropped++) this.taken[this.dropped] = undefined;
+  }
+
+  /** Takes the next non-empty batch as one envelope; false at the end. */
+  private pull(): Promise<boolean> {
+    this.pulling ??= (async () => {
+      try {
+        for (;;) {
+          const next = await this.iterator.next();
+          if (next.done) return false;
+          if (next.value.length === 0) continue;
+          const e = envelope(next.value);
+          this.taken.push(e);
+          this.takenBytes += e.length;
+          if (this.takenBytes > REPLAY_LIMIT_BYTES) this.replayable = false;
+          return true;
+        }
+      } finally {
+        this.pulling = undefined;
+      }
+    })();
+    return this.pulling;
+  }
+
+  async *stream(): AsyncGenerator<Uint8Array> {
+    // A replay starts from the beginning: only possible while nothing was released.
+    let i = this.dropped;
+    for (;;) {
+      while (i < this.taken.length) {
+        // An abandoned attempt's stream resumed late: what it would send was released.
+        if (i < this.dropped) i = this.dropped;
+        if (i >= this.taken.length) break;
+        const e = this.taken[i]!;
+        // Past the limit, an envelope is released once handed out.
+        if (!this.replayable) {
+          this.taken[i] = undefined;
+          this.dropped = i + 1;
+        }
+        i++;
+        yield e;
+      }
+      if (!(await this.pull())) return;
+    }
+  }
 }

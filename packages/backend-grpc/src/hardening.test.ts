@@ -1,8 +1,10 @@
 /**
- * Limits and abuse: concurrent streams per connection, idle (stalled) calls,
- * entries per directory, bearer-token authentication.
+ * Limits and abuse: concurrent streams per connection, connections per
+ * server, idle connections, idle (stalled) calls, entries per directory,
+ * bearer-token authentication.
  */
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
@@ -13,10 +15,28 @@ import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { encodeGetRequest, grpcJsAddress, rawGet, rawPut } from "./grpc-js.test-helper.js";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
 import { grpcCodeOf } from "./status.js";
+import { createServerMetrics } from "./metrics.js";
 import type { DirectoryServiceServerOptions } from "./server.js";
 
 const { DIRECTORY_A, DIRECTORY_B, EMPTY_BLOB_DIGEST } = fixtures;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `cond()` holds, or fails after `ms`. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${cond}`);
+    await sleep(10);
+  }
+}
+
+/** The value of one sample (name and labels exactly as given) in prom-client's text. */
+async function sample(h: Harness, series: string): Promise<number | undefined> {
+  for (const line of (await h.server.metrics!.registry.metrics()).split("\n")) {
+    if (line.startsWith(series + " ")) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
 
 let cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -85,6 +105,115 @@ describe("max concurrent streams per connection", () => {
     cleanups.push(() => void session.destroy());
     await new Promise((r) => session.once("remoteSettings", r));
     expect(session.remoteSettings.maxConcurrentStreams).toBe(100);
+  });
+});
+
+describe("max connections", () => {
+  it("the (n+1)-th connection is refused at once and counted; the n open ones keep working", async () => {
+    const h = await harness({ maxConnections: 2, metrics: createServerMetrics({ defaultMetrics: false }) });
+    const url = h.server.url!;
+    const [one, two, three] = [0, 1, 2].map(() => {
+      const c = GrpcDirectoryService.fromUrl(url);
+      cleanups.push(() => c.close());
+      return c;
+    });
+    const a = await one!.put(DIRECTORY_A);
+    const b = await two!.put(fileDirectory(1));
+    expect(h.server.openConnections).toBe(2);
+
+    const started = Date.now();
+    const refused = await three!.get(a).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BackendError);
+    expect(grpcCodeOf(refused)).toBe(status.UNAVAILABLE);
+    // at once: not after the client's 10 s connect timeout
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await sample(h, "castore_grpc_server_connections_refused_total")).toBe(1);
+
+    // a raw TCP connection too: accepted by the kernel, closed by the server before any byte
+    const socket = net.connect((h.server.address as { port: number }).port, "127.0.0.1");
+    let received = 0;
+    socket.on("data", (d: Buffer) => (received += d.length));
+    socket.on("error", () => {});
+    await new Promise((r) => socket.once("close", r));
+    expect(received).toBe(0);
+    expect(await sample(h, "castore_grpc_server_connections_refused_total")).toBe(2);
+
+    // the two open connections were not touched
+    expect(await one!.get(b)).toBeDefined();
+    expect(await two!.get(a)).toBeDefined();
+    expect(h.server.openConnections).toBe(2);
+    expect(await sample(h, "castore_grpc_server_connections")).toBe(2);
+
+    // a closed one frees its place
+    await one!.close();
+    await until(() => h.server.openConnections === 1);
+    expect(await three!.get(a)).toBeDefined();
+    expect(h.server.openConnections).toBe(2);
+    expect(await sample(h, "castore_grpc_server_connections_refused_total")).toBe(2);
+  });
+});
+
+describe("connection idle timeout", () => {
+  it("a connection without calls is closed with a GOAWAY after the timeout; the client reconnects for its next call", async () => {
+    const h = await harness({ connectionIdleTimeoutMs: 300, metrics: createServerMetrics({ defaultMetrics: false }) });
+    const root = await h.client.put(DIRECTORY_A);
+    const lastCall = Date.now();
+    expect(h.server.openConnections).toBe(1);
+    await until(() => h.server.openConnections === 0);
+    expect(Date.now() - lastCall).toBeGreaterThanOrEqual(250);
+    expect(await sample(h, "castore_grpc_server_connections_idle_closed_total")).toBe(1);
+    // the same client, a new connection
+    expect(await h.client.get(root)).toBeDefined();
+    expect(h.server.openConnections).toBe(1);
+    await until(() => h.server.openConnections === 0);
+    expect(await h.client.get(root)).toBeDefined();
+    expect(await sample(h, "castore_grpc_server_connections_idle_closed_total")).toBe(2);
+  });
+
+  it("the GOAWAY says NO_ERROR; a connection that never made a call is closed too", async () => {
+    const h = await harness({ connectionIdleTimeoutMs: 200 });
+    const session = http2.connect(`http://127.0.0.1:${(h.server.address as { port: number }).port}`);
+    cleanups.push(() => void session.destroy());
+    session.on("error", () => {});
+    const goaway = new Promise<number>((resolve) => session.once("goaway", (code: number) => resolve(code)));
+    expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    await new Promise((r) => (session.closed ? r(undefined) : session.once("close", r)));
+    await until(() => h.server.openConnections === 0);
+  });
+
+  it("a connection with an open call is not idle, however quiet the call", async () => {
+    const h = await harness({ connectionIdleTimeoutMs: 200, idleTimeoutMs: 0 });
+    const { call, done } = openPut(raw(h), [encodeDirectory(DIRECTORY_A)]);
+    await until(() => h.server.activeCalls === 1);
+    await sleep(700);
+    expect(h.server.openConnections).toBe(1);
+    call.write(Buffer.from(encodeDirectory(DIRECTORY_B)));
+    call.end();
+    const { error } = await done;
+    expect(error).toBeUndefined();
+    expect(h.store.map.size).toBe(2);
+    // idle once the call is over
+    await until(() => h.server.openConnections === 0);
+  });
+
+  it("calls made just as the connection is closed as idle are sent again, on a new connection", async () => {
+    // Some of these land in the moment the server closes: their streams are
+    // refused unprocessed (REFUSED_STREAM), and the client sends them again.
+    const h = await harness({ connectionIdleTimeoutMs: 60, metrics: createServerMetrics({ defaultMetrics: false }) });
+    const root = await h.client.put(DIRECTORY_A);
+    for (let i = 0; i < 40; i++) {
+      await sleep(50 + (i % 20));
+      if (i % 2 === 0) expect(await h.client.get(root)).toBeDefined();
+      else expect((await h.client.put(fileDirectory(i))).equals(directoryDigest(fileDirectory(i)))).toBe(true);
+    }
+    expect(await sample(h, "castore_grpc_server_connections_idle_closed_total")).toBeGreaterThan(5);
+  });
+
+  it("0 turns it off", async () => {
+    const h = await harness({ connectionIdleTimeoutMs: 0 });
+    await h.client.put(DIRECTORY_A);
+    await sleep(500);
+    expect(h.server.openConnections).toBe(1);
   });
 });
 

@@ -69,15 +69,20 @@ export function createSessionManager(target: GrpcTarget, opts: ConnectionOptions
 }
 
 /**
- * Two additions to connect-node's manager, on each new session at its first
+ * Additions to connect-node's manager, on each new session at its first
  * request:
  * - the connection-level flow-control window (SETTINGS only sets the
  *   per-stream one) is raised with setLocalWindowSize;
  * - a PING must be answered within the connect timeout, so a peer that
- *   accepts TCP but does not speak HTTP/2 fails the call instead of hanging it.
+ *   accepts TCP but does not speak HTTP/2 fails the call instead of hanging it;
+ * - a connection the server closes before its HTTP/2 SETTINGS (as a server at
+ *   its connection limit does) fails the calls on it as UNAVAILABLE
+ *   ("connection refused"), not as CANCELLED (node closes them with CANCEL).
  */
 class ClientSessionManager extends Http2SessionManager {
   private readonly tuned = new WeakSet<http2.Http2Session>();
+  /** Sessions whose server sent its SETTINGS: it spoke HTTP/2. */
+  private readonly spoke = new WeakSet<http2.Http2Session>();
 
   constructor(
     url: string,
@@ -92,6 +97,7 @@ class ClientSessionManager extends Http2SessionManager {
     // The manager listens for errors only while the session is its current
     // one; an error after that (e.g. our timeout below) must not go unhandled.
     session.on("error", () => {});
+    session.once("remoteSettings", () => this.spoke.add(session));
     try {
       session.setLocalWindowSize(this.opts.windowBytes);
     } catch {
@@ -120,8 +126,14 @@ class ClientSessionManager extends Http2SessionManager {
     options: Omit<http2.ClientSessionRequestOptions, "signal">,
   ): Promise<http2.ClientHttp2Stream> {
     const stream = await super.request(method, path, headers, options);
-    resetWithoutHalfClose(stream);
     const session = stream.session;
+    resetWithoutHalfClose(stream, (code) => {
+      if (code !== http2.constants.NGHTTP2_CANCEL || !session || this.spoke.has(session) || !socketClosed(session)) return undefined;
+      return Object.assign(
+        new Error("connection refused: the server closed the connection before speaking HTTP/2 (is it at its connection limit?)"),
+        { code: "ECONNREFUSED" },
+      );
+    });
     if (session && !this.tuned.has(session)) {
       this.tuned.add(session);
       this.tune(session);
@@ -138,9 +150,15 @@ class ClientSessionManager extends Http2SessionManager {
  * the RST_STREAM alone instead, through `destroy()` (with node's own
  * AbortError, which `destroy` maps to CANCEL).
  */
-function resetWithoutHalfClose(stream: http2.ClientHttp2Stream): void {
+function resetWithoutHalfClose(stream: http2.ClientHttp2Stream, errorFor: (code: number | undefined) => Error | undefined): void {
   const close = stream.close.bind(stream);
   stream.close = (code?: number, callback?: () => void) => {
+    const error = errorFor(code);
+    if (error && !stream.destroyed) {
+      if (callback) stream.once("close", callback);
+      stream.destroy(error);
+      return;
+    }
     if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR && !stream.writableEnded && !stream.destroyed) {
       if (callback) stream.once("close", callback);
       // destroy() sends CANCEL for node's AbortError and INTERNAL_ERROR for any other error
@@ -149,6 +167,15 @@ function resetWithoutHalfClose(stream: http2.ClientHttp2Stream): void {
     }
     close(code, callback);
   };
+}
+
+/** Whether the session's socket is closed (node closes the streams with CANCEL from the socket's 'close'). */
+function socketClosed(session: http2.Http2Session): boolean {
+  try {
+    return session.destroyed || session.socket === undefined || session.socket.destroyed;
+  } catch {
+    return true;
+  }
 }
 
 /** An instance of node's internal AbortError, which http2 maps to RST_STREAM CANCEL. */

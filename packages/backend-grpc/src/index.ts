@@ -10,7 +10,9 @@ import { GrpcDirectoryService } from "./grpc-directory-service.js";
 export { GrpcDirectoryService, GrpcDirectoryPutter, type GrpcDirectoryServiceOptions } from "./grpc-directory-service.js";
 export {
   createDirectoryServiceServer,
+  DEFAULT_CONNECTION_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_MESSAGE_BYTES,
   type DirectoryServiceServer,
   type DirectoryServiceServerOptions,

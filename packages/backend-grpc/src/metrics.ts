@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics for a castore server (prom-client): calls by service,
  * method and gRPC status code, latency, directories and bytes in and out,
- * backend errors by kind, uploads in flight, and the process defaults.
+ * backend errors by kind, uploads in flight, connections (open, refused
+ * over the limit, closed when idle), and the process defaults.
  */
 import type * as http2 from "node:http2";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -17,6 +18,12 @@ export interface ServerMetrics {
   readonly bytesSent: Counter;
   readonly backendErrors: Counter<"kind">;
   readonly uploadsInFlight: Gauge;
+  /** HTTP/2 connections currently open. */
+  readonly connectionsOpen: Gauge;
+  /** Connections refused because maxConnections were open. */
+  readonly connectionsRefused: Counter;
+  /** Connections closed (GOAWAY) after having no open call for connectionIdleTimeoutMs. */
+  readonly connectionsIdleClosed: Counter;
 }
 
 export interface ServerMetricsOptions {
@@ -63,6 +70,17 @@ export function createServerMetrics(opts: ServerMetricsOptions = {}): ServerMetr
       registers,
     }),
     uploadsInFlight: new Gauge({ name: "castore_uploads_in_flight", help: "Uploads (Put calls) currently running", registers }),
+    connectionsOpen: new Gauge({ name: "castore_grpc_server_connections", help: "HTTP/2 connections currently open", registers }),
+    connectionsRefused: new Counter({
+      name: "castore_grpc_server_connections_refused_total",
+      help: "Connections refused (closed at once) because the maximum number of connections were open",
+      registers,
+    }),
+    connectionsIdleClosed: new Counter({
+      name: "castore_grpc_server_connections_idle_closed_total",
+      help: "Connections closed with a GOAWAY after having no open call for the connection idle timeout",
+      registers,
+    }),
   };
 }
 

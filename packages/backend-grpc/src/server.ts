@@ -47,6 +47,19 @@ export interface DirectoryServiceServerOptions {
   /** Most concurrent streams (calls) per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS, default 100). */
   maxConcurrentStreams?: number;
   /**
+   * Most connections open at once (default 1000). A connection beyond it is
+   * closed as soon as it is accepted, before any HTTP/2 (the client sees the
+   * connection reset: UNAVAILABLE), and counted in
+   * castore_grpc_server_connections_refused_total; open ones are not touched.
+   */
+  maxConnections?: number;
+  /**
+   * A connection with no open call for this long is closed gracefully
+   * (GOAWAY, NO_ERROR), so its client reconnects for its next call (default
+   * 5 min; 0 turns it off). PINGs do not count as use.
+   */
+  connectionIdleTimeoutMs?: number;
+  /**
    * A call whose request brings no data for this long (opened and never
    * sent, or stalled mid-upload) ends with DEADLINE_EXCEEDED and its upload
    * is aborted (default 60 s; 0 turns the timer off).
@@ -99,6 +112,10 @@ export interface DirectoryServiceServer {
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+export const DEFAULT_MAX_CONNECTIONS = 1000;
+export const DEFAULT_CONNECTION_IDLE_TIMEOUT_MS = 5 * 60 * 1000;
+/** After a refused connection is logged, further refusals are only counted for this long. */
+const REFUSED_LOG_INTERVAL_MS = 60_000;
 const DEFAULT_WINDOW_BYTES = 1024 * 1024;
 
 function formatHost(host: string): string {
@@ -113,6 +130,12 @@ export function createDirectoryServiceServer(
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const serviceNames = options.serviceNames ?? ["tvix", "snix"];
   const windowBytes = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const connectionIdleTimeoutMs = options.connectionIdleTimeoutMs ?? DEFAULT_CONNECTION_IDLE_TIMEOUT_MS;
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
+  if (!Number.isSafeInteger(connectionIdleTimeoutMs) || connectionIdleTimeoutMs < 0) {
+    throw new RangeError(`connectionIdleTimeoutMs must be a non-negative integer, got ${connectionIdleTimeoutMs}`);
+  }
   const shutdown = new AbortController();
   const metrics =
     options.metrics === undefined ? undefined : "calls" in options.metrics ? options.metrics : createServerMetrics(options.metrics);
@@ -198,10 +221,62 @@ export function createDirectoryServiceServer(
   server.on("connection", (socket: net.Socket) => socket.setNoDelay(true));
   server.on("secureConnection", (socket: net.Socket) => socket.setNoDelay(true));
 
+  // Connections over the limit: node closes them as it accepts them (counting
+  // TCP connections, TLS handshakes included) and emits 'drop'.
+  server.maxConnections = maxConnections;
+  let refusedSinceLog = 0;
+  let refusedLoggedAt = -Infinity;
+  server.on("drop", (data?: { remoteAddress?: string; remotePort?: number }) => {
+    metrics?.connectionsRefused.inc();
+    refusedSinceLog++;
+    // One warning a minute at most: a flood must not flood the log too.
+    if (Date.now() - refusedLoggedAt >= REFUSED_LOG_INTERVAL_MS) {
+      logger.warn({ maxConnections, refused: refusedSinceLog, remoteAddress: data?.remoteAddress, remotePort: data?.remotePort }, "connection refused: maxConnections are open");
+      refusedLoggedAt = Date.now();
+      refusedSinceLog = 0;
+    }
+  });
+
+  /**
+   * Closes a connection that has had no call for connectionIdleTimeoutMs:
+   * GOAWAY (NO_ERROR) and close. A call the client sent meanwhile is refused
+   * unprocessed (REFUSED_STREAM by the GOAWAY's last stream id), which
+   * clients retry on a new connection; ours does (grpc-stream-calls.ts).
+   * (A first GOAWAY admitting every stream, RFC 9113 §6.8, does not help
+   * with node: nghttp2 takes no new stream after any GOAWAY it sent.)
+   */
+  function closeIdle(session: http2.ServerHttp2Session): void {
+    if (session.closed || session.destroyed) return;
+    metrics?.connectionsIdleClosed.inc();
+    logger.debug({ connectionIdleTimeoutMs }, "closing idle connection (GOAWAY)");
+    session.close();
+  }
+
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    metrics?.connectionsOpen.inc();
+    // The idle timer runs while the connection has no open stream.
+    let openStreams = 0;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdleTimer = () => {
+      if (connectionIdleTimeoutMs === 0 || draining) return;
+      idleTimer = setTimeout(() => closeIdle(session), connectionIdleTimeoutMs);
+      idleTimer.unref();
+    };
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      openStreams++;
+      clearTimeout(idleTimer);
+      stream.once("close", () => {
+        if (--openStreams === 0 && !session.closed && !session.destroyed) armIdleTimer();
+      });
+    });
+    armIdleTimer();
+    session.once("close", () => {
+      clearTimeout(idleTimer);
+      sessions.delete(session);
+      metrics?.connectionsOpen.dec();
+    });
     session.on("error", (err) => logger.debug({ err }, "http2 session error"));
     // The connection-level window (not covered by SETTINGS) to match the per-stream one.
     session.once("localSettings", () => {
