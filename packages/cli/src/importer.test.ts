@@ -1,7 +1,7 @@
 /**
  * importTree in process: file digests and sizes at the read-path boundaries
- * (empty, one-shot hashing limit, read buffer size), the same through sync
- * and asynchronous reads and through the spool's temporary file, and an
+ * (empty, one-shot hashing limit, read buffer size), the same through sync,
+ * asynchronous and measured (auto) reads and through the spool's temporary file, and an
  * interruption.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,6 +46,7 @@ describe("importTree", () => {
   it("hashes files of every size right, sync or async reads, spool in memory or spilled", async () => {
     const roots = new Set<string>();
     for (const [syncIo, spoolMemoryBytes] of [
+      [undefined, undefined],
       [true, undefined],
       [false, undefined],
       [true, 0],

@@ -24,7 +24,7 @@
  * Per file: one open (O_NOFOLLOW, O_NONBLOCK), fstat (size and executable
  * bit), read(s) into a reused buffer, close; readdir's entry types avoid an
  * lstat per entry. Small files are read in one go, with sync system calls
- * while storage is fast (see IoMode), and hashed in one call.
+ * while that is faster (see IoMode), and hashed in one call.
  *
  * Names are bytes: paths are handled as Buffers end to end, so a name that
  * is not UTF-8 is read and stored exactly.
@@ -79,13 +79,13 @@ export interface ImportProgress {
 }
 
 export interface ImportOptions {
-  /** Files read and hashed at once through asynchronous calls (default 8): larger files, and every file once storage is slow (see IoMode). */
+  /** Files read and hashed at once through asynchronous calls (default 8): larger files, and small ones when reading them one at a time is slower (see IoMode). */
   concurrency?: number;
   /** Encoded directories kept in memory before the spool spills to a temporary file (default 64 MiB; 0: always spill). */
   spoolMemoryBytes?: number;
   /** Where the spool's temporary file goes (default: the OS temporary directory). */
   spoolDir?: string;
-  /** Small files read with sync system calls while storage is fast (default true; see IoMode). */
+  /** Small files read with sync system calls (true), through the thread pool (false), or whichever measures faster (undefined, the default; see IoMode). */
   syncIo?: boolean;
   onProgress?(p: ImportProgress): void;
   signal?: AbortSignal;
@@ -125,19 +125,45 @@ function unsupported(path: Buffer, kind: string): UnsupportedFileTypeError {
 
 /**
  * How files are opened and read. Sync: open, fstat, read and close of a file
- * that fits the buffer are plain system calls on the main thread (about 3x
- * the files/s of four thread-pool round trips per file on a warm cache);
- * larger files are still read asynchronously. When storage turns out slow
- * (a file's sync calls take over SLOW_FILE_MS, more than SLOW_FILES_MAX
- * times: a cold disk, a network file system), the import switches to
- * asynchronous calls, `--jobs` at a time, for the rest of the walk.
+ * smaller than the read buffer are plain system calls on the main thread,
+ * one file at a time: about 3x the files/s of four thread-pool round trips
+ * per file when the files are in the page cache. Async: every call through
+ * the thread pool, `--jobs` files at a time: better when reads wait for the
+ * disk (cold cache, network file system), where the sync way reads one file
+ * at a time. Files larger than the buffer are always read asynchronously.
+ *
+ * Auto (the default) measures: the walk goes in windows of WINDOW files,
+ * each in one mode, and keeps each mode's files/s of its latest window; it
+ * uses the faster, and tries the other one window in PROBE_EVERY so a change
+ * (the cache warms up, a cold subtree) is noticed.
  */
-interface IoMode {
+class IoMode {
+  private readonly rates = { sync: 0, async: 0 };
+  private windowStart = performance.now();
+  private windowFiles = 0;
+  private windows = 0;
   sync: boolean;
-  slowFiles: number;
+
+  constructor(private readonly fixed: boolean | undefined) {
+    this.sync = fixed ?? true;
+  }
+
+  /** A file is done (in the mode it started in). */
+  done(): void {
+    if (this.fixed !== undefined || ++this.windowFiles < WINDOW) return;
+    const now = performance.now();
+    this.rates[this.sync ? "sync" : "async"] = this.windowFiles / Math.max(now - this.windowStart, 0.001);
+    this.windowStart = now;
+    this.windowFiles = 0;
+    this.windows++;
+    const other = this.sync ? "async" : "sync";
+    const current = this.sync ? "sync" : "async";
+    const next = this.rates[other] === 0 || this.windows % PROBE_EVERY === 0 ? other : this.rates[other] > this.rates[current] ? other : current;
+    this.sync = next === "sync";
+  }
 }
-const SLOW_FILE_MS = 4;
-const SLOW_FILES_MAX = 8;
+const WINDOW = 256;
+const PROBE_EVERY = 16;
 
 /**
  * Hashes one regular file through `buf` (reused across files). Reads until
@@ -146,7 +172,6 @@ const SLOW_FILES_MAX = 8;
  */
 async function hashFile(path: Buffer, buf: Buffer, signal: AbortSignal, io: IoMode): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
   const sync = io.sync;
-  const started = sync ? performance.now() : 0;
   const fd = sync ? openSync(path, OPEN_FLAGS) : await open(path);
   let syncRead = false;
   try {
@@ -184,12 +209,9 @@ async function hashFile(path: Buffer, buf: Buffer, signal: AbortSignal, io: IoMo
     }
     return { digest: hasher.digest(), size, executable };
   } finally {
-    if (sync) {
-      closeSync(fd);
-      if (syncRead && performance.now() - started > SLOW_FILE_MS && ++io.slowFiles > SLOW_FILES_MAX) io.sync = false;
-    } else {
-      await close(fd);
-    }
+    if (sync) closeSync(fd);
+    else await close(fd);
+    io.done();
   }
 }
 
@@ -299,7 +321,7 @@ export async function importTree(
   if (!rootStat.isDirectory()) throw new ValidationError(`${root} is not a directory; castore import takes a directory`);
 
   const buffers: Buffer[] = [];
-  const io: IoMode = { sync: opts.syncIo ?? true, slowFiles: 0 };
+  const io = new IoMode(opts.syncIo);
   let lastYield = performance.now();
   const hashJob = (path: Buffer) =>
     limit(async () => {

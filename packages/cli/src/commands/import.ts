@@ -15,7 +15,7 @@ export function importCommand(): Command {
     )
     .argument("<path>", "directory to import")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
-    .addOption(new Option("--jobs <n>", "files read and hashed at once (small files on fast storage are read one at a time with sync calls; --jobs bounds the asynchronous reads of larger files and slow storage)").default(8).argParser(positiveInt))
+    .addOption(new Option("--jobs <n>", "files read and hashed at once through the thread pool (large files; small ones too when that measures faster than reading them one at a time with sync calls, as on a cold cache)").default(8).argParser(positiveInt))
     .addOption(
       new Option("--spool-memory <MiB>", "encoded directories kept in memory until the upload; beyond this they spill to a temporary file in --spool-dir (0: always)")
         .default(DEFAULT_SPOOL_MEMORY_BYTES / (1024 * 1024))
