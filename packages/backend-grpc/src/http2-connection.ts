@@ -8,6 +8,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { addAbortSignal, Readable } from "node:stream";
 import * as tls from "node:tls";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import type { GrpcTarget } from "./grpc-url.js";
 
@@ -125,14 +126,23 @@ class ClientSessionManager extends Http2SessionManager {
     headers: http2.OutgoingHttpHeaders,
     options: Omit<http2.ClientSessionRequestOptions, "signal">,
   ): Promise<http2.ClientHttp2Stream> {
-    const stream = await super.request(method, path, headers, options);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = await super.request(method, path, headers, options);
+    } catch (e) {
+      // A connection reset while it was being set up: the server did not take it.
+      if (hasCode(e, "ECONNRESET")) throw new ConnectError(REFUSED_MESSAGE, Code.Unavailable, undefined, undefined, e);
+      throw e;
+    }
     const session = stream.session;
-    resetWithoutHalfClose(stream, (code) => {
-      if (code !== http2.constants.NGHTTP2_CANCEL || !session || this.spoke.has(session) || !socketClosed(session)) return undefined;
-      return Object.assign(
-        new Error("connection refused: the server closed the connection before speaking HTTP/2 (is it at its connection limit?)"),
-        { code: "ECONNREFUSED" },
-      );
+    resetWithoutHalfClose(stream, (code, cause) => {
+      if (!session || this.spoke.has(session)) return undefined;
+      // node closes the streams with CANCEL when the socket ends, or destroys them with the socket's ECONNRESET
+      const closedByPeer =
+        (code === http2.constants.NGHTTP2_CANCEL && socketClosed(session)) || (cause as NodeJS.ErrnoException | undefined)?.code === "ECONNRESET";
+      if (!closedByPeer) return undefined;
+      // Not with the ECONNRESET as its cause: connect-node would make that ABORTED.
+      return Object.assign(new Error(REFUSED_MESSAGE), { code: "ECONNREFUSED" });
     });
     if (session && !this.tuned.has(session)) {
       this.tuned.add(session);
@@ -150,10 +160,15 @@ class ClientSessionManager extends Http2SessionManager {
  * the RST_STREAM alone instead, through `destroy()` (with node's own
  * AbortError, which `destroy` maps to CANCEL).
  */
-function resetWithoutHalfClose(stream: http2.ClientHttp2Stream, errorFor: (code: number | undefined) => Error | undefined): void {
+function resetWithoutHalfClose(
+  stream: http2.ClientHttp2Stream,
+  errorFor: (code: number | undefined, cause: Error | undefined) => Error | undefined,
+): void {
+  const destroy = stream.destroy.bind(stream);
+  stream.destroy = (error?: Error) => destroy((error && errorFor(undefined, error)) ?? error);
   const close = stream.close.bind(stream);
   stream.close = (code?: number, callback?: () => void) => {
-    const error = errorFor(code);
+    const error = errorFor(code, undefined);
     if (error && !stream.destroyed) {
       if (callback) stream.once("close", callback);
       stream.destroy(error);
@@ -167,6 +182,15 @@ function resetWithoutHalfClose(stream: http2.ClientHttp2Stream, errorFor: (code:
     }
     close(code, callback);
   };
+}
+
+const REFUSED_MESSAGE = "connection refused: the server closed the connection before speaking HTTP/2 (is it at its connection limit?)";
+
+function hasCode(e: unknown, code: string): boolean {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    if ((c as NodeJS.ErrnoException).code === code) return true;
+  }
+  return false;
 }
 
 /** Whether the session's socket is closed (node closes the streams with CANCEL from the socket's 'close'). */

@@ -1,8 +1,10 @@
 import { Command, Option } from "commander";
 import {
   createDirectoryServiceServer,
+  DEFAULT_CONNECTION_IDLE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
   type ListenTarget,
   parseAuthTokens,
@@ -13,14 +15,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type LogLevel } from "../logger.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { InvalidArgumentError } from "commander";
-import { parseSizeCheck, positiveInt } from "./options.js";
-
-function nonNegativeInt(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got ${JSON.stringify(text)}`);
-  return n;
-}
+import { nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
 
 /** Bearer tokens from a token file; errors name the file, never its content. */
 export function readAuthTokenFile(path: string): string[] {
@@ -69,6 +64,8 @@ export function serveCommand(): Command {
     .addOption(new Option("--max-upload-bytes <n>", "most bytes in one Put").default(256 * 1024 * 1024).argParser(positiveInt).env("CASTORE_MAX_UPLOAD_BYTES"))
     .addOption(new Option("--max-directory-entries <n>", "most entries (directories + files + symlinks) in one uploaded directory").default(DEFAULT_MAX_ENTRIES_PER_DIRECTORY).argParser(positiveInt).env("CASTORE_MAX_DIRECTORY_ENTRIES"))
     .addOption(new Option("--max-concurrent-streams <n>", "most concurrent calls per HTTP/2 connection").default(DEFAULT_MAX_CONCURRENT_STREAMS).argParser(positiveInt).env("CASTORE_MAX_CONCURRENT_STREAMS"))
+    .addOption(new Option("--max-connections <n>", "most connections open at once; one more is closed as soon as it is accepted (clients see UNAVAILABLE), open ones are not touched").default(DEFAULT_MAX_CONNECTIONS).argParser(positiveInt).env("CASTORE_MAX_CONNECTIONS"))
+    .addOption(new Option("--connection-idle-timeout-ms <n>", "close a connection with no call open for this long (GOAWAY: clients reconnect for their next call); 0: never").default(DEFAULT_CONNECTION_IDLE_TIMEOUT_MS).argParser(nonNegativeInt).env("CASTORE_CONNECTION_IDLE_TIMEOUT_MS"))
     .addOption(new Option("--idle-timeout-ms <n>", "end a call whose client sends nothing for this long (DEADLINE_EXCEEDED, upload aborted); 0: never").default(DEFAULT_IDLE_TIMEOUT_MS).argParser(nonNegativeInt).env("CASTORE_IDLE_TIMEOUT_MS"))
     .addOption(new Option("--auth-token-file <file>", "require `authorization: Bearer TOKEN` on every call; the file holds the accepted tokens, one per line (# comments)").env("CASTORE_AUTH_TOKEN_FILE"))
     .addOption(new Option("--tls-cert <file>", "PEM certificate: serve over TLS (needs --tls-key)").env("CASTORE_TLS_CERT"))
@@ -90,6 +87,8 @@ export function serveCommand(): Command {
         maxUploadBytes: opts.maxUploadBytes,
         maxEntriesPerDirectory: opts.maxDirectoryEntries,
         maxConcurrentStreams: opts.maxConcurrentStreams,
+        maxConnections: opts.maxConnections,
+        connectionIdleTimeoutMs: opts.connectionIdleTimeoutMs,
         idleTimeoutMs: opts.idleTimeoutMs,
         authTokens,
         shutdownDeadlineMs: opts.shutdownDeadlineMs,
@@ -132,6 +131,8 @@ export function serveCommand(): Command {
           maxUploadBytes: opts.maxUploadBytes,
           maxDirectoryEntries: opts.maxDirectoryEntries,
           maxConcurrentStreams: opts.maxConcurrentStreams,
+          maxConnections: opts.maxConnections,
+          connectionIdleTimeoutMs: opts.connectionIdleTimeoutMs,
           idleTimeoutMs: opts.idleTimeoutMs,
           auth: authTokens ? `${authTokens.length} bearer token(s)` : "none",
           tls: Boolean(opts.tlsCert),
