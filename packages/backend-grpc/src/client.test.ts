@@ -4,6 +4,7 @@
  * upload queue, URLs.
  */
 import * as net from "node:net";
+import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -22,6 +23,7 @@ import {
 } from "@castore/core";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { parseGrpcUrl } from "./grpc-url.js";
+import { grpcCodeOf } from "./status.js";
 import { memoryService } from "./memory-store.test-helper.js";
 import { createDirectoryServiceServer } from "./server.js";
 import "./index.js";
@@ -277,10 +279,54 @@ describe("URLs", () => {
       "grpc+http://host:1?servce=snix",
       "grpc+http://host:1?service=nix",
       "grpc+http://host:1?connectTimeoutMs=-1",
+      "grpc+http://host:1?maxMessageBytes=0",
+      "grpc+http://host:1?maxmessagebytes=1000",
       "grpc+http://host:1?ca=/etc/ca.pem",
     ]) {
       await expect(openDirectoryService(url), url).rejects.toBeInstanceOf(InvalidUrlError);
     }
+  });
+
+  it("maxMessageBytes: a whole number of bytes, 1 to 2^32-1, with a clear error", () => {
+    expect(parseGrpcUrl(new URL("grpc+http://127.0.0.1:8000?maxMessageBytes=16777216")).maxMessageBytes).toBe(16 * 1024 * 1024);
+    expect(parseGrpcUrl(new URL("grpc+unix:///s?maxMessageBytes=4294967295&service=snix"))).toEqual({
+      target: { kind: "unix", path: "/s" },
+      serviceName: "snix",
+      maxMessageBytes: 2 ** 32 - 1,
+    });
+    for (const bad of ["", "0", "-1", "1.5", "1e6", "0x10", " 100", "4MiB", "4294967296", "99999999999999999999"]) {
+      const url = `grpc+http://127.0.0.1:8000?maxMessageBytes=${encodeURIComponent(bad)}`;
+      expect(() => GrpcDirectoryService.fromUrl(url), bad).toThrow(InvalidUrlError);
+      expect(() => GrpcDirectoryService.fromUrl(url), bad).toThrow(
+        `maxMessageBytes must be a whole number of bytes from 1 to 4294967295 (gRPC's 32-bit length prefix), got ${JSON.stringify(bad)}`,
+      );
+    }
+  });
+
+  it("?maxMessageBytes= limits what the client accepts; an option given to fromUrl wins", async () => {
+    const { service } = memoryService();
+    const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 } });
+    await server.listen();
+    cleanups.push(() => server.close({ deadlineMs: 500 }));
+    // about 50 bytes an entry: 600 to 700 bytes encoded
+    const wide = makeDirectory({ files: Array.from({ length: 12 }, (_, i) => makeFileNode(`file-${String(i).padStart(2, "0")}-${"x".repeat(30)}`, EMPTY_BLOB_DIGEST, 0)) });
+    const size = encodeDirectory(wide).length;
+    expect(size).toBeGreaterThan(500);
+    expect(size).toBeLessThan(1000);
+    const root = await open(server.url!).put(wide);
+
+    const small = open(`${server.url}?maxMessageBytes=500`);
+    const e = await small.get(root).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(BackendError);
+    expect(grpcCodeOf(e)).toBe(Code.ResourceExhausted);
+    expect(String((e as Error).message)).toMatch(new RegExp(`message size ${size} is larger than configured readMaxBytes 500`));
+    // the limit is on the whole message: at exactly its size it passes
+    expect(await open(`${server.url}?maxMessageBytes=${size}`).get(root)).toEqual(wide);
+    expect(await open(`${server.url}?maxMessageBytes=500`, { maxMessageBytes: 1000 }).get(root)).toEqual(wide);
+    // and through core's openDirectoryService
+    const viaCore = await openDirectoryService(`${server.url}?maxMessageBytes=${size - 1}`);
+    cleanups.push(() => viaCore.close());
+    expect(grpcCodeOf(await viaCore.get(root).catch((x: unknown) => x))).toBe(Code.ResourceExhausted);
   });
 
   it("registers its schemes with core's openDirectoryService", async () => {

@@ -36,7 +36,7 @@ export interface GrpcDirectoryServiceOptions {
   serviceName?: ServiceName;
   /** A connection not established within this time fails the call with a BackendError (default 10 s). */
   connectTimeoutMs?: number;
-  /** Largest message accepted from the server (default 4 MiB). */
+  /** Largest message accepted from the server (default 4 MiB; fromUrl takes `?maxMessageBytes=`). */
   maxMessageBytes?: number;
   /** Directories an upload holds in memory ahead of the network before put() waits (default 256). */
   putQueueLength?: number;
@@ -74,6 +74,7 @@ export class GrpcDirectoryService implements DirectoryService {
     return new GrpcDirectoryService(parsed.target, {
       serviceName: parsed.serviceName,
       connectTimeoutMs: parsed.connectTimeoutMs,
+      maxMessageBytes: parsed.maxMessageBytes,
       ...options,
       authToken: options.authToken ?? parsed.token ?? (process.env.CASTORE_AUTH_TOKEN || undefined),
       tls: parsed.ca ? { ca: parsed.ca, ...options.tls } : options.tls,

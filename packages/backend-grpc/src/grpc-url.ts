@@ -4,8 +4,9 @@
  *   grpc+https://host:port       TLS over TCP (`?ca=/path/ca.pem` for a private CA)
  *   grpc+unix:///path/socket     h2c over a Unix socket
  * Query options: `service=tvix|snix` (which service name to call, default
- * tvix), `connectTimeoutMs=N`, `token=T` (bearer token; the environment
- * variable CASTORE_AUTH_TOKEN is used when the URL has none).
+ * tvix), `connectTimeoutMs=N`, `maxMessageBytes=N` (largest message
+ * accepted from the server, default 4 MiB), `token=T` (bearer token; the
+ * environment variable CASTORE_AUTH_TOKEN is used when the URL has none).
  */
 import * as fs from "node:fs";
 import { InvalidUrlError, redactUrl } from "@castore/core";
@@ -20,12 +21,16 @@ export interface ParsedGrpcUrl {
   target: GrpcTarget;
   serviceName?: ServiceName;
   connectTimeoutMs?: number;
+  /** Largest message accepted from the server (`?maxMessageBytes=`). */
+  maxMessageBytes?: number;
   ca?: Buffer;
   /** Bearer token sent as `authorization: Bearer …` (`?token=`). */
   token?: string;
 }
 
-const KNOWN_QUERY = ["service", "connectTimeoutMs", "ca", "token"];
+const KNOWN_QUERY = ["service", "connectTimeoutMs", "maxMessageBytes", "ca", "token"];
+/** gRPC's length prefix is 32 bits: no message can be longer. */
+const MAX_GRPC_MESSAGE_BYTES = 2 ** 32 - 1;
 
 export function parseGrpcUrl(url: URL): ParsedGrpcUrl {
   const shown = JSON.stringify(redactUrl(url.toString()));
@@ -46,6 +51,14 @@ export function parseGrpcUrl(url: URL): ParsedGrpcUrl {
     const n = Number(timeout);
     if (!Number.isInteger(n) || n <= 0) fail(`connectTimeoutMs must be a positive integer, got "${timeout}"`);
     parsed.connectTimeoutMs = n;
+  }
+  const maxMessageBytes = url.searchParams.get("maxMessageBytes");
+  if (maxMessageBytes !== null) {
+    const n = /^[0-9]+$/.test(maxMessageBytes) ? Number(maxMessageBytes) : NaN;
+    if (!Number.isSafeInteger(n) || n <= 0 || n > MAX_GRPC_MESSAGE_BYTES) {
+      fail(`maxMessageBytes must be a whole number of bytes from 1 to ${MAX_GRPC_MESSAGE_BYTES} (gRPC's 32-bit length prefix), got "${maxMessageBytes}"`);
+    }
+    parsed.maxMessageBytes = n;
   }
   const token = url.searchParams.get("token");
   if (token !== null) {
