@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Digest } from "./digest.js";
 import { InvalidDigest } from "./errors.js";
+import { blake3 } from "./hash.js";
 
 const HEX = "8701f4722d8dae7f2c40fa003331b8437a3825f9e1bfd3a77998c64cc226b9cc";
 
@@ -54,5 +55,17 @@ describe("Digest text forms", () => {
     const d = Digest.fromBytes(b);
     b[0] = 1;
     expect(d.bytes[0]).toBe(0);
+  });
+});
+
+describe("blake3 (one-shot, small inputs)", () => {
+  it("returns a plain 32-byte Uint8Array per call that later calls do not overwrite", () => {
+    const empty = blake3(new Uint8Array(0));
+    const others = Array.from({ length: 1000 }, (_, i) => blake3(Uint8Array.of(i & 0xff, i >> 8)));
+    expect(Buffer.isBuffer(empty)).toBe(false);
+    expect(empty).toHaveLength(32);
+    expect(Buffer.from(empty).toString("hex")).toBe("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+    expect(new Set(others.map((d) => Buffer.from(d).toString("hex"))).size).toBe(1000);
+    expect(Buffer.from(others[0])).toEqual(Buffer.from(blake3(Uint8Array.of(0, 0))));
   });
 });

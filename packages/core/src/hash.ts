@@ -11,15 +11,20 @@
  */
 import * as native from "blake3";
 import * as wasm from "blake3-wasm";
+import { ByteArena } from "./arena.js";
 
 await wasm.load();
 
 /** BLAKE3-256 of `bytes`, for small inputs (directory encodings). */
 export function blake3(bytes: Uint8Array): Uint8Array {
-  const out = wasm.hash(bytes) as Uint8Array;
-  // A plain Uint8Array view (not a Buffer), so digests compare equal to other Uint8Arrays.
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  // hashOneShot (what wasm.hash wraps) returns a view into wasm memory that
+  // the next call overwrites: copied out at once. Copied into small shared
+  // chunks (as Buffer's pool does, minus its per-call overhead) as a plain
+  // Uint8Array, so digests compare equal to other Uint8Arrays.
+  return digestPool.copy(wasm.hashOneShot(bytes, 32));
 }
+
+const digestPool = new ByteArena(8 * 1024);
 
 export interface Blake3Hasher {
   update(chunk: Uint8Array): void;
