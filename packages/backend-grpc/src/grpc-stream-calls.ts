@@ -53,6 +53,8 @@ const REPLAY_LIMIT_BYTES = 1024 * 1024;
 
 /** Whether the server refused the call's stream without processing it (so sending it again is safe). */
 export function isRefusedStream(e: unknown): boolean {
+  // A status the server sent is an answer, whatever its message says.
+  if (e instanceof ConnectError && e.isWireError) return false;
   for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
     if (/\b(?:NGHTTP2_)?REFUSED_STREAM\b/.test(c.message)) return true;
   }

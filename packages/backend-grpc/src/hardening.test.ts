@@ -15,6 +15,8 @@ import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { encodeGetRequest, grpcJsAddress, rawGet, rawPut } from "./grpc-js.test-helper.js";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
 import { grpcCodeOf } from "./status.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { isRefusedStream } from "./grpc-stream-calls.js";
 import { createServerMetrics } from "./metrics.js";
 import type { DirectoryServiceServerOptions } from "./server.js";
 
@@ -151,6 +153,16 @@ describe("max connections", () => {
     expect(h.server.openConnections).toBe(2);
     expect(await sample(h, "castore_grpc_server_connections_refused_total")).toBe(2);
   });
+  it("over a Unix socket too", async () => {
+    const h = await startHarness("unix", { maxConnections: 1 });
+    cleanups.push(() => h.close());
+    const root = await h.client.put(DIRECTORY_A);
+    const other = GrpcDirectoryService.fromUrl(h.server.url!);
+    cleanups.push(() => other.close());
+    const refused = await other.get(root).catch((e: unknown) => e);
+    expect(grpcCodeOf(refused)).toBe(status.UNAVAILABLE);
+    expect(await h.client.get(root)).toBeDefined();
+  });
 });
 
 describe("connection idle timeout", () => {
@@ -207,6 +219,16 @@ describe("connection idle timeout", () => {
       else expect((await h.client.put(fileDirectory(i))).equals(directoryDigest(fileDirectory(i)))).toBe(true);
     }
     expect(await sample(h, "castore_grpc_server_connections_idle_closed_total")).toBeGreaterThan(5);
+  });
+
+  it("only a stream the server refused unprocessed is sent again, not a status that says so", () => {
+    const nodeError = Object.assign(new Error("Stream closed with error code NGHTTP2_REFUSED_STREAM"), { code: "ERR_HTTP2_STREAM_ERROR" });
+    expect(isRefusedStream(new ConnectError(nodeError.message, Code.Internal, undefined, undefined, nodeError))).toBe(true);
+    expect(isRefusedStream(new ConnectError("http/2 stream closed with error code REFUSED_STREAM (0x7)", Code.Unavailable))).toBe(true);
+    const wire = new ConnectError("upstream said REFUSED_STREAM", Code.Unavailable);
+    (wire as { isWireError: boolean }).isWireError = true;
+    expect(isRefusedStream(wire)).toBe(false);
+    expect(isRefusedStream(new ConnectError("http/2 stream closed with error code CANCEL (0x8)", Code.Canceled))).toBe(false);
   });
 
   it("0 turns it off", async () => {
