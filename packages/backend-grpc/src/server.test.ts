@@ -354,5 +354,22 @@ describe("server", () => {
       cleanups.push(() => untrusted.close());
       await expect(untrusted.get(directoryDigest(DIRECTORY_A))).rejects.toMatchObject({ code: "BACKEND" });
     });
+
+    it("maxConnections counts TLS connections: one more is refused (UNAVAILABLE) before its handshake", async (ctx) => {
+      const tmp = tempSocketPath();
+      cleanups.push(() => fs.rmSync(tmp.dir, { recursive: true, force: true }));
+      const tls = selfSigned(tmp.dir);
+      if (!tls) return ctx.skip();
+      const server = await serve(memoryService().service, { tls: { cert: tls.cert, key: tls.key }, maxConnections: 1 });
+      const url = `${server.url}?ca=${encodeURIComponent(tls.certPath)}`;
+      const first = GrpcDirectoryService.fromUrl(url);
+      cleanups.push(() => first.close());
+      const root = await first.put(DIRECTORY_A);
+      const second = GrpcDirectoryService.fromUrl(url);
+      cleanups.push(() => second.close());
+      const e = await second.get(root).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: "BACKEND", unavailable: true });
+      expect(await first.get(root)).toEqual(DIRECTORY_A);
+    });
   });
 });
