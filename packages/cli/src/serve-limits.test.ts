@@ -118,12 +118,12 @@ describe("castore serve --max-connections, --connection-idle-timeout-ms", () => 
   });
 
   it("the (n+1)-th connection is refused while n work; idle ones are closed, and their clients reconnect", async () => {
-    const serve = await startServe(["--max-connections", "2", "--connection-idle-timeout-ms", "400", "--log-level", "info"]);
+    const serve = await startServe(["--max-connections", "2", "--connection-idle-timeout-ms", "1500", "--log-level", "info"]);
     try {
       // logged at startup with the other limits (pino writes on its own schedule)
       for (let i = 0; i < 200 && !serve.stderr.text.includes('"msg":"castore serving"'); i++) await new Promise((r) => setTimeout(r, 25));
       const started = serve.stderr.text.split("\n").map((l) => (l.startsWith("{") ? JSON.parse(l) : {})).find((l) => l.msg === "castore serving");
-      expect(started).toMatchObject({ maxConnections: 2, connectionIdleTimeoutMs: 400, maxConcurrentStreams: 100 });
+      expect(started).toMatchObject({ maxConnections: 2, connectionIdleTimeoutMs: 1500, maxConcurrentStreams: 100 });
 
       const clients = [await openDirectoryService(serve.url), await openDirectoryService(serve.url), await openDirectoryService(serve.url)];
       try {
@@ -146,7 +146,7 @@ describe("castore serve --max-connections, --connection-idle-timeout-ms", () => 
         expect(await one.get(root)).toBeDefined();
         expect(await two.get(root)).toBeDefined();
         // once idle, both are closed (GOAWAY): places free, and the clients reconnect for their next call
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise((r) => setTimeout(r, 2500));
         expect(await three.get(root)).toBeDefined();
         expect(await one.get(root)).toBeDefined();
       } finally {
