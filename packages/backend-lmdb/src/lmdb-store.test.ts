@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -260,15 +261,15 @@ describe("opening", () => {
     expect((error as BackendError).unavailable).toBe(true);
   });
 
-  it.skipIf(process.getuid?.() === 0)("fails with a BackendError naming the path when it is not writable", async () => {
+  it("fails with a BackendError naming the path when it is not writable", async () => {
     const locked = join(dir, "locked");
     mkdirSync(locked);
-    chmodSync(locked, 0o500);
+    const unlock = lockDirectory(locked);
     try {
       const path = join(locked, "store");
       await expect(LmdbDirectoryService.open(path)).rejects.toThrow(`cannot open LMDB store at ${path}`);
     } finally {
-      chmodSync(locked, 0o700);
+      unlock();
     }
   });
 
@@ -320,3 +321,21 @@ describe("opening", () => {
     }
   });
 });
+
+/**
+ * Makes `path` unwritable, returning the undo. Root ignores permission bits
+ * (CI runs as root), so there the directory is made immutable (chattr +i,
+ * which binds root too); where that is not possible the test fails, saying so.
+ */
+function lockDirectory(path: string): () => void {
+  if (process.getuid?.() !== 0) {
+    chmodSync(path, 0o500);
+    return () => chmodSync(path, 0o700);
+  }
+  const chattr = (flag: string) => spawnSync("chattr", [flag, path], { encoding: "utf8" });
+  const locked = chattr("+i");
+  if (locked.status !== 0) {
+    throw new Error(`cannot make ${path} unwritable as root: chattr +i failed (${locked.error?.message ?? locked.stderr.trim()})`);
+  }
+  return () => void chattr("-i");
+}
