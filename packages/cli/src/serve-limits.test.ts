@@ -13,15 +13,15 @@ import { fixtures, makeDirectory, makeFileNode, openDirectoryService } from "@ca
 const { EMPTY_BLOB_DIGEST } = fixtures;
 import "@castore/backend-grpc";
 import { grpcCodeOf } from "@castore/backend-grpc";
-import { CLI, runCli } from "./test-cli.js";
+import { CASTORE_CLI, runCastore } from "@castore/testing";
 
 const RESOURCE_EXHAUSTED = 8;
 const DEADLINE_EXCEEDED = 4;
 const UNAVAILABLE = 14;
 
 /** Starts `castore serve` with `args`; resolves with its URL and the stderr seen so far. */
-async function startServe(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args], {
+async function startCastoreServe(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [CASTORE_CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...env },
   });
@@ -51,7 +51,7 @@ async function startServe(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 describe("castore serve limits from the environment", () => {
   it("CASTORE_MAX_DIRECTORY_ENTRIES, CASTORE_IDLE_TIMEOUT_MS, CASTORE_MAX_CONCURRENT_STREAMS", async () => {
-    const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://"], {
+    const child = spawn(process.execPath, [CASTORE_CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://"], {
       stdio: ["ignore", "ignore", "pipe"],
       env: { ...process.env, CASTORE_MAX_DIRECTORY_ENTRIES: "2", CASTORE_IDLE_TIMEOUT_MS: "300", CASTORE_MAX_CONCURRENT_STREAMS: "3" },
     });
@@ -102,7 +102,7 @@ describe("castore serve limits from the environment", () => {
 
 describe("castore serve --max-connections, --connection-idle-timeout-ms", () => {
   it("--help tells them and their defaults", async () => {
-    const { code, stdout } = await runCli(["serve", "--help"]);
+    const { code, stdout } = await runCastore(["serve", "--help"]);
     expect(code).toBe(0);
     const help = stdout.toString().replace(/\s+/g, " ");
     expect(help).toMatch(/--max-connections <n> most connections open at once.*\(default: 1000, env: CASTORE_MAX_CONNECTIONS\)/);
@@ -111,14 +111,14 @@ describe("castore serve --max-connections, --connection-idle-timeout-ms", () => 
 
   it("bad values are refused", async () => {
     for (const args of [["--max-connections", "0"], ["--connection-idle-timeout-ms", "-1"], ["--max-connections", "many"]]) {
-      const { code, stderr } = await runCli(["serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args]);
+      const { code, stderr } = await runCastore(["serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args]);
       expect(code, args.join(" ")).not.toBe(0);
       expect(stderr).toMatch(/expected a (positive|non-negative) integer/);
     }
   });
 
   it("the (n+1)-th connection is refused while n work; idle ones are closed, and their clients reconnect", async () => {
-    const serve = await startServe(["--max-connections", "2", "--connection-idle-timeout-ms", "1500", "--log-level", "info"]);
+    const serve = await startCastoreServe(["--max-connections", "2", "--connection-idle-timeout-ms", "1500", "--log-level", "info"]);
     try {
       // logged at startup with the other limits (pino writes on its own schedule)
       for (let i = 0; i < 200 && !serve.stderr.text.includes('"msg":"castore serving"'); i++) await new Promise((r) => setTimeout(r, 25));

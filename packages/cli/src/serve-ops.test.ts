@@ -7,7 +7,7 @@ import * as net from "node:net";
 import { describe, expect, it } from "vitest";
 import { directoryDigest, fixtures, makeDirectory, makeDirectoryNode, makeFileNode, directorySize, openDirectoryService } from "@castore/core";
 import "@castore/backend-grpc";
-import { CLI } from "./test-cli.js";
+import { CASTORE_CLI } from "@castore/testing";
 
 const { EMPTY_BLOB_DIGEST } = fixtures;
 
@@ -33,7 +33,7 @@ function sample(text: string, series: string): number | undefined {
 describe("castore serve --metrics-listen", () => {
   it("serves /metrics; calls, directories and bytes counters follow an upload and a recursive get", async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://"], {
+    const child = spawn(process.execPath, [CASTORE_CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://"], {
       stdio: ["ignore", "ignore", "pipe"],
       env: { ...process.env, CASTORE_METRICS_LISTEN: `127.0.0.1:${port}` },
     });

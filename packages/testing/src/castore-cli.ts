@@ -15,20 +15,34 @@ export interface CastoreServeProcess {
   url: string;
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
-  /** Sends `signal` (default SIGTERM) unless it has exited, and waits for the exit. */
-  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends `signal` (default SIGTERM) unless it has exited, and waits for the exit; resolves with its exit code (null after a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface CastoreProcessOptions {
+  cwd?: string;
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function spawnCastore(args: string[], opts: CastoreProcessOptions, stdout: "pipe" | "ignore"): ChildProcess {
+  return spawn(process.execPath, [CASTORE_CLI, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", stdout, "pipe"],
+  });
 }
 
 /** Starts `castore serve ARGS…` and resolves once it prints where it listens. */
-export function startCastoreServe(args: string[]): Promise<CastoreServeProcess> {
+export function startCastoreServe(args: string[], opts: CastoreProcessOptions = {}): Promise<CastoreServeProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CASTORE_CLI, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawnCastore(["serve", ...args], opts, "ignore");
     let err = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`castore serve did not start: ${err}`));
     }, 60_000);
-    const exited = new Promise<void>((res) => child.once("exit", () => res()));
+    const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
     child.stderr!.on("data", (c: Buffer) => {
       err += c.toString();
       const m = / at (grpc\+\S+)/.exec(err);
@@ -38,9 +52,9 @@ export function startCastoreServe(args: string[]): Promise<CastoreServeProcess> 
           child,
           url: m[1],
           stderr: () => err,
-          stop: async (signal = "SIGTERM") => {
+          stop: (signal = "SIGTERM") => {
             if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            await exited;
+            return exited;
           },
         });
       }
@@ -52,19 +66,26 @@ export function startCastoreServe(args: string[]): Promise<CastoreServeProcess> 
   });
 }
 
-/** Runs `castore ARGS…` to completion (killed after 60 s). */
-export function runCastore(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export interface CastoreRun {
+  code: number | null;
+  /** Bytes, as written: names in listings need not be UTF-8. */
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs `castore ARGS…` to completion (killed after `timeoutMs`, default 60 s). */
+export function runCastore(args: string[], opts: CastoreProcessOptions & { timeoutMs?: number } = {}): Promise<CastoreRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CASTORE_CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
+    const child = spawnCastore(args, opts, "pipe");
+    const stdout: Buffer[] = [];
     let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.stdout!.on("data", (c: Buffer) => stdout.push(c));
+    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout: Buffer.concat(stdout), stderr });
     });
   });
 }

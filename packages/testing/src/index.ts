@@ -24,4 +24,4 @@ export {
   isCi,
   probeDocker,
 } from "./runtime.js";
-export { CASTORE_CLI, type CastoreServeProcess, runCastore, startCastoreServe } from "./castore-cli.js";
+export { CASTORE_CLI, type CastoreProcessOptions, type CastoreRun, type CastoreServeProcess, runCastore, startCastoreServe } from "./castore-cli.js";
