@@ -11,25 +11,22 @@
  * see the same load, so the ratios hold even when the rates wander.
  */
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
-import { type Directory, blake3, encodeDirectory } from "@castore/core";
-import { type BenchResult, benchResult, formatBytes, gcFunction, generateTree, recordBenchResults, retainedBytes } from "@castore/conformance";
+import type { Directory } from "@castore/core";
+import {
+  type BenchResult,
+  benchResult,
+  encodeAndHashLoop,
+  formatBytes,
+  gcFunction,
+  generateTree,
+  recordBenchResults,
+  retainedBytes,
+  timeSeconds,
+} from "@castore/conformance";
 import { MemoryDirectoryService } from "./memory.js";
 
 const DIRECTORIES = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 5);
-
-async function seconds(gc: (() => void) | undefined, fn: () => Promise<unknown> | unknown): Promise<number> {
-  gc?.();
-  const start = performance.now();
-  await fn();
-  return (performance.now() - start) / 1000;
-}
-
-function bareLoop(directories: Directory[]): number {
-  let checksum = 0;
-  for (const d of directories) checksum ^= blake3(encodeDirectory(d))[0];
-  return checksum;
-}
 
 async function ingest(directories: Directory[]): Promise<MemoryDirectoryService> {
   const service = new MemoryDirectoryService();
@@ -68,9 +65,9 @@ async function main(): Promise<void> {
   let read = Infinity;
   let service: MemoryDirectoryService | undefined;
   for (let round = 0; round < ROUNDS; round++) {
-    bare = Math.min(bare, await seconds(gc, () => bareLoop(tree.directories)));
-    write = Math.min(write, await seconds(gc, async () => (service = await ingest(tree.directories))));
-    read = Math.min(read, await seconds(gc, () => readAll(service!, tree.root)));
+    bare = Math.min(bare, await timeSeconds(() => encodeAndHashLoop(tree.directories), gc));
+    write = Math.min(write, await timeSeconds(async () => (service = await ingest(tree.directories)), gc));
+    read = Math.min(read, await timeSeconds(() => readAll(service!, tree.root), gc));
   }
   const bareRate = DIRECTORIES / bare;
   const results: BenchResult[] = [

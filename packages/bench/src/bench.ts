@@ -33,9 +33,9 @@
  */
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
-import { gcFunction } from "@castore/conformance";
+import { encodeAndHashLoop, gcFunction, timeSeconds } from "@castore/conformance";
 import { type BenchResult, benchResult, recordBenchResults } from "@castore/core/bench-results";
-import { type Directory, type DirectoryService, blake3, encodeDirectory, openDirectoryService } from "@castore/core";
+import { type Directory, type DirectoryService, openDirectoryService } from "@castore/core";
 import "@castore/backend-memory";
 import "@castore/backend-lmdb";
 import "@castore/backend-postgres";
@@ -77,19 +77,6 @@ interface Measured {
   refused?: string;
 }
 
-async function seconds(fn: () => Promise<unknown> | unknown): Promise<number> {
-  gc?.();
-  const start = performance.now();
-  await fn();
-  return (performance.now() - start) / 1000;
-}
-
-function bareLoop(directories: Directory[]): number {
-  let checksum = 0;
-  for (const d of directories) checksum ^= blake3(encodeDirectory(d))[0];
-  return checksum;
-}
-
 async function ingest(service: DirectoryService, tree: BenchTree): Promise<void> {
   const putter = service.putMultipleStart();
   try {
@@ -123,7 +110,7 @@ async function measureRound(backend: Backend, tree: BenchTree, round: number, in
   try {
     let ingestSeconds: number;
     try {
-      ingestSeconds = await seconds(() => ingest(service, tree));
+      ingestSeconds = await timeSeconds(() => ingest(service, tree), gc);
     } catch (e) {
       if (backend.name === "grpc" && isResourceExhausted(e)) {
         into.refused = describeError(e);
@@ -132,8 +119,8 @@ async function measureRound(backend: Backend, tree: BenchTree, round: number, in
       throw e;
     }
     into.ingest.push(ingestSeconds);
-    into.read.push(await seconds(() => readAll(service, tree)));
-    if (backend.name === "cache") into.warmRead.push(await seconds(() => readAll(service, tree)));
+    into.read.push(await timeSeconds(() => readAll(service, tree), gc));
+    if (backend.name === "cache") into.warmRead.push(await timeSeconds(() => readAll(service, tree), gc));
   } finally {
     await service.close();
     await store.dispose();
@@ -156,7 +143,7 @@ async function grpcReadOfPrefilled(environment: BenchEnvironment, tree: BenchTre
   const server = await startCastoreServe(lmdbUrl);
   const client = await openDirectoryService(server.url);
   try {
-    return { seconds: await seconds(() => readAll(client, tree)) };
+    return { seconds: await timeSeconds(() => readAll(client, tree), gc) };
   } catch (e) {
     if (isResourceExhausted(e)) return { refused: describeError(e) };
     throw e;
@@ -180,10 +167,10 @@ async function benchTree(environment: BenchEnvironment, backends: Backend[], tre
   const measured = new Map<BackendName, Measured>(backends.map((b) => [b.name, { ingest: [], read: [], warmRead: [] }]));
   const failed = new Set<BackendName>();
   const failedRound = new Map<BackendName, string>();
-  bareLoop(tree.directories); // warm-up: the JIT, not the measure
+  encodeAndHashLoop(tree.directories); // warm-up: the JIT, not the measure
   for (let round = 0; round < rounds; round++) {
     // The baseline is cheap: three passes a round, so that a moment of load on the shared machine does not set it.
-    for (let pass = 0; pass < BASELINE_PASSES; pass++) baseline.push(await seconds(() => bareLoop(tree.directories)));
+    for (let pass = 0; pass < BASELINE_PASSES; pass++) baseline.push(await timeSeconds(() => encodeAndHashLoop(tree.directories), gc));
     for (const backend of backends) {
       const m = measured.get(backend.name)!;
       if (round >= roundsOf(backend) || failed.has(backend.name) || m.refused) continue;

@@ -31,24 +31,13 @@ import {
   openDirectoryService,
 } from "@castore/core";
 import { recordBenchResults, repositoryRoot, type BenchResult } from "@castore/core/bench-results";
+import { seededRandom } from "@castore/conformance";
 import "@castore/backend-grpc"; // registers grpc+http:
 
 const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const SECONDS = Number(process.env.CASTORE_SOAK_SECONDS ?? 20);
 const CLIENTS = Number(process.env.CASTORE_SOAK_CLIENTS ?? 32);
 const BACKENDS = (process.env.CASTORE_SOAK_BACKENDS ?? "memory,lmdb,postgres,s3").split(",").map((s) => s.trim()).filter(Boolean);
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Node {
   directory: Directory;
@@ -160,7 +149,7 @@ function percentile(sorted: number[], p: number): number {
 async function soak(name: string, store: string): Promise<Stats> {
   const server = await serve(store);
   const pid = server.child.pid!;
-  const pool = makePool(rng(1));
+  const pool = makePool(seededRandom(1));
   const stats: Stats = { calls: 0, uploads: 0, reads: 0, failures: 0, firstFailures: [], latencies: [], seconds: 0, rssStartKiB: 0, rssEndKiB: 0 };
   const uploaded: Node[] = [];
   const fail = (what: string, e: unknown) => {
@@ -171,7 +160,7 @@ async function soak(name: string, store: string): Promise<Stats> {
     // Warm-up: one upload, so the store is initialised (schema, bucket) before RSS is taken.
     const clients = await Promise.all(Array.from({ length: CLIENTS }, () => openDirectoryService(server.url)));
     {
-      const first = uploadTree(pool, rng(999), "warm-up");
+      const first = uploadTree(pool, seededRandom(999), "warm-up");
       const putter = clients[0].putMultipleStart();
       for (const d of first.closure) await putter.put(d.directory);
       await putter.close();
@@ -182,7 +171,7 @@ async function soak(name: string, store: string): Promise<Stats> {
     const deadline = started + SECONDS * 1000;
     await Promise.all(
       clients.map(async (client, c) => {
-        const random = rng(1000 + c);
+        const random = seededRandom(1000 + c);
         for (let i = 0; performance.now() < deadline; i++) {
           const t0 = performance.now();
           if (random() < 0.5) {

@@ -21,3 +21,4 @@ export * from "./fixtures.js";
 export * as fixtures from "./fixtures.js";
 export { type BenchResult, benchResult, benchResultsPath, recordBenchResults } from "./bench-results.js";
 export { formatBytes, gcFunction, retainedBytes } from "./heap.js";
+export { encodeAndHashLoop, timeSeconds } from "./bench-timing.js";
