@@ -459,7 +459,7 @@ export class S3DirectoryService implements DirectoryService {
   }
 
   putMultipleStart(opts?: CallOptions): DirectoryPutter {
-    return new ClosurePutter((closure, signal) => this.commit(closure, signal), {
+    return new ClosurePutter({ commit: (closure, signal) => this.commit(closure, signal) }, {
       sizeCheck: this.sizeCheck,
       signal: opts?.signal,
     });

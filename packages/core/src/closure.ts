@@ -85,13 +85,14 @@ export class ClosureValidator {
   /**
    * Checks and records one directory. `bytes`, when given, must be its
    * canonical encoding (e.g. received off the wire and strictly decoded).
-   * Returns false for a directory already in this upload (ignored).
+   * Returns the new entry, or undefined for a directory already in this
+   * upload (ignored).
    */
-  add(directory: Directory, bytes?: Uint8Array): boolean {
+  add(directory: Directory, bytes?: Uint8Array): ClosureEntry | undefined {
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
     const digest = Digest.of(canonical);
-    if (this.find(digest.bytes)) return false;
+    if (this.find(digest.bytes)) return undefined;
     let size: bigint;
     try {
       size = validateDirectorySize(directory);
@@ -127,7 +128,7 @@ export class ClosureValidator {
     this.byPrefix.set(prefix, entry);
     this.entries.push(entry);
     this.unreferenced++;
-    return true;
+    return entry;
   }
 
   /** The entry with this digest (32 bytes: validated), if any. */

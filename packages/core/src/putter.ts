@@ -2,25 +2,40 @@
  * ClosurePutter: the DirectoryPutter that local backends build on. It checks
  * the whole upload with ClosureValidator and hands the backend every
  * directory, leaves to root, in one `commit` call at close(), so a backend
- * only implements "store these bytes atomically". Nothing is visible before
+ * only implements "store these bytes atomically". A sink that can take rows
+ * early (`write`) gets them in batches as they pass the per-directory checks,
+ * and `commit` then only has to make them visible. Nothing is visible before
  * close() succeeds.
  */
 import type { Digest } from "./digest.js";
 import { AbortError, ClosureError } from "./errors.js";
-import { type ValidatedClosure, ClosureValidator } from "./closure.js";
+import { type ClosureEntry, type ValidatedClosure, ClosureValidator } from "./closure.js";
 import type { Directory } from "./model.js";
 import type { DirectoryPutter, SizeCheck } from "./service.js";
 
-export type CommitClosure = (closure: ValidatedClosure, signal?: AbortSignal) => Promise<void>;
+/** Where a ClosurePutter's checked directories go. */
+export interface ClosureSink {
+  /** Optional: directories that passed the per-directory checks, in upload order, while the upload is open. Awaited (backpressure). */
+  write?(entries: ClosureEntry[]): Promise<void>;
+  /** The whole upload checked out: store it (or make what was written visible), all or nothing. */
+  commit(closure: ValidatedClosure, signal?: AbortSignal): Promise<void>;
+  /** The upload failed or was abandoned: drop what was written. Never throws. */
+  abort?(): Promise<void>;
+}
+
+/** Directories per write() to a streaming sink: big enough to amortise a call, small enough to overlap. */
+const WRITE_BATCH = 2048;
 
 type State = { kind: "open" } | { kind: "failed"; error: unknown } | { kind: "closed" } | { kind: "aborted" };
 
 export class ClosurePutter implements DirectoryPutter {
   private readonly validator: ClosureValidator;
   private state: State = { kind: "open" };
+  /** Checked directories not yet written to a streaming sink. */
+  private pending: ClosureEntry[] = [];
 
   constructor(
-    private readonly commit: CommitClosure,
+    private readonly sink: ClosureSink,
     private readonly opts: { sizeCheck?: SizeCheck; signal?: AbortSignal; maxDirectories?: number } = {},
   ) {
     this.validator = new ClosureValidator({ sizeCheck: opts.sizeCheck });
@@ -35,40 +50,66 @@ export class ClosurePutter implements DirectoryPutter {
       case "aborted":
         throw new AbortError("upload was aborted");
     }
-    if (this.opts.signal?.aborted) {
-      this.state = { kind: "aborted" };
-      throw new AbortError("upload was aborted", { cause: this.opts.signal.reason });
-    }
+  }
+
+  /** A cancelled signal aborts the upload (and the sink's part of it), then fails the call. */
+  private async abortBySignal(signal: AbortSignal): Promise<never> {
+    await this.abort();
+    throw new AbortError("upload was aborted", { cause: signal.reason });
   }
 
   async put(directory: Directory, bytes?: Uint8Array): Promise<void> {
     this.checkOpen();
+    if (this.opts.signal?.aborted) await this.abortBySignal(this.opts.signal);
     try {
-      this.validator.add(directory, bytes);
+      const added = this.validator.add(directory, bytes);
       const max = this.opts.maxDirectories;
       if (max !== undefined && this.validator.count > max) {
         throw new ClosureError(`upload exceeds the limit of ${max} directories`);
       }
+      if (added && this.sink.write) {
+        this.pending.push(added);
+        if (this.pending.length >= WRITE_BATCH) await this.flush();
+      }
     } catch (error) {
-      this.state = { kind: "failed", error };
+      await this.fail(error);
       throw error;
     }
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    await this.sink.write!(batch);
   }
 
   async close(): Promise<Digest> {
     this.checkOpen();
+    if (this.opts.signal?.aborted) await this.abortBySignal(this.opts.signal);
     try {
       const closure = this.validator.finish();
-      await this.commit(closure, this.opts.signal);
+      if (this.pending.length > 0) await this.flush();
+      await this.sink.commit(closure, this.opts.signal);
       this.state = { kind: "closed" };
       return closure.root;
     } catch (error) {
-      this.state = { kind: "failed", error };
+      await this.fail(error);
       throw error;
     }
   }
 
+  /** Records the first failure and releases what the sink holds for this upload. */
+  private async fail(error: unknown): Promise<void> {
+    const first = this.state.kind === "open";
+    if (first) this.state = { kind: "failed", error };
+    this.pending = [];
+    if (first) await this.sink.abort?.();
+  }
+
   async abort(): Promise<void> {
-    if (this.state.kind === "open" || this.state.kind === "failed") this.state = { kind: "aborted" };
+    const wasOpen = this.state.kind === "open";
+    if (wasOpen || this.state.kind === "failed") this.state = { kind: "aborted" };
+    this.pending = [];
+    if (wasOpen) await this.sink.abort?.();
   }
 }

@@ -4,7 +4,7 @@ import { Digest } from "./digest.js";
 import { AbortError, BackendError, ClosureError, CorruptionError } from "./errors.js";
 import { DIRECTORY_A as A, DIRECTORY_B as B, DIRECTORY_C as C, DIRECTORY_D as D } from "./fixtures.js";
 import { StoreDirectoryService } from "./store-service.js";
-import { mapService, MapStore } from "./test-memory-store.js";
+import { mapService, MapStore, StreamingMapStore } from "./test-memory-store.js";
 import { makeDirectory, makeDirectoryNode, makeSymlinkNode, directorySize, type Directory } from "./model.js";
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
@@ -126,5 +126,94 @@ describe("StoreDirectoryService (putter + breadth-first reader)", () => {
     const d = await service.put(A);
     expect(d).toBeInstanceOf(Digest);
     expect(d.hex).toBe(directoryDigest(A).hex);
+  });
+});
+
+/** A chain of `n` directories, leaves first: each holds the previous one. */
+function chain(n: number): Directory[] {
+  const out: Directory[] = [makeDirectory({ symlinks: [makeSymlinkNode("leaf", "t")] })];
+  for (let i = 1; i < n; i++) {
+    const child = out[i - 1];
+    out.push(makeDirectory({ directories: [makeDirectoryNode("d", directoryDigest(child), directorySize(child))] }));
+  }
+  return out;
+}
+
+describe("StoreDirectoryService with a store that takes uploads while open (openUpload)", () => {
+  it("streams checked directories in batches before close, and makes them visible only at commit", async () => {
+    const store = new StreamingMapStore();
+    const service = new StoreDirectoryService(store);
+    const dirs = chain(5000);
+    const p = service.putMultipleStart();
+    for (const d of dirs) await p.put(d);
+    await p.put(dirs[0]); // a repeat is not written twice
+    expect(store.events).toEqual(["open", "write 2048", "write 2048"]);
+    expect(store.map.size).toBe(0);
+    expect(await service.get(directoryDigest(dirs[0]))).toBeUndefined();
+    expect((await p.close()).hex).toBe(directoryDigest(dirs[4999]).hex);
+    expect(store.events).toEqual(["open", "write 2048", "write 2048", "write 904", "commit 5000"]);
+    expect(store.map.size).toBe(5000);
+  });
+  it("a small upload opens the store's upload only at close", async () => {
+    const store = new StreamingMapStore();
+    const service = new StoreDirectoryService(store);
+    await service.put(A);
+    expect(store.events).toEqual(["open", "write 1", "commit 1"]);
+  });
+  it("an upload that fails before its first batch never opens one in the store", async () => {
+    const store = new StreamingMapStore();
+    const service = new StoreDirectoryService(store);
+    await expect(service.put(B)).rejects.toThrow(ClosureError);
+    expect(store.events).toEqual([]);
+  });
+  it("a bad directory after rows were written aborts the store's upload once; nothing is visible", async () => {
+    const store = new StreamingMapStore();
+    const service = new StoreDirectoryService(store);
+    const p = service.putMultipleStart();
+    for (const d of chain(3000)) await p.put(d);
+    await expect(p.put(B)).rejects.toThrow(ClosureError);
+    await expect(p.close()).rejects.toThrow(ClosureError);
+    await p.abort();
+    expect(store.events).toEqual(["open", "write 2048", "abort"]);
+    expect(store.map.size).toBe(0);
+  });
+  it("an upload that is not connected fails at close and aborts the store's upload", async () => {
+    const store = new StreamingMapStore();
+    const service = new StoreDirectoryService(store);
+    const p = service.putMultipleStart();
+    for (const d of chain(2100)) await p.put(d);
+    await p.put(A);
+    await expect(p.close()).rejects.toThrow(/not connected/);
+    expect(store.events).toEqual(["open", "write 2048", "abort"]);
+    expect(store.map.size).toBe(0);
+  });
+  it("abort() and a cancelled signal abort the store's upload", async () => {
+    const store = new StreamingMapStore();
+    const service = new StoreDirectoryService(store);
+    const p = service.putMultipleStart();
+    for (const d of chain(2048)) await p.put(d);
+    await p.abort();
+    await p.abort();
+    expect(store.events).toEqual(["open", "write 2048", "abort"]);
+
+    store.events.length = 0;
+    const ac = new AbortController();
+    const q = service.putMultipleStart({ signal: ac.signal });
+    for (const d of chain(2048)) await q.put(d);
+    ac.abort();
+    await expect(q.close()).rejects.toThrow(AbortError);
+    expect(store.events).toEqual(["open", "write 2048", "abort"]);
+    expect(store.map.size).toBe(0);
+  });
+  it("an engine failure while writing is a BackendError at put, and aborts the store's upload", async () => {
+    const store = new StreamingMapStore();
+    const service = new StoreDirectoryService(store);
+    store.failWrites = true;
+    const p = service.putMultipleStart();
+    const dirs = chain(2048);
+    for (const d of dirs.slice(0, -1)) await p.put(d);
+    await expect(p.put(dirs[2047])).rejects.toThrow(BackendError);
+    await expect(p.put(dirs[2047])).rejects.toThrow(/disk on fire/);
+    expect(store.events).toEqual(["open", "write 2048", "abort"]);
   });
 });

@@ -9,7 +9,7 @@ import { BackendError, isCastoreError, throwIfAborted } from "./errors.js";
 import { breadthFirst } from "./bfs.js";
 import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
-import { ClosurePutter } from "./putter.js";
+import { type ClosureSink, ClosurePutter } from "./putter.js";
 import type { CallOptions, DirectoryPutter, DirectoryService, SizeCheck } from "./service.js";
 
 export interface DirectoryStore {
@@ -22,6 +22,28 @@ export interface DirectoryStore {
   close(): Promise<void>;
   /** Optional: every stored digest. */
   listDigests?(signal?: AbortSignal): AsyncIterable<Digest>;
+  /**
+   * Optional: takes an upload's directories while it is still open, so that
+   * storing overlaps checking (a network store ships rows while core hashes
+   * the next ones). Without it, the whole closure goes to putClosure at close.
+   */
+  openUpload?(signal?: AbortSignal): StoreUpload;
+}
+
+/**
+ * One upload streamed into a store (DirectoryStore.openUpload). Core calls
+ * write() with batches of directories that passed the per-directory checks,
+ * leaves to root, then either commit() once the closure checked out whole, or
+ * abort(). Nothing written may become visible before commit() resolves, and
+ * nothing of it after abort().
+ */
+export interface StoreUpload {
+  /** More directories, in upload order. Resolves when the store can take more: this is the upload's backpressure. */
+  write(entries: ClosureEntry[]): Promise<void>;
+  /** Makes the whole closure visible, all or nothing. `entries` is all of it, for a store that falls back to storing at the end. */
+  commit(entries: ClosureEntry[]): Promise<void>;
+  /** Drops what was written. Never throws. */
+  abort(): Promise<void>;
 }
 
 export interface StoreDirectoryServiceOptions {
@@ -83,17 +105,41 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   putMultipleStart(opts?: CallOptions): DirectoryPutter {
-    return new ClosurePutter(
-      async (closure, signal) => {
+    const signal = opts?.signal;
+    const store = this.store;
+    const sink: ClosureSink = store.openUpload
+      ? this.wrapUpload(() => store.openUpload!(signal))
+      : { commit: (closure) => store.putClosure(closure.entries, signal) };
+    return new ClosurePutter(this.wrapSink(sink, signal), { sizeCheck: this.opts.sizeCheck, signal });
+  }
+
+  /** A streamed upload, opened at its first batch: an upload that fails early never holds store resources. */
+  private wrapUpload(open: () => StoreUpload): ClosureSink {
+    let upload: StoreUpload | undefined;
+    return {
+      write: (entries) => (upload ??= open()).write(entries),
+      commit: (closure) => (upload ??= open()).commit(closure.entries),
+      abort: async () => upload?.abort(),
+    };
+  }
+
+  /** Engine failures of a sink become BackendError; an abort is checked before committing. */
+  private wrapSink(sink: ClosureSink, signal: AbortSignal | undefined): ClosureSink {
+    const wrapped = async (step: () => Promise<void>) => {
+      try {
+        await step();
+      } catch (e) {
+        throw this.wrap(e);
+      }
+    };
+    return {
+      write: sink.write && ((entries) => wrapped(() => sink.write!(entries))),
+      commit: (closure) => {
         throwIfAborted(signal);
-        try {
-          await this.store.putClosure(closure.entries, signal);
-        } catch (e) {
-          throw this.wrap(e);
-        }
+        return wrapped(() => sink.commit(closure));
       },
-      { sizeCheck: this.opts.sizeCheck, signal: opts?.signal },
-    );
+      abort: sink.abort,
+    };
   }
 
   close(): Promise<void> {
