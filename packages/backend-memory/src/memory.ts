@@ -4,61 +4,71 @@
  * and the breadth-first walk; this file only keeps canonical bytes by digest.
  */
 import {
-  ByteArena,
   type CallOptions,
   type ClosureEntry,
   Digest,
+  DigestIndex,
+  type DigestIndexed,
   type DirectoryStore,
   StoreDirectoryService,
   type StoreDirectoryServiceOptions,
   throwIfAborted,
 } from "@castore/core";
 
-/** Canonical directory bytes by lowercase hex digest. */
+/** One stored directory: its digest and canonical bytes. */
+class StoredDirectory implements DigestIndexed<StoredDirectory> {
+  nextSamePrefix: StoredDirectory | undefined = undefined;
+  constructor(
+    readonly digestBytes: Uint8Array,
+    public bytes: Uint8Array,
+  ) {}
+}
+
+/** Canonical directory bytes by digest. */
 export class MemoryDirectoryStore implements DirectoryStore {
   readonly backend = "memory";
-  private readonly bytes = new Map<string, Uint8Array>();
-  /**
-   * Every stored directory is copied in here: packed into shared chunks, not
-   * a buffer each (fewer allocations for the garbage collector to track),
-   * and never a view of the caller's larger buffer (a received frame, say),
-   * which would keep all of it alive.
-   */
-  private arena = new ByteArena();
+  private readonly directories = new DigestIndex<StoredDirectory>();
 
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
     throwIfAborted(signal);
-    return digests.map((d) => this.bytes.get(d.hex));
+    return digests.map((d) => this.directories.get(d.bytes)?.bytes);
   }
 
-  /** Called once per upload, after close() checked it: the whole closure lands in one synchronous step. */
+  /**
+   * Called once per upload, after close() checked it: the whole closure lands
+   * in one synchronous step. The entries' bytes are kept as they are: core's
+   * upload already copied them into chunks of its own (never a view of a
+   * received frame, which would keep all of it alive), and nothing else holds
+   * them once the upload is done.
+   */
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
     for (const { digest, bytes } of entries) {
-      if (!this.bytes.has(digest.hex)) this.bytes.set(digest.hex, this.arena.copy(bytes));
+      if (!this.directories.get(digest.bytes)) this.directories.add(new StoredDirectory(digest.bytes, bytes));
     }
   }
 
   async *listDigests(signal?: AbortSignal): AsyncIterable<Digest> {
-    for (const hex of [...this.bytes.keys()]) {
+    for (const stored of [...this.directories.values()]) {
       throwIfAborted(signal);
-      yield Digest.parse(hex);
+      yield Digest.fromBytes(stored.digestBytes);
     }
   }
 
   /** How many directories are stored. */
   get size(): number {
-    return this.bytes.size;
+    return this.directories.size;
   }
 
   /** Test hook: stores raw bytes under a digest, bypassing every check and replacing what is there. */
   injectCorruption(digest: Digest, bytes: Uint8Array): void {
-    this.bytes.set(digest.hex, Uint8Array.from(bytes));
+    const stored = this.directories.get(digest.bytes);
+    if (stored) stored.bytes = Uint8Array.from(bytes);
+    else this.directories.add(new StoredDirectory(Uint8Array.from(digest.bytes), Uint8Array.from(bytes)));
   }
 
   async close(): Promise<void> {
-    this.bytes.clear();
-    this.arena = new ByteArena();
+    this.directories.clear();
   }
 }
 

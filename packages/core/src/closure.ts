@@ -6,6 +6,7 @@
 import { Digest, hexOf } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
+import { DigestIndex, type DigestIndexed } from "./digest-index.js";
 import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js";
 import { blake3 } from "./hash.js";
 import { type Directory, displayName, equalBytes } from "./model.js";
@@ -32,25 +33,22 @@ export interface ValidatedClosure {
  * holding 100 000s of node objects until close() made the garbage collector
  * a third of an upload's time. The few stores that want it decode it again.
  */
-class Entry implements ClosureEntry {
+class Entry implements ClosureEntry, DigestIndexed<Entry> {
   referenced = false;
-  /** The next entry whose digest starts with the same 30 bits (see ClosureValidator.find). */
   nextSamePrefix: Entry | undefined = undefined;
+  readonly digestBytes: Uint8Array;
   constructor(
     readonly digest: Digest,
     readonly bytes: Uint8Array,
     /** Its size (spec §1), checked against the DirectoryNodes that refer to it. */
     readonly size: bigint,
-  ) {}
+  ) {
+    this.digestBytes = digest.bytes;
+  }
 
   get directory(): Directory {
     return decodeDirectory(this.bytes);
   }
-}
-
-/** 30 bits of a digest: a small integer (no heap number), and BLAKE3 output is uniform. */
-function prefixOf(digest: Uint8Array): number {
-  return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
 
 /**
@@ -61,12 +59,7 @@ function prefixOf(digest: Uint8Array): number {
  * directory is reachable from it: connectivity needs no separate walk.
  */
 export class ClosureValidator {
-  /**
-   * Entries by digest prefix, chained. Looking up every child by its hex
-   * string meant building and hashing a 64-character string per child: a
-   * sixth of an upload's time.
-   */
-  private readonly byPrefix = new Map<number, Entry>();
+  private readonly byDigest = new DigestIndex<Entry>();
   private readonly entries: Entry[] = [];
   private readonly sizeCheck: SizeCheck;
   private readonly encoder = new ScratchEncoder();
@@ -92,7 +85,7 @@ export class ClosureValidator {
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
     const digest = Digest.of(canonical);
-    if (this.find(digest.bytes)) return undefined;
+    if (this.byDigest.get(digest.bytes)) return undefined;
     let size: bigint;
     try {
       size = validateDirectorySize(directory);
@@ -103,7 +96,7 @@ export class ClosureValidator {
     const children = directory.directories;
     for (let i = 0; i < children.length; i++) {
       const child = children[i];
-      const known = this.find(child.digest);
+      const known = this.byDigest.get(child.digest);
       if (!known) {
         throw new ClosureError(
           `directory ${digest} refers to ${hexOf(child.digest)} (directories[${i}] ${displayName(child.name)}), ` +
@@ -123,20 +116,10 @@ export class ClosureValidator {
       }
     }
     const entry = new Entry(digest, this.arena.copy(canonical), size);
-    const prefix = prefixOf(digest.bytes);
-    entry.nextSamePrefix = this.byPrefix.get(prefix);
-    this.byPrefix.set(prefix, entry);
+    this.byDigest.add(entry);
     this.entries.push(entry);
     this.unreferenced++;
     return entry;
-  }
-
-  /** The entry with this digest (32 bytes: validated), if any. */
-  private find(digest: Uint8Array): Entry | undefined {
-    for (let e = this.byPrefix.get(prefixOf(digest)); e !== undefined; e = e.nextSamePrefix) {
-      if (equalBytes(e.digest.bytes, digest)) return e;
-    }
-    return undefined;
   }
 
   /** Checks the upload as a whole and returns it, leaves to root. */

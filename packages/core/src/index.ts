@@ -14,3 +14,4 @@ export * from "./registry.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
 export { ByteArena } from "./arena.js";
+export { DigestIndex, type DigestIndexed } from "./digest-index.js";
