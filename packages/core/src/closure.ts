@@ -144,18 +144,22 @@ export class ClosureValidator {
  * still expected. Any breach is a CorruptionError: the data came from a store.
  */
 export class RootToLeavesChecker {
-  private readonly expected = new Set<string>();
-  private readonly received = new Set<string>();
+  private readonly known = new DigestIndex<Expected>();
+  /** Digests are copied out of received messages into here: a view would keep every received frame alive. */
+  private readonly digestArena = new ByteArena(64 * 1024);
+  private expectedCount = 1;
+  private receivedCount = 0;
 
   constructor(readonly root: Digest) {
-    this.expected.add(root.hex);
+    this.known.add(new Expected(root.bytes));
   }
 
   /** Checks one received directory; `bytes` is its encoding as received, if known. Returns its digest. */
   accept(directory: Directory, bytes?: Uint8Array): Digest {
     const digest = Digest.of(bytes ?? encodeDirectory(directory));
-    if (!this.expected.delete(digest.hex)) {
-      const why = this.received.has(digest.hex) ? "sent twice" : "not referred to by any directory received before it";
+    const known = this.known.get(digest.bytes);
+    if (known === undefined || known.received) {
+      const why = known ? "sent twice" : "not referred to by any directory received before it";
       throw new CorruptionError(`received unexpected directory ${digest} below root ${this.root}: ${why}`);
     }
     try {
@@ -163,28 +167,38 @@ export class RootToLeavesChecker {
     } catch (e) {
       throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
     }
-    this.received.add(digest.hex);
+    known.received = true;
+    this.expectedCount--;
+    this.receivedCount++;
     for (const child of directory.directories) {
-      const hex = hexOf(child.digest);
-      if (!this.received.has(hex)) this.expected.add(hex);
+      if (this.known.get(child.digest)) continue;
+      this.known.add(new Expected(this.digestArena.copy(child.digest)));
+      this.expectedCount++;
     }
     return digest;
   }
 
   /** How many directories are still expected. */
   get pending(): number {
-    return this.expected.size;
+    return this.expectedCount;
   }
 
   /** Call at the end of the stream. */
   finish(): void {
-    if (this.received.size === 0) return; // an absent root: an empty stream is fine
-    if (this.expected.size > 0) {
+    if (this.receivedCount === 0) return; // an absent root: an empty stream is fine
+    if (this.expectedCount > 0) {
       throw new CorruptionError(
-        `premature end of stream below root ${this.root}: still expected ${this.expected.size} directories`,
+        `premature end of stream below root ${this.root}: still expected ${this.expectedCount} directories`,
       );
     }
   }
+}
+
+/** A digest RootToLeavesChecker was told of: the root, or a child of a directory received. */
+class Expected implements DigestIndexed<Expected> {
+  nextSamePrefix: Expected | undefined = undefined;
+  received = false;
+  constructor(readonly digestBytes: Uint8Array) {}
 }
 
 /**
