@@ -12,7 +12,7 @@
  * default false: every upload is flushed to disk before it is acknowledged).
  */
 import { resolve } from "node:path";
-import { InvalidUrlError } from "@castore/core";
+import { InvalidUrlError, parseBooleanOption } from "@castore/core";
 
 export const LMDB_URL_EXAMPLE = "lmdb:///abs/path or lmdb://./relative";
 
@@ -59,21 +59,6 @@ function parseSize(url: string, name: string, text: string): number {
   return value;
 }
 
-function parseBool(url: string, name: string, text: string): boolean {
-  switch (text.toLowerCase()) {
-    case "":
-    case "1":
-    case "true":
-    case "yes":
-      return true;
-    case "0":
-    case "false":
-    case "no":
-      return false;
-  }
-  throw invalid(url, `${name}=${JSON.stringify(text)} is not a boolean (true or false)`);
-}
-
 /** Parses an `lmdb:` URL; relative paths resolve against `cwd` (default: the process's). */
 export function parseLmdbUrl(input: URL | string, cwd: string = process.cwd()): LmdbUrl {
   const text = typeof input === "string" ? input : input.href;
@@ -116,7 +101,7 @@ export function parseLmdbUrl(input: URL | string, cwd: string = process.cwd()): 
         options.mapSize = parseSize(text, name, value);
         break;
       case "noSync":
-        options.noSync = parseBool(text, name, value);
+        options.noSync = parseBooleanOption(name, value, (why) => invalid(text, why));
         break;
       default:
         throw invalid(text, `unknown option "${name}" (known: mapSize, noSync)`);

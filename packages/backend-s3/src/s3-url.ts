@@ -15,7 +15,7 @@
  * Without user-info credentials the AWS SDK's default chain applies
  * (environment, shared config and credentials files, SSO, instance roles).
  */
-import { InvalidUrlError, redactUrl } from "@castore/core";
+import { InvalidUrlError, parseBooleanOption, redactUrl } from "@castore/core";
 import type { RetryOptions } from "./retry.js";
 
 export const S3_URL_EXAMPLE = "s3://bucket/prefix?endpoint=http://host:port&region=…&forcePathStyle=true";
@@ -53,21 +53,6 @@ const OPTIONS = [
 
 function invalid(text: string, why: string): InvalidUrlError {
   return new InvalidUrlError(`invalid s3 store URL ${JSON.stringify(redactUrl(text))}: ${why}; expected ${S3_URL_EXAMPLE}`);
-}
-
-function parseBool(text: string, name: string, value: string): boolean {
-  switch (value.toLowerCase()) {
-    case "":
-    case "1":
-    case "true":
-    case "yes":
-      return true;
-    case "0":
-    case "false":
-    case "no":
-      return false;
-  }
-  throw invalid(text, `${name}=${JSON.stringify(value)} is not a boolean (true or false)`);
 }
 
 function parsePositiveInt(text: string, name: string, value: string, max: number): number {
@@ -120,6 +105,7 @@ export function parseS3Url(input: URL | string): S3Url {
     };
   }
 
+  const reject = (why: string) => invalid(text, why);
   const out: S3Url = { bucket, prefix, forcePathStyle: false, retry: {} };
   let forcePathStyle: boolean | undefined;
   for (const [name, value] of url.searchParams) {
@@ -143,7 +129,7 @@ export function parseS3Url(input: URL | string): S3Url {
         out.region = value;
         break;
       case "forcePathStyle":
-        forcePathStyle = parseBool(text, name, value);
+        forcePathStyle = parseBooleanOption(name, value, reject);
         break;
       case "sessionToken":
         if (!credentials) throw invalid(text, "sessionToken needs credentials in the user info");
@@ -159,7 +145,7 @@ export function parseS3Url(input: URL | string): S3Url {
         out.socketTimeoutMs = value === "0" ? 0 : parsePositiveInt(text, name, value, 3_600_000);
         break;
       case "conditionalWrites":
-        out.conditionalWrites = value.toLowerCase() === "auto" ? "auto" : parseBool(text, name, value);
+        out.conditionalWrites = value.toLowerCase() === "auto" ? "auto" : parseBooleanOption(name, value, reject);
         break;
       default:
         throw invalid(text, `unknown option "${name}" (known: ${OPTIONS.join(", ")})`);
