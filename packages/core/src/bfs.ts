@@ -5,17 +5,10 @@
  * re-hashed and re-validated before it is yielded.
  */
 import type { Digest } from "./digest.js";
-import { Digest as DigestClass } from "./digest.js";
+import { Digest as DigestClass, digestKey } from "./digest.js";
 import { CorruptionError, throwIfAborted } from "./errors.js";
 import { decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
-import { DigestIndex, type DigestIndexed } from "./digest-index.js";
-
-/** A digest the walk has already queued. */
-class Seen implements DigestIndexed<Seen> {
-  nextSamePrefix: Seen | undefined = undefined;
-  constructor(readonly digestBytes: Uint8Array) {}
-}
 
 /** Reads the stored bytes of each digest; undefined where absent. Same length and order as the input. */
 export type ReadMany = (digests: Digest[], signal?: AbortSignal) => Promise<(Uint8Array | undefined)[]>;
@@ -32,8 +25,8 @@ export async function* breadthFirst(
   opts: BreadthFirstOptions = {},
 ): AsyncGenerator<Directory, void, undefined> {
   const batchSize = opts.batchSize ?? 1024;
-  const seen = new DigestIndex<Seen>();
-  seen.add(new Seen(root.bytes));
+  // Every digest queued so far: a DAG may refer to one directory from many levels.
+  const seen = new Set<string>([digestKey(root.bytes)]);
   let level: Digest[] = [root];
   let isRootLevel = true;
   while (level.length > 0) {
@@ -52,10 +45,10 @@ export async function* breadthFirst(
         }
         const directory = decodeStoredDirectory(chunk[i], bytes);
         for (const child of directory.directories) {
-          if (seen.get(child.digest)) continue;
-          const childDigest = DigestClass.fromBytes(child.digest);
-          seen.add(new Seen(childDigest.bytes));
-          next.push(childDigest);
+          const key = digestKey(child.digest);
+          if (seen.has(key)) continue;
+          seen.add(key);
+          next.push(DigestClass.fromBytes(child.digest));
         }
         yield directory;
         throwIfAborted(opts.signal);

@@ -3,7 +3,7 @@
  * - ClosureValidator: an upload, leaves to root;
  * - RootToLeavesChecker: a download, root to leaves.
  */
-import { Digest, hexOf } from "./digest.js";
+import { Digest, digestKey, hexOf } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { DigestIndex, type DigestIndexed } from "./digest-index.js";
@@ -144,22 +144,20 @@ export class ClosureValidator {
  * still expected. Any breach is a CorruptionError: the data came from a store.
  */
 export class RootToLeavesChecker {
-  private readonly known = new DigestIndex<Expected>();
-  /** Digests are copied out of received messages into here: a view would keep every received frame alive. */
-  private readonly digestArena = new ByteArena(64 * 1024);
-  private expectedCount = 1;
-  private receivedCount = 0;
+  /** Digests (digestKey) referred to by a directory received, not received yet. */
+  private readonly expected = new Set<string>();
+  private readonly received = new Set<string>();
 
   constructor(readonly root: Digest) {
-    this.known.add(new Expected(root.bytes));
+    this.expected.add(digestKey(root.bytes));
   }
 
   /** Checks one received directory; `bytes` is its encoding as received, if known. Returns its digest. */
   accept(directory: Directory, bytes?: Uint8Array): Digest {
     const digest = Digest.of(bytes ?? encodeDirectory(directory));
-    const known = this.known.get(digest.bytes);
-    if (known === undefined || known.received) {
-      const why = known ? "sent twice" : "not referred to by any directory received before it";
+    const key = digestKey(digest.bytes);
+    if (!this.expected.delete(key)) {
+      const why = this.received.has(key) ? "sent twice" : "not referred to by any directory received before it";
       throw new CorruptionError(`received unexpected directory ${digest} below root ${this.root}: ${why}`);
     }
     try {
@@ -167,38 +165,28 @@ export class RootToLeavesChecker {
     } catch (e) {
       throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
     }
-    known.received = true;
-    this.expectedCount--;
-    this.receivedCount++;
+    this.received.add(key);
     for (const child of directory.directories) {
-      if (this.known.get(child.digest)) continue;
-      this.known.add(new Expected(this.digestArena.copy(child.digest)));
-      this.expectedCount++;
+      const childKey = digestKey(child.digest);
+      if (!this.received.has(childKey)) this.expected.add(childKey);
     }
     return digest;
   }
 
   /** How many directories are still expected. */
   get pending(): number {
-    return this.expectedCount;
+    return this.expected.size;
   }
 
   /** Call at the end of the stream. */
   finish(): void {
-    if (this.receivedCount === 0) return; // an absent root: an empty stream is fine
-    if (this.expectedCount > 0) {
+    if (this.received.size === 0) return; // an absent root: an empty stream is fine
+    if (this.expected.size > 0) {
       throw new CorruptionError(
-        `premature end of stream below root ${this.root}: still expected ${this.expectedCount} directories`,
+        `premature end of stream below root ${this.root}: still expected ${this.expected.size} directories`,
       );
     }
   }
-}
-
-/** A digest RootToLeavesChecker was told of: the root, or a child of a directory received. */
-class Expected implements DigestIndexed<Expected> {
-  nextSamePrefix: Expected | undefined = undefined;
-  received = false;
-  constructor(readonly digestBytes: Uint8Array) {}
 }
 
 /**
