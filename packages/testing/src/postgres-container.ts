@@ -1,11 +1,11 @@
 import {
-  AbstractStartedContainer,
   GenericContainer,
   getContainerRuntimeClient,
   Wait,
   type StartedTestContainer,
 } from "testcontainers";
 import { getFreePort } from "./free-port.js";
+import { StartedLoopbackContainer } from "./loopback-container.js";
 import { randomUUID } from "node:crypto";
 import { DEFAULT_POSTGRES_IMAGE, INSTANCE_LABEL, NO_PULL, removeOnFailedStart, sleep } from "./runtime.js";
 
@@ -92,21 +92,13 @@ export class PostgresTestContainer extends GenericContainer {
   }
 }
 
-export class StartedPostgresTestContainer extends AbstractStartedContainer {
+export class StartedPostgresTestContainer extends StartedLoopbackContainer {
   constructor(
     startedTestContainer: StartedTestContainer,
-    private readonly port: number,
+    port: number,
     private readonly database: string,
   ) {
-    super(startedTestContainer);
-  }
-
-  override getHost(): string {
-    return "127.0.0.1";
-  }
-
-  getPort(): number {
-    return this.port;
+    super(startedTestContainer, port);
   }
 
   getDatabase(): string {

@@ -1,13 +1,10 @@
 import { PostgresTestContainer, type StartedPostgresTestContainer } from "./postgres-container.js";
 import { findLocalPostgresBinDir, LocalPostgresServer } from "./postgres-local.js";
+import { tryContainerPath } from "./container-path.js";
 import {
   DEFAULT_POSTGRES_IMAGE,
-  dockerDisabled,
   ENV,
   errorMessage,
-  imageExists,
-  isCi,
-  probeDocker,
   TestServerUnavailableError,
   type TestServerKind,
 } from "./runtime.js";
@@ -45,7 +42,6 @@ export interface PostgresTestServerOptions {
   startupTimeoutMs?: number;
 }
 
-const START_HINT = "Start a docker engine and build the images: source .ci/lib/docker.sh (as root).";
 const BUILD_HINT =
   "Build the image with scripts/images/build-postgres-image.sh (needs a docker engine: source .ci/lib/docker.sh).";
 
@@ -70,39 +66,25 @@ export async function startPostgresTestServer(options: PostgresTestServerOptions
   const attempts: string[] = [`${ENV.postgresUrl}: not set`];
 
   // 2. container
-  const docker = await probeDocker();
-  let hint: string | undefined = dockerDisabled() ? `Unset ${ENV.noDocker} in CI.` : START_HINT;
-  if (docker.ok) {
-    hint = undefined;
-    if (await imageExists(docker.client, image)) {
-      try {
-        let container = new PostgresTestContainer(image).withDatabase(database).withStartupTimeout(startupTimeoutMs);
-        for (const [k, v] of Object.entries(settings)) container = container.withSetting(k, v);
-        return fromContainer(await container.start());
-      } catch (err) {
-        attempts.push(`container ${image}: failed to start: ${errorMessage(err)}`);
-      }
-    } else {
-      hint = BUILD_HINT;
-      attempts.push(`container ${image}: image not found locally`);
-    }
-  } else {
-    attempts.push(`container ${image}: ${docker.reason}`);
-  }
-  if (isCi()) {
-    throw new TestServerUnavailableError(
-      "PostgreSQL test server (CI is set: the container path is required, local fallbacks are not used)",
-      attempts,
-      hint,
-    );
-  }
+  const containerPath = await tryContainerPath({
+    label: "PostgreSQL",
+    image,
+    buildHint: BUILD_HINT,
+    attempts,
+    start: async () => {
+      let container = new PostgresTestContainer(image).withDatabase(database).withStartupTimeout(startupTimeoutMs);
+      for (const [k, v] of Object.entries(settings)) container = container.withSetting(k, v);
+      return fromContainer(await container.start());
+    },
+  });
+  if (containerPath.started) return containerPath.started;
 
   // 3. local binaries
   const binDir = findLocalPostgresBinDir();
   if (binDir) {
     try {
       const local = await LocalPostgresServer.start({ binDir, database, settings, startupTimeoutMs });
-      if (docker.ok) console.warn(`[@castore/testing] PostgreSQL: container path unavailable, using local binaries (${attempts.at(-1)})${hint ? `. ${hint}` : ""}`);
+      containerPath.warnFallback("local binaries");
       return fromLocal(local);
     } catch (err) {
       attempts.push(`local binaries in ${binDir}: ${errorMessage(err)}`);

@@ -1,6 +1,7 @@
 import { MinioContainer, type StartedMinioContainer } from "@testcontainers/minio";
-import { AbstractStartedContainer, GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
+import { GenericContainer, Wait } from "testcontainers";
 import { getFreePort } from "./free-port.js";
+import { StartedLoopbackContainer } from "./loopback-container.js";
 import { randomUUID } from "node:crypto";
 import { DEFAULT_S3_IMAGE, INSTANCE_LABEL, NO_PULL, removeOnFailedStart } from "./runtime.js";
 
@@ -39,22 +40,7 @@ export class S3rverTestContainer extends GenericContainer {
   }
 }
 
-export class StartedS3rverTestContainer extends AbstractStartedContainer {
-  constructor(
-    startedTestContainer: StartedTestContainer,
-    private readonly port: number,
-  ) {
-    super(startedTestContainer);
-  }
-
-  override getHost(): string {
-    return "127.0.0.1";
-  }
-
-  getPort(): number {
-    return this.port;
-  }
-
+export class StartedS3rverTestContainer extends StartedLoopbackContainer {
   /** http://127.0.0.1:PORT */
   getEndpoint(): string {
     return `http://127.0.0.1:${this.port}`;

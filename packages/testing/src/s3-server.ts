@@ -7,17 +7,8 @@ import {
 } from "./s3-container.js";
 import { LocalS3rver } from "./s3-local.js";
 import type { TestServerKind } from "./runtime.js";
-import {
-  DEFAULT_S3_IMAGE,
-  dockerDisabled,
-  ENV,
-  errorMessage,
-  imageExists,
-  isCi,
-  probeDocker,
-  sleep,
-  TestServerUnavailableError,
-} from "./runtime.js";
+import { tryContainerPath } from "./container-path.js";
+import { DEFAULT_S3_IMAGE, ENV, errorMessage, sleep, TestServerUnavailableError } from "./runtime.js";
 
 export interface S3TestServer extends AsyncDisposable {
   /** http://127.0.0.1:PORT (or $CASTORE_TEST_S3_URL). */
@@ -50,7 +41,6 @@ export interface S3TestServerOptions {
 }
 
 const REGION = "us-east-1";
-const START_HINT = "Start a docker engine and build the images: source .ci/lib/docker.sh (as root).";
 const BUILD_HINT =
   "Build the image with scripts/images/build-s3-image.sh (needs a docker engine: source .ci/lib/docker.sh).";
 
@@ -85,36 +75,19 @@ export async function startS3TestServer(options: S3TestServerOptions = {}): Prom
   const startupTimeoutMs = options.startupTimeoutMs ?? 60_000;
   const attempts: string[] = [`${ENV.s3Url}: not set`];
 
-  const docker = await probeDocker();
-  let hint: string | undefined = dockerDisabled() ? `Unset ${ENV.noDocker} in CI.` : START_HINT;
-  if (docker.ok) {
-    hint = undefined;
-    if (await imageExists(docker.client, image)) {
-      try {
-        return /minio/i.test(image)
-          ? await startMinio(image, startupTimeoutMs)
-          : await startS3rverContainer(image, startupTimeoutMs);
-      } catch (err) {
-        attempts.push(`container ${image}: failed to start: ${errorMessage(err)}`);
-      }
-    } else {
-      if (image === DEFAULT_S3_IMAGE) hint = BUILD_HINT;
-      attempts.push(`container ${image}: image not found locally`);
-    }
-  } else {
-    attempts.push(`container ${image}: ${docker.reason}`);
-  }
-  if (isCi()) {
-    throw new TestServerUnavailableError(
-      "S3 test server (CI is set: the container path is required, local fallbacks are not used)",
-      attempts,
-      hint,
-    );
-  }
+  const containerPath = await tryContainerPath({
+    label: "S3",
+    image,
+    // Only the default image is built here; another one was named by the caller.
+    buildHint: image === DEFAULT_S3_IMAGE ? BUILD_HINT : undefined,
+    attempts,
+    start: () => (/minio/i.test(image) ? startMinio(image, startupTimeoutMs) : startS3rverContainer(image, startupTimeoutMs)),
+  });
+  if (containerPath.started) return containerPath.started;
 
   try {
     const local = await LocalS3rver.start();
-    if (docker.ok) console.warn(`[@castore/testing] S3: container path unavailable, using in-process s3rver (${attempts.at(-1)})${hint ? `. ${hint}` : ""}`);
+    containerPath.warnFallback("in-process s3rver");
     return server({
       endpoint: `http://127.0.0.1:${local.port}`,
       region: REGION,
