@@ -24,9 +24,9 @@ const { DIRECTORY_A, DIRECTORY_B, EMPTY_BLOB_DIGEST } = fixtures;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `cond()` holds, or fails after `ms`. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${cond}`);
     await sleep(10);
   }
@@ -152,6 +152,21 @@ describe("max connections", () => {
     expect(await three!.get(a)).toBeDefined();
     expect(h.server.openConnections).toBe(2);
     expect(await sample(h, "castore_grpc_server_connections_refused_total")).toBe(2);
+  });
+  it("a grpc-js client over the limit gets UNAVAILABLE at once, and gets through once a place frees", async () => {
+    const h = await harness({ maxConnections: 1 });
+    const root = await h.client.put(DIRECTORY_A);
+    const other = raw(h);
+    const request = encodeGetRequest(root.bytes, false);
+    const started = Date.now();
+    const refused = await rawGet(other, request);
+    expect(refused.error?.code).toBe(status.UNAVAILABLE);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await h.client.close();
+    await until(() => h.server.openConnections === 0);
+    // grpc-js backs off (1 s, then longer) after a failed connection: poll instead of racing it.
+    await until(async () => (await rawGet(other, request)).messages.length === 1, 10_000);
+    expect(h.server.openConnections).toBe(1);
   });
   it("over a Unix socket too", async () => {
     const h = await startHarness("unix", { maxConnections: 1 });
