@@ -48,6 +48,7 @@ import {
 } from "node:fs";
 import { lstat, readdir, readlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { promisify } from "node:util";
 import { join as joinPath } from "node:path";
 import pLimit from "p-limit";
 import {
@@ -108,12 +109,16 @@ function join(parent: Buffer, name: Buffer): Buffer {
   return Buffer.concat([parent, SLASH, name]);
 }
 
-// Callback fs calls wrapped by hand: no FileHandle objects (fs/promises) per file.
-const open = (path: Buffer) => new Promise<number>((res, rej) => openCb(path, OPEN_FLAGS, (e, fd) => (e ? rej(e) : res(fd))));
-const fstat = (fd: number) => new Promise<Stats>((res, rej) => fstatCb(fd, (e, st) => (e ? rej(e) : res(st))));
-const read = (fd: number, buf: Buffer, off: number, len: number) =>
-  new Promise<number>((res, rej) => readCb(fd, buf, off, len, null, (e, n) => (e ? rej(e) : res(n))));
-const close = (fd: number) => new Promise<void>((res) => closeCb(fd, () => res()));
+// The callback fs calls, promisified: no FileHandle object (fs/promises) per file.
+const openAsync = promisify(openCb);
+const fstatAsync = promisify(fstatCb);
+const readAsync = promisify(readCb);
+const closeAsync = promisify(closeCb);
+const open = (path: Buffer) => openAsync(path, OPEN_FLAGS);
+const fstat = (fd: number): Promise<Stats> => fstatAsync(fd);
+const read = async (fd: number, buf: Buffer, off: number, len: number) => (await readAsync(fd, buf, off, len, null)).bytesRead;
+/** A read-only descriptor: closing it cannot lose data, so a failure to close is not the import's failure. */
+const close = (fd: number) => closeAsync(fd).catch(() => {});
 
 function kindOf(st: { isSocket(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
   return st.isSocket() ? "socket" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file";
