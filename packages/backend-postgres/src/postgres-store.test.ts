@@ -192,7 +192,7 @@ describe("round trips", () => {
     for (let i = 1; i < asked.length - 1; i++) expect(Digest.of(got[i]!).equals(asked[i])).toBe(true);
   });
 
-  it("a small upload is one statement; a large one two (which are stored, then COPY of the rest)", async () => {
+  it("a small upload is one statement; a large one stored at close two (which are stored, then COPY of the rest)", async () => {
     const service = stores.open();
     const counted = countQueries(service);
     await service.store.init();
@@ -200,15 +200,20 @@ describe("round trips", () => {
     await service.put(DIRECTORY_A);
     expect(counted.texts).toEqual([expect.stringMatching(/^INSERT INTO .* unnest/s)]);
 
+    // By default a large upload streams (streaming-upload.test.ts); putClosure is the close-time path.
     const big = generateTree({ directories: 5000, seed: 4 });
     expect(big.encodedBytes).toBeGreaterThan(256 * 1024);
+    const entries = big.directories.map((directory) => {
+      const bytes = encodeDirectory(directory);
+      return { digest: Digest.of(bytes), bytes, directory };
+    });
     counted.texts = [];
-    await upload(service, big.directories);
+    await service.store.putClosure(entries);
     expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual(["SELECT", "COPY"]);
     // All stored already: only the question is asked.
     counted.texts = [];
     await upload(service, big.directories);
-    expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual(["SELECT"]);
+    expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual(["BEGIN;", "SELECT", "ROLLBACK", "SELECT"]);
     expect(await rowCount(service.store.schema)).toBe(1 + big.directories.length);
   });
 
@@ -259,7 +264,7 @@ describe("round trips", () => {
     expect((await collect(service.getRecursive(tree.root))).length).toBe(3000);
   });
 
-  it.each(["copy", "merge", "unnest"] as const)("large uploads through %s store every directory once", async (uploadMethod) => {
+  it.each(["copy", "merge", "unnest", "stream", "auto"] as const)("large uploads through %s store every directory once", async (uploadMethod) => {
     const service = stores.open({ uploadMethod });
     const tree = generateTree({ directories: 20_000, seed: 6 });
     const root = await upload(service, tree.directories);

@@ -12,8 +12,12 @@
  * CONFLICT DO NOTHING; a larger one is one query for the digests already
  * stored and one binary COPY of the rest (if another upload races it to the
  * same rows: BEGIN, COPY into a temporary table, INSERT … SELECT … ON CONFLICT
- * DO NOTHING, COMMIT). Every upload writes in digest order, so concurrent
- * overlapping uploads wait for each other instead of deadlocking.
+ * DO NOTHING, COMMIT). Every close-time upload writes in digest order, so
+ * concurrent overlapping uploads wait for each other instead of deadlocking.
+ *
+ * A large upload streams instead (openUpload, PostgresUpload): its rows go
+ * into one COPY inside a transaction while core is still checking the rest,
+ * and fall back to the close-time path above if that goes wrong.
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -24,11 +28,15 @@ import {
   isCastoreError,
   type ClosureEntry,
   type DirectoryStore,
+  type StoreUpload,
 } from "@castore/core";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";
 import { checkSchemaName, type PostgresStoreOptions } from "./postgres-url.js";
+import { StreamingCopy } from "./postgres-streaming-copy.js";
+import { PostgresUpload, type UploadHost } from "./postgres-upload.js";
+import { binaryCopyChunks, byteaArray } from "./postgres-wire.js";
 
 /** The table layout this code writes and reads; recorded in `<schema>.schema_version`. */
 export const SCHEMA_VERSION = 1;
@@ -36,19 +44,16 @@ export const DEFAULT_SCHEMA = "castore";
 export const DEFAULT_POOL_MAX = 10;
 export const DEFAULT_BATCH_SIZE = 32768;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 30_000;
 
 /** Digests per page when listing; each page is its own short query (keyset pagination). */
 const LIST_PAGE = 4096;
 /** Uploads up to this many canonical bytes go in one INSERT … unnest statement: one round trip, atomic on its own. */
 const SINGLE_STATEMENT_BYTES = 256 * 1024;
-/** Bytes per chunk written to a COPY stream. */
-const COPY_CHUNK_BYTES = 256 * 1024;
 /** Attempts of an operation whose connection broke (each on a fresh connection). */
 const CONNECTION_ATTEMPTS = 3;
 /** Attempts of an upload that lost a deadlock (cannot happen with sorted inserts; a safety net). */
 const CONFLICT_ATTEMPTS = 5;
-/** pg_type OID of bytea. */
-const BYTEA_OID = 17;
 /** Name of the per-connection temporary table that COPY fills. */
 const UPLOAD_TABLE = "castore_upload";
 
@@ -57,13 +62,22 @@ const UPLOAD_TABLE = "castore_upload";
  * - "copy": look up which digests are present, binary-COPY the rest straight in;
  * - "merge": binary-COPY into a temporary table, then INSERT … SELECT … ON CONFLICT DO NOTHING;
  * - "unnest": INSERT … SELECT unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING, in chunks;
- * - "auto" (default): "unnest" as one statement up to 256 KiB, else "copy".
+ * - "stream": every upload streams its rows into one COPY while it is open (PostgresUpload),
+ *   whatever its size, falling back to "auto" at close when streaming fails or no slot is free;
+ * - "auto" (default): streams uploads past 256 KiB; at close, "unnest" as one statement up
+ *   to 256 KiB, else "copy".
+ * "copy", "merge" and "unnest" never stream: the whole upload is stored at close.
  */
-export type UploadMethod = "auto" | "copy" | "merge" | "unnest";
+export type UploadMethod = "auto" | "copy" | "merge" | "unnest" | "stream";
 
 export interface PostgresStoreConfig extends PostgresStoreOptions {
   /** For the benchmark and tests: force one way of uploading. Default "auto". */
   uploadMethod?: UploadMethod;
+  /**
+   * A streaming upload whose client sends nothing for this long gives its
+   * connection back and is stored at close instead. Default 30 s.
+   */
+  streamIdleTimeoutMs?: number;
 }
 
 /** What withClient's callback may tell it about the connection. */
@@ -89,62 +103,6 @@ function plainBytes(bytes: Buffer): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/**
- * A `bytea[]` parameter in PostgreSQL's binary array format (what array_recv
- * reads): `pg` sends a Buffer parameter as binary, and `$n::bytea[]` tells the
- * server its type. Raw bytes both ways; pg's default would hex-encode every
- * element into a text array literal, twice the size and far slower to build
- * and parse.
- */
-export function byteaArray(items: readonly Uint8Array[]): Buffer {
-  let size = 20;
-  for (const item of items) size += 4 + item.length;
-  const out = Buffer.allocUnsafe(size);
-  let at = out.writeInt32BE(1, 0); // dimensions
-  at = out.writeInt32BE(0, at); // no NULLs
-  at = out.writeInt32BE(BYTEA_OID, at); // element type
-  at = out.writeInt32BE(items.length, at); // length of the dimension
-  at = out.writeInt32BE(1, at); // lower bound
-  for (const item of items) {
-    at = out.writeInt32BE(item.length, at);
-    out.set(item, at);
-    at += item.length;
-  }
-  return out;
-}
-
-/** The binary COPY stream of (digest, bytes) rows: header, tuples, trailer. */
-function* binaryCopyRows(entries: ClosureEntry[], signal?: AbortSignal): Generator<Buffer> {
-  const header = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
-  let chunk = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
-  let at = header.copy(chunk, 0);
-  at = chunk.writeInt32BE(0, at); // flags
-  at = chunk.writeInt32BE(0, at); // header extension length
-  for (const entry of entries) {
-    const need = 2 + 4 + 32 + 4 + entry.bytes.length;
-    if (at + need > chunk.length) {
-      yield chunk.subarray(0, at);
-      if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
-      chunk = Buffer.allocUnsafe(Math.max(COPY_CHUNK_BYTES, need + 2));
-      at = 0;
-    }
-    at = chunk.writeInt16BE(2, at);
-    at = chunk.writeInt32BE(32, at);
-    chunk.set(entry.digest.bytes, at);
-    at += 32;
-    at = chunk.writeInt32BE(entry.bytes.length, at);
-    chunk.set(entry.bytes, at);
-    at += entry.bytes.length;
-  }
-  if (at + 2 > chunk.length) {
-    yield chunk.subarray(0, at);
-    chunk = Buffer.allocUnsafe(2);
-    at = 0;
-  }
-  at = chunk.writeInt16BE(-1, at); // trailer
-  yield chunk.subarray(0, at);
-}
-
 /** Where the server is, for messages: never the password. */
 export interface PostgresEndpoint {
   host: string;
@@ -165,9 +123,19 @@ export class PostgresDirectoryStore implements DirectoryStore {
   /** The last error an idle pooled connection reported (it was dropped from the pool; the next call reconnects). */
   lastIdleError: Error | undefined;
 
-  private readonly table: string;
+  /** The quoted directories table. */
+  readonly table: string;
   private readonly versionTable: string;
   private readonly uploadMethod: UploadMethod;
+  private readonly streamIdleTimeoutMs: number;
+  /**
+   * Streaming uploads holding a connection. At most half the pool: they are
+   * paced by their clients, so reads and close-time uploads must not starve
+   * behind them.
+   */
+  private readonly streams = new Set<StreamingCopy>();
+  /** How many uploads may stream at once. */
+  readonly maxStreams: number;
   /** Connections that already have the temporary upload table. */
   private readonly withUploadTable = new WeakSet<pg.ClientBase>();
   private ready: Promise<void> | undefined;
@@ -178,6 +146,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
     this.schema = checkSchemaName(config.schema ?? DEFAULT_SCHEMA);
     this.batchSize = config.batchSize ?? DEFAULT_BATCH_SIZE;
     this.uploadMethod = config.uploadMethod ?? "auto";
+    this.streamIdleTimeoutMs = config.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.maxStreams = Math.floor((config.poolMax ?? DEFAULT_POOL_MAX) / 2);
     this.table = `${ident(this.schema)}.directories`;
     this.versionTable = `${ident(this.schema)}.schema_version`;
 
@@ -403,7 +373,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
     await this.init();
     let total = 0;
     for (const e of entries) total += e.bytes.length;
-    const method = this.uploadMethod === "auto" ? (total <= SINGLE_STATEMENT_BYTES ? "unnest" : "copy") : this.uploadMethod;
+    const method =
+      this.uploadMethod === "auto" || this.uploadMethod === "stream" ? (total <= SINGLE_STATEMENT_BYTES ? "unnest" : "copy") : this.uploadMethod;
     // Every upload writes in digest order: two uploads that share directories then
     // wait for each other in the same order and cannot deadlock. "copy" has the
     // server sort (much faster than sorting here); the others sort here.
@@ -501,7 +472,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   /** Binary COPY of (digest, bytes) rows, in the given order, into `table`. */
   private async copyRows(client: pg.ClientBase, table: string, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     const copy = client.query(copyFrom(`COPY ${table} (digest, bytes) FROM STDIN (FORMAT binary)`));
-    await pipeline(Readable.from(binaryCopyRows(entries, signal), { objectMode: false }), copy);
+    await pipeline(Readable.from(binaryCopyChunks(entries, { header: true, trailer: true, signal }), { objectMode: false }), copy);
   }
 
   /**
@@ -523,6 +494,42 @@ export class PostgresDirectoryStore implements DirectoryStore {
       `INSERT INTO ${this.table} (digest, bytes) SELECT digest, bytes FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
     );
     this.withUploadTable.add(client);
+  }
+
+  /**
+   * An upload that streams once it is past 256 KiB ("auto") or at once
+   * ("stream"), if a streaming slot is free; see PostgresUpload.
+   */
+  openUpload(signal?: AbortSignal): StoreUpload {
+    const stream = this.uploadMethod === "auto" || this.uploadMethod === "stream";
+    return new PostgresUpload(this.uploadHost, {
+      stream,
+      streamAfterBytes: this.uploadMethod === "stream" ? 0 : SINGLE_STATEMENT_BYTES,
+      idleTimeoutMs: this.streamIdleTimeoutMs,
+    }, signal);
+  }
+
+  private readonly uploadHost: UploadHost = {
+    openStream: (onIdleFailure) => {
+      if (this.closed || this.streams.size >= this.maxStreams) return undefined;
+      const copy = new StreamingCopy(
+        {
+          table: this.table,
+          connect: () => this.connect(),
+          streamEnded: (ended) => this.streams.delete(ended),
+        },
+        onIdleFailure,
+      );
+      this.streams.add(copy);
+      return copy;
+    },
+    init: () => this.init(),
+    putClosure: (entries, signal) => this.putClosure(entries, signal),
+  };
+
+  /** Streaming uploads holding a connection now (for tests). */
+  get openStreams(): number {
+    return this.streams.size;
   }
 
   async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
@@ -548,11 +555,11 @@ export class PostgresDirectoryStore implements DirectoryStore {
     }
   }
 
-  /** Closes the pool (waiting for checked-out connections). Closing twice is fine. */
+  /** Rolls back streaming uploads, then closes the pool (waiting for checked-out connections). Closing twice is fine. */
   close(): Promise<void> {
     if (!this.closing) {
       this.closed = true;
-      this.closing = this.pool.end();
+      this.closing = Promise.all([...this.streams].map((copy) => copy.cancel())).then(() => this.pool.end());
     }
     return this.closing;
   }
