@@ -1,15 +1,8 @@
 import { describeDirectoryService } from "@castore/conformance/vitest";
-import { afterAll, beforeAll } from "vitest";
-import { S3TestStores } from "./test-s3.js";
+import { s3TestStoresForFile } from "./test-s3.js";
 
 // One S3 server and bucket for the file; every factory() call gets its own fresh key prefix.
-let stores: S3TestStores;
-beforeAll(async () => {
-  stores = await S3TestStores.start();
-}, 180_000);
-afterAll(async () => {
-  await stores?.stop();
-});
+const stores = s3TestStoresForFile();
 
 describeDirectoryService({
   name: "s3",

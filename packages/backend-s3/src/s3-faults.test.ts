@@ -10,16 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLOSURE_MAGIC } from "./closure-format.js";
 import { S3DirectoryService } from "./s3-service.js";
 import { type Fault, FaultProxy, everyThirdFails } from "./test-fault-proxy.js";
-import { S3TestStores, collect, upload } from "./test-s3.js";
+import { collect, s3TestStoresForFile, upload } from "./test-s3.js";
 import { randomDag } from "./test-trees.js";
 
-let stores: S3TestStores;
-beforeAll(async () => {
-  stores = await S3TestStores.start();
-}, 180_000);
-afterAll(async () => {
-  await stores?.stop();
-});
+const stores = s3TestStoresForFile();
 
 const fast = { baseDelayMs: 5, maxDelayMs: 50 };
 

@@ -10,16 +10,10 @@ import { layoutClosure } from "./closure-format.js";
 import { RequestCounter } from "./request-counter.js";
 import type { S3DirectoryService } from "./s3-service.js";
 import { FaultProxy } from "./test-fault-proxy.js";
-import { S3TestStores, collect, upload } from "./test-s3.js";
+import { collect, s3TestStoresForFile, upload } from "./test-s3.js";
 import { randomDag, validated } from "./test-trees.js";
 
-let stores: S3TestStores;
-beforeAll(async () => {
-  stores = await S3TestStores.start();
-}, 180_000);
-afterAll(async () => {
-  await stores?.stop();
-});
+const stores = s3TestStoresForFile();
 
 describe("request counts", () => {
   const tree = generateTree({ directories: 300, seed: 7 });

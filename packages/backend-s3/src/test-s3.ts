@@ -15,23 +15,47 @@ import {
 import { Digest, type Directory, RootToLeavesChecker, decodeStoredDirectory, encodeDirectory } from "@castore/core";
 import { type S3TestServer, startS3TestServer } from "@castore/testing";
 import { CLOSURE_MAGIC, FRAME_PREFIX_LENGTH, INDEX_HEADER_LENGTH, decodeIndex, encodeIndex } from "./closure-format.js";
+import { afterAll, beforeAll } from "vitest";
 import { RequestCounter } from "./request-counter.js";
 import { type S3DirectoryServiceOptions, S3DirectoryService } from "./s3-service.js";
 
+/**
+ * One S3 server and bucket for the calling test file: started before its
+ * tests (beforeAll) and stopped after them (afterAll). The handle is returned
+ * at once, for module scope; use it inside tests and hooks only.
+ */
+export function s3TestStoresForFile(): S3TestStores {
+  const stores = new S3TestStores();
+  beforeAll(() => stores.start(), 180_000);
+  afterAll(() => stores.stop());
+  return stores;
+}
+
 export class S3TestStores {
-  readonly admin: S3Client;
+  private running?: { server: S3TestServer; bucket: string; admin: S3Client };
 
-  private constructor(
-    readonly server: S3TestServer,
-    readonly bucket: string,
-  ) {
-    this.admin = new S3Client(server.clientConfig());
-  }
-
-  static async start(): Promise<S3TestStores> {
+  async start(): Promise<void> {
     const server = await startS3TestServer();
     const bucket = await server.createBucket();
-    return new S3TestStores(server, bucket);
+    this.running = { server, bucket, admin: new S3Client(server.clientConfig()) };
+  }
+
+  private get started(): { server: S3TestServer; bucket: string; admin: S3Client } {
+    if (!this.running) throw new Error("S3TestStores used before start() (or after stop())");
+    return this.running;
+  }
+
+  get server(): S3TestServer {
+    return this.started.server;
+  }
+
+  get bucket(): string {
+    return this.started.bucket;
+  }
+
+  /** A direct client, for raw object access behind the services' backs. */
+  get admin(): S3Client {
+    return this.started.admin;
   }
 
   /** A service on a fresh prefix, talking to `endpoint` (default: the server itself), with a request counter. */
@@ -50,8 +74,11 @@ export class S3TestStores {
   }
 
   async stop(): Promise<void> {
-    this.admin.destroy();
-    await this.server.stop();
+    const running = this.running;
+    this.running = undefined;
+    if (!running) return; // start() failed: nothing to stop
+    running.admin.destroy();
+    await running.server.stop();
   }
 
   // ---- raw object access ----
