@@ -2,19 +2,8 @@
  * Test trees: a random DAG with shared subtrees (generateTree makes trees
  * only), uploaded leaves to root, and the closure of any of its directories.
  */
-import {
-  ClosureValidator,
-  Digest,
-  type Directory,
-  type DirectoryNode,
-  compareBytes,
-  directorySize,
-  encodeDirectory,
-  makeDirectory,
-  makeDirectoryNode,
-  makeFileNode,
-} from "@castore/core";
-import { seededRandom } from "@castore/conformance";
+import { ClosureValidator, type Digest, type Directory } from "@castore/core";
+import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
 
 export interface TestDag {
   /** Leaves to root, the root last. */
@@ -31,31 +20,27 @@ export interface TestDag {
  */
 export function randomDag(n: number, seed = 1): TestDag {
   const random = seededRandom(seed);
-  const directories: Directory[] = [];
-  const digests: Digest[] = [];
+  const nodes: DigestedDirectory[] = [];
   const children = new Map<string, string[]>();
   const referenced = new Set<number>();
-  const add = (dirs: DirectoryNode[], tag: string) => {
-    dirs.sort((a, b) => compareBytes(a.name, b.name));
-    const d = makeDirectory({ directories: dirs, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(7), 1)] });
-    const digest = Digest.of(encodeDirectory(d));
-    directories.push(d);
-    digests.push(digest);
-    children.set(digest.hex, dirs.map((c) => Buffer.from(c.digest).toString("hex")));
-    return digest;
+  // Each directory has a file named after its tag, so every one is distinct.
+  const add = (kids: DigestedDirectory[], tag: string) => {
+    const made = taggedDirectory(tag, kids);
+    nodes.push(made);
+    children.set(made.digest.hex, kids.map((c) => c.digest.hex));
+    return made.digest;
   };
   for (let i = 0; i < n; i++) {
     const picks = new Set<number>();
     const want = i === 0 ? 0 : Math.floor(random() * 4);
     for (let k = 0; k < want; k++) picks.add(Math.floor(random() * i));
-    const dirs = [...picks].map((j, k) => {
-      referenced.add(j);
-      return makeDirectoryNode(`d${k}`, digests[j], directorySize(directories[j]));
-    });
-    add(dirs, String(i));
+    for (const j of picks) referenced.add(j);
+    add([...picks].map((j) => nodes[j]), String(i));
   }
-  const tops = directories.map((_, i) => i).filter((i) => !referenced.has(i));
-  const root = add(tops.map((j, k) => makeDirectoryNode(`top${k}`, digests[j], directorySize(directories[j]))), "root");
+  const tops = nodes.filter((_, i) => !referenced.has(i));
+  const root = add(tops, "root");
+  const directories = nodes.map((d) => d.directory);
+  const digests = nodes.map((d) => d.digest);
   const memo = new Map<string, Set<string>>();
   const closureOf = (hex: string): Set<string> => {
     let set = memo.get(hex);

@@ -19,19 +19,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import {
-  Digest,
-  type Directory,
-  compareBytes,
-  directorySize,
-  encodeDirectory,
-  makeDirectory,
-  makeDirectoryNode,
-  makeFileNode,
-  openDirectoryService,
-} from "@castore/core";
+import { openDirectoryService } from "@castore/core";
 import { recordBenchResults, repositoryRoot, type BenchResult } from "@castore/core/bench-results";
-import { seededRandom } from "@castore/conformance";
+import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
 import "@castore/backend-grpc"; // registers grpc+http:
 
 const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
@@ -39,22 +29,13 @@ const SECONDS = Number(process.env.CASTORE_SOAK_SECONDS ?? 20);
 const CLIENTS = Number(process.env.CASTORE_SOAK_CLIENTS ?? 32);
 const BACKENDS = (process.env.CASTORE_SOAK_BACKENDS ?? "memory,lmdb,postgres,s3").split(",").map((s) => s.trim()).filter(Boolean);
 
-interface Node {
-  directory: Directory;
-  digest: Digest;
+interface Node extends DigestedDirectory {
   /** Leaves to root, itself last, each once. */
   closure: Node[];
 }
 
 function node(directories: Node[], tag: string): Node {
-  const sorted = directories
-    .map((c, i) => ({ c, name: `d${i}-${c.digest.hex.slice(0, 8)}` }))
-    .sort((a, b) => compareBytes(Buffer.from(a.name), Buffer.from(b.name)));
-  const directory = makeDirectory({
-    directories: sorted.map(({ c, name }) => makeDirectoryNode(name, c.digest, directorySize(c.directory))),
-    files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(tag.length), tag.length)],
-  });
-  const digest = Digest.of(encodeDirectory(directory));
+  const { directory, digest } = taggedDirectory(tag, directories);
   const seen = new Set<string>();
   const closure: Node[] = [];
   for (const c of directories) {
