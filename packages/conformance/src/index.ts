@@ -3,17 +3,9 @@
  * pass. Write a backend, run this suite, know it behaves like every other
  * castore backend. No test runner needed here (`./vitest` has the vitest form).
  */
-export type {
-  Capabilities,
-  CapabilityName,
-  ConformanceInstance,
-  ConformanceReport,
-  ConformanceTarget,
-  RunOptions,
-  Scenario,
-  ScenarioContext,
-  ScenarioResult,
-} from "./types.js";
+// types.ts holds the public contract only (targets, capabilities, scenarios,
+// results): all of it is exported, so a type added there is never forgotten here.
+export type * from "./types.js";
 export { ConformanceFailure, runConformance, runScenario, skipReason } from "./runner.js";
 export { scenarios } from "./scenarios/index.js";
 export { type DefineTestsOptions, type TestRunner, defineConformanceTests } from "./define-tests.js";
