@@ -12,7 +12,7 @@
  * default false: every upload is flushed to disk before it is acknowledged).
  */
 import { resolve } from "node:path";
-import { InvalidUrlError, parseBooleanOption } from "@castore/core";
+import { InvalidUrlError, parseBooleanOption, readStoreUrl } from "@castore/core";
 
 export const LMDB_URL_EXAMPLE = "lmdb:///abs/path or lmdb://./relative";
 
@@ -61,16 +61,8 @@ function parseSize(url: string, name: string, text: string): number {
 
 /** Parses an `lmdb:` URL; relative paths resolve against `cwd` (default: the process's). */
 export function parseLmdbUrl(input: URL | string, cwd: string = process.cwd()): LmdbUrl {
-  const text = typeof input === "string" ? input : input.href;
-  let url: URL;
-  try {
-    url = typeof input === "string" ? new URL(input) : input;
-  } catch {
-    throw invalid(text, "malformed URL");
-  }
-  if (url.protocol.toLowerCase() !== "lmdb:") throw invalid(text, `scheme is "${url.protocol}", not "lmdb:"`);
+  const { url, text } = readStoreUrl(input, "lmdb:", invalid);
   if (url.username || url.password || url.port) throw invalid(text, "user, password and port have no meaning here");
-  if (url.hash) throw invalid(text, "a #fragment has no meaning here");
 
   let pathname: string;
   try {

@@ -15,7 +15,7 @@
  * Without user-info credentials the AWS SDK's default chain applies
  * (environment, shared config and credentials files, SSO, instance roles).
  */
-import { InvalidUrlError, parseBooleanOption, redactUrl } from "@castore/core";
+import { InvalidUrlError, parseBooleanOption, readStoreUrl, redactUrl } from "@castore/core";
 import type { RetryOptions } from "./retry.js";
 
 export const S3_URL_EXAMPLE = "s3://bucket/prefix?endpoint=http://host:port&region=…&forcePathStyle=true";
@@ -79,15 +79,7 @@ export function normalizePrefix(path: string): string {
 
 /** Parses an `s3:` URL. Credentials in the user info are returned, never put into messages. */
 export function parseS3Url(input: URL | string): S3Url {
-  const text = typeof input === "string" ? input : input.href;
-  let url: URL;
-  try {
-    url = typeof input === "string" ? new URL(input) : input;
-  } catch {
-    throw invalid(text, "malformed URL");
-  }
-  if (url.protocol.toLowerCase() !== "s3:") throw invalid(text, `scheme is "${url.protocol}", not "s3:"`);
-  if (url.hash) throw invalid(text, "a #fragment has no meaning here");
+  const { url, text } = readStoreUrl(input, "s3:", invalid);
   if (url.port) throw invalid(text, "a port belongs in ?endpoint=, not after the bucket");
   const bucket = decode(text, url.hostname, "bucket");
   if (bucket === "") throw invalid(text, "no bucket given (s3://bucket/prefix)");

@@ -11,7 +11,7 @@ export * from "./bfs.js";
 export * from "./store-service.js";
 export * from "./traverse.js";
 export * from "./registry.js";
-export { parseBooleanOption } from "./url-options.js";
+export { parseBooleanOption, readStoreUrl } from "./store-url.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
 export { ByteArena } from "./arena.js";
