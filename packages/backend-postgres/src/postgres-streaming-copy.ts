@@ -93,6 +93,8 @@ export class StreamingCopy {
   /** The step in flight (start, write, finish): cancel() closes the connection under it, then waits for it. */
   private inFlight: Promise<unknown> | undefined;
   private failureNoticed = false;
+  /** The one cancel(), however often it is called. */
+  private cancelling: Promise<void> | undefined;
 
   /**
    * @param onIdleFailure called once if the COPY or its connection fails while
@@ -218,8 +220,6 @@ export class StreamingCopy {
   cancel(): Promise<void> {
     return (this.cancelling ??= this.rollBackAndRelease());
   }
-
-  private cancelling: Promise<void> | undefined;
 
   private async rollBackAndRelease(): Promise<void> {
     this.failureNoticed = true; // being dealt with: no more notices

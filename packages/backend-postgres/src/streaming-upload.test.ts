@@ -319,6 +319,60 @@ describe("a streaming upload that fails leaves nothing and gives its connection 
     await expectNothingLeft(service);
   });
 
+  it("putter.abort() while a put waits on the COPY (the server blocked on a lock): the connection is closed", async () => {
+    const service = stores.open();
+    const schema = service.store.schema;
+    await service.store.init();
+    const tree = generateTree({ directories: 100_000, seed: 52 });
+    const other = await stores.admin.connect();
+    try {
+      // Another transaction holds an early row: the server stops reading the COPY there,
+      // the socket fills, and a put() waits for it to drain.
+      await other.query("BEGIN");
+      await other.query(`INSERT INTO "${schema}".directories (digest, bytes) VALUES ($1, $2)`, [
+        Buffer.from(tree.digests[3000].bytes),
+        Buffer.from(encodeDirectory(tree.directories[3000])),
+      ]);
+      const putter = service.putMultipleStart();
+      let done = 0;
+      const putting = (async () => {
+        for (const d of tree.directories) {
+          await putter.put(d);
+          done++;
+        }
+      })();
+      putting.catch(() => undefined);
+      await eventually("the COPY to wait for the lock", async () => {
+        const { rows } = await stores.admin.query(
+          `SELECT 1 FROM pg_stat_activity WHERE application_name = 'castore' AND wait_event_type = 'Lock' AND query LIKE 'COPY "${schema}"%'`,
+        );
+        return rows[0];
+      });
+      const before = done;
+      await sleep(100);
+      expect(done, "put() is held back while the server does not read").toBe(before);
+      expect(done).toBeLessThan(100_000);
+      await putter.abort();
+      await expect(putting).rejects.toThrow();
+      expect(service.store.openStreams).toBe(0);
+      // The blocked connection was closed, not pooled.
+      expect(service.store.pool.totalCount).toBe(service.store.pool.idleCount);
+    } finally {
+      await other.query("ROLLBACK").catch(() => undefined);
+      other.release();
+    }
+    expect(await rowCount(schema)).toBe(0);
+    // The server notices the closed connection once its backend reads again (the lock is gone now) and rolls back.
+    await eventually("the closed connection's backend to end", async () => {
+      const { rows } = await stores.admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'castore' AND xact_start IS NOT NULL`,
+      );
+      return rows[0].n === 0 ? true : undefined;
+    });
+    const next = generateTree({ directories: 5000, seed: 53 });
+    expect((await upload(service, next.directories)).equals(next.root)).toBe(true);
+  });
+
   it("its AbortSignal", async () => {
     const service = stores.open();
     const controller = new AbortController();
