@@ -1,15 +1,8 @@
 import { describeDirectoryService } from "@castore/conformance/vitest";
-import { afterAll, beforeAll } from "vitest";
-import { PostgresTestStores } from "./test-postgres.js";
+import { postgresTestStoresForFile } from "./test-postgres.js";
 
 // One server for the file; every factory() call gets its own fresh schema.
-let stores: PostgresTestStores;
-beforeAll(async () => {
-  stores = await PostgresTestStores.start();
-});
-afterAll(async () => {
-  await stores?.stop();
-});
+const stores = postgresTestStoresForFile();
 
 describeDirectoryService({
   name: "postgres",

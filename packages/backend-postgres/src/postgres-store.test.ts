@@ -14,20 +14,11 @@ import {
 } from "@castore/core";
 import { getFreePort } from "@castore/testing";
 import { createServer, type AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PostgresDirectoryService, SCHEMA_VERSION } from "./index.js";
-import { countQueries, PostgresTestStores } from "./test-postgres.js";
+import { countQueries, postgresTestStoresForFile } from "./test-postgres.js";
 
-let stores: PostgresTestStores;
-beforeAll(async () => {
-  stores = await PostgresTestStores.start();
-});
-afterEach(async () => {
-  await stores.cleanup();
-});
-afterAll(async () => {
-  await stores?.stop();
-});
+const stores = postgresTestStoresForFile();
 
 async function upload(service: DirectoryService, directories: Directory[]): Promise<Digest> {
   const putter = service.putMultipleStart();

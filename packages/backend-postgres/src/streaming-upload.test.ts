@@ -18,20 +18,11 @@ import {
   type Directory,
   type DirectoryPutter,
 } from "@castore/core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { PostgresDirectoryService } from "./index.js";
-import { countQueries, PostgresTestStores } from "./test-postgres.js";
+import { countQueries, postgresTestStoresForFile } from "./test-postgres.js";
 
-let stores: PostgresTestStores;
-beforeAll(async () => {
-  stores = await PostgresTestStores.start();
-});
-afterEach(async () => {
-  await stores.cleanup();
-});
-afterAll(async () => {
-  await stores?.stop();
-});
+const stores = postgresTestStoresForFile();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

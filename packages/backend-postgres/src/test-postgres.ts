@@ -5,25 +5,48 @@
 import { randomBytes } from "node:crypto";
 import { startPostgresTestServer, type PostgresTestServer, type PostgresTestServerOptions } from "@castore/testing";
 import pg from "pg";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { PostgresDirectoryService, type PostgresDirectoryServiceOptions } from "./index.js";
+
+/**
+ * One PostgreSQL test server for the calling test file: started before its
+ * tests, every service opened in a test closed and its schema dropped after
+ * that test, the server stopped after the file.
+ */
+export function postgresTestStoresForFile(options: PostgresTestServerOptions = {}): PostgresTestStores {
+  const stores = new PostgresTestStores();
+  beforeAll(() => stores.start(options), 180_000);
+  afterEach(() => stores.cleanup());
+  afterAll(() => stores.stop());
+  return stores;
+}
 
 export class PostgresTestStores {
   private readonly services: PostgresDirectoryService[] = [];
   private readonly schemas = new Set<string>();
+  private running?: { server: PostgresTestServer; admin: pg.Pool };
 
-  private constructor(
-    readonly server: PostgresTestServer,
-    /** A superuser pool on the test database, for inspecting and breaking things behind the store's back. */
-    readonly admin: pg.Pool,
-  ) {}
-
-  static async start(options: PostgresTestServerOptions = {}): Promise<PostgresTestStores> {
+  async start(options: PostgresTestServerOptions = {}): Promise<void> {
     // synchronous_commit=on: a restart of the test server may kill it outright, which
     // must not lose acknowledged commits (fsync stays off: the OS keeps them).
     const server = await startPostgresTestServer({ ...options, settings: { synchronous_commit: "on", ...options.settings } });
     const admin = new pg.Pool({ connectionString: server.url, max: 4 });
     admin.on("error", () => undefined); // idle admin connections die on server restarts
-    return new PostgresTestStores(server, admin);
+    this.running = { server, admin };
+  }
+
+  private get started(): { server: PostgresTestServer; admin: pg.Pool } {
+    if (!this.running) throw new Error("PostgresTestStores used before start() (or after stop())");
+    return this.running;
+  }
+
+  get server(): PostgresTestServer {
+    return this.started.server;
+  }
+
+  /** A superuser pool on the test database, for inspecting and breaking things behind the store's back. */
+  get admin(): pg.Pool {
+    return this.started.admin;
   }
 
   /** A fresh schema name (not created yet). */
@@ -66,9 +89,11 @@ export class PostgresTestStores {
   }
 
   async stop(): Promise<void> {
+    if (!this.running) return;
     await this.cleanup();
     await this.admin.end().catch(() => undefined);
     await this.server.stop();
+    this.running = undefined;
   }
 }
 
