@@ -14,7 +14,7 @@
  * options, host, port, user, password, …) is passed through to `pg`, which
  * reads it as libpq would (see the README for pg's reading of sslmode).
  */
-import { InvalidUrlError, redactUrl } from "@castore/core";
+import { InvalidUrlError, readStoreUrl, redactUrl } from "@castore/core";
 
 export const POSTGRES_URL_EXAMPLE =
   "postgres://user:pass@host:5432/db or postgresql://… (?schema=castore&poolMax=10&batchSize=32768&sslmode=…)";
@@ -65,18 +65,7 @@ export function checkSchemaName(schema: string, where = "schema"): string {
 
 /** Splits a `postgres:`/`postgresql:` URL into pg's connection string and castore's options. */
 export function parsePostgresUrl(input: URL | string): PostgresUrl {
-  const text = typeof input === "string" ? input : input.href;
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw invalid(text, "malformed URL");
-  }
-  const scheme = url.protocol.toLowerCase();
-  if (scheme !== "postgres:" && scheme !== "postgresql:") {
-    throw invalid(text, `scheme is "${url.protocol}", not "postgres:" or "postgresql:"`);
-  }
-  if (url.hash) throw invalid(text, "a #fragment has no meaning here");
+  const { url, text } = readStoreUrl(input, ["postgres:", "postgresql:"], invalid);
 
   const options: PostgresStoreOptions = {};
   for (const [name, value] of [...url.searchParams]) {

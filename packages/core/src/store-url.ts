@@ -7,23 +7,27 @@
  */
 
 /**
- * `input` as a URL of `scheme` (e.g. "lmdb:", any case), with `text`, the
- * URL as given, for messages. Text that is no URL, another scheme, or a
- * #fragment (no store gives one a meaning) is `fail`ed.
+ * `input` as a URL of `scheme` (e.g. "lmdb:", any case; or one of several),
+ * with `text`, the URL as given, for messages. Always a fresh URL object, so
+ * a parser may strip its own options from it. Text that is no URL, another
+ * scheme, or a #fragment (no store gives one a meaning) is `fail`ed.
  */
 export function readStoreUrl(
   input: URL | string,
-  scheme: string,
+  scheme: string | readonly string[],
   fail: (text: string, why: string) => Error,
 ): { url: URL; text: string } {
   const text = typeof input === "string" ? input : input.href;
   let url: URL;
   try {
-    url = typeof input === "string" ? new URL(input) : input;
+    url = new URL(text);
   } catch {
     throw fail(text, "malformed URL");
   }
-  if (url.protocol.toLowerCase() !== scheme) throw fail(text, `scheme is "${url.protocol}", not "${scheme}"`);
+  const schemes = typeof scheme === "string" ? [scheme] : scheme;
+  if (!schemes.includes(url.protocol.toLowerCase())) {
+    throw fail(text, `scheme is "${url.protocol}", not ${schemes.map((s) => `"${s}"`).join(" or ")}`);
+  }
   if (url.hash) throw fail(text, "a #fragment has no meaning here");
   return { url, text };
 }
