@@ -1,5 +1,5 @@
 import { describeDirectoryService } from "@castore/conformance/vitest";
-import { DIRECTORY_A, DIRECTORY_B } from "@castore/conformance";
+import { DIRECTORY_A, DIRECTORY_B, gcFunction, taggedDirectory } from "@castore/conformance";
 import { InvalidUrlError, openDirectoryService } from "@castore/core";
 import { describe, expect, it } from "vitest";
 import { MemoryDirectoryService } from "./index.js";
@@ -38,5 +38,23 @@ describe("memory backend", () => {
     const root = await putter.close();
     expect(service.store.size).toBe(2);
     expect(await service.get(root)).toBeDefined();
+  });
+
+  it("many small uploads hold about their own bytes, not a chunk of memory each", async () => {
+    const gc = gcFunction();
+    expect(gc, "this test needs to force garbage collection").toBeDefined();
+    const service = new MemoryDirectoryService();
+    const offHeap = () => {
+      gc!();
+      return process.memoryUsage().arrayBuffers;
+    };
+    const before = offHeap();
+    for (let i = 0; i < 20_000; i++) await service.put(taggedDirectory(`small-${i}`).directory);
+    const grown = offHeap() - before;
+    // About 100 bytes each: 2–3 MiB with the store's own chunks. Keeping each upload's first
+    // arena chunk instead (4 KiB now, 256 KiB before) would hold 80 MiB or more. The margin
+    // is for the rest of the process (the count is process-wide).
+    expect(grown).toBeLessThan(20 * 2 ** 20);
+    expect(service.store.size).toBe(20_000);
   });
 });

@@ -4,9 +4,11 @@
  * and the breadth-first walk; this file only keeps canonical bytes by digest.
  */
 import {
+  ByteArena,
   type CallOptions,
   type ClosureEntry,
   Digest,
+  DIGEST_LENGTH,
   DigestIndex,
   type DigestIndexed,
   type DirectoryStore,
@@ -15,19 +17,37 @@ import {
   throwIfAborted,
 } from "@castore/core";
 
-/** One stored directory: its digest and canonical bytes. */
+/** One stored directory: its digest, then its canonical bytes, in one view into the store's arena. */
 class StoredDirectory implements DigestIndexed<StoredDirectory> {
   nextSamePrefix: StoredDirectory | undefined = undefined;
-  constructor(
-    readonly digestBytes: Uint8Array,
-    public bytes: Uint8Array,
-  ) {}
+  constructor(public digestAndBytes: Uint8Array) {}
+
+  get bytes(): Uint8Array {
+    return this.digestAndBytes.subarray(DIGEST_LENGTH);
+  }
+}
+
+/** Uploads of at least this many canonical bytes are kept in the chunks core packed them into. */
+const ADOPT_UPLOADS_FROM_BYTES = 64 * 1024;
+
+function joinDigestAndBytes(digest: Digest, bytes: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(DIGEST_LENGTH + bytes.length);
+  joined.set(digest.bytes);
+  joined.set(bytes, DIGEST_LENGTH);
+  return joined;
 }
 
 /** Canonical directory bytes by digest. */
 export class MemoryDirectoryStore implements DirectoryStore {
   readonly backend = "memory";
   private readonly directories = new DigestIndex<StoredDirectory>();
+  /**
+   * Small uploads' directories are copied in here: packed into shared chunks,
+   * not a buffer each (fewer allocations for the garbage collector to track).
+   * Keeping views of every upload's own chunks instead was measured to pin a
+   * chunk per small upload: 1.9 GiB of RSS after a 20 s soak.
+   */
+  private arena = new ByteArena();
 
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
     throwIfAborted(signal);
@@ -36,22 +56,28 @@ export class MemoryDirectoryStore implements DirectoryStore {
 
   /**
    * Called once per upload, after close() checked it: the whole closure lands
-   * in one synchronous step. The entries' bytes are kept as they are: core's
-   * upload already copied them into chunks of its own (never a view of a
-   * received frame, which would keep all of it alive), and nothing else holds
-   * them once the upload is done.
+   * in one synchronous step. A large upload's bytes are kept where core's
+   * upload packed them (no copy, no new view per directory: most of this
+   * store's commit time otherwise); they then hold at most the upload's own
+   * chunks, mostly full. A small upload's are copied into this store's
+   * chunks, so many small uploads do not each hold a chunk.
    */
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
-    for (const { digest, bytes } of entries) {
-      if (!this.directories.get(digest.bytes)) this.directories.add(new StoredDirectory(digest.bytes, bytes));
+    const joinedEntries = entries.map((e) => e.digestAndBytes ?? joinDigestAndBytes(e.digest, e.bytes));
+    let total = 0;
+    for (const joined of joinedEntries) total += joined.length;
+    const adopt = total >= ADOPT_UPLOADS_FROM_BYTES;
+    for (const joined of joinedEntries) {
+      if (this.directories.get(joined)) continue;
+      this.directories.add(new StoredDirectory(adopt ? joined : this.arena.copy(joined)));
     }
   }
 
   async *listDigests(signal?: AbortSignal): AsyncIterable<Digest> {
     for (const stored of [...this.directories.values()]) {
       throwIfAborted(signal);
-      yield Digest.fromBytes(stored.digestBytes);
+      yield Digest.fromBytes(stored.digestAndBytes.subarray(0, DIGEST_LENGTH));
     }
   }
 
@@ -62,13 +88,15 @@ export class MemoryDirectoryStore implements DirectoryStore {
 
   /** Test hook: stores raw bytes under a digest, bypassing every check and replacing what is there. */
   injectCorruption(digest: Digest, bytes: Uint8Array): void {
+    const joined = joinDigestAndBytes(digest, bytes);
     const stored = this.directories.get(digest.bytes);
-    if (stored) stored.bytes = Uint8Array.from(bytes);
-    else this.directories.add(new StoredDirectory(Uint8Array.from(digest.bytes), Uint8Array.from(bytes)));
+    if (stored) stored.digestAndBytes = joined;
+    else this.directories.add(new StoredDirectory(joined));
   }
 
   async close(): Promise<void> {
     this.directories.clear();
+    this.arena = new ByteArena();
   }
 }
 

@@ -82,7 +82,7 @@ class StringNameStore extends MapStore {
         files: d.files.map((n) => ({ ...n, name: viaString(n.name) })),
         symlinks: d.symlinks.map((n) => ({ ...n, name: viaString(n.name), target: viaString(n.target) })),
       });
-      return { ...e, bytes: encodeDirectory(copy) };
+      return { digest: e.digest, bytes: encodeDirectory(copy), directory: copy };
     });
     await super.putClosure(mangled, signal);
   }

@@ -22,4 +22,12 @@ describe("ByteArena", () => {
     expect(big.buffer.byteLength).toBe(1 << 20);
     expect(arena.copy(new Uint8Array(0)).length).toBe(0);
   });
+  it("starts with a small chunk and doubles up to the chunk size, so a small upload holds little", () => {
+    const arena = new ByteArena(64 * 1024);
+    const first = arena.copy(new Uint8Array(100));
+    expect(first.buffer.byteLength).toBe(4096);
+    const sizes = new Set<number>([first.buffer.byteLength]);
+    for (let i = 0; i < 2000; i++) sizes.add(arena.copy(new Uint8Array(1000)).buffer.byteLength);
+    expect([...sizes]).toEqual([4096, 8192, 16384, 32768, 65536]);
+  });
 });

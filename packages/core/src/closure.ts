@@ -3,7 +3,7 @@
  * - ClosureValidator: an upload, leaves to root;
  * - RootToLeavesChecker: a download, root to leaves.
  */
-import { Digest, digestKey, hexOf } from "./digest.js";
+import { DIGEST_LENGTH, Digest, digestKey, hexOf } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { DigestIndex, type DigestIndexed } from "./digest-index.js";
@@ -15,8 +15,15 @@ import { validateDirectory, validateDirectorySize } from "./validate.js";
 
 /** One directory of a checked upload, with its canonical bytes. */
 export interface ClosureEntry {
-  digest: Digest;
-  bytes: Uint8Array;
+  readonly digest: Digest;
+  readonly bytes: Uint8Array;
+  /**
+   * Optional: the digest's 32 bytes followed by `bytes`, in one view (core's
+   * checked uploads provide it). A store that keeps or copies both uses it
+   * instead of `digest` and `bytes`: making typed-array views and Digest
+   * objects per directory was most of the memory store's commit time.
+   */
+  readonly digestAndBytes?: Uint8Array;
   /** The decoded directory; ClosureValidator's entries decode it from `bytes` on each read. */
   readonly directory: Directory;
 }
@@ -28,22 +35,30 @@ export interface ValidatedClosure {
 }
 
 /**
- * What ClosureValidator keeps of a directory: its bytes (packed into an
- * arena) and what later directories' checks need. Not the decoded directory:
- * holding 100 000s of node objects until close() made the garbage collector
- * a third of an upload's time. The few stores that want it decode it again.
+ * What ClosureValidator keeps of a directory: its digest and bytes (one view
+ * into the upload's arena) and what later directories' checks need. Every
+ * object an upload keeps per directory until close() is work for the garbage
+ * collector (a third of an upload's time when it kept the decoded directory,
+ * a Digest and two views): so the decoded directory, the Digest and the
+ * separate views are made only when a store asks.
  */
 class Entry implements ClosureEntry, DigestIndexed<Entry> {
   referenced = false;
   nextSamePrefix: Entry | undefined = undefined;
-  readonly digestBytes: Uint8Array;
+  private digestObject: Digest | undefined = undefined;
   constructor(
-    readonly digest: Digest,
-    readonly bytes: Uint8Array,
+    /** The 32 digest bytes, then the canonical bytes. */
+    readonly digestAndBytes: Uint8Array,
     /** Its size (spec §1), checked against the DirectoryNodes that refer to it. */
     readonly size: bigint,
-  ) {
-    this.digestBytes = digest.bytes;
+  ) {}
+
+  get digest(): Digest {
+    return (this.digestObject ??= Digest.fromBytes(this.digestAndBytes.subarray(0, DIGEST_LENGTH)));
+  }
+
+  get bytes(): Uint8Array {
+    return this.digestAndBytes.subarray(DIGEST_LENGTH);
   }
 
   get directory(): Directory {
@@ -84,13 +99,13 @@ export class ClosureValidator {
   add(directory: Directory, bytes?: Uint8Array): ClosureEntry | undefined {
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
-    const digest = Digest.of(canonical);
-    if (this.byDigest.get(digest.bytes)) return undefined;
+    const digest = blake3(canonical);
+    if (this.byDigest.get(digest)) return undefined;
     let size: bigint;
     try {
       size = validateDirectorySize(directory);
     } catch (e) {
-      if (e instanceof ValidationError) throw new ValidationError(`directory ${digest} failed validation: ${e.message}`);
+      if (e instanceof ValidationError) throw new ValidationError(`directory ${hexOf(digest)} failed validation: ${e.message}`);
       throw e;
     }
     const children = directory.directories;
@@ -99,14 +114,14 @@ export class ClosureValidator {
       const known = this.byDigest.get(child.digest);
       if (!known) {
         throw new ClosureError(
-          `directory ${digest} refers to ${hexOf(child.digest)} (directories[${i}] ${displayName(child.name)}), ` +
+          `directory ${hexOf(digest)} refers to ${hexOf(child.digest)} (directories[${i}] ${displayName(child.name)}), ` +
             "which was not sent earlier in this upload",
         );
       }
       const ok = this.sizeCheck === "exact" ? child.size === known.size : child.size >= known.size;
       if (!ok) {
         throw new ClosureError(
-          `directory ${digest} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
+          `directory ${hexOf(digest)} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
             `(${known.digest.hex}), but its size is ${known.size}`,
         );
       }
@@ -115,7 +130,7 @@ export class ClosureValidator {
         this.unreferenced--;
       }
     }
-    const entry = new Entry(digest, this.arena.copy(canonical), size);
+    const entry = new Entry(this.arena.copyJoined(digest, canonical), size);
     this.byDigest.add(entry);
     this.entries.push(entry);
     this.unreferenced++;

@@ -3,7 +3,7 @@ import { DigestIndex, type DigestIndexed } from "./digest-index.js";
 
 class Row implements DigestIndexed<Row> {
   nextSamePrefix: Row | undefined = undefined;
-  constructor(readonly digestBytes: Uint8Array, readonly name: string) {}
+  constructor(readonly digestAndBytes: Uint8Array, readonly name: string) {}
 }
 
 /** 32 bytes: `prefix` in the first four, `tail` in the last. */
@@ -20,16 +20,16 @@ describe("DigestIndex", () => {
     // The top two bits of byte 3 are not indexed: a, b and c share one chain.
     const [a, b, c] = [new Row(digest([1, 2, 3, 4], 0), "a"), new Row(digest([1, 2, 3, 0x44], 0), "b"), new Row(digest([1, 2, 3, 4], 9), "c")];
     for (const r of [a, b, c]) {
-      expect(index.get(r.digestBytes)).toBeUndefined();
+      expect(index.get(r.digestAndBytes)).toBeUndefined();
       index.add(r);
     }
-    expect([a, b, c].map((r) => index.get(Uint8Array.from(r.digestBytes))?.name)).toEqual(["a", "b", "c"]);
+    expect([a, b, c].map((r) => index.get(Uint8Array.from(r.digestAndBytes))?.name)).toEqual(["a", "b", "c"]);
     expect(index.get(digest([1, 2, 3, 4], 1))).toBeUndefined();
     expect(index.get(digest([9, 2, 3, 4], 0))).toBeUndefined();
     expect(index.size).toBe(3);
     expect([...index.values()].map((r) => r.name).sort()).toEqual(["a", "b", "c"]);
     index.clear();
     expect(index.size).toBe(0);
-    expect(index.get(a.digestBytes)).toBeUndefined();
+    expect(index.get(a.digestAndBytes)).toBeUndefined();
   });
 });

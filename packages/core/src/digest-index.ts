@@ -9,15 +9,22 @@
 
 /** What a DigestIndex holds: a record that carries its digest and the chain link the index uses. */
 export interface DigestIndexed<T> {
-  readonly digestBytes: Uint8Array;
+  /**
+   * The record's 32 digest bytes, then whatever bytes the record keeps (e.g.
+   * the directory's canonical bytes): one view, as a view object per field
+   * is most of what a record costs.
+   */
+  readonly digestAndBytes: Uint8Array;
   /** Owned by the index the record is in: a record is in at most one index. */
   nextSamePrefix: T | undefined;
 }
 
+/** 30 bits of the digest starting at `digest[0]`. */
 function prefixOf(digest: Uint8Array): number {
   return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
 
+/** Whether the first 32 bytes of `a` and `b` agree. */
 function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -34,14 +41,14 @@ export class DigestIndex<T extends DigestIndexed<T>> {
   /** The record with this digest (32 bytes), if any. */
   get(digest: Uint8Array): T | undefined {
     for (let r = this.byPrefix.get(prefixOf(digest)); r !== undefined; r = r.nextSamePrefix) {
-      if (sameDigest(r.digestBytes, digest)) return r;
+      if (sameDigest(r.digestAndBytes, digest)) return r;
     }
     return undefined;
   }
 
   /** Adds a record whose digest is not in the index yet (the caller looked it up first). */
   add(record: T): void {
-    const prefix = prefixOf(record.digestBytes);
+    const prefix = prefixOf(record.digestAndBytes);
     record.nextSamePrefix = this.byPrefix.get(prefix);
     this.byPrefix.set(prefix, record);
     this.count++;

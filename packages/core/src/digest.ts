@@ -44,7 +44,9 @@ export class Digest {
     if (bytes.length !== DIGEST_LENGTH) {
       throw new InvalidDigest(`invalid digest length: expected ${DIGEST_LENGTH} bytes, got ${bytes.length}`);
     }
-    return new Digest(Uint8Array.from(bytes));
+    const copy = new Uint8Array(DIGEST_LENGTH);
+    copy.set(bytes);
+    return new Digest(copy);
   }
 
   /** Parses 64 hex characters (any case) or `b3:` + standard base64 (padded or not). */

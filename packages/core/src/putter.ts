@@ -23,6 +23,8 @@ export interface ClosureSink {
   abort?(): Promise<void>;
 }
 
+const DONE: Promise<void> = Promise.resolve();
+
 /** Directories per write() to a streaming sink: big enough to amortise a call, small enough to overlap. */
 const WRITE_BATCH = 2048;
 
@@ -58,9 +60,18 @@ export class ClosurePutter implements DirectoryPutter {
     throw new AbortError("upload was aborted", { cause: signal.reason });
   }
 
-  async put(directory: Directory, bytes?: Uint8Array): Promise<void> {
-    this.checkOpen();
-    if (this.opts.signal?.aborted) await this.abortBySignal(this.opts.signal);
+  /**
+   * Not an async function on purpose: a put that needs no I/O (most of them)
+   * returns one shared resolved promise instead of a new one, which was
+   * measurable on uploads of 100 000s of small directories.
+   */
+  put(directory: Directory, bytes?: Uint8Array): Promise<void> {
+    try {
+      this.checkOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.opts.signal?.aborted) return this.abortBySignal(this.opts.signal);
     try {
       const added = this.validator.add(directory, bytes);
       const max = this.opts.maxDirectories;
@@ -69,18 +80,24 @@ export class ClosurePutter implements DirectoryPutter {
       }
       if (added && this.sink.write) {
         this.pending.push(added);
-        if (this.pending.length >= WRITE_BATCH) await this.flush();
+        if (this.pending.length >= WRITE_BATCH) return this.writePending().catch((error) => this.failWith(error));
       }
     } catch (error) {
-      await this.fail(error);
-      throw error;
+      return this.failWith(error);
     }
+    return DONE;
   }
 
-  private async flush(): Promise<void> {
+  private async failWith(error: unknown): Promise<never> {
+    await this.fail(error);
+    throw error;
+  }
+
+  /** Hands the checked directories not written yet to the sink. */
+  private writePending(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    await this.sink.write!(batch);
+    return this.sink.write!(batch);
   }
 
   async close(): Promise<Digest> {
@@ -88,7 +105,7 @@ export class ClosurePutter implements DirectoryPutter {
     if (this.opts.signal?.aborted) await this.abortBySignal(this.opts.signal);
     try {
       const closure = this.validator.finish();
-      if (this.pending.length > 0) await this.flush();
+      if (this.pending.length > 0) await this.writePending();
       await this.sink.commit(closure, this.opts.signal);
       this.state = { kind: "closed" };
       return closure.root;
