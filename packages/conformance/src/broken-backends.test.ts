@@ -16,6 +16,7 @@ const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
     /^§7\.8 /,
     /^§7\.15 /,
     /^§7\.16 large: a 10 000/,
+    /^a 6 000-directory upload/,
     /^§7\.16 large: a directory with 50 000/,
     /^§7\.16 a slow consumer/, // it buffers the stream to reverse it
     /^§7\.17 /,
@@ -47,11 +48,13 @@ const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
     /^§7\.10 /,
     /^a DirectoryNode declaring less/,
     /^listDigests lists exactly/,
+    /^a 6 000-directory upload/, // stores the unconnected upload
   ],
   trustsStoredBytes: [/^§7\.14 /, /^stored bytes that hash right/],
   truncatedKeys: [
     // Collisions need many directories.
     /^§7\.16 large: a 10 000/,
+    /^a 6 000-directory upload/,
     /^§7\.16 a slow consumer/,
     /^§7\.18 abort: an aborted getRecursive/,
     /^a 1 000-deep chain/,
@@ -64,7 +67,11 @@ const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
     /^an upload cancelled through its AbortSignal/,
     /^get and getRecursive with an already-aborted/,
   ],
-  storesBeforeClose: [/^§7\.18 abort: an aborted upload/, /^an upload cancelled through its AbortSignal/],
+  storesBeforeClose: [
+    /^§7\.18 abort: an aborted upload/,
+    /^an upload cancelled through its AbortSignal/,
+    /^a 6 000-directory upload/,
+  ],
 };
 
 function matchOne(pattern: RegExp): string {

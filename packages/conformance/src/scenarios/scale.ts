@@ -1,9 +1,9 @@
 /** Spec §7.15 (concurrent overlapping uploads) and §7.16 (large trees, streaming memory). */
 import { setTimeout as sleep, setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { type Digest, type Directory, directoryDigest, makeDirectory, makeDirectoryNode, makeFileNode } from "@castore/core";
-import { describeError, expectGet, expectRecursive, expectUpload, label, upload } from "../checks.js";
+import { describeError, expectAbsent, expectGet, expectOk, expectRecursive, expectUpload, label, upload } from "../checks.js";
 import { formatBytes, gcFunction, retainedBytes } from "../heap.js";
-import { type GenerateTreeOptions, deepChain, generateTree, wideDirectory } from "../trees.js";
+import { type GenerateTreeOptions, deepChain, generateTree, taggedDirectory, wideDirectory } from "../trees.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 import { dA } from "./common.js";
 
@@ -64,6 +64,33 @@ export const scaleScenarios: Scenario[] = [
       const tree = generateTree({ directories: 10_000, seed: 1616 });
       await expectUpload(ctx, "upload of the 10 000-directory tree", tree.directories, tree.root);
       await expectGet(ctx, tree.root, tree.directories[tree.directories.length - 1]);
+      await expectRecursive(ctx, tree.root, tree.digests);
+    },
+  },
+  {
+    // 6 000 directories (about 1 MB) are several of core's write batches and past the postgres
+    // store's streaming threshold: a store that takes rows while the upload is open must keep
+    // them invisible, and drop them when the upload is aborted or fails at close.
+    name: "a 6 000-directory upload shows nothing while open; aborted, or failing at close, it stores nothing",
+    requires: ["write", "largeTrees"],
+    timeoutMs: 300_000,
+    async run(ctx) {
+      const tree = generateTree({ directories: 6000, seed: 1860 });
+      // Spread over the upload: leaves sent first, the middle, the last before the root, the root.
+      const sample = tree.digests.filter((_, i) => i % 250 === 0 || i >= tree.digests.length - 2);
+      const open = ctx.service.putMultipleStart();
+      for (const d of tree.directories.slice(0, -1)) await expectOk(ctx, "put() of the 6 000-directory tree", () => open.put(d));
+      await expectAbsent(ctx, sample, "their upload is still open");
+      await expectOk(ctx, "abort() of the 6 000-directory upload", () => open.abort());
+      await expectAbsent(ctx, sample, "their upload was aborted");
+
+      // The tree, then a directory nothing refers to: two roots, so close() must fail.
+      const stray = taggedDirectory("conformance-stray");
+      const failing = await upload(ctx.service, [...tree.directories, stray.directory]);
+      if (failing.ok) ctx.fail(`an upload of the tree plus an unconnected directory closed with ${label(failing.root)}; expected a failure`);
+      await expectAbsent(ctx, [...sample, stray.digest], "their upload was not connected");
+
+      await expectUpload(ctx, "upload of the 6 000-directory tree", tree.directories, tree.root);
       await expectRecursive(ctx, tree.root, tree.digests);
     },
   },
