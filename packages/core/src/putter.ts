@@ -35,6 +35,8 @@ export class ClosurePutter implements DirectoryPutter {
   private state: State = { kind: "open" };
   /** Checked directories not yet written to a streaming sink. */
   private pending: ClosureEntry[] = [];
+  /** The last write to the sink (writes run one at a time, in order). */
+  private writing: Promise<void> = DONE;
 
   constructor(
     private readonly sink: ClosureSink,
@@ -93,11 +95,16 @@ export class ClosurePutter implements DirectoryPutter {
     throw error;
   }
 
-  /** Hands the checked directories not written yet to the sink. */
+  /**
+   * Hands the checked directories not written yet to the sink, after the
+   * writes before them: a caller that does not await each put() must not get
+   * two writes into the sink at once, or a commit before the last write.
+   */
   private writePending(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    return this.sink.write!(batch);
+    if (batch.length > 0) this.writing = this.writing.then(() => this.sink.write!(batch));
+    return this.writing;
   }
 
   async close(): Promise<Digest> {
@@ -105,7 +112,7 @@ export class ClosurePutter implements DirectoryPutter {
     if (this.opts.signal?.aborted) await this.abortBySignal(this.opts.signal);
     try {
       const closure = this.validator.finish();
-      if (this.pending.length > 0) await this.writePending();
+      if (this.sink.write) await this.writePending();
       await this.sink.commit(closure, this.opts.signal);
       this.state = { kind: "closed" };
       return closure.root;

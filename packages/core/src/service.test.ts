@@ -216,4 +216,32 @@ describe("StoreDirectoryService with a store that takes uploads while open (open
     await expect(p.put(dirs[2047])).rejects.toThrow(/disk on fire/);
     expect(store.events).toEqual(["open", "write 2048", "abort"]);
   });
+  it("puts that are not awaited still reach the store one write at a time, and commit comes after the last", async () => {
+    const store = new StreamingMapStore();
+    let writing = 0;
+    let overlapped = false;
+    const openUpload = store.openUpload.bind(store);
+    store.openUpload = () => {
+      const upload = openUpload();
+      return {
+        ...upload,
+        write: async (entries) => {
+          overlapped ||= writing > 0;
+          writing++;
+          await new Promise((r) => setTimeout(r, 5));
+          await upload.write(entries);
+          writing--;
+        },
+      };
+    };
+    const service = new StoreDirectoryService(store);
+    const p = service.putMultipleStart();
+    const dirs = chain(5000);
+    const puts = dirs.map((d) => p.put(d));
+    const root = p.close();
+    await Promise.all(puts);
+    expect((await root).hex).toBe(directoryDigest(dirs[4999]).hex);
+    expect(overlapped).toBe(false);
+    expect(store.events).toEqual(["open", "write 2048", "write 2048", "write 904", "commit 5000"]);
+  });
 });
