@@ -30,13 +30,6 @@ class StoredDirectory implements DigestIndexed<StoredDirectory> {
 /** Uploads of at least this many canonical bytes are kept in the chunks core packed them into. */
 const ADOPT_UPLOADS_FROM_BYTES = 64 * 1024;
 
-function joinDigestAndBytes(digest: Digest, bytes: Uint8Array): Uint8Array {
-  const joined = new Uint8Array(DIGEST_LENGTH + bytes.length);
-  joined.set(digest.bytes);
-  joined.set(bytes, DIGEST_LENGTH);
-  return joined;
-}
-
 /** Canonical directory bytes by digest. */
 export class MemoryDirectoryStore implements DirectoryStore {
   readonly backend = "memory";
@@ -64,14 +57,20 @@ export class MemoryDirectoryStore implements DirectoryStore {
    */
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
-    const joinedEntries = entries.map((e) => e.digestAndBytes ?? joinDigestAndBytes(e.digest, e.bytes));
     let total = 0;
-    for (const joined of joinedEntries) total += joined.length;
+    for (const e of entries) total += (e.digestAndBytes ?? e.bytes).length;
     const adopt = total >= ADOPT_UPLOADS_FROM_BYTES;
-    for (const joined of joinedEntries) {
-      if (this.directories.get(joined)) continue;
-      this.directories.add(new StoredDirectory(adopt ? joined : this.arena.copy(joined)));
+    for (const e of entries) {
+      // Either way the digest is the first 32 bytes: all the index compares.
+      if (this.directories.get(e.digestAndBytes ?? e.digest.bytes)) continue;
+      this.directories.add(new StoredDirectory(this.keep(e, adopt)));
     }
+  }
+
+  /** The entry's digest and bytes as one view this store may hold on to. */
+  private keep(e: ClosureEntry, adopt: boolean): Uint8Array {
+    if (e.digestAndBytes) return adopt ? e.digestAndBytes : this.arena.copy(e.digestAndBytes);
+    return this.arena.copyJoined(e.digest.bytes, e.bytes);
   }
 
   async *listDigests(signal?: AbortSignal): AsyncIterable<Digest> {
@@ -88,7 +87,7 @@ export class MemoryDirectoryStore implements DirectoryStore {
 
   /** Test hook: stores raw bytes under a digest, bypassing every check and replacing what is there. */
   injectCorruption(digest: Digest, bytes: Uint8Array): void {
-    const joined = joinDigestAndBytes(digest, bytes);
+    const joined = this.arena.copyJoined(digest.bytes, bytes);
     const stored = this.directories.get(digest.bytes);
     if (stored) stored.digestAndBytes = joined;
     else this.directories.add(new StoredDirectory(joined));

@@ -38,9 +38,10 @@ export interface ValidatedClosure {
  * What ClosureValidator keeps of a directory: its digest and bytes (one view
  * into the upload's arena) and what later directories' checks need. Every
  * object an upload keeps per directory until close() is work for the garbage
- * collector (a third of an upload's time when it kept the decoded directory,
- * a Digest and two views): so the decoded directory, the Digest and the
- * separate views are made only when a store asks.
+ * collector (a third of an upload's time when it kept the decoded directory),
+ * and making a Digest and views per directory at commit cost about 1.2 µs
+ * each: so the decoded directory, the Digest and the separate views are made
+ * only when a store asks.
  */
 class Entry implements ClosureEntry, DigestIndexed<Entry> {
   referenced = false;
