@@ -1,5 +1,6 @@
 /**
- * Benchmark of the memory backend (`pnpm bench`, or `node --expose-gc dist/bench.js`):
+ * Benchmark of the memory backend (`pnpm bench memory`, or in packages/bench
+ * `node --expose-gc dist/memory.js`):
  * ingest of a generated 100 000-directory tree through the putter, and
  * getRecursive of it, in directories/s, each against the bare
  * `encodeDirectory` + BLAKE3 loop over the same directories in the same run;
@@ -23,7 +24,7 @@ import {
   retainedBytes,
   timeSeconds,
 } from "@castore/conformance";
-import { MemoryDirectoryService } from "./memory.js";
+import { MemoryDirectoryService } from "@castore/backend-memory";
 
 const DIRECTORIES = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 5);
