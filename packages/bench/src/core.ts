@@ -18,8 +18,8 @@ import {
   makeSymlinkNode,
   type Directory,
 } from "@castore/core";
-import { bestRate, recordBenchResults } from "@castore/core/bench-results";
 import { DirectorySchema } from "@castore/proto";
+import { bestRate, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = 5;

@@ -20,8 +20,9 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createDirectoryServiceServer, type DirectoryServiceServer, GrpcDirectoryService } from "@castore/backend-grpc";
 import { MemoryDirectoryService } from "@castore/backend-memory";
-import { type BenchResult, benchResult, generateTree, recordBenchResults } from "@castore/conformance";
+import { generateTree } from "@castore/conformance";
 import type { DirectoryService } from "@castore/core";
+import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 
 /**
  * The server side, in a child process that lives for the whole run (its JIT

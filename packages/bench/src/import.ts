@@ -14,10 +14,10 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { blake3, openDirectoryService } from "@castore/core";
-import { recordBenchResults, type BenchResult } from "@castore/core/bench-results";
 import "@castore/backend-memory";
 import "@castore/backend-lmdb";
 import { importTree } from "@castore/cli";
+import { recordBenchResults, type BenchResult } from "./results.js";
 
 const FILES = Number(process.env.CASTORE_IMPORT_BENCH_FILES ?? 20_000);
 const ROUNDS = Number(process.env.CASTORE_IMPORT_BENCH_ROUNDS ?? 3);

@@ -16,9 +16,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "@castore/backend-lmdb";
 import { MemoryDirectoryService } from "@castore/backend-memory";
-import { type BenchResult, benchResult, generateTree, recordBenchResults } from "@castore/conformance";
+import { generateTree } from "@castore/conformance";
 import { type DirectoryService, encodeDirectory } from "@castore/core";
 import { open } from "lmdb";
+import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 5);

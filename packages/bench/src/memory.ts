@@ -12,19 +12,12 @@
  * see the same load, so the ratios hold even when the rates wander.
  */
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
-import type { Directory } from "@castore/core";
-import {
-  type BenchResult,
-  benchResult,
-  encodeAndHashLoop,
-  formatBytes,
-  gcFunction,
-  generateTree,
-  recordBenchResults,
-  retainedBytes,
-  timeSeconds,
-} from "@castore/conformance";
 import { MemoryDirectoryService } from "@castore/backend-memory";
+import { generateTree } from "@castore/conformance";
+import { formatBytes, gcFunction, retainedBytes } from "@castore/conformance/internal";
+import type { Directory } from "@castore/core";
+import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
+import { encodeAndHashLoop, timeSeconds } from "./timing.js";
 
 const DIRECTORIES = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 5);

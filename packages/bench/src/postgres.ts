@@ -23,10 +23,10 @@ import { pipeline } from "node:stream/promises";
 import { PostgresDirectoryService, type UploadMethod } from "@castore/backend-postgres";
 import { generateTree } from "@castore/conformance";
 import { type ClosureEntry, Digest, encodeDirectory } from "@castore/core";
-import { type BenchResult, recordBenchResults } from "@castore/core/bench-results";
 import { startPostgresTestServer } from "@castore/testing";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { type BenchResult, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 3);

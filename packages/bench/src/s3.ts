@@ -11,16 +11,17 @@
  * The server is @castore/testing's startS3TestServer (the castore-test/s3
  * container when Docker is up, else s3rver in process, or
  * $CASTORE_TEST_S3_URL). Requests are counted by a middleware on each
- * client. Results go to bench-results.json through core's writer.
+ * client. Results go to bench-results.json through the shared writer
+ * (src/results.ts).
  */
 import { randomUUID } from "node:crypto";
 import { brotliCompressSync, brotliDecompressSync, constants as zlib, gunzipSync, gzipSync } from "node:zlib";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CLOSURE_MAGIC, layoutClosure, RequestCounter, S3DirectoryService } from "@castore/backend-s3";
 import { generateTree } from "@castore/conformance";
-import { type BenchResult, recordBenchResults } from "@castore/core/bench-results";
 import { ClosureValidator, Digest, type Directory, decodeStoredDirectory, encodeDirectory } from "@castore/core";
 import { startS3TestServer } from "@castore/testing";
+import { type BenchResult, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 10_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 3);

@@ -20,9 +20,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openDirectoryService } from "@castore/core";
-import { recordBenchResults, type BenchResult } from "@castore/core/bench-results";
 import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
 import "@castore/backend-grpc"; // registers grpc+http:
+import { recordBenchResults, type BenchResult } from "./results.js";
 
 const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.resolve("@castore/cli")));
 const SECONDS = Number(process.env.CASTORE_SOAK_SECONDS ?? 20);
