@@ -1,9 +1,9 @@
 /**
- * Cross-backend benchmark (`pnpm bench`, or `node --expose-gc dist/bench.js`
- * in this package): every backend — memory, lmdb, postgres, s3, grpc (a
- * `castore serve --store memory://` process over loopback) and
- * cache (near=memory, far=lmdb) — opened only through
- * `openDirectoryService(url)`, on the same trees:
+ * Cross-backend benchmark (`pnpm bench cross-backend`, or
+ * `node --expose-gc dist/cross-backend.js` in this package): every backend —
+ * memory, lmdb, postgres, s3, grpc (a `castore serve --store memory://`
+ * process over loopback) and cache (near=memory, far=lmdb) — opened only
+ * through `openDirectoryService(url)`, on the same trees:
  *
  *   - a generated tree of 100 000 directories (s3: 5 000, see S3_DIRECTORIES),
  *   - one directory of 100 000 entries (over gRPC's 4 MiB message limit),
