@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `pnpm bench [filter...]`: every package's benchmark (scripts/bench.mjs, which
+// `pnpm bench [filter...]`: every benchmark (scripts/bench.mjs, which
 // takes the filters), then the report (make-report.mjs), also when a benchmark
 // failed: the results that were written still deserve a report. Exits with the
 // benchmarks' status, or the report's when they passed.

@@ -130,8 +130,8 @@ function benchReport(results, byTree, written) {
   lines.push(
     "> **A snapshot of one real run.** The committed `bench-results.json` (repository root) holds the",
     "> measures of one whole `pnpm bench` run, and this page is generated from it by",
-    "> `scripts/report/make-report.mjs`, not typed by hand. `pnpm bench` runs every package's benchmark",
-    "> and then regenerates it; `pnpm bench:report` only regenerates it.",
+    "> `scripts/report/make-report.mjs`, not typed by hand. `pnpm bench` runs every benchmark (all in",
+    "> `packages/bench`) and then regenerates it; `pnpm bench:report` only regenerates it.",
     `> ${MACHINE_NOTE}`,
     "",
   );
@@ -140,7 +140,7 @@ function benchReport(results, byTree, written) {
 
   lines.push("## Backends side by side", "");
   lines.push(
-    "Every backend opened by URL through `openDirectoryService(url)` (`packages/bench`), each round on a",
+    "Every backend opened by URL through `openDirectoryService(url)` (`packages/bench/src/cross-backend.ts`), each round on a",
     "fresh store, the best of the rounds kept. The ratio is against the bare `encodeDirectory` + BLAKE3 loop",
     "over the same directories in the same run: the cost of merely encoding and hashing what is stored.",
     "grpc is a `castore serve --store memory://` child process over loopback TCP; cache is",

@@ -1,5 +1,6 @@
 import { describeDirectoryService } from "@castore/conformance/vitest";
-import { DIRECTORY_A, DIRECTORY_B, gcFunction, taggedDirectory } from "@castore/conformance";
+import { DIRECTORY_A, DIRECTORY_B, taggedDirectory } from "@castore/conformance";
+import { gcFunction } from "@castore/conformance/internal";
 import { InvalidUrlError, openDirectoryService } from "@castore/core";
 import { describe, expect, it } from "vitest";
 import { MemoryDirectoryService } from "./index.js";

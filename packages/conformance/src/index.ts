@@ -11,6 +11,3 @@ export { scenarios } from "./scenarios/index.js";
 export { type DefineTestsOptions, type TestRunner, defineConformanceTests } from "./define-tests.js";
 export * from "./fixtures.js";
 export * as fixtures from "./fixtures.js";
-export { type BenchResult, benchResult, benchResultsPath, recordBenchResults } from "./bench-results.js";
-export { formatBytes, gcFunction, retainedBytes } from "./heap.js";
-export { encodeAndHashLoop, timeSeconds } from "./bench-timing.js";

@@ -9,7 +9,8 @@
  * is hand-written and checks canonical form as it reads: fields in field-number
  * order, no default values written, no unknown fields, minimal varints. The
  * encoder is its mirror and sizes the output exactly before writing (about
- * 5x faster than toBinary here; see canonical.bench).
+ * 5x faster than toBinary here; the core benchmark, packages/bench/src/core.ts,
+ * measures it).
  */
 import { Digest } from "./digest.js";
 import { ValidationError } from "./errors.js";

@@ -3,8 +3,9 @@
  *
  * Directory messages are small (tens to hundreds of bytes), so per-call
  * overhead dominates: blake3-wasm's one-shot `hash` does ~1.5–2 M such
- * messages/s here, the `blake3` package's Node entry ~0.1–0.2 M (measured by
- * packages/core/src/digest.bench.ts). Large inputs (file contents) go through
+ * messages/s here, the `blake3` package's Node entry ~0.1–0.2 M (measured when
+ * the implementation was chosen; the core benchmark, packages/bench/src/core.ts,
+ * keeps measuring the wasm side). Large inputs (file contents) go through
  * `createBlake3Hasher`, on the `blake3` package (native SIMD when its addon
  * built: ~4 GB/s here against ~1.7 GB/s for wasm). One-shot wasm hashing of
  * very large buffers runs out of wasm memory, so large inputs never take it.

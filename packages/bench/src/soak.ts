@@ -18,13 +18,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { openDirectoryService } from "@castore/core";
-import { recordBenchResults, repositoryRoot, type BenchResult } from "@castore/core/bench-results";
 import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
 import "@castore/backend-grpc"; // registers grpc+http:
+import { recordBenchResults, type BenchResult } from "./results.js";
 
-const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.resolve("@castore/cli")));
 const SECONDS = Number(process.env.CASTORE_SOAK_SECONDS ?? 20);
 const CLIENTS = Number(process.env.CASTORE_SOAK_CLIENTS ?? 32);
 const BACKENDS = (process.env.CASTORE_SOAK_BACKENDS ?? "memory,lmdb,postgres,s3").split(",").map((s) => s.trim()).filter(Boolean);
@@ -192,14 +192,9 @@ async function soak(name: string, store: string): Promise<Stats> {
   return stats;
 }
 
-type TestingModule = {
-  startPostgresTestServer(): Promise<{ url: string; stop(): Promise<void> }>;
-  startS3TestServer(): Promise<{ endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; createBucket(): Promise<string>; stop(): Promise<void> }>;
-};
-
-async function testing(): Promise<TestingModule> {
-  // @castore/testing is not a dependency of the CLI: load it from the workspace when the bench runs there.
-  return (await import(pathToFileURL(join(repositoryRoot(fileURLToPath(import.meta.url)), "packages/testing/dist/index.js")).href)) as TestingModule;
+async function testing(): Promise<typeof import("@castore/testing")> {
+  // Loaded only when a backend needs a test server: it brings testcontainers along.
+  return import("@castore/testing");
 }
 
 async function storeFor(backend: string): Promise<{ url: string; cleanup(): Promise<void> }> {

@@ -1,7 +1,8 @@
 /**
  * The one writer of bench-results.json (repository root): a JSON array of
- * `{ name, value, unit, baseline, ratio }`. Each benchmark records its
- * measures here; entries with the same name are replaced, others kept.
+ * `{ name, value, unit, baseline, ratio }`. Each benchmark of this package
+ * records its measures here; entries with the same name are replaced, others
+ * kept. scripts/report/make-report.mjs reads the file.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -19,7 +20,7 @@ export interface BenchResult {
 }
 
 /** The repository root: the nearest ancestor holding pnpm-workspace.yaml, else the cwd. */
-export function repositoryRoot(from = process.cwd()): string {
+function repositoryRoot(from = process.cwd()): string {
   let dir = from;
   for (;;) {
     if (existsSync(join(dir, "pnpm-workspace.yaml"))) return dir;

@@ -1,16 +1,25 @@
 /**
  * Core benchmark: directories per second through decode + validate + digest
  * (what every read does), against a bare encode + BLAKE3 loop over the same
- * directories in the same run. Run: pnpm --filter @castore/core bench.
+ * directories in the same run. Run: pnpm bench core (root; in packages/bench:
+ * node dist/core.js).
  */
 import { toBinary, fromBinary } from "@bufbuild/protobuf";
+import {
+  blake3,
+  compareBytes,
+  decodeDirectory,
+  decodeStoredDirectory,
+  Digest,
+  encodeDirectory,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+  type Directory,
+} from "@castore/core";
 import { DirectorySchema } from "@castore/proto";
-import { bestRate, recordBenchResults } from "./bench-results.js";
-import { decodeDirectory, encodeDirectory } from "./canonical.js";
-import { decodeStoredDirectory } from "./closure.js";
-import { Digest } from "./digest.js";
-import { blake3 } from "./hash.js";
-import { compareBytes, makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode, type Directory } from "./model.js";
+import { bestRate, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = 5;

@@ -10,7 +10,7 @@
  * - getRecursive of the tree: directories per second and queries (round
  *   trips), against one bare `SELECT digest, bytes` of every row.
  *
- *   pnpm --filter @castore/backend-postgres bench      (node dist/bench.js)
+ *   pnpm bench postgres      (root; in packages/bench: node dist/postgres.js)
  *   CASTORE_BENCH_DIRECTORIES=20000 CASTORE_BENCH_ROUNDS=2 … for a quick run
  *
  * The server comes from @castore/testing (a container of the locally built
@@ -20,13 +20,13 @@
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { PostgresDirectoryService, type UploadMethod } from "@castore/backend-postgres";
 import { generateTree } from "@castore/conformance";
 import { type ClosureEntry, Digest, encodeDirectory } from "@castore/core";
-import { type BenchResult, recordBenchResults } from "@castore/core/bench-results";
 import { startPostgresTestServer } from "@castore/testing";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { PostgresDirectoryService, type UploadMethod } from "./index.js";
+import { type BenchResult, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 3);

@@ -2,8 +2,8 @@
  * Import benchmark (not a test): importTree over a generated tree of many
  * small files (the per-file cost), into memory:// and lmdb://.
  *
- *   node dist/import-bench.js
- *   CASTORE_IMPORT_BENCH_FILES=20000 CASTORE_IMPORT_BENCH_ROUNDS=3 node dist/import-bench.js
+ *   pnpm bench import                  (root; in packages/bench: node dist/import.js)
+ *   CASTORE_IMPORT_BENCH_FILES=20000 CASTORE_IMPORT_BENCH_ROUNDS=3 node dist/import.js
  *
  * Records files/s (best of the rounds; the tree is in the page cache after
  * the first) in bench-results.json, against a baseline measured in the same
@@ -14,10 +14,10 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { blake3, openDirectoryService } from "@castore/core";
-import { recordBenchResults, type BenchResult } from "@castore/core/bench-results";
 import "@castore/backend-memory";
 import "@castore/backend-lmdb";
-import { importTree } from "./importer.js";
+import { importTree } from "@castore/cli";
+import { recordBenchResults, type BenchResult } from "./results.js";
 
 const FILES = Number(process.env.CASTORE_IMPORT_BENCH_FILES ?? 20_000);
 const ROUNDS = Number(process.env.CASTORE_IMPORT_BENCH_ROUNDS ?? 3);

@@ -4,21 +4,22 @@
  * gets, the space the file takes, and the experiment behind "no
  * compression" (lmdb-js's LZ4 on the same canonical bytes).
  *
- *   pnpm --filter @castore/backend-lmdb bench      (node dist/bench.js)
+ *   pnpm bench lmdb      (root; in packages/bench: node dist/lmdb.js)
  *   CASTORE_BENCH_DIRECTORIES=20000 CASTORE_BENCH_ROUNDS=2 … for a quick run
  *
  * Stores live in the OS temp directory: what it sits on (tmpfs or a disk)
  * decides what a durable commit costs. Results go to bench-results.json
- * through @castore/conformance's shared writer.
+ * through the shared writer.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "@castore/backend-lmdb";
 import { MemoryDirectoryService } from "@castore/backend-memory";
-import { type BenchResult, benchResult, generateTree, recordBenchResults } from "@castore/conformance";
+import { generateTree } from "@castore/conformance";
 import { type DirectoryService, encodeDirectory } from "@castore/core";
 import { open } from "lmdb";
-import { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "./index.js";
+import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 5);

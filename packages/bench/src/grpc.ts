@@ -4,7 +4,7 @@
  * createDirectoryServiceServer → memory, against the same on an in-process
  * memory service in the same run.
  *
- *   pnpm --filter @castore/backend-grpc bench      (node dist/bench.js)
+ *   pnpm bench grpc      (root; in packages/bench: node dist/grpc.js)
  *   CASTORE_BENCH_DIRECTORIES=20000 CASTORE_BENCH_ROUNDS=2 … for a quick run
  *
  * The server runs in a child process, as a server would; a second measure
@@ -13,16 +13,16 @@
  * machine runs, so the CPU time of each side is measured too (the child's
  * from /proc on Linux): "CPU-bound rate" is 1 / (the slower side's CPU time
  * per directory), the rate with a core for each side. Results go to
- * bench-results.json through @castore/conformance's shared writer.
+ * bench-results.json through the shared writer.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { createDirectoryServiceServer, type DirectoryServiceServer, GrpcDirectoryService } from "@castore/backend-grpc";
 import { MemoryDirectoryService } from "@castore/backend-memory";
-import { type BenchResult, benchResult, generateTree, recordBenchResults } from "@castore/conformance";
+import { generateTree } from "@castore/conformance";
 import type { DirectoryService } from "@castore/core";
-import { GrpcDirectoryService } from "./grpc-directory-service.js";
-import { createDirectoryServiceServer, type DirectoryServiceServer } from "./server.js";
+import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 
 /**
  * The server side, in a child process that lives for the whole run (its JIT

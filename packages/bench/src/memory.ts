@@ -1,5 +1,6 @@
 /**
- * Benchmark of the memory backend (`pnpm bench`, or `node --expose-gc dist/bench.js`):
+ * Benchmark of the memory backend (`pnpm bench memory`, or in packages/bench
+ * `node --expose-gc dist/memory.js`):
  * ingest of a generated 100 000-directory tree through the putter, and
  * getRecursive of it, in directories/s, each against the bare
  * `encodeDirectory` + BLAKE3 loop over the same directories in the same run;
@@ -11,19 +12,12 @@
  * see the same load, so the ratios hold even when the rates wander.
  */
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import { MemoryDirectoryService } from "@castore/backend-memory";
+import { generateTree } from "@castore/conformance";
+import { formatBytes, gcFunction, retainedBytes } from "@castore/conformance/internal";
 import type { Directory } from "@castore/core";
-import {
-  type BenchResult,
-  benchResult,
-  encodeAndHashLoop,
-  formatBytes,
-  gcFunction,
-  generateTree,
-  recordBenchResults,
-  retainedBytes,
-  timeSeconds,
-} from "@castore/conformance";
-import { MemoryDirectoryService } from "./memory.js";
+import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
+import { encodeAndHashLoop, timeSeconds } from "./timing.js";
 
 const DIRECTORIES = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 5);

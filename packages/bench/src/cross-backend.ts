@@ -1,9 +1,9 @@
 /**
- * Cross-backend benchmark (`pnpm bench`, or `node --expose-gc dist/bench.js`
- * in this package): every backend — memory, lmdb, postgres, s3, grpc (a
- * `castore serve --store memory://` process over loopback) and
- * cache (near=memory, far=lmdb) — opened only through
- * `openDirectoryService(url)`, on the same trees:
+ * Cross-backend benchmark (`pnpm bench cross-backend`, or
+ * `node --expose-gc dist/cross-backend.js` in this package): every backend —
+ * memory, lmdb, postgres, s3, grpc (a `castore serve --store memory://`
+ * process over loopback) and cache (near=memory, far=lmdb) — opened only
+ * through `openDirectoryService(url)`, on the same trees:
  *
  *   - a generated tree of 100 000 directories (s3: 5 000, see S3_DIRECTORIES),
  *   - one directory of 100 000 entries (over gRPC's 4 MiB message limit),
@@ -33,8 +33,7 @@
  */
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
-import { encodeAndHashLoop, gcFunction, timeSeconds } from "@castore/conformance";
-import { type BenchResult, benchResult, recordBenchResults } from "@castore/core/bench-results";
+import { gcFunction } from "@castore/conformance/internal";
 import { type Directory, type DirectoryService, openDirectoryService } from "@castore/core";
 import "@castore/backend-memory";
 import "@castore/backend-lmdb";
@@ -44,6 +43,8 @@ import "@castore/backend-grpc";
 import { type Backend, type BackendName, BenchEnvironment } from "./backends.js";
 import { startCastoreServe } from "./castore-serve-process.js";
 import { cachedImportedTree } from "./imported-tree-cache.js";
+import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
+import { encodeAndHashLoop, timeSeconds } from "./timing.js";
 import { type BenchTree, deepTree, generatedTree, wideTree } from "./trees.js";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);

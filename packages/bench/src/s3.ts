@@ -5,24 +5,23 @@
  * single gets, getRecursive of a non-root directory, and the experiment
  * behind "no compression" of closure objects.
  *
- *   pnpm --filter @castore/backend-s3 bench       (node dist/bench.js)
+ *   pnpm bench s3       (root; in packages/bench: node dist/s3.js)
  *   CASTORE_BENCH_DIRECTORIES=2000 CASTORE_BENCH_ROUNDS=1 … for a quick run
  *
  * The server is @castore/testing's startS3TestServer (the castore-test/s3
  * container when Docker is up, else s3rver in process, or
  * $CASTORE_TEST_S3_URL). Requests are counted by a middleware on each
- * client. Results go to bench-results.json through core's writer.
+ * client. Results go to bench-results.json through the shared writer
+ * (src/results.ts).
  */
 import { randomUUID } from "node:crypto";
 import { brotliCompressSync, brotliDecompressSync, constants as zlib, gunzipSync, gzipSync } from "node:zlib";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { CLOSURE_MAGIC, layoutClosure, RequestCounter, S3DirectoryService } from "@castore/backend-s3";
 import { generateTree } from "@castore/conformance";
-import { type BenchResult, recordBenchResults } from "@castore/core/bench-results";
 import { ClosureValidator, Digest, type Directory, decodeStoredDirectory, encodeDirectory } from "@castore/core";
 import { startS3TestServer } from "@castore/testing";
-import { FRAME_PREFIX_LENGTH, layoutClosure } from "./closure-format.js";
-import { RequestCounter } from "./request-counter.js";
-import { S3DirectoryService } from "./s3-service.js";
+import { type BenchResult, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 10_000);
 const ROUNDS = Number(process.env.CASTORE_BENCH_ROUNDS ?? 3);
@@ -285,8 +284,9 @@ const codecs = [
 const smallest = Math.min(...codecs.map((c) => c.size));
 const bestCodec = codecs.filter((c) => c.size <= smallest * 1.02).reduce((a, b) => (b.compressMs < a.compressMs ? b : a));
 // Per-frame compression would keep ranged reads possible; small frames compress poorly.
-let perFrame = 0;
-for (const e of closure.entries) perFrame += FRAME_PREFIX_LENGTH + brotliCompressSync(e.bytes, brotliOpts(5)).length;
+// The frames' length prefixes are what the body holds besides the header and the directories.
+let perFrame = body.length - CLOSURE_MAGIC.length;
+for (const e of closure.entries) perFrame += brotliCompressSync(e.bytes, brotliOpts(5)).length - e.bytes.length;
 
 // End to end over the server: GET the raw object and parse vs GET the compressed one, decompress and parse.
 const probe = new S3Client(server.clientConfig());

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { benchResult, recordBenchResults } from "./bench-results.js";
+import { benchResult, recordBenchResults } from "./results.js";
 
 describe("recordBenchResults", () => {
   it("replaces entries of the same name and keeps the others", () => {
