@@ -23,6 +23,8 @@ import { BearerTokens } from "./auth.js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { healthRoutes } from "./health.js";
 import { REFLECTION_SERVICE_NAMES, reflectionRoutes } from "./reflection.js";
+import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { respondWithStatus } from "./status-response.js";
 import { createServerMetrics, instrumentCall, instrumentService, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
@@ -117,6 +119,7 @@ export const DEFAULT_CONNECTION_IDLE_TIMEOUT_MS = 5 * 60 * 1000;
 /** After a refused connection is logged, further refusals are only counted for this long. */
 const REFUSED_LOG_INTERVAL_MS = 60_000;
 const DEFAULT_WINDOW_BYTES = 1024 * 1024;
+const GRPC_TIMEOUT = "grpc-timeout";
 
 function formatHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
@@ -202,8 +205,19 @@ export function createDirectoryServiceServer(
         req.stream.destroy();
       }),
     );
-    if (isOpsPath(req.url)) opsHandler(req, res);
-    else handler(req, res);
+    if (isOpsPath(req.url)) {
+      // connect arms its own deadline timer for health and reflection: answer
+      // a malformed grpc-timeout as the DirectoryService does (INTERNAL), and
+      // drop one longer than a timer can wait, which connect's setTimeout
+      // would cut to 1 ms.
+      const raw = req.headers[GRPC_TIMEOUT];
+      const timeout = parseGrpcTimeout(Array.isArray(raw) ? raw.join(", ") : raw);
+      if (timeout.error) return respondWithStatus(res, timeout.error);
+      if (timeout.timeoutMs === undefined) delete req.headers[GRPC_TIMEOUT];
+      opsHandler(req, res);
+    } else {
+      handler(req, res);
+    }
   };
 
   const settings: http2.Settings = {
