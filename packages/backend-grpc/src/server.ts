@@ -25,6 +25,7 @@ import { healthRoutes } from "./health.js";
 import { REFLECTION_SERVICE_NAMES, reflectionRoutes } from "./reflection.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
 import { respondWithStatus } from "./status-response.js";
+import { guardRequestHandler } from "./guarded-request-handler.js";
 import { createServerMetrics, instrumentCall, instrumentService, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
@@ -179,7 +180,7 @@ export function createDirectoryServiceServer(
 
   let activeCalls = 0;
   let draining = false;
-  const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const onRequest = guardRequestHandler((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     if (draining) {
       // A stream opened after shutdown began (a GOAWAY was in flight).
       res.writeHead(200, { "content-type": "application/grpc" });
@@ -218,7 +219,7 @@ export function createDirectoryServiceServer(
     } else {
       handler(req, res);
     }
-  };
+  }, logger);
 
   const settings: http2.Settings = {
     initialWindowSize: windowBytes,
