@@ -41,6 +41,7 @@ import { EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
 import { invalidArgument, resourceExhausted, toConnectError } from "./status.js";
 import { decodeReceived } from "./wire-directory.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { CallSignal } from "./call-signal.js";
 import { percentEncodeGrpcMessage } from "./status-response.js";
 import type { BearerTokens } from "./auth.js";
 
@@ -132,9 +133,11 @@ export function createDirectoryServiceHandler(
       headerAcceptEncoding,
     );
     const idle = new AbortController();
-    const signals = [uReq.signal, clientAbortedSignal(req), opts.shutdownSignal, idle.signal];
-    if (timeout.timeoutMs !== undefined) signals.push(deadlineSignal(timeout.timeoutMs, res));
-    const signal = AbortSignal.any(signals);
+    const callSignal = new CallSignal().follow(uReq.signal).follow(clientAbortedSignal(req)).follow(opts.shutdownSignal).follow(idle.signal);
+    if (timeout.timeoutMs !== undefined) callSignal.follow(deadlineSignal(timeout.timeoutMs, res));
+    // Every call ends with its stream's close, whatever ended it.
+    res.once("close", () => callSignal.end());
+    const { signal } = callSignal;
     const call: Call = {
       method,
       signal,

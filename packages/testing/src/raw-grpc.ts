@@ -91,13 +91,23 @@ export async function rawGrpcCall(
       stream.on("trailers", takeStatus);
       stream.on("data", (c: Buffer) => chunks.push(c));
       stream.on("error", (e: NodeJS.ErrnoException) => (answer.streamError ??= e.code ?? e.message));
-      stream.on("close", () => {
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
         answer.messages = parseMessages(Buffer.concat(chunks));
         if (answer.streamError === undefined && stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && answer.grpcStatus === undefined) {
           answer.streamError = `RST_STREAM ${stream.rstCode}`;
         }
         resolve(answer);
+      };
+      // The answer is complete when the response ends, even if the request
+      // side was left open (end: false): then this client hangs up.
+      stream.on("end", () => {
+        settle();
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       });
+      stream.on("close", settle);
       const body = frameGrpcMessages(opts.messages ?? []);
       if (opts.end === false) stream.write(body);
       else stream.end(body);
