@@ -379,11 +379,18 @@ async function* watchedBody(
   }
 }
 
+/**
+ * The one request message of a Get. None or more than one is the client's
+ * mistake: INVALID_ARGUMENT, as castore answers every malformed request.
+ * (Others differ: tonic, behind tvix and snix, answers none with INTERNAL
+ * "Missing request message." and silently drops extra ones; grpc-go and
+ * grpc-java answer INTERNAL for both.)
+ */
 async function singleMessage(batches: AsyncGenerator<Uint8Array[]>): Promise<Uint8Array> {
   const all: Uint8Array[] = [];
   for await (const batch of batches) all.push(...batch);
   if (all.length !== 1) {
-    throw new ConnectError(`protocol error: expected one request message, got ${all.length}`, Code.Unimplemented);
+    throw invalidArgument(`a Get takes exactly one GetDirectoryRequest message, got ${all.length}`);
   }
   return all[0];
 }
