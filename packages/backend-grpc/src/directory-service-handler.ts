@@ -32,7 +32,6 @@ import {
   headerGrpcMessage,
   headerTimeout,
   parseContentType,
-  parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import { ClosurePutter, Digest, type Directory, type DirectoryService, encodeDirectory, isCastoreError } from "@castore/core";
@@ -41,6 +40,9 @@ import { type MessageSource, messageBody } from "./message-batcher.js";
 import { EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
 import { invalidArgument, resourceExhausted, toConnectError } from "./status.js";
 import { decodeReceived } from "./wire-directory.js";
+import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { CallSignal } from "./call-signal.js";
+import { percentEncodeGrpcMessage } from "./status-response.js";
 import type { BearerTokens } from "./auth.js";
 
 /** A pino-compatible logger; the server is silent without one. */
@@ -123,7 +125,7 @@ export function createDirectoryServiceHandler(
       return;
     }
     const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
-    const timeout = parseTimeout(uReq.header.get(headerTimeout), Number.MAX_SAFE_INTEGER);
+    const timeout = parseGrpcTimeout(uReq.header.get(headerTimeout));
     const compression = compressionNegotiate(
       ACCEPT_COMPRESSION,
       uReq.header.get(headerEncoding),
@@ -131,13 +133,20 @@ export function createDirectoryServiceHandler(
       headerAcceptEncoding,
     );
     const idle = new AbortController();
-    const signals = [uReq.signal, clientAbortedSignal(req), opts.shutdownSignal, idle.signal];
-    if (timeout.timeoutMs !== undefined) signals.push(AbortSignal.timeout(timeout.timeoutMs));
+    const callSignal = new CallSignal().follow(uReq.signal).follow(clientAbortedSignal(req)).follow(opts.shutdownSignal).follow(idle.signal);
+    if (timeout.timeoutMs !== undefined) callSignal.follow(deadlineSignal(timeout.timeoutMs, res));
+    // Every call ends with its stream's close, whatever ended it.
+    res.once("close", () => callSignal.end());
+    const { signal } = callSignal;
     const call: Call = {
       method,
-      signal: AbortSignal.any(signals),
+      signal,
       messages: () =>
-        requestMessages(idleTimed(uReq.body as AsyncIterable<Uint8Array>, opts.idleTimeoutMs ?? 0, idle), compression.request, opts.maxMessageBytes),
+        requestMessages(
+          watchedBody(uReq.body as AsyncIterable<Uint8Array>, opts.idleTimeoutMs ?? 0, idle, signal),
+          compression.request,
+          opts.maxMessageBytes,
+        ),
     };
     async function open(): Promise<MessageSource<Directory | Uint8Array>> {
       if (timeout.error) throw timeout.error;
@@ -262,12 +271,30 @@ export function createDirectoryServiceHandler(
   }
 }
 
-/** The status for an error; a call cancelled by its client or the shutdown says so. */
+/**
+ * The status for an error. A call whose signal was aborted says why
+ * (DEADLINE_EXCEEDED for its deadline or the idle timer, CANCELLED for its
+ * client, UNAVAILABLE for the shutdown), also when what failed is the
+ * backend reporting the abort (an AbortError).
+ */
 function statusOf(e: unknown, signal: AbortSignal): ConnectError {
-  if (!(e instanceof ConnectError) && signal.aborted && !isCastoreError(e)) {
+  if (!(e instanceof ConnectError) && signal.aborted && (!isCastoreError(e) || e.code === "ABORTED")) {
     return ConnectError.from(signal.reason, Code.Canceled);
   }
   return toConnectError(e);
+}
+
+/**
+ * Aborted with DEADLINE_EXCEEDED once the client's deadline (grpc-timeout,
+ * whole ms a timer can take) has passed; the timer stops when the response
+ * closes. A timer rather than AbortSignal.timeout(), which reports a
+ * TimeoutError (shown as CANCELLED) and keeps running after the call.
+ */
+function deadlineSignal(timeoutMs: number, res: http2.Http2ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new ConnectError(`deadline exceeded: the call took longer than its grpc-timeout (${timeoutMs} ms)`, Code.DeadlineExceeded)), timeoutMs);
+  res.once("close", () => clearTimeout(timer));
+  return controller.signal;
 }
 
 /** The request's messages in batches (one per received chunk), decompressed, each at most `maxBytes`. */
@@ -297,25 +324,44 @@ async function* requestMessages(
 
 /**
  * The request body, failing with DEADLINE_EXCEEDED (and aborting `idle`, so
- * the call's signal tells the backend) when no chunk arrives for `timeoutMs`.
- * The timer runs only while waiting for the client, not while the server
- * works on what it has received.
+ * the call's signal tells the backend) when no chunk arrives for `timeoutMs`
+ * (0: never), and with the reason of the call's `signal` as soon as it is
+ * aborted (the deadline passed, the server shuts down): a client that sends
+ * nothing is not waited for beyond either. The idle timer runs only while
+ * waiting for the client, not while the server works on what it received.
  */
-async function* idleTimed(body: AsyncIterable<Uint8Array>, timeoutMs: number, idle: AbortController): AsyncGenerator<Uint8Array> {
-  if (!(timeoutMs > 0)) {
-    yield* body;
-    return;
-  }
+async function* watchedBody(
+  body: AsyncIterable<Uint8Array>,
+  timeoutMs: number,
+  idle: AbortController,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
   const it = body[Symbol.asyncIterator]();
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<"aborted">((resolve) => {
+    onAbort = () => resolve("aborted");
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
   try {
     for (;;) {
+      if (signal.aborted) throw signal.reason;
       const next = it.next();
-      const expired = new Promise<"idle">((resolve) => {
-        timer = setTimeout(() => resolve("idle"), timeoutMs);
-      });
-      const r = await Promise.race([next, expired]);
+      const racers: Promise<IteratorResult<Uint8Array> | "idle" | "aborted">[] = [next, aborted];
+      if (timeoutMs > 0) {
+        racers.push(
+          new Promise<"idle">((resolve) => {
+            timer = setTimeout(() => resolve("idle"), timeoutMs);
+          }),
+        );
+      }
+      const r = await Promise.race(racers);
       clearTimeout(timer);
+      if (r === "aborted") {
+        next.catch(() => {});
+        throw signal.reason;
+      }
       if (r === "idle") {
         next.catch(() => {});
         const error = new ConnectError(`no request data for ${timeoutMs} ms: the call is idle`, Code.DeadlineExceeded);
@@ -327,28 +373,26 @@ async function* idleTimed(body: AsyncIterable<Uint8Array>, timeoutMs: number, id
     }
   } finally {
     clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
     // Stop reading the request (a no-op once it has ended).
     void Promise.resolve(it.return?.()).catch(() => {});
   }
 }
 
+/**
+ * The one request message of a Get. None or more than one is the client's
+ * mistake: INVALID_ARGUMENT, as castore answers every malformed request.
+ * (Others differ: tonic, behind tvix and snix, answers none with INTERNAL
+ * "Missing request message." and silently drops extra ones; grpc-go and
+ * grpc-java answer INTERNAL for both.)
+ */
 async function singleMessage(batches: AsyncGenerator<Uint8Array[]>): Promise<Uint8Array> {
   const all: Uint8Array[] = [];
   for await (const batch of batches) all.push(...batch);
   if (all.length !== 1) {
-    throw new ConnectError(`protocol error: expected one request message, got ${all.length}`, Code.Unimplemented);
+    throw invalidArgument(`a Get takes exactly one GetDirectoryRequest message, got ${all.length}`);
   }
   return all[0];
-}
-
-/** grpc-message encoding (PROTOCOL-HTTP2.md): UTF-8, then %XX for bytes outside 0x20–0x7E and for '%'. */
-export function percentEncodeGrpcMessage(message: string): string {
-  const bytes = Buffer.from(message, "utf8");
-  let out = "";
-  for (const b of bytes) {
-    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
-  return out;
 }
 
 /** A response that is only a status (no messages): HEADERS, then trailers. */

@@ -7,6 +7,7 @@ import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@co
 import { create } from "@bufbuild/protobuf";
 import { BackendError, Digest, type DirectoryService } from "@castore/core";
 import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status } from "@castore/proto";
+import { CallSignal } from "./call-signal.js";
 
 export const HealthStatus = Status;
 
@@ -63,27 +64,35 @@ export function healthRoutes(service: DirectoryService, opts: HealthOptions): (r
         return create(HealthCheckResponseSchema, { status: await probeBackend(service, ctx.signal) });
       },
       async *watch(req, ctx: HandlerContext) {
-        const signal = AbortSignal.any([ctx.signal, opts.shutdownSignal]);
-        if (!known.has(req.service)) {
-          yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
-          // Unknown services stay unknown: wait for the client or the shutdown.
-          await sleep(2 ** 31 - 1, signal);
-          return;
-        }
-        let last: Status | undefined;
-        while (!signal.aborted) {
-          let status: Status;
-          try {
-            status = await probeBackend(service, signal);
-          } catch {
-            break;
+        // The call's signal, or the shutdown's; connect aborts ctx.signal when
+        // the call ends, which detaches the listener on the shutdown signal
+        // (see call-signal.ts for why not AbortSignal.any).
+        const call = new CallSignal().follow(ctx.signal).follow(opts.shutdownSignal);
+        const { signal } = call;
+        try {
+          if (!known.has(req.service)) {
+            yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
+            // Unknown services stay unknown: wait for the client or the shutdown.
+            await sleep(2 ** 31 - 1, signal);
+            return;
           }
-          if (signal.aborted) break;
-          if (status !== last) {
-            last = status;
-            yield create(HealthCheckResponseSchema, { status });
+          let last: Status | undefined;
+          while (!signal.aborted) {
+            let status: Status;
+            try {
+              status = await probeBackend(service, signal);
+            } catch {
+              break;
+            }
+            if (signal.aborted) break;
+            if (status !== last) {
+              last = status;
+              yield create(HealthCheckResponseSchema, { status });
+            }
+            await sleep(pollMs, signal);
           }
-          await sleep(pollMs, signal);
+        } finally {
+          call.end();
         }
       },
     });

@@ -69,6 +69,9 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
           while (this.queuedBytes >= this.maxBytes && !this.stopped) {
             await new Promise<void>((resolve) => (this.wakeProducer = resolve));
           }
+          // Stopped by the signal (deadline, shutdown) while waiting for room:
+          // the call ends with its reason, not OK after part of the answer.
+          if (this.signal.aborted) throw this.signal.reason;
           if (this.stopped) break;
           const r = await it.next();
           if (r.done) break;

@@ -22,6 +22,7 @@ import {
   makeFileNode,
   openDirectoryService,
 } from "@castore/core";
+import { rawGrpcCall } from "@castore/testing";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { encodeGetRequest, grpcJsAddress, rawClient, rawGet } from "./grpc-js.test-helper.js";
 import { memoryService, tempSocketPath } from "./memory-store.test-helper.js";
@@ -192,6 +193,22 @@ describe("server", () => {
       raw.makeUnaryRequest("/tvix.castore.v1.DirectoryService/List", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (err) => resolve(err)),
     );
     expect(result?.code).toBe(grpc.status.UNIMPLEMENTED);
+  });
+
+  it("a Get with no request message, or two, is INVALID_ARGUMENT naming the count", async () => {
+    const { service } = memoryService();
+    const root = await service.put(DIRECTORY_A);
+    const server = await serve(service);
+    const origin = `http://127.0.0.1:${(server.address as { port: number }).port}`;
+    const request = encodeGetRequest(root.bytes, false);
+    for (const messages of [[], [request, request], [request, request, request]]) {
+      const answer = await rawGrpcCall(origin, { ":path": "/tvix.castore.v1.DirectoryService/Get" }, { messages });
+      expect(answer.grpcStatus, `${messages.length} messages`).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(answer.grpcMessage).toBe(`a Get takes exactly one GetDirectoryRequest message, got ${messages.length}`);
+      expect(answer.messages).toHaveLength(0);
+    }
+    const one = await rawGrpcCall(origin, { ":path": "/tvix.castore.v1.DirectoryService/Get" }, { messages: [request] });
+    expect(one.grpcStatus).toBe(grpc.status.OK);
   });
 
   it("serviceNames limits the names served", async () => {

@@ -23,6 +23,9 @@ import { BearerTokens } from "./auth.js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { healthRoutes } from "./health.js";
 import { REFLECTION_SERVICE_NAMES, reflectionRoutes } from "./reflection.js";
+import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { respondWithStatus } from "./status-response.js";
+import { guardRequestHandler } from "./guarded-request-handler.js";
 import { createServerMetrics, instrumentCall, instrumentService, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
@@ -117,6 +120,7 @@ export const DEFAULT_CONNECTION_IDLE_TIMEOUT_MS = 5 * 60 * 1000;
 /** After a refused connection is logged, further refusals are only counted for this long. */
 const REFUSED_LOG_INTERVAL_MS = 60_000;
 const DEFAULT_WINDOW_BYTES = 1024 * 1024;
+const GRPC_TIMEOUT = "grpc-timeout";
 
 function formatHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
@@ -176,7 +180,7 @@ export function createDirectoryServiceServer(
 
   let activeCalls = 0;
   let draining = false;
-  const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const onRequest = guardRequestHandler((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     if (draining) {
       // A stream opened after shutdown began (a GOAWAY was in flight).
       res.writeHead(200, { "content-type": "application/grpc" });
@@ -202,9 +206,20 @@ export function createDirectoryServiceServer(
         req.stream.destroy();
       }),
     );
-    if (isOpsPath(req.url)) opsHandler(req, res);
-    else handler(req, res);
-  };
+    if (isOpsPath(req.url)) {
+      // connect arms its own deadline timer for health and reflection: answer
+      // a malformed grpc-timeout as the DirectoryService does (INTERNAL), and
+      // drop one longer than a timer can wait, which connect's setTimeout
+      // would cut to 1 ms.
+      const raw = req.headers[GRPC_TIMEOUT];
+      const timeout = parseGrpcTimeout(Array.isArray(raw) ? raw.join(", ") : raw);
+      if (timeout.error) return respondWithStatus(res, timeout.error);
+      if (timeout.timeoutMs === undefined) delete req.headers[GRPC_TIMEOUT];
+      opsHandler(req, res);
+    } else {
+      handler(req, res);
+    }
+  }, logger);
 
   const settings: http2.Settings = {
     initialWindowSize: windowBytes,

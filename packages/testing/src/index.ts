@@ -25,3 +25,4 @@ export {
   probeDocker,
 } from "./runtime.js";
 export { CASTORE_CLI, type CastoreProcessOptions, type CastoreRun, type CastoreServeProcess, runCastore, startCastoreServe } from "./castore-cli.js";
+export { frameGrpcMessages, rawGrpcCall, type RawGrpcAnswer, type RawGrpcCallOptions } from "./raw-grpc.js";
