@@ -122,11 +122,19 @@ export class GrpcDirectoryService implements DirectoryService {
     this.checkOpen();
     const { signal } = opts;
     try {
-      // The first message only; leaving the loop cancels the call.
+      // Read to the end of the stream (status included), not just its one
+      // message: leaving early would reset the stream (RST_STREAM CANCEL)
+      // whenever the status has not arrived yet, and servers on nghttp2
+      // (node's http2, grpc-js) close a connection with GOAWAY once it has
+      // sent them 1000 resets beyond a refill of 33 a second.
+      let found: Directory | undefined;
       for await (const batch of this.getCall(digest, false, signal)) {
-        return this.checkGot(digest, batch[0]);
+        for (const message of batch) {
+          if (found) throw new ConnectError("protocol error: more than one directory in the answer to a non-recursive Get", Code.Unimplemented);
+          found = this.checkGot(digest, message);
+        }
       }
-      return undefined;
+      return found;
     } catch (e) {
       if (e instanceof ConnectError && e.code === Code.NotFound && !signal?.aborted) return undefined;
       throw this.wrap(e, signal);

@@ -16,12 +16,15 @@
  * A stream the server refused unprocessed (RST_STREAM or GOAWAY beyond its
  * id: REFUSED_STREAM, RFC 9113 §8.7), as when a server closes a connection
  * it found idle just as a call was sent on it, is sent again, on a new
- * connection, before any response (gRPC's "transparent retry").
+ * connection, before any response (gRPC's "transparent retry"). So is a Get
+ * the server's GOAWAY cut off before its first message, whatever the
+ * GOAWAY's error code (a read: sending it again changes nothing).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import { requestHeader, validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
 import { envelope, EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
+import { GoawayStreamError } from "./http2-connection.js";
 
 /** The messages of a chunk of a response: no compression was negotiated, so none may be compressed. */
 function uncompressed(reader: EnvelopeReader, chunk: Uint8Array): Uint8Array[] {
@@ -56,7 +59,17 @@ export function isRefusedStream(e: unknown): boolean {
   // A status the server sent is an answer, whatever its message says.
   if (e instanceof ConnectError && e.isWireError) return false;
   for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    if (c instanceof GoawayStreamError) return c.refused;
     if (/\b(?:NGHTTP2_)?REFUSED_STREAM\b/.test(c.message)) return true;
+  }
+  return false;
+}
+
+/** Whether the call died with its connection, closed by the server's GOAWAY (processed or not). */
+function isClosedByGoaway(e: unknown): boolean {
+  if (e instanceof ConnectError && e.isWireError) return false;
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    if (c instanceof GoawayStreamError) return true;
   }
   return false;
 }
@@ -82,10 +95,12 @@ export async function* serverStreamingCall(
   const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
   let completed = false;
   try {
-    let response: Awaited<ReturnType<UniversalClientFn>>;
     for (let attempt = 1; ; attempt++) {
+      // Nothing of a call is handed on until its first message: until then a
+      // Get (a read, no effect on the server) can be sent again.
+      let yielded = false;
       try {
-        response = await target.httpClient({
+        const response = await target.httpClient({
           url: target.baseUrl + path,
           method: "POST",
           header: headers(target),
@@ -94,22 +109,30 @@ export async function* serverStreamingCall(
           })(),
           signal: callSignal,
         });
-        break;
+        const { foundStatus, headerError } = validateResponse(response.status, response.header);
+        if (headerError) throw headerError;
+        const reader = new EnvelopeReader(target.maxMessageBytes);
+        for await (const chunk of response.body) {
+          const messages = uncompressed(reader, chunk);
+          if (messages.length > 0) {
+            yielded = true;
+            yield messages;
+          }
+        }
+        reader.end();
+        if (!foundStatus) validateTrailer(response.trailer, response.header);
+        completed = true;
+        return;
       } catch (e) {
-        if (attempt < MAX_ATTEMPTS && isRefusedStream(e) && !callSignal.aborted) continue;
+        // Refused unprocessed, or cut off by the server's GOAWAY before any
+        // message (a server on nghttp2 sends one with INTERNAL_ERROR after a
+        // burst of client resets, and node then fails every stream on it):
+        // sent again, on a new connection.
+        const retryable = isRefusedStream(e) || (!yielded && isClosedByGoaway(e));
+        if (attempt < MAX_ATTEMPTS && retryable && !callSignal.aborted) continue;
         throw e;
       }
     }
-    const { foundStatus, headerError } = validateResponse(response.status, response.header);
-    if (headerError) throw headerError;
-    const reader = new EnvelopeReader(target.maxMessageBytes);
-    for await (const chunk of response.body) {
-      const messages = uncompressed(reader, chunk);
-      if (messages.length > 0) yield messages;
-    }
-    reader.end();
-    if (!foundStatus) validateTrailer(response.trailer, response.header);
-    completed = true;
   } finally {
     if (!completed) controller.abort();
   }

@@ -78,12 +78,17 @@ export function createSessionManager(target: GrpcTarget, opts: ConnectionOptions
  *   accepts TCP but does not speak HTTP/2 fails the call instead of hanging it;
  * - a connection the server closes before its HTTP/2 SETTINGS (as a server at
  *   its connection limit does) fails the calls on it as UNAVAILABLE
- *   ("connection refused"), not as CANCELLED (node closes them with CANCEL).
+ *   ("connection refused"), not as CANCELLED (node closes them with CANCEL);
+ * - a stream that fails because the server sent GOAWAY fails with a
+ *   GoawayStreamError saying whether the server processed it, so the call
+ *   can be sent again on a new connection (grpc-stream-calls.ts).
  */
 class ClientSessionManager extends Http2SessionManager {
   private readonly tuned = new WeakSet<http2.Http2Session>();
   /** Sessions whose server sent its SETTINGS: it spoke HTTP/2. */
   private readonly spoke = new WeakSet<http2.Http2Session>();
+  /** The last stream id of the GOAWAY a session received: streams above it were not processed. */
+  private readonly goawayLastStreamId = new WeakMap<http2.Http2Session, number>();
 
   constructor(
     url: string,
@@ -99,6 +104,12 @@ class ClientSessionManager extends Http2SessionManager {
     // one; an error after that (e.g. our timeout below) must not go unhandled.
     session.on("error", () => {});
     session.once("remoteSettings", () => this.spoke.add(session));
+    // Emitted before node acts on it: on any code but NO_ERROR node destroys
+    // the session at once, failing the streams still open on it.
+    session.on("goaway", (_code: number, lastStreamId: number) => {
+      const previous = this.goawayLastStreamId.get(session);
+      this.goawayLastStreamId.set(session, previous === undefined ? lastStreamId : Math.min(previous, lastStreamId));
+    });
     try {
       session.setLocalWindowSize(this.opts.windowBytes);
     } catch {
@@ -136,7 +147,16 @@ class ClientSessionManager extends Http2SessionManager {
     }
     const session = stream.session;
     resetWithoutHalfClose(stream, (code, cause) => {
-      if (!session || this.spoke.has(session)) return undefined;
+      if (!session) return undefined;
+      // A stream above a GOAWAY's last stream id was refused unprocessed
+      // (RFC 9113 §6.8), whatever the GOAWAY's error code: safe to send again.
+      // (Only for a stream node destroys with an error, as it does them all
+      // on a GOAWAY's error code; a cancel of ours stays a cancel.)
+      const lastStreamId = this.goawayLastStreamId.get(session);
+      if (lastStreamId !== undefined && cause !== undefined) {
+        return new GoawayStreamError(stream.id === undefined || stream.id > lastStreamId, lastStreamId, cause);
+      }
+      if (this.spoke.has(session)) return undefined;
       // node closes the streams with CANCEL when the socket ends, or destroys them with the socket's ECONNRESET
       const closedByPeer =
         (code === http2.constants.NGHTTP2_CANCEL && socketClosed(session)) || (cause as NodeJS.ErrnoException | undefined)?.code === "ECONNRESET";
@@ -182,6 +202,30 @@ function resetWithoutHalfClose(
     }
     close(code, callback);
   };
+}
+
+/**
+ * A stream that ended without its response because the server sent GOAWAY
+ * (with any error code; on any but NO_ERROR node destroys the session and
+ * every stream on it). `refused`: the stream's id is above the GOAWAY's last
+ * stream id, so the server did not process it (RFC 9113 §6.8).
+ */
+export class GoawayStreamError extends Error {
+  readonly code = "ERR_CASTORE_HTTP2_GOAWAY";
+
+  constructor(
+    readonly refused: boolean,
+    lastStreamId: number,
+    cause: Error | undefined,
+  ) {
+    super(
+      refused
+        ? `the server refused the stream unprocessed (GOAWAY with last stream id ${lastStreamId}; REFUSED_STREAM)`
+        : `the server closed the connection with GOAWAY (last stream id ${lastStreamId})${cause ? `: ${cause.message}` : ""}`,
+      { cause },
+    );
+    this.name = "GoawayStreamError";
+  }
 }
 
 const REFUSED_MESSAGE = "connection refused: the server closed the connection before speaking HTTP/2 (is it at its connection limit?)";

@@ -2,6 +2,10 @@
  * Soak benchmark (not a test): 32 concurrent gRPC clients mix uploads of
  * overlapping trees and recursive reads against `castore serve` (a child
  * process, the CLI's own entry point) on each backend, for a bounded time.
+ * Beside them one long-lived client makes calls of every kind one after
+ * another on its one connection for the whole soak (get, getRecursive read
+ * to the end, getRecursive stopped after its first directory, upload), as a
+ * long-running user of the client does; its failures count with the others.
  *
  *   node dist/soak.js                 # memory, lmdb, postgres, s3; 20 s each
  *   CASTORE_SOAK_SECONDS=60 node dist/soak.js
@@ -19,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openDirectoryService } from "@castore/core";
+import { type DirectoryService, directoryDigest, openDirectoryService } from "@castore/core";
 import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
 import "@castore/backend-grpc"; // registers grpc+http:
 import { recordBenchResults, type BenchResult } from "./results.js";
@@ -112,6 +116,8 @@ async function serve(store: string): Promise<{ child: ChildProcess; url: string;
 
 interface Stats {
   calls: number;
+  /** Calls of the long-lived client (not in `calls` or the latencies). */
+  longLivedCalls: number;
   uploads: number;
   reads: number;
   failures: number;
@@ -131,7 +137,7 @@ async function soak(name: string, store: string): Promise<Stats> {
   const server = await serve(store);
   const pid = server.child.pid!;
   const pool = makePool(seededRandom(1));
-  const stats: Stats = { calls: 0, uploads: 0, reads: 0, failures: 0, firstFailures: [], latencies: [], seconds: 0, rssStartKiB: 0, rssEndKiB: 0 };
+  const stats: Stats = { calls: 0, longLivedCalls: 0, uploads: 0, reads: 0, failures: 0, firstFailures: [], latencies: [], seconds: 0, rssStartKiB: 0, rssEndKiB: 0 };
   const uploaded: Node[] = [];
   const fail = (what: string, e: unknown) => {
     stats.failures++;
@@ -140,6 +146,7 @@ async function soak(name: string, store: string): Promise<Stats> {
   try {
     // Warm-up: one upload, so the store is initialised (schema, bucket) before RSS is taken.
     const clients = await Promise.all(Array.from({ length: CLIENTS }, () => openDirectoryService(server.url)));
+    const longLived = await openDirectoryService(server.url);
     {
       const first = uploadTree(pool, seededRandom(999), "warm-up");
       const putter = clients[0].putMultipleStart();
@@ -150,8 +157,21 @@ async function soak(name: string, store: string): Promise<Stats> {
     stats.rssStartKiB = rssKiB(pid);
     const started = performance.now();
     const deadline = started + SECONDS * 1000;
-    await Promise.all(
-      clients.map(async (client, c) => {
+    const longLivedRun = (async () => {
+      const random = seededRandom(7);
+      for (let i = 0; performance.now() < deadline; i++) {
+        const kind = LONG_LIVED_CALLS[i % LONG_LIVED_CALLS.length];
+        try {
+          await longLivedCall(kind, longLived, { random, pool, uploaded, tag: `${name}-long-lived-${i}` });
+        } catch (e) {
+          fail(`long-lived client ${kind} #${i}`, e);
+        }
+        stats.longLivedCalls++;
+      }
+    })();
+    await Promise.all([
+      longLivedRun,
+      ...clients.map(async (client, c) => {
         const random = seededRandom(1000 + c);
         for (let i = 0; performance.now() < deadline; i++) {
           const t0 = performance.now();
@@ -182,14 +202,59 @@ async function soak(name: string, store: string): Promise<Stats> {
           stats.latencies.push(performance.now() - t0);
         }
       }),
-    );
+    ]);
     stats.seconds = (performance.now() - started) / 1000;
     stats.rssEndKiB = rssKiB(pid);
-    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await Promise.all([...clients, longLived].map((c) => c.close().catch(() => undefined)));
   } finally {
     await server.stop();
   }
   return stats;
+}
+
+const LONG_LIVED_CALLS = ["get", "getRecursive", "getRecursive stopped early", "upload"] as const;
+
+/** One call of the long-lived client (reads pick from `uploaded`, an upload adds to it); throws on a failure or a wrong answer. */
+async function longLivedCall(
+  kind: (typeof LONG_LIVED_CALLS)[number],
+  client: DirectoryService,
+  ctx: { random: () => number; pool: Node[]; uploaded: Node[]; tag: string },
+): Promise<void> {
+  const pick = () => ctx.uploaded[Math.floor(ctx.random() * ctx.uploaded.length)];
+  switch (kind) {
+    case "get": {
+      const tree = pick();
+      const got = await client.get(tree.digest);
+      if (!got || directoryDigest(got).hex !== tree.digest.hex) throw new Error(`get ${tree.digest.hex}: ${got ? "another directory" : "not found"}`);
+      return;
+    }
+    case "getRecursive": {
+      const tree = pick();
+      let n = 0;
+      for await (const _ of client.getRecursive(tree.digest)) n++;
+      if (n !== tree.closure.length) throw new Error(`getRecursive ${tree.digest.hex}: ${n} directories, expected ${tree.closure.length}`);
+      return;
+    }
+    case "getRecursive stopped early": {
+      const tree = pick();
+      let first: string | undefined;
+      for await (const d of client.getRecursive(tree.digest)) {
+        first = directoryDigest(d).hex;
+        break;
+      }
+      if (first !== tree.digest.hex) throw new Error(`getRecursive ${tree.digest.hex}: first directory ${first ?? "none"}`);
+      return;
+    }
+    case "upload": {
+      const tree = uploadTree(ctx.pool, ctx.random, ctx.tag);
+      const putter = client.putMultipleStart();
+      for (const d of tree.closure) await putter.put(d.directory);
+      const root = await putter.close();
+      if (root.hex !== tree.digest.hex) throw new Error(`root ${root.hex}, expected ${tree.digest.hex}`);
+      ctx.uploaded.push(tree);
+      return;
+    }
+  }
 }
 
 async function testing(): Promise<typeof import("@castore/testing")> {
@@ -245,7 +310,7 @@ async function main(): Promise<void> {
       const s = await soak(backend, store.url);
       totalFailures += s.failures;
       const sorted = [...s.latencies].sort((a, b) => a - b);
-      const notes = `${CLIENTS} clients, ${SECONDS} s, ${s.uploads} uploads (≤61 directories each, overlapping) + ${s.reads} getRecursive, castore serve child process`;
+      const notes = `${CLIENTS} clients, ${SECONDS} s, ${s.uploads} uploads (≤61 directories each, overlapping) + ${s.reads} getRecursive, castore serve child process; beside them one long-lived client made ${s.longLivedCalls} calls (get, getRecursive, getRecursive stopped early, upload; not in calls/s)`;
       results.push(
         { name: `soak: ${backend} calls/s`, value: s.calls / s.seconds, unit: "calls/s", baseline: null, ratio: null, notes },
         { name: `soak: ${backend} p50 ms`, value: percentile(sorted, 50), unit: "ms", baseline: null, ratio: null },
@@ -256,7 +321,7 @@ async function main(): Promise<void> {
           unit: "calls",
           baseline: 0,
           ratio: null,
-          notes: s.firstFailures.length ? s.firstFailures.join(" | ") : `of ${s.calls}`,
+          notes: s.firstFailures.length ? s.firstFailures.join(" | ") : `of ${s.calls + s.longLivedCalls} (${s.longLivedCalls} by the long-lived client)`,
         },
         {
           name: `soak: ${backend} RSS growth`,
