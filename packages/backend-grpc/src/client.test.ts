@@ -259,6 +259,69 @@ describe("client uploads", () => {
   });
 });
 
+describe("client uploads: DirectoryPutter's closing rules", () => {
+  /** A served memory store whose uploads commit only when `release` is called. */
+  async function slowCommittingServer() {
+    const { service, store } = memoryService();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: DirectoryService = {
+      ...service,
+      get: service.get.bind(service),
+      getRecursive: service.getRecursive.bind(service),
+      close: service.close.bind(service),
+      put: service.put.bind(service),
+      putMultipleStart(opts) {
+        const inner = service.putMultipleStart(opts);
+        return {
+          put: (d) => inner.put(d),
+          async close() {
+            await gate;
+            return inner.close();
+          },
+          abort: (r) => inner.abort(r),
+        };
+      },
+    };
+    const server = createDirectoryServiceServer(slow, { listen: { port: 0 } });
+    await server.listen();
+    cleanups.push(() => server.close({ deadlineMs: 200 }));
+    return { client: open(server.url!), store, release };
+  }
+
+  it("abort() during close() waits for the server: it stored the upload, so abort() rejects and close() resolves", async () => {
+    const { client, store, release } = await slowCommittingServer();
+    const putter = client.putMultipleStart();
+    await putter.put(DIRECTORY_A);
+    await putter.put(DIRECTORY_B);
+    const closing = putter.close();
+    closing.catch(() => {});
+    const aborting = putter.abort();
+    aborting.catch(() => {});
+    await expect(putter.put(DIRECTORY_C)).rejects.toThrow(/already closed/);
+    await expect(putter.close()).rejects.toThrow(/already closed/);
+    release();
+    await expect(aborting).rejects.toThrow(/too late: the upload was already committed as/);
+    expect((await closing).hex).toBe(directoryDigest(DIRECTORY_B).hex);
+    expect(store.map.has(directoryDigest(DIRECTORY_B).hex)).toBe(true);
+  });
+
+  it("abort() during close() of an upload the server refuses resolves; close() rejects; nothing stored", async () => {
+    const { client, store, release } = await slowCommittingServer();
+    release();
+    const putter = client.putMultipleStart();
+    // A and C are not connected: C does not refer to B, and B is a second root.
+    await putter.put(DIRECTORY_A);
+    await putter.put(DIRECTORY_B);
+    await putter.put(DIRECTORY_C);
+    const closing = putter.close();
+    closing.catch(() => {});
+    await putter.abort();
+    await expect(closing).rejects.toThrow(/not connected/);
+    expect(store.map.size).toBe(0);
+  });
+});
+
 describe("URLs", () => {
   it("parses grpc+http, grpc+https and grpc+unix with options", () => {
     expect(parseGrpcUrl(new URL("grpc+http://127.0.0.1:8000"))).toEqual({ target: { kind: "tcp", host: "127.0.0.1", port: 8000, tls: false } });

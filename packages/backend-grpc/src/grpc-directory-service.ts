@@ -298,8 +298,24 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
     }
   }
 
+  /**
+   * Before close(): cancels the call; the server stores nothing. During
+   * close(): waits for the server's answer instead (DirectoryPutter's closing
+   * rules): resolves if it stored nothing, rejects with ClosureError if it
+   * stored the upload. Once the end of the upload is on its way, cancelling
+   * could not tell which happened: the server may be committing already.
+   */
   async abort(reason?: unknown): Promise<void> {
     if (this.state === "closed" || this.state === "aborted") return;
+    if (this.state === "closing") {
+      let root: Digest;
+      try {
+        root = await this.call!;
+      } catch {
+        return;
+      }
+      throw new ClosureError(`abort() came too late: the upload was already committed as ${root}`);
+    }
     this.state = "aborted";
     this.queue.fail(new AbortError("upload was aborted", { cause: reason }));
     // No reason: connect maps the plain abort to CANCELLED (RST_STREAM CANCEL).

@@ -8,7 +8,9 @@
  * canonical but are a valid encoding of a Directory without unknown fields
  * (protobufjs, behind @grpc/grpc-js, writes explicit defaults such as
  * `executable: false`) are decoded leniently (protobuf-es) and re-encoded
- * canonically before hashing (spec §1). A Directory carrying unknown fields,
+ * canonically before hashing (spec §1). Bytes that are not a protobuf
+ * encoding at all (truncated, a varint above 2^64-1: DecodeError.malformed)
+ * never take that path. A Directory carrying unknown fields,
  * at the top level or in a node, is rejected: it is not canonical, and its
  * digest would silently change on re-encoding.
  */
@@ -32,7 +34,9 @@ export function decodeReceived(bytes: Uint8Array): ReceivedDirectory {
   try {
     return { directory: decodeDirectory(bytes), bytes };
   } catch (e) {
-    if (!(e instanceof DecodeError)) throw e;
+    // Bytes that are not protobuf at all are not read leniently either:
+    // protobuf-es would truncate a varint above 2^64-1 instead of failing.
+    if (!(e instanceof DecodeError) || e.malformed) throw e;
   }
   let directory: Directory;
   try {

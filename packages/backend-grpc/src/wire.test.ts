@@ -84,6 +84,18 @@ describe("bad input on the wire", () => {
     expect(h.store.map.size).toBe(0);
   });
 
+  it("Put of a file size varint above 2^64-1 is INVALID_ARGUMENT, not read as a truncated size", async () => {
+    // A file node whose size is a 10-byte varint: 2^64 (ff×9 02) and 2^65 (80×9 04), which a
+    // lenient decoder reads as 2^63-1 and 0. prost rejects both.
+    for (const size of [[...Array(9).fill(0xff), 0x02], [...Array(9).fill(0x80), 0x04]]) {
+      const node = [0x0a, 0x01, 0x66, 0x12, 32, ...EMPTY_BLOB_DIGEST.bytes, 0x18, ...size];
+      const { error } = await rawPut(raw, [Uint8Array.from([0x12, node.length, ...node])]);
+      expect(error?.code).toBe(status.INVALID_ARGUMENT);
+      expect(error?.details).toMatch(/varint overflows 64 bits/);
+    }
+    expect(h.store.map.size).toBe(0);
+  });
+
   it("a non-canonical but equivalent encoding is canonicalized (same digest as the canonical one)", async () => {
     // WITH_KEEP's file node with its fields written in reverse order (size 0 omitted either way)
     const canonical = enc(DIRECTORY_WITH_KEEP);

@@ -26,9 +26,11 @@ const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
     /^get of a directory that was not an upload's root/,
     /^an upload in progress/,
     /^§2 limits are accepted/,
-    /^a 1 000-deep chain/,
+    /^a 10 000-deep chain/,
     /^getRecursive early stop/,
     /^get and getRecursive with an already-aborted/,
+    /^put\(\) while close\(\) runs/,
+    /^two close\(\) calls at once/,
   ],
   bufferingRecursive: [/^§7\.16 a slow consumer/],
   repeatingRecursive: [
@@ -39,6 +41,7 @@ const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
     /^put is idempotent/,
     /^re-sending directories/,
     /^an upload in progress/,
+    /^two close\(\) calls at once/, // D reaches A directly and through B
   ],
   danglingUploads: [
     /^§7\.3 /,
@@ -57,7 +60,7 @@ const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
     /^a 6 000-directory upload/,
     /^§7\.16 a slow consumer/,
     /^§7\.18 abort: an aborted getRecursive/,
-    /^a 1 000-deep chain/,
+    /^a 10 000-deep chain/,
     /^getRecursive early stop/,
     /^listDigests lists exactly/, // its keys are not digests
   ],
@@ -71,7 +74,9 @@ const expectedFailures: Record<keyof typeof brokenBackends, RegExp[]> = {
     /^§7\.18 abort: an aborted upload/,
     /^an upload cancelled through its AbortSignal/,
     /^a 6 000-directory upload/,
+    /^§7\.12 rule 5: a file or directory size of/, // A, put before the invalid directory, stays behind
   ],
+  noClosingState: [/^put\(\) while close\(\) runs/, /^two close\(\) calls at once/, /^abort\(\) while close\(\) runs/],
 };
 
 function matchOne(pattern: RegExp): string {

@@ -210,16 +210,32 @@ class UncheckedPutter implements DirectoryPutter {
     this.entries.push({ digest: Digest.of(bytes), bytes, directory });
   }
 
-  async close(): Promise<Digest> {
-    if (this.done) throw new ClosureError("upload already closed");
+  /** The running close(), until it settles. */
+  private closing: Promise<Digest> | undefined;
+
+  close(): Promise<Digest> {
+    if (this.done) return Promise.reject(new ClosureError("upload already closed"));
     this.done = true;
-    if (this.entries.length === 0) throw new ClosureError("empty upload");
-    await this.store.putClosure(this.entries, this.signal);
-    return this.entries[this.entries.length - 1].digest;
+    const closing = (async () => {
+      if (this.entries.length === 0) throw new ClosureError("empty upload");
+      await this.store.putClosure(this.entries, this.signal);
+      return this.entries[this.entries.length - 1].digest;
+    })();
+    this.closing = closing;
+    const over = () => {
+      this.closing = undefined;
+    };
+    closing.then(over, over);
+    return closing;
   }
 
+  /** Keeps DirectoryPutter's closing rules (its one bug is the missing closure checks). */
   async abort(): Promise<void> {
     this.done = true;
+    const closing = this.closing;
+    if (!closing) return;
+    const root = await closing.catch(() => undefined);
+    if (root) throw new ClosureError(`abort() came too late: the upload was already committed as ${root}`);
   }
 }
 
@@ -239,13 +255,13 @@ class EagerPutter implements DirectoryPutter {
   ) {}
 
   async put(directory: Directory): Promise<void> {
-    if (this.closed) throw new Error("upload already closed");
+    if (this.closed) throw new ClosureError("upload already closed");
     const bytes = encodeDirectory(directory);
     if (this.validator.add(directory, bytes)) this.store.store(Digest.of(bytes), bytes);
   }
 
   async close(): Promise<Digest> {
-    if (this.closed) throw new Error("upload already closed");
+    if (this.closed) throw new ClosureError("upload already closed");
     throwIfAborted(this.signal);
     this.closed = true;
     return this.validator.finish().root;
@@ -259,6 +275,46 @@ class EagerPutter implements DirectoryPutter {
 class EagerService extends MapService {
   override putMultipleStart(opts?: CallOptions): DirectoryPutter {
     return new EagerPutter(this.store, opts?.signal);
+  }
+}
+
+/**
+ * No closing state (core's ClosurePutter before it had one): close() waits a
+ * turn for its engine and then checks and stores whatever was put by then;
+ * meanwhile put() and close() are still accepted, and abort() resolves at once
+ * while the commit goes on.
+ */
+class NoClosingStatePutter implements DirectoryPutter {
+  private readonly validator = new ClosureValidator();
+  private over = false;
+  constructor(
+    private readonly store: MapStore,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  async put(directory: Directory): Promise<void> {
+    if (this.over) throw new ClosureError("upload already closed");
+    this.validator.add(directory);
+  }
+
+  async close(): Promise<Digest> {
+    if (this.over) throw new ClosureError("upload already closed");
+    throwIfAborted(this.signal);
+    await new Promise((resolve) => setImmediate(resolve));
+    const closure = this.validator.finish();
+    await this.store.putClosure(closure.entries, this.signal);
+    this.over = true;
+    return closure.root;
+  }
+
+  async abort(): Promise<void> {
+    this.over = true;
+  }
+}
+
+class NoClosingStateService extends MapService {
+  override putMultipleStart(opts?: CallOptions): DirectoryPutter {
+    return new NoClosingStatePutter(this.store, opts?.signal);
   }
 }
 
@@ -316,5 +372,10 @@ export const brokenBackends = {
     "stores-before-close",
     "stores each directory as it is put, so aborted uploads leave directories behind",
     () => new EagerService(new MapStore("stores-before-close")),
+  ),
+  noClosingState: broken(
+    "no-closing-state",
+    "while close() runs, put() and a second close() are accepted, and abort() resolves while the commit goes on",
+    () => new NoClosingStateService(new MapStore("no-closing-state")),
   ),
 } satisfies Record<string, BrokenBackend>;

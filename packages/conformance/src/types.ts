@@ -38,7 +38,7 @@ export interface Capabilities {
   write?: true | string;
   /** get()/getRecursive() of a directory that was not an upload's root (traversal needs it too). */
   getNonRoot?: true | string;
-  /** A 10 000-directory tree and a directory with 50 000 entries round-trip (spec §7.16). */
+  /** A 10 000-directory tree, a 10 000-deep chain and a directory with 50 000 entries round-trip (spec §7.16). */
   largeTrees?: true | string;
   /**
    * getRecursive streams: with a slow consumer, memory in this process does

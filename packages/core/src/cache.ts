@@ -27,19 +27,11 @@ export class CacheDirectoryService implements DirectoryService {
     }
     checker.finish();
     if (byDigest.size === 0) return false;
-    // near's putter needs leaves to root: a post-order walk of the closure.
+    // near's putter needs leaves to root: a post-order walk of the closure,
+    // iterative (a recursive walk overflowed the stack on a 10 000-deep chain).
     const putter = this.near.putMultipleStart(opts);
-    const done = new Set<string>();
-    const visit = async (hex: string): Promise<void> => {
-      if (done.has(hex)) return;
-      done.add(hex);
-      const directory = byDigest.get(hex);
-      if (!directory) throw new CorruptionError(`far store's closure of ${root} lacks ${hex}`);
-      for (const child of directory.directories) await visit(hexOf(child.digest));
-      await putter.put(directory);
-    };
     try {
-      await visit(root.hex);
+      for (const directory of leavesToRoot(root, byDigest)) await putter.put(directory);
       await putter.close();
     } catch (e) {
       await putter.abort(e);
@@ -72,6 +64,34 @@ export class CacheDirectoryService implements DirectoryService {
 
   async close(): Promise<void> {
     await Promise.all([this.near.close(), this.far.close()]);
+  }
+}
+
+/**
+ * The closure of `root` in `byDigest` (keyed by hex), each directory once and
+ * after all of its child directories. An explicit stack: the depth of a tree
+ * is not bounded by the call stack.
+ */
+function* leavesToRoot(root: Digest, byDigest: Map<string, Directory>): Generator<Directory> {
+  const seen = new Set<string>();
+  const stack: { directory: Directory; nextChild: number }[] = [];
+  const enter = (hex: string) => {
+    if (seen.has(hex)) return;
+    seen.add(hex);
+    const directory = byDigest.get(hex);
+    if (!directory) throw new CorruptionError(`far store's closure of ${root} lacks ${hex}`);
+    stack.push({ directory, nextChild: 0 });
+  };
+  enter(root.hex);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const children = top.directory.directories;
+    if (top.nextChild < children.length) {
+      enter(hexOf(children[top.nextChild++].digest));
+    } else {
+      stack.pop();
+      yield top.directory;
+    }
   }
 }
 

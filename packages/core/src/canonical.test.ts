@@ -4,6 +4,7 @@ import { DirectorySchema } from "@castore/proto";
 import fc from "fast-check";
 import { ScratchEncoder, decodeDirectory, directoryDigest, encodeDirectory, DecodeError } from "./canonical.js";
 import { Digest } from "./digest.js";
+import { ValidationError } from "./errors.js";
 import { DIRECTORY_A, DIRECTORY_B, DIRECTORY_COMPLICATED, DIRECTORY_D } from "./fixtures.js";
 import { makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode } from "./model.js";
 import { validateDirectory } from "./validate.js";
@@ -62,6 +63,27 @@ describe("canonical encoding", () => {
     const bytes = encodeDirectory(d);
     expect(Buffer.from(bytes)).toEqual(Buffer.from(toBinary(DirectorySchema, d)));
     expect(decodeDirectory(bytes).files[0].size).toBe(0xffffffffffffffffn);
+  });
+
+  it("a size that is not a uint64 has no encoding: ValidationError naming the node", () => {
+    for (const size of [-1n, -200n, 2n ** 64n]) {
+      const withFile = makeDirectory({ files: [makeFileNode("f", new Uint8Array(32), size)] });
+      expect(() => encodeDirectory(withFile)).toThrow(ValidationError);
+      expect(() => encodeDirectory(withFile)).toThrow(new RegExp(`invalid size ${size} in files\\[0\\] "f"`));
+      expect(() => new ScratchEncoder().encode(withFile)).toThrow(ValidationError);
+      const withDir = makeDirectory({ directories: [makeDirectoryNode("d", new Uint8Array(32), size)] });
+      expect(() => encodeDirectory(withDir)).toThrow(new RegExp(`invalid size ${size} in directories\\[0\\] "d"`));
+    }
+  });
+
+  it("a varint above 2^64-1 is rejected as malformed, not truncated", () => {
+    const node = (size: number[]) => [0x0a, 0x01, 0x66, 0x12, 32, ...new Array(32).fill(7), 0x18, ...size];
+    for (const size of [[...Array(9).fill(0xff), 0x02], [...Array(9).fill(0x80), 0x04], [...Array(10).fill(0xff), 0x01]]) {
+      const bytes = Uint8Array.from([0x12, node(size).length, ...node(size)]);
+      expect(() => decodeDirectory(bytes)).toThrow(expect.objectContaining({ malformed: true }));
+    }
+    const max = node([...Array(9).fill(0xff), 0x01]);
+    expect(decodeDirectory(Uint8Array.from([0x12, max.length, ...max])).files[0].size).toBe(2n ** 64n - 1n);
   });
 
   it("single-byte mutations of a valid encoding are rejected or hash differently", () => {

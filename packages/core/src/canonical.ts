@@ -15,6 +15,7 @@
 import { Digest } from "./digest.js";
 import { ValidationError } from "./errors.js";
 import type { Directory, DirectoryNode, FileNode, SymlinkNode } from "./model.js";
+import { checkNodeSize } from "./validate.js";
 
 // ---- encoding ----
 
@@ -114,11 +115,15 @@ const fileNodeLength = (n: FileNode) =>
   bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size) + (n.executable ? 2 : 0);
 const symlinkNodeLength = (n: SymlinkNode) => bytesFieldSize(n.name) + bytesFieldSize(n.target);
 
-/** Writes the canonical bytes of `d` at w.pos, reserving room node by node. */
+/**
+ * Writes the canonical bytes of `d` at w.pos, reserving room node by node.
+ * A size that is not a uint64 is a ValidationError: it has no encoding.
+ */
 function writeDirectory(w: Writer, d: Directory): void {
   const { directories, files, symlinks } = d;
   for (let i = 0; i < directories.length; i++) {
     const n = directories[i];
+    checkNodeSize("directories", i, n);
     const len = directoryNodeLength(n);
     w.reserve(nodeSize(len));
     w.buf[w.pos++] = TAG_F1_LEN;
@@ -129,6 +134,7 @@ function writeDirectory(w: Writer, d: Directory): void {
   }
   for (let i = 0; i < files.length; i++) {
     const n = files[i];
+    checkNodeSize("files", i, n);
     const len = fileNodeLength(n);
     w.reserve(nodeSize(len));
     w.buf[w.pos++] = TAG_F2_LEN;
@@ -192,7 +198,22 @@ export function directoryDigest(d: Directory): Digest {
 // ---- strict decoding ----
 
 /** Raised for bytes that are not a canonical Directory encoding. */
-export class DecodeError extends ValidationError {}
+export class DecodeError extends ValidationError {
+  /**
+   * True when the bytes are not a protobuf encoding of a Directory in any
+   * form (truncated, a varint longer than 10 bytes or above 2^64-1, a length
+   * past the end), so no lenient decoder may read them either: protobuf-es
+   * reads a 10-byte varint of 2^64 as 2^63-1 and one of 2^65 as 0, where
+   * prost rejects them. False when they are valid protobuf, just not
+   * canonical (fields out of order, defaults written, non-minimal varints,
+   * unknown fields).
+   */
+  readonly malformed: boolean;
+  constructor(message: string, malformed: boolean) {
+    super(message);
+    this.malformed = malformed;
+  }
+}
 
 class Reader {
   pos: number;
@@ -203,8 +224,13 @@ class Reader {
   ) {
     this.pos = start;
   }
+  /** Bytes that are valid protobuf but not canonical. */
   fail(what: string): never {
-    throw new DecodeError(`not a canonical Directory encoding: ${what} at byte ${this.pos}`);
+    throw new DecodeError(`not a canonical Directory encoding: ${what} at byte ${this.pos}`, false);
+  }
+  /** Bytes that are not a protobuf encoding at all (see DecodeError.malformed). */
+  malformed(what: string): never {
+    throw new DecodeError(`not a valid Directory encoding: ${what} at byte ${this.pos}`, true);
   }
   /** A minimal varint of at most 64 bits. */
   varint(): bigint | number {
@@ -213,7 +239,7 @@ class Reader {
     let shift = 1;
     // Up to 7 bytes (49 bits) fit a double exactly.
     for (let i = 0; i < 7; i++) {
-      if (this.pos >= this.end) this.fail("truncated varint");
+      if (this.pos >= this.end) this.malformed("truncated varint");
       const b = this.buf[this.pos++];
       result += (b & 0x7f) * shift;
       if (b < 0x80) {
@@ -225,28 +251,28 @@ class Reader {
     let big = BigInt(result);
     let bigShift = 49n;
     for (let i = 7; i < 10; i++) {
-      if (this.pos >= this.end) this.fail("truncated varint");
+      if (this.pos >= this.end) this.malformed("truncated varint");
       const b = this.buf[this.pos++];
       big |= BigInt(b & 0x7f) << bigShift;
       if (b < 0x80) {
         if (b === 0) { this.pos = start; this.fail("non-minimal varint"); }
-        if (i === 9 && b > 1) { this.pos = start; this.fail("varint overflows 64 bits"); }
+        if (i === 9 && b > 1) { this.pos = start; this.malformed("varint overflows 64 bits"); }
         return big;
       }
       bigShift += 7n;
     }
     this.pos = start;
-    this.fail("varint longer than 10 bytes");
+    this.malformed("varint longer than 10 bytes");
   }
   smallVarint(what: string): number {
     const v = this.varint();
-    if (typeof v !== "number" || v > 0x7fffffff) this.fail(`${what} too large`);
+    if (typeof v !== "number" || v > 0x7fffffff) this.malformed(`${what} too large`);
     return v;
   }
   /** The length of a length-delimited payload starting at pos, checked against `end`. */
   length(end: number): number {
     const len = this.smallVarint("length");
-    if (this.pos + len > end) this.fail(`length ${len} runs past the end`);
+    if (this.pos + len > end) this.malformed(`length ${len} runs past the end`);
     return len;
   }
   /** A non-empty bytes field (an empty one is a default value, which canonical form omits). A view into buf. */
@@ -259,7 +285,7 @@ class Reader {
   }
   uint64(end: number): bigint {
     const v = this.varint();
-    if (this.pos > end) this.fail("varint runs past its node");
+    if (this.pos > end) this.malformed("varint runs past its node");
     if (v === 0) this.fail("zero uint64 written");
     return BigInt(v);
   }
@@ -292,7 +318,7 @@ function readDirectoryNode(r: Reader, end: number): DirectoryNode {
     else if (last === 2) n.digest = r.bytes(end);
     else n.size = r.uint64(end);
   }
-  if (r.pos !== end) r.fail("node runs past its length");
+  if (r.pos !== end) r.malformed("node runs past its length");
   return n;
 }
 
@@ -310,7 +336,7 @@ function readFileNode(r: Reader, end: number): FileNode {
       n.executable = true;
     }
   }
-  if (r.pos !== end) r.fail("node runs past its length");
+  if (r.pos !== end) r.malformed("node runs past its length");
   return n;
 }
 
@@ -322,7 +348,7 @@ function readSymlinkNode(r: Reader, end: number): SymlinkNode {
     if (last === 1) n.name = r.bytes(end);
     else n.target = r.bytes(end);
   }
-  if (r.pos !== end) r.fail("node runs past its length");
+  if (r.pos !== end) r.malformed("node runs past its length");
   return n;
 }
 

@@ -82,6 +82,8 @@ export class ClosureValidator {
   private readonly arena = new ByteArena();
   /** Entries no later directory referred to yet: the root candidates. */
   private unreferenced = 0;
+  /** Set by finish(): the entries it returned are final, so a commit may read them after it. */
+  private finished = false;
 
   constructor(opts: { sizeCheck?: SizeCheck } = {}) {
     this.sizeCheck = opts.sizeCheck ?? "exact";
@@ -98,6 +100,7 @@ export class ClosureValidator {
    * upload (ignored).
    */
   add(directory: Directory, bytes?: Uint8Array): ClosureEntry | undefined {
+    if (this.finished) throw new ClosureError("upload already finished: no directory can be added after the closure was checked");
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
     const digest = blake3(canonical);
@@ -138,8 +141,13 @@ export class ClosureValidator {
     return entry;
   }
 
-  /** Checks the upload as a whole and returns it, leaves to root. */
+  /**
+   * Checks the upload as a whole and returns it, leaves to root. Ends the
+   * upload: later add() calls throw, so the entries returned never change
+   * under a commit that is still reading them.
+   */
   finish(): ValidatedClosure {
+    this.finished = true;
     if (this.entries.length === 0) throw new ClosureError("empty upload: no directories were sent");
     if (this.unreferenced > 1) {
       const roots = this.entries.filter((e) => !e.referenced);

@@ -71,8 +71,26 @@ export class BackendError extends CastoreError {
   }
 }
 
+const CASTORE_ERROR_CODES: ReadonlySet<string> = new Set<CastoreErrorCode>([
+  "VALIDATION",
+  "CLOSURE",
+  "CORRUPTION",
+  "NOT_FOUND",
+  "INVALID_DIGEST",
+  "INVALID_URL",
+  "BACKEND",
+  "ABORTED",
+]);
+
+/**
+ * Whether `e` is a castore error, by its `code` (one of CastoreErrorCode), not
+ * by `instanceof`: an error from a second copy of core (two versions in one
+ * node_modules) is one too, and must not be re-wrapped as an engine failure.
+ */
 export function isCastoreError(e: unknown): e is CastoreError {
-  return e instanceof Error && typeof (e as CastoreError).code === "string" && e instanceof CastoreError;
+  if (e instanceof CastoreError) return true;
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  return typeof code === "string" && CASTORE_ERROR_CODES.has(code);
 }
 
 /** Throws an AbortError (with the signal's reason as cause) if the signal fired. */

@@ -8,7 +8,10 @@
  * keeps measuring the wasm side). Large inputs (file contents) go through
  * `createBlake3Hasher`, on the `blake3` package (native SIMD when its addon
  * built: ~4 GB/s here against ~1.7 GB/s for wasm). One-shot wasm hashing of
- * very large buffers runs out of wasm memory, so large inputs never take it.
+ * very large buffers runs out of wasm memory (it aborted with OOM somewhere
+ * between 10 and 13 MB), so large inputs never take it: `blake3()` hands
+ * anything over ONE_SHOT_MAX to the incremental hasher, which is just as fast
+ * at that size.
  */
 import * as native from "blake3";
 import * as wasm from "blake3-wasm";
@@ -16,8 +19,24 @@ import { ByteArena } from "./arena.js";
 
 await wasm.load();
 
-/** BLAKE3-256 of `bytes`, for small inputs (directory encodings). */
+/**
+ * Inputs up to this size take the one-shot wasm hash (cheapest per call);
+ * larger ones the incremental hasher. Well below where the one-shot hash runs
+ * out of wasm memory, and above nearly every directory encoding.
+ */
+const ONE_SHOT_MAX = 64 * 1024;
+
+/**
+ * BLAKE3-256 of `bytes`. Tuned for small inputs (directory encodings), correct
+ * for any size: a large directory (a 250 000-file one encodes to ~13 MB) must
+ * hash like a small one.
+ */
 export function blake3(bytes: Uint8Array): Uint8Array {
+  if (bytes.length > ONE_SHOT_MAX) {
+    const hasher = createBlake3Hasher();
+    hasher.update(bytes);
+    return hasher.digest();
+  }
   // hashOneShot (what wasm.hash wraps) returns a view into wasm memory that
   // the next call overwrites: copied out at once. Copied into small shared
   // chunks (as Buffer's pool does, minus its per-call overhead) as a plain

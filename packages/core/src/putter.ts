@@ -5,7 +5,10 @@
  * only implements "store these bytes atomically". A sink that can take rows
  * early (`write`) gets them in batches as they pass the per-directory checks,
  * and `commit` then only has to make them visible. Nothing is visible before
- * close() succeeds.
+ * close() succeeds. The closing rules of DirectoryPutter (service.ts) hold:
+ * once close() is called, put() and another close() are refused, and an
+ * abort() during close() either stops the commit or reports that it came too
+ * late.
  */
 import type { Digest } from "./digest.js";
 import { AbortError, ClosureError } from "./errors.js";
@@ -17,7 +20,12 @@ import type { DirectoryPutter, SizeCheck } from "./service.js";
 export interface ClosureSink {
   /** Optional: directories that passed the per-directory checks, in upload order, while the upload is open. Awaited (backpressure). */
   write?(entries: ClosureEntry[]): Promise<void>;
-  /** The whole upload checked out: store it (or make what was written visible), all or nothing. */
+  /**
+   * The whole upload checked out: store it (or make what was written
+   * visible), all or nothing. `signal` fires on the caller's signal and on
+   * an abort() while the commit runs: stop if nothing is visible yet, and
+   * throw; a commit that completes anyway is reported to abort() as too late.
+   */
   commit(closure: ValidatedClosure, signal?: AbortSignal): Promise<void>;
   /** The upload failed or was abandoned: drop what was written. Never throws. */
   abort?(): Promise<void>;
@@ -28,7 +36,13 @@ const DONE: Promise<void> = Promise.resolve();
 /** Directories per write() to a streaming sink: big enough to amortise a call, small enough to overlap. */
 const WRITE_BATCH = 2048;
 
-type State = { kind: "open" } | { kind: "failed"; error: unknown } | { kind: "closed" } | { kind: "aborted" };
+type State =
+  | { kind: "open" }
+  | { kind: "failed"; error: unknown }
+  /** close() was called and has not settled: the closure is fixed, the commit may be running. */
+  | { kind: "closing"; done: Promise<Digest>; commitAbort: AbortController }
+  | { kind: "closed" }
+  | { kind: "aborted" };
 
 export class ClosurePutter implements DirectoryPutter {
   private readonly validator: ClosureValidator;
@@ -49,6 +63,7 @@ export class ClosurePutter implements DirectoryPutter {
     switch (this.state.kind) {
       case "failed":
         throw this.state.error;
+      case "closing":
       case "closed":
         throw new ClosureError("upload already closed");
       case "aborted":
@@ -107,32 +122,74 @@ export class ClosurePutter implements DirectoryPutter {
     return this.writing;
   }
 
+  /** Ends the upload. While it runs, put() and a second close() are refused (ClosureError). */
   async close(): Promise<Digest> {
     this.checkOpen();
     if (this.opts.signal?.aborted) await this.abortBySignal(this.opts.signal);
+    const commitAbort = new AbortController();
+    const done = this.commitUpload(commitAbort);
+    this.state = { kind: "closing", done, commitAbort };
+    return done;
+  }
+
+  private async commitUpload(commitAbort: AbortController): Promise<Digest> {
+    // Yield once: `state` is "closing" before anything below can fail and
+    // record that, and an abort() right after close() is seen before the commit starts.
+    await DONE;
+    const callerSignal = this.opts.signal;
+    // The caller's signal reaches the commit through commitAbort; the listener goes when the commit settles.
+    const onCallerAbort = () => commitAbort.abort(callerSignal!.reason);
+    callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+    if (callerSignal?.aborted) onCallerAbort();
+    const signal = commitAbort.signal;
     try {
       const closure = this.validator.finish();
       if (this.sink.write) await this.writePending();
-      await this.sink.commit(closure, this.opts.signal);
+      if (signal.aborted) throw new AbortError("upload was aborted", { cause: signal.reason });
+      await this.sink.commit(closure, signal);
       this.state = { kind: "closed" };
       return closure.root;
     } catch (error) {
-      await this.fail(error);
-      throw error;
+      // Once aborted, that is what close() reports, however the commit happened to stop.
+      const reported =
+        signal.aborted && !(error instanceof AbortError) ? new AbortError("upload was aborted", { cause: signal.reason }) : error;
+      await this.fail(reported);
+      throw reported;
+    } finally {
+      callerSignal?.removeEventListener("abort", onCallerAbort);
     }
   }
 
   /** Records the first failure and releases what the sink holds for this upload. */
   private async fail(error: unknown): Promise<void> {
-    const first = this.state.kind === "open";
+    const first = this.state.kind === "open" || this.state.kind === "closing";
     if (first) this.state = { kind: "failed", error };
     this.pending = [];
     if (first) await this.sink.abort?.();
   }
 
-  async abort(): Promise<void> {
-    const wasOpen = this.state.kind === "open";
-    if (wasOpen || this.state.kind === "failed") this.state = { kind: "aborted" };
+  /**
+   * Abandons the upload. During close(): signals the commit to stop and waits
+   * for close() to settle; resolves if nothing became visible (close() then
+   * rejects with AbortError), rejects with ClosureError if the commit
+   * completed first (close() resolves with the root). After close(): nothing
+   * to do.
+   */
+  async abort(reason?: unknown): Promise<void> {
+    const state = this.state;
+    if (state.kind === "closing") {
+      state.commitAbort.abort(reason);
+      let root: Digest;
+      try {
+        root = await state.done;
+      } catch {
+        this.state = { kind: "aborted" };
+        return;
+      }
+      throw new ClosureError(`abort() came too late: the upload was already committed as ${root}`);
+    }
+    const wasOpen = state.kind === "open";
+    if (wasOpen || state.kind === "failed") this.state = { kind: "aborted" };
     this.pending = [];
     if (wasOpen) await this.sink.abort?.();
   }

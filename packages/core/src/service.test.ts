@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { directoryDigest, encodeDirectory } from "./canonical.js";
 import { Digest } from "./digest.js";
-import { AbortError, BackendError, ClosureError, CorruptionError } from "./errors.js";
+import { AbortError, BackendError, ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { DIRECTORY_A as A, DIRECTORY_B as B, DIRECTORY_C as C, DIRECTORY_D as D } from "./fixtures.js";
 import { StoreDirectoryService } from "./store-service.js";
 import { mapService, MapStore, StreamingMapStore } from "./test-memory-store.js";
-import { makeDirectory, makeDirectoryNode, makeSymlinkNode, directorySize, type Directory } from "./model.js";
+import { makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode, directorySize, type Directory } from "./model.js";
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -40,6 +40,20 @@ describe("StoreDirectoryService (putter + breadth-first reader)", () => {
     await q.put(A);
     await q.abort();
     await expect(q.close()).rejects.toThrow(AbortError);
+    expect(store.map.size).toBe(0);
+  });
+  it("a file or directory size outside uint64 is a ValidationError naming the node; nothing is stored", async () => {
+    const { service, store } = mapService();
+    for (const size of [-1n, -200n, 2n ** 64n]) {
+      const file = makeDirectory({ files: [makeFileNode("f", directoryDigest(A).bytes, size)] });
+      await expect(service.put(file)).rejects.toThrow(ValidationError);
+      await expect(service.put(file)).rejects.toThrow(/invalid size .* in files\[0\] "f"/);
+      const dir = makeDirectory({ directories: [makeDirectoryNode("d", directoryDigest(A), size)] });
+      const p = service.putMultipleStart();
+      await p.put(A);
+      await expect(p.put(dir)).rejects.toThrow(/invalid size .* in directories\[0\] "d"/);
+      await expect(p.close()).rejects.toThrow(ValidationError);
+    }
     expect(store.map.size).toBe(0);
   });
   it("getRecursive is breadth first, each digest once, one read per level", async () => {

@@ -28,12 +28,31 @@ export interface DirectoryService {
   listDigests?(opts?: CallOptions): AsyncIterable<Digest>;
 }
 
+/**
+ * One upload, leaves to root. Its states: open (put() adds), closing (close()
+ * was called and has not settled), then closed, failed or aborted. The rules,
+ * the same for every backend (core's ClosurePutter, the gRPC client's putter;
+ * the conformance suite checks them):
+ * - put() after close() was called, also while close() is still running, is
+ *   refused with ClosureError; the upload is what was put before close().
+ * - close() a second time, also while the first is still running, is refused
+ *   with ClosureError; only the first close() resolves with the root.
+ * - abort() while close() runs asks the commit to stop where it can (a local
+ *   store's commit; a server cannot be recalled once the end of the upload is
+ *   on its way) and waits for close() to settle. If the upload was not
+ *   stored, abort() resolves and close() rejects (with AbortError when the
+ *   commit was stopped): the root is not stored by this upload (a store that
+ *   cannot roll back, like S3, may keep complete subtrees of it). If it was
+ *   stored first, abort() rejects with ClosureError saying so, and close()
+ *   resolves with the root.
+ * - abort() after close() settled, or a second abort(), does nothing.
+ */
 export interface DirectoryPutter {
   /** Adds a directory; its child directories must have been put earlier in this upload. May report an earlier error. */
   put(directory: Directory): Promise<void>;
   /** Ends the upload; resolves to the root digest once the whole closure is stored. */
   close(): Promise<Digest>;
-  /** Abandons the upload: nothing of it becomes visible. */
+  /** Abandons the upload: nothing of it becomes visible (during close(): see the rules above). */
   abort(reason?: unknown): Promise<void>;
 }
 

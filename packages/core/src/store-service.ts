@@ -109,7 +109,7 @@ export class StoreDirectoryService implements DirectoryService {
     const store = this.store;
     const sink: ClosureSink = store.openUpload
       ? this.wrapUpload(() => store.openUpload!(signal))
-      : { commit: (closure) => store.putClosure(closure.entries, signal) };
+      : { commit: (closure, commitSignal) => store.putClosure(closure.entries, commitSignal ?? signal) };
     return new ClosurePutter(this.wrapSink(sink, signal), { sizeCheck: this.opts.sizeCheck, signal });
   }
 
@@ -123,7 +123,10 @@ export class StoreDirectoryService implements DirectoryService {
     };
   }
 
-  /** Engine failures of a sink become BackendError; an abort is checked before committing. */
+  /**
+   * Engine failures of a sink become BackendError; an abort is checked before
+   * committing (the commit's own signal: the caller's, or an abort() during close()).
+   */
   private wrapSink(sink: ClosureSink, signal: AbortSignal | undefined): ClosureSink {
     const wrapped = async (step: () => Promise<void>) => {
       try {
@@ -134,9 +137,9 @@ export class StoreDirectoryService implements DirectoryService {
     };
     return {
       write: sink.write && ((entries) => wrapped(() => sink.write!(entries))),
-      commit: (closure) => {
-        throwIfAborted(signal);
-        return wrapped(() => sink.commit(closure));
+      commit: (closure, commitSignal) => {
+        throwIfAborted(commitSignal ?? signal);
+        return wrapped(() => sink.commit(closure, commitSignal ?? signal));
       },
       abort: sink.abort,
     };

@@ -76,6 +76,18 @@ describe("validateDirectory: each rule of spec §2 alone", () => {
     );
     validateDirectory(makeDirectory({ directories: [makeDirectoryNode("a", D32, max - 1n)] }));
   });
+  it("rule 5: every file and directory size is a uint64 (0 ≤ size < 2^64), checked per node", () => {
+    for (const size of [-1n, -200n, 2n ** 64n, 2n ** 70n]) {
+      rejects(makeDirectory({ files: [file("a"), makeFileNode("f", D32, size)] }), new RegExp(`invalid size ${size} in files\\[1\\] "f"`));
+      rejects(makeDirectory({ directories: [makeDirectoryNode("d", D32, size)] }), new RegExp(`invalid size ${size} in directories\\[0\\] "d"`));
+    }
+    // Negative sizes that would bring the sum back into range are still caught.
+    rejects(
+      makeDirectory({ directories: [makeDirectoryNode("a", D32, 2n ** 64n), makeDirectoryNode("b", D32, -(2n ** 63n))] }),
+      /invalid size 18446744073709551616 in directories\[0\] "a"/,
+    );
+    validateDirectory(makeDirectory({ files: [makeFileNode("f", D32, 2n ** 64n - 1n)] }));
+  });
 });
 
 describe("validateDirectory: rules in combination", () => {

@@ -4,7 +4,7 @@
  */
 import { DIGEST_LENGTH } from "./digest.js";
 import { ValidationError } from "./errors.js";
-import { type Directory, compareBytes, displayName } from "./model.js";
+import { type Directory, type DirectoryNode, type FileNode, compareBytes, displayName } from "./model.js";
 
 export const MAX_NAME_LENGTH = 255;
 export const MAX_SYMLINK_TARGET_LENGTH = 4095;
@@ -36,6 +36,22 @@ function targetProblem(target: Uint8Array): string | undefined {
 }
 
 type ListName = "directories" | "files" | "symlinks";
+
+/**
+ * Throws a ValidationError naming the node unless its size is a uint64
+ * (0 ≤ size < 2^64), the wire type of `size`. A bigint can be anything: a
+ * negative size encoded as a varint is garbage (-1 became a truncated
+ * varint, -200 read back as 56), and 2^64 does not fit 64 bits. The encoder
+ * calls this too, so such a node is never encoded.
+ */
+export function checkNodeSize(list: "directories" | "files", index: number, node: DirectoryNode | FileNode): void {
+  const size = node.size;
+  if (size >= 0n && size <= UINT64_MAX) return;
+  const problem = size < 0n ? "is negative" : "does not fit 64 bits";
+  throw new ValidationError(
+    `invalid size ${size} in ${list}[${index}] ${displayName(node.name)}: ${problem} (a size is a uint64, 0 ≤ size < 2^64)`,
+  );
+}
 
 /** Each name valid, and the list sorted by name without repeats. */
 function checkNames(list: ListName, nodes: { name: Uint8Array }[]): void {
@@ -95,6 +111,7 @@ export function validateDirectorySize(d: Directory): bigint {
         `invalid digest in directories[${i}] ${displayName(n.name)}: ${n.digest.length} bytes, expected ${DIGEST_LENGTH}`,
       );
     }
+    checkNodeSize("directories", i, n);
   }
   for (let i = 0; i < files.length; i++) {
     const n = files[i];
@@ -103,6 +120,7 @@ export function validateDirectorySize(d: Directory): bigint {
         `invalid digest in files[${i}] ${displayName(n.name)}: ${n.digest.length} bytes, expected ${DIGEST_LENGTH}`,
       );
     }
+    checkNodeSize("files", i, n);
   }
   for (let i = 0; i < symlinks.length; i++) {
     const n = symlinks[i];

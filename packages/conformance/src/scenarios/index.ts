@@ -4,6 +4,7 @@
  */
 import type { Scenario } from "../types.js";
 import { abortScenarios } from "./abort.js";
+import { closingScenarios } from "./closing.js";
 import { corruptionScenarios } from "./corruption.js";
 import { nameScenarios } from "./names.js";
 import { scaleScenarios } from "./scale.js";
@@ -23,6 +24,7 @@ export const scenarios: Scenario[] = [
   ...corruptionScenarios,
   ...scaleScenarios,
   ...abortScenarios,
+  ...closingScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 const names = new Set<string>();

@@ -14,6 +14,7 @@ import {
   type ExpectedCode,
   expectAbsent,
   expectGet,
+  expectOk,
   expectRecursive,
   expectRejects,
   expectUpload,
@@ -114,6 +115,33 @@ export const validationScenarios: Scenario[] = [
     [{ what: "directories declaring 2^64-1 entries each", directory: dirs(dir("a", dA.bytes, UINT64_MAX), dir("b", dA.bytes, UINT64_MAX)) }],
     ["VALIDATION", "CLOSURE"],
   ),
+  // ---- node sizes outside uint64 (issue 14 item 6) ----
+  {
+    name: "§7.12 rule 5: a file or directory size of -1, -200 or 2^64 (not a uint64) → ValidationError, nothing stored",
+    requires: ["write"],
+    async run(ctx) {
+      for (const size of [-1n, -200n, 2n ** 64n]) {
+        // No encoding exists for these (a client may reject them before sending anything).
+        const withFile = makeDirectory({ files: [makeFileNode("f", dA.bytes, size)] });
+        await expectRejects(ctx, `put(a file of size ${size})`, () => ctx.service.put(withFile), ["VALIDATION"]);
+        await expectUploadFails(ctx, `upload [a file of size ${size}]`, [withFile], ["VALIDATION"]);
+        const withDir = makeDirectory({ directories: [makeDirectoryNode("d", dA.bytes, size)] });
+        await expectUploadFails(ctx, `upload [A, a directory entry of size ${size}]`, [A, withDir], ["VALIDATION"]);
+      }
+      // Such a directory has no digest to look it up by: nothing stored means the store is still empty.
+      const list = ctx.service.listDigests?.bind(ctx.service);
+      if (!list || !ctx.isolated) {
+        ctx.note(`that nothing was stored is not checked: ${list ? "the store is shared with earlier scenarios" : "the service has no listDigests"}`);
+        return;
+      }
+      const stored = await expectOk(ctx, "listDigests()", async () => {
+        const out: string[] = [];
+        for await (const d of list()) out.push(d.hex);
+        return out;
+      });
+      if (stored.length > 0) ctx.fail(`after only rejected uploads, listDigests() listed [${stored.join(", ")}]; expected an empty store`);
+    },
+  },
   {
     name: "§2 limits are accepted: 255-byte names, 4095-byte targets, any non-NUL bytes, lists sorted separately",
     requires: ["write"],
