@@ -5,6 +5,7 @@
 import type { Scenario } from "../types.js";
 import { abortScenarios } from "./abort.js";
 import { corruptionScenarios } from "./corruption.js";
+import { isolationScenarios } from "./isolation.js";
 import { nameScenarios } from "./names.js";
 import { scaleScenarios } from "./scale.js";
 import { uploadScenarios } from "./uploads.js";
@@ -23,6 +24,7 @@ export const scenarios: Scenario[] = [
   ...corruptionScenarios,
   ...scaleScenarios,
   ...abortScenarios,
+  ...isolationScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 const names = new Set<string>();
