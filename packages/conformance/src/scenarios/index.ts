@@ -7,6 +7,7 @@ import { abortScenarios } from "./abort.js";
 import { corruptionScenarios } from "./corruption.js";
 import { isolationScenarios } from "./isolation.js";
 import { nameScenarios } from "./names.js";
+import { orderScenarios } from "./order.js";
 import { scaleScenarios } from "./scale.js";
 import { uploadScenarios } from "./uploads.js";
 import { validationScenarios } from "./validation.js";
@@ -25,6 +26,7 @@ export const scenarios: Scenario[] = [
   ...scaleScenarios,
   ...abortScenarios,
   ...isolationScenarios,
+  ...orderScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 const names = new Set<string>();
