@@ -2,14 +2,16 @@
  * @castore/backend-memory: importing this registers `memory://` with core's
  * openDirectoryService. Every open gives a new, empty store.
  */
-import { InvalidUrlError, registerDirectoryServiceScheme } from "@castore/core";
+import { InvalidUrlError, readStoreUrl, registerDirectoryServiceScheme } from "@castore/core";
 import { MemoryDirectoryService } from "./memory.js";
 
 export { MemoryDirectoryService, MemoryDirectoryStore } from "./memory.js";
 
-registerDirectoryServiceScheme("memory", "memory://", (url, opts) => {
-  if (url.host !== "" || (url.pathname !== "" && url.pathname !== "/") || url.search !== "") {
-    throw new InvalidUrlError(`memory:// takes no host, path or options, got ${JSON.stringify(url.href)}`);
-  }
+const invalid = (text: string, why: string) => new InvalidUrlError(`invalid memory store URL ${JSON.stringify(text)}: ${why}; expected memory://`);
+
+registerDirectoryServiceScheme("memory", "memory://", (input, opts) => {
+  const { url, text } = readStoreUrl(input, "memory:", invalid);
+  if (url.host !== "" || (url.pathname !== "" && url.pathname !== "/")) throw invalid(text, "memory:// takes no host or path");
+  for (const [name] of url.searchParams) throw invalid(text, `unknown option "${name}" (memory:// takes none)`);
   return new MemoryDirectoryService({ sizeCheck: opts.sizeCheck });
 });

@@ -24,10 +24,12 @@ describe("memory backend", () => {
     expect(await second.get(digest)).toBeUndefined();
   });
 
-  it("rejects memory URLs with a host, path or options", async () => {
-    for (const url of ["memory://x", "memory:///data", "memory://?a=1"]) {
+  it("rejects memory URLs with a host, path, options or a fragment", async () => {
+    for (const url of ["memory://x", "memory:///data", "memory://?a=1", "memory://#x", "memory:#x"]) {
       await expect(openDirectoryService(url)).rejects.toBeInstanceOf(InvalidUrlError);
     }
+    await expect(openDirectoryService("memory://?sizeCheck=exact")).rejects.toThrow(/unknown option "sizeCheck"/);
+    await expect(openDirectoryService("memory://#main")).rejects.toThrow(/fragment/);
   });
 
   it("shows an upload only when close() succeeds", async () => {

@@ -24,6 +24,32 @@ describe("parsePostgresUrl", () => {
     ]);
   });
 
+  it("passes every option pg reads from a URL on to pg", () => {
+    const pgOptions: [string, string][] = [
+      ["host", "/tmp"],
+      ["port", "5433"],
+      ["user", "u"],
+      ["password", "p"],
+      ["sslmode", "verify-full"],
+      ["sslrootcert", "/ca.pem"],
+      ["sslcert", "/c.pem"],
+      ["sslkey", "/k.pem"],
+      ["ssl", "true"],
+      ["sslnegotiation", "direct"],
+      ["uselibpqcompat", "true"],
+      ["application_name", "a"],
+      ["fallback_application_name", "b"],
+      ["options", "-c statement_timeout=1"],
+      ["client_encoding", "UTF8"],
+      ["statement_timeout", "1000"],
+      ["lock_timeout", "1000"],
+      ["idle_in_transaction_session_timeout", "1000"],
+      ["query_timeout", "1000"],
+    ];
+    const { connectionString } = parsePostgresUrl(`postgres:///d?${new URLSearchParams(pgOptions)}`);
+    expect([...new URL(connectionString).searchParams]).toEqual(pgOptions);
+  });
+
   it("keeps Unix socket forms for pg", () => {
     expect(parsePostgresUrl("postgres:///castore?host=/var/run/postgresql&schema=s")).toEqual({
       connectionString: "postgres:///castore?host=%2Fvar%2Frun%2Fpostgresql",
@@ -38,6 +64,9 @@ describe("parsePostgresUrl", () => {
     ["postgres://h/d?schema=1abc", /invalid schema/],
     ["postgres://h/d?poolMax=0", /poolMax="0" is not a positive integer/],
     ["postgres://h/d?batchSize=ten", /batchSize="ten"/],
+    ["postgres://h/d?sslmdoe=require", /unknown option "sslmdoe" \(known: schema, poolMax, batchSize, connect_timeout, and pg's: .*sslmode/],
+    ["postgres://h/d?schema=s&batchsize=10", /unknown option "batchsize"/],
+    ["postgres://h/d?binary=true", /unknown option "binary"/],
     ["postgres://h/d#frag", /fragment/],
   ])("rejects %s", (url, message) => {
     expect(() => parsePostgresUrl(url)).toThrow(InvalidUrlError);

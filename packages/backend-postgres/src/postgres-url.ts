@@ -10,9 +10,11 @@
  * castore's options: `schema` (default "castore"), `poolMax` (connections,
  * default 10), `batchSize` (digests per getRecursive read, default 32768),
  * `connect_timeout` (seconds, libpq's name; default 10, 0 = wait forever).
- * Everything else (sslmode, sslrootcert, sslcert, sslkey, application_name,
- * options, host, port, user, password, …) is passed through to `pg`, which
- * reads it as libpq would (see the README for pg's reading of sslmode).
+ * pg's connection options (PG_OPTIONS: sslmode, sslrootcert, sslcert,
+ * sslkey, application_name, options, host, port, user, password, …) are
+ * passed through to `pg`, which reads them as libpq would (see the README
+ * for pg's reading of sslmode). Any other option is an error: pg would
+ * ignore a misspelt `sslmdoe=require` silently and connect unencrypted.
  */
 import { InvalidUrlError, readStoreUrl, redactUrl } from "@castore/core";
 
@@ -35,6 +37,36 @@ export interface PostgresUrl {
   connectionString: string;
   options: PostgresStoreOptions;
 }
+
+/** castore's own options, taken out of the URL. */
+const CASTORE_OPTIONS = ["schema", "poolMax", "batchSize", "connect_timeout"];
+
+/**
+ * The query options pg 8 reads from a connection URL (pg-connection-string
+ * and ConnectionParameters), passed on. Left out on purpose: `binary` and
+ * `replication`, which change the protocol under castore's queries.
+ */
+const PG_OPTIONS = new Set([
+  "host",
+  "port",
+  "user",
+  "password",
+  "sslmode",
+  "sslrootcert",
+  "sslcert",
+  "sslkey",
+  "ssl",
+  "sslnegotiation",
+  "uselibpqcompat",
+  "application_name",
+  "fallback_application_name",
+  "options",
+  "client_encoding",
+  "statement_timeout",
+  "lock_timeout",
+  "idle_in_transaction_session_timeout",
+  "query_timeout",
+]);
 
 /** A schema name castore accepts: an unquoted-style SQL identifier (it is still always quoted). */
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
@@ -87,7 +119,8 @@ export function parsePostgresUrl(input: URL | string): PostgresUrl {
         options.connectTimeoutMs = parsePositiveInt(text, name, value, true) * 1000;
         break;
       default:
-        continue; // pg's business
+        if (PG_OPTIONS.has(name)) continue; // pg's business
+        throw invalid(text, `unknown option "${name}" (known: ${CASTORE_OPTIONS.join(", ")}, and pg's: ${[...PG_OPTIONS].join(", ")})`);
     }
     url.searchParams.delete(name);
   }

@@ -14,5 +14,9 @@ describeDirectoryService({
       corrupt: (digest, bytes) => stores.corrupt(prefix, digest, bytes),
     };
   },
-  capabilities: { corruption: true, getNonRoot: true },
+  capabilities: {
+    corruption: true,
+    getNonRoot: true,
+    breadthFirst: "getRecursive yields the closure object's frame order, root to leaves but depth first (README: Object layout)",
+  },
 });

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CacheDirectoryService, directoryDigest, fixtures, openDirectoryService } from "@castore/core";
+import { CacheDirectoryService, InvalidUrlError, directoryDigest, fixtures, openDirectoryService } from "@castore/core";
 import { MemoryDirectoryService } from "@castore/backend-memory";
 import { LmdbDirectoryService } from "@castore/backend-lmdb";
 import { describeDirectoryService } from "@castore/conformance/vitest";
@@ -53,5 +53,22 @@ describe("cache read-through", () => {
   });
   it("a cache:// URL without near or far is a clear error", async () => {
     await expect(openDirectoryService("cache://?near=memory%3A%2F%2F")).rejects.toThrow(/needs both near= and far=/);
+  });
+  it("a cache:// URL with an unknown option, a repeated one or a fragment is an InvalidUrlError naming it", async () => {
+    const both = `near=${encodeURIComponent("memory://")}&far=${encodeURIComponent("memory://")}`;
+    const cases: [string, RegExp][] = [
+      [`cache://?${both}&nera=x`, /unknown option "nera" \(known: near, far\)/],
+      [`cache://?${both}&sizeCheck=exact`, /unknown option "sizeCheck"/],
+      [`cache://?${both}&far=${encodeURIComponent("memory://")}`, /option "far" given twice/],
+      [`cache://?${both}#frag`, /fragment/],
+    ];
+    for (const [url, message] of cases) {
+      const error = await openDirectoryService(url).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, url).toBeInstanceOf(InvalidUrlError);
+      expect((error as Error).message, url).toMatch(message);
+    }
   });
 });

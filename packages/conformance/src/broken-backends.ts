@@ -318,6 +318,41 @@ class NoClosingStateService extends MapService {
   }
 }
 
+/** A putter that keeps the caller's directories and checks and encodes them only at close(). */
+class LateEncodingPutter implements DirectoryPutter {
+  private readonly directories: Directory[] = [];
+  private done = false;
+  constructor(private readonly open: () => DirectoryPutter) {}
+
+  async put(directory: Directory): Promise<void> {
+    if (this.done) throw new ClosureError("upload already closed");
+    this.directories.push(directory);
+  }
+
+  async close(): Promise<Digest> {
+    if (this.done) throw new ClosureError("upload already closed");
+    this.done = true;
+    const putter = this.open();
+    try {
+      for (const d of this.directories) await putter.put(d);
+    } catch (e) {
+      await putter.abort(e);
+      throw e;
+    }
+    return putter.close();
+  }
+
+  async abort(): Promise<void> {
+    this.done = true;
+  }
+}
+
+class LateEncodingService extends MapService {
+  override putMultipleStart(opts?: CallOptions): DirectoryPutter {
+    return new LateEncodingPutter(() => super.putMultipleStart(opts));
+  }
+}
+
 function broken(name: string, bug: string, make: () => MapService): BrokenBackend {
   return {
     name: `broken:${name}`,
@@ -367,6 +402,11 @@ export const brokenBackends = {
     "ignores-abort",
     "ignores every AbortSignal",
     () => new SignalIgnoringService(new MapStore("ignores-abort")),
+  ),
+  lateEncoding: broken(
+    "late-encoding",
+    "keeps the caller's directory objects until close(), so changes made after put() are stored",
+    () => new LateEncodingService(new MapStore("late-encoding")),
   ),
   storesBeforeClose: broken(
     "stores-before-close",

@@ -41,6 +41,12 @@ export interface Capabilities {
   /** A 10 000-directory tree, a 10 000-deep chain and a directory with 50 000 entries round-trip (spec §7.16). */
   largeTrees?: true | string;
   /**
+   * getRecursive yields strictly breadth first (spec §3.2). Consumers accept
+   * any root-to-leaves order, so a backend that yields another (the S3
+   * backend's closure-object order, a tvix or snix server) declares why.
+   */
+  breadthFirst?: true | string;
+  /**
    * getRecursive streams: with a slow consumer, memory in this process does
    * not grow with the tree (spec §7.16). Measured by forcing garbage
    * collection, so it is skipped when that is impossible.

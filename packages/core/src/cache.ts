@@ -9,7 +9,8 @@ import { Digest, hexOf } from "./digest.js";
 import { CorruptionError, InvalidUrlError } from "./errors.js";
 import { RootToLeavesChecker } from "./closure.js";
 import type { Directory } from "./model.js";
-import { openDirectoryService, registerDirectoryServiceScheme } from "./registry.js";
+import { openDirectoryService, redactUrl, registerDirectoryServiceScheme } from "./registry.js";
+import { readStoreUrl } from "./store-url.js";
 import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
 
 export class CacheDirectoryService implements DirectoryService {
@@ -95,12 +96,29 @@ function* leavesToRoot(root: Digest, byDigest: Map<string, Directory>): Generato
   }
 }
 
-registerDirectoryServiceScheme("cache", "cache://?near=URL&far=URL (URLs percent-encoded)", async (url, opts) => {
-  const near = url.searchParams.get("near");
-  const far = url.searchParams.get("far");
-  if (!near || !far) {
+const CACHE_URL_EXAMPLE = "cache://?near=URL&far=URL (URLs percent-encoded)";
+
+function invalidCacheUrl(text: string, why: string): InvalidUrlError {
+  return new InvalidUrlError(`invalid cache store URL ${JSON.stringify(redactUrl(text))}: ${why}; expected ${CACHE_URL_EXAMPLE}`);
+}
+
+/** The near and far store URLs of a cache:// URL; anything else in it is an error naming it. */
+function parseCacheUrl(input: URL): { near: string; far: string } {
+  const { url, text } = readStoreUrl(input, "cache:", invalidCacheUrl);
+  const stores: { near?: string; far?: string } = {};
+  for (const [name, value] of url.searchParams) {
+    if (name !== "near" && name !== "far") throw invalidCacheUrl(text, `unknown option "${name}" (known: near, far)`);
+    if (stores[name] !== undefined) throw invalidCacheUrl(text, `option "${name}" given twice`);
+    stores[name] = value;
+  }
+  if (!stores.near || !stores.far) {
     throw new InvalidUrlError("cache:// needs both near= and far= store URLs, percent-encoded, e.g. cache://?near=memory%3A%2F%2F&far=lmdb%3A%2F%2F.%2Fdata");
   }
+  return { near: stores.near, far: stores.far };
+}
+
+registerDirectoryServiceScheme("cache", CACHE_URL_EXAMPLE, async (url, opts) => {
+  const { near, far } = parseCacheUrl(url);
   const nearService = await openDirectoryService(near, opts);
   try {
     return new CacheDirectoryService(nearService, await openDirectoryService(far, opts));

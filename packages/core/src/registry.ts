@@ -35,24 +35,50 @@ function describeKnown(): string {
   return `known: ${known.map((k) => k.example).join(", ")}`;
 }
 
+/** Query parameters whose values are hidden: credentials by name. */
+const SECRET_PARAMETER = /secret|password|token|key/i;
+/** A value that is itself a store URL (cache://?near=…&far=…), redacted in turn. */
+const NESTED_URL = /^[a-z][a-z0-9+.-]*:\/\//i;
+
 /**
  * Hides secrets in a store URL for messages and logs: the password, query
  * parameters named like secrets, and the same inside store URLs nested in
  * the query (cache://?near=…&far=…).
+ *
+ * Generated passwords hold reserved characters, and users paste them
+ * unencoded: `postgres://alice:ab+c/d==@db/x` does not parse, and
+ * `postgres://alice:p@ss#word@db/x` parses as password "p", host "ss" and
+ * fragment "word@db/x". So wherever an `@` lies beyond the authority as
+ * parsed, or the URL does not parse, everything between the scheme and the
+ * last `@` is hidden, user name included.
  */
 export function redactUrl(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? "";
+  const rest = url.slice(scheme.length);
+  const lastAt = rest.lastIndexOf("@");
+  const authorityEnd = rest.search(/[/?#]/);
+  const userInfoAsParsed = lastAt < 0 || authorityEnd < 0 || lastAt < authorityEnd;
+  let u: URL | undefined;
   try {
-    const u = new URL(url);
-    if (!u.password && u.search === "") return url;
-    if (u.password) u.password = "***";
-    for (const [key, value] of [...u.searchParams.entries()]) {
-      if (/secret|password|token|key/i.test(key)) u.searchParams.set(key, "***");
-      else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) u.searchParams.set(key, redactUrl(value));
-    }
-    return u.toString();
+    u = new URL(url);
   } catch {
-    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
+    // handled below
   }
+  if (!u || !userInfoAsParsed) {
+    return lastAt < 0 ? redactSecretParametersText(url) : `${scheme}***@${redactSecretParametersText(rest.slice(lastAt + 1))}`;
+  }
+  if (!u.password && u.search === "") return url;
+  if (u.password) u.password = "***";
+  for (const [key, value] of [...u.searchParams.entries()]) {
+    if (SECRET_PARAMETER.test(key)) u.searchParams.set(key, "***");
+    else if (NESTED_URL.test(value)) u.searchParams.set(key, redactUrl(value));
+  }
+  return u.toString();
+}
+
+/** Hides the values of secret-named parameters in text that is not a parsed URL. */
+function redactSecretParametersText(text: string): string {
+  return text.replace(/([?&;][^=&#]*=)([^&#]*)/g, (all, name: string) => (SECRET_PARAMETER.test(name) ? `${name}***` : all));
 }
 
 /** Parses a store URL, throwing InvalidUrlError that lists the known schemes. */

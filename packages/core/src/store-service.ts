@@ -15,7 +15,11 @@ import type { CallOptions, DirectoryPutter, DirectoryService, SizeCheck } from "
 export interface DirectoryStore {
   /** Names the backend in errors, e.g. "memory" or "lmdb:/var/lib/castore". */
   readonly backend: string;
-  /** The stored bytes of each digest, undefined where absent; same order as the input. */
+  /**
+   * The stored bytes of each digest, undefined where absent; same order as
+   * the input. They may be views of bytes the store keeps: the service copies
+   * them before it decodes (see readMany).
+   */
   getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]>;
   /** Stores a checked closure, leaves to root, all or nothing. Entries may already be stored. */
   putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void>;
@@ -79,14 +83,21 @@ export class StoreDirectoryService implements DirectoryService {
     }
   }
 
+  /**
+   * The store's bytes, copied: decoded directories are views into these
+   * bytes and belong to the caller, who may write to them, so they must not
+   * be the store's own (an in-memory store hands out views of what it keeps).
+   */
   private readMany = async (digests: Digest[], signal?: AbortSignal) => {
     // Checked here once, so a store that forgets to look at the signal still honours it.
     throwIfAborted(signal);
+    let found: (Uint8Array | undefined)[];
     try {
-      return await this.store.getMany(digests, signal);
+      found = await this.store.getMany(digests, signal);
     } catch (e) {
       throw this.wrap(e);
     }
+    return copyBatch(found);
   };
 
   async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
@@ -148,4 +159,23 @@ export class StoreDirectoryService implements DirectoryService {
   close(): Promise<void> {
     return this.store.close();
   }
+}
+
+/**
+ * Copies of a batch of byte strings, packed into one fresh buffer: one
+ * allocation per batch rather than per directory. A caller that keeps one
+ * directory keeps its batch's buffer alive (a getRecursive batch is at most
+ * `batchSize` directories).
+ */
+function copyBatch(batch: (Uint8Array | undefined)[]): (Uint8Array | undefined)[] {
+  let total = 0;
+  for (const bytes of batch) if (bytes) total += bytes.length;
+  const copy = new Uint8Array(total);
+  let at = 0;
+  return batch.map((bytes) => {
+    if (!bytes) return undefined;
+    copy.set(bytes, at);
+    at += bytes.length;
+    return copy.subarray(at - bytes.length, at);
+  });
 }

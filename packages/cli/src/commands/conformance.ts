@@ -29,6 +29,7 @@ export function conformanceCommand(): Command {
           capabilities: {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",
             isolated: "every scenario opens the same URL, so they share one store",
+            breadthFirst: "a server may yield any root-to-leaves order (spec §3.2: castore over S3, tvix, snix)",
             ...(opts.readOnly ? { write: "--read-only was given" } : {}),
           },
         },

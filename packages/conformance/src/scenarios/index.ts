@@ -6,7 +6,9 @@ import type { Scenario } from "../types.js";
 import { abortScenarios } from "./abort.js";
 import { closingScenarios } from "./closing.js";
 import { corruptionScenarios } from "./corruption.js";
+import { isolationScenarios } from "./isolation.js";
 import { nameScenarios } from "./names.js";
+import { orderScenarios } from "./order.js";
 import { scaleScenarios } from "./scale.js";
 import { uploadScenarios } from "./uploads.js";
 import { validationScenarios } from "./validation.js";
@@ -25,6 +27,8 @@ export const scenarios: Scenario[] = [
   ...scaleScenarios,
   ...abortScenarios,
   ...closingScenarios,
+  ...isolationScenarios,
+  ...orderScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 const names = new Set<string>();
