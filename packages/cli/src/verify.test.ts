@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Digest, encodeDirectory, fixtures } from "@castore/core";
+import { Digest, directoryDigest, directorySize, encodeDirectory, fixtures, makeDirectory, makeDirectoryNode } from "@castore/core";
 import { LmdbDirectoryService } from "@castore/backend-lmdb";
+import { MemoryDirectoryService } from "@castore/backend-memory";
 import { runCastore } from "@castore/testing";
 import { importTree } from "./importer.js";
 import { verifyRoots, verifyStore, type Problem } from "./verify.js";
@@ -73,6 +74,37 @@ describe("verify", () => {
     expect(whole.code).toBe(1);
     expect(whole.stdout.toString()).toContain(`missing ${w!.hex}: not stored, but ${root.hex} refers to it as w`);
     expect(whole.stdout.toString()).toContain(`corrupt ${y!.hex}`);
+  });
+
+  it("checks the size every parent declares for a shared child, not only the first parent's", async () => {
+    // A diamond: root → p1 → shared, root → p2 → shared, one parent declaring a wrong size.
+    // A store that accepts sizes at least the actual one takes the wrong (larger) size.
+    const shared = fixtures.DIRECTORY_B; // size 1: one directory node
+    const dShared = directoryDigest(shared);
+    expect(directorySize(shared)).toBe(1n);
+    for (const wrongParent of ["p1", "p2"]) {
+      const service = new MemoryDirectoryService({ sizeCheck: "at-least" });
+      const parent = (name: string) => makeDirectory({ directories: [makeDirectoryNode("s", dShared, name === wrongParent ? 5 : 1)] });
+      const [p1, p2] = [parent("p1"), parent("p2")];
+      const rootDir = makeDirectory({
+        directories: [makeDirectoryNode("p1", directoryDigest(p1), directorySize(p1)), makeDirectoryNode("p2", directoryDigest(p2), directorySize(p2))],
+      });
+      const upload = service.putMultipleStart();
+      for (const d of [fixtures.DIRECTORY_A, shared, p1, p2, rootDir]) await upload.put(d);
+      const rootDigest = await upload.close();
+      const problems: Problem[] = [];
+      const result = await verifyRoots(service, [rootDigest], { onProblem: (p) => problems.push(p) });
+      expect(result).toEqual({ directories: 5, problems: 1 });
+      expect(problems).toEqual([
+        {
+          kind: "size-mismatch",
+          digest: dShared.hex,
+          path: `${wrongParent}/s`,
+          message: `declared size 5 in ${directoryDigest(wrongParent === "p1" ? p1 : p2).hex}, actual 1`,
+        },
+      ]);
+      await service.close();
+    }
   });
 
   it("a store that cannot list needs roots", async () => {

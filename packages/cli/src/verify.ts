@@ -40,10 +40,18 @@ export interface VerifyResult {
 
 interface Pending {
   digest: Digest;
+  /** The path by which the walk first reached it. */
   path: string;
-  /** The size the parent declared, undefined for a root. */
-  declaredSize?: bigint;
+  /** The parent it was first reached from, undefined for a root. */
   parent?: string;
+}
+
+/** One parent's reference to a child directory: the size it declares must match the child's. */
+interface Edge {
+  parent: string;
+  /** The child's path through this parent. */
+  path: string;
+  declaredSize: bigint;
 }
 
 function sizeOk(declared: bigint, actual: bigint, mode: SizeCheck): boolean {
@@ -62,15 +70,38 @@ async function read(service: DirectoryService, digest: Digest, signal?: AbortSig
   }
 }
 
-/** Walks the closures of `roots`, each directory once, level by level. */
+/**
+ * Walks the closures of `roots`, each directory once, level by level, and
+ * checks every edge: a directory shared by several parents is read once, but
+ * the size each parent declares is compared with it (an edge to a directory
+ * not read yet waits for it).
+ */
 export async function verifyRoots(service: DirectoryService, roots: Digest[], opts: VerifyOptions = {}): Promise<VerifyResult> {
   const limit = pLimit(opts.concurrency ?? 16);
   const mode = opts.sizeCheck ?? "exact";
   const seen = new Set<string>();
+  /** Sizes of the directories read so far; null where the read failed (its problem is reported already). */
+  const sizes = new Map<string, bigint | null>();
+  /** Edges to directories seen but not read yet, by the child's digest. */
+  const waiting = new Map<string, Edge[]>();
   const progress: VerifyProgress = { directories: 0, problems: 0 };
   const report = (p: Problem) => {
     progress.problems++;
     opts.onProblem?.(p);
+  };
+  const checkEdge = (child: string, edge: Edge, actual: bigint | null) => {
+    if (actual === null || sizeOk(edge.declaredSize, actual, mode)) return;
+    report({
+      kind: "size-mismatch",
+      digest: child,
+      path: edge.path,
+      message: `declared size ${edge.declaredSize} in ${edge.parent}, actual ${actual}`,
+    });
+  };
+  const settle = (child: string, actual: bigint | null) => {
+    sizes.set(child, actual);
+    for (const edge of waiting.get(child) ?? []) checkEdge(child, edge, actual);
+    waiting.delete(child);
   };
   let level: Pending[] = [];
   for (const root of roots) {
@@ -89,22 +120,24 @@ export async function verifyRoots(service: DirectoryService, roots: Digest[], op
           if (problem) {
             const where = item.parent ? ` (child of ${item.parent})` : "";
             report({ ...problem, path: item.path, message: problem.message + where });
+            settle(item.digest.hex, null);
           } else if (directory) {
-            const actual = directorySize(directory);
-            if (item.declaredSize !== undefined && !sizeOk(item.declaredSize, actual, mode)) {
-              report({
-                kind: "size-mismatch",
-                digest: item.digest.hex,
-                path: item.path,
-                message: `declared size ${item.declaredSize} in ${item.parent}, actual ${actual}`,
-              });
-            }
+            settle(item.digest.hex, directorySize(directory));
             for (const child of directory.directories) {
               const childDigest = Digest.fromBytes(child.digest);
+              const name = escapeName(child.name);
+              const path = item.path ? `${item.path}/${name}` : name;
+              const edge: Edge = { parent: item.digest.hex, path, declaredSize: child.size };
+              const known = sizes.get(childDigest.hex);
+              if (known !== undefined) checkEdge(childDigest.hex, edge, known);
+              else {
+                const edges = waiting.get(childDigest.hex);
+                if (edges) edges.push(edge);
+                else waiting.set(childDigest.hex, [edge]);
+              }
               if (seen.has(childDigest.hex)) continue;
               seen.add(childDigest.hex);
-              const name = escapeName(child.name);
-              next.push({ digest: childDigest, path: item.path ? `${item.path}/${name}` : name, declaredSize: child.size, parent: item.digest.hex });
+              next.push({ digest: childDigest, path, parent: item.digest.hex });
             }
           }
           opts.onProgress?.(progress);
