@@ -25,9 +25,12 @@ import {
   AbortError,
   BackendError,
   Digest,
+  digestOfBinaryKey,
   isCastoreError,
+  reportInvalidKey,
   type ClosureEntry,
   type DirectoryStore,
+  type OnInvalidKey,
   type StoreUpload,
 } from "@castore/core";
 import pg from "pg";
@@ -532,7 +535,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
     return this.streams.size;
   }
 
-  async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
+  async *listDigests(signal?: AbortSignal, onInvalidKey?: OnInvalidKey): AsyncGenerator<Digest> {
     await this.init();
     let after: Buffer | undefined;
     for (;;) {
@@ -549,7 +552,12 @@ export class PostgresDirectoryStore implements DirectoryStore {
         });
         return result.rows;
       });
-      for (const [digest] of page) yield Digest.fromBytes(digest);
+      // The table's CHECK keeps keys 32 bytes; a schema changed by hand is reported like any store's bad key.
+      for (const [key] of page) {
+        const digest = digestOfBinaryKey(key);
+        if (digest instanceof Digest) yield digest;
+        else reportInvalidKey(this.backend, digest, onInvalidKey);
+      }
       if (page.length < LIST_PAGE) return;
       after = page[page.length - 1][0];
     }

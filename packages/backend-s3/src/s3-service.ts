@@ -43,6 +43,8 @@ import {
   decodeDirectory,
   decodeStoredDirectory,
   isCastoreError,
+  type ListDigestsOptions,
+  reportInvalidKey,
   throwIfAborted,
 } from "@castore/core";
 import {
@@ -612,7 +614,7 @@ export class S3DirectoryService implements DirectoryService {
   // ---- listing and lifecycle ----
 
   /** Every stored directory: the keys under `dirs/` (one ListObjectsV2 request per 1 000). */
-  async *listDigests(opts?: CallOptions): AsyncGenerator<Digest, void, undefined> {
+  async *listDigests(opts?: ListDigestsOptions): AsyncGenerator<Digest, void, undefined> {
     const signal = opts?.signal;
     const prefix = `${this.location.prefix}dirs/`;
     let token: string | undefined;
@@ -628,8 +630,13 @@ export class S3DirectoryService implements DirectoryService {
         throw this.wrap(e, `LIST ${prefix}`, signal);
       }
       for (const object of res.Contents ?? []) {
+        // castore names index objects by the lowercase hex digest; any other name under dirs/ is not its own.
         const hex = object.Key?.slice(prefix.length) ?? "";
         if (/^[0-9a-f]{64}$/.test(hex)) yield Digest.parse(hex);
+        else {
+          const reason = "object name under dirs/ is not a digest (64 lowercase hex digits)";
+          reportInvalidKey(this.backend, { key: object.Key ?? "", reason }, opts?.onInvalidKey);
+        }
       }
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);

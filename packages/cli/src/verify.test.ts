@@ -107,6 +107,30 @@ describe("verify", () => {
     }
   });
 
+  it("whole-store verify reports a stored key that is not a digest and goes on to check the rest", async () => {
+    const path = join(dir, "bad-key-store");
+    const s = await LmdbDirectoryService.open(path);
+    const b = directoryDigest(fixtures.DIRECTORY_B);
+    try {
+      const upload = s.putMultipleStart();
+      for (const d of [fixtures.DIRECTORY_A, fixtures.DIRECTORY_B]) await upload.put(d);
+      await upload.close();
+      // A 31-byte key sorts before every digest; B corrupt after it must still be found.
+      s.store.directories.putSync(new Uint8Array(31), encodeDirectory(fixtures.DIRECTORY_A));
+      s.store.directories.putSync(b.bytes, encodeDirectory(fixtures.DIRECTORY_C));
+      const problems: Problem[] = [];
+      expect(await verifyStore(s, { onProblem: (p) => problems.push(p) })).toEqual({ directories: 2, problems: 2 });
+      expect(problems.map((p) => `${p.kind} ${p.digest}`).sort()).toEqual([`corrupt ${b.hex}`, `invalid-key ${"00".repeat(31)}`]);
+    } finally {
+      await s.close();
+    }
+    const r = await runCastore(["verify", `lmdb://${path}`, "--no-progress"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout.toString()).toContain(`invalid-key ${"00".repeat(31)}: stored key of 31 bytes is not a digest`);
+    expect(r.stdout.toString()).toContain(`corrupt ${b.hex}`);
+    expect(r.stderr).toMatch(/2 directories checked, 2 problems/);
+  });
+
   it("a store that cannot list needs roots", async () => {
     const r = await runCastore(["verify", "grpc+http://127.0.0.1:1", "--no-progress"]);
     expect(r.code).toBe(1);

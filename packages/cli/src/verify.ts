@@ -6,10 +6,20 @@
  * problem with its digest and a path from the root.
  */
 import pLimit from "p-limit";
-import { CorruptionError, Digest, hexOf, type DirectoryService, type SizeCheck, directorySize, type Directory } from "@castore/core";
+import {
+  CorruptionError,
+  Digest,
+  hexOf,
+  type DirectoryService,
+  type InvalidStoredKey,
+  type SizeCheck,
+  directorySize,
+  type Directory,
+} from "@castore/core";
 import { escapeName } from "./names.js";
 
-export type ProblemKind = "missing" | "corrupt" | "size-mismatch" | "error";
+/** invalid-key: a stored key that is not a digest (whole-store mode); `digest` then holds the key as stored. */
+export type ProblemKind = "missing" | "corrupt" | "size-mismatch" | "invalid-key" | "error";
 
 export interface Problem {
   kind: ProblemKind;
@@ -167,7 +177,9 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
   };
   const children: { parent: string; digest: string; size: bigint; name: string }[] = [];
   let inFlight: Promise<void>[] = [];
-  for await (const digest of service.listDigests({ signal: opts.signal })) {
+  // A key that is not a digest is one more problem: the listing goes on past it.
+  const onInvalidKey = (bad: InvalidStoredKey) => report({ kind: "invalid-key", digest: bad.key, message: bad.reason });
+  for await (const digest of service.listDigests({ signal: opts.signal, onInvalidKey })) {
     inFlight.push(
       limit(async () => {
         const { directory, problem } = await read(service, digest, opts.signal);

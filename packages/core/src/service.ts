@@ -4,6 +4,7 @@
  */
 import type { Digest } from "./digest.js";
 import type { Directory } from "./model.js";
+import type { ListDigestsOptions } from "./stored-keys.js";
 
 export interface CallOptions {
   /** Cancels the call; the backend stops reading or writing and releases what it holds. */
@@ -23,9 +24,12 @@ export interface DirectoryService {
   close(): Promise<void>;
   /**
    * Optional: every digest the store holds, for `castore verify` of a whole
-   * store. Backends that cannot list cheaply leave it out.
+   * store. Backends that cannot list cheaply leave it out. A stored key that
+   * is not a digest is never yielded: it goes to `opts.onInvalidKey` and the
+   * listing continues, or, without that callback, the listing ends with
+   * CorruptionError naming the key (see stored-keys.ts).
    */
-  listDigests?(opts?: CallOptions): AsyncIterable<Digest>;
+  listDigests?(opts?: ListDigestsOptions): AsyncIterable<Digest>;
 }
 
 export interface DirectoryPutter {

@@ -11,6 +11,7 @@ import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
 import type { CallOptions, DirectoryPutter, DirectoryService, SizeCheck } from "./service.js";
+import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
 
 export interface DirectoryStore {
   /** Names the backend in errors, e.g. "memory" or "lmdb:/var/lib/castore". */
@@ -20,8 +21,12 @@ export interface DirectoryStore {
   /** Stores a checked closure, leaves to root, all or nothing. Entries may already be stored. */
   putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
-  /** Optional: every stored digest. */
-  listDigests?(signal?: AbortSignal): AsyncIterable<Digest>;
+  /**
+   * Optional: every stored digest. A key that is not a digest goes through
+   * reportInvalidKey (stored-keys.ts) with `onInvalidKey`: to the caller, or
+   * a CorruptionError when there is no callback. Never yielded, never skipped silently.
+   */
+  listDigests?(signal?: AbortSignal, onInvalidKey?: OnInvalidKey): AsyncIterable<Digest>;
   /**
    * Optional: takes an upload's directories while it is still open, so that
    * storing overlaps checking (a network store ships rows while core hashes
@@ -58,11 +63,12 @@ export class StoreDirectoryService implements DirectoryService {
     private readonly opts: StoreDirectoryServiceOptions = {},
   ) {
     if (store.listDigests) {
-      this.listDigests = (callOpts?: CallOptions) => this.wrapIterable(store.listDigests!(callOpts?.signal));
+      this.listDigests = (callOpts?: ListDigestsOptions) =>
+        this.wrapIterable(store.listDigests!(callOpts?.signal, callOpts?.onInvalidKey));
     }
   }
 
-  listDigests?: (opts?: CallOptions) => AsyncIterable<Digest>;
+  listDigests?: (opts?: ListDigestsOptions) => AsyncIterable<Digest>;
 
   /** Engine failures become BackendError naming the backend; castore's own errors pass through. */
   private wrap(error: unknown): unknown {
