@@ -164,6 +164,28 @@ export class LmdbDirectoryStore implements DirectoryStore {
     if (!this.noSync) await this.env.flushed;
   }
 
+  /**
+   * Overwrites the bytes of stored digests (core checked each entry), in one
+   * write transaction: all or none. A digest not stored stays absent.
+   */
+  async repair(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]> {
+    this.checkOpen();
+    throwIfAborted(signal);
+    const db = this.directories;
+    const replaced: Digest[] = [];
+    await db.childTransaction(() => {
+      throwIfAborted(signal);
+      replaced.length = 0; // the callback is not retried today, but would start over
+      for (const entry of entries) {
+        if (!db.doesExist(entry.digest.bytes)) continue;
+        db.putSync(entry.digest.bytes, entry.bytes);
+        replaced.push(entry.digest);
+      }
+    });
+    if (!this.noSync) await this.env.flushed;
+    return replaced;
+  }
+
   async *listDigests(signal?: AbortSignal, onInvalidKey?: OnInvalidKey): AsyncGenerator<Digest> {
     this.checkOpen();
     let after: Uint8Array | undefined;

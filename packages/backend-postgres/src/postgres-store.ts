@@ -419,6 +419,30 @@ export class PostgresDirectoryStore implements DirectoryStore {
     }
   }
 
+  /**
+   * Overwrites the bytes of stored digests (core checked each entry): one
+   * UPDATE, so all or none; rows in digest order like every upload (no
+   * deadlock with one). A digest not stored stays absent (UPDATE adds no row).
+   */
+  async repair(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]> {
+    if (entries.length === 0) return [];
+    await this.init();
+    const sorted = [...entries].sort(compareDigests);
+    const rows = await this.withClient("repairing directories", signal, async (client, session) => {
+      session.begun();
+      const result = await client.query<[Buffer]>({
+        text: `UPDATE ${this.table} AS t SET bytes = u.bytes
+               FROM unnest($1::bytea[], $2::bytea[]) AS u(digest, bytes)
+               WHERE t.digest = u.digest
+               RETURNING t.digest`,
+        values: [byteaArray(sorted.map((e) => e.digest.bytes)), byteaArray(sorted.map((e) => e.bytes))],
+        rowMode: "array",
+      });
+      return result.rows;
+    });
+    return rows.map(([digest]) => Digest.fromBytes(digest));
+  }
+
   private insertUnnest(client: pg.ClientBase, entries: ClosureEntry[]): Promise<unknown> {
     return client.query(
       `INSERT INTO ${this.table} (digest, bytes)

@@ -30,6 +30,17 @@ export interface DirectoryService {
    * CorruptionError naming the key (see stored-keys.ts).
    */
   listDigests?(opts?: ListDigestsOptions): AsyncIterable<Digest>;
+  /**
+   * Optional: replaces what the store holds under each directory's digest
+   * with the directory's canonical bytes, the repair of stored bytes that
+   * were damaged (an upload never rewrites a stored digest). Each directory
+   * is validated and hashed before anything is written (a ValidationError
+   * otherwise, and nothing written); a digest the store does not hold is
+   * left absent (never added without its closure). Resolves to the digests
+   * whose bytes were replaced. Backends that cannot replace stored bytes
+   * leave it out (see docs/writing-a-backend.md).
+   */
+  repair?(directories: Directory[], opts?: CallOptions): Promise<Digest[]>;
 }
 
 export interface DirectoryPutter {

@@ -12,6 +12,7 @@ import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
 import type { CallOptions, DirectoryPutter, DirectoryService, SizeCheck } from "./service.js";
 import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
+import { repairEntries } from "./repair.js";
 
 export interface DirectoryStore {
   /** Names the backend in errors, e.g. "memory" or "lmdb:/var/lib/castore". */
@@ -33,6 +34,13 @@ export interface DirectoryStore {
    * the next ones). Without it, the whole closure goes to putClosure at close.
    */
   openUpload?(signal?: AbortSignal): StoreUpload;
+  /**
+   * Optional: overwrites the bytes stored under each entry's digest, for
+   * DirectoryService.repair. Core has checked every entry (valid, canonical,
+   * hashing to its digest). A digest not stored stays absent. All or nothing
+   * where the engine allows; resolves to the digests replaced.
+   */
+  repair?(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]>;
 }
 
 /**
@@ -66,9 +74,23 @@ export class StoreDirectoryService implements DirectoryService {
       this.listDigests = (callOpts?: ListDigestsOptions) =>
         this.wrapIterable(store.listDigests!(callOpts?.signal, callOpts?.onInvalidKey));
     }
+    if (store.repair) {
+      this.repair = async (directories: Directory[], callOpts?: CallOptions) => {
+        const entries = repairEntries(directories); // throws before the store sees anything
+        throwIfAborted(callOpts?.signal);
+        try {
+          return await store.repair!(entries, callOpts?.signal);
+        } catch (e) {
+          throw this.wrap(e);
+        }
+      };
+    }
   }
 
   listDigests?: (opts?: ListDigestsOptions) => AsyncIterable<Digest>;
+
+  /** Present when the store can overwrite (DirectoryStore.repair); see DirectoryService.repair. */
+  repair?: (directories: Directory[], opts?: CallOptions) => Promise<Digest[]>;
 
   /** Engine failures become BackendError naming the backend; castore's own errors pass through. */
   private wrap(error: unknown): unknown {

@@ -6,6 +6,7 @@ import type { Scenario } from "../types.js";
 import { abortScenarios } from "./abort.js";
 import { corruptionScenarios } from "./corruption.js";
 import { nameScenarios } from "./names.js";
+import { repairScenarios } from "./repair.js";
 import { scaleScenarios } from "./scale.js";
 import { uploadScenarios } from "./uploads.js";
 import { validationScenarios } from "./validation.js";
@@ -21,6 +22,7 @@ export const scenarios: Scenario[] = [
   ...validationScenarios,
   ...nameScenarios,
   ...corruptionScenarios,
+  ...repairScenarios,
   ...scaleScenarios,
   ...abortScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
