@@ -131,6 +131,54 @@ describe("verify", () => {
     expect(r.stderr).toMatch(/2 directories checked, 2 problems/);
   });
 
+  it("verify --repair FROM replaces corrupt directories with correct bytes from another store; verify then passes", async () => {
+    const damaged = join(dir, "repair-damaged");
+    const good = join(dir, "repair-good");
+    const tree = join(dir, "tree");
+    // Two stores holding the same tree, one of them damaged behind its back.
+    let y: Digest, x: Digest;
+    for (const path of [damaged, good]) {
+      const s = await LmdbDirectoryService.open(path);
+      try {
+        expect((await importTree(s, tree)).digest.hex).toBe(root.hex);
+        x = await childDigest(s, root, "x");
+        y = await childDigest(s, x, "y");
+      } finally {
+        await s.close();
+      }
+    }
+    const s = await LmdbDirectoryService.open(damaged);
+    try {
+      s.store.directories.putSync(y!.bytes, encodeDirectory(fixtures.DIRECTORY_B)); // other valid bytes
+      s.store.directories.putSync(x!.bytes, Uint8Array.from([0xff, 0xff, 0xff])); // not a directory at all
+    } finally {
+      await s.close();
+    }
+    // Importing the tree again does not repair it: stored digests are skipped.
+    expect((await runCastore(["import", "--store", `lmdb://${damaged}`, tree, "--no-progress"])).code).toBe(0);
+
+    const before = await runCastore(["verify", `lmdb://${damaged}`, "--no-progress"]);
+    expect(before.code).toBe(1);
+    expect(before.stdout.toString()).toContain(`corrupt ${x!.hex}`);
+    expect(before.stdout.toString()).toContain(`corrupt ${y!.hex}`);
+
+    const repair = await runCastore(["verify", `lmdb://${damaged}`, "--repair", `lmdb://${good}`, "--no-progress"]);
+    expect(repair.code, repair.stderr).toBe(0);
+    expect(repair.stdout.toString()).toContain(`repaired ${x!.hex}`);
+    expect(repair.stdout.toString()).toContain(`repaired ${y!.hex}`);
+    expect(repair.stderr).toMatch(/repaired 2 directories from lmdb:\/\/.*; verifying again\n.*5 directories checked, 0 problems/);
+
+    const after = await runCastore(["verify", `lmdb://${damaged}`, root.hex, "--no-progress"]);
+    expect(after.code, after.stdout.toString()).toBe(0);
+    expect(after.stderr).toMatch(/5 directories checked, 0 problems/);
+  });
+
+  it("verify --repair on a store that cannot replace stored bytes is refused before anything is read", async () => {
+    const r = await runCastore(["verify", "grpc+http://127.0.0.1:1", root.hex, "--repair", storeUrl(), "--no-progress"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot be repaired: its backend cannot replace stored bytes/);
+  });
+
   it("a store that cannot list needs roots", async () => {
     const r = await runCastore(["verify", "grpc+http://127.0.0.1:1", "--no-progress"]);
     expect(r.code).toBe(1);
