@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import { describeDirectoryService } from "@castore/conformance/vitest";
 import { MemoryDirectoryService } from "@castore/backend-memory";
-import { GrpcDirectoryService } from "./grpc-directory-service.js";
+import { GRPC_REPAIR_UNSUPPORTED, GrpcDirectoryService } from "./grpc-directory-service.js";
 import { tempSocketPath } from "./memory-store.test-helper.js";
 import { createDirectoryServiceServer } from "./server.js";
 
@@ -30,6 +30,6 @@ for (const transport of ["tcp", "unix"] as const) {
         },
       };
     },
-    capabilities: { corruption: true },
+    capabilities: { corruption: true, repair: GRPC_REPAIR_UNSUPPORTED },
   });
 }

@@ -58,6 +58,18 @@ const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_PUT_QUEUE_LENGTH = 256;
 const DEFAULT_WINDOW_BYTES = 1024 * 1024;
 
+/**
+ * Why the gRPC client has no `repair` (DirectoryService.repair): the
+ * tvix.castore.v1 protocol has Get and Put only, and a server's Put skips
+ * digests its store holds, as every castore store does. Treating a re-upload
+ * as a repair would cost the server a read per uploaded directory and would
+ * not reach a tvix server. Repair the server's store itself: `castore verify
+ * <the server's store URL> --repair <a good store>`.
+ */
+export const GRPC_REPAIR_UNSUPPORTED =
+  "the tvix.castore.v1 protocol has no operation to replace stored bytes (Put skips stored digests): " +
+  "repair the server's own store with castore verify --repair";
+
 export class GrpcDirectoryService implements DirectoryService {
   /** The server's address as a store URL, used in error messages. */
   readonly address: string;

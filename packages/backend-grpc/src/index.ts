@@ -7,7 +7,12 @@
 import { registerDirectoryServiceScheme } from "@castore/core";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 
-export { GrpcDirectoryService, GrpcDirectoryPutter, type GrpcDirectoryServiceOptions } from "./grpc-directory-service.js";
+export {
+  GrpcDirectoryService,
+  GrpcDirectoryPutter,
+  GRPC_REPAIR_UNSUPPORTED,
+  type GrpcDirectoryServiceOptions,
+} from "./grpc-directory-service.js";
 export {
   createDirectoryServiceServer,
   DEFAULT_CONNECTION_IDLE_TIMEOUT_MS,

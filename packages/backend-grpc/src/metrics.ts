@@ -6,7 +6,7 @@
  */
 import type * as http2 from "node:http2";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { CallOptions, Digest, Directory, DirectoryPutter, DirectoryService } from "@castore/core";
+import type { CallOptions, Digest, Directory, DirectoryPutter, DirectoryService, ListDigestsOptions } from "@castore/core";
 
 export interface ServerMetrics {
   readonly registry: Registry;
@@ -139,7 +139,7 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
   return {
     put: (directory, opts) => counted(service.put(directory, opts)),
     close: () => service.close(),
-    ...(service.listDigests ? { listDigests: (opts?: CallOptions) => service.listDigests!(opts) } : {}),
+    ...(service.listDigests ? { listDigests: (opts?: ListDigestsOptions) => service.listDigests!(opts) } : {}),
     async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
       const d = await counted(service.get(digest, opts));
       if (d !== undefined) metrics.directoriesSent.inc();

@@ -18,6 +18,7 @@ import {
   openDirectoryService,
   type ClosureEntry,
   type Directory,
+  type InvalidStoredKey,
 } from "@castore/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LmdbDirectoryService, LmdbDirectoryStore } from "./index.js";
@@ -100,6 +101,26 @@ describe("LmdbDirectoryService", () => {
     const expected = new Set([...tree.map((d) => directoryDigest(d).hex), "00".repeat(32)]);
     expect(listed.length).toBe(expected.size);
     expect(new Set(listed.map((d) => d.hex))).toEqual(expected);
+  });
+
+  it("a stored key that is not a digest goes to onInvalidKey and the listing goes on; without it, CorruptionError", async () => {
+    const service = await openService();
+    await upload(service, [DIRECTORY_A, DIRECTORY_B]);
+    // Keys castore never writes: sorting first, and between the stored digests.
+    const short = new Uint8Array(31);
+    const long = new Uint8Array(33).fill(0x80);
+    service.store.directories.putSync(short, encodeDirectory(DIRECTORY_A));
+    service.store.directories.putSync(long, encodeDirectory(DIRECTORY_A));
+    const invalid: InvalidStoredKey[] = [];
+    const listed = await collect(service.listDigests!({ onInvalidKey: (k) => invalid.push(k) }));
+    expect(new Set(listed.map((d) => d.hex))).toEqual(new Set([DIRECTORY_A, DIRECTORY_B].map((d) => directoryDigest(d).hex)));
+    expect(invalid).toEqual([
+      { key: "00".repeat(31), reason: "stored key of 31 bytes is not a digest" },
+      { key: "80".repeat(33), reason: "stored key of 33 bytes is not a digest" },
+    ]);
+    const error = await collect(service.listDigests!()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CorruptionError);
+    expect(String(error)).toContain(`stored key of 31 bytes is not a digest (key ${"00".repeat(31)})`);
   });
 
   it("leaves existing keys alone (content addressed: no rewrite)", async () => {

@@ -8,7 +8,16 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { BackendError, Digest, throwIfAborted, type ClosureEntry, type DirectoryStore } from "@castore/core";
+import {
+  BackendError,
+  Digest,
+  digestOfBinaryKey,
+  reportInvalidKey,
+  throwIfAborted,
+  type ClosureEntry,
+  type DirectoryStore,
+  type OnInvalidKey,
+} from "@castore/core";
 import { open, type Database, type RootDatabase } from "lmdb";
 import type { LmdbStoreOptions } from "./lmdb-url.js";
 
@@ -155,7 +164,29 @@ export class LmdbDirectoryStore implements DirectoryStore {
     if (!this.noSync) await this.env.flushed;
   }
 
-  async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
+  /**
+   * Overwrites the bytes of stored digests (core checked each entry), in one
+   * write transaction: all or none. A digest not stored stays absent.
+   */
+  async repair(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]> {
+    this.checkOpen();
+    throwIfAborted(signal);
+    const db = this.directories;
+    const replaced: Digest[] = [];
+    await db.childTransaction(() => {
+      throwIfAborted(signal);
+      replaced.length = 0; // the callback is not retried today, but would start over
+      for (const entry of entries) {
+        if (!db.doesExist(entry.digest.bytes)) continue;
+        db.putSync(entry.digest.bytes, entry.bytes);
+        replaced.push(entry.digest);
+      }
+    });
+    if (!this.noSync) await this.env.flushed;
+    return replaced;
+  }
+
+  async *listDigests(signal?: AbortSignal, onInvalidKey?: OnInvalidKey): AsyncGenerator<Digest> {
     this.checkOpen();
     let after: Uint8Array | undefined;
     for (;;) {
@@ -167,8 +198,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
       const page = Array.from(this.directories.getKeys({ start: after, exclusiveStart: after !== undefined, limit: LIST_PAGE }));
       for (const key of page) {
         // Keys are copies (lmdb slices them out). A key of another length is not a digest castore wrote.
-        if (key.length !== 32) throw new BackendError(this.backend, `stored key of ${key.length} bytes is not a digest`);
-        yield Digest.fromBytes(key);
+        const digest = digestOfBinaryKey(key);
+        if (digest instanceof Digest) yield digest;
+        else reportInvalidKey(this.backend, digest, onInvalidKey);
       }
       if (page.length < LIST_PAGE) return;
       after = page[page.length - 1];

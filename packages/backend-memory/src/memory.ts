@@ -11,6 +11,7 @@ import {
   DIGEST_LENGTH,
   DigestIndex,
   type DigestIndexed,
+  type Directory,
   type DirectoryStore,
   StoreDirectoryService,
   type StoreDirectoryServiceOptions,
@@ -73,6 +74,19 @@ export class MemoryDirectoryStore implements DirectoryStore {
     return this.arena.copyJoined(e.digest.bytes, e.bytes);
   }
 
+  /** Overwrites the bytes of stored digests (core checked each entry); absent ones stay absent. One synchronous step. */
+  async repair(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]> {
+    throwIfAborted(signal);
+    const replaced: Digest[] = [];
+    for (const e of entries) {
+      const stored = this.directories.get(e.digest.bytes);
+      if (!stored) continue;
+      stored.digestAndBytes = this.arena.copyJoined(e.digest.bytes, e.bytes);
+      replaced.push(e.digest);
+    }
+    return replaced;
+  }
+
   async *listDigests(signal?: AbortSignal): AsyncIterable<Digest> {
     for (const stored of [...this.directories.values()]) {
       throwIfAborted(signal);
@@ -102,6 +116,7 @@ export class MemoryDirectoryStore implements DirectoryStore {
 export class MemoryDirectoryService extends StoreDirectoryService {
   declare readonly store: MemoryDirectoryStore;
   declare listDigests: (opts?: CallOptions) => AsyncIterable<Digest>;
+  declare repair: (directories: Directory[], opts?: CallOptions) => Promise<Digest[]>;
 
   constructor(opts: StoreDirectoryServiceOptions = {}) {
     super(new MemoryDirectoryStore(), opts);

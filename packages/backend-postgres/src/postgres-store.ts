@@ -25,9 +25,12 @@ import {
   AbortError,
   BackendError,
   Digest,
+  digestOfBinaryKey,
   isCastoreError,
+  reportInvalidKey,
   type ClosureEntry,
   type DirectoryStore,
+  type OnInvalidKey,
   type StoreUpload,
 } from "@castore/core";
 import pg from "pg";
@@ -416,6 +419,30 @@ export class PostgresDirectoryStore implements DirectoryStore {
     }
   }
 
+  /**
+   * Overwrites the bytes of stored digests (core checked each entry): one
+   * UPDATE, so all or none; rows in digest order like every upload (no
+   * deadlock with one). A digest not stored stays absent (UPDATE adds no row).
+   */
+  async repair(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]> {
+    if (entries.length === 0) return [];
+    await this.init();
+    const sorted = [...entries].sort(compareDigests);
+    const rows = await this.withClient("repairing directories", signal, async (client, session) => {
+      session.begun();
+      const result = await client.query<[Buffer]>({
+        text: `UPDATE ${this.table} AS t SET bytes = u.bytes
+               FROM unnest($1::bytea[], $2::bytea[]) AS u(digest, bytes)
+               WHERE t.digest = u.digest
+               RETURNING t.digest`,
+        values: [byteaArray(sorted.map((e) => e.digest.bytes)), byteaArray(sorted.map((e) => e.bytes))],
+        rowMode: "array",
+      });
+      return result.rows;
+    });
+    return rows.map(([digest]) => Digest.fromBytes(digest));
+  }
+
   private insertUnnest(client: pg.ClientBase, entries: ClosureEntry[]): Promise<unknown> {
     return client.query(
       `INSERT INTO ${this.table} (digest, bytes)
@@ -532,7 +559,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
     return this.streams.size;
   }
 
-  async *listDigests(signal?: AbortSignal): AsyncGenerator<Digest> {
+  async *listDigests(signal?: AbortSignal, onInvalidKey?: OnInvalidKey): AsyncGenerator<Digest> {
     await this.init();
     let after: Buffer | undefined;
     for (;;) {
@@ -549,7 +576,12 @@ export class PostgresDirectoryStore implements DirectoryStore {
         });
         return result.rows;
       });
-      for (const [digest] of page) yield Digest.fromBytes(digest);
+      // The table's CHECK keeps keys 32 bytes; a schema changed by hand is reported like any store's bad key.
+      for (const [key] of page) {
+        const digest = digestOfBinaryKey(key);
+        if (digest instanceof Digest) yield digest;
+        else reportInvalidKey(this.backend, digest, onInvalidKey);
+      }
       if (page.length < LIST_PAGE) return;
       after = page[page.length - 1][0];
     }

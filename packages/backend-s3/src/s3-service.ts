@@ -43,6 +43,9 @@ import {
   decodeDirectory,
   decodeStoredDirectory,
   isCastoreError,
+  type ListDigestsOptions,
+  repairEntries,
+  reportInvalidKey,
   throwIfAborted,
 } from "@castore/core";
 import {
@@ -53,6 +56,7 @@ import {
   layoutClosure,
   readFrames,
 } from "./closure-format.js";
+import { movedIndex, rebuiltClosure, repairedIndex } from "./s3-repair.js";
 import { BackoffRetryStrategy, type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { type ConditionalWrites, type S3Location, normalizePrefix, parseS3Url } from "./s3-url.js";
 
@@ -611,10 +615,8 @@ export class S3DirectoryService implements DirectoryService {
 
   // ---- listing and lifecycle ----
 
-  /** Every stored directory: the keys under `dirs/` (one ListObjectsV2 request per 1 000). */
-  async *listDigests(opts?: CallOptions): AsyncGenerator<Digest, void, undefined> {
-    const signal = opts?.signal;
-    const prefix = `${this.location.prefix}dirs/`;
+  /** Every key under `prefix` (one ListObjectsV2 request per 1 000). */
+  private async *listKeys(prefix: string, signal?: AbortSignal): AsyncGenerator<string, void, undefined> {
     let token: string | undefined;
     do {
       throwIfAborted(signal);
@@ -627,12 +629,83 @@ export class S3DirectoryService implements DirectoryService {
       } catch (e) {
         throw this.wrap(e, `LIST ${prefix}`, signal);
       }
-      for (const object of res.Contents ?? []) {
-        const hex = object.Key?.slice(prefix.length) ?? "";
-        if (/^[0-9a-f]{64}$/.test(hex)) yield Digest.parse(hex);
-      }
+      for (const object of res.Contents ?? []) if (object.Key !== undefined) yield object.Key;
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /** Every stored directory: the keys under `dirs/` (one ListObjectsV2 request per 1 000). */
+  async *listDigests(opts?: ListDigestsOptions): AsyncGenerator<Digest, void, undefined> {
+    const prefix = `${this.location.prefix}dirs/`;
+    for await (const key of this.listKeys(prefix, opts?.signal)) {
+      // castore names index objects by the lowercase hex digest; any other name under dirs/ is not its own.
+      const hex = key.slice(prefix.length);
+      if (/^[0-9a-f]{64}$/.test(hex)) yield Digest.parse(hex);
+      else {
+        const reason = "object name under dirs/ is not a digest (64 lowercase hex digits)";
+        reportInvalidKey(this.backend, { key, reason }, opts?.onInvalidKey);
+      }
+    }
+  }
+
+  // ---- repair ----
+
+  /**
+   * DirectoryService.repair: overwrites the stored bytes of each directory
+   * (checked by core's repairEntries first) wherever they are stored. Reads
+   * every closure object (a LIST per 1 000, a GET each) and rewrites those
+   * that hold a damaged frame of a repaired directory (s3-repair.ts), then
+   * each repaired directory's index object. Plain PUTs: a repair replaces
+   * what is there. A directory without an index object stays absent.
+   */
+  async repair(directories: Directory[], opts?: CallOptions): Promise<Digest[]> {
+    const signal = opts?.signal;
+    const entries = repairEntries(directories);
+    if (entries.length === 0) return [];
+    const repairs = new Map(entries.map((e) => [e.digest.hex, e]));
+    const closureLengths = new Map<string, number>();
+    const closuresPrefix = `${this.location.prefix}closures/`;
+    for await (const key of this.listKeys(closuresPrefix, signal)) {
+      const hex = key.slice(closuresPrefix.length);
+      if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+      const body = await this.getObjectBytes(key, signal);
+      if (body === undefined) continue; // deleted meanwhile
+      const root = Digest.parse(hex);
+      const rebuilt = rebuiltClosure(root, body, repairs);
+      closureLengths.set(hex, (rebuilt?.body ?? body).length);
+      if (!rebuilt) continue;
+      await this.putObjectReplacing(key, rebuilt.body, signal);
+      // Frames may have changed length: the index objects pointing into this object move with them.
+      for (const [member, placement] of rebuilt.placements) {
+        const digest = Digest.parse(member);
+        const stored = await this.getObjectBytes(this.indexKey(digest), signal);
+        const moved = stored && movedIndex(digest, stored, root, placement, repairs.get(member));
+        if (moved) await this.putObjectReplacing(this.indexKey(digest), moved, signal);
+      }
+    }
+    const replaced: Digest[] = [];
+    for (const entry of entries) {
+      const key = this.indexKey(entry.digest);
+      const stored = await this.getObjectBytes(key, signal);
+      if (stored === undefined) continue;
+      const index = repairedIndex(entry, stored, closureLengths.get(entry.digest.hex));
+      if (!index) continue;
+      await this.putObjectReplacing(key, index, signal);
+      replaced.push(entry.digest);
+    }
+    return replaced;
+  }
+
+  /** A plain PUT, replacing what is there (repair only: uploads never overwrite). */
+  private async putObjectReplacing(key: string, body: Uint8Array, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: body, ContentType: "application/octet-stream" }),
+        { abortSignal: signal },
+      );
+    } catch (e) {
+      throw this.wrap(e, `PUT ${key}`, signal);
+    }
   }
 
   async close(): Promise<void> {

@@ -162,6 +162,9 @@ export class S3TestStores {
       for (const [hex, rec] of indexes) {
         if (rec.closure?.hex !== root) continue;
         rec.placement = { offset: newOffset.get(rec.placement.offset)!, end: newEnd.get(rec.placement.end)! };
+        // The corrupted directory's own index gets its new bytes with its new span: a span that shrank
+        // would not fit the old bytes, and the index would be unreadable instead of corrupt.
+        if (hex === digest.hex) rec.bytes = bytes;
         await this.putRaw(`${prefix}dirs/${hex}`, encodeIndex(rec));
       }
     }

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Digest, encodeDirectory, fixtures } from "@castore/core";
+import { Digest, directoryDigest, directorySize, encodeDirectory, fixtures, makeDirectory, makeDirectoryNode } from "@castore/core";
 import { LmdbDirectoryService } from "@castore/backend-lmdb";
+import { MemoryDirectoryService } from "@castore/backend-memory";
 import { runCastore } from "@castore/testing";
 import { importTree } from "./importer.js";
 import { verifyRoots, verifyStore, type Problem } from "./verify.js";
@@ -73,6 +74,109 @@ describe("verify", () => {
     expect(whole.code).toBe(1);
     expect(whole.stdout.toString()).toContain(`missing ${w!.hex}: not stored, but ${root.hex} refers to it as w`);
     expect(whole.stdout.toString()).toContain(`corrupt ${y!.hex}`);
+  });
+
+  it("checks the size every parent declares for a shared child, not only the first parent's", async () => {
+    // A diamond: root → p1 → shared, root → p2 → shared, one parent declaring a wrong size.
+    // A store that accepts sizes at least the actual one takes the wrong (larger) size.
+    const shared = fixtures.DIRECTORY_B; // size 1: one directory node
+    const dShared = directoryDigest(shared);
+    expect(directorySize(shared)).toBe(1n);
+    for (const wrongParent of ["p1", "p2"]) {
+      const service = new MemoryDirectoryService({ sizeCheck: "at-least" });
+      const parent = (name: string) => makeDirectory({ directories: [makeDirectoryNode("s", dShared, name === wrongParent ? 5 : 1)] });
+      const [p1, p2] = [parent("p1"), parent("p2")];
+      const rootDir = makeDirectory({
+        directories: [makeDirectoryNode("p1", directoryDigest(p1), directorySize(p1)), makeDirectoryNode("p2", directoryDigest(p2), directorySize(p2))],
+      });
+      const upload = service.putMultipleStart();
+      for (const d of [fixtures.DIRECTORY_A, shared, p1, p2, rootDir]) await upload.put(d);
+      const rootDigest = await upload.close();
+      const problems: Problem[] = [];
+      const result = await verifyRoots(service, [rootDigest], { onProblem: (p) => problems.push(p) });
+      expect(result).toEqual({ directories: 5, problems: 1 });
+      expect(problems).toEqual([
+        {
+          kind: "size-mismatch",
+          digest: dShared.hex,
+          path: `${wrongParent}/s`,
+          message: `declared size 5 in ${directoryDigest(wrongParent === "p1" ? p1 : p2).hex}, actual 1`,
+        },
+      ]);
+      await service.close();
+    }
+  });
+
+  it("whole-store verify reports a stored key that is not a digest and goes on to check the rest", async () => {
+    const path = join(dir, "bad-key-store");
+    const s = await LmdbDirectoryService.open(path);
+    const b = directoryDigest(fixtures.DIRECTORY_B);
+    try {
+      const upload = s.putMultipleStart();
+      for (const d of [fixtures.DIRECTORY_A, fixtures.DIRECTORY_B]) await upload.put(d);
+      await upload.close();
+      // A 31-byte key sorts before every digest; B corrupt after it must still be found.
+      s.store.directories.putSync(new Uint8Array(31), encodeDirectory(fixtures.DIRECTORY_A));
+      s.store.directories.putSync(b.bytes, encodeDirectory(fixtures.DIRECTORY_C));
+      const problems: Problem[] = [];
+      expect(await verifyStore(s, { onProblem: (p) => problems.push(p) })).toEqual({ directories: 2, problems: 2 });
+      expect(problems.map((p) => `${p.kind} ${p.digest}`).sort()).toEqual([`corrupt ${b.hex}`, `invalid-key ${"00".repeat(31)}`]);
+    } finally {
+      await s.close();
+    }
+    const r = await runCastore(["verify", `lmdb://${path}`, "--no-progress"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout.toString()).toContain(`invalid-key ${"00".repeat(31)}: stored key of 31 bytes is not a digest`);
+    expect(r.stdout.toString()).toContain(`corrupt ${b.hex}`);
+    expect(r.stderr).toMatch(/2 directories checked, 2 problems/);
+  });
+
+  it("verify --repair FROM replaces corrupt directories with correct bytes from another store; verify then passes", async () => {
+    const damaged = join(dir, "repair-damaged");
+    const good = join(dir, "repair-good");
+    const tree = join(dir, "tree");
+    // Two stores holding the same tree, one of them damaged behind its back.
+    let y: Digest, x: Digest;
+    for (const path of [damaged, good]) {
+      const s = await LmdbDirectoryService.open(path);
+      try {
+        expect((await importTree(s, tree)).digest.hex).toBe(root.hex);
+        x = await childDigest(s, root, "x");
+        y = await childDigest(s, x, "y");
+      } finally {
+        await s.close();
+      }
+    }
+    const s = await LmdbDirectoryService.open(damaged);
+    try {
+      s.store.directories.putSync(y!.bytes, encodeDirectory(fixtures.DIRECTORY_B)); // other valid bytes
+      s.store.directories.putSync(x!.bytes, Uint8Array.from([0xff, 0xff, 0xff])); // not a directory at all
+    } finally {
+      await s.close();
+    }
+    // Importing the tree again does not repair it: stored digests are skipped.
+    expect((await runCastore(["import", "--store", `lmdb://${damaged}`, tree, "--no-progress"])).code).toBe(0);
+
+    const before = await runCastore(["verify", `lmdb://${damaged}`, "--no-progress"]);
+    expect(before.code).toBe(1);
+    expect(before.stdout.toString()).toContain(`corrupt ${x!.hex}`);
+    expect(before.stdout.toString()).toContain(`corrupt ${y!.hex}`);
+
+    const repair = await runCastore(["verify", `lmdb://${damaged}`, "--repair", `lmdb://${good}`, "--no-progress"]);
+    expect(repair.code, repair.stderr).toBe(0);
+    expect(repair.stdout.toString()).toContain(`repaired ${x!.hex}`);
+    expect(repair.stdout.toString()).toContain(`repaired ${y!.hex}`);
+    expect(repair.stderr).toMatch(/repaired 2 directories from lmdb:\/\/.*; verifying again\n.*5 directories checked, 0 problems/);
+
+    const after = await runCastore(["verify", `lmdb://${damaged}`, root.hex, "--no-progress"]);
+    expect(after.code, after.stdout.toString()).toBe(0);
+    expect(after.stderr).toMatch(/5 directories checked, 0 problems/);
+  });
+
+  it("verify --repair on a store that cannot replace stored bytes is refused before anything is read", async () => {
+    const r = await runCastore(["verify", "grpc+http://127.0.0.1:1", root.hex, "--repair", storeUrl(), "--no-progress"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot be repaired: its backend cannot replace stored bytes/);
   });
 
   it("a store that cannot list needs roots", async () => {

@@ -6,10 +6,20 @@
  * problem with its digest and a path from the root.
  */
 import pLimit from "p-limit";
-import { CorruptionError, Digest, hexOf, type DirectoryService, type SizeCheck, directorySize, type Directory } from "@castore/core";
+import {
+  CorruptionError,
+  Digest,
+  hexOf,
+  type DirectoryService,
+  type InvalidStoredKey,
+  type SizeCheck,
+  directorySize,
+  type Directory,
+} from "@castore/core";
 import { escapeName } from "./names.js";
 
-export type ProblemKind = "missing" | "corrupt" | "size-mismatch" | "error";
+/** invalid-key: a stored key that is not a digest (whole-store mode); `digest` then holds the key as stored. */
+export type ProblemKind = "missing" | "corrupt" | "size-mismatch" | "invalid-key" | "error";
 
 export interface Problem {
   kind: ProblemKind;
@@ -40,10 +50,18 @@ export interface VerifyResult {
 
 interface Pending {
   digest: Digest;
+  /** The path by which the walk first reached it. */
   path: string;
-  /** The size the parent declared, undefined for a root. */
-  declaredSize?: bigint;
+  /** The parent it was first reached from, undefined for a root. */
   parent?: string;
+}
+
+/** One parent's reference to a child directory: the size it declares must match the child's. */
+interface Edge {
+  parent: string;
+  /** The child's path through this parent. */
+  path: string;
+  declaredSize: bigint;
 }
 
 function sizeOk(declared: bigint, actual: bigint, mode: SizeCheck): boolean {
@@ -62,15 +80,38 @@ async function read(service: DirectoryService, digest: Digest, signal?: AbortSig
   }
 }
 
-/** Walks the closures of `roots`, each directory once, level by level. */
+/**
+ * Walks the closures of `roots`, each directory once, level by level, and
+ * checks every edge: a directory shared by several parents is read once, but
+ * the size each parent declares is compared with it (an edge to a directory
+ * not read yet waits for it).
+ */
 export async function verifyRoots(service: DirectoryService, roots: Digest[], opts: VerifyOptions = {}): Promise<VerifyResult> {
   const limit = pLimit(opts.concurrency ?? 16);
   const mode = opts.sizeCheck ?? "exact";
   const seen = new Set<string>();
+  /** Sizes of the directories read so far; null where the read failed (its problem is reported already). */
+  const sizes = new Map<string, bigint | null>();
+  /** Edges to directories seen but not read yet, by the child's digest. */
+  const waiting = new Map<string, Edge[]>();
   const progress: VerifyProgress = { directories: 0, problems: 0 };
   const report = (p: Problem) => {
     progress.problems++;
     opts.onProblem?.(p);
+  };
+  const checkEdge = (child: string, edge: Edge, actual: bigint | null) => {
+    if (actual === null || sizeOk(edge.declaredSize, actual, mode)) return;
+    report({
+      kind: "size-mismatch",
+      digest: child,
+      path: edge.path,
+      message: `declared size ${edge.declaredSize} in ${edge.parent}, actual ${actual}`,
+    });
+  };
+  const settle = (child: string, actual: bigint | null) => {
+    sizes.set(child, actual);
+    for (const edge of waiting.get(child) ?? []) checkEdge(child, edge, actual);
+    waiting.delete(child);
   };
   let level: Pending[] = [];
   for (const root of roots) {
@@ -89,22 +130,24 @@ export async function verifyRoots(service: DirectoryService, roots: Digest[], op
           if (problem) {
             const where = item.parent ? ` (child of ${item.parent})` : "";
             report({ ...problem, path: item.path, message: problem.message + where });
+            settle(item.digest.hex, null);
           } else if (directory) {
-            const actual = directorySize(directory);
-            if (item.declaredSize !== undefined && !sizeOk(item.declaredSize, actual, mode)) {
-              report({
-                kind: "size-mismatch",
-                digest: item.digest.hex,
-                path: item.path,
-                message: `declared size ${item.declaredSize} in ${item.parent}, actual ${actual}`,
-              });
-            }
+            settle(item.digest.hex, directorySize(directory));
             for (const child of directory.directories) {
               const childDigest = Digest.fromBytes(child.digest);
+              const name = escapeName(child.name);
+              const path = item.path ? `${item.path}/${name}` : name;
+              const edge: Edge = { parent: item.digest.hex, path, declaredSize: child.size };
+              const known = sizes.get(childDigest.hex);
+              if (known !== undefined) checkEdge(childDigest.hex, edge, known);
+              else {
+                const edges = waiting.get(childDigest.hex);
+                if (edges) edges.push(edge);
+                else waiting.set(childDigest.hex, [edge]);
+              }
               if (seen.has(childDigest.hex)) continue;
               seen.add(childDigest.hex);
-              const name = escapeName(child.name);
-              next.push({ digest: childDigest, path: item.path ? `${item.path}/${name}` : name, declaredSize: child.size, parent: item.digest.hex });
+              next.push({ digest: childDigest, path, parent: item.digest.hex });
             }
           }
           opts.onProgress?.(progress);
@@ -134,7 +177,9 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
   };
   const children: { parent: string; digest: string; size: bigint; name: string }[] = [];
   let inFlight: Promise<void>[] = [];
-  for await (const digest of service.listDigests({ signal: opts.signal })) {
+  // A key that is not a digest is one more problem: the listing goes on past it.
+  const onInvalidKey = (bad: InvalidStoredKey) => report({ kind: "invalid-key", digest: bad.key, message: bad.reason });
+  for await (const digest of service.listDigests({ signal: opts.signal, onInvalidKey })) {
     inFlight.push(
       limit(async () => {
         const { directory, problem } = await read(service, digest, opts.signal);

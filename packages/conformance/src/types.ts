@@ -34,6 +34,12 @@ export interface ConformanceInstance {
 export interface Capabilities {
   /** Corruption can be injected through `instance.corrupt` (spec §7.14). */
   corruption?: true | string;
+  /**
+   * `service.repair(directories)` replaces damaged stored bytes (the
+   * corruption.repair scenario; `castore verify --repair` uses it). A backend
+   * that cannot overwrite what it stores says why.
+   */
+  repair?: true | string;
   /** The service accepts uploads. Nearly every scenario needs this; a read-only remote may not. */
   write?: true | string;
   /** get()/getRecursive() of a directory that was not an upload's root (traversal needs it too). */

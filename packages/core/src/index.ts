@@ -9,6 +9,8 @@ export * from "./closure.js";
 export * from "./putter.js";
 export * from "./bfs.js";
 export * from "./store-service.js";
+export * from "./stored-keys.js";
+export { repairEntries } from "./repair.js";
 export * from "./traverse.js";
 export * from "./registry.js";
 export { parseBooleanOption, readStoreUrl } from "./store-url.js";

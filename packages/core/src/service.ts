@@ -4,6 +4,7 @@
  */
 import type { Digest } from "./digest.js";
 import type { Directory } from "./model.js";
+import type { ListDigestsOptions } from "./stored-keys.js";
 
 export interface CallOptions {
   /** Cancels the call; the backend stops reading or writing and releases what it holds. */
@@ -23,9 +24,23 @@ export interface DirectoryService {
   close(): Promise<void>;
   /**
    * Optional: every digest the store holds, for `castore verify` of a whole
-   * store. Backends that cannot list cheaply leave it out.
+   * store. Backends that cannot list cheaply leave it out. A stored key that
+   * is not a digest is never yielded: it goes to `opts.onInvalidKey` and the
+   * listing continues, or, without that callback, the listing ends with
+   * CorruptionError naming the key (see stored-keys.ts).
    */
-  listDigests?(opts?: CallOptions): AsyncIterable<Digest>;
+  listDigests?(opts?: ListDigestsOptions): AsyncIterable<Digest>;
+  /**
+   * Optional: replaces what the store holds under each directory's digest
+   * with the directory's canonical bytes, the repair of stored bytes that
+   * were damaged (an upload never rewrites a stored digest). Each directory
+   * is validated and hashed before anything is written (a ValidationError
+   * otherwise, and nothing written); a digest the store does not hold is
+   * left absent (never added without its closure). Resolves to the digests
+   * whose bytes were replaced. Backends that cannot replace stored bytes
+   * leave it out (see docs/writing-a-backend.md).
+   */
+  repair?(directories: Directory[], opts?: CallOptions): Promise<Digest[]>;
 }
 
 /**

@@ -11,6 +11,8 @@ import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
 import type { CallOptions, DirectoryPutter, DirectoryService, SizeCheck } from "./service.js";
+import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
+import { repairEntries } from "./repair.js";
 
 export interface DirectoryStore {
   /** Names the backend in errors, e.g. "memory" or "lmdb:/var/lib/castore". */
@@ -24,14 +26,25 @@ export interface DirectoryStore {
   /** Stores a checked closure, leaves to root, all or nothing. Entries may already be stored. */
   putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
-  /** Optional: every stored digest. */
-  listDigests?(signal?: AbortSignal): AsyncIterable<Digest>;
+  /**
+   * Optional: every stored digest. A key that is not a digest goes through
+   * reportInvalidKey (stored-keys.ts) with `onInvalidKey`: to the caller, or
+   * a CorruptionError when there is no callback. Never yielded, never skipped silently.
+   */
+  listDigests?(signal?: AbortSignal, onInvalidKey?: OnInvalidKey): AsyncIterable<Digest>;
   /**
    * Optional: takes an upload's directories while it is still open, so that
    * storing overlaps checking (a network store ships rows while core hashes
    * the next ones). Without it, the whole closure goes to putClosure at close.
    */
   openUpload?(signal?: AbortSignal): StoreUpload;
+  /**
+   * Optional: overwrites the bytes stored under each entry's digest, for
+   * DirectoryService.repair. Core has checked every entry (valid, canonical,
+   * hashing to its digest). A digest not stored stays absent. All or nothing
+   * where the engine allows; resolves to the digests replaced.
+   */
+  repair?(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]>;
 }
 
 /**
@@ -62,11 +75,26 @@ export class StoreDirectoryService implements DirectoryService {
     private readonly opts: StoreDirectoryServiceOptions = {},
   ) {
     if (store.listDigests) {
-      this.listDigests = (callOpts?: CallOptions) => this.wrapIterable(store.listDigests!(callOpts?.signal));
+      this.listDigests = (callOpts?: ListDigestsOptions) =>
+        this.wrapIterable(store.listDigests!(callOpts?.signal, callOpts?.onInvalidKey));
+    }
+    if (store.repair) {
+      this.repair = async (directories: Directory[], callOpts?: CallOptions) => {
+        const entries = repairEntries(directories); // throws before the store sees anything
+        throwIfAborted(callOpts?.signal);
+        try {
+          return await store.repair!(entries, callOpts?.signal);
+        } catch (e) {
+          throw this.wrap(e);
+        }
+      };
     }
   }
 
-  listDigests?: (opts?: CallOptions) => AsyncIterable<Digest>;
+  listDigests?: (opts?: ListDigestsOptions) => AsyncIterable<Digest>;
+
+  /** Present when the store can overwrite (DirectoryStore.repair); see DirectoryService.repair. */
+  repair?: (directories: Directory[], opts?: CallOptions) => Promise<Digest[]>;
 
   /** Engine failures become BackendError naming the backend; castore's own errors pass through. */
   private wrap(error: unknown): unknown {

@@ -2,7 +2,8 @@ import { Command, Option } from "commander";
 import { redactUrl, type Digest } from "@castore/core";
 import { createProgress } from "../progress.js";
 import { openStore } from "../stores.js";
-import { type Problem, verifyRoots, verifyStore } from "../verify.js";
+import { repairFrom } from "../repair.js";
+import { type Problem, type VerifyOptions, verifyRoots, verifyStore } from "../verify.js";
 import { parseDigest, parseSizeCheck, positiveInt } from "./options.js";
 
 function formatProblem(p: Problem): string {
@@ -15,27 +16,57 @@ export function verifyCommand(): Command {
     .description(
       "Check a store: re-hash every directory, check every child directory is present with the declared size. " +
         "Walks the given roots, or every stored directory when none are given (for stores that can list). " +
-        "Prints one line per problem on stdout; exits 1 if there is any.",
+        "Prints one line per problem on stdout; exits 1 if there is any. " +
+        "With --repair FROM, directories found corrupt are fetched from the store FROM (re-hashed and re-validated " +
+        "there, and again before writing) and written over the damaged bytes, one `repaired DIGEST` line each; " +
+        "then the store is verified again and the exit status is that second verify's. " +
+        "Stores that can replace stored bytes: memory, lmdb, postgres, s3 (not grpc: the protocol cannot; not cache://: repair each tier).",
     )
     .argument("<url>", "store URL")
     .argument("[roots...]", "root digests to walk (hex or b3:base64)")
     .addOption(new Option("--size-check <mode>", "exact, or at-least").default("exact"))
     .addOption(new Option("--jobs <n>", "directories read at once").default(16).argParser(positiveInt))
+    .option("--repair <from-url>", "replace corrupt directories with correct bytes read from this store")
     .option("--no-progress", "no progress output")
     .action(async (url: string, rootTexts: string[], opts) => {
       const roots: Digest[] = rootTexts.map(parseDigest);
       const service = await openStore(url);
+      if (opts.repair !== undefined && !service.repair) {
+        await service.close();
+        throw new Error(`${redactUrl(url)} cannot be repaired: its backend cannot replace stored bytes (see castore verify --help)`);
+      }
       const progress = createProgress("verify", { enabled: opts.progress });
       try {
-        const verifyOpts = {
+        const corrupt: Digest[] = [];
+        const verifyOpts: VerifyOptions = {
           sizeCheck: parseSizeCheck(opts.sizeCheck),
           concurrency: opts.jobs,
-          onProblem: (p: Problem) => process.stdout.write(`${formatProblem(p)}\n`),
+          onProblem: (p: Problem) => {
+            if (p.kind === "corrupt") corrupt.push(parseDigest(p.digest));
+            process.stdout.write(`${formatProblem(p)}\n`);
+          },
           onProgress: (p: { directories: number; problems: number }) => progress.update({ directories: p.directories, problems: p.problems }),
         };
-        const result = roots.length ? await verifyRoots(service, roots, verifyOpts) : await verifyStore(service, verifyOpts);
+        const run = (o: VerifyOptions) => (roots.length ? verifyRoots(service, roots, o) : verifyStore(service, o));
+        let result = await run(verifyOpts);
         progress.stop();
         process.stderr.write(`verify ${redactUrl(url)}: ${result.directories} directories checked, ${result.problems} problems\n`);
+        if (opts.repair !== undefined && corrupt.length > 0) {
+          const from = await openStore(opts.repair);
+          let repaired = 0;
+          try {
+            repaired = await repairFrom(service, from, corrupt.splice(0), {
+              onRepaired: (digest) => process.stdout.write(`repaired ${digest}\n`),
+              onFailed: (f) => process.stdout.write(`not repaired ${f.digest}: ${f.message}\n`),
+            });
+          } finally {
+            await from.close();
+          }
+          process.stderr.write(`repaired ${repaired} directories from ${redactUrl(opts.repair)}; verifying again\n`);
+          // The second verify also checks what the damaged bytes hid: the sizes their parents declare, their children.
+          result = await run({ ...verifyOpts, onProgress: undefined }); // the progress line has ended
+          process.stderr.write(`verify ${redactUrl(url)}: ${result.directories} directories checked, ${result.problems} problems\n`);
+        }
         if (result.problems > 0) process.exitCode = 1;
       } finally {
         await service.close();

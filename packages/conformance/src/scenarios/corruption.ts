@@ -14,7 +14,8 @@ import { A, B, C, WITH_KEEP, dA, dB, dC, dD } from "./common.js";
 
 type Corrupt = (digest: Digest, bytes: Uint8Array) => Promise<void>;
 
-function corruptHook(ctx: ScenarioContext): Corrupt {
+/** The instance's corrupt hook, or a failure saying how to provide or decline it (repair.ts uses it too). */
+export function corruptHook(ctx: ScenarioContext): Corrupt {
   const corrupt = ctx.instance.corrupt?.bind(ctx.instance);
   if (!corrupt) {
     ctx.fail(
@@ -26,7 +27,7 @@ function corruptHook(ctx: ScenarioContext): Corrupt {
 }
 
 /** get(digest) must reject (CorruptionError when typed): corrupt data is never returned. */
-async function expectGetCorrupt(ctx: ScenarioContext, digest: Digest, why: string): Promise<void> {
+export async function expectGetCorrupt(ctx: ScenarioContext, digest: Digest, why: string): Promise<void> {
   await expectRejects(ctx, `get(${label(digest)}) (${why})`, () => ctx.service.get(digest), ["CORRUPTION"]);
 }
 

@@ -9,6 +9,7 @@ import { corruptionScenarios } from "./corruption.js";
 import { isolationScenarios } from "./isolation.js";
 import { nameScenarios } from "./names.js";
 import { orderScenarios } from "./order.js";
+import { repairScenarios } from "./repair.js";
 import { scaleScenarios } from "./scale.js";
 import { uploadScenarios } from "./uploads.js";
 import { validationScenarios } from "./validation.js";
@@ -24,6 +25,7 @@ export const scenarios: Scenario[] = [
   ...validationScenarios,
   ...nameScenarios,
   ...corruptionScenarios,
+  ...repairScenarios,
   ...scaleScenarios,
   ...abortScenarios,
   ...closingScenarios,
