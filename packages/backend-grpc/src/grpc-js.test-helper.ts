@@ -119,13 +119,8 @@ export function rawPut(
   });
 }
 
-/** A GetDirectoryRequest encoded by hand: `digest` (field 1) if given, `recursive` (field 2). */
-export function encodeGetRequest(digest: Uint8Array | undefined, recursive: boolean): Uint8Array {
-  const parts: number[] = [];
-  if (digest !== undefined) parts.push(0x0a, digest.length, ...digest);
-  if (recursive) parts.push(0x10, 0x01);
-  return Uint8Array.from(parts);
-}
+/** Hand-encoded GetDirectoryRequest; it lives in @castore/testing, which the e2e fuzz test shares. */
+export { encodeGetRequest } from "@castore/testing";
 
 /**
  * A grpc-js server serving `service` the way tvix does: Get of an absent

@@ -9,7 +9,7 @@ import { generateTree } from "@castore/conformance";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLOSURE_MAGIC } from "./closure-format.js";
 import { S3DirectoryService } from "./s3-service.js";
-import { type Fault, FaultProxy, everyThirdFails } from "./test-fault-proxy.js";
+import { type Fault, FaultProxy, everyThirdFails } from "@castore/testing";
 import { collect, s3TestStoresForFile, upload } from "./test-s3.js";
 import { randomDag } from "./test-trees.js";
 

@@ -9,7 +9,7 @@ import "./index.js";
 import { layoutClosure } from "./closure-format.js";
 import { RequestCounter } from "./request-counter.js";
 import type { S3DirectoryService } from "./s3-service.js";
-import { FaultProxy } from "./test-fault-proxy.js";
+import { FaultProxy } from "@castore/testing";
 import { collect, s3TestStoresForFile, upload } from "./test-s3.js";
 import { randomDag, validated } from "./test-trees.js";
 

@@ -7,8 +7,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type PostgresTestServer, type S3TestServer, startPostgresTestServer, startS3TestServer } from "@castore/testing";
-import { startCastoreServe } from "./castore-serve-process.js";
+import { type PostgresTestServer, type S3TestServer, startCastoreServe, startPostgresTestServer, startS3TestServer } from "@castore/testing";
+import { CASTORE_BIN } from "./castore-bin.js";
 
 export type BackendName = "memory" | "lmdb" | "postgres" | "s3" | "grpc" | "cache";
 
@@ -91,8 +91,8 @@ export class BenchEnvironment {
         name: "grpc",
         setup: "grpc+http:// to `castore serve --store memory://` in a child process, over loopback TCP",
         fresh: async () => {
-          const server = await startCastoreServe("memory://");
-          return { url: server.url, dispose: () => server.stop() };
+          const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"], { echoStderr: true });
+          return { url: server.url, dispose: async () => void (await server.stop()) };
         },
       },
       {

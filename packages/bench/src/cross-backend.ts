@@ -41,7 +41,8 @@ import "@castore/backend-postgres";
 import "@castore/backend-s3";
 import "@castore/backend-grpc";
 import { type Backend, type BackendName, BenchEnvironment } from "./backends.js";
-import { startCastoreServe } from "./castore-serve-process.js";
+import { startCastoreServe } from "@castore/testing";
+import { CASTORE_BIN } from "./castore-bin.js";
 import { cachedImportedTree } from "./imported-tree-cache.js";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 import { encodeAndHashLoop, timeSeconds } from "./timing.js";
@@ -141,7 +142,7 @@ async function grpcReadOfPrefilled(environment: BenchEnvironment, tree: BenchTre
   } finally {
     await direct.close();
   }
-  const server = await startCastoreServe(lmdbUrl);
+  const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", lmdbUrl], { echoStderr: true });
   const client = await openDirectoryService(server.url);
   try {
     return { seconds: await timeSeconds(() => readAll(client, tree), gc) };

@@ -18,17 +18,16 @@
  * p50/p99 latency, failures and server RSS at start and end per backend in
  * bench-results.json.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type DirectoryService, directoryDigest, openDirectoryService } from "@castore/core";
 import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
 import "@castore/backend-grpc"; // registers grpc+http:
+import type { CastoreServeProcess } from "@castore/testing";
+import { CASTORE_BIN } from "./castore-bin.js";
 import { recordBenchResults, type BenchResult } from "./results.js";
 
-const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.resolve("@castore/cli")));
 const SECONDS = Number(process.env.CASTORE_SOAK_SECONDS ?? 20);
 const CLIENTS = Number(process.env.CASTORE_SOAK_CLIENTS ?? 32);
 const BACKENDS = (process.env.CASTORE_SOAK_BACKENDS ?? "memory,lmdb,postgres,s3").split(",").map((s) => s.trim()).filter(Boolean);
@@ -82,36 +81,9 @@ function rssKiB(pid: number): number {
   }
 }
 
-async function serve(store: string): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [CLI_MAIN, "serve", "--listen", "127.0.0.1:0", "--store", store], { stdio: ["ignore", "ignore", "pipe"] });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let err = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`castore serve did not start: ${err}`));
-    }, 60_000);
-    child.stderr!.on("data", (c: Buffer) => {
-      err += c.toString();
-      const m = / at (grpc\+\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`castore serve exited with ${code}: ${err}`));
-    });
-  });
-  return {
-    child,
-    url,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
+async function serve(store: string): Promise<CastoreServeProcess> {
+  const { startCastoreServe } = await testing();
+  return startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", store]);
 }
 
 interface Stats {

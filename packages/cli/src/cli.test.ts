@@ -8,6 +8,7 @@ import "@castore/backend-grpc";
 import { createDirectoryServiceServer } from "@castore/backend-grpc";
 import { brokenBackends } from "@castore/conformance/broken";
 import { runCastore, startCastoreServe } from "@castore/testing";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 
 let dir: string;
 let tree: string;
@@ -46,17 +47,17 @@ describe("castore CLI end to end", () => {
   let root: string;
 
   it("import prints the root digest, and is deterministic", async () => {
-    const r = await runCastore(["import", tree, "--store", store]);
+    const r = await runCastore(CASTORE_CLI, ["import", tree, "--store", store]);
     expect(r.stderr).not.toMatch(/castore:/);
     expect(r.code, r.stderr).toBe(0);
     root = r.stdout.toString().trim();
     expect(root).toMatch(/^[0-9a-f]{64}$/);
-    const again = await runCastore(["import", tree, "--store", `memory://`]);
+    const again = await runCastore(CASTORE_CLI, ["import", tree, "--store", `memory://`]);
     expect(again.stdout.toString().trim()).toBe(root);
   });
 
   it("ls lists the root like ls -l, with the executable bit, symlink and escaped non-UTF-8 name", async () => {
-    const r = await runCastore(["ls", root, "--store", store]);
+    const r = await runCastore(CASTORE_CLI, ["ls", root, "--store", store]);
     expect(r.code, r.stderr).toBe(0);
     const names = r.stdout.toString().trim().split("\n").map((l) => /^\S+ +\d+ \S+ (.*)$/.exec(l)![1]);
     expect(names).toEqual(["a/", "empty", "empty-dir/", "link -> a/hello.txt", "n\\xff\\xfe", "run.sh"]);
@@ -70,17 +71,17 @@ describe("castore CLI end to end", () => {
   });
 
   it("ls follows a path to a directory or a single node", async () => {
-    const r = await runCastore(["ls", root, "a/b/c", "--store", store]);
+    const r = await runCastore(CASTORE_CLI, ["ls", root, "a/b/c", "--store", store]);
     expect(r.stdout.toString()).toMatch(new RegExp(`^-r--r--r-- +4 ${b3("deep")} deep\n$`));
-    const f = await runCastore(["ls", root, "/a/hello.txt", "--store", store]);
+    const f = await runCastore(CASTORE_CLI, ["ls", root, "/a/hello.txt", "--store", store]);
     expect(f.stdout.toString()).toMatch(/ hello.txt\n$/);
-    const missing = await runCastore(["ls", root, "a/nope", "--store", store]);
+    const missing = await runCastore(CASTORE_CLI, ["ls", root, "a/nope", "--store", store]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^castore: a\/nope: no such path below [0-9a-f]{64}\n$/);
   });
 
   it("get --recursive --json returns the whole closure, names exact in base64", async () => {
-    const r = await runCastore(["get", root, "--recursive", "--json", "--store", store]);
+    const r = await runCastore(CASTORE_CLI, ["get", root, "--recursive", "--json", "--store", store]);
     expect(r.code, r.stderr).toBe(0);
     const dirs = r.stdout.toString().trim().split("\n").map((l) => JSON.parse(l));
     expect(dirs[0].digest).toBe(root);
@@ -92,19 +93,19 @@ describe("castore CLI end to end", () => {
   });
 
   it("get of an unknown digest fails with one line", async () => {
-    const r = await runCastore(["get", "00".repeat(32), "--store", store]);
+    const r = await runCastore(CASTORE_CLI, ["get", "00".repeat(32), "--store", store]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^castore: directory 0{64} not found in lmdb:\/\/.*\n$/);
   });
 
   it("bad input gets one clear line and a non-zero status", async () => {
-    const bad = await runCastore(["ls", "xyz", "--store", store]);
+    const bad = await runCastore(CASTORE_CLI, ["ls", "xyz", "--store", store]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/invalid digest "xyz"/);
-    const scheme = await runCastore(["ls", root, "--store", "nope://x"]);
+    const scheme = await runCastore(CASTORE_CLI, ["ls", root, "--store", "nope://x"]);
     expect(scheme.code).toBe(1);
     expect(scheme.stderr).toMatch(/^castore: unknown store URL scheme "nope:" .* known: .*lmdb:/);
-    const notDir = await runCastore(["import", join(tree, "empty"), "--store", "memory://"]);
+    const notDir = await runCastore(CASTORE_CLI, ["import", join(tree, "empty"), "--store", "memory://"]);
     expect(notDir.code).toBe(1);
     expect(notDir.stderr).toMatch(/is not a directory/);
   });
@@ -115,7 +116,7 @@ describe("castore CLI end to end", () => {
     const server = createServer();
     await new Promise<void>((r) => server.listen(join(sockDir, "sock"), r));
     try {
-      const r = await runCastore(["import", sockDir, "--store", "memory://"]);
+      const r = await runCastore(CASTORE_CLI, ["import", sockDir, "--store", "memory://"]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/cannot import .*with-socket\/sock: it is a socket/);
     } finally {
@@ -125,24 +126,24 @@ describe("castore CLI end to end", () => {
 
   it("--help explains every command", async () => {
     for (const cmd of [[], ["serve"], ["import"], ["ls"], ["get"], ["conformance"]]) {
-      const r = await runCastore([...cmd, "--help"]);
+      const r = await runCastore(CASTORE_CLI, [...cmd, "--help"]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.toString()).toMatch(/Usage: castore/);
     }
-    const r = await runCastore(["serve", "--help"]);
+    const r = await runCastore(CASTORE_CLI, ["serve", "--help"]);
     expect(r.stdout.toString()).toMatch(/--listen <address>.*\n?.*CASTORE_LISTEN/);
   });
 
   it("serve makes the store readable through the gRPC client, and stops on SIGTERM", async () => {
     const sock = join(dir, "castore.sock");
-    const server = await startCastoreServe(["--listen", `unix:${sock}`, "--store", store]);
+    const server = await startCastoreServe(CASTORE_CLI, ["--listen", `unix:${sock}`, "--store", store]);
     try {
       const client = await openDirectoryService(`grpc+unix://${sock}`);
       const got = [];
       for await (const d of client.getRecursive(Digest.parse(root))) got.push(d);
       expect(got).toHaveLength(5);
       await client.close();
-      const viaCli = await runCastore(["ls", root, "a", "--store", `grpc+unix://${sock}`]);
+      const viaCli = await runCastore(CASTORE_CLI, ["ls", root, "a", "--store", `grpc+unix://${sock}`]);
       expect(viaCli.stdout.toString()).toMatch(/ hello.txt\n/);
     } finally {
       expect(await server.stop("SIGTERM")).toBe(0);
@@ -150,9 +151,9 @@ describe("castore CLI end to end", () => {
   });
 
   it("serve on TCP, then conformance against the served memory store passes", async () => {
-    const server = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", "memory://"]);
+    const server = await startCastoreServe(CASTORE_CLI, ["--listen", "127.0.0.1:0", "--store", "memory://"]);
     try {
-      const r = await runCastore(["conformance", server.url], { timeoutMs: 120_000 });
+      const r = await runCastore(CASTORE_CLI, ["conformance", server.url], { timeoutMs: 120_000 });
       expect(r.stdout.toString()).toMatch(/\d+ passed, 0 failed, [1-9]\d* skipped/);
       expect(r.stdout.toString()).toMatch(/SKIP .*corrupt/i);
       expect(r.code, r.stderr).toBe(0);
@@ -167,7 +168,7 @@ describe("castore CLI end to end", () => {
       const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 } });
       await server.listen();
       try {
-        const r = await runCastore(["conformance", server.url!], { timeoutMs: 120_000 });
+        const r = await runCastore(CASTORE_CLI, ["conformance", server.url!], { timeoutMs: 120_000 });
         expect(r.code, `${broken.name}: ${r.stdout}`).toBe(1);
         expect(r.stdout.toString()).toMatch(/[1-9]\d* failed/);
         const failing = r.stdout.toString().split("\n").filter((l) => l.startsWith("FAIL"));

@@ -8,6 +8,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCastore, startCastoreServe } from "@castore/testing";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const IDLE_MS = 200;
 /** Sparse (no disk used); reading and hashing it takes about 1–2 s here, far beyond IDLE_MS. */
@@ -31,23 +32,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("castore import to a grpc store with a short idle timeout", () => {
   it("succeeds although hashing takes longer than the idle timeout; spills the directories when told to", async () => {
-    const server = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", "memory://", "--idle-timeout-ms", String(IDLE_MS)]);
+    const server = await startCastoreServe(CASTORE_CLI, ["--listen", "127.0.0.1:0", "--store", "memory://", "--idle-timeout-ms", String(IDLE_MS)]);
     try {
       const spoolDir = join(dir, "spool");
       mkdirSync(spoolDir);
       // --spool-memory 0: every directory goes through the temporary file.
-      const r = await runCastore(["import", tree, "--store", server.url, "--no-progress", "--jobs", "2", "--spool-memory", "0", "--spool-dir", spoolDir], { timeoutMs: 60_000 });
+      const r = await runCastore(CASTORE_CLI, ["import", tree, "--store", server.url, "--no-progress", "--jobs", "2", "--spool-memory", "0", "--spool-dir", spoolDir], { timeoutMs: 60_000 });
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const root = r.stdout.toString().trim();
       expect(root).toMatch(/^[0-9a-f]{64}$/);
       expect(readdirSync(spoolDir)).toEqual([]); // the spool file is removed
-      const ls = await runCastore(["ls", root, "--store", server.url]);
+      const ls = await runCastore(CASTORE_CLI, ["ls", root, "--store", server.url]);
       expect(ls.code, ls.stderr).toBe(0);
       const lines = ls.stdout.toString().trim().split("\n");
       expect(lines.map((l) => l.split(" ").at(-1))).toEqual(["a/", "big", "z"]);
       expect(lines[1]).toMatch(new RegExp(`^-r--r--r-- +${BIG} `));
-      const sub = await runCastore(["ls", root, "a", "--store", server.url]);
+      const sub = await runCastore(CASTORE_CLI, ["ls", root, "a", "--store", server.url]);
       expect(sub.stdout.toString()).toMatch(/ small\n$/);
     } finally {
       expect(await server.stop()).toBe(0);
@@ -55,7 +56,7 @@ describe("castore import to a grpc store with a short idle timeout", () => {
   }, 60_000);
 
   it("--help describes the spool options", async () => {
-    const r = await runCastore(["import", "--help"]);
+    const r = await runCastore(CASTORE_CLI, ["import", "--help"]);
     expect(r.code, r.stderr).toBe(0);
     const help = r.stdout.toString();
     expect(help).toMatch(/--spool-memory <MiB>/);

@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { fixtures, openDirectoryService } from "@castore/core";
 import "@castore/backend-grpc";
 import { rawGrpcCall, startCastoreServe } from "@castore/testing";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const { DIRECTORY_A, DIRECTORY_WITH_KEEP } = fixtures;
 const OK = 0;
@@ -95,7 +96,7 @@ function rawHeadersRequest(port: number, headers: [string, string][]): Promise<s
 
 describe("castore serve under malformed requests", () => {
   it("answers or refuses every one, and still serves health checks and a normal Get afterwards", { timeout: 120_000 }, async () => {
-    const serve = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", "memory://"]);
+    const serve = await startCastoreServe(CASTORE_CLI, ["--listen", "127.0.0.1:0", "--store", "memory://"]);
     let exitCode: number | null | undefined;
     try {
       const origin = serve.url.replace(/^grpc\+/, "");

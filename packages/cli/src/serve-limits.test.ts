@@ -13,7 +13,8 @@ import { fixtures, makeDirectory, makeFileNode, openDirectoryService } from "@ca
 const { EMPTY_BLOB_DIGEST } = fixtures;
 import "@castore/backend-grpc";
 import { grpcCodeOf } from "@castore/backend-grpc";
-import { CASTORE_CLI, runCastore } from "@castore/testing";
+import { runCastore } from "@castore/testing";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const RESOURCE_EXHAUSTED = 8;
 const DEADLINE_EXCEEDED = 4;
@@ -102,7 +103,7 @@ describe("castore serve limits from the environment", () => {
 
 describe("castore serve --max-connections, --connection-idle-timeout-ms", () => {
   it("--help tells them and their defaults", async () => {
-    const { code, stdout } = await runCastore(["serve", "--help"]);
+    const { code, stdout } = await runCastore(CASTORE_CLI, ["serve", "--help"]);
     expect(code).toBe(0);
     const help = stdout.toString().replace(/\s+/g, " ");
     expect(help).toMatch(/--max-connections <n> most connections open at once.*\(default: 1000, env: CASTORE_MAX_CONNECTIONS\)/);
@@ -111,7 +112,7 @@ describe("castore serve --max-connections, --connection-idle-timeout-ms", () => 
 
   it("bad values are refused", async () => {
     for (const args of [["--max-connections", "0"], ["--connection-idle-timeout-ms", "-1"], ["--max-connections", "many"]]) {
-      const { code, stderr } = await runCastore(["serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args]);
+      const { code, stderr } = await runCastore(CASTORE_CLI, ["serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args]);
       expect(code, args.join(" ")).not.toBe(0);
       expect(stderr).toMatch(/expected a (positive|non-negative) integer/);
     }

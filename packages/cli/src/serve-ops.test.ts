@@ -7,7 +7,7 @@ import * as net from "node:net";
 import { describe, expect, it } from "vitest";
 import { directoryDigest, fixtures, makeDirectory, makeDirectoryNode, makeFileNode, directorySize, openDirectoryService } from "@castore/core";
 import "@castore/backend-grpc";
-import { CASTORE_CLI } from "@castore/testing";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const { EMPTY_BLOB_DIGEST } = fixtures;
 

@@ -14,7 +14,8 @@ import { BackendError, directoryDigest, fixtures, openDirectoryService } from "@
 import "@castore/backend-grpc";
 import { createDirectoryServiceServer, grpcCodeOf } from "@castore/backend-grpc";
 import { MemoryDirectoryService } from "@castore/backend-memory";
-import { CASTORE_CLI, runCastore } from "@castore/testing";
+import { runCastore } from "@castore/testing";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const GOOD = ["Tok3n-alpha-9f8e7d", "Tok3n-beta-1a2b3c"];
 const BAD = "Wr0ng-tok3n-5e6f7a";
@@ -86,7 +87,7 @@ describe("castore serve: authentication and secrets", () => {
       const root = await good.put(DIRECTORY_A);
       expect((await good.get(root))?.directories).toEqual([]);
       await good.close();
-      const viaCli = await runCastore(["get", root.hex, "--json", "--store", url], { env: { CASTORE_AUTH_TOKEN: GOOD[1] } });
+      const viaCli = await runCastore(CASTORE_CLI, ["get", root.hex, "--json", "--store", url], { env: { CASTORE_AUTH_TOKEN: GOOD[1] } });
       expect(viaCli.code, viaCli.stderr).toBe(0);
       // wrong and missing tokens
       for (const target of [`${url}?token=${BAD}`, url]) {
@@ -97,7 +98,7 @@ describe("castore serve: authentication and secrets", () => {
         clientOutput.push(String(e), String((e as Error).stack));
         await client.close();
       }
-      const viaCliBad = await runCastore(["get", root.hex, "--store", `${url}?token=${BAD}`, "--log-level", "debug"]);
+      const viaCliBad = await runCastore(CASTORE_CLI, ["get", root.hex, "--store", `${url}?token=${BAD}`, "--log-level", "debug"]);
       expect(viaCliBad.code).toBe(1);
       expect(viaCliBad.stderr).toMatch(/nauthenticated|token/i);
       clientOutput.push(viaCliBad.stderr, viaCliBad.stdout.toString());
@@ -136,7 +137,7 @@ describe("castore serve: authentication and secrets", () => {
   }, 120_000);
 
   it("--help and a bad token file show no token", async () => {
-    const help = await runCastore(["serve", "--help"], { env: { CASTORE_AUTH_TOKEN_FILE: join(dir, "tokens"), CASTORE_AUTH_TOKEN: GOOD[0] } });
+    const help = await runCastore(CASTORE_CLI, ["serve", "--help"], { env: { CASTORE_AUTH_TOKEN_FILE: join(dir, "tokens"), CASTORE_AUTH_TOKEN: GOOD[0] } });
     expect(help.code).toBe(0);
     const text = help.stdout.toString();
     for (const flag of ["--max-directory-entries", "CASTORE_MAX_DIRECTORY_ENTRIES", "--max-concurrent-streams", "CASTORE_MAX_CONCURRENT_STREAMS", "--idle-timeout-ms", "CASTORE_IDLE_TIMEOUT_MS", "--auth-token-file", "CASTORE_AUTH_TOKEN_FILE"]) {
@@ -145,7 +146,7 @@ describe("castore serve: authentication and secrets", () => {
     for (const secret of SECRETS) expect(text).not.toContain(secret);
     const bad = join(dir, "bad-tokens");
     writeFileSync(bad, `${GOOD[0]} ${GOOD[1]}\n`);
-    const r = await runCastore(["serve", "--listen", "127.0.0.1:0", "--store", "memory://", "--auth-token-file", bad]);
+    const r = await runCastore(CASTORE_CLI, ["serve", "--listen", "127.0.0.1:0", "--store", "memory://", "--auth-token-file", bad]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/bad-tokens: token file: .*whitespace/);
     for (const secret of SECRETS) expect(r.stderr).not.toContain(secret);

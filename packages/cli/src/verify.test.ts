@@ -6,6 +6,7 @@ import { Digest, directoryDigest, directorySize, encodeDirectory, fixtures, make
 import { LmdbDirectoryService } from "@castore/backend-lmdb";
 import { MemoryDirectoryService } from "@castore/backend-memory";
 import { runCastore } from "@castore/testing";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 import { importTree } from "./importer.js";
 import { verifyRoots, verifyStore, type Problem } from "./verify.js";
 
@@ -48,7 +49,7 @@ describe("verify", () => {
       expect(await verifyStore(s, { onProblem: (p) => problems.push(p) })).toEqual({ directories: 5, problems: 0 });
       expect(problems).toEqual([]);
     });
-    const r = await runCastore(["verify", storeUrl(), root.hex, "--no-progress"]);
+    const r = await runCastore(CASTORE_CLI, ["verify", storeUrl(), root.hex, "--no-progress"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/5 directories checked, 0 problems/);
   });
@@ -63,14 +64,14 @@ describe("verify", () => {
       await s.store.directories.put(y.bytes, encodeDirectory(fixtures.DIRECTORY_B));
       await s.store.directories.remove(w.bytes);
     });
-    const r = await runCastore(["verify", storeUrl(), root.hex, "--no-progress"]);
+    const r = await runCastore(CASTORE_CLI, ["verify", storeUrl(), root.hex, "--no-progress"]);
     expect(r.code).toBe(1);
     const out = r.stdout.toString();
     expect(out).toContain(`corrupt ${y!.hex} at /x/y: directory ${y!.hex} is corrupt`);
     expect(out).toMatch(new RegExp(`missing ${w!.hex} at /w: not stored \\(child of ${root.hex}\\)`));
     expect(r.stderr).toMatch(/2 problems/);
 
-    const whole = await runCastore(["verify", storeUrl(), "--no-progress"]);
+    const whole = await runCastore(CASTORE_CLI, ["verify", storeUrl(), "--no-progress"]);
     expect(whole.code).toBe(1);
     expect(whole.stdout.toString()).toContain(`missing ${w!.hex}: not stored, but ${root.hex} refers to it as w`);
     expect(whole.stdout.toString()).toContain(`corrupt ${y!.hex}`);
@@ -180,7 +181,7 @@ describe("verify", () => {
   });
 
   it("a store that cannot list needs roots", async () => {
-    const r = await runCastore(["verify", "grpc+http://127.0.0.1:1", "--no-progress"]);
+    const r = await runCastore(CASTORE_CLI, ["verify", "grpc+http://127.0.0.1:1", "--no-progress"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot list .* give the root digests/);
   });

@@ -1,13 +1,15 @@
 /**
- * The built `castore` command (packages/cli/dist/main.js) as a child process,
- * for tests that need a real server process to kill, restart or fault.
- * `pnpm test` builds every package first.
+ * The built `castore` command as a child process, for tests that need a real
+ * server process to kill, restart or fault. The caller names the entry point
+ * (`cli`): this package does not know where the CLI lives, because the CLI's
+ * own tests depend on it. The CLI's tests pass their package's dist/main.js;
+ * everyone else resolves `@castore/cli/bin`. `pnpm test` builds it first.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-/** Resolves from src/ and from dist/ alike: both sit one level below packages/testing. */
-export const CASTORE_CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
+/** The path (or file: URL) of the castore entry point to run, e.g. packages/cli/dist/main.js. */
+export type CastoreEntryPoint = string | URL;
 
 export interface CastoreServeProcess {
   child: ChildProcess;
@@ -25,8 +27,18 @@ export interface CastoreProcessOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-function spawnCastore(args: string[], opts: CastoreProcessOptions, stdout: "pipe" | "ignore"): ChildProcess {
-  return spawn(process.execPath, [CASTORE_CLI, ...args], {
+export interface CastoreServeOptions extends CastoreProcessOptions {
+  /**
+   * After the server listens, also copy what it writes to stderr (warnings,
+   * errors) to this process's stderr, each chunk prefixed "[castore serve] ":
+   * for long runs (benchmarks, the soak) where nobody reads stderr().
+   */
+  echoStderr?: boolean;
+}
+
+function spawnCastore(cli: CastoreEntryPoint, args: string[], opts: CastoreProcessOptions, stdout: "pipe" | "ignore"): ChildProcess {
+  const main = typeof cli === "string" ? cli : fileURLToPath(cli);
+  return spawn(process.execPath, [main, ...args], {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", stdout, "pipe"],
@@ -34,10 +46,11 @@ function spawnCastore(args: string[], opts: CastoreProcessOptions, stdout: "pipe
 }
 
 /** Starts `castore serve ARGS…` and resolves once it prints where it listens. */
-export function startCastoreServe(args: string[], opts: CastoreProcessOptions = {}): Promise<CastoreServeProcess> {
+export function startCastoreServe(cli: CastoreEntryPoint, args: string[], opts: CastoreServeOptions = {}): Promise<CastoreServeProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawnCastore(["serve", ...args], opts, "ignore");
+    const child = spawnCastore(cli, ["serve", ...args], opts, "ignore");
     let err = "";
+    let listening = false;
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`castore serve did not start: ${err}`));
@@ -45,8 +58,13 @@ export function startCastoreServe(args: string[], opts: CastoreProcessOptions = 
     const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
     child.stderr!.on("data", (c: Buffer) => {
       err += c.toString();
+      if (listening) {
+        if (opts.echoStderr) process.stderr.write(`[castore serve] ${c.toString()}`);
+        return;
+      }
       const m = / at (grpc\+\S+)/.exec(err);
       if (m) {
+        listening = true;
         clearTimeout(timer);
         resolve({
           child,
@@ -74,9 +92,9 @@ export interface CastoreRun {
 }
 
 /** Runs `castore ARGS…` to completion (killed after `timeoutMs`, default 60 s). */
-export function runCastore(args: string[], opts: CastoreProcessOptions & { timeoutMs?: number } = {}): Promise<CastoreRun> {
+export function runCastore(cli: CastoreEntryPoint, args: string[], opts: CastoreProcessOptions & { timeoutMs?: number } = {}): Promise<CastoreRun> {
   return new Promise((resolve, reject) => {
-    const child = spawnCastore(args, opts, "pipe");
+    const child = spawnCastore(cli, args, opts, "pipe");
     const stdout: Buffer[] = [];
     let stderr = "";
     child.stdout!.on("data", (c: Buffer) => stdout.push(c));

@@ -24,5 +24,14 @@ export {
   isCi,
   probeDocker,
 } from "./runtime.js";
-export { CASTORE_CLI, type CastoreProcessOptions, type CastoreRun, type CastoreServeProcess, runCastore, startCastoreServe } from "./castore-cli.js";
-export { frameGrpcMessages, rawGrpcCall, type RawGrpcAnswer, type RawGrpcCallOptions } from "./raw-grpc.js";
+export {
+  type CastoreEntryPoint,
+  type CastoreProcessOptions,
+  type CastoreServeOptions,
+  type CastoreRun,
+  type CastoreServeProcess,
+  runCastore,
+  startCastoreServe,
+} from "./castore-cli.js";
+export { encodeGetRequest, frameGrpcMessages, rawGrpcCall, type RawGrpcAnswer, type RawGrpcCallOptions } from "./raw-grpc.js";
+export { type Fault, FaultProxy, type FaultProxyOptions, type ProxiedRequest, everyThirdFails } from "./fault-proxy.js";

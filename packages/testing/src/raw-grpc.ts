@@ -25,6 +25,14 @@ export interface RawGrpcCallOptions {
   end?: boolean;
 }
 
+/** A GetDirectoryRequest encoded by hand: `digest` (field 1) if given, `recursive` (field 2). */
+export function encodeGetRequest(digest: Uint8Array | undefined, recursive: boolean): Uint8Array {
+  const parts: number[] = [];
+  if (digest !== undefined) parts.push(0x0a, digest.length, ...digest);
+  if (recursive) parts.push(0x10, 0x01);
+  return Uint8Array.from(parts);
+}
+
 /** Frames messages as uncompressed gRPC messages. */
 export function frameGrpcMessages(messages: readonly Uint8Array[]): Buffer {
   return Buffer.concat(

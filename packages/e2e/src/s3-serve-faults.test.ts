@@ -9,20 +9,15 @@
  * cleanly. Afterwards `castore verify` through a direct URL to the real
  * server finds every stored directory with its whole closure.
  *
- * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
- * (packages/backend-grpc/dist), which the CLI needs anyway.
+ * Runs the built CLI (@castore/cli/bin) and talks to it with the gRPC client
+ * (@castore/backend-grpc).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DirectoryService } from "@castore/core";
+import { GrpcDirectoryService, grpcCodeOf } from "@castore/backend-grpc";
 import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
-import { type S3TestServer, startS3TestServer, runCastore, startCastoreServe } from "@castore/testing";
-import { type Fault, FaultProxy, type ProxiedRequest } from "./test-fault-proxy.js";
+import { type Fault, FaultProxy, type ProxiedRequest, type S3TestServer, runCastore, startCastoreServe, startS3TestServer } from "@castore/testing";
+import { CASTORE_BIN } from "./castore-bin.js";
 
-const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
-type GrpcModule = {
-  GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService };
-  grpcCodeOf(error: unknown): number | undefined;
-};
 
 function attemptOf(req: ProxiedRequest): number {
   return Number(/attempt=(\d+)/.exec(String(req.headers["amz-sdk-request"] ?? ""))?.[1] ?? 1);
@@ -66,10 +61,9 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
     `s3://${encodeURIComponent(s3.accessKeyId)}:${encodeURIComponent(s3.secretAccessKey)}@${bucket}/faults?endpoint=${encodeURIComponent(endpoint)}&region=${s3.region}&forcePathStyle=true${extra}`;
 
   it("retries within bounds, fails cleanly beyond them, and never stores a directory without its closure", { timeout: 300_000 }, async () => {
-    const grpc = (await import(GRPC)) as GrpcModule;
-    const serve = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", storeUrl(proxy.endpoint)]);
+    const serve = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", storeUrl(proxy.endpoint)]);
     const shared = Array.from({ length: 30 }, (_, i) => taggedDirectory(`leaf-${i}`));
-    const clients = Array.from({ length: 4 }, () => grpc.GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
+    const clients = Array.from({ length: 4 }, () => GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
     const acknowledged: OverlappingTree[] = [];
     try {
       // Phase 1: faults within the retry budget: every upload completes, every read is whole.
@@ -103,7 +97,7 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
       );
       for (const r of failing) {
         expect(r.status).toBe("rejected");
-        const code = grpc.grpcCodeOf((r as PromiseRejectedResult).reason);
+        const code = grpcCodeOf((r as PromiseRejectedResult).reason);
         expect([13, 14], String((r as PromiseRejectedResult).reason)).toContain(code);
       }
 
@@ -122,10 +116,10 @@ describe("s3 behind a faulty proxy, under castore serve", () => {
     }
 
     // Verify through the real server, bypassing the proxy: whole store, then the acknowledged roots.
-    const whole = await runCastore(["verify", storeUrl(s3.endpoint)]);
+    const whole = await runCastore(CASTORE_BIN, ["verify", storeUrl(s3.endpoint)]);
     expect(whole.stderr).toMatch(/ 0 problems/);
     expect(whole.code).toBe(0);
-    const roots = await runCastore(["verify", storeUrl(s3.endpoint), ...acknowledged.map((t) => t.root.hex)]);
+    const roots = await runCastore(CASTORE_BIN, ["verify", storeUrl(s3.endpoint), ...acknowledged.map((t) => t.root.hex)]);
     expect(roots.stderr).toMatch(/ 0 problems/);
     expect(roots.code).toBe(0);
   });

@@ -12,21 +12,19 @@
  * CASTORE_FUZZ_RUNS sets the total number of cases (default 10 000, split over
  * the properties; see the README for runtimes); CASTORE_FUZZ_SEED the seed.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Digest, directoryDigest, encodeDirectory, fixtures, makeDirectory, makeDirectoryNode, makeFileNode, type Directory } from "@castore/core";
-import { encodeGetRequest, grpcJsAddress } from "./grpc-js.test-helper.js";
-import { GrpcDirectoryService } from "./grpc-directory-service.js";
+import { GrpcDirectoryService } from "@castore/backend-grpc";
+import { type CastoreServeProcess, encodeGetRequest, runCastore, startCastoreServe } from "@castore/testing";
+import { CASTORE_BIN } from "./castore-bin.js";
 
-const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const TOTAL_RUNS = Number(process.env.CASTORE_FUZZ_RUNS ?? 10_000);
 const SEED = Number(process.env.CASTORE_FUZZ_SEED ?? 20261125);
 const CALL_DEADLINE_MS = 10_000;
@@ -38,8 +36,7 @@ const identity = (b: Buffer) => b;
 
 let tmp: string;
 let storeUrl: string;
-let server: ChildProcess;
-let serverOut = "";
+let server: CastoreServeProcess;
 let url: string;
 let client: grpc.Client;
 let good: GrpcDirectoryService;
@@ -261,29 +258,15 @@ async function isStored(d: Digest): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: build the CLI first (npx tsc -p packages/cli/tsconfig.build.json)`);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "castore-fuzz-"));
   storeUrl = `lmdb://${path.join(tmp, "store")}`;
-  server = spawn(
-    process.execPath,
-    [CLI, "serve", "--listen", "127.0.0.1:0", "--store", storeUrl,
-      "--max-message-bytes", String(LIMITS.messageBytes), "--max-directory-entries", String(LIMITS.entries),
-      "--max-upload-directories", String(LIMITS.uploadDirectories), "--idle-timeout-ms", String(LIMITS.idleMs)],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`castore serve did not start: ${serverOut}`)), 30_000);
-    server.stderr!.on("data", (c: Buffer) => {
-      serverOut += c.toString();
-      const m = / at (grpc\+\S+)/.exec(serverOut);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    server.once("exit", (code) => reject(new Error(`castore serve exited with ${code}: ${serverOut}`)));
-  });
-  client = new grpc.Client(grpcJsAddress(url), grpc.credentials.createInsecure());
+  server = await startCastoreServe(CASTORE_BIN, [
+    "--listen", "127.0.0.1:0", "--store", storeUrl,
+    "--max-message-bytes", String(LIMITS.messageBytes), "--max-directory-entries", String(LIMITS.entries),
+    "--max-upload-directories", String(LIMITS.uploadDirectories), "--idle-timeout-ms", String(LIMITS.idleMs),
+  ]);
+  url = server.url;
+  client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
   good = GrpcDirectoryService.fromUrl(url);
   const known = chain(20, 424242, "known");
   const putter = good.putMultipleStart();
@@ -295,9 +278,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close();
   await good?.close();
-  if (server && server.exitCode === null) {
-    server.kill("SIGKILL");
-  }
+  await server?.stop("SIGKILL");
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -313,7 +294,7 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
   let rssBefore = 0;
 
   it("answers every hostile gRPC call with a status and keeps serving", async () => {
-    rssBefore = rssKiB(server.pid!);
+    rssBefore = rssKiB(server.child.pid!);
     const runs = Math.max(10, Math.round(TOTAL_RUNS * 0.8));
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
@@ -324,14 +305,14 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
       }),
       { numRuns: runs, seed: SEED, endOnFailure: true },
     );
-    expect(server.exitCode).toBeNull();
+    expect(server.child.exitCode).toBeNull();
   }, 600_000);
 
   it("malformed gRPC framing through raw HTTP/2 gets a status", async () => {
     // node's HTTP/2 server ends a session that sends too many invalid frames
     // or streams it has to reset (its flood protection): open another then.
     const connect = () => {
-      const s = http2.connect(`http://${grpcJsAddress(url)}`);
+      const s = http2.connect(`http://${new URL(url).host}`);
       s.on("error", () => {});
       return s;
     };
@@ -441,19 +422,17 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
   }, 300_000);
 
   it("memory stays bounded, the server stops cleanly, and castore verify finds no problem", async () => {
-    const rssAfter = rssKiB(server.pid!);
+    const rssAfter = rssKiB(server.child.pid!);
     // generous: GC slack and lmdb's memory-mapped pages (the store, tens of
     // MB after 10 000 cases) count in RSS; a leak of what the fuzz sent or a
     // runaway buffer would go far past it (measured: +126 MiB at 10 000 cases)
     expect(rssAfter - rssBefore, `RSS ${rssBefore} → ${rssAfter} KiB`).toBeLessThan(512 * 1024);
     client.close();
     await good.close();
-    const exited = new Promise<number | null>((r) => server.once("exit", (code) => r(code)));
-    server.kill("SIGTERM");
-    expect(await exited).toBe(0);
-    const v = spawnSync(process.execPath, [CLI, "verify", storeUrl], { encoding: "utf8", timeout: 120_000 });
+    expect(await server.stop("SIGTERM")).toBe(0);
+    const v = await runCastore(CASTORE_BIN, ["verify", storeUrl], { timeoutMs: 120_000 });
     console.log(`server RSS ${rssBefore} → ${rssAfter} KiB; ${v.stderr.trim().split("\n").pop()}`);
     expect(v.stderr).toMatch(/ 0 problems/);
-    expect(v.status, v.stdout + v.stderr).toBe(0);
+    expect(v.code, v.stdout.toString() + v.stderr).toBe(0);
   }, 180_000);
 });

@@ -7,20 +7,16 @@
  * restarting castore; every acknowledged upload reads back in full; and
  * `castore verify` (whole store) is clean.
  *
- * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
- * (packages/backend-grpc/dist), which the CLI needs anyway.
+ * Runs the built CLI (@castore/cli/bin) and talks to it with the gRPC client
+ * (@castore/backend-grpc).
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DirectoryService } from "@castore/core";
+import { GrpcDirectoryService, grpcCodeOf } from "@castore/backend-grpc";
 import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
-import { type PostgresTestServer, startPostgresTestServer, runCastore, startCastoreServe } from "@castore/testing";
+import { type PostgresTestServer, runCastore, startCastoreServe, startPostgresTestServer } from "@castore/testing";
+import { CASTORE_BIN } from "./castore-bin.js";
 
-const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
-type GrpcModule = {
-  GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService };
-  grpcCodeOf(error: unknown): number | undefined;
-};
 const INTERNAL = 13;
 const UNAVAILABLE = 14;
 
@@ -36,18 +32,17 @@ describe("postgres: database faults under castore serve", () => {
   });
 
   async function scenario(schema: string, fault: () => Promise<void>) {
-    const grpc = (await import(GRPC)) as GrpcModule;
     const u = new URL(server.url);
     u.searchParams.set("schema", schema);
     u.searchParams.set("connect_timeout", "5");
     const store = u.toString();
-    const serve = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
+    const serve = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", store]);
     const shared = Array.from({ length: 40 }, (_, i) => taggedDirectory(`leaf-${i}`));
     const acknowledged: OverlappingTree[] = [];
     const failures: { op: string; code: number | undefined; message: string }[] = [];
     let stop = false;
     let calls = 0;
-    const clients = Array.from({ length: 6 }, () => grpc.GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
+    const clients = Array.from({ length: 6 }, () => GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
     try {
       // One upload first, so readers have something to read.
       const first = overlappingTree(`${schema}-first`, shared, 50);
@@ -75,7 +70,7 @@ describe("postgres: database faults under castore serve", () => {
               expect(n).toBe(tree.closureSize);
             }
           } catch (e) {
-            failures.push({ op: upload ? "upload" : "getRecursive", code: grpc.grpcCodeOf(e), message: (e as Error).message });
+            failures.push({ op: upload ? "upload" : "getRecursive", code: grpcCodeOf(e), message: (e as Error).message });
             await sleep(100);
           }
         }
@@ -111,7 +106,7 @@ describe("postgres: database faults under castore serve", () => {
       await Promise.all(clients.map((c) => c.close()));
       await serve.stop();
     }
-    const verified = await runCastore(["verify", store]);
+    const verified = await runCastore(CASTORE_BIN, ["verify", store]);
     expect(verified.stderr).toMatch(/ 0 problems/);
     expect(verified.code).toBe(0);
     return { calls, failures, acknowledged: acknowledged.length };

@@ -4,7 +4,7 @@
  * must fail that call (a BackendError / UNAVAILABLE, not a hang) and the next
  * call on the SAME client instance must reconnect and work.
  *
- * Runs `castore serve` (packages/cli/dist/main.js, built) on an lmdb store.
+ * Runs `castore serve` (@castore/cli/bin, the built CLI) on an lmdb store.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCastoreServe } from "@castore/testing";
 import { Code } from "@connectrpc/connect";
 import { BackendError, Digest, type Directory, compareBytes, encodeDirectory, makeDirectory, makeDirectoryNode, makeFileNode } from "@castore/core";
-import { GrpcDirectoryService, grpcCodeOf } from "./index.js";
+import { GrpcDirectoryService, grpcCodeOf } from "@castore/backend-grpc";
+import { CASTORE_BIN } from "./castore-bin.js";
 
 
 const LEAVES = 12_000;
@@ -40,7 +41,7 @@ describe("grpc client: server restarted mid-stream", () => {
 
   it("fails the running getRecursive, then the same client reconnects", { timeout: 120_000 }, async () => {
     const store = `lmdb://${join(dir, "store")}`;
-    let server = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
+    let server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", store]);
     const port = new URL(server.url.replace(/^grpc\+/, "")).port;
     const client = await GrpcDirectoryService.fromUrl(server.url, { connectTimeoutMs: 5_000 });
     try {
@@ -68,7 +69,7 @@ describe("grpc client: server restarted mid-stream", () => {
       // A call while the server is down fails too (no hang).
       await expect(client.get(tree.root)).rejects.toThrow();
 
-      server = await startCastoreServe(["--listen", `127.0.0.1:${port}`, "--store", store]);
+      server = await startCastoreServe(CASTORE_BIN, ["--listen", `127.0.0.1:${port}`, "--store", store]);
       // The same client instance: reconnects, reads the whole tree.
       let n = 0;
       for await (const _ of client.getRecursive(tree.root)) n++;

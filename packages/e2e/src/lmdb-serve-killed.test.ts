@@ -4,19 +4,19 @@
  * Every upload acknowledged before the kill (close() resolved) must be
  * readable in full, and `castore verify lmdb://…` (whole store) must be clean.
  *
- * Uses the built CLI (packages/cli/dist/main.js) and the built gRPC client
- * (packages/backend-grpc/dist), which the CLI needs anyway.
+ * Runs the built CLI (@castore/cli/bin) and talks to it with the gRPC client
+ * (@castore/backend-grpc).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCastore, startCastoreServe } from "@castore/testing";
-import { Digest, type DirectoryService, encodeDirectory } from "@castore/core";
+import { Digest, encodeDirectory } from "@castore/core";
 import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
 
-const GRPC = new URL("../../backend-grpc/dist/index.js", import.meta.url).href;
-type GrpcModule = { GrpcDirectoryService: { fromUrl(url: string, options?: { connectTimeoutMs?: number }): DirectoryService } };
+import { GrpcDirectoryService } from "@castore/backend-grpc";
+import { CASTORE_BIN } from "./castore-bin.js";
 
 describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
   let tmp: string;
@@ -26,13 +26,12 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it("keeps every acknowledged upload; verify is clean", { timeout: 240_000 }, async () => {
-    const { GrpcDirectoryService } = (await import(GRPC)) as GrpcModule;
     const store = `lmdb://${join(tmp, "store")}`;
     const shared = Array.from({ length: 50 }, (_, i) => taggedDirectory(`leaf-${i}`));
     const acknowledged: OverlappingTree[] = [];
     const UPLOADERS = 6;
     for (let round = 0; round < 2; round++) {
-      const server = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
+      const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", store]);
       const clients = Array.from({ length: UPLOADERS }, () => GrpcDirectoryService.fromUrl(server.url, { connectTimeoutMs: 5_000 }));
       let failedAfterKill = 0;
       let killed = false;
@@ -76,7 +75,7 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
       expect(failedAfterKill).toBeGreaterThan(0);
 
       // Restarted on the same store: every acknowledged upload reads back in full.
-      const again = await startCastoreServe(["--listen", "127.0.0.1:0", "--store", store]);
+      const again = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", store]);
       const client = GrpcDirectoryService.fromUrl(again.url);
       try {
         for (const tree of acknowledged) {
@@ -90,7 +89,7 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
       }
     }
 
-    const verified = await runCastore(["verify", store]);
+    const verified = await runCastore(CASTORE_BIN, ["verify", store]);
     expect(verified.stderr).toMatch(/ 0 problems/);
     expect(verified.code).toBe(0);
   });
