@@ -125,7 +125,7 @@ describe("verify", () => {
     } finally {
       await s.close();
     }
-    const r = await runCastore(["verify", `lmdb://${path}`, "--no-progress"]);
+    const r = await runCastore(CASTORE_CLI, ["verify", `lmdb://${path}`, "--no-progress"]);
     expect(r.code).toBe(1);
     expect(r.stdout.toString()).toContain(`invalid-key ${"00".repeat(31)}: stored key of 31 bytes is not a digest`);
     expect(r.stdout.toString()).toContain(`corrupt ${b.hex}`);
@@ -156,26 +156,26 @@ describe("verify", () => {
       await s.close();
     }
     // Importing the tree again does not repair it: stored digests are skipped.
-    expect((await runCastore(["import", "--store", `lmdb://${damaged}`, tree, "--no-progress"])).code).toBe(0);
+    expect((await runCastore(CASTORE_CLI, ["import", "--store", `lmdb://${damaged}`, tree, "--no-progress"])).code).toBe(0);
 
-    const before = await runCastore(["verify", `lmdb://${damaged}`, "--no-progress"]);
+    const before = await runCastore(CASTORE_CLI, ["verify", `lmdb://${damaged}`, "--no-progress"]);
     expect(before.code).toBe(1);
     expect(before.stdout.toString()).toContain(`corrupt ${x!.hex}`);
     expect(before.stdout.toString()).toContain(`corrupt ${y!.hex}`);
 
-    const repair = await runCastore(["verify", `lmdb://${damaged}`, "--repair", `lmdb://${good}`, "--no-progress"]);
+    const repair = await runCastore(CASTORE_CLI, ["verify", `lmdb://${damaged}`, "--repair", `lmdb://${good}`, "--no-progress"]);
     expect(repair.code, repair.stderr).toBe(0);
     expect(repair.stdout.toString()).toContain(`repaired ${x!.hex}`);
     expect(repair.stdout.toString()).toContain(`repaired ${y!.hex}`);
     expect(repair.stderr).toMatch(/repaired 2 directories from lmdb:\/\/.*; verifying again\n.*5 directories checked, 0 problems/);
 
-    const after = await runCastore(["verify", `lmdb://${damaged}`, root.hex, "--no-progress"]);
+    const after = await runCastore(CASTORE_CLI, ["verify", `lmdb://${damaged}`, root.hex, "--no-progress"]);
     expect(after.code, after.stdout.toString()).toBe(0);
     expect(after.stderr).toMatch(/5 directories checked, 0 problems/);
   });
 
   it("verify --repair on a store that cannot replace stored bytes is refused before anything is read", async () => {
-    const r = await runCastore(["verify", "grpc+http://127.0.0.1:1", root.hex, "--repair", storeUrl(), "--no-progress"]);
+    const r = await runCastore(CASTORE_CLI, ["verify", "grpc+http://127.0.0.1:1", root.hex, "--repair", storeUrl(), "--no-progress"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot be repaired: its backend cannot replace stored bytes/);
   });
