@@ -12,7 +12,7 @@ export default defineConfig({
   resolve: { conditions: ["source", ...nodeLike(defaultClientConditions)] },
   ssr: { resolve: { conditions: ["source", ...nodeLike(defaultServerConditions)] } },
   test: {
-    include: ["packages/*/src/**/*.test.ts", "proto/src/**/*.test.ts"],
+    include: ["packages/*/src/**/*.test.ts", "proto/src/**/*.test.ts", "scripts/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
     reporters: ["default", "./scripts/backend-summary-reporter.ts"],
