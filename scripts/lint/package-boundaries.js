@@ -46,6 +46,11 @@ export function owningPackage(file) {
   }
 }
 
+/** A package of ours (the repository's root package.json is not one). */
+function isWorkspacePackage(found) {
+  return found !== undefined && typeof found.json.name === "string" && found.json.name.startsWith(SCOPE);
+}
+
 /** `@castore/core/sub/path` → `core`; undefined for anything outside the scope. */
 function workspaceName(specifier) {
   if (!specifier.startsWith(SCOPE)) return undefined;
@@ -83,14 +88,19 @@ export const packageBoundaries = {
     const layers = context.options[0]?.layers ?? {};
     const layer = layers[short];
 
-    function check(node, specifier) {
+    /**
+     * `isPath`: a file path computed from this file (`new URL(p, import.meta.url)`),
+     * not an import. It may reach repository files that belong to no package
+     * (docs/), but never into another package.
+     */
+    function check(node, specifier, isPath = false) {
       if (typeof specifier !== "string") return;
       if (specifier.startsWith(".")) {
         const target = path.resolve(path.dirname(file), specifier);
         const rel = path.relative(owner.dir, target);
-        if (rel.startsWith("..") || path.isAbsolute(rel)) {
-          context.report({ node, messageId: "leavesPackage", data: { specifier, pkg: pkgName } });
-        }
+        if (!(rel.startsWith("..") || path.isAbsolute(rel))) return;
+        if (isPath && !isWorkspacePackage(owningPackage(path.join(target, "x")))) return;
+        context.report({ node, messageId: "leavesPackage", data: { specifier, pkg: pkgName } });
         return;
       }
       const dep = workspaceName(specifier);
@@ -125,7 +135,7 @@ export const packageBoundaries = {
           second.object.type === "MetaProperty" &&
           second.property.type === "Identifier" &&
           second.property.name === "url";
-        if (isImportMetaUrl) check(first, first.value);
+        if (isImportMetaUrl) check(first, first.value, true);
       },
     };
   },

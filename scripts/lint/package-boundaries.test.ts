@@ -47,6 +47,11 @@ describe("castore/package-boundaries", () => {
     expect(lint("packages/cli/src/x.ts", `const u = new URL("../../core/src/index.ts", import.meta.url);`)).toHaveLength(1);
   });
 
+  it("lets a file path reach repository files outside every package (docs/), but not an import", () => {
+    expect(lint("packages/conformance/src/x.test.ts", `const u = new URL("../../../docs/spec.md", import.meta.url);`)).toEqual([]);
+    expect(lint("packages/conformance/src/x.test.ts", `import "../../../scripts/lint/package-boundaries.js";`)).toHaveLength(1);
+  });
+
   it("refuses test servers in shipped library code but allows them in its tests", () => {
     expect(lint("packages/backend-postgres/src/x.ts", `import "${SCOPE}testing";`)).toHaveLength(2);
     expect(lint("packages/backend-postgres/src/x.test.ts", `import "${SCOPE}testing";`)).toEqual([]);

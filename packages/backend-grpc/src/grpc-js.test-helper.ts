@@ -3,7 +3,8 @@
  * conversion between grpc-js plain objects and castore Directories, a
  * grpc-js server serving a castore DirectoryService, and a raw-bytes client.
  */
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import {
@@ -16,7 +17,8 @@ import {
   makeSymlinkNode,
 } from "@castore/core";
 
-export const PROTO_ROOT = fileURLToPath(new URL("../../../proto/", import.meta.url));
+/** Where @castore/proto keeps its .proto files (they ship with the package). */
+export const PROTO_ROOT = dirname(createRequire(import.meta.url).resolve("@castore/proto/package.json"));
 
 export interface PlainDirectory {
   directories: { name: Buffer; digest: Buffer; size: string }[];

@@ -224,10 +224,9 @@ describe("a failed upload", () => {
 describe("damaged objects", () => {
   const tree = generateTree({ directories: 400, seed: 24 });
   let service: S3DirectoryService;
-  let prefix: string;
 
   beforeAll(async () => {
-    ({ service, prefix } = stores.open());
+    ({ service } = stores.open());
     await upload(service, tree.directories);
   });
   afterAll(async () => {

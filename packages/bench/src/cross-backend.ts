@@ -34,7 +34,7 @@
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { gcFunction } from "@castore/conformance/internal";
-import { type Directory, type DirectoryService, openDirectoryService } from "@castore/core";
+import { type DirectoryService, openDirectoryService } from "@castore/core";
 import "@castore/backend-memory";
 import "@castore/backend-lmdb";
 import "@castore/backend-postgres";

@@ -31,7 +31,6 @@ const CALL_DEADLINE_MS = 10_000;
 const LIMITS = { messageBytes: 64 * 1024, entries: 64, uploadDirectories: 100, idleMs: 1000 };
 const OK_CODES = new Set([status.OK, status.INVALID_ARGUMENT, status.RESOURCE_EXHAUSTED, status.INTERNAL, status.UNIMPLEMENTED, status.NOT_FOUND]);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const identity = (b: Buffer) => b;
 
 let tmp: string;
