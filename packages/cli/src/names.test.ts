@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { escapeName, unescapeName } from "./names.js";
+import { MESSAGE_PATH_BYTES, abbreviatePath, escapeName, unescapeName } from "./names.js";
 
 const utf8 = (s: string) => new Uint8Array(Buffer.from(s, "utf8"));
 const BOM = [0xef, 0xbb, 0xbf];
@@ -90,5 +90,17 @@ describe("names", () => {
       expect(() => unescapeName(bad), bad).toThrow(expect.objectContaining({ code: "VALIDATION", message: expect.stringContaining("is not an escape") }));
     }
     expect(() => unescapeName("\ud800")).toThrow(expect.objectContaining({ code: "VALIDATION" }));
+  });
+
+  it("abbreviates a long path for a message to its start and its end", () => {
+    const short = utf8(`/tmp/${"a".repeat(MESSAGE_PATH_BYTES - 10)}\\x`);
+    expect(abbreviatePath(short)).toBe(escapeName(short));
+    const long = new Uint8Array([...utf8(`/tmp/tree/${"d".repeat(5000)}/`), 0xff, ...utf8("/é/file")]);
+    const shown = abbreviatePath(long);
+    expect(shown).toMatch(/^\/tmp\/tree\/d+…d+\/\\xff\/é\/file$/);
+    expect(Buffer.byteLength(shown)).toBeLessThan(MESSAGE_PATH_BYTES + 10);
+    // A cut inside a multi-byte character shows its bytes, escaped.
+    const cutInside = new Uint8Array([...utf8("x".repeat(79)), ...utf8("é"), ...utf8("y".repeat(500))]);
+    expect(abbreviatePath(cutInside)).toMatch(/^x{79}\\xc3…y+$/);
   });
 });

@@ -119,6 +119,21 @@ export function unescapeName(text: string): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
+/** Paths in messages: whole up to this many bytes, longer ones by their start and their end. */
+export const MESSAGE_PATH_BYTES = 200;
+const MESSAGE_PATH_HEAD = 80;
+
+/**
+ * A path for an error message, escaped like a name. One over
+ * MESSAGE_PATH_BYTES (a deep tree's is thousands of bytes) shows its first
+ * and last bytes with `…` between: the start says which tree, the end which
+ * file. Cut as bytes and each part escaped, so no escape is cut in two.
+ */
+export function abbreviatePath(path: Uint8Array): string {
+  if (path.length <= MESSAGE_PATH_BYTES) return escapeName(path);
+  return `${escapeName(path.subarray(0, MESSAGE_PATH_HEAD))}…${escapeName(path.subarray(path.length - (MESSAGE_PATH_BYTES - MESSAGE_PATH_HEAD)))}`;
+}
+
 /** --help text of the commands that print names or take a PATH. */
 export const NAMES_HELP = `
 Names are bytes and need not be UTF-8. They are printed as text: valid UTF-8
