@@ -80,6 +80,36 @@ describe("castore CLI end to end", () => {
     expect(missing.stderr).toMatch(/^castore: a\/nope: no such path below [0-9a-f]{64}\n$/);
   });
 
+  it("ls takes every name as it prints it: pasting a printed name back finds that node", async () => {
+    // Names ls escapes: not UTF-8, a backslash, a control character, valid UTF-8 mixed with an invalid byte.
+    const names = [Buffer.from([0xff]), Buffer.from("back\\slash"), Buffer.from("tab\there"), Buffer.concat([Buffer.from("café"), Buffer.from([0xfe])])];
+    const odd = join(dir, "odd-names");
+    mkdirSync(Buffer.concat([Buffer.from(`${odd}/`), names[1]]), { recursive: true });
+    for (const name of names.slice(2)) writeFileSync(Buffer.concat([Buffer.from(`${odd}/`), names[1], Buffer.from("/"), name]), name);
+    writeFileSync(Buffer.concat([Buffer.from(`${odd}/`), names[0]]), "ff");
+    const oddStore = `lmdb://${join(dir, "odd-store")}`;
+    const imported = await runCastore(["import", odd, "--store", oddStore]);
+    expect(imported.code, imported.stderr).toBe(0);
+    const oddRoot = imported.stdout.toString().trim();
+    const printedName = (line: string) => /^\S+ +\d+ \S+ (.*?)\/?$/.exec(line)![1];
+    const top = (await runCastore(["ls", oddRoot, "--store", oddStore])).stdout.toString().trim().split("\n");
+    expect(top.map(printedName)).toEqual(["back\\\\slash", "\\xff"]);
+    // The directory's printed name, pasted back, lists it.
+    const listed = await runCastore(["ls", oddRoot, printedName(top[0]), "--store", oddStore]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const sub = listed.stdout.toString().trim().split("\n");
+    expect(sub.map(printedName)).toEqual(["café\\xfe", "tab\\x09here"]);
+    // Each file's printed path, pasted back, shows that file's line.
+    for (const [path, line] of [[printedName(top[1]), top[1]], ...sub.map((l) => [`${printedName(top[0])}/${printedName(l)}`, l])]) {
+      const r = await runCastore(["ls", oddRoot, path, "--store", oddStore]);
+      expect(r.code, `${path}: ${r.stderr}`).toBe(0);
+      expect(r.stdout.toString(), path).toBe(`${line}\n`);
+    }
+    const typo = await runCastore(["ls", oddRoot, "back\\slash", "--store", oddStore]);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/^castore: "back\\\\slash": "\\\\sla" at character 4 is not an escape; write a backslash as .*\n$/);
+  });
+
   it("get --recursive --json returns the whole closure, names exact in base64", async () => {
     const r = await runCastore(CASTORE_CLI, ["get", root, "--recursive", "--json", "--store", store]);
     expect(r.code, r.stderr).toBe(0);
@@ -129,6 +159,11 @@ describe("castore CLI end to end", () => {
       const r = await runCastore(CASTORE_CLI, [...cmd, "--help"]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.toString()).toMatch(/Usage: castore/);
+      if (cmd[0] === "ls" || cmd[0] === "get") {
+        // How names are printed, and written in a PATH.
+        expect(r.stdout.toString(), cmd[0]).toContain("as \\xNN (two hex digits)");
+        expect(r.stdout.toString(), cmd[0]).toContain("castore ls ROOT 'dir/n\\xff\\xfe'");
+      }
     }
     const r = await runCastore(CASTORE_CLI, ["serve", "--help"]);
     expect(r.stdout.toString()).toMatch(/--listen <address>.*\n?.*CASTORE_LISTEN/);

@@ -1,14 +1,25 @@
 /**
  * importTree in process: file digests and sizes at the read-path boundaries
  * (empty, one-shot hashing limit, read buffer size), the same through sync,
- * asynchronous and measured (auto) reads and through the spool's temporary file, and an
- * interruption.
+ * asynchronous and measured (auto) reads and through the spool's temporary file, an
+ * interruption, and a tree deeper than PATH_MAX with its error messages.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createBlake3Hasher, openDirectoryService } from "@castore/core";
+import {
+  blake3,
+  createBlake3Hasher,
+  directoryDigest,
+  directorySize,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+  openDirectoryService,
+} from "@castore/core";
 import "@castore/backend-memory";
 import { importTree } from "./importer.js";
 
@@ -75,5 +86,97 @@ describe("importTree", () => {
     controller.abort(new Error("interrupted"));
     await expect(importTree(service, tree, { signal: controller.signal })).rejects.toThrow(/^interrupted$/);
     await service.close();
+  });
+
+  describe("a tree deeper than PATH_MAX (4 096 bytes)", () => {
+    const LEVELS = 40;
+    const names = Array.from({ length: LEVELS }, (_, level) => `${String(level).padStart(3, "0")}${"n".repeat(197)}`); // 200 bytes each
+
+    /**
+     * LEVELS nested directories, each with one file, and at the bottom either
+     * an executable file and a symlink, or a FIFO. Built by a child process
+     * that chdir()s down one name at a time, so no path it uses is longer than
+     * one name (sh's cd passes whole paths and stops at PATH_MAX).
+     */
+    function buildDeepTree(root: string, bottom: "files" | "fifo"): void {
+      const script = `
+        const fs = require("node:fs");
+        const [root, bottom, ...names] = process.argv.slice(1);
+        process.chdir(root);
+        for (const name of names) {
+          fs.writeFileSync("file-" + name, "level " + name);
+          fs.mkdirSync(name);
+          process.chdir(name);
+        }
+        if (bottom === "fifo") {
+          require("node:child_process").execFileSync("mkfifo", ["fifo"]);
+        } else {
+          fs.writeFileSync("bottom", "bottom");
+          fs.chmodSync("bottom", 0o755);
+          fs.symlinkSync("../bottom", "up");
+        }`;
+      mkdirSync(root);
+      execFileSync(process.execPath, ["-e", script, root, bottom, ...names]);
+    }
+
+    /** The same tree built in memory with core's model, without the file system or the importer. */
+    function expectedDigest(): string {
+      let child = makeDirectory({
+        files: [makeFileNode("bottom", blake3(Buffer.from("bottom")), 6, true)],
+        symlinks: [makeSymlinkNode("up", "../bottom")],
+      });
+      for (let level = LEVELS - 1; level >= 0; level--) {
+        const content = Buffer.from(`level ${names[level]}`);
+        child = makeDirectory({
+          directories: [makeDirectoryNode(names[level], directoryDigest(child), directorySize(child))],
+          files: [makeFileNode(`file-${names[level]}`, blake3(content), content.length, false)],
+        });
+      }
+      return directoryDigest(child).hex;
+    }
+
+    let deep: string;
+    let withFifo: string;
+    beforeAll(() => {
+      deep = join(dir, "deep");
+      buildDeepTree(deep, "files");
+      withFifo = join(dir, "deep-fifo");
+      buildDeepTree(withFifo, "fifo");
+    });
+    // Node's recursive rm walks with whole paths and fails with ENAMETOOLONG here; rm(1) does not.
+    afterAll(() => execFileSync("rm", ["-rf", deep, withFifo]));
+
+    it("imports it whole, with the digest of the same tree built in memory", async () => {
+      for (const syncIo of [true, false]) {
+        const service = await openDirectoryService("memory://");
+        const { digest, progress } = await importTree(service, deep, { syncIo });
+        expect(progress).toMatchObject({ files: LEVELS + 1, directories: LEVELS + 1 });
+        expect(digest.hex, `syncIo ${syncIo}`).toBe(expectedDigest());
+        await service.close();
+      }
+    });
+
+    it("names a long path in an error by its start and its end", async () => {
+      const service = await openDirectoryService("memory://");
+      const error = await importTree(service, withFifo).then(
+        () => expect.fail("a FIFO was imported"),
+        (e: Error) => e,
+      );
+      expect(error.message).toMatch(/^cannot import .*: it is a FIFO;/);
+      const shown = /^cannot import (.*): it is a FIFO;/.exec(error.message)![1];
+      expect(shown.length).toBeLessThan(300);
+      expect(shown).toMatch(new RegExp(`^${withFifo}/000n+.*…`));
+      expect(shown).toMatch(/…n+\/fifo$/);
+      // An error from the file system itself: the root does not exist.
+      const missing = join(dir, ...Array.from({ length: 30 }, () => "x".repeat(100)));
+      const enoent = await importTree(service, missing).then(
+        () => expect.fail("a missing root was imported"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      expect(enoent.code).toBe("ENOENT");
+      expect(enoent.message).toMatch(new RegExp(`^cannot import ${dir}/x+…[x/]+: ENOENT: no such file or directory \\(lstat\\)$`));
+      expect(enoent.message.length).toBeLessThan(300);
+      await service.close();
+    });
   });
 });

@@ -28,12 +28,17 @@
  *
  * Names are bytes: paths are handled as Buffers end to end, so a name that
  * is not UTF-8 is read and stored exactly.
+ *
+ * Depth is not limited by PATH_MAX (4 096 bytes on Linux): see Anchors.
+ * Error messages name the path as given below the root, abbreviated to its
+ * start and end when long.
  */
 import {
   close as closeCb,
   closeSync,
   constants as fsConstants,
   createReadStream,
+  existsSync,
   fstat as fstatCb,
   fstatSync,
   mkdtempSync,
@@ -69,7 +74,7 @@ import {
   type FileNode,
   type SymlinkNode,
 } from "@castore/core";
-import { escapeName } from "./names.js";
+import { abbreviatePath } from "./names.js";
 
 export interface ImportProgress {
   files: number;
@@ -109,12 +114,74 @@ function join(parent: Buffer, name: Buffer): Buffer {
   return Buffer.concat([parent, SLASH, name]);
 }
 
+/**
+ * Where an entry is, for messages: its parent and name, joined into a path
+ * only when a message needs it (a deep tree's paths would otherwise cost
+ * memory quadratic in its depth).
+ */
+interface Place {
+  readonly parent: Place | undefined;
+  readonly name: Buffer;
+}
+
+function pathOf(place: Place): Buffer {
+  const names: Buffer[] = [];
+  for (let p: Place | undefined = place; p; p = p.parent) names.push(p.name, SLASH);
+  names.pop();
+  return Buffer.concat(names.reverse());
+}
+
+/**
+ * Anchors: how the walk goes below PATH_MAX. Every system call takes a path,
+ * and the kernel refuses one over PATH_MAX (ENAMETOOLONG). Node has no
+ * openat() and a library may not chdir(), so once a directory's path grows
+ * over ANCHOR_PATH_BYTES the walk opens that directory and goes on from
+ * `/proc/self/fd/N`: Linux resolves that link to the open directory itself,
+ * so the paths below it start short again (and one more anchor is taken each
+ * time they grow that long). The descriptor is closed when that directory is
+ * done, so the walk holds one per ANCHOR_PATH_BYTES of depth.
+ *
+ * Why not always: a tree of ordinary depth (all of the import bench) keeps
+ * plain paths and pays nothing, not an open and close per directory nor a
+ * /proc lookup per file. Why not only after an ENAMETOOLONG: a path that
+ * stays under the threshold never fails for length (threshold plus a name,
+ * at most 255 bytes, is well under PATH_MAX), so there is no retry path to
+ * get wrong. Elsewhere than Linux (no /proc) paths are used throughout and a
+ * tree that deep fails with ENAMETOOLONG, named in the message.
+ */
+const ANCHOR_PATH_BYTES = 2048;
+const DIRECTORY_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_DIRECTORY ?? 0) | (fsConstants.O_NOFOLLOW ?? 0);
+let procFdAvailable: boolean | undefined;
+function canAnchor(): boolean {
+  procFdAvailable ??= process.platform === "linux" && existsSync("/proc/self/fd");
+  return procFdAvailable;
+}
+
+/**
+ * A failed system call's error, with the path as the user knows it
+ * (abbreviated) instead of the path the call used (maybe /proc/self/fd/N/…);
+ * code, errno and syscall kept for callers that match them. Other errors
+ * (castore's, an abort's reason) pass through.
+ */
+function fileSystemError(e: unknown, place: Place): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof err.code !== "string" || typeof err.syscall !== "string") return e;
+  // Node's message is "CODE: description, syscall 'path'": keep what failed, drop the path.
+  const cut = err.message.indexOf(`, ${err.syscall}`);
+  const what = cut > 0 ? err.message.slice(0, cut) : err.code;
+  return Object.assign(new Error(`cannot import ${abbreviatePath(pathOf(place))}: ${what} (${err.syscall})`, { cause: e }), {
+    code: err.code,
+    errno: err.errno,
+    syscall: err.syscall,
+  });
+}
+
 // The callback fs calls, promisified: no FileHandle object (fs/promises) per file.
 const openAsync = promisify(openCb);
 const fstatAsync = promisify(fstatCb);
 const readAsync = promisify(readCb);
 const closeAsync = promisify(closeCb);
-const open = (path: Buffer) => openAsync(path, OPEN_FLAGS);
+const open = (path: Buffer, flags = OPEN_FLAGS) => openAsync(path, flags);
 const fstat = (fd: number): Promise<Stats> => fstatAsync(fd);
 const read = async (fd: number, buf: Buffer, off: number, len: number) => (await readAsync(fd, buf, off, len, null)).bytesRead;
 /** A read-only descriptor: closing it cannot lose data, so a failure to close is not the import's failure. */
@@ -124,8 +191,8 @@ function kindOf(st: { isSocket(): boolean; isFIFO(): boolean; isCharacterDevice(
   return st.isSocket() ? "socket" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file";
 }
 
-function unsupported(path: Buffer, kind: string): UnsupportedFileTypeError {
-  return new UnsupportedFileTypeError(`cannot import ${escapeName(path)}: it is a ${kind}; castore stores only directories, regular files and symlinks`);
+function unsupported(place: Place, kind: string): UnsupportedFileTypeError {
+  return new UnsupportedFileTypeError(`cannot import ${abbreviatePath(pathOf(place))}: it is a ${kind}; castore stores only directories, regular files and symlinks`);
 }
 
 /**
@@ -175,13 +242,13 @@ const PROBE_EVERY = 16;
  * end of file; a file whose size fits the buffer is normally read with one
  * read call (asking for one byte more than fstat's size tells where it ends).
  */
-async function hashFile(path: Buffer, buf: Buffer, signal: AbortSignal, io: IoMode): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
+async function hashFile(path: Buffer, place: Place, buf: Buffer, signal: AbortSignal, io: IoMode): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
   const sync = io.sync;
   const fd = sync ? openSync(path, OPEN_FLAGS) : await open(path);
   let syncRead = false;
   try {
     const st = sync ? fstatSync(fd) : await fstat(fd);
-    if (!st.isFile()) throw unsupported(path, kindOf(st)); // replaced since readdir
+    if (!st.isFile()) throw unsupported(place, kindOf(st)); // replaced since readdir
     const executable = (st.mode & 0o100) !== 0;
     syncRead = sync && st.size < buf.length;
     // First read: the whole file when it fits. A short read that reaches fstat's
@@ -322,13 +389,16 @@ export async function importTree(
   const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
   const progress: ImportProgress = { files: 0, bytes: 0, directories: 0, uploaded: 0 };
   const rootPath = Buffer.from(root);
-  const rootStat = await lstat(rootPath);
-  if (!rootStat.isDirectory()) throw new ValidationError(`${root} is not a directory; castore import takes a directory`);
+  const rootPlace: Place = { parent: undefined, name: rootPath };
+  const rootStat = await lstat(rootPath).catch((e) => {
+    throw fileSystemError(e, rootPlace);
+  });
+  if (!rootStat.isDirectory()) throw new ValidationError(`${abbreviatePath(rootPath)} is not a directory; castore import takes a directory`);
 
   const buffers: Buffer[] = [];
   const io = new IoMode(opts.syncIo);
   let lastYield = performance.now();
-  const hashJob = (path: Buffer) =>
+  const hashJob = (path: Buffer, place: Place) =>
     limit(async () => {
       // Sync reads of small files can run back to back in microtasks: let
       // timers (progress) and signals (SIGINT) in every few milliseconds.
@@ -339,7 +409,9 @@ export async function importTree(
       signal.throwIfAborted();
       const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
       try {
-        return await hashFile(path, buf, signal, io);
+        return await hashFile(path, place, buf, signal, io);
+      } catch (e) {
+        throw fileSystemError(e, place);
       } finally {
         buffers.push(buf);
       }
@@ -347,49 +419,72 @@ export async function importTree(
 
   const spool = new DirectorySpool(opts.spoolMemoryBytes ?? DEFAULT_SPOOL_MEMORY_BYTES, opts.spoolDir ?? tmpdir());
 
-  async function importDirectory(path: Buffer): Promise<{ digest: Digest; size: bigint }> {
+  /** `path` is what the system calls use: the directory's path, or one from an anchor (see Anchors). */
+  async function importDirectory(path: Buffer, place: Place): Promise<{ digest: Digest; size: bigint }> {
     signal.throwIfAborted();
-    const entries = (await readdir(path, { encoding: "buffer", withFileTypes: true })) as Dirent<Buffer>[];
-    entries.sort((a, b) => compareBytes(a.name, b.name));
-    const directories: DirectoryNode[] = [];
-    const symlinks: SymlinkNode[] = [];
+    let anchor: number | undefined;
+    if (path.length > ANCHOR_PATH_BYTES && canAnchor()) {
+      anchor = await open(path, DIRECTORY_FLAGS).catch((e) => {
+        throw fileSystemError(e, place);
+      });
+      path = Buffer.from(`/proc/self/fd/${anchor}`);
+    }
     const fileJobs: Promise<FileNode>[] = [];
-    for (const entry of entries) {
-      const name = entry.name;
-      const childPath = join(path, name);
-      const st = entry; // node fills in the type with an lstat where readdir does not report it
-      if (st.isDirectory()) {
-        const child = await importDirectory(childPath);
-        directories.push(makeDirectoryNode(name, child.digest, child.size));
-      } else if (st.isFile()) {
-        // Started now, awaited after the subdirectories: hashing overlaps the walk.
-        const job = hashJob(childPath).then(({ digest, size, executable }) => {
-          progress.files++;
-          progress.bytes += size;
-          opts.onProgress?.(progress);
-          return makeFileNode(name, digest, size, executable);
-        });
-        job.catch(() => failed.abort()); // the others stop; the error is thrown by the await below
-        fileJobs.push(job);
-      } else if (st.isSymbolicLink()) {
-        symlinks.push(makeSymlinkNode(name, await readlink(childPath, { encoding: "buffer" })));
-      } else {
-        throw unsupported(childPath, kindOf(st));
+    try {
+      const entries = (await readdir(path, { encoding: "buffer", withFileTypes: true }).catch((e) => {
+        throw fileSystemError(e, place);
+      })) as Dirent<Buffer>[];
+      entries.sort((a, b) => compareBytes(a.name, b.name));
+      const directories: DirectoryNode[] = [];
+      const symlinks: SymlinkNode[] = [];
+      for (const entry of entries) {
+        const name = entry.name;
+        const childPath = join(path, name);
+        const childPlace: Place = { parent: place, name };
+        const st = entry; // node fills in the type with an lstat where readdir does not report it
+        if (st.isDirectory()) {
+          const child = await importDirectory(childPath, childPlace);
+          directories.push(makeDirectoryNode(name, child.digest, child.size));
+        } else if (st.isFile()) {
+          // Started now, awaited after the subdirectories: hashing overlaps the walk.
+          const job = hashJob(childPath, childPlace).then(({ digest, size, executable }) => {
+            progress.files++;
+            progress.bytes += size;
+            opts.onProgress?.(progress);
+            return makeFileNode(name, digest, size, executable);
+          });
+          job.catch(() => failed.abort()); // the others stop; the error is thrown by the await below
+          fileJobs.push(job);
+        } else if (st.isSymbolicLink()) {
+          const target = await readlink(childPath, { encoding: "buffer" }).catch((e) => {
+            throw fileSystemError(e, childPlace);
+          });
+          symlinks.push(makeSymlinkNode(name, target));
+        } else {
+          throw unsupported(childPlace, kindOf(st));
+        }
+      }
+      const files = await Promise.all(fileJobs);
+      const directory = makeDirectory({ directories, files, symlinks });
+      const bytes = encodeDirectory(directory);
+      spool.add(bytes);
+      progress.directories++;
+      opts.onProgress?.(progress);
+      return { digest: Digest.of(bytes), size: directorySize(directory) };
+    } finally {
+      if (anchor !== undefined) {
+        // After a failure jobs may still be running with paths through the
+        // anchor: closing it first could let a new descriptor take its number.
+        await Promise.allSettled(fileJobs);
+        await close(anchor);
       }
     }
-    const files = await Promise.all(fileJobs);
-    const directory = makeDirectory({ directories, files, symlinks });
-    const bytes = encodeDirectory(directory);
-    spool.add(bytes);
-    progress.directories++;
-    opts.onProgress?.(progress);
-    return { digest: Digest.of(bytes), size: directorySize(directory) };
   }
 
   try {
     let walked: { digest: Digest };
     try {
-      walked = await importDirectory(rootPath);
+      walked = await importDirectory(rootPath, rootPlace);
     } catch (e) {
       failed.abort(e);
       throw e;

@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
 import { NotFoundError, type Digest, directoryDigest, redactUrl } from "@castore/core";
 import { directoryJson, directoryNodes, formatNode } from "../format.js";
+import { NAMES_HELP } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { parseDigest } from "./options.js";
 
@@ -11,6 +12,7 @@ export function getCommand(): Command {
     .option("-r, --recursive", "print every directory reachable from it, breadth first")
     .option("--json", "one JSON object per directory per line; names as escaped text plus exact base64 (see README)")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
+    .addHelpText("after", NAMES_HELP)
     .action(async (digest: Digest, opts) => {
       const service = await openStore(opts.store);
       try {

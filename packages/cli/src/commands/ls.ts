@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { NotFoundError, directorySize, makeDirectoryNode, traverseTo, Digest, redactUrl } from "@castore/core";
 import { directoryNodes, formatNode } from "../format.js";
-import { escapeName } from "../names.js";
+import { NAMES_HELP, escapeName, unescapeName } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { parseDigest } from "./options.js";
 
@@ -9,17 +9,19 @@ export function lsCommand(): Command {
   return new Command("ls")
     .description("List a directory like `ls -l` (mode, size, digest, name), or the node a path leads to")
     .argument("<digest>", "root directory digest (hex or b3:base64)", parseDigest)
-    .argument("[path]", "path below the root, e.g. share/doc")
+    .argument("[path]", "path below the root, e.g. share/doc; names written as ls prints them (\\\\ a backslash, \\xNN a byte)")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
+    .addHelpText("after", NAMES_HELP)
     .action(async (digest: Digest, path: string | undefined, opts) => {
+      const pathBytes = path === undefined ? undefined : unescapeName(path);
       const service = await openStore(opts.store);
       try {
         const root = await service.get(digest);
         if (!root) throw new NotFoundError(`directory ${digest} not found in ${redactUrl(opts.store)}`);
         let listing = root;
-        if (path) {
-          const node = await traverseTo(service, { kind: "directory", node: makeDirectoryNode("", digest, directorySize(root)) }, path);
-          if (!node) throw new NotFoundError(`${escapeName(Buffer.from(path))}: no such path below ${digest}`);
+        if (pathBytes?.length) {
+          const node = await traverseTo(service, { kind: "directory", node: makeDirectoryNode("", digest, directorySize(root)) }, pathBytes);
+          if (!node) throw new NotFoundError(`${escapeName(pathBytes)}: no such path below ${digest}`);
           if (node.kind !== "directory") {
             process.stdout.write(`${formatNode(node)}\n`);
             return;
