@@ -88,24 +88,24 @@ describe("castore CLI end to end", () => {
     for (const name of names.slice(2)) writeFileSync(Buffer.concat([Buffer.from(`${odd}/`), names[1], Buffer.from("/"), name]), name);
     writeFileSync(Buffer.concat([Buffer.from(`${odd}/`), names[0]]), "ff");
     const oddStore = `lmdb://${join(dir, "odd-store")}`;
-    const imported = await runCastore(["import", odd, "--store", oddStore]);
+    const imported = await runCastore(CASTORE_CLI, ["import", odd, "--store", oddStore]);
     expect(imported.code, imported.stderr).toBe(0);
     const oddRoot = imported.stdout.toString().trim();
     const printedName = (line: string) => /^\S+ +\d+ \S+ (.*?)\/?$/.exec(line)![1];
-    const top = (await runCastore(["ls", oddRoot, "--store", oddStore])).stdout.toString().trim().split("\n");
+    const top = (await runCastore(CASTORE_CLI, ["ls", oddRoot, "--store", oddStore])).stdout.toString().trim().split("\n");
     expect(top.map(printedName)).toEqual(["back\\\\slash", "\\xff"]);
     // The directory's printed name, pasted back, lists it.
-    const listed = await runCastore(["ls", oddRoot, printedName(top[0]), "--store", oddStore]);
+    const listed = await runCastore(CASTORE_CLI, ["ls", oddRoot, printedName(top[0]), "--store", oddStore]);
     expect(listed.code, listed.stderr).toBe(0);
     const sub = listed.stdout.toString().trim().split("\n");
     expect(sub.map(printedName)).toEqual(["café\\xfe", "tab\\x09here"]);
     // Each file's printed path, pasted back, shows that file's line.
     for (const [path, line] of [[printedName(top[1]), top[1]], ...sub.map((l) => [`${printedName(top[0])}/${printedName(l)}`, l])]) {
-      const r = await runCastore(["ls", oddRoot, path, "--store", oddStore]);
+      const r = await runCastore(CASTORE_CLI, ["ls", oddRoot, path, "--store", oddStore]);
       expect(r.code, `${path}: ${r.stderr}`).toBe(0);
       expect(r.stdout.toString(), path).toBe(`${line}\n`);
     }
-    const typo = await runCastore(["ls", oddRoot, "back\\slash", "--store", oddStore]);
+    const typo = await runCastore(CASTORE_CLI, ["ls", oddRoot, "back\\slash", "--store", oddStore]);
     expect(typo.code).toBe(1);
     expect(typo.stderr).toMatch(/^castore: "back\\\\slash": "\\\\sla" at character 4 is not an escape; write a backslash as .*\n$/);
   });
