@@ -5,6 +5,7 @@
  */
 import {
   AbortError,
+  BackendError,
   ClosureError,
   CorruptionError,
   Digest,
@@ -75,8 +76,29 @@ function expectedClasses(codes: ExpectedCode[]): string {
   return codes.map((c) => `${CLASSES[c].name} (code "${c}")`).join(" or ");
 }
 
-/** Fails unless the error is of one of the classes; a no-op unless the target has typedErrors. */
+/**
+ * Why an error means the store went away (a dropped connection, a timeout)
+ * rather than answered, or undefined. A BackendError marked `unavailable`
+ * always counts; the target's `transportFailure` adds what it knows (e.g.
+ * gRPC's UNAVAILABLE and DEADLINE_EXCEEDED).
+ */
+export function transportFailure(ctx: ScenarioContext, e: unknown): string | undefined {
+  const custom = ctx.target.transportFailure?.(e);
+  if (custom) return custom;
+  if (e instanceof BackendError && e.unavailable) return "the backend was unavailable";
+  return undefined;
+}
+
+/**
+ * Fails when the error is a transport failure (a rejection must be the
+ * store's answer, typed or not), or, with typedErrors, unless it is of one of
+ * the classes. Without typedErrors any other error counts as a rejection,
+ * whatever its class or status (INTERNAL, UNKNOWN, …).
+ */
 export function checkErrorClass(ctx: ScenarioContext, what: string, e: unknown, codes: ExpectedCode[]): void {
+  const gone = transportFailure(ctx, e);
+  if (gone)
+    ctx.fail(`${what} failed because the server went away (${gone}: ${describeError(e)}), not with a rejection`);
   if (!ctx.typedErrors || codes.length === 0 || errorMatches(e, codes)) return;
   ctx.fail(`${what} failed with ${describeError(e)}; expected ${expectedClasses(codes)}`);
 }
@@ -154,7 +176,9 @@ export async function expectUpload(
   if (!r.ok) ctx.fail(`${what} failed at ${r.at}: ${describeError(r.error)}`);
   const hex = (r.root as Digest | undefined)?.hex;
   if (hex !== expectedRoot.hex) {
-    ctx.fail(`${what}: close() returned ${r.root instanceof Digest ? label(r.root) : String(r.root)}, expected ${label(expectedRoot)}`);
+    ctx.fail(
+      `${what}: close() returned ${r.root instanceof Digest ? label(r.root) : String(r.root)}, expected ${label(expectedRoot)}`,
+    );
   }
 }
 
@@ -210,7 +234,9 @@ export async function expectGet(ctx: ScenarioContext, digest: Digest, expected: 
   try {
     actual = directoryDigest(got);
   } catch (e) {
-    return ctx.fail(`get(${label(digest)}) returned something that does not encode as a Directory: ${describeError(e)}`);
+    return ctx.fail(
+      `get(${label(digest)}) returned something that does not encode as a Directory: ${describeError(e)}`,
+    );
   }
   if (actual.hex !== digest.hex) {
     const diff = describeDifference(expected, got);
@@ -282,7 +308,8 @@ export async function expectRecursive(ctx: ScenarioContext, root: Digest, expect
     const parts = [`yielded ${got.length} directories, expected ${expected.length}`];
     if (missing.length > 0) parts.push(`missing ${labelList(missing)}`);
     if (extra.length > 0) parts.push(`unexpected ${labelList(extra)}`);
-    if (expected.length <= 6) parts.push(`got ${labelList(got)}, expected ${labelList(expected)} in a root-to-leaves order`);
+    if (expected.length <= 6)
+      parts.push(`got ${labelList(got)}, expected ${labelList(expected)} in a root-to-leaves order`);
     ctx.fail(`${what}: ${parts.join("; ")}`);
   }
 }

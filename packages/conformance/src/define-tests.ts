@@ -3,9 +3,9 @@
  * mocha-likes): the caller passes its runner in, so the suite never loads a
  * second copy of it (the @keyv/test-suite pattern). `./vitest` wraps this.
  */
-import { ConformanceFailure, runScenario, scenarioTimeout, skipReason, statelessFilter } from "./runner.js";
+import { ConformanceFailure, runScenario, scenarioMatcher, scenarioTimeout, skipReason } from "./runner.js";
 import { scenarios } from "./scenarios/index.js";
-import type { ConformanceTarget } from "./types.js";
+import type { ConformanceTarget, ScenarioFilter } from "./types.js";
 
 export interface TestRunner {
   describe(name: string, body: () => void): void;
@@ -16,8 +16,8 @@ export interface TestRunner {
 }
 
 export interface DefineTestsOptions {
-  /** Registers only scenarios whose name matches. */
-  filter?: RegExp;
+  /** Registers only the scenarios it selects (an id or id prefix, or a RegExp tested on the title). */
+  filter?: ScenarioFilter;
 }
 
 /** Room for the factory and teardown beyond the scenario's own timeout. */
@@ -28,18 +28,23 @@ const TIMEOUT_MARGIN_MS = 10_000;
  * backend's capabilities rule out are registered as skipped, the reason in
  * the title.
  */
-export function defineConformanceTests(runner: TestRunner, target: ConformanceTarget, opts: DefineTestsOptions = {}): void {
-  const filter = statelessFilter(opts.filter);
+export function defineConformanceTests(
+  runner: TestRunner,
+  target: ConformanceTarget,
+  opts: DefineTestsOptions = {},
+): void {
+  const selected = scenarioMatcher(opts.filter);
   runner.describe(`castore conformance: ${target.name}`, () => {
     for (const scenario of scenarios) {
-      if (filter && !filter.test(scenario.name)) continue;
+      if (!selected(scenario)) continue;
+      const testName = `${scenario.id}: ${scenario.name}`;
       const skip = skipReason(target, scenario);
       if (skip) {
-        runner.skip(`${scenario.name} [skipped: ${skip}]`);
+        runner.skip(`${testName} [skipped: ${skip}]`);
         continue;
       }
       runner.it(
-        scenario.name,
+        testName,
         async (context) => {
           const result = await runScenario(target, scenario);
           if (result.status === "fail") throw new ConformanceFailure(result.message ?? "failed");

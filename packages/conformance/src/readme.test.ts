@@ -23,8 +23,11 @@ describe("README.md", () => {
 
   it("lists every scenario, in run order", () => {
     const section = readme.split("\n## Scenarios\n")[1].split("\n## ")[0];
-    const listed = section.split("\n").filter((l) => l.startsWith("- ")).map((l) => l.slice(2));
-    expect(listed).toEqual(scenarios.map((s) => s.name));
+    const listed = section
+      .split("\n")
+      .filter((l) => l.startsWith("- "))
+      .map((l) => l.slice(2));
+    expect(listed).toEqual(scenarios.map((s) => `\`${s.id}\` ${s.name}`));
   });
 
   it("has a programmatic example that runs and passes", async () => {

@@ -11,6 +11,7 @@ import type {
   RunOptions,
   Scenario,
   ScenarioContext,
+  ScenarioFilter,
   ScenarioResult,
 } from "./types.js";
 
@@ -25,9 +26,16 @@ class ScenarioSkipped extends Error {
   override name = "ScenarioSkipped";
 }
 
-/** A copy of a filter without the g and y flags: test() on those is stateful. */
-export function statelessFilter(filter: RegExp | undefined): RegExp | undefined {
-  return filter && new RegExp(filter.source, filter.flags.replace(/[gy]/g, ""));
+/**
+ * A predicate for a filter: a string selects the scenario with that id or the
+ * ids it prefixes; a RegExp (copied without the stateful g and y flags) is
+ * tested against the title, as before ids existed.
+ */
+export function scenarioMatcher(filter: ScenarioFilter | undefined): (scenario: Scenario) => boolean {
+  if (filter === undefined) return () => true;
+  if (typeof filter === "string") return (s) => s.id.startsWith(filter);
+  const re = new RegExp(filter.source, filter.flags.replace(/[gy]/g, ""));
+  return (s) => re.test(s.name);
 }
 
 /** The most time a scenario may take, teardown included. */
@@ -63,12 +71,13 @@ async function release(instance: ConformanceInstance): Promise<void> {
 export async function runScenario(target: ConformanceTarget, scenario: Scenario): Promise<ScenarioResult> {
   const started = performance.now();
   const result = (status: ScenarioResult["status"], message?: string): ScenarioResult => ({
-    scenario: scenario.name,
+    id: scenario.id,
+    title: scenario.name,
     status,
     ...(message === undefined ? {} : { message }),
     ms: Math.round(performance.now() - started),
   });
-  const prefix = `${target.name}: ${scenario.name}: `;
+  const prefix = `${target.name}: [${scenario.id}] ${scenario.name}: `;
 
   const skip = skipReason(target, scenario);
   if (skip) return result("skip", skip);
@@ -135,12 +144,12 @@ export async function runScenario(target: ConformanceTarget, scenario: Scenario)
   return outcome;
 }
 
-/** Runs every scenario (or those whose name matches `filter`) in order, one fresh instance each. */
+/** Runs every scenario (or those `filter` selects) in order, one fresh instance each. */
 export async function runConformance(target: ConformanceTarget, opts: RunOptions = {}): Promise<ConformanceReport> {
   const results: ScenarioResult[] = [];
-  const filter = statelessFilter(opts.filter);
+  const selected = scenarioMatcher(opts.filter);
   for (const scenario of allScenarios) {
-    if (filter && !filter.test(scenario.name)) continue;
+    if (!selected(scenario)) continue;
     const r = await runScenario(target, scenario);
     results.push(r);
     opts.onResult?.(r);

@@ -1,8 +1,7 @@
 /**
  * docs/spec.md §7.1 lists the suite's scenarios by their stable identifier;
  * this keeps that list and `scenarios` equal, so neither can drift. A
- * scenario's identifier is its name today (types.ts: unique, stable); when
- * scenarios get separate IDs, `scenarioId` and the list change together.
+ * scenario's identifier is its `id` (types.ts: unique, stable, dotted).
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -14,7 +13,7 @@ const BEGIN = "<!-- scenario-list:begin -->";
 const END = "<!-- scenario-list:end -->";
 
 function scenarioId(s: Scenario): string {
-  return s.name;
+  return s.id;
 }
 
 /** The identifiers the spec lists: the first `code span` of each "- " line between the markers. */

@@ -11,6 +11,15 @@ export interface ConformanceTarget {
   factory(): Promise<ConformanceInstance>;
   /** What the backend supports; anything not declared is expected to work (see Capabilities). */
   capabilities?: Capabilities;
+  /**
+   * Says why an error means the store went away (a dropped connection, a
+   * timeout), or returns undefined. Where a scenario expects a rejection, such
+   * an error fails it instead: a rejection must be the store's answer. A
+   * BackendError marked `unavailable` always counts; a remote target adds
+   * what its transport knows (`castore conformance URL`: gRPC UNAVAILABLE,
+   * DEADLINE_EXCEEDED).
+   */
+  transportFailure?(error: unknown): string | undefined;
 }
 
 export interface ConformanceInstance {
@@ -100,7 +109,13 @@ export interface ScenarioContext {
 }
 
 export interface Scenario {
-  /** Unique, stable, and what reports and test titles show, e.g. "§7.5 upload [A, B] → …". */
+  /**
+   * Unique and stable: lowercase, dotted, grouped by feature module (e.g.
+   * "closure.dangling-child"). Reports, test names and `--filter` use it; it
+   * does not change when the title is reworded.
+   */
+  id: string;
+  /** The title reports show after the id, e.g. "§7.5 upload [A, B] → …"; may be reworded. */
   name: string;
   /** Capabilities the scenario needs; a missing one makes it a skip with the declared reason. */
   requires: CapabilityName[];
@@ -110,7 +125,10 @@ export interface Scenario {
 }
 
 export interface ScenarioResult {
-  scenario: string;
+  /** The scenario's stable id, e.g. "closure.dangling-child". */
+  id: string;
+  /** The scenario's title (its `name`). */
+  title: string;
   status: "pass" | "fail" | "skip";
   /** Why it failed or was skipped; notes of a pass. */
   message?: string;
@@ -126,8 +144,15 @@ export interface ConformanceReport {
 }
 
 export interface RunOptions {
-  /** Runs only scenarios whose name matches. */
-  filter?: RegExp;
+  /** Runs only some scenarios; see ScenarioFilter. */
+  filter?: ScenarioFilter;
   /** Called after each scenario, e.g. to print progress. */
   onResult?(result: ScenarioResult): void;
 }
+
+/**
+ * Which scenarios to run: a string is an id or an id prefix ("closure." or
+ * "closure" runs every closure.* scenario); a RegExp is tested against the
+ * title.
+ */
+export type ScenarioFilter = string | RegExp;

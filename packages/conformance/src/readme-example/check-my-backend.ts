@@ -7,6 +7,6 @@ const report = await runConformance(
     factory: async () => ({ service: new MyDirectoryService() }),
     capabilities: { corruption: "this example wires no corrupt() hook" },
   },
-  { filter: /^§7\.[1-9] /, onResult: (r) => console.log(r.status, r.scenario, r.message ?? "") },
+  { filter: /^§7\.[1-9] /, onResult: (r) => console.log(r.status, r.id, r.title, r.message ?? "") },
 );
 if (report.failed > 0) throw new Error(`${report.failed} of ${report.results.length} scenarios failed`);

@@ -29,6 +29,7 @@ async function expectStillWorks(ctx: ScenarioContext, tree: ReturnType<typeof ge
 
 export const abortScenarios: Scenario[] = [
   {
+    id: "abort.upload",
     name: "§7.18 abort: an aborted upload stores nothing visible",
     requires: ["write"],
     async run(ctx) {
@@ -49,6 +50,7 @@ export const abortScenarios: Scenario[] = [
     },
   },
   {
+    id: "abort.upload-signal",
     name: "an upload cancelled through its AbortSignal stores nothing",
     requires: ["write"],
     async run(ctx) {
@@ -62,6 +64,7 @@ export const abortScenarios: Scenario[] = [
     },
   },
   {
+    id: "abort.get-recursive",
     name: "§7.18 abort: an aborted getRecursive stops, and the service keeps working (40 times)",
     requires: ["write"],
     timeoutMs: 120_000,
@@ -92,6 +95,7 @@ export const abortScenarios: Scenario[] = [
     },
   },
   {
+    id: "abort.early-stop",
     name: "getRecursive early stop: a consumer breaks after the root (40 times), then further calls work",
     requires: ["write"],
     timeoutMs: 120_000,
@@ -116,6 +120,7 @@ export const abortScenarios: Scenario[] = [
     },
   },
   {
+    id: "abort.already-aborted",
     name: "get and getRecursive with an already-aborted AbortSignal reject without a result",
     requires: ["write"],
     async run(ctx) {

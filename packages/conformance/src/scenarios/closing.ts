@@ -94,6 +94,7 @@ async function expectAbortDuringClose(
 
 export const closingScenarios: Scenario[] = [
   {
+    id: "closing.put-during-close",
     name: "put() while close() runs is rejected (ClosureError); the upload stored is what was put before close()",
     requires: ["write"],
     async run(ctx) {
@@ -115,6 +116,7 @@ export const closingScenarios: Scenario[] = [
     },
   },
   {
+    id: "closing.close-twice-concurrent",
     name: "two close() calls at once: the first resolves with the root, the second is rejected (ClosureError)",
     requires: ["write"],
     async run(ctx) {
@@ -130,6 +132,7 @@ export const closingScenarios: Scenario[] = [
     },
   },
   {
+    id: "closing.abort-during-close",
     name: "abort() while close() runs: either nothing is stored and close() rejects (AbortError), or the root is stored and abort() rejects",
     requires: ["write"],
     timeoutMs: 120_000,

@@ -47,6 +47,7 @@ async function expectRecursiveCorrupt(ctx: ScenarioContext, root: Digest, intact
 
 export const corruptionScenarios: Scenario[] = [
   {
+    id: "corruption.wrong-digest",
     name: "§7.14 corruption: bytes stored under a digest they do not hash to → get and getRecursive raise CorruptionError",
     requires: ["write", "corruption", "isolated"],
     async run(ctx) {
@@ -71,6 +72,7 @@ export const corruptionScenarios: Scenario[] = [
     },
   },
   {
+    id: "corruption.non-canonical",
     name: "stored bytes that hash right but are not canonical or not valid → get and getRecursive raise CorruptionError",
     requires: ["write", "corruption", "isolated"],
     async run(ctx) {

@@ -33,8 +33,15 @@ export const scenarios: Scenario[] = [
   ...orderScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
+/** Ids: lowercase dotted `module.name`, e.g. "closure.dangling-child". */
+const ID_SHAPE = /^[a-z0-9]+(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$/;
+
+const ids = new Set<string>();
 const names = new Set<string>();
 for (const s of scenarios) {
-  if (names.has(s.name)) throw new Error(`duplicate scenario name: ${s.name}`);
+  if (!ID_SHAPE.test(s.id)) throw new Error(`scenario id ${JSON.stringify(s.id)} is not lowercase dotted module.name`);
+  if (ids.has(s.id)) throw new Error(`duplicate scenario id: ${s.id}`);
+  if (names.has(s.name)) throw new Error(`duplicate scenario title: ${s.name}`);
+  ids.add(s.id);
   names.add(s.name);
 }

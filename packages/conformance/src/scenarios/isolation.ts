@@ -55,7 +55,8 @@ async function expectStoredIntact(outer: ScenarioContext, after: string): Promis
 
 export const isolationScenarios: Scenario[] = [
   {
-    name: "isolation.mutate-returned: changing what get and getRecursive returned (names, digests, targets, sizes) changes nothing stored",
+    id: "isolation.mutate-returned",
+    name: "changing what get and getRecursive returned (names, digests, targets, sizes) changes nothing stored",
     requires: ["write"],
     async run(ctx) {
       const putter = ctx.service.putMultipleStart();
@@ -76,7 +77,8 @@ export const isolationScenarios: Scenario[] = [
     },
   },
   {
-    name: "isolation.mutate-after-put: changing a directory after put(), before close(), changes nothing stored",
+    id: "isolation.mutate-after-put",
+    name: "changing a directory after put(), before close(), changes nothing stored",
     requires: ["write"],
     async run(ctx) {
       // An upload left open while the caller reuses its objects: each directory is changed right after its put.

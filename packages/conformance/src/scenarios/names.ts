@@ -38,6 +38,7 @@ async function expectPath(ctx: ScenarioContext, root: Node, path: string | Uint8
 
 export const nameScenarios: Scenario[] = [
   {
+    id: "names.traversal",
     name: "§7.13 traversal over COMPLICATED: '', '/', 'keep', 'keep/.keep', '//v/oid', 'aa/x', …",
     requires: ["write", "getNonRoot"],
     async run(ctx) {
@@ -69,6 +70,7 @@ export const nameScenarios: Scenario[] = [
     },
   },
   {
+    id: "names.non-utf8",
     name: "§7.17 names and targets that are not UTF-8 (e.g. ff fe) round-trip byte for byte",
     requires: ["write"],
     async run(ctx) {

@@ -39,7 +39,8 @@ function levelsTree() {
 
 export const orderScenarios: Scenario[] = [
   {
-    name: "order.breadth-first: getRecursive yields level by level, in the parents' list order, where depth first differs",
+    id: "order.breadth-first",
+    name: "getRecursive yields level by level, in the parents' list order, where depth first differs",
     requires: ["write", "breadthFirst"],
     async run(ctx) {
       const tree = levelsTree();

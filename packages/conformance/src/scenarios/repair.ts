@@ -30,7 +30,8 @@ function sameDigests(got: Digest[], expected: Digest[]): boolean {
 
 export const repairScenarios: Scenario[] = [
   {
-    name: "corruption.repair: repair replaces damaged stored bytes; an absent digest stays absent; an invalid directory is rejected",
+    id: "corruption.repair",
+    name: "repair replaces damaged stored bytes; an absent digest stays absent; an invalid directory is rejected",
     requires: ["write", "corruption", "isolated", "repair"],
     async run(ctx) {
       const corrupt = corruptHook(ctx);

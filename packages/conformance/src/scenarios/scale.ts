@@ -41,6 +41,7 @@ async function uploadAndForget(ctx: ScenarioContext, opts: GenerateTreeOptions):
 
 export const scaleScenarios: Scenario[] = [
   {
+    id: "scale.concurrent-uploads",
     name: `§7.15 concurrency: ${CONCURRENT_UPLOADS} uploads at once of overlapping trees all succeed`,
     requires: ["write"],
     timeoutMs: 120_000,
@@ -57,6 +58,7 @@ export const scaleScenarios: Scenario[] = [
     },
   },
   {
+    id: "scale.large-tree",
     name: "§7.16 large: a 10 000-directory tree (mixed fan-out and depth) round-trips",
     requires: ["write", "largeTrees"],
     timeoutMs: 300_000,
@@ -71,6 +73,7 @@ export const scaleScenarios: Scenario[] = [
     // 6 000 directories (about 1 MB) are several of core's write batches and past the postgres
     // store's streaming threshold: a store that takes rows while the upload is open must keep
     // them invisible, and drop them when the upload is aborted or fails at close.
+    id: "scale.large-upload-invisible",
     name: "a 6 000-directory upload shows nothing while open; aborted, or failing at close, it stores nothing",
     requires: ["write", "largeTrees"],
     timeoutMs: 300_000,
@@ -95,6 +98,7 @@ export const scaleScenarios: Scenario[] = [
     },
   },
   {
+    id: "scale.wide-directory",
     name: "§7.16 large: a directory with 50 000 entries (about 2.5 MB encoded) round-trips",
     requires: ["write", "largeTrees"],
     timeoutMs: 300_000,
@@ -108,6 +112,7 @@ export const scaleScenarios: Scenario[] = [
   {
     // Deep enough that walking the tree by recursion overflows the call stack
     // (cache:// filling near did, at 10 000 but not at 1 000).
+    id: "scale.deep-chain",
     name: "a 10 000-deep chain of directories round-trips",
     requires: ["write", "largeTrees"],
     timeoutMs: 300_000,
@@ -119,6 +124,7 @@ export const scaleScenarios: Scenario[] = [
     },
   },
   {
+    id: "scale.slow-consumer",
     name: "§7.16 a slow consumer of getRecursive does not make memory grow with the tree",
     requires: ["write", "largeTrees", "streaming"],
     timeoutMs: 300_000,

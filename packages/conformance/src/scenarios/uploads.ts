@@ -23,6 +23,7 @@ async function expectPut(ctx: ScenarioContext, what: string, directory: typeof A
 
 export const uploadScenarios: Scenario[] = [
   {
+    id: "uploads.absent",
     name: "§7.1 get of an absent digest → undefined; getRecursive → empty",
     requires: [],
     async run(ctx) {
@@ -30,6 +31,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.single",
     name: "§7.2 put(A) → digest A; get(A) = A; getRecursive(A) = [A]",
     requires: ["write"],
     async run(ctx) {
@@ -39,6 +41,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "closure.put-child-alone",
     name: "§7.3 put(B) alone fails (children must come in the same upload), also after A is stored",
     requires: ["write"],
     async run(ctx) {
@@ -50,6 +53,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "closure.dangling-child",
     name: "§7.4 upload [B] → fails at put or close; nothing stored",
     requires: ["write"],
     async run(ctx) {
@@ -58,6 +62,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.leaves-to-root",
     name: "§7.5 upload [A, B] → close = B; getRecursive(B) = [B, A]",
     requires: ["write"],
     async run(ctx) {
@@ -66,6 +71,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "closure.parent-before-child",
     name: "§7.6 upload [B, A] → fails at put or close; B not stored",
     requires: ["write"],
     async run(ctx) {
@@ -74,6 +80,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.duplicate",
     name: "§7.7 upload [A, A, C] (duplicate) → close = C; getRecursive(C) = [C, A]",
     requires: ["write"],
     async run(ctx) {
@@ -82,6 +89,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "order.root-to-leaves",
     name: "§7.8 upload [A, B, D] → getRecursive(D) is D first, then A and B, each once",
     requires: ["write"],
     async run(ctx) {
@@ -90,6 +98,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "closure.disconnected",
     name: "§7.9 upload [A, C, B] (not connected) → close fails",
     requires: ["write"],
     async run(ctx) {
@@ -98,6 +107,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "closure.wrong-size",
     name: "§7.10 upload [A, BROKEN] (declared size 42, actual 0) → fails at put or close",
     requires: ["write"],
     async run(ctx) {
@@ -106,6 +116,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.empty-and-closed",
     name: "§7.11 empty upload → close fails; put after close fails; close twice fails",
     requires: ["write"],
     async run(ctx) {
@@ -121,6 +132,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.idempotent",
     name: "put is idempotent: the same directories and uploads again succeed with the same digests",
     requires: ["write"],
     async run(ctx) {
@@ -137,6 +149,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.resend",
     name: "re-sending directories anywhere in an upload is ignored: [A, B, A, B, D] → D",
     requires: ["write"],
     async run(ctx) {
@@ -145,6 +158,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "closure.size-too-small",
     name: "a DirectoryNode declaring less than the child's size → upload fails",
     requires: ["write"],
     async run(ctx) {
@@ -156,6 +170,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.leaf-entries",
     name: "put of directories without child directories: files, executables, symlinks",
     requires: ["write"],
     async run(ctx) {
@@ -170,6 +185,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.get-non-root",
     name: "get of a directory that was not an upload's root",
     requires: ["write", "getNonRoot"],
     async run(ctx) {
@@ -181,6 +197,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.in-progress-invisible",
     name: "an upload in progress exposes no incomplete closure",
     requires: ["write"],
     async run(ctx) {
@@ -195,6 +212,7 @@ export const uploadScenarios: Scenario[] = [
     },
   },
   {
+    id: "uploads.list-digests",
     name: "listDigests lists exactly the stored directories",
     requires: ["write", "getNonRoot"],
     async run(ctx) {

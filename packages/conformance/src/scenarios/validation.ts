@@ -51,8 +51,9 @@ async function expectRejected(ctx: ScenarioContext, c: Case, codes: ExpectedCode
   await expectAbsent(ctx, [directoryDigest(c.directory)], `${c.what} is invalid`);
 }
 
-function rule(name: string, cases: Case[], codes: ExpectedCode[] = ["VALIDATION"]): Scenario {
+function rule(id: string, name: string, cases: Case[], codes: ExpectedCode[] = ["VALIDATION"]): Scenario {
   return {
+    id,
     name,
     requires: ["write"],
     async run(ctx) {
@@ -64,39 +65,55 @@ function rule(name: string, cases: Case[], codes: ExpectedCode[] = ["VALIDATION"
 const UINT64_MAX = 2n ** 64n - 1n;
 
 export const validationScenarios: Scenario[] = [
-  rule("§7.12 rule 1: a name that is empty, '.', '..', over 255 bytes, or holds '/' or NUL → ValidationError, nothing stored", [
-    { what: "a file named ''", directory: files(file("")) },
-    { what: "a directory named ''", directory: dirs(dir("")) },
-    { what: "a symlink named ''", directory: links(link("")) },
-    { what: "a file named '.'", directory: files(file(".")) },
-    { what: "a directory named '.'", directory: dirs(dir(".")) },
-    { what: "a file named '..'", directory: files(file("..")) },
-    { what: "a symlink named '..'", directory: links(link("..")) },
-    { what: "a file with a 256-byte name", directory: files(file("n".repeat(256))) },
-    { what: "a file named 'a/b'", directory: files(file("a/b")) },
-    { what: "a directory named 'a/b'", directory: dirs(dir("a/b")) },
-    { what: "a symlink named '/'", directory: links(link("/")) },
-    { what: "a file named 'a\\0b'", directory: files(file(bytes(0x61, 0, 0x62))) },
-    { what: "a directory named '\\0'", directory: dirs(dir(bytes(0))) },
-  ]),
-  rule("§7.12 rule 2: a list not sorted bytewise, or a name twice → ValidationError, nothing stored", [
-    { what: "files [b, a]", directory: files(file("b"), file("a")) },
-    { what: "directories [b, a]", directory: dirs(dir("b"), dir("a")) },
-    { what: "symlinks [b, a]", directory: links(link("b"), link("a")) },
-    { what: "files ['é', 'z'] (locale order, not bytewise)", directory: files(file("é"), file("z")) },
-    { what: "files [a, a]", directory: files(file("a"), file("a")) },
-    { what: "directory a and file a", directory: makeDirectory({ directories: [dir("a")], files: [file("a")] }) },
-    { what: "file x and symlink x", directory: makeDirectory({ files: [file("x")], symlinks: [link("x")] }) },
-    { what: "directory l and symlink l", directory: makeDirectory({ directories: [dir("l")], symlinks: [link("l")] }) },
-  ]),
-  rule("§7.12 rule 3: a file digest that is not 32 bytes → ValidationError, nothing stored", [
-    { what: "a file digest of 31 bytes", directory: files(file("f", new Uint8Array(31))) },
-    { what: "a file digest of 33 bytes", directory: files(file("f", new Uint8Array(33))) },
-    { what: "a file digest of 0 bytes", directory: files(file("f", new Uint8Array(0))) },
-  ]),
+  rule(
+    "validation.names",
+    "§7.12 rule 1: a name that is empty, '.', '..', over 255 bytes, or holds '/' or NUL → ValidationError, nothing stored",
+    [
+      { what: "a file named ''", directory: files(file("")) },
+      { what: "a directory named ''", directory: dirs(dir("")) },
+      { what: "a symlink named ''", directory: links(link("")) },
+      { what: "a file named '.'", directory: files(file(".")) },
+      { what: "a directory named '.'", directory: dirs(dir(".")) },
+      { what: "a file named '..'", directory: files(file("..")) },
+      { what: "a symlink named '..'", directory: links(link("..")) },
+      { what: "a file with a 256-byte name", directory: files(file("n".repeat(256))) },
+      { what: "a file named 'a/b'", directory: files(file("a/b")) },
+      { what: "a directory named 'a/b'", directory: dirs(dir("a/b")) },
+      { what: "a symlink named '/'", directory: links(link("/")) },
+      { what: "a file named 'a\\0b'", directory: files(file(bytes(0x61, 0, 0x62))) },
+      { what: "a directory named '\\0'", directory: dirs(dir(bytes(0))) },
+    ],
+  ),
+  rule(
+    "validation.names-sorted",
+    "§7.12 rule 2: a list not sorted bytewise, or a name twice → ValidationError, nothing stored",
+    [
+      { what: "files [b, a]", directory: files(file("b"), file("a")) },
+      { what: "directories [b, a]", directory: dirs(dir("b"), dir("a")) },
+      { what: "symlinks [b, a]", directory: links(link("b"), link("a")) },
+      { what: "files ['é', 'z'] (locale order, not bytewise)", directory: files(file("é"), file("z")) },
+      { what: "files [a, a]", directory: files(file("a"), file("a")) },
+      { what: "directory a and file a", directory: makeDirectory({ directories: [dir("a")], files: [file("a")] }) },
+      { what: "file x and symlink x", directory: makeDirectory({ files: [file("x")], symlinks: [link("x")] }) },
+      {
+        what: "directory l and symlink l",
+        directory: makeDirectory({ directories: [dir("l")], symlinks: [link("l")] }),
+      },
+    ],
+  ),
+  rule(
+    "validation.file-digest-length",
+    "§7.12 rule 3: a file digest that is not 32 bytes → ValidationError, nothing stored",
+    [
+      { what: "a file digest of 31 bytes", directory: files(file("f", new Uint8Array(31))) },
+      { what: "a file digest of 33 bytes", directory: files(file("f", new Uint8Array(33))) },
+      { what: "a file digest of 0 bytes", directory: files(file("f", new Uint8Array(0))) },
+    ],
+  ),
   // A directory entry whose digest is not 32 bytes cannot refer to a directory of the upload either,
   // so a closure error is as right as a validation error here.
   rule(
+    "validation.directory-digest-length",
     "§7.12 rule 3: a directory digest that is not 32 bytes → rejected (ValidationError or ClosureError), nothing stored",
     [
       { what: "a directory digest of 31 bytes", directory: dirs(dir("d", dA.bytes.subarray(0, 31))) },
@@ -104,19 +121,30 @@ export const validationScenarios: Scenario[] = [
     ],
     ["VALIDATION", "CLOSURE"],
   ),
-  rule("§7.12 rule 4: a symlink target that is empty, over 4095 bytes, or holds NUL → ValidationError, nothing stored", [
-    { what: "an empty symlink target", directory: links(link("l", "")) },
-    { what: "a 4096-byte symlink target", directory: links(link("l", "t".repeat(4096))) },
-    { what: "a symlink target holding NUL", directory: links(link("l", bytes(0x61, 0, 0x62))) },
-  ]),
+  rule(
+    "validation.symlink-targets",
+    "§7.12 rule 4: a symlink target that is empty, over 4095 bytes, or holds NUL → ValidationError, nothing stored",
+    [
+      { what: "an empty symlink target", directory: links(link("l", "")) },
+      { what: "a 4096-byte symlink target", directory: links(link("l", "t".repeat(4096))) },
+      { what: "a symlink target holding NUL", directory: links(link("l", bytes(0x61, 0, 0x62))) },
+    ],
+  ),
   // Sizes that overflow cannot match the children's real sizes either.
   rule(
+    "validation.size-overflow",
     "§7.12 rule 5: a directory size that overflows uint64 → rejected (ValidationError or ClosureError), nothing stored",
-    [{ what: "directories declaring 2^64-1 entries each", directory: dirs(dir("a", dA.bytes, UINT64_MAX), dir("b", dA.bytes, UINT64_MAX)) }],
+    [
+      {
+        what: "directories declaring 2^64-1 entries each",
+        directory: dirs(dir("a", dA.bytes, UINT64_MAX), dir("b", dA.bytes, UINT64_MAX)),
+      },
+    ],
     ["VALIDATION", "CLOSURE"],
   ),
   // ---- node sizes outside uint64 (issue 14 item 6) ----
   {
+    id: "validation.size-not-uint64",
     name: "§7.12 rule 5: a file or directory size of -1, -200 or 2^64 (not a uint64) → ValidationError, nothing stored",
     requires: ["write"],
     async run(ctx) {
@@ -131,7 +159,9 @@ export const validationScenarios: Scenario[] = [
       // Such a directory has no digest to look it up by: nothing stored means the store is still empty.
       const list = ctx.service.listDigests?.bind(ctx.service);
       if (!list || !ctx.isolated) {
-        ctx.note(`that nothing was stored is not checked: ${list ? "the store is shared with earlier scenarios" : "the service has no listDigests"}`);
+        ctx.note(
+          `that nothing was stored is not checked: ${list ? "the store is shared with earlier scenarios" : "the service has no listDigests"}`,
+        );
         return;
       }
       const stored = await expectOk(ctx, "listDigests()", async () => {
@@ -139,10 +169,12 @@ export const validationScenarios: Scenario[] = [
         for await (const d of list()) out.push(d.hex);
         return out;
       });
-      if (stored.length > 0) ctx.fail(`after only rejected uploads, listDigests() listed [${stored.join(", ")}]; expected an empty store`);
+      if (stored.length > 0)
+        ctx.fail(`after only rejected uploads, listDigests() listed [${stored.join(", ")}]; expected an empty store`);
     },
   },
   {
+    id: "validation.limits-accepted",
     name: "§2 limits are accepted: 255-byte names, 4095-byte targets, any non-NUL bytes, lists sorted separately",
     requires: ["write"],
     async run(ctx) {
@@ -152,7 +184,10 @@ export const validationScenarios: Scenario[] = [
         { what: "names '...', '.a', 'a..b', ' '", directory: files(file(" "), file("..."), file(".a"), file("a..b")) },
         { what: "names of bytes 01, 7f, ff", directory: files(file(bytes(1)), file(bytes(0x7f)), file(bytes(0xff))) },
         { what: "files ['z', 'é'] (bytewise order)", directory: files(file("z"), file("é")) },
-        { what: "directory b and file a (lists sorted separately)", directory: makeDirectory({ directories: [dir("b")], files: [file("a")] }) },
+        {
+          what: "directory b and file a (lists sorted separately)",
+          directory: makeDirectory({ directories: [dir("b")], files: [file("a")] }),
+        },
         {
           what: "an executable file of 2^64-1 bytes",
           directory: makeDirectory({ files: [makeFileNode("big", dA.bytes, UINT64_MAX, true)] }),
