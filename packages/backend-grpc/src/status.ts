@@ -64,7 +64,13 @@ export function toConnectError(error: unknown): ConnectError {
       return withCode(new ConnectError(e.message, Code.Canceled, undefined, undefined, e), e.code);
     case "BACKEND":
       return withCode(
-        new ConnectError(e.message, (e as BackendError).unavailable ? Code.Unavailable : Code.Internal, undefined, undefined, e),
+        new ConnectError(
+          e.message,
+          (e as BackendError).unavailable ? Code.Unavailable : Code.Internal,
+          undefined,
+          undefined,
+          e,
+        ),
         e.code,
       );
     case "CORRUPTION":
@@ -74,7 +80,8 @@ export function toConnectError(error: unknown): ConnectError {
 }
 
 // Messages of tvix/snix servers for upload problems, for servers that send no trailer.
-const CLOSURE_HINTS = /not connected|not seen|was not sent|referred|refers to|declares size|wrong size|size mismatch|empty upload|no directories|closure/i;
+const CLOSURE_HINTS =
+  /not connected|not seen|was not sent|referred|refers to|declares size|wrong size|size mismatch|empty upload|no directories|closure/i;
 
 /**
  * The castore error a client raises for a failed call to `address`.
@@ -102,9 +109,7 @@ export function fromConnectError(error: unknown, address: string, signal?: Abort
   }
   switch (ce.code) {
     case Code.InvalidArgument:
-      return CLOSURE_HINTS.test(message)
-        ? new ClosureError(message, opts)
-        : new ValidationError(message, opts);
+      return CLOSURE_HINTS.test(message) ? new ClosureError(message, opts) : new ValidationError(message, opts);
     case Code.NotFound:
       return new NotFoundError(message, opts);
     case Code.Unavailable:
@@ -118,6 +123,19 @@ export function fromConnectError(error: unknown, address: string, signal?: Abort
 export function grpcCodeOf(error: unknown): Code | undefined {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     if (e instanceof ConnectError) return e.code;
+  }
+  return undefined;
+}
+
+/**
+ * The castore error code the server sent in the `castore-error-code` trailer
+ * for an error raised by the client, or undefined when the server sent none
+ * (a tvix or snix server, or an error that never came off the wire). Tells a
+ * class the server proved apart from one this client guessed from the status.
+ */
+export function castoreCodeOf(error: unknown): string | undefined {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ConnectError) return e.metadata.get(CASTORE_ERROR_CODE_TRAILER) ?? undefined;
   }
   return undefined;
 }
