@@ -3,12 +3,12 @@
  * castore-error-code trailer) or guessed by this client from the status.
  * `castore conformance URL` uses it to decide whether to check error classes.
  */
-import { ClosureError, ValidationError, fixtures } from "@castore/core";
+import { ClosureError, ValidationError, directoryDigest, fixtures } from "@castore/core";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { startHarness } from "./memory-store.test-helper.js";
-import { castoreCodeOf } from "./status.js";
+import { castoreCodeOf, transportFailureOf } from "./status.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -68,5 +68,16 @@ describe("castoreCodeOf", () => {
     const e = await rejectedUpload(client);
     expect(e).toBeInstanceOf(ValidationError);
     expect(castoreCodeOf(e)).toBeUndefined();
+  });
+
+  it("a server that went away is a transport failure, a rejection is not", async () => {
+    const h = await startHarness("tcp");
+    const url = h.server.url!;
+    expect(transportFailureOf(await rejectedUpload(h.client))).toBeUndefined();
+    await h.close();
+    const client = GrpcDirectoryService.fromUrl(url);
+    cleanups.push(() => client.close());
+    const e = await client.get(directoryDigest(fixtures.DIRECTORY_A)).catch((x: unknown) => x);
+    expect(transportFailureOf(e)).toMatch(/UNAVAILABLE|ECONNREFUSED/);
   });
 });

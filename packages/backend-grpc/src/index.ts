@@ -35,7 +35,7 @@ export {
 } from "./directory-service-handler.js";
 export { parseGrpcUrl, describeTarget, type GrpcTarget, type ParsedGrpcUrl, type ServiceName } from "./grpc-url.js";
 export { BearerTokens, parseAuthTokens } from "./auth.js";
-export { CASTORE_ERROR_CODE_TRAILER, castoreCodeOf, grpcCodeOf } from "./status.js";
+export { CASTORE_ERROR_CODE_TRAILER, castoreCodeOf, grpcCodeOf, transportFailureOf } from "./status.js";
 export { HealthStatus, DEFAULT_HEALTH_POLL_MS, probeBackend, healthRoutes, type HealthOptions } from "./health.js";
 export { createServerMetrics, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 

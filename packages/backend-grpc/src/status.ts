@@ -139,3 +139,30 @@ export function castoreCodeOf(error: unknown): string | undefined {
   }
   return undefined;
 }
+
+const NETWORK_ERRORS = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ERR_HTTP2_STREAM_ERROR",
+  "ERR_HTTP2_SESSION_ERROR",
+]);
+
+/**
+ * Why an error raised by the client means the server went away rather than
+ * answered (UNAVAILABLE, DEADLINE_EXCEEDED, a reset or refused connection),
+ * or undefined for an answer of the server. `castore conformance URL` never
+ * counts such an error as the rejection a scenario expects.
+ */
+export function transportFailureOf(error: unknown): string | undefined {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ConnectError) {
+      if (e.code === Code.Unavailable) return "gRPC UNAVAILABLE";
+      if (e.code === Code.DeadlineExceeded) return "gRPC DEADLINE_EXCEEDED";
+    }
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && NETWORK_ERRORS.has(code)) return code;
+  }
+  return undefined;
+}
