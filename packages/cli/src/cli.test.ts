@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import { Digest, createBlake3Hasher, openDirectoryService } from "@castore/core";
+import { Digest, type DirectoryService, createBlake3Hasher, openDirectoryService } from "@castore/core";
+import { MemoryDirectoryService } from "@castore/backend-memory";
 import "@castore/backend-grpc";
 import { createDirectoryServiceServer } from "@castore/backend-grpc";
 import { brokenBackends } from "@castore/conformance/broken";
@@ -59,13 +60,19 @@ describe("castore CLI end to end", () => {
   it("ls lists the root like ls -l, with the executable bit, symlink and escaped non-UTF-8 name", async () => {
     const r = await runCastore(CASTORE_CLI, ["ls", root, "--store", store]);
     expect(r.code, r.stderr).toBe(0);
-    const names = r.stdout.toString().trim().split("\n").map((l) => /^\S+ +\d+ \S+ (.*)$/.exec(l)![1]);
+    const names = r.stdout
+      .toString()
+      .trim()
+      .split("\n")
+      .map((l) => /^\S+ +\d+ \S+ (.*)$/.exec(l)![1]);
     expect(names).toEqual(["a/", "empty", "empty-dir/", "link -> a/hello.txt", "n\\xff\\xfe", "run.sh"]);
     const text = r.stdout.toString();
     expect(text).toMatch(new RegExp(`^-r--r--r-- +0 ${b3("")} empty$`, "m"));
     expect(text).toMatch(new RegExp(`^-r-xr-xr-x +18 ${b3("#!/bin/sh\necho hi\n")} run.sh$`, "m"));
     expect(text).toMatch(/^lrwxrwxrwx +11 -+ link -> a\/hello.txt$/m);
-    expect(text).toMatch(/^drwxr-xr-x +0 af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262 empty-dir\/$/m);
+    expect(text).toMatch(
+      /^drwxr-xr-x +0 af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262 empty-dir\/$/m,
+    );
     expect(text).toMatch(/ n\\xff\\xfe$/m);
     expect(text).toMatch(/^drwxr-xr-x +4 [0-9a-f]{64} a\/$/m); // size(c) = 1 (deep); size(b) = 1 + size(c) = 2; size(a) = 1 (hello.txt) + 1 + size(b) = 4
   });
@@ -82,17 +89,26 @@ describe("castore CLI end to end", () => {
 
   it("ls takes every name as it prints it: pasting a printed name back finds that node", async () => {
     // Names ls escapes: not UTF-8, a backslash, a control character, valid UTF-8 mixed with an invalid byte.
-    const names = [Buffer.from([0xff]), Buffer.from("back\\slash"), Buffer.from("tab\there"), Buffer.concat([Buffer.from("café"), Buffer.from([0xfe])])];
+    const names = [
+      Buffer.from([0xff]),
+      Buffer.from("back\\slash"),
+      Buffer.from("tab\there"),
+      Buffer.concat([Buffer.from("café"), Buffer.from([0xfe])]),
+    ];
     const odd = join(dir, "odd-names");
     mkdirSync(Buffer.concat([Buffer.from(`${odd}/`), names[1]]), { recursive: true });
-    for (const name of names.slice(2)) writeFileSync(Buffer.concat([Buffer.from(`${odd}/`), names[1], Buffer.from("/"), name]), name);
+    for (const name of names.slice(2))
+      writeFileSync(Buffer.concat([Buffer.from(`${odd}/`), names[1], Buffer.from("/"), name]), name);
     writeFileSync(Buffer.concat([Buffer.from(`${odd}/`), names[0]]), "ff");
     const oddStore = `lmdb://${join(dir, "odd-store")}`;
     const imported = await runCastore(CASTORE_CLI, ["import", odd, "--store", oddStore]);
     expect(imported.code, imported.stderr).toBe(0);
     const oddRoot = imported.stdout.toString().trim();
     const printedName = (line: string) => /^\S+ +\d+ \S+ (.*?)\/?$/.exec(line)![1];
-    const top = (await runCastore(CASTORE_CLI, ["ls", oddRoot, "--store", oddStore])).stdout.toString().trim().split("\n");
+    const top = (await runCastore(CASTORE_CLI, ["ls", oddRoot, "--store", oddStore])).stdout
+      .toString()
+      .trim()
+      .split("\n");
     expect(top.map(printedName)).toEqual(["back\\\\slash", "\\xff"]);
     // The directory's printed name, pasted back, lists it.
     const listed = await runCastore(CASTORE_CLI, ["ls", oddRoot, printedName(top[0]), "--store", oddStore]);
@@ -100,20 +116,29 @@ describe("castore CLI end to end", () => {
     const sub = listed.stdout.toString().trim().split("\n");
     expect(sub.map(printedName)).toEqual(["café\\xfe", "tab\\x09here"]);
     // Each file's printed path, pasted back, shows that file's line.
-    for (const [path, line] of [[printedName(top[1]), top[1]], ...sub.map((l) => [`${printedName(top[0])}/${printedName(l)}`, l])]) {
+    for (const [path, line] of [
+      [printedName(top[1]), top[1]],
+      ...sub.map((l) => [`${printedName(top[0])}/${printedName(l)}`, l]),
+    ]) {
       const r = await runCastore(CASTORE_CLI, ["ls", oddRoot, path, "--store", oddStore]);
       expect(r.code, `${path}: ${r.stderr}`).toBe(0);
       expect(r.stdout.toString(), path).toBe(`${line}\n`);
     }
     const typo = await runCastore(CASTORE_CLI, ["ls", oddRoot, "back\\slash", "--store", oddStore]);
     expect(typo.code).toBe(1);
-    expect(typo.stderr).toMatch(/^castore: "back\\\\slash": "\\\\sla" at character 4 is not an escape; write a backslash as .*\n$/);
+    expect(typo.stderr).toMatch(
+      /^castore: "back\\\\slash": "\\\\sla" at character 4 is not an escape; write a backslash as .*\n$/,
+    );
   });
 
   it("get --recursive --json returns the whole closure, names exact in base64", async () => {
     const r = await runCastore(CASTORE_CLI, ["get", root, "--recursive", "--json", "--store", store]);
     expect(r.code, r.stderr).toBe(0);
-    const dirs = r.stdout.toString().trim().split("\n").map((l) => JSON.parse(l));
+    const dirs = r.stdout
+      .toString()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(dirs[0].digest).toBe(root);
     expect(dirs).toHaveLength(5); // root, a, empty-dir, b, c
     const rootFiles = dirs[0].files.map((f: { name_b64: string }) => Buffer.from(f.name_b64, "base64"));
@@ -165,6 +190,16 @@ describe("castore CLI end to end", () => {
         expect(r.stdout.toString(), cmd[0]).toContain("castore ls ROOT 'dir/n\\xff\\xfe'");
       }
     }
+    const help = (await runCastore(CASTORE_CLI, ["conformance", "--help"])).stdout.toString();
+    for (const documented of [
+      "--typed-errors",
+      "--no-typed-errors",
+      "castore-error-code",
+      "--json",
+      "--junit <file>",
+      "--filter closure.",
+    ])
+      expect(help).toContain(documented);
     const r = await runCastore(CASTORE_CLI, ["serve", "--help"]);
     expect(r.stdout.toString()).toMatch(/--listen <address>.*\n?.*CASTORE_LISTEN/);
   });
@@ -206,16 +241,148 @@ describe("castore CLI end to end", () => {
         const r = await runCastore(CASTORE_CLI, ["conformance", server.url!], { timeoutMs: 120_000 });
         expect(r.code, `${broken.name}: ${r.stdout}`).toBe(1);
         expect(r.stdout.toString()).toMatch(/[1-9]\d* failed/);
-        const failing = r.stdout.toString().split("\n").filter((l) => l.startsWith("FAIL"));
+        const failing = r.stdout
+          .toString()
+          .split("\n")
+          .filter((l) => l.startsWith("FAIL"));
         if (broken === brokenBackends.childrenBeforeParents) {
           // the gRPC client's stream check rejects a child before its parent
-          expect(failing.join("\n")).toMatch(/§7.5 upload \[A, B\]/);
+          expect(failing.join("\n")).toMatch(/\[uploads\.leaves-to-root\] §7.5 upload \[A, B\]/);
         } else {
-          expect(failing.join("\n")).toMatch(/§7.4 upload \[B\]/);
+          expect(failing.join("\n")).toMatch(/\[closure\.dangling-child\] §7.4 upload \[B\]/);
         }
       } finally {
         await server.close();
       }
     }
   }, 300_000);
+});
+
+describe("castore conformance: typed-error detection and reports", () => {
+  /**
+   * A server like tvix: its service raises plain Errors, so every rejection is
+   * INTERNAL with no castore-error-code trailer.
+   */
+  function plainErrors(service: DirectoryService): DirectoryService {
+    const plain = (e: unknown) => new Error((e as Error).message);
+    return {
+      get: (d, o) => service.get(d, o).catch((e) => Promise.reject(plain(e))),
+      put: (d, o) => service.put(d, o).catch((e) => Promise.reject(plain(e))),
+      getRecursive: async function* (d, o) {
+        try {
+          yield* service.getRecursive(d, o);
+        } catch (e) {
+          throw plain(e);
+        }
+      },
+      putMultipleStart: (o) => {
+        const p = service.putMultipleStart(o);
+        return {
+          put: (d) => p.put(d).catch((e) => Promise.reject(plain(e))),
+          close: () => p.close().catch((e) => Promise.reject(plain(e))),
+          abort: (r) => p.abort(r).catch((e) => Promise.reject(plain(e))),
+        };
+      },
+      close: () => service.close(),
+    };
+  }
+
+  it("a server answering INTERNAL without the trailer passes, untyped; forced --typed-errors it fails", async () => {
+    const server = createDirectoryServiceServer(plainErrors(new MemoryDirectoryService()), {
+      listen: { host: "127.0.0.1", port: 0 },
+    });
+    await server.listen();
+    try {
+      const probed = await runCastore(CASTORE_CLI, ["conformance", server.url!, "--filter", "closure."], {
+        timeoutMs: 60_000,
+      });
+      expect(probed.stdout.toString()).toMatch(
+        /error classes not checked: the server's rejections carry no castore-error-code trailer/,
+      );
+      expect(probed.stdout.toString()).toMatch(/: 6 passed, 0 failed, 0 skipped/);
+      expect(probed.code, probed.stdout.toString()).toBe(0);
+
+      const forced = await runCastore(
+        CASTORE_CLI,
+        ["conformance", server.url!, "--filter", "closure.", "--typed-errors"],
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      expect(forced.stdout.toString()).toMatch(/FAIL .*\[closure\.dangling-child\] .*expected ClosureError/);
+      expect(forced.code).toBe(1);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+
+  it("a castore server proves typed errors by its trailer, so classes are checked", async () => {
+    const served = await startCastoreServe(CASTORE_CLI, ["--listen", "127.0.0.1:0", "--store", "memory://"]);
+    try {
+      const r = await runCastore(CASTORE_CLI, ["conformance", served.url, "--filter", "closure."], {
+        timeoutMs: 60_000,
+      });
+      expect(r.stdout.toString()).not.toMatch(/error classes not checked/);
+      expect(r.code, r.stdout.toString()).toBe(0);
+    } finally {
+      await served.stop();
+    }
+  }, 120_000);
+
+  it("a server that went away fails the scenarios, never passes them as rejections", async () => {
+    const server = createDirectoryServiceServer(new MemoryDirectoryService(), {
+      listen: { host: "127.0.0.1", port: 0 },
+    });
+    await server.listen();
+    const url = server.url!;
+    await server.close();
+    const r = await runCastore(
+      CASTORE_CLI,
+      ["conformance", url, "--filter", "closure.dangling-child", "--no-typed-errors"],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(r.stdout.toString()).toMatch(
+      /FAIL .*\[closure\.dangling-child\] .*failed because the server went away \(gRPC UNAVAILABLE/,
+    );
+    expect(r.code).toBe(1);
+  }, 120_000);
+
+  it("--json prints one report and --junit writes one testcase per scenario", async () => {
+    const served = await startCastoreServe(CASTORE_CLI, ["--listen", "127.0.0.1:0", "--store", "memory://"]);
+    const junit = join(dir, "conformance.xml");
+    try {
+      const r = await runCastore(
+        CASTORE_CLI,
+        ["conformance", served.url, "--filter", "uploads.", "--json", "--junit", junit],
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout.toString());
+      expect(report.target).toBe(served.url);
+      expect(report.results.length).toBeGreaterThan(5);
+      for (const res of report.results) {
+        expect(Object.keys(res).sort()).toEqual(["id", "message", "ms", "status", "title"]);
+        expect(res.id).toMatch(/^uploads\./);
+      }
+      expect(report.results[0]).toMatchObject({ id: "uploads.absent", status: "pass" });
+      expect(report.passed + report.failed + report.skipped).toBe(report.results.length);
+      expect(report.failed).toBe(0);
+
+      const xml = readFileSync(junit, "utf8");
+      const cases = [...xml.matchAll(/<testcase classname="([^"]*)" name="([^"]*)" time="[\d.]+"/g)];
+      expect(cases.map((c) => c[2].split(":")[0])).toEqual(report.results.map((x: { id: string }) => x.id));
+      expect(new Set(cases.map((c) => c[1]))).toEqual(new Set(["uploads"]));
+      expect(xml).toMatch(
+        new RegExp(
+          `<testsuite name="[^"]*" tests="${report.results.length}" failures="0" errors="0" skipped="${report.skipped}"`,
+        ),
+      );
+    } finally {
+      await served.stop();
+    }
+  }, 120_000);
 });

@@ -1,13 +1,60 @@
+import { writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { runConformance, type ScenarioResult } from "@castore/conformance";
+import { type ConformanceReport, runConformance, type ScenarioFilter, type ScenarioResult } from "@castore/conformance";
+import { transportFailureOf } from "@castore/backend-grpc";
 import { redactUrl } from "@castore/core";
 import { openStore } from "../stores.js";
+import { jsonReport, junitXml } from "../conformance/report-formats.js";
+import { probeTypedErrors } from "../conformance/typed-errors-probe.js";
 
 function row(r: ScenarioResult): string {
   const status = r.status === "pass" ? "PASS" : r.status === "fail" ? "FAIL" : "SKIP";
   const detail = r.message ? `  ${r.message.split("\n")[0]}` : "";
-  return `${status}  ${String(Math.round(r.ms)).padStart(6)} ms  ${r.scenario}${detail}`;
+  return `${status}  ${String(Math.round(r.ms)).padStart(6)} ms  [${r.id}] ${r.title}${detail}`;
 }
+
+/** An id or id prefix (lowercase, dots, dashes) selects by id; anything else is a regex on the title. */
+export function parseFilter(value: string): ScenarioFilter {
+  return /^[a-z0-9.-]+$/.test(value) ? value : new RegExp(value);
+}
+
+/** typedErrors for the target: forced by --typed-errors / --no-typed-errors, else probed (not with --read-only). */
+async function decideTypedErrors(
+  url: string,
+  opts: { typedErrors?: boolean; readOnly?: boolean },
+): Promise<true | string> {
+  if (opts.typedErrors === true) return true;
+  if (opts.typedErrors === false) return "--no-typed-errors was given";
+  if (opts.readOnly) return "--read-only: no probe upload, so error classes are not checked";
+  const service = await openStore(url);
+  try {
+    return await probeTypedErrors(service);
+  } finally {
+    await service.close();
+  }
+}
+
+const HELP = `
+Typed-error detection: before the scenarios, one deliberately invalid upload
+(directory B without its child A) probes the server. When its rejection carries
+castore's castore-error-code trailer (a castore server), error classes are
+checked (ValidationError, ClosureError, …). Otherwise (tvix, snix, a server in
+another language) any rejection counts, whatever its status (INVALID_ARGUMENT,
+INTERNAL, UNKNOWN, …): only that the call fails and nothing is stored is checked.
+--typed-errors / --no-typed-errors skip the probe and force the choice. Either
+way a transport failure (UNAVAILABLE, DEADLINE_EXCEEDED, a reset connection) is
+never a rejection: the scenario fails, saying the server went away.
+
+Scenario ids: every line shows the scenario's stable id, e.g.
+  FAIL      3 ms  [closure.dangling-child] §7.4 upload [B] → …
+--filter takes an id (closure.dangling-child) or an id prefix (closure.),
+or else a regular expression matched against the titles ('^§7\\.1[0-2] ').
+
+Reports for CI: --json prints one JSON document instead of the lines:
+  { target, results: [{ id, title, status, message, ms }], passed, failed, skipped }
+--junit FILE also writes JUnit XML: one testcase per scenario, classname the
+id's module (closure, uploads, …), with <failure> or <skipped>.
+`;
 
 export function conformanceCommand(): Command {
   return new Command("conformance")
@@ -17,30 +64,48 @@ export function conformanceCommand(): Command {
     )
     .argument("<url>", "store URL to test")
     .option("--read-only", "do not upload: run only scenarios that read")
-    .addOption(new Option("--filter <regex>", "run only scenarios whose name matches"))
+    .addOption(
+      new Option(
+        "--filter <id-or-regex>",
+        "run only scenarios with this id or id prefix (closure.), or whose title matches the regex",
+      ),
+    )
+    .option("--typed-errors", "check error classes without probing the server")
+    .option("--no-typed-errors", "never check error classes: any rejection that is not a transport failure counts")
+    .option("--json", "print one JSON report instead of a line per scenario")
+    .option("--junit <file>", "also write the results as JUnit XML to FILE")
+    .addHelpText("after", HELP)
     .action(async (url: string, opts) => {
-      const report = await runConformance(
+      const typedErrors = await decideTypedErrors(url, opts);
+      const report: ConformanceReport = await runConformance(
         {
           name: redactUrl(url),
           factory: async () => {
             const service = await openStore(url);
             return { service, teardown: () => service.close() };
           },
+          transportFailure: transportFailureOf,
           capabilities: {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",
             isolated: "every scenario opens the same URL, so they share one store",
             breadthFirst: "a server may yield any root-to-leaves order (spec §3.2: castore over S3, tvix, snix)",
+            typedErrors,
             ...(opts.readOnly ? { write: "--read-only was given" } : {}),
           },
         },
         {
-          filter: opts.filter ? new RegExp(opts.filter) : undefined,
-          onResult: (r) => process.stdout.write(`${row(r)}\n`),
+          filter: opts.filter ? parseFilter(opts.filter) : undefined,
+          onResult: opts.json ? undefined : (r) => process.stdout.write(`${row(r)}\n`),
         },
       );
-      process.stdout.write(
-        `\n${report.backend}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped\n`,
-      );
+      if (opts.junit) writeFileSync(opts.junit, junitXml(report));
+      if (opts.json) process.stdout.write(`${JSON.stringify(jsonReport(report), null, 2)}\n`);
+      else {
+        if (typedErrors !== true) process.stdout.write(`\nerror classes not checked: ${typedErrors}\n`);
+        process.stdout.write(
+          `\n${report.backend}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped\n`,
+        );
+      }
       if (report.failed > 0) process.exitCode = 1;
     });
 }
