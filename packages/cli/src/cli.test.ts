@@ -197,7 +197,7 @@ describe("castore CLI end to end", () => {
       "castore-error-code",
       "--json",
       "--junit <file>",
-      "--filter closure.",
+      "an id prefix (closure.)",
     ])
       expect(help).toContain(documented);
     const r = await runCastore(CASTORE_CLI, ["serve", "--help"]);
