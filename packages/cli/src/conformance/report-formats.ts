@@ -33,7 +33,7 @@ export function escapeXml(text: string): string {
   return text
     .replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]!)
     .replace(
-      /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g,
+      /[^\t\n\r\u0020-\ufffd\u{10000}-\u{10ffff}]/gu,
       (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
     );
 }
