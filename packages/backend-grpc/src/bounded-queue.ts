@@ -3,9 +3,8 @@
  * waits while the queue is full, so a fast producer is held back by a slow
  * consumer (the network) instead of filling memory.
  */
-export class BoundedQueue<T> implements AsyncIterable<T> {
+export class BoundedQueue<T> {
   private readonly items: T[] = [];
-  private head = 0;
   private ended = false;
   private error: { reason: unknown } | undefined;
   private wakeConsumer: (() => void) | undefined;
@@ -16,7 +15,7 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
   }
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.items.length;
   }
 
   /** Adds an item, waiting for room. Rejects once the queue has failed or ended. */
@@ -42,7 +41,6 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     if (this.error) return;
     this.error = { reason };
     this.items.length = 0;
-    this.head = 0;
     this.wake("consumer");
     this.wake("producer");
   }
@@ -54,49 +52,14 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     fn?.();
   }
 
-  /** Drops the consumed prefix of the array once it is empty or mostly consumed. */
-  private compact(): void {
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items.splice(0, this.head);
-      this.head = 0;
-    }
-  }
-
-  private take(): T {
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined as T;
-    this.compact();
-    this.wake("producer");
-    return item;
-  }
-
-  /** Takes everything queued (at most `max` items) whenever the consumer asks: the items ready to go out together. */
-  async *batches(max = Number.MAX_SAFE_INTEGER): AsyncGenerator<T[]> {
+  /** Takes everything queued whenever the consumer asks: the items ready to go out together. */
+  async *batches(): AsyncGenerator<T[]> {
     for (;;) {
       if (this.error) return;
       if (this.length > 0) {
-        const n = Math.min(this.length, max);
-        const batch = this.items.slice(this.head, this.head + n);
-        this.items.fill(undefined as T, this.head, this.head + n);
-        this.head += n;
-        this.compact();
+        const batch = this.items.splice(0);
         this.wake("producer");
         yield batch;
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
-    }
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<T> {
-    for (;;) {
-      if (this.error) return;
-      if (this.length > 0) {
-        yield this.take();
         continue;
       }
       if (this.ended) return;

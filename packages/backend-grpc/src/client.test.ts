@@ -152,12 +152,12 @@ describe("client connection handling", () => {
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise((r) => probe.close(r));
     const c = open(`grpc+http://127.0.0.1:${port}`);
-    const started = Date.now();
     const e = await c.get(dA).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(BackendError);
     expect((e as BackendError).message).toContain(`grpc+http://127.0.0.1:${port}`);
     expect((e as BackendError).unavailable).toBe(true);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // no hang: failed on the refused connect, not after the connect timeout
+    expect((e as BackendError).message).not.toMatch(/connect timeout/);
     await expect(c.put(DIRECTORY_A)).rejects.toMatchObject({ code: "BACKEND", unavailable: true });
   });
 
@@ -171,18 +171,18 @@ describe("client connection handling", () => {
     });
     const port = (silent.address() as net.AddressInfo).port;
     const c = open(`grpc+http://127.0.0.1:${port}?connectTimeoutMs=300`);
-    const started = Date.now();
     const e = await c.get(dA).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(BackendError);
     expect((e as BackendError).message).toMatch(/127\.0\.0\.1/);
-    expect(Date.now() - started).toBeLessThan(3000);
+    // ended by the 300 ms connect timeout (nothing else ends a call to a silent peer)
+    expect((e as BackendError).message).toMatch(/connect timeout.*within 300 ms/);
   });
 
   it("AbortSignal: a call to a server that does not answer is aborted promptly", async () => {
     const c = open(await rawServer(() => ({ stall: true })));
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
-    const started = Date.now();
+    // the server never answers: only the abort can end these calls (else the test times out)
     await expect(c.get(dA, { signal: controller.signal })).rejects.toBeInstanceOf(AbortError);
     const controller2 = new AbortController();
     setTimeout(() => controller2.abort(), 100);
@@ -191,7 +191,6 @@ describe("client connection handling", () => {
         for await (const _ of c.getRecursive(dA, { signal: controller2.signal }));
       })(),
     ).rejects.toBeInstanceOf(AbortError);
-    expect(Date.now() - started).toBeLessThan(3000);
   });
 
   it("calls after close() fail with a BackendError", async () => {

@@ -123,12 +123,12 @@ describe("max connections", () => {
     const b = await two!.put(fileDirectory(1));
     expect(h.server.openConnections).toBe(2);
 
-    const started = Date.now();
     const refused = await three!.get(a).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(BackendError);
     expect(grpcCodeOf(refused)).toBe(status.UNAVAILABLE);
-    // at once: not after the client's 10 s connect timeout
-    expect(Date.now() - started).toBeLessThan(2000);
+    // at once: refused by the server, not given up after the client's connect timeout
+    expect((refused as Error).message).toMatch(/connection refused/);
+    expect((refused as Error).message).not.toMatch(/connect timeout/);
     expect(await sample(h, "castore_grpc_server_connections_refused_total")).toBe(1);
 
     // a raw TCP connection too: accepted by the kernel, closed by the server before any byte
@@ -158,10 +158,9 @@ describe("max connections", () => {
     const root = await h.client.put(DIRECTORY_A);
     const other = raw(h);
     const request = encodeGetRequest(root.bytes, false);
-    const started = Date.now();
+    // no deadline on the call: UNAVAILABLE can only come from the refused connection
     const refused = await rawGet(other, request);
     expect(refused.error?.code).toBe(status.UNAVAILABLE);
-    expect(Date.now() - started).toBeLessThan(2000);
     await h.client.close();
     await until(() => h.server.openConnections === 0);
     // grpc-js backs off (1 s, then longer) after a failed connection: poll instead of racing it.
@@ -257,14 +256,12 @@ describe("connection idle timeout", () => {
 describe("idle timeout", () => {
   it("a Put opened and never sent ends with DEADLINE_EXCEEDED; nothing is stored", async () => {
     const h = await harness({ idleTimeoutMs: 300 });
-    const started = Date.now();
+    // the call has no client deadline: DEADLINE_EXCEEDED "idle" comes from the server's idle timer
     const { done } = openPut(raw(h), []);
     const { error } = await done;
     expect(error?.code).toBe(status.DEADLINE_EXCEEDED);
     expect(error?.details).toMatch(/idle/);
-    expect(Date.now() - started).toBeLessThan(5000);
-    await sleep(50);
-    expect(h.server.activeCalls).toBe(0);
+    await until(() => h.server.activeCalls === 0);
     expect(h.store.putClosureCalls).toBe(0);
   });
 

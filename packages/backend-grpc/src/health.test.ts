@@ -116,9 +116,8 @@ describe("grpc.health.v1.Health", () => {
       call.on("error", () => {});
     });
     expect(await first).toBe("SERVICE_UNKNOWN");
-    const t0 = Date.now();
-    await server.close({ deadlineMs: 5_000 });
+    // a close deadline beyond the test timeout: only shutdown itself can end the stream in time
+    await server.close({ deadlineMs: 120_000 });
     await ended;
-    expect(Date.now() - t0).toBeLessThan(2_000);
   });
 });

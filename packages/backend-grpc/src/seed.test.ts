@@ -78,11 +78,8 @@ describe.each(["unix", "tcp"] as const)("seed test sequence over %s", (transport
   it("B, then wait until the server closed the stream: put after that fails", async () => {
     const putter = h.client.putMultipleStart();
     await putter.put(DIRECTORY_B);
-    const start = Date.now();
-    while (!putter.isClosed() && Date.now() - start < 10_000) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(putter.isClosed(), "expected the call to be ended by the server eventually").toBe(true);
+    // the putter has no event for this: poll; if the server never ends the call the test times out
+    while (!putter.isClosed()) await new Promise((r) => setTimeout(r, 10));
     await expect(putter.put(DIRECTORY_A)).rejects.toMatchObject({ code: "CLOSURE" });
     // close reports the same failure
     await expect(putter.close()).rejects.toMatchObject({ code: "CLOSURE" });

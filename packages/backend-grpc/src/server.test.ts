@@ -252,7 +252,6 @@ describe("server", () => {
       let n = 0;
       let closed = false;
       let closing: Promise<void> | undefined;
-      const started = Date.now();
       for await (const _ of c.getRecursive(root)) {
         n++;
         if (n === 10) {
@@ -265,10 +264,10 @@ describe("server", () => {
         }
         if (n % 100 === 0) await new Promise((r) => setTimeout(r, 5)); // a slowish reader
       }
+      // every directory arrived: the running call was drained, not cancelled at the deadline
       expect(n).toBe(chain.length);
       await closing;
       expect(closed).toBe(true);
-      expect(Date.now() - started).toBeLessThan(10_000);
       expect(store.closed).toBe(true);
     });
 
@@ -285,9 +284,8 @@ describe("server", () => {
       await it.next(); // then stop reading: the call cannot finish
       const start = Date.now();
       await server.close({ deadlineMs: 300 });
-      const took = Date.now() - start;
-      expect(took).toBeGreaterThanOrEqual(250);
-      expect(took).toBeLessThan(3000);
+      // waited for the deadline (a timer never fires early), then cancelled the call
+      expect(Date.now() - start).toBeGreaterThanOrEqual(250);
       expect(stats.finished).toBe(true);
       expect(store.closed).toBe(false);
       // the client sees the call fail, not hang
@@ -349,7 +347,7 @@ describe("server", () => {
       const tmp = tempSocketPath();
       cleanups.push(() => fs.rmSync(tmp.dir, { recursive: true, force: true }));
       const tls = selfSigned(tmp.dir);
-      if (!tls) return ctx.skip();
+      if (!tls) return ctx.skip("openssl is not available to make a self-signed certificate");
       const server = await serve(memoryService().service, { tls: { cert: tls.cert, key: tls.key } });
       expect(server.url).toMatch(/^grpc\+https:\/\/127\.0\.0\.1:\d+$/);
       const c = await openDirectoryService(`${server.url}?ca=${encodeURIComponent(tls.certPath)}`);
@@ -376,7 +374,7 @@ describe("server", () => {
       const tmp = tempSocketPath();
       cleanups.push(() => fs.rmSync(tmp.dir, { recursive: true, force: true }));
       const tls = selfSigned(tmp.dir);
-      if (!tls) return ctx.skip();
+      if (!tls) return ctx.skip("openssl is not available to make a self-signed certificate");
       const server = await serve(memoryService().service, { tls: { cert: tls.cert, key: tls.key }, maxConnections: 1 });
       const url = `${server.url}?ca=${encodeURIComponent(tls.certPath)}`;
       const first = GrpcDirectoryService.fromUrl(url);

@@ -477,9 +477,8 @@ describe("timeouts and a busy pool", () => {
     const port = (silent.address() as AddressInfo).port;
     try {
       const service = stores.track(PostgresDirectoryService.open(`postgres://u@127.0.0.1:${port}/db?connect_timeout=1`));
-      const started = Date.now();
+      // the server never answers: only connect_timeout ends the call (else the test times out)
       const error = await failure(service.get(Digest.of(new Uint8Array())));
-      expect(Date.now() - started).toBeLessThan(5000);
       expect(error).toBeInstanceOf(BackendError);
       expect((error as BackendError).unavailable).toBe(true);
       expect(error.message).toContain(`127.0.0.1:${port}, database "db"`);

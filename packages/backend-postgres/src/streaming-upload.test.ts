@@ -210,9 +210,8 @@ describe("streaming falls back to storing at close", () => {
         );
         return rows[0];
       });
-      const waiting = Date.now();
+      // the other transaction still holds the row: only the lock timeout can end the stream here
       await eventually("the stream to be given up", async () => (service.store.openStreams === 0 ? true : undefined));
-      expect(Date.now() - waiting).toBeLessThan(3000);
       expectConnectionsBack(service);
       expect(await rowCount(schema)).toBe(0);
       // At close the upload waits for the other transaction (it may yet roll back), then stores the rest.

@@ -122,11 +122,10 @@ describe("retries", () => {
       expect(await service.get(leaf.root)).toBeDefined();
       expect(counter.take().total).toBe(2);
       hangs = 5;
-      const started = performance.now();
+      // Only the socket timeout ends a hanging request (a hang would trip the test timeout instead).
       const error = await service.get(leaf.root).catch((e) => e);
       expect(error).toBeInstanceOf(BackendError);
       expect(error.message).toMatch(/timed out|inactivity/);
-      expect(performance.now() - started).toBeLessThan(5_000);
     } finally {
       await Promise.all([writer.service.close(), service.close(), proxy.stop()]);
     }

@@ -87,10 +87,9 @@ describe("castore serve limits from the environment", () => {
         const stream = session.request({ ":method": "POST", ":path": "/tvix.castore.v1.DirectoryService/Put", "content-type": "application/grpc", te: "trailers" });
         stream.on("error", () => {});
         stream.resume();
-        const started = Date.now();
+        // the request has no deadline of its own: only the server's idle timer can end it
         const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
         expect(trailers["grpc-status"]).toBe(String(DEADLINE_EXCEEDED));
-        expect(Date.now() - started).toBeLessThan(5000);
       } finally {
         session.destroy();
       }
@@ -131,12 +130,11 @@ describe("castore serve --max-connections, --connection-idle-timeout-ms", () => 
         const [one, two, three] = clients as [typeof clients[0], typeof clients[0], typeof clients[0]];
         const root = await one.put(makeDirectory());
         expect(await two.get(root)).toBeDefined();
-        // the third connection is closed at once
-        const t0 = Date.now();
+        // the third connection is closed at once: refused, not given up after the client's connect timeout
         const refused = await three.get(root).catch((e: unknown) => e);
         expect(grpcCodeOf(refused)).toBe(UNAVAILABLE);
         expect(String((refused as Error).message)).toMatch(/connection refused/);
-        expect(Date.now() - t0).toBeLessThan(2000);
+        expect(String((refused as Error).message)).not.toMatch(/connect timeout/);
         const socket = net.connect(Number(new URL(serve.url).port), "127.0.0.1");
         socket.on("error", () => {});
         let bytes = 0;

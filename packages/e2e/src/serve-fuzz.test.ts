@@ -371,7 +371,6 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
   it("uploads that stall half-way are ended by the idle timeout, storing nothing", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 2, max: 12 }), fc.nat(), fc.nat()), { minLength: 4, maxLength: 8 }), async (uploads) => {
-        const started = Date.now();
         const results = await Promise.all([
           ...uploads.map(async ([depth, salt, at]) => {
             const dirs = chain(depth, salt, "stall");
@@ -389,12 +388,11 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
         ]);
         for (const r of results.slice(0, uploads.length) as { outcome: Outcome; root: Digest; last: Digest }[]) {
           expect(r.outcome.code, r.outcome.details).toBe(status.DEADLINE_EXCEEDED);
+          // "idle": ended by the server's timer, not by the client's deadline (grpc-js says "Deadline exceeded")
           expect(r.outcome.details).toMatch(/idle/);
           expect(await isStored(r.root)).toBe(false);
           expect(await isStored(r.last)).toBe(false);
         }
-        // ended by the server's timer (1 s), well before the client's deadline
-        expect(Date.now() - started).toBeLessThan(CALL_DEADLINE_MS - 2000);
       }),
       { numRuns: 3, seed: SEED, endOnFailure: true },
     );

@@ -37,8 +37,8 @@ describe("startPostgresTestServer", () => {
     expect(rows).toEqual([{ one: 1, db: server.database }]);
   });
 
-  it("keeps its data across restart()", async () => {
-    if (!server.canRestart) return; // a CASTORE_TEST_POSTGRES_URL server is not ours to restart
+  it("keeps its data across restart()", async (ctx) => {
+    if (!server.canRestart) return ctx.skip("the server from $CASTORE_TEST_POSTGRES_URL is not ours to restart");
     await query(server.url, "create table if not exists restart_probe (v text)");
     await query(server.url, "insert into restart_probe values ($1)", ["before restart"]);
 
@@ -55,8 +55,8 @@ describe("startPostgresTestServer", () => {
     expect(await query(server.url, "select 1 as one")).toEqual([{ one: 1 }]);
   }, 120_000);
 
-  it("restarts after a downtime, refusing connections meanwhile", async () => {
-    if (!server.canRestart) return;
+  it("restarts after a downtime, refusing connections meanwhile", async (ctx) => {
+    if (!server.canRestart) return ctx.skip("the server from $CASTORE_TEST_POSTGRES_URL is not ours to restart");
     const restarting = server.restart({ downtimeMs: 1_500 });
     await new Promise((r) => setTimeout(r, 700));
     await expect(query(server.url, "select 1")).rejects.toThrow();

@@ -45,8 +45,8 @@ describe("startS3TestServer", () => {
     expect(a).not.toBe(b);
   });
 
-  it("keeps its buckets across restart()", async () => {
-    if (!server.canRestart) return;
+  it("keeps its buckets across restart()", async (ctx) => {
+    if (!server.canRestart) return ctx.skip("the S3 server from $CASTORE_TEST_S3_URL is not ours to restart");
     const bucket = await server.createBucket();
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: "k", Body: "kept" }));
     await server.restart();

@@ -26,9 +26,4 @@ export function rootNode(digest: Digest, size: bigint, name = "root"): Node {
   return { kind: "directory", node: makeDirectoryNode(name, digest, size) };
 }
 
-/** An empty-directory child entry, for test directories that need one. */
-export function emptyChild(name: string | Uint8Array) {
-  return makeDirectoryNode(name, dA, 0n);
-}
-
 export type { Directory };
