@@ -21,10 +21,9 @@ import ts from "typescript";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = new Set(process.argv.slice(2));
 
-const packageDirs = [
-  "proto",
-  ...readdirSync(join(root, "packages")).map((d) => join("packages", d)),
-].filter((d) => existsSync(join(root, d, "package.json")));
+const packageDirs = ["proto", ...readdirSync(join(root, "packages")).map((d) => join("packages", d))].filter((d) =>
+  existsSync(join(root, d, "package.json")),
+);
 
 const entries = []; // { pkg, subpath, file }
 for (const dir of packageDirs) {
