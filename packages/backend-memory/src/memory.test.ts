@@ -1,9 +1,11 @@
 import { describeDirectoryService } from "@castore/conformance/vitest";
-import { DIRECTORY_A, DIRECTORY_B, taggedDirectory } from "@castore/conformance";
+import { taggedDirectory } from "@castore/conformance";
 import { gcFunction } from "@castore/conformance/internal";
-import { InvalidUrlError, openDirectoryService } from "@castore/core";
+import { InvalidUrlError, fixtures, openDirectoryService } from "@castore/core";
 import { describe, expect, it } from "vitest";
 import { MemoryDirectoryService } from "./index.js";
+
+const { DIRECTORY_A, DIRECTORY_B } = fixtures;
 
 describeDirectoryService({
   name: "memory",

@@ -4,19 +4,18 @@
  * and the breadth-first walk; this file only keeps canonical bytes by digest.
  */
 import {
-  ByteArena,
   type CallOptions,
   type ClosureEntry,
   Digest,
   DIGEST_LENGTH,
-  DigestIndex,
-  type DigestIndexed,
   type Directory,
   type DirectoryStore,
   StoreDirectoryService,
   type StoreDirectoryServiceOptions,
   throwIfAborted,
 } from "@castore/core";
+// castore's own speed internals (not part of core's API), shared with core's upload checks.
+import { ByteArena, DigestIndex, type DigestIndexed } from "@castore/core/internal";
 
 /** One stored directory: its digest, then its canonical bytes, in one view into the store's arena. */
 class StoredDirectory implements DigestIndexed<StoredDirectory> {

@@ -1,4 +1,4 @@
-import { DIRECTORY_A, DIRECTORY_B, DIRECTORY_D, deepChain, generateTree, type GeneratedTree } from "@castore/conformance";
+import { deepChain, generateTree, type GeneratedTree } from "@castore/conformance";
 import {
   BackendError,
   CorruptionError,
@@ -6,6 +6,7 @@ import {
   directoryDigest,
   directorySize,
   encodeDirectory,
+  fixtures,
   makeDirectory,
   makeDirectoryNode,
   makeFileNode,
@@ -17,6 +18,8 @@ import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { PostgresDirectoryService, SCHEMA_VERSION } from "./index.js";
 import { countQueries, postgresTestStoresForFile } from "./test-postgres.js";
+
+const { DIRECTORY_A, DIRECTORY_B, DIRECTORY_D } = fixtures;
 
 const stores = postgresTestStoresForFile();
 

@@ -31,7 +31,7 @@ import {
   type ClosureEntry,
   type DirectoryStore,
   type OnInvalidKey,
-  type StoreUpload,
+  type ClosureSink,
 } from "@castore/core";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
@@ -527,7 +527,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
    * An upload that streams once it is past 256 KiB ("auto") or at once
    * ("stream"), if a streaming slot is free; see PostgresUpload.
    */
-  openUpload(signal?: AbortSignal): StoreUpload {
+  openUpload(signal?: AbortSignal): ClosureSink {
     const stream = this.uploadMethod === "auto" || this.uploadMethod === "stream";
     return new PostgresUpload(this.uploadHost, {
       stream,

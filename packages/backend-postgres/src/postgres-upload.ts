@@ -16,7 +16,7 @@
  * reference) and go to putClosure at commit, holding no connection while the
  * client sends them.
  */
-import { AbortError, ClosureError, throwIfAborted, type ClosureEntry, type StoreUpload } from "@castore/core";
+import { AbortError, ClosureError, throwIfAborted, type ClosureEntry, type ClosureSink, type ValidatedClosure } from "@castore/core";
 import type { StreamingCopy } from "./postgres-streaming-copy.js";
 
 /** What an upload needs from its store. */
@@ -55,7 +55,7 @@ type Phase =
   | { kind: "atClose" }
   | { kind: "finished" };
 
-export class PostgresUpload implements StoreUpload {
+export class PostgresUpload implements ClosureSink {
   private phase: Phase;
   private idleTimer: NodeJS.Timeout | undefined;
   /** A stream being rolled back after it was given up: commit() and abort() wait for it. */
@@ -121,7 +121,13 @@ export class PostgresUpload implements StoreUpload {
     if (this.phase.kind === "finished" && !current) throw new AbortError("upload aborted");
   }
 
-  async commit(entries: ClosureEntry[]): Promise<void> {
+  /**
+   * Ends the COPY and commits, or stores the closure through putClosure. It
+   * does not take ClosureSink's commit signal: the upload's own signal (the
+   * caller's, given at openUpload) is what the COPY and putClosure honour.
+   */
+  async commit(closure: ValidatedClosure): Promise<void> {
+    const entries = closure.entries;
     this.stopIdleTimer();
     const phase = this.phase;
     this.phase = { kind: "finished" };

@@ -9,5 +9,17 @@ export type * from "./types.js";
 export { ConformanceFailure, runConformance, runScenario, skipReason } from "./runner.js";
 export { scenarios } from "./scenarios/index.js";
 export { type DefineTestsOptions, type TestRunner, defineConformanceTests } from "./define-tests.js";
-export * from "./fixtures.js";
-export * as fixtures from "./fixtures.js";
+// The spec §7 fixtures are core's (`import { fixtures } from "@castore/core"`);
+// this package adds the tree generators.
+export {
+  type DigestedDirectory,
+  type GenerateTreeOptions,
+  type GeneratedTree,
+  type OverlappingTree,
+  deepChain,
+  generateTree,
+  overlappingTree,
+  seededRandom,
+  taggedDirectory,
+  wideDirectory,
+} from "./trees.js";

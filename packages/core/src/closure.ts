@@ -18,10 +18,14 @@ export interface ClosureEntry {
   readonly digest: Digest;
   readonly bytes: Uint8Array;
   /**
-   * Optional: the digest's 32 bytes followed by `bytes`, in one view (core's
-   * checked uploads provide it). A store that keeps or copies both uses it
-   * instead of `digest` and `bytes`: making typed-array views and Digest
+   * Optional: the digest's 32 bytes followed by `bytes`, in one view, the
+   * same data as `digest` and `bytes`. Core's checked uploads
+   * (ClosureValidator) always provide it; entries made elsewhere (a repair,
+   * a test's own) may not, so a store reads it with a fallback to `digest`
+   * and `bytes`. A store that keeps or copies both (the memory store; the
+   * postgres COPY rows) prefers it: making typed-array views and Digest
    * objects per directory was most of the memory store's commit time.
+   * Part of the API, documented in docs/writing-a-backend.md.
    */
   readonly digestAndBytes?: Uint8Array;
   /** The decoded directory; ClosureValidator's entries decode it from `bytes` on each read. */

@@ -1,5 +1,6 @@
 export * from "./errors.js";
-export * from "./digest.js";
+// digestKey is a speed internal: see ./internal.ts.
+export { DIGEST_LENGTH, Digest, hexOf } from "./digest.js";
 export { blake3, createBlake3Hasher, type Blake3Hasher } from "./hash.js";
 export * from "./model.js";
 export { encodeDirectory, decodeDirectory, directoryDigest, DecodeError } from "./canonical.js";
@@ -16,5 +17,3 @@ export * from "./registry.js";
 export { parseBooleanOption, readStoreUrl } from "./store-url.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
-export { ByteArena } from "./arena.js";
-export { DigestIndex, type DigestIndexed } from "./digest-index.js";

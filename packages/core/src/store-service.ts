@@ -36,8 +36,14 @@ export interface DirectoryStore {
    * Optional: takes an upload's directories while it is still open, so that
    * storing overlaps checking (a network store ships rows while core hashes
    * the next ones). Without it, the whole closure goes to putClosure at close.
+   * Opened at the upload's first batch. The sink's write() gets batches of
+   * directories that passed the per-directory checks, leaves to root (resolve
+   * when the store can take more: the upload's backpressure); then either
+   * commit() with the whole closure once it checked out (all or nothing), or
+   * abort(). Nothing written may become visible before commit() resolves, and
+   * nothing of it after abort().
    */
-  openUpload?(signal?: AbortSignal): StoreUpload;
+  openUpload?(signal?: AbortSignal): ClosureSink;
   /**
    * Optional: overwrites the bytes stored under each entry's digest, for
    * DirectoryService.repair. Core has checked every entry (valid, canonical,
@@ -45,22 +51,6 @@ export interface DirectoryStore {
    * where the engine allows; resolves to the digests replaced.
    */
   repair?(entries: ClosureEntry[], signal?: AbortSignal): Promise<Digest[]>;
-}
-
-/**
- * One upload streamed into a store (DirectoryStore.openUpload). Core calls
- * write() with batches of directories that passed the per-directory checks,
- * leaves to root, then either commit() once the closure checked out whole, or
- * abort(). Nothing written may become visible before commit() resolves, and
- * nothing of it after abort().
- */
-export interface StoreUpload {
-  /** More directories, in upload order. Resolves when the store can take more: this is the upload's backpressure. */
-  write(entries: ClosureEntry[]): Promise<void>;
-  /** Makes the whole closure visible, all or nothing. `entries` is all of it, for a store that falls back to storing at the end. */
-  commit(entries: ClosureEntry[]): Promise<void>;
-  /** Drops what was written. Never throws. */
-  abort(): Promise<void>;
 }
 
 export interface StoreDirectoryServiceOptions {
@@ -153,12 +143,12 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   /** A streamed upload, opened at its first batch: an upload that fails early never holds store resources. */
-  private wrapUpload(open: () => StoreUpload): ClosureSink {
-    let upload: StoreUpload | undefined;
+  private wrapUpload(open: () => ClosureSink): ClosureSink {
+    let upload: ClosureSink | undefined;
     return {
-      write: (entries) => (upload ??= open()).write(entries),
-      commit: (closure) => (upload ??= open()).commit(closure.entries),
-      abort: async () => upload?.abort(),
+      write: async (entries) => (upload ??= open()).write?.(entries),
+      commit: (closure, commitSignal) => (upload ??= open()).commit(closure, commitSignal),
+      abort: async () => upload?.abort?.(),
     };
   }
 

@@ -1,5 +1,5 @@
 /** A Map-backed DirectoryStore for core's own tests (test-only; excluded from the build). */
-import type { ClosureEntry } from "./closure.js";
+import type { ClosureEntry, ValidatedClosure } from "./closure.js";
 import type { Digest } from "./digest.js";
 import { type DirectoryStore, StoreDirectoryService } from "./store-service.js";
 
@@ -40,7 +40,7 @@ export class StreamingMapStore extends MapStore implements DirectoryStore {
         if (this.failWrites) throw new Error("disk on fire");
         for (const e of entries) staged.set(e.digest.hex, e.bytes);
       },
-      commit: async (entries: ClosureEntry[]) => {
+      commit: async ({ entries }: ValidatedClosure) => {
         this.events.push(`commit ${entries.length}`);
         if (entries.some((e) => !staged.has(e.digest.hex))) throw new Error("commit of rows never written");
         for (const [hex, bytes] of staged) this.map.set(hex, bytes);
