@@ -23,7 +23,16 @@ export const layers = {
   conformance: { shipped: ["core", "proto"], test: [], why: "the suite judges backends through core's interface only" },
   testing: { shipped: [], test: [], why: "the test servers know nothing of castore" },
   cli: {
-    shipped: ["core", "proto", "conformance", "backend-memory", "backend-lmdb", "backend-postgres", "backend-s3", "backend-grpc"],
+    shipped: [
+      "core",
+      "proto",
+      "conformance",
+      "backend-memory",
+      "backend-lmdb",
+      "backend-postgres",
+      "backend-s3",
+      "backend-grpc",
+    ],
     test: ["testing"],
     why: "the cli ships no test servers",
   },
@@ -40,11 +49,23 @@ export default tseslint.config(
     plugins: { castore: { rules: { "package-boundaries": packageBoundaries } } },
     rules: {
       "castore/package-boundaries": ["error", { layers }],
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" },
+      ],
     },
   },
   {
     files: ["**/*.js", "**/*.mjs", "scripts/**"],
-    languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly", Buffer: "readonly", setTimeout: "readonly", clearTimeout: "readonly" } },
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        URL: "readonly",
+        Buffer: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+      },
+    },
   },
 );

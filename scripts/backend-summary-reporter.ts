@@ -48,7 +48,10 @@ export default class BackendSummaryReporter implements Reporter {
     const width = Math.max(...[...byBackend.keys()].map((k) => k.length));
     const lines = [...byBackend.entries()]
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([backend, c]) => `  ${backend.padEnd(width)}  ${String(c.passed).padStart(3)} passed  ${String(c.skipped).padStart(3)} skipped  ${String(c.failed).padStart(3)} failed`);
+      .map(
+        ([backend, c]) =>
+          `  ${backend.padEnd(width)}  ${String(c.passed).padStart(3)} passed  ${String(c.skipped).padStart(3)} skipped  ${String(c.failed).padStart(3)} failed`,
+      );
     process.stdout.write(`\nConformance per backend:\n${lines.join("\n")}\n`);
   }
 }

@@ -24,7 +24,9 @@ const benches = readdirSync(join(root, "packages"))
   );
 const unmatched = filters.filter((f) => !benches.some((b) => b.label.includes(f)));
 if (unmatched.length > 0) {
-  console.error(`no benchmark matches ${unmatched.join(", ")}; there are:\n${benches.map((b) => `  ${b.label}`).join("\n")}`);
+  console.error(
+    `no benchmark matches ${unmatched.join(", ")}; there are:\n${benches.map((b) => `  ${b.label}`).join("\n")}`,
+  );
   process.exit(2);
 }
 const selected = benches.filter((b) => filters.length === 0 || filters.some((f) => b.label.includes(f)));
@@ -34,7 +36,9 @@ for (const { dir, script, command, label } of selected) {
   console.log(`\n=== ${label}: ${command}`);
   const started = Date.now();
   const r = spawnSync("pnpm", ["run", "--silent", script], { cwd: dir, stdio: "inherit" });
-  console.log(`=== ${label}: ${r.status === 0 ? "done" : `FAILED (${r.status})`} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `=== ${label}: ${r.status === 0 ? "done" : `FAILED (${r.status})`} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   if (r.status !== 0) failed++;
 }
 console.log(`\nresults: ${process.env.CASTORE_BENCH_RESULTS ?? join(root, "bench-results.json")}`);

@@ -1,6 +1,9 @@
 export * from "./gen/tvix/castore/v1/castore_pb.js";
 export * from "./gen/tvix/castore/v1/rpc_directory_pb.js";
-export { DirectoryService as SnixDirectoryService, file_snix_castore_v1_rpc_directory } from "./gen/snix/castore/v1/rpc_directory_pb.js";
+export {
+  DirectoryService as SnixDirectoryService,
+  file_snix_castore_v1_rpc_directory,
+} from "./gen/snix/castore/v1/rpc_directory_pb.js";
 export {
   file_grpc_health_v1_health,
   Health,

@@ -44,12 +44,18 @@ describe("castore/package-boundaries", () => {
     expect(lint("packages/backend-s3/src/x.test.ts", `import "../../backend-grpc/dist/index.js";`)).toEqual([
       `relative import '../../backend-grpc/dist/index.js' leaves package ${SCOPE}backend-s3: import the other package by name`,
     ]);
-    expect(lint("packages/cli/src/x.ts", `const u = new URL("../../core/src/index.ts", import.meta.url);`)).toHaveLength(1);
+    expect(
+      lint("packages/cli/src/x.ts", `const u = new URL("../../core/src/index.ts", import.meta.url);`),
+    ).toHaveLength(1);
   });
 
   it("lets a file path reach repository files outside every package (docs/), but not an import", () => {
-    expect(lint("packages/conformance/src/x.test.ts", `const u = new URL("../../../docs/spec.md", import.meta.url);`)).toEqual([]);
-    expect(lint("packages/conformance/src/x.test.ts", `import "../../../scripts/lint/package-boundaries.js";`)).toHaveLength(1);
+    expect(
+      lint("packages/conformance/src/x.test.ts", `const u = new URL("../../../docs/spec.md", import.meta.url);`),
+    ).toEqual([]);
+    expect(
+      lint("packages/conformance/src/x.test.ts", `import "../../../scripts/lint/package-boundaries.js";`),
+    ).toHaveLength(1);
   });
 
   it("refuses test servers in shipped library code but allows them in its tests", () => {
@@ -58,6 +64,8 @@ describe("castore/package-boundaries", () => {
   });
 
   it("accepts declared dependencies and paths inside the package", () => {
-    expect(lint("packages/backend-grpc/src/a/b.ts", `import "${SCOPE}core"; import "../c.js"; import "./d.js";`)).toEqual([]);
+    expect(
+      lint("packages/backend-grpc/src/a/b.ts", `import "${SCOPE}core"; import "../c.js"; import "./d.js";`),
+    ).toEqual([]);
   });
 });

@@ -78,7 +78,8 @@ function treeSize(key) {
 }
 
 const isRefused = (r) => r && r.value === 0 && /^refused/.test(r.notes ?? "");
-const refusalCode = (r) => (/RESOURCE_EXHAUSTED|ResourceExhausted/i.test(r.notes ?? "") ? "RESOURCE_EXHAUSTED" : "refused");
+const refusalCode = (r) =>
+  /RESOURCE_EXHAUSTED|ResourceExhausted/i.test(r.notes ?? "") ? "RESOURCE_EXHAUSTED" : "refused";
 
 // ---- formatting ----
 
@@ -102,7 +103,10 @@ function shortRate(v) {
   return String(Math.round(v));
 }
 
-const cell = (text) => String(text ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
+const cell = (text) =>
+  String(text ?? "")
+    .replace(/\|/g, "\\|")
+    .replace(/\n/g, " ");
 const row = (cells) => `| ${cells.map(cell).join(" | ")} |`;
 const unitShort = (u) => u.replace("directories/s", "dirs/s");
 
@@ -145,7 +149,7 @@ function benchReport(results, byTree, written) {
     "over the same directories in the same run: the cost of merely encoding and hashing what is stored.",
     "grpc is a `castore serve --store memory://` child process over loopback TCP; cache is",
     "`cache://?near=memory://&far=lmdb://…` (uploads go to far; its getRecursive is the first read, which",
-    "copies the closure into near, and \"warm\" the second).",
+    'copies the closure into near, and "warm" the second).',
     "",
     "A ratio is not bounded by 1: a read hashes the stored bytes and decodes them, which can cost less",
     "than encoding them. On the small trees (a round takes milliseconds) single rounds swing widely, so",
@@ -159,12 +163,17 @@ function benchReport(results, byTree, written) {
     const backends = byTree.get(tree);
     const first = [...backends.values()].map((m) => m.ingest ?? m.getRecursive).find(Boolean);
     lines.push(`### ${tree}`, "");
-    lines.push(`${treeTitle(tree, backends)}. Baseline: ${formatNumber(first?.baseline)} ${first ? unitShort(first.unit) : ""}.`, "");
+    lines.push(
+      `${treeTitle(tree, backends)}. Baseline: ${formatNumber(first?.baseline)} ${first ? unitShort(first.unit) : ""}.`,
+      "",
+    );
     lines.push(row(["backend", "ingest", "× baseline", "getRecursive", "× baseline"]));
     lines.push(row(["---", "---:", "---:", "---:", "---:"]));
     for (const backend of sortBackends([...backends.keys()])) {
       const m = backends.get(backend);
-      lines.push(row([backend, rateCell(m.ingest), ratioCell(m.ingest), rateCell(m.getRecursive), ratioCell(m.getRecursive)]));
+      lines.push(
+        row([backend, rateCell(m.ingest), ratioCell(m.ingest), rateCell(m.getRecursive), ratioCell(m.getRecursive)]),
+      );
       if (m["getRecursive (warm)"]) {
         const w = m["getRecursive (warm)"];
         lines.push(row([`${backend} (second read)`, "", "", rateCell(w), ratioCell(w)]));
@@ -196,7 +205,16 @@ function benchReport(results, byTree, written) {
     lines.push(row(["---", "---:", "---", "---:", "---:", "---"]));
     for (const r of entries) {
       const value = isRefused(r) ? `refused (${refusalCode(r)})` : formatNumber(r.value);
-      lines.push(row([r.name.slice(prefix.length + 1).trim(), value, r.unit, formatNumber(r.baseline), formatRatio(r.ratio), r.notes ?? ""]));
+      lines.push(
+        row([
+          r.name.slice(prefix.length + 1).trim(),
+          value,
+          r.unit,
+          formatNumber(r.baseline),
+          formatRatio(r.ratio),
+          r.notes ?? "",
+        ]),
+      );
     }
     lines.push("");
   }
@@ -234,13 +252,17 @@ const roundsOf = (r) => Number(/best of (\d+) rounds?/.exec(r?.notes ?? "")?.[1]
 function roundsText(groups) {
   const counts = groups.filter((g) => !Number.isNaN(g.rounds));
   if (!counts.length) return "best round";
-  const common = counts.map((g) => g.rounds).sort((a, b) => counts.filter((g) => g.rounds === b).length - counts.filter((g) => g.rounds === a).length)[0];
+  const common = counts
+    .map((g) => g.rounds)
+    .sort((a, b) => counts.filter((g) => g.rounds === b).length - counts.filter((g) => g.rounds === a).length)[0];
   const others = counts.filter((g) => g.rounds !== common).map((g) => `${g.label}: ${g.rounds}`);
   return `best of ${common} round${common === 1 ? "" : "s"}${others.length ? ` (${others.join(", ")})` : ""}`;
 }
 
 function chart(byTree) {
-  const main = byTree.has("100k-tree") ? "100k-tree" : [...byTree.keys()].filter((t) => /-tree$/.test(t)).sort((a, b) => treeSize(b) - treeSize(a))[0];
+  const main = byTree.has("100k-tree")
+    ? "100k-tree"
+    : [...byTree.keys()].filter((t) => /-tree$/.test(t)).sort((a, b) => treeSize(b) - treeSize(a))[0];
   if (!main) return undefined;
   const groups = [];
   for (const backend of BACKENDS) {
@@ -304,16 +326,26 @@ function chart(byTree) {
   // grid and y axis
   for (let v = 0; v <= axis.max + 1e-9; v += axis.step) {
     const yy = y(v).toFixed(1);
-    out.push(`<line x1="${margin.left}" y1="${yy}" x2="${W - margin.right}" y2="${yy}" stroke="${v === 0 ? "#000" : "#ddd"}" stroke-width="1"/>`);
-    out.push(`<text x="${margin.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escapeXml(v === 0 ? "0" : shortRate(v))}</text>`);
+    out.push(
+      `<line x1="${margin.left}" y1="${yy}" x2="${W - margin.right}" y2="${yy}" stroke="${v === 0 ? "#000" : "#ddd"}" stroke-width="1"/>`,
+    );
+    out.push(
+      `<text x="${margin.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escapeXml(v === 0 ? "0" : shortRate(v))}</text>`,
+    );
   }
-  out.push(`<line x1="${margin.left}" y1="${margin.top}" x2="${margin.left}" y2="${margin.top + plotH}" stroke="#000"/>`);
+  out.push(
+    `<line x1="${margin.left}" y1="${margin.top}" x2="${margin.left}" y2="${margin.top + plotH}" stroke="#000"/>`,
+  );
   const yLabelY = margin.top + plotH / 2;
-  out.push(`<text x="28" y="${yLabelY}" text-anchor="middle" font-size="14" transform="rotate(-90 28 ${yLabelY})">directories per second</text>`);
+  out.push(
+    `<text x="28" y="${yLabelY}" text-anchor="middle" font-size="14" transform="rotate(-90 28 ${yLabelY})">directories per second</text>`,
+  );
   // the baseline as a dashed line across
   if (baseline) {
     const yb = y(baseline).toFixed(1);
-    out.push(`<line x1="${margin.left}" y1="${yb}" x2="${W - margin.right}" y2="${yb}" stroke="${colors.baseline}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    out.push(
+      `<line x1="${margin.left}" y1="${yb}" x2="${W - margin.right}" y2="${yb}" stroke="${colors.baseline}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+    );
   }
   // bars
   const groupW = plotW / groups.length;
@@ -324,18 +356,28 @@ function chart(byTree) {
     g.bars.forEach((b, k) => {
       const x = start + k * barW;
       if (b.value === undefined) {
-        out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(y(0) - 6).toFixed(1)}" text-anchor="middle" font-size="11" fill="#a00">n/a</text>`);
+        out.push(
+          `<text x="${(x + barW / 2).toFixed(1)}" y="${(y(0) - 6).toFixed(1)}" text-anchor="middle" font-size="11" fill="#a00">n/a</text>`,
+        );
         return;
       }
       const top = y(b.value);
       const h = Math.max(b.value > 0 ? 1 : 0, y(0) - top);
-      out.push(`<rect x="${(x + 2).toFixed(1)}" y="${(y(0) - h).toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${h.toFixed(1)}" fill="${colors[b.series]}"/>`);
-      out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(y(0) - h - 5).toFixed(1)}" text-anchor="middle" font-size="12">${escapeXml(shortRate(b.value))}</text>`);
+      out.push(
+        `<rect x="${(x + 2).toFixed(1)}" y="${(y(0) - h).toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${h.toFixed(1)}" fill="${colors[b.series]}"/>`,
+      );
+      out.push(
+        `<text x="${(x + barW / 2).toFixed(1)}" y="${(y(0) - h - 5).toFixed(1)}" text-anchor="middle" font-size="12">${escapeXml(shortRate(b.value))}</text>`,
+      );
     });
     const labelY = margin.top + plotH + 22;
-    out.push(`<text x="${cx.toFixed(1)}" y="${labelY}" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(g.label)}</text>`);
+    out.push(
+      `<text x="${cx.toFixed(1)}" y="${labelY}" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(g.label)}</text>`,
+    );
     wrap(g.sub, 17).forEach((line, n) => {
-      out.push(`<text x="${cx.toFixed(1)}" y="${labelY + 17 + n * 15}" text-anchor="middle" font-size="12" fill="#444">${escapeXml(line)}</text>`);
+      out.push(
+        `<text x="${cx.toFixed(1)}" y="${labelY + 17 + n * 15}" text-anchor="middle" font-size="12" fill="#444">${escapeXml(line)}</text>`,
+      );
     });
   });
   const subLines = Math.max(...groups.map((g) => wrap(g.sub, 17).length));
@@ -348,9 +390,13 @@ function chart(byTree) {
       `* ${g.label} ran a smaller generated tree (${g.otherTree.tree}; bare baseline on it ${shortRate(g.otherTree.baseline)}/s): one object per directory at a few hundred PUTs/s on the test server.`,
     );
   }
-  footnotes.push("Taken on a shared 2-core machine while other tests ran: absolute rates swing by up to 2× between runs.");
+  footnotes.push(
+    "Taken on a shared 2-core machine while other tests ran: absolute rates swing by up to 2× between runs.",
+  );
   footnotes.forEach((f, n) => {
-    out.push(`<text x="${margin.left}" y="${H - 28 + n * 16 - (footnotes.length - 1) * 16}" font-size="12" fill="#444">${escapeXml(f)}</text>`);
+    out.push(
+      `<text x="${margin.left}" y="${H - 28 + n * 16 - (footnotes.length - 1) * 16}" font-size="12" fill="#444">${escapeXml(f)}</text>`,
+    );
   });
   out.push("</svg>");
   return out.join("\n") + "\n";
@@ -443,7 +489,9 @@ function updateBackendsDoc(text, byTree) {
 
 const results = readResults(resultsFile);
 const byTree = crossBackend(results);
-const written = statSync(resultsFile).mtime.toISOString().replace(/\.\d+Z$/, "Z");
+const written = statSync(resultsFile)
+  .mtime.toISOString()
+  .replace(/\.\d+Z$/, "Z");
 
 writeFileSync(join(docs, "bench-report.md"), `${benchReport(results, byTree, written)}\n`);
 console.log(`wrote ${join(docs, "bench-report.md")} (${results.length} results)`);

@@ -15,7 +15,8 @@ export class BearerTokens {
   constructor(tokens: readonly string[]) {
     if (tokens.length === 0) throw new Error("authTokens: at least one token is needed");
     for (const t of tokens) {
-      if (t.length === 0 || /\s/.test(t)) throw new Error("authTokens: a token must be non-empty and contain no whitespace");
+      if (t.length === 0 || /\s/.test(t))
+        throw new Error("authTokens: a token must be non-empty and contain no whitespace");
     }
     this.hashes = tokens.map(sha256);
   }
@@ -44,6 +45,7 @@ export function parseAuthTokens(text: string): string[] {
     if (/\s/.test(line)) throw new Error("token file: a line holds more than one word (tokens contain no whitespace)");
     tokens.push(line);
   }
-  if (tokens.length === 0) throw new Error("token file: no tokens (one per line; blank lines and # comments are ignored)");
+  if (tokens.length === 0)
+    throw new Error("token file: no tokens (one per line; blank lines and # comments are ignored)");
   return tokens;
 }

@@ -34,7 +34,8 @@ afterEach(async () => {
  */
 function heldBy(signal: AbortSignal): { listeners: number; dependants: number } {
   const key = Object.getOwnPropertySymbols(signal).find((s) => s.description === "kDependantSignals");
-  const dependants = key === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[key];
+  const dependants =
+    key === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[key];
   return { listeners: getEventListeners(signal, "abort").length, dependants: dependants?.size ?? 0 };
 }
 
@@ -62,7 +63,9 @@ function watchedService() {
   return { service: watched, nextUploadStarted: () => new Promise<void>((resolve) => (onStart = resolve)) };
 }
 
-async function listen(onRequest: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void): Promise<string> {
+async function listen(
+  onRequest: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+): Promise<string> {
   const server = http2.createServer(onRequest);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   cleanups.push(() => new Promise((resolve) => server.close(resolve)));
@@ -103,13 +106,34 @@ describe("the shutdown signal holds nothing for finished calls", () => {
       expect(await client.get(a)).toEqual(DIRECTORY_A);
       for await (const d of client.getRecursive(a)) expect(d).toEqual(DIRECTORY_A);
       // An invalid request and a timed-out one.
-      expect((await rawGrpcCall(origin, { ":path": "/tvix.castore.v1.DirectoryService/Get" }, { messages: [encodeGetRequest(undefined, false)] })).grpcStatus).toBe(3);
-      expect((await rawGrpcCall(origin, { ":path": "/tvix.castore.v1.DirectoryService/Get", "grpc-timeout": "1n" }, { end: false })).grpcStatus).toBe(4);
+      expect(
+        (
+          await rawGrpcCall(
+            origin,
+            { ":path": "/tvix.castore.v1.DirectoryService/Get" },
+            { messages: [encodeGetRequest(undefined, false)] },
+          )
+        ).grpcStatus,
+      ).toBe(3);
+      expect(
+        (
+          await rawGrpcCall(
+            origin,
+            { ":path": "/tvix.castore.v1.DirectoryService/Get", "grpc-timeout": "1n" },
+            { end: false },
+          )
+        ).grpcStatus,
+      ).toBe(4);
     }
     // A call the client cancels mid-way.
     const session = http2.connect(origin);
     cleanups.push(() => session.destroy());
-    const stalled = session.request({ ":method": "POST", ":path": "/tvix.castore.v1.DirectoryService/Put", "content-type": "application/grpc", te: "trailers" });
+    const stalled = session.request({
+      ":method": "POST",
+      ":path": "/tvix.castore.v1.DirectoryService/Put",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
     stalled.on("error", () => {});
     const started = nextUploadStarted();
     stalled.write(frameGrpcMessages([new Uint8Array()]));
@@ -133,7 +157,11 @@ describe("the shutdown signal holds nothing for finished calls", () => {
     });
     const origin = await listen(handler);
     const started = nextUploadStarted();
-    const answer = rawGrpcCall(origin, { ":path": "/tvix.castore.v1.DirectoryService/Put" }, { messages: [new Uint8Array()], end: false });
+    const answer = rawGrpcCall(
+      origin,
+      { ":path": "/tvix.castore.v1.DirectoryService/Put" },
+      { messages: [new Uint8Array()], end: false },
+    );
     await started;
     shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
     expect(await answer).toMatchObject({ grpcStatus: Code.Unavailable, grpcMessage: "server is shutting down" });
@@ -143,14 +171,24 @@ describe("the shutdown signal holds nothing for finished calls", () => {
     const shutdown = new AbortController();
     const { service } = memoryService();
     const origin = await listen(
-      connectNodeAdapter({ grpc: true, connect: false, grpcWeb: false, routes: healthRoutes(service, { serviceNames: ["tvix"], pollMs: 1000, shutdownSignal: shutdown.signal }) }),
+      connectNodeAdapter({
+        grpc: true,
+        connect: false,
+        grpcWeb: false,
+        routes: healthRoutes(service, { serviceNames: ["tvix"], pollMs: 1000, shutdownSignal: shutdown.signal }),
+      }),
     );
     const baseline = heldBy(shutdown.signal);
     const session = http2.connect(origin);
     session.on("error", () => {});
     cleanups.push(() => session.destroy());
     for (let i = 0; i < CALLS; i++) {
-      const watch = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+      const watch = session.request({
+        ":method": "POST",
+        ":path": "/grpc.health.v1.Health/Watch",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
       watch.on("error", () => {});
       watch.end(frameGrpcMessages([new Uint8Array()]));
       await new Promise((resolve) => watch.once("data", resolve));

@@ -94,7 +94,9 @@ describe("client stream checks (spec §5) against a misbehaving server", () => {
   });
 
   it("get: an invalid directory, unknown fields, or bytes that are no Directory are CorruptionErrors", async () => {
-    const unsorted = makeDirectory({ files: [makeFileNode("b", EMPTY_BLOB_DIGEST, 0), makeFileNode("a", EMPTY_BLOB_DIGEST, 0)] });
+    const unsorted = makeDirectory({
+      files: [makeFileNode("b", EMPTY_BLOB_DIGEST, 0), makeFileNode("a", EMPTY_BLOB_DIGEST, 0)],
+    });
     for (const [bytes, why] of [
       [enc(unsorted), /failed validation: files not sorted/],
       [Uint8Array.from([0x48, 0x01]), /unknown field 9/],
@@ -237,7 +239,8 @@ describe("client uploads", () => {
     // ~100 KiB directories: the windows (1 MiB on the server) hold about ten of them.
     const big = (i: number) => {
       const files = [];
-      for (let f = 0; f < 1500; f++) files.push(makeFileNode(`f${String(f).padStart(5, "0")}-${i}-${"y".repeat(20)}`, EMPTY_BLOB_DIGEST, 1));
+      for (let f = 0; f < 1500; f++)
+        files.push(makeFileNode(`f${String(f).padStart(5, "0")}-${i}-${"y".repeat(20)}`, EMPTY_BLOB_DIGEST, 1));
       return makeDirectory({ files });
     };
     const putter = c.putMultipleStart();
@@ -323,10 +326,22 @@ describe("client uploads: DirectoryPutter's closing rules", () => {
 
 describe("URLs", () => {
   it("parses grpc+http, grpc+https and grpc+unix with options", () => {
-    expect(parseGrpcUrl(new URL("grpc+http://127.0.0.1:8000"))).toEqual({ target: { kind: "tcp", host: "127.0.0.1", port: 8000, tls: false } });
-    expect(parseGrpcUrl(new URL("grpc+http://[::1]:8000?service=snix")).target).toEqual({ kind: "tcp", host: "::1", port: 8000, tls: false });
+    expect(parseGrpcUrl(new URL("grpc+http://127.0.0.1:8000"))).toEqual({
+      target: { kind: "tcp", host: "127.0.0.1", port: 8000, tls: false },
+    });
+    expect(parseGrpcUrl(new URL("grpc+http://[::1]:8000?service=snix")).target).toEqual({
+      kind: "tcp",
+      host: "::1",
+      port: 8000,
+      tls: false,
+    });
     expect(parseGrpcUrl(new URL("grpc+http://[::1]:8000?service=snix")).serviceName).toBe("snix");
-    expect(parseGrpcUrl(new URL("grpc+https://store.example")).target).toEqual({ kind: "tcp", host: "store.example", port: 443, tls: true });
+    expect(parseGrpcUrl(new URL("grpc+https://store.example")).target).toEqual({
+      kind: "tcp",
+      host: "store.example",
+      port: 443,
+      tls: true,
+    });
     expect(parseGrpcUrl(new URL("grpc+unix:///run/castore/socket?connectTimeoutMs=500"))).toEqual({
       target: { kind: "unix", path: "/run/castore/socket" },
       connectTimeoutMs: 500,
@@ -350,7 +365,9 @@ describe("URLs", () => {
   });
 
   it("maxMessageBytes: a whole number of bytes, 1 to 2^32-1, with a clear error", () => {
-    expect(parseGrpcUrl(new URL("grpc+http://127.0.0.1:8000?maxMessageBytes=16777216")).maxMessageBytes).toBe(16 * 1024 * 1024);
+    expect(parseGrpcUrl(new URL("grpc+http://127.0.0.1:8000?maxMessageBytes=16777216")).maxMessageBytes).toBe(
+      16 * 1024 * 1024,
+    );
     expect(parseGrpcUrl(new URL("grpc+unix:///s?maxMessageBytes=4294967295&service=snix"))).toEqual({
       target: { kind: "unix", path: "/s" },
       serviceName: "snix",
@@ -371,7 +388,11 @@ describe("URLs", () => {
     await server.listen();
     cleanups.push(() => server.close({ deadlineMs: 500 }));
     // about 50 bytes an entry: 600 to 700 bytes encoded
-    const wide = makeDirectory({ files: Array.from({ length: 12 }, (_, i) => makeFileNode(`file-${String(i).padStart(2, "0")}-${"x".repeat(30)}`, EMPTY_BLOB_DIGEST, 0)) });
+    const wide = makeDirectory({
+      files: Array.from({ length: 12 }, (_, i) =>
+        makeFileNode(`file-${String(i).padStart(2, "0")}-${"x".repeat(30)}`, EMPTY_BLOB_DIGEST, 0),
+      ),
+    });
     const size = encodeDirectory(wide).length;
     expect(size).toBeGreaterThan(500);
     expect(size).toBeLessThan(1000);
@@ -381,7 +402,9 @@ describe("URLs", () => {
     const e = await small.get(root).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(BackendError);
     expect(grpcCodeOf(e)).toBe(Code.ResourceExhausted);
-    expect(String((e as Error).message)).toMatch(new RegExp(`message size ${size} is larger than configured readMaxBytes 500`));
+    expect(String((e as Error).message)).toMatch(
+      new RegExp(`message size ${size} is larger than configured readMaxBytes 500`),
+    );
     // the limit is on the whole message: at exactly its size it passes
     expect(await open(`${server.url}?maxMessageBytes=${size}`).get(root)).toEqual(wide);
     expect(await open(`${server.url}?maxMessageBytes=500`, { maxMessageBytes: 1000 }).get(root)).toEqual(wide);
@@ -392,7 +415,11 @@ describe("URLs", () => {
   });
 
   it("registers its schemes with core's openDirectoryService", async () => {
-    for (const url of ["grpc+http://127.0.0.1:1", "grpc+unix:///tmp/nothing-here", "grpc+http://127.0.0.1:1?service=snix"]) {
+    for (const url of [
+      "grpc+http://127.0.0.1:1",
+      "grpc+unix:///tmp/nothing-here",
+      "grpc+http://127.0.0.1:1?service=snix",
+    ]) {
       const s = await openDirectoryService(url);
       expect(s).toBeInstanceOf(GrpcDirectoryService);
       await s.close();

@@ -24,7 +24,11 @@ import {
 import { rawGrpcCall } from "@castore/testing";
 import { encodeGetRequest } from "./grpc-js.test-helper.js";
 import { memoryService } from "./memory-store.test-helper.js";
-import { createDirectoryServiceServer, type DirectoryServiceServer, type DirectoryServiceServerOptions } from "./server.js";
+import {
+  createDirectoryServiceServer,
+  type DirectoryServiceServer,
+  type DirectoryServiceServerOptions,
+} from "./server.js";
 
 const { DIRECTORY_A, EMPTY_BLOB_DIGEST } = fixtures;
 const OK = 0;
@@ -39,8 +43,15 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serve(service: DirectoryService, opts: Partial<DirectoryServiceServerOptions> = {}): Promise<DirectoryServiceServer & { origin: string }> {
-  const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 }, closeBackend: false, ...opts });
+async function serve(
+  service: DirectoryService,
+  opts: Partial<DirectoryServiceServerOptions> = {},
+): Promise<DirectoryServiceServer & { origin: string }> {
+  const server = createDirectoryServiceServer(service, {
+    listen: { host: "127.0.0.1", port: 0 },
+    closeBackend: false,
+    ...opts,
+  });
   await server.listen();
   cleanups.push(() => server.close({ deadlineMs: 500 }));
   return Object.assign(server, { origin: `http://127.0.0.1:${(server.address as { port: number }).port}` });
@@ -87,7 +98,20 @@ describe("grpc-timeout on the server", () => {
     const server = await serve(service);
     const get = encodeGetRequest(root.bytes, false);
     // Long enough for a Get of one directory: answered OK with it.
-    for (const timeout of ["1H", "5M", "30S", "9999m", "9999876u", "99999999u", "2147483S", "2147484S", "3000000S", "5000000S", "99999999H", "99999999M"]) {
+    for (const timeout of [
+      "1H",
+      "5M",
+      "30S",
+      "9999m",
+      "9999876u",
+      "99999999u",
+      "2147483S",
+      "2147484S",
+      "3000000S",
+      "5000000S",
+      "99999999H",
+      "99999999M",
+    ]) {
       const answer = await rawGrpcCall(server.origin, { ":path": GET, "grpc-timeout": timeout }, { messages: [get] });
       expect(answer, timeout).toMatchObject({ grpcStatus: OK });
       expect(answer.messages, timeout).toHaveLength(1);
@@ -106,9 +130,17 @@ describe("grpc-timeout on the server", () => {
     const { service, root } = await slowService(30);
     const server = await serve(service);
     for (const timeout of ["3000000S", "5000000S", "99999999H"]) {
-      const answer = await rawGrpcCall(server.origin, { ":path": GET, "grpc-timeout": timeout }, { messages: [encodeGetRequest(root.bytes, false)] });
+      const answer = await rawGrpcCall(
+        server.origin,
+        { ":path": GET, "grpc-timeout": timeout },
+        { messages: [encodeGetRequest(root.bytes, false)] },
+      );
       expect(answer.grpcStatus, timeout).toBe(OK);
-      const health = await rawGrpcCall(server.origin, { ":path": HEALTH_CHECK, "grpc-timeout": timeout }, { messages: [new Uint8Array()] });
+      const health = await rawGrpcCall(
+        server.origin,
+        { ":path": HEALTH_CHECK, "grpc-timeout": timeout },
+        { messages: [new Uint8Array()] },
+      );
       expect(health.grpcStatus, `health ${timeout}`).toBe(OK);
     }
   });
@@ -116,26 +148,42 @@ describe("grpc-timeout on the server", () => {
   it("a deadline that passes during a recursive Get ends it with DEADLINE_EXCEEDED, and the backend's read is aborted", async () => {
     const { service, root, recursiveSignal } = await slowService(0);
     const server = await serve(service);
-    const answer = await rawGrpcCall(server.origin, { ":path": GET, "grpc-timeout": "100m" }, { messages: [encodeGetRequest(root.bytes, true)] });
+    const answer = await rawGrpcCall(
+      server.origin,
+      { ":path": GET, "grpc-timeout": "100m" },
+      { messages: [encodeGetRequest(root.bytes, true)] },
+    );
     expect(answer.grpcStatus).toBe(DEADLINE_EXCEEDED);
     expect(answer.grpcMessage).toMatch(/deadline/);
     expect((await recursiveSignal).aborted).toBe(true);
   });
 
-  it("a stalled upload ends at its deadline with DEADLINE_EXCEEDED, even with the idle timer off; nothing is stored", { timeout: 15_000 }, async () => {
-    const { service, store } = memoryService();
-    const server = await serve(service, { idleTimeoutMs: 0 });
-    const answer = await rawGrpcCall(server.origin, { ":path": PUT, "grpc-timeout": "200m" }, { messages: [encodeDirectory(DIRECTORY_A)], end: false });
-    expect(answer.grpcStatus).toBe(DEADLINE_EXCEEDED);
-    expect(store.putClosureCalls).toBe(0);
-    expect(store.map.size).toBe(0);
-  });
+  it(
+    "a stalled upload ends at its deadline with DEADLINE_EXCEEDED, even with the idle timer off; nothing is stored",
+    { timeout: 15_000 },
+    async () => {
+      const { service, store } = memoryService();
+      const server = await serve(service, { idleTimeoutMs: 0 });
+      const answer = await rawGrpcCall(
+        server.origin,
+        { ":path": PUT, "grpc-timeout": "200m" },
+        { messages: [encodeDirectory(DIRECTORY_A)], end: false },
+      );
+      expect(answer.grpcStatus).toBe(DEADLINE_EXCEEDED);
+      expect(store.putClosureCalls).toBe(0);
+      expect(store.map.size).toBe(0);
+    },
+  );
 
-  it("a Get whose request never comes ends at its deadline, even with the idle timer off", { timeout: 15_000 }, async () => {
-    const server = await serve(memoryService().service, { idleTimeoutMs: 0 });
-    const answer = await rawGrpcCall(server.origin, { ":path": GET, "grpc-timeout": "200m" }, { end: false });
-    expect(answer.grpcStatus).toBe(DEADLINE_EXCEEDED);
-  });
+  it(
+    "a Get whose request never comes ends at its deadline, even with the idle timer off",
+    { timeout: 15_000 },
+    async () => {
+      const server = await serve(memoryService().service, { idleTimeoutMs: 0 });
+      const answer = await rawGrpcCall(server.origin, { ":path": GET, "grpc-timeout": "200m" }, { end: false });
+      expect(answer.grpcStatus).toBe(DEADLINE_EXCEEDED);
+    },
+  );
 
   it("a client that reads a recursive Get too slowly for its deadline gets DEADLINE_EXCEEDED, not OK after part of the tree", async () => {
     // A chain of about 3 MiB: more than HTTP/2 and the server buffer while the client does not read.
@@ -144,8 +192,13 @@ describe("grpc-timeout on the server", () => {
     let child: { digest: Digest; size: bigint } | undefined;
     const n = 3000;
     for (let i = 0; i < n; i++) {
-      const files = Array.from({ length: 12 }, (_, f) => makeFileNode(`file-${String(f).padStart(2, "0")}-${"x".repeat(20)}-${i}`, EMPTY_BLOB_DIGEST, f));
-      const d = makeDirectory({ directories: child ? [makeDirectoryNode("child", child.digest, child.size)] : [], files });
+      const files = Array.from({ length: 12 }, (_, f) =>
+        makeFileNode(`file-${String(f).padStart(2, "0")}-${"x".repeat(20)}-${i}`, EMPTY_BLOB_DIGEST, f),
+      );
+      const d = makeDirectory({
+        directories: child ? [makeDirectoryNode("child", child.digest, child.size)] : [],
+        files,
+      });
       await putter.put(d);
       child = { digest: directoryDigest(d), size: directorySize(d) };
     }
@@ -162,7 +215,13 @@ describe("grpc-timeout on the server", () => {
     const server = await serve(watched);
     const session = http2.connect(server.origin);
     cleanups.push(() => session.destroy());
-    const stream = session.request({ ":method": "POST", ":path": GET, "content-type": "application/grpc", te: "trailers", "grpc-timeout": "300m" });
+    const stream = session.request({
+      ":method": "POST",
+      ":path": GET,
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-timeout": "300m",
+    });
     const prefix = Buffer.alloc(5);
     const request = encodeGetRequest(root.bytes, true);
     prefix.writeUInt32BE(request.length, 1);
@@ -173,7 +232,8 @@ describe("grpc-timeout on the server", () => {
     const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
     // Read nothing until the server has given up on the call, then everything.
     await new Promise<void>((resolve) => {
-      const wait = () => (backendSignal ? backendSignal.addEventListener("abort", () => resolve(), { once: true }) : setImmediate(wait));
+      const wait = () =>
+        backendSignal ? backendSignal.addEventListener("abort", () => resolve(), { once: true }) : setImmediate(wait);
       wait();
     });
     stream.resume();
@@ -186,10 +246,18 @@ describe("grpc-timeout on the server", () => {
     const root = await service.put(DIRECTORY_A);
     const server = await serve(service);
     for (const timeout of ["garbage", "1", "S", "-1S", "1.5S", "123456789m", "1s", "1S, 2S"]) {
-      const get = await rawGrpcCall(server.origin, { ":path": GET, "grpc-timeout": timeout }, { messages: [encodeGetRequest(root.bytes, false)] });
+      const get = await rawGrpcCall(
+        server.origin,
+        { ":path": GET, "grpc-timeout": timeout },
+        { messages: [encodeGetRequest(root.bytes, false)] },
+      );
       expect(get.grpcStatus, timeout).toBe(INTERNAL);
       expect(get.grpcMessage).toMatch(/malformed grpc-timeout/);
-      const health = await rawGrpcCall(server.origin, { ":path": HEALTH_CHECK, "grpc-timeout": timeout }, { messages: [new Uint8Array()] });
+      const health = await rawGrpcCall(
+        server.origin,
+        { ":path": HEALTH_CHECK, "grpc-timeout": timeout },
+        { messages: [new Uint8Array()] },
+      );
       expect(health.grpcStatus, `health ${timeout}`).toBe(INTERNAL);
     }
   });

@@ -34,7 +34,14 @@ import {
   parseContentType,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { ClosurePutter, Digest, type Directory, type DirectoryService, encodeDirectory, isCastoreError } from "@castore/core";
+import {
+  ClosurePutter,
+  Digest,
+  type Directory,
+  type DirectoryService,
+  encodeDirectory,
+  isCastoreError,
+} from "@castore/core";
 import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore/proto";
 import { type MessageSource, messageBody } from "./message-batcher.js";
 import { EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
@@ -109,8 +116,14 @@ export function createDirectoryServiceHandler(
     const trailer = new Headers();
     if (opts.authTokens && !opts.authTokens.accepts(req.headers.authorization)) {
       // Nothing of the request is read, and nothing of the header is logged.
-      logger.debug({ path: method === undefined ? "unknown" : req.url.split("?", 1)[0] }, "call refused: not authenticated");
-      setTrailerStatus(trailer, new ConnectError("missing or invalid bearer token (authorization: Bearer …)", Code.Unauthenticated));
+      logger.debug(
+        { path: method === undefined ? "unknown" : req.url.split("?", 1)[0] },
+        "call refused: not authenticated",
+      );
+      setTrailerStatus(
+        trailer,
+        new ConnectError("missing or invalid bearer token (authorization: Bearer …)", Code.Unauthenticated),
+      );
       writeStatusOnly(res, header, trailer);
       return;
     }
@@ -133,7 +146,11 @@ export function createDirectoryServiceHandler(
       headerAcceptEncoding,
     );
     const idle = new AbortController();
-    const callSignal = new CallSignal().follow(uReq.signal).follow(clientAbortedSignal(req)).follow(opts.shutdownSignal).follow(idle.signal);
+    const callSignal = new CallSignal()
+      .follow(uReq.signal)
+      .follow(clientAbortedSignal(req))
+      .follow(opts.shutdownSignal)
+      .follow(idle.signal);
     if (timeout.timeoutMs !== undefined) callSignal.follow(deadlineSignal(timeout.timeoutMs, res));
     // Every call ends with its stream's close, whatever ended it.
     res.once("close", () => callSignal.end());
@@ -200,7 +217,10 @@ export function createDirectoryServiceHandler(
     }
     const bytes = parsed.byWhat.value;
     if (bytes.length !== 32) {
-      throw invalidArgument(`invalid digest length in GetDirectoryRequest: expected 32 bytes, got ${bytes.length}`, "INVALID_DIGEST");
+      throw invalidArgument(
+        `invalid digest length in GetDirectoryRequest: expected 32 bytes, got ${bytes.length}`,
+        "INVALID_DIGEST",
+      );
     }
     const digest = Digest.fromBytes(bytes);
     const { signal } = call;
@@ -266,7 +286,10 @@ export function createDirectoryServiceHandler(
       throw e;
     }
     logger.debug({ rpc: "Put", root: root.hex, directories: count, bytes }, "upload stored");
-    const response = toBinary(PutDirectoryResponseSchema, create(PutDirectoryResponseSchema, { rootDigest: root.bytes }));
+    const response = toBinary(
+      PutDirectoryResponseSchema,
+      create(PutDirectoryResponseSchema, { rootDigest: root.bytes }),
+    );
     return { items: [response], encode: (m) => m };
   }
 }
@@ -292,7 +315,16 @@ function statusOf(e: unknown, signal: AbortSignal): ConnectError {
  */
 function deadlineSignal(timeoutMs: number, res: http2.Http2ServerResponse): AbortSignal {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new ConnectError(`deadline exceeded: the call took longer than its grpc-timeout (${timeoutMs} ms)`, Code.DeadlineExceeded)), timeoutMs);
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new ConnectError(
+          `deadline exceeded: the call took longer than its grpc-timeout (${timeoutMs} ms)`,
+          Code.DeadlineExceeded,
+        ),
+      ),
+    timeoutMs,
+  );
   res.once("close", () => clearTimeout(timer));
   return controller.signal;
 }
@@ -312,7 +344,10 @@ async function* requestMessages(
       if (!(flags & FLAG_COMPRESSED)) {
         batch.push(data);
       } else if (compression === null) {
-        throw new ConnectError("received a compressed message, but the request declared no grpc-encoding", Code.Internal);
+        throw new ConnectError(
+          "received a compressed message, but the request declared no grpc-encoding",
+          Code.Internal,
+        );
       } else {
         batch.push(await compression.decompress(data, maxBytes));
       }

@@ -142,7 +142,11 @@ export class GrpcDirectoryService implements DirectoryService {
       let found: Directory | undefined;
       for await (const batch of this.getCall(digest, false, signal)) {
         for (const message of batch) {
-          if (found) throw new ConnectError("protocol error: more than one directory in the answer to a non-recursive Get", Code.Unimplemented);
+          if (found)
+            throw new ConnectError(
+              "protocol error: more than one directory in the answer to a non-recursive Get",
+              Code.Unimplemented,
+            );
           found = this.checkGot(digest, message);
         }
       }
@@ -262,7 +266,10 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
         try {
           root = Digest.fromBytes(fromBinary(PutDirectoryResponseSchema, responseBytes).rootDigest);
         } catch (e) {
-          const error = new BackendError(this.address, `invalid root digest in PutDirectoryResponse: ${(e as Error).message}`);
+          const error = new BackendError(
+            this.address,
+            `invalid root digest in PutDirectoryResponse: ${(e as Error).message}`,
+          );
           this.outcome = { ok: false, error };
           throw error;
         }

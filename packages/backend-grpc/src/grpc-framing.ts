@@ -102,7 +102,10 @@ export class EnvelopeReader {
   /** Call at the end of the body. */
   end(): void {
     if (this.pendingBytes > 0) {
-      throw new ConnectError(`protocol error: the body ended inside a message (${this.pendingBytes} bytes left)`, Code.Internal);
+      throw new ConnectError(
+        `protocol error: the body ended inside a message (${this.pendingBytes} bytes left)`,
+        Code.Internal,
+      );
     }
   }
 }

@@ -44,7 +44,11 @@ export function loadServices(): { tvix: ServiceCtor; snix: ServiceCtor } {
 
 export function toPlain(d: Directory): PlainDirectory {
   return {
-    directories: d.directories.map((n) => ({ name: Buffer.from(n.name), digest: Buffer.from(n.digest), size: n.size.toString() })),
+    directories: d.directories.map((n) => ({
+      name: Buffer.from(n.name),
+      digest: Buffer.from(n.digest),
+      size: n.size.toString(),
+    })),
     files: d.files.map((n) => ({
       name: Buffer.from(n.name),
       digest: Buffer.from(n.digest),
@@ -93,7 +97,12 @@ const identity = (b: Buffer) => b;
 
 export function rawGet(client: grpc.Client, request: Uint8Array, service = "tvix") {
   return readAll<Buffer>(
-    client.makeServerStreamRequest(`/${service}.castore.v1.DirectoryService/Get`, identity, identity, Buffer.from(request)),
+    client.makeServerStreamRequest(
+      `/${service}.castore.v1.DirectoryService/Get`,
+      identity,
+      identity,
+      Buffer.from(request),
+    ),
   );
 }
 
@@ -108,8 +117,7 @@ export function rawPut(
       "/tvix.castore.v1.DirectoryService/Put",
       identity,
       identity,
-      (error: grpc.ServiceError | null, response?: Buffer) =>
-        resolve(error ? { error, call } : { response, call }),
+      (error: grpc.ServiceError | null, response?: Buffer) => resolve(error ? { error, call } : { response, call }),
     );
     for (const m of messages) call.write(Buffer.from(m));
     if (opts.cancelAfterWrite) {
@@ -200,7 +208,9 @@ export async function startGrpcJsServer(
   server.addService(services.tvix.service, impl);
   server.addService(services.snix.service, impl);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   return {
     address: `127.0.0.1:${port}`,

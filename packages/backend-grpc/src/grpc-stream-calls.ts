@@ -154,7 +154,13 @@ export async function clientStreamingCall(
   let response: Awaited<ReturnType<UniversalClientFn>>;
   for (let attempt = 1; ; attempt++) {
     try {
-      response = await target.httpClient({ url: target.baseUrl + path, method: "POST", header: headers(target), body: body.stream(), signal });
+      response = await target.httpClient({
+        url: target.baseUrl + path,
+        method: "POST",
+        header: headers(target),
+        body: body.stream(),
+        signal,
+      });
       break;
     } catch (e) {
       if (attempt < MAX_ATTEMPTS && isRefusedStream(e) && !signal?.aborted && body.replayable) continue;

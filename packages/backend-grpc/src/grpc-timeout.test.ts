@@ -53,7 +53,24 @@ describe("parseGrpcTimeout", () => {
   });
 
   it("a malformed value is INTERNAL (as grpc-go and grpc-js) naming the value", () => {
-    for (const value of ["", "garbage", "1", "S", "1s", "1h", "-1S", "+1S", "1.5S", " 1S", "1S ", "123456789m", "1S, 2S", "1e3m", "0x10m", "１S"]) {
+    for (const value of [
+      "",
+      "garbage",
+      "1",
+      "S",
+      "1s",
+      "1h",
+      "-1S",
+      "+1S",
+      "1.5S",
+      " 1S",
+      "1S ",
+      "123456789m",
+      "1S, 2S",
+      "1e3m",
+      "0x10m",
+      "１S",
+    ]) {
       const { timeoutMs, error } = parseGrpcTimeout(value);
       expect(timeoutMs, JSON.stringify(value)).toBeUndefined();
       expect(error?.code, JSON.stringify(value)).toBe(Code.Internal);

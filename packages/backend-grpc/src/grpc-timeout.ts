@@ -37,7 +37,12 @@ export function parseGrpcTimeout(value: string | null | undefined): GrpcTimeout 
     // INTERNAL, as grpc-go ("malformed grpc-timeout") and grpc-js answer it;
     // the value is shown shortened, a header may be long.
     const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
-    return { error: new ConnectError(`malformed grpc-timeout ${JSON.stringify(shown)}: expected 1 to 8 digits and a unit (H, M, S, m, u or n)`, Code.Internal) };
+    return {
+      error: new ConnectError(
+        `malformed grpc-timeout ${JSON.stringify(shown)}: expected 1 to 8 digits and a unit (H, M, S, m, u or n)`,
+        Code.Internal,
+      ),
+    };
   }
   // Exact for every unit (99 999 999 × 3 600 000 < 2⁵³); a fraction of a
   // millisecond rounds up, so a deadline is never cut short.

@@ -13,9 +13,7 @@ import { InvalidUrlError, redactUrl } from "@castore/core";
 
 export type ServiceName = "tvix" | "snix";
 
-export type GrpcTarget =
-  | { kind: "tcp"; host: string; port: number; tls: boolean }
-  | { kind: "unix"; path: string };
+export type GrpcTarget = { kind: "tcp"; host: string; port: number; tls: boolean } | { kind: "unix"; path: string };
 
 export interface ParsedGrpcUrl {
   target: GrpcTarget;
@@ -56,7 +54,9 @@ export function parseGrpcUrl(url: URL): ParsedGrpcUrl {
   if (maxMessageBytes !== null) {
     const n = /^[0-9]+$/.test(maxMessageBytes) ? Number(maxMessageBytes) : NaN;
     if (!Number.isSafeInteger(n) || n <= 0 || n > MAX_GRPC_MESSAGE_BYTES) {
-      fail(`maxMessageBytes must be a whole number of bytes from 1 to ${MAX_GRPC_MESSAGE_BYTES} (gRPC's 32-bit length prefix), got "${maxMessageBytes}"`);
+      fail(
+        `maxMessageBytes must be a whole number of bytes from 1 to ${MAX_GRPC_MESSAGE_BYTES} (gRPC's 32-bit length prefix), got "${maxMessageBytes}"`,
+      );
     }
     parsed.maxMessageBytes = n;
   }

@@ -38,7 +38,13 @@ describe("a request that cannot be served does not stop the server", () => {
   it("a :authority (or host) that is no URL: HTTP 400 with INTERNAL naming it, for every path; the server goes on", async () => {
     const { origin, get } = await serve();
     for (const path of [GET, HEALTH_CHECK, "/tvix.castore.v1.DirectoryService/Put", "/no.such.Service/Method"]) {
-      for (const headers of [{ ":authority": "[::1" }, { ":authority": "x:99999" }, { ":authority": "host:port" }, { ":authority": "[zz]" }, { host: "[::1" }]) {
+      for (const headers of [
+        { ":authority": "[::1" },
+        { ":authority": "x:99999" },
+        { ":authority": "host:port" },
+        { ":authority": "[zz]" },
+        { host: "[::1" },
+      ]) {
         const answer = await rawGrpcCall(origin, { ":path": path, ...headers }, { messages: [get] });
         expect(answer, `${path} ${JSON.stringify(headers)}`).toMatchObject({ httpStatus: 400, grpcStatus: INTERNAL });
         expect(answer.grpcMessage).toMatch(/malformed :authority/);
@@ -47,7 +53,9 @@ describe("a request that cannot be served does not stop the server", () => {
     const after = await rawGrpcCall(origin, { ":path": GET }, { messages: [get] });
     expect(after).toMatchObject({ httpStatus: 200, grpcStatus: OK });
     expect(after.messages).toHaveLength(1);
-    expect((await rawGrpcCall(origin, { ":path": HEALTH_CHECK }, { messages: [new Uint8Array()] })).grpcStatus).toBe(OK);
+    expect((await rawGrpcCall(origin, { ":path": HEALTH_CHECK }, { messages: [new Uint8Array()] })).grpcStatus).toBe(
+      OK,
+    );
   });
 
   it("a handler that throws while answering: INTERNAL, logged, and the next call is served", async () => {
@@ -67,7 +75,11 @@ describe("a request that cannot be served does not stop the server", () => {
     const refused = await rawGrpcCall(origin, { ":path": GET }, { messages: [get] });
     expect(refused.grpcStatus).toBe(INTERNAL);
     expect(logged.some((m) => /handler threw/.test(m))).toBe(true);
-    const served = await rawGrpcCall(origin, { ":path": GET, authorization: "Bearer secret-token" }, { messages: [get] });
+    const served = await rawGrpcCall(
+      origin,
+      { ":path": GET, authorization: "Bearer secret-token" },
+      { messages: [get] },
+    );
     expect(served.grpcStatus).toBe(OK);
     expect(served.messages).toHaveLength(1);
   });

@@ -30,7 +30,8 @@ function shown(value: string): string {
 export function malformedTarget(req: http2.Http2ServerRequest): string | undefined {
   const authority = req.authority as string | undefined;
   if (authority === undefined || authority === "") return "the request has no :authority (or host)";
-  if (!URL.canParse(req.url, `http://${authority}`)) return `malformed :authority ${shown(authority)} or :path ${shown(req.url)}`;
+  if (!URL.canParse(req.url, `http://${authority}`))
+    return `malformed :authority ${shown(authority)} or :path ${shown(req.url)}`;
   return undefined;
 }
 
@@ -45,7 +46,9 @@ export function guardRequestHandler(handler: RequestListener, logger: Logger): R
     try {
       handler(req, res);
     } catch (err) {
-      quietly(() => logger.error({ err, path: req.url.slice(0, SHOWN_CHARS) }, "request handler threw: answered INTERNAL"));
+      quietly(() =>
+        logger.error({ err, path: req.url.slice(0, SHOWN_CHARS) }, "request handler threw: answered INTERNAL"),
+      );
       if (!res.headersSent) {
         quietly(() => respondWithStatus(res, new ConnectError("internal error", Code.Internal)));
       } else {

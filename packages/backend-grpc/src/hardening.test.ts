@@ -64,8 +64,12 @@ const identity = (b: Buffer) => b;
 function openPut(client: grpc.Client, messages: Uint8Array[], metadata = new grpc.Metadata()) {
   let call!: grpc.ClientWritableStream<Buffer>;
   const done = new Promise<{ error?: grpc.ServiceError; response?: Buffer }>((resolve) => {
-    call = client.makeClientStreamRequest("/tvix.castore.v1.DirectoryService/Put", identity, identity, metadata, (error, response) =>
-      resolve(error ? { error } : { response }),
+    call = client.makeClientStreamRequest(
+      "/tvix.castore.v1.DirectoryService/Put",
+      identity,
+      identity,
+      metadata,
+      (error, response) => resolve(error ? { error } : { response }),
     );
   });
   for (const m of messages) call.write(Buffer.from(m));
@@ -87,7 +91,12 @@ describe("max concurrent streams per connection", () => {
     expect(session.remoteSettings.maxConcurrentStreams).toBe(2);
     const outcomes: string[] = [];
     const streams = [0, 1, 2, 3].map(() => {
-      const s = session.request({ ":method": "POST", ":path": "/tvix.castore.v1.DirectoryService/Put", "content-type": "application/grpc", te: "trailers" });
+      const s = session.request({
+        ":method": "POST",
+        ":path": "/tvix.castore.v1.DirectoryService/Put",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
       s.on("error", (e: NodeJS.ErrnoException) => outcomes.push(`error ${e.code}`));
       s.on("close", () => outcomes.push(`close ${s.rstCode}`));
       s.resume();
@@ -236,13 +245,21 @@ describe("connection idle timeout", () => {
   });
 
   it("only a stream the server refused unprocessed is sent again, not a status that says so", () => {
-    const nodeError = Object.assign(new Error("Stream closed with error code NGHTTP2_REFUSED_STREAM"), { code: "ERR_HTTP2_STREAM_ERROR" });
-    expect(isRefusedStream(new ConnectError(nodeError.message, Code.Internal, undefined, undefined, nodeError))).toBe(true);
-    expect(isRefusedStream(new ConnectError("http/2 stream closed with error code REFUSED_STREAM (0x7)", Code.Unavailable))).toBe(true);
+    const nodeError = Object.assign(new Error("Stream closed with error code NGHTTP2_REFUSED_STREAM"), {
+      code: "ERR_HTTP2_STREAM_ERROR",
+    });
+    expect(isRefusedStream(new ConnectError(nodeError.message, Code.Internal, undefined, undefined, nodeError))).toBe(
+      true,
+    );
+    expect(
+      isRefusedStream(new ConnectError("http/2 stream closed with error code REFUSED_STREAM (0x7)", Code.Unavailable)),
+    ).toBe(true);
     const wire = new ConnectError("upstream said REFUSED_STREAM", Code.Unavailable);
     (wire as { isWireError: boolean }).isWireError = true;
     expect(isRefusedStream(wire)).toBe(false);
-    expect(isRefusedStream(new ConnectError("http/2 stream closed with error code CANCEL (0x8)", Code.Canceled))).toBe(false);
+    expect(isRefusedStream(new ConnectError("http/2 stream closed with error code CANCEL (0x8)", Code.Canceled))).toBe(
+      false,
+    );
   });
 
   it("0 turns it off", async () => {
@@ -280,7 +297,12 @@ describe("idle timeout", () => {
     const h = await harness({ idleTimeoutMs: 300 });
     const session = http2.connect(`http://127.0.0.1:${(h.server.address as { port: number }).port}`);
     cleanups.push(() => void session.destroy());
-    const s = session.request({ ":method": "POST", ":path": "/tvix.castore.v1.DirectoryService/Get", "content-type": "application/grpc", te: "trailers" });
+    const s = session.request({
+      ":method": "POST",
+      ":path": "/tvix.castore.v1.DirectoryService/Get",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
     s.resume();
     const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => s.once("trailers", resolve));
     expect(trailers["grpc-status"]).toBe(String(status.DEADLINE_EXCEEDED));
@@ -333,23 +355,44 @@ describe("authentication", () => {
     const t = new BearerTokens(TOKENS);
     expect(t.accepts("Bearer s3cr3t-one")).toBe(true);
     expect(t.accepts("bearer s3cr3t-two")).toBe(true);
-    for (const bad of [undefined, "", "Bearer", "Bearer ", "s3cr3t-one", "Basic s3cr3t-one", "Bearer s3cr3t-on", "Bearer s3cr3t-one2", "Bearer x s3cr3t-one"]) {
+    for (const bad of [
+      undefined,
+      "",
+      "Bearer",
+      "Bearer ",
+      "s3cr3t-one",
+      "Basic s3cr3t-one",
+      "Bearer s3cr3t-on",
+      "Bearer s3cr3t-one2",
+      "Bearer x s3cr3t-one",
+    ]) {
       expect(t.accepts(bad), String(bad)).toBe(false);
     }
   });
 
   it("calls without a valid token are UNAUTHENTICATED; with one they work", async () => {
     const logs: string[] = [];
-    const logger = { debug: (o: object, m?: string) => logs.push(JSON.stringify(o) + m), info: (o: object, m?: string) => logs.push(JSON.stringify(o) + m), warn: (o: object, m?: string) => logs.push(JSON.stringify(o) + m), error: (o: object, m?: string) => logs.push(JSON.stringify(o) + m) };
+    const logger = {
+      debug: (o: object, m?: string) => logs.push(JSON.stringify(o) + m),
+      info: (o: object, m?: string) => logs.push(JSON.stringify(o) + m),
+      warn: (o: object, m?: string) => logs.push(JSON.stringify(o) + m),
+      error: (o: object, m?: string) => logs.push(JSON.stringify(o) + m),
+    };
     const h = await harness({ authTokens: TOKENS, logger });
     const url = h.server.url!;
     // no token (the harness client), a wrong one, a prefix of a right one
-    for (const client of [h.client, GrpcDirectoryService.fromUrl(`${url}?token=wrong`), GrpcDirectoryService.fromUrl(url, { authToken: "s3cr3t" })]) {
+    for (const client of [
+      h.client,
+      GrpcDirectoryService.fromUrl(`${url}?token=wrong`),
+      GrpcDirectoryService.fromUrl(url, { authToken: "s3cr3t" }),
+    ]) {
       const error = await client.put(DIRECTORY_A).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BackendError);
       expect(grpcCodeOf(error)).toBe(grpc.status.UNAUTHENTICATED);
       expect(String((error as Error).message)).not.toMatch(/s3cr3t|wrong/);
-      expect(await client.get(directoryDigest(DIRECTORY_A)).catch((e: unknown) => grpcCodeOf(e))).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await client.get(directoryDigest(DIRECTORY_A)).catch((e: unknown) => grpcCodeOf(e))).toBe(
+        grpc.status.UNAUTHENTICATED,
+      );
       if (client !== h.client) await client.close();
     }
     // raw: a Get without metadata
@@ -402,7 +445,9 @@ describe("message framing under abuse", () => {
     for (let a = 1; a < framed.length; a += 7) {
       for (let b = a; b < framed.length; b += 13) {
         const reader = new EnvelopeReader(1024);
-        const got = [framed.subarray(0, a), framed.subarray(a, b), framed.subarray(b)].flatMap((c) => reader.push(c).map((e) => Buffer.from(e.data)));
+        const got = [framed.subarray(0, a), framed.subarray(a, b), framed.subarray(b)].flatMap((c) =>
+          reader.push(c).map((e) => Buffer.from(e.data)),
+        );
         reader.end();
         expect(got).toEqual(messages.map((m) => Buffer.from(m)));
       }

@@ -20,9 +20,18 @@ type HealthClient = grpc.Client & {
 };
 
 function healthClient(url: string): HealthClient {
-  const def = protoLoader.loadSync("grpc/health/v1/health.proto", { includeDirs: [PROTO_ROOT], enums: String, defaults: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
-  const c = new pkg.grpc.health.v1.Health(grpcJsAddress(url), grpc.credentials.createInsecure()) as unknown as HealthClient;
+  const def = protoLoader.loadSync("grpc/health/v1/health.proto", {
+    includeDirs: [PROTO_ROOT],
+    enums: String,
+    defaults: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  };
+  const c = new pkg.grpc.health.v1.Health(
+    grpcJsAddress(url),
+    grpc.credentials.createInsecure(),
+  ) as unknown as HealthClient;
   cleanups.push(() => c.close());
   return c;
 }
@@ -34,7 +43,11 @@ function check(c: HealthClient, service: string): Promise<{ status?: string; cod
 }
 
 async function serve(service: DirectoryService, healthPollMs = 50) {
-  const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 }, healthPollMs, closeBackend: false });
+  const server = createDirectoryServiceServer(service, {
+    listen: { host: "127.0.0.1", port: 0 },
+    healthPollMs,
+    closeBackend: false,
+  });
   await server.listen();
   cleanups.push(() => server.close({ deadlineMs: 500 }));
   return server;

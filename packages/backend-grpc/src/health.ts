@@ -60,7 +60,8 @@ export function healthRoutes(service: DirectoryService, opts: HealthOptions): (r
   return (router) =>
     router.service(Health, {
       async check(req, ctx: HandlerContext) {
-        if (!known.has(req.service)) throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
+        if (!known.has(req.service))
+          throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
         return create(HealthCheckResponseSchema, { status: await probeBackend(service, ctx.signal) });
       },
       async *watch(req, ctx: HandlerContext) {

@@ -159,7 +159,8 @@ class ClientSessionManager extends Http2SessionManager {
       if (this.spoke.has(session)) return undefined;
       // node closes the streams with CANCEL when the socket ends, or destroys them with the socket's ECONNRESET
       const closedByPeer =
-        (code === http2.constants.NGHTTP2_CANCEL && socketClosed(session)) || (cause as NodeJS.ErrnoException | undefined)?.code === "ECONNRESET";
+        (code === http2.constants.NGHTTP2_CANCEL && socketClosed(session)) ||
+        (cause as NodeJS.ErrnoException | undefined)?.code === "ECONNRESET";
       if (!closedByPeer) return undefined;
       // Not with the ECONNRESET as its cause: connect-node would make that ABORTED.
       return Object.assign(new Error(REFUSED_MESSAGE), { code: "ECONNREFUSED" });
@@ -197,7 +198,9 @@ function resetWithoutHalfClose(
     if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR && !stream.writableEnded && !stream.destroyed) {
       if (callback) stream.once("close", callback);
       // destroy() sends CANCEL for node's AbortError and INTERNAL_ERROR for any other error
-      stream.destroy(code === http2.constants.NGHTTP2_CANCEL ? nodeAbortError() : new Error(`stream reset with code ${code}`));
+      stream.destroy(
+        code === http2.constants.NGHTTP2_CANCEL ? nodeAbortError() : new Error(`stream reset with code ${code}`),
+      );
       return;
     }
     close(code, callback);
@@ -228,7 +231,8 @@ export class GoawayStreamError extends Error {
   }
 }
 
-const REFUSED_MESSAGE = "connection refused: the server closed the connection before speaking HTTP/2 (is it at its connection limit?)";
+const REFUSED_MESSAGE =
+  "connection refused: the server closed the connection before speaking HTTP/2 (is it at its connection limit?)";
 
 function hasCode(e: unknown, code: string): boolean {
   for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {

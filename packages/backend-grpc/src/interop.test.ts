@@ -24,7 +24,9 @@ const { DIRECTORY_A, DIRECTORY_B, DIRECTORY_C, DIRECTORY_D, DIRECTORY_COMPLICATE
 
 type GrpcJsClient = grpc.Client & {
   Get(req: object): grpc.ClientReadableStream<PlainDirectory>;
-  Put(cb: (err: grpc.ServiceError | null, res?: { rootDigest: Buffer }) => void): grpc.ClientWritableStream<PlainDirectory>;
+  Put(
+    cb: (err: grpc.ServiceError | null, res?: { rootDigest: Buffer }) => void,
+  ): grpc.ClientWritableStream<PlainDirectory>;
 };
 
 function grpcJsPut(client: GrpcJsClient, directories: PlainDirectory[]) {

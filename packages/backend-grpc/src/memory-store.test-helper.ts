@@ -8,7 +8,11 @@ import * as path from "node:path";
 import { type Digest, type DirectoryStore, StoreDirectoryService } from "@castore/core";
 import type { ClosureEntry } from "@castore/core";
 import { GrpcDirectoryService, type GrpcDirectoryServiceOptions } from "./grpc-directory-service.js";
-import { createDirectoryServiceServer, type DirectoryServiceServer, type DirectoryServiceServerOptions } from "./server.js";
+import {
+  createDirectoryServiceServer,
+  type DirectoryServiceServer,
+  type DirectoryServiceServerOptions,
+} from "./server.js";
 
 export class MapDirectoryStore implements DirectoryStore {
   readonly backend = "test-memory";

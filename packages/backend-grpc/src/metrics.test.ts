@@ -22,7 +22,11 @@ describe("server metrics", () => {
       get: { value: () => Promise.reject(new BackendError("test", "engine unreachable", { unavailable: true })) },
     });
     const metrics = createServerMetrics({ defaultMetrics: false });
-    const server = createDirectoryServiceServer(failing, { listen: { host: "127.0.0.1", port: 0 }, metrics, closeBackend: false });
+    const server = createDirectoryServiceServer(failing, {
+      listen: { host: "127.0.0.1", port: 0 },
+      metrics,
+      closeBackend: false,
+    });
     await server.listen();
     cleanups.push(() => server.close({ deadlineMs: 500 }));
     expect(server.metrics).toBe(metrics);
@@ -33,7 +37,12 @@ describe("server metrics", () => {
     const session = http2.connect(`http://${new URL(server.url!).host}`);
     session.on("error", () => {});
     cleanups.push(() => void session.destroy());
-    const stream = session.request({ ":method": "POST", ":path": "/no.such/Method", "content-type": "application/grpc", te: "trailers" });
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/no.such/Method",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
     stream.on("error", () => {});
     stream.resume();
     stream.end();
@@ -44,7 +53,9 @@ describe("server metrics", () => {
     expect(text).toContain(
       'castore_grpc_server_handled_total{grpc_service="tvix.castore.v1.DirectoryService",grpc_method="Get",grpc_code="UNAVAILABLE"} 1',
     );
-    expect(text).toContain('castore_grpc_server_handled_total{grpc_service="unknown",grpc_method="unknown",grpc_code="UNIMPLEMENTED"} 1');
+    expect(text).toContain(
+      'castore_grpc_server_handled_total{grpc_service="unknown",grpc_method="unknown",grpc_code="UNIMPLEMENTED"} 1',
+    );
     expect(text).not.toContain("process_cpu");
   });
 });

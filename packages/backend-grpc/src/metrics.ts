@@ -6,7 +6,14 @@
  */
 import type * as http2 from "node:http2";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { CallOptions, Digest, Directory, DirectoryPutter, DirectoryService, ListDigestsOptions } from "@castore/core";
+import type {
+  CallOptions,
+  Digest,
+  Directory,
+  DirectoryPutter,
+  DirectoryService,
+  ListDigestsOptions,
+} from "@castore/core";
 
 export interface ServerMetrics {
   readonly registry: Registry;
@@ -35,9 +42,23 @@ export interface ServerMetricsOptions {
 
 /** gRPC status code names, by number. */
 const CODE_NAMES = [
-  "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-  "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
 ];
 
 export function createServerMetrics(opts: ServerMetricsOptions = {}): ServerMetrics {
@@ -59,18 +80,42 @@ export function createServerMetrics(opts: ServerMetricsOptions = {}): ServerMetr
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
-    directoriesReceived: new Counter({ name: "castore_directories_received_total", help: "Directories received in uploads (Put)", registers }),
-    directoriesSent: new Counter({ name: "castore_directories_sent_total", help: "Directories read from the backend for Get responses", registers }),
-    bytesReceived: new Counter({ name: "castore_grpc_server_received_bytes_total", help: "Request body bytes received (gRPC framing included)", registers }),
-    bytesSent: new Counter({ name: "castore_grpc_server_sent_bytes_total", help: "Response body bytes sent (gRPC framing included)", registers }),
+    directoriesReceived: new Counter({
+      name: "castore_directories_received_total",
+      help: "Directories received in uploads (Put)",
+      registers,
+    }),
+    directoriesSent: new Counter({
+      name: "castore_directories_sent_total",
+      help: "Directories read from the backend for Get responses",
+      registers,
+    }),
+    bytesReceived: new Counter({
+      name: "castore_grpc_server_received_bytes_total",
+      help: "Request body bytes received (gRPC framing included)",
+      registers,
+    }),
+    bytesSent: new Counter({
+      name: "castore_grpc_server_sent_bytes_total",
+      help: "Response body bytes sent (gRPC framing included)",
+      registers,
+    }),
     backendErrors: new Counter({
       name: "castore_backend_errors_total",
       help: "Errors thrown by the backend, by kind (the castore error code, e.g. BACKEND, NOT_CLOSED)",
       labelNames: ["kind"],
       registers,
     }),
-    uploadsInFlight: new Gauge({ name: "castore_uploads_in_flight", help: "Uploads (Put calls) currently running", registers }),
-    connectionsOpen: new Gauge({ name: "castore_grpc_server_connections", help: "HTTP/2 connections currently open", registers }),
+    uploadsInFlight: new Gauge({
+      name: "castore_uploads_in_flight",
+      help: "Uploads (Put calls) currently running",
+      registers,
+    }),
+    connectionsOpen: new Gauge({
+      name: "castore_grpc_server_connections",
+      help: "HTTP/2 connections currently open",
+      registers,
+    }),
     connectionsRefused: new Counter({
       name: "castore_grpc_server_connections_refused_total",
       help: "Connections refused (closed at once) because the maximum number of connections were open",

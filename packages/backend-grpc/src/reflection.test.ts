@@ -22,14 +22,23 @@ interface Response {
   errorResponse?: { errorCode: number; errorMessage: string };
 }
 
-type ReflectionClient = grpc.Client & { ServerReflectionInfo(): grpc.ClientDuplexStream<Record<string, unknown>, Response> };
+type ReflectionClient = grpc.Client & {
+  ServerReflectionInfo(): grpc.ClientDuplexStream<Record<string, unknown>, Response>;
+};
 
 function reflectionClient(url: string, version: "v1" | "v1alpha"): ReflectionClient {
-  const def = protoLoader.loadSync(`grpc/reflection/${version}/reflection.proto`, { includeDirs: [PROTO_ROOT], oneofs: true, defaults: true });
+  const def = protoLoader.loadSync(`grpc/reflection/${version}/reflection.proto`, {
+    includeDirs: [PROTO_ROOT],
+    oneofs: true,
+    defaults: true,
+  });
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> };
   };
-  const c = new pkg.grpc.reflection[version]!.ServerReflection(grpcJsAddress(url), grpc.credentials.createInsecure()) as unknown as ReflectionClient;
+  const c = new pkg.grpc.reflection[version]!.ServerReflection(
+    grpcJsAddress(url),
+    grpc.credentials.createInsecure(),
+  ) as unknown as ReflectionClient;
   cleanups.push(() => c.close());
   return c;
 }
@@ -62,35 +71,47 @@ async function serve() {
 }
 
 describe("grpc.reflection ServerReflection", () => {
-  it.each(["v1", "v1alpha"] as const)("%s: lists the services; the DirectoryService descriptor names Get and Put", async (version) => {
-    const server = await serve();
-    const c = reflectionClient(server.url!, version);
-    const [list, byService, byMethod, byFile, missing] = await ask(c, [
-      { listServices: "" },
-      { fileContainingSymbol: "tvix.castore.v1.DirectoryService" },
-      { fileContainingSymbol: "snix.castore.v1.DirectoryService.Get" },
-      { fileByFilename: "grpc/health/v1/health.proto" },
-      { fileContainingSymbol: "no.such.Symbol" },
-    ]);
-    expect(list!.listServicesResponse!.service.map((s) => s.name).sort()).toEqual([
-      "grpc.health.v1.Health",
-      "grpc.reflection.v1.ServerReflection",
-      "grpc.reflection.v1alpha.ServerReflection",
-      "snix.castore.v1.DirectoryService",
-      "tvix.castore.v1.DirectoryService",
-    ]);
+  it.each(["v1", "v1alpha"] as const)(
+    "%s: lists the services; the DirectoryService descriptor names Get and Put",
+    async (version) => {
+      const server = await serve();
+      const c = reflectionClient(server.url!, version);
+      const [list, byService, byMethod, byFile, missing] = await ask(c, [
+        { listServices: "" },
+        { fileContainingSymbol: "tvix.castore.v1.DirectoryService" },
+        { fileContainingSymbol: "snix.castore.v1.DirectoryService.Get" },
+        { fileByFilename: "grpc/health/v1/health.proto" },
+        { fileContainingSymbol: "no.such.Symbol" },
+      ]);
+      expect(list!.listServicesResponse!.service.map((s) => s.name).sort()).toEqual([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "snix.castore.v1.DirectoryService",
+        "tvix.castore.v1.DirectoryService",
+      ]);
 
-    const files = byService!.fileDescriptorResponse!.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
-    expect(files.map((f) => f.name)).toEqual(["tvix/castore/v1/rpc_directory.proto", "tvix/castore/v1/castore.proto"]);
-    const svc = files[0]!.service.find((s) => s.name === "DirectoryService")!;
-    expect(files[0]!.package).toBe("tvix.castore.v1");
-    expect(svc.method.map((m) => m.name)).toEqual(["Get", "Put"]);
-    expect(svc.method.find((m) => m.name === "Put")!.clientStreaming).toBe(true);
-    expect(svc.method.find((m) => m.name === "Get")!.serverStreaming).toBe(true);
+      const files = byService!.fileDescriptorResponse!.fileDescriptorProto.map((b) =>
+        fromBinary(FileDescriptorProtoSchema, b),
+      );
+      expect(files.map((f) => f.name)).toEqual([
+        "tvix/castore/v1/rpc_directory.proto",
+        "tvix/castore/v1/castore.proto",
+      ]);
+      const svc = files[0]!.service.find((s) => s.name === "DirectoryService")!;
+      expect(files[0]!.package).toBe("tvix.castore.v1");
+      expect(svc.method.map((m) => m.name)).toEqual(["Get", "Put"]);
+      expect(svc.method.find((m) => m.name === "Put")!.clientStreaming).toBe(true);
+      expect(svc.method.find((m) => m.name === "Get")!.serverStreaming).toBe(true);
 
-    const snix = byMethod!.fileDescriptorResponse!.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
-    expect(snix[0]!.name).toBe("snix/castore/v1/rpc_directory.proto");
-    expect(fromBinary(FileDescriptorProtoSchema, byFile!.fileDescriptorResponse!.fileDescriptorProto[0]!).package).toBe("grpc.health.v1");
-    expect(missing!.errorResponse!.errorCode).toBe(grpc.status.NOT_FOUND);
-  });
+      const snix = byMethod!.fileDescriptorResponse!.fileDescriptorProto.map((b) =>
+        fromBinary(FileDescriptorProtoSchema, b),
+      );
+      expect(snix[0]!.name).toBe("snix/castore/v1/rpc_directory.proto");
+      expect(
+        fromBinary(FileDescriptorProtoSchema, byFile!.fileDescriptorResponse!.fileDescriptorProto[0]!).package,
+      ).toBe("grpc.health.v1");
+      expect(missing!.errorResponse!.errorCode).toBe(grpc.status.NOT_FOUND);
+    },
+  );
 });

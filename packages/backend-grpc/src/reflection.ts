@@ -20,7 +20,10 @@ import {
   ServerReflectionV1alphaResponseSchema,
 } from "@castore/proto";
 
-export const REFLECTION_SERVICE_NAMES = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"] as const;
+export const REFLECTION_SERVICE_NAMES = [
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+] as const;
 
 export interface ReflectionOptions {
   /** Full names of the services served, as listed by list_services. */
@@ -80,7 +83,9 @@ function fileOfSymbol(registry: FileRegistry, symbol: string): DescFile | undefi
     case "service":
       return parent.methods.some((m) => m.name === member) ? parent.file : undefined;
     case "message":
-      return parent.fields.some((f) => f.name === member) || parent.oneofs.some((o) => o.name === member) ? parent.file : undefined;
+      return parent.fields.some((f) => f.name === member) || parent.oneofs.some((o) => o.name === member)
+        ? parent.file
+        : undefined;
     case "enum":
       return parent.values.some((v) => v.name === member) ? parent.file : undefined;
     default:
@@ -97,7 +102,12 @@ type Request = {
 };
 
 /** The response for one request, as an init object for either version's schema. */
-function answer(registry: FileRegistry, services: readonly string[], req: Request, sent: Set<string>): Record<string, unknown> {
+function answer(
+  registry: FileRegistry,
+  services: readonly string[],
+  req: Request,
+  sent: Set<string>,
+): Record<string, unknown> {
   const files = (file: DescFile | undefined, what: string) => {
     if (!file) return error(Code.NotFound, `${what} not found`);
     // Files already sent on this stream may be left out (the protocol allows it), but the requested one always goes.
@@ -108,7 +118,10 @@ function answer(registry: FileRegistry, services: readonly string[], req: Reques
       value: { fileDescriptorProto: list.map((f) => toBinary(FileDescriptorProtoSchema, f.proto)) },
     };
   };
-  const error = (code: Code, message: string) => ({ case: "errorResponse", value: { errorCode: code, errorMessage: message } });
+  const error = (code: Code, message: string) => ({
+    case: "errorResponse",
+    value: { errorCode: code, errorMessage: message },
+  });
   const r = req.messageRequest;
   let messageResponse;
   switch (r.case) {

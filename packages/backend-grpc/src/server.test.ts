@@ -36,7 +36,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serve(service: DirectoryService, opts: Partial<Parameters<typeof createDirectoryServiceServer>[1]> = {}) {
+async function serve(
+  service: DirectoryService,
+  opts: Partial<Parameters<typeof createDirectoryServiceServer>[1]> = {},
+) {
   const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 }, ...opts });
   await server.listen();
   cleanups.push(() => server.close({ deadlineMs: 500 }));
@@ -55,8 +58,12 @@ function bigChain(n: number): Directory[] {
   let child: { digest: Digest; size: bigint } | undefined;
   for (let i = 0; i < n; i++) {
     const files = [];
-    for (let f = 0; f < 12; f++) files.push(makeFileNode(`file-${String(f).padStart(2, "0")}-${"x".repeat(20)}-${i}`, EMPTY_BLOB_DIGEST, f));
-    const d = makeDirectory({ directories: child ? [makeDirectoryNode("child", child.digest, child.size)] : [], files });
+    for (let f = 0; f < 12; f++)
+      files.push(makeFileNode(`file-${String(f).padStart(2, "0")}-${"x".repeat(20)}-${i}`, EMPTY_BLOB_DIGEST, f));
+    const d = makeDirectory({
+      directories: child ? [makeDirectoryNode("child", child.digest, child.size)] : [],
+      files,
+    });
     out.push(d);
     child = { digest: directoryDigest(d), size: directorySize(d) };
   }
@@ -190,7 +197,13 @@ describe("server", () => {
     const raw = rawClient(grpcJsAddress(server.url!));
     cleanups.push(() => raw.close());
     const result = await new Promise<grpc.ServiceError | null>((resolve) =>
-      raw.makeUnaryRequest("/tvix.castore.v1.DirectoryService/List", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (err) => resolve(err)),
+      raw.makeUnaryRequest(
+        "/tvix.castore.v1.DirectoryService/List",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.alloc(0),
+        (err) => resolve(err),
+      ),
     );
     expect(result?.code).toBe(grpc.status.UNIMPLEMENTED);
   });
@@ -207,7 +220,11 @@ describe("server", () => {
       expect(answer.grpcMessage).toBe(`a Get takes exactly one GetDirectoryRequest message, got ${messages.length}`);
       expect(answer.messages).toHaveLength(0);
     }
-    const one = await rawGrpcCall(origin, { ":path": "/tvix.castore.v1.DirectoryService/Get" }, { messages: [request] });
+    const one = await rawGrpcCall(
+      origin,
+      { ":path": "/tvix.castore.v1.DirectoryService/Get" },
+      { messages: [request] },
+    );
     expect(one.grpcStatus).toBe(grpc.status.OK);
   });
 
@@ -228,11 +245,13 @@ describe("server", () => {
     const calls = [];
     for (let i = 0; i < 20; i++) {
       calls.push(c.get(directoryDigest(DIRECTORY_A)));
-      calls.push((async () => {
-        const out = [];
-        for await (const d of c.getRecursive(directoryDigest(DIRECTORY_A))) out.push(d);
-        return out;
-      })());
+      calls.push(
+        (async () => {
+          const out = [];
+          for await (const d of c.getRecursive(directoryDigest(DIRECTORY_A))) out.push(d);
+          return out;
+        })(),
+      );
       const putter = c.putMultipleStart();
       calls.push(putter.put(DIRECTORY_A).then(() => putter.close()));
     }
@@ -276,7 +295,10 @@ describe("server", () => {
       const chain = bigChain(1500);
       const root = await uploadChain(mem, chain);
       const { service, stats } = instrumented(mem);
-      const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 }, closeBackend: false });
+      const server = createDirectoryServiceServer(service, {
+        listen: { host: "127.0.0.1", port: 0 },
+        closeBackend: false,
+      });
       await server.listen();
       const c = GrpcDirectoryService.fromUrl(server.url!);
       cleanups.push(() => c.close());
@@ -308,7 +330,10 @@ describe("server", () => {
       const tmp = tempSocketPath();
       cleanups.push(() => fs.rmSync(tmp.dir, { recursive: true, force: true }));
       // a process that binds the socket and is killed: the file stays
-      const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(tmp.socket)}, () => console.log("up"))`]);
+      const child = spawn(process.execPath, [
+        "-e",
+        `require("net").createServer().listen(${JSON.stringify(tmp.socket)}, () => console.log("up"))`,
+      ]);
       await new Promise((r) => child.stdout.once("data", r));
       child.kill("SIGKILL");
       await new Promise((r) => child.once("exit", r));
@@ -332,11 +357,29 @@ describe("server", () => {
       const key = path.join(dir, "key.pem");
       const cert = path.join(dir, "cert.pem");
       try {
-        execFileSync("openssl", [
-          "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-          "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ], { stdio: "ignore" });
+        execFileSync(
+          "openssl",
+          [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+          ],
+          { stdio: "ignore" },
+        );
       } catch {
         return undefined;
       }

@@ -26,14 +26,19 @@ import { REFLECTION_SERVICE_NAMES, reflectionRoutes } from "./reflection.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
 import { respondWithStatus } from "./status-response.js";
 import { guardRequestHandler } from "./guarded-request-handler.js";
-import { createServerMetrics, instrumentCall, instrumentService, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
+import {
+  createServerMetrics,
+  instrumentCall,
+  instrumentService,
+  type ServerMetrics,
+  type ServerMetricsOptions,
+} from "./metrics.js";
 
 /** Where to listen: TCP host and port (port 0 picks a free one), or a Unix socket path. */
 export type ListenTarget = { host?: string; port: number } | { path: string };
 
 export type ServerAddress =
-  | { kind: "tcp"; host: string; port: number; tls: boolean }
-  | { kind: "unix"; path: string; tls: boolean };
+  { kind: "tcp"; host: string; port: number; tls: boolean } | { kind: "unix"; path: string; tls: boolean };
 
 export interface DirectoryServiceServerOptions {
   listen: ListenTarget;
@@ -136,13 +141,18 @@ export function createDirectoryServiceServer(
   const windowBytes = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const connectionIdleTimeoutMs = options.connectionIdleTimeoutMs ?? DEFAULT_CONNECTION_IDLE_TIMEOUT_MS;
-  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
+    throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
   if (!Number.isSafeInteger(connectionIdleTimeoutMs) || connectionIdleTimeoutMs < 0) {
     throw new RangeError(`connectionIdleTimeoutMs must be a non-negative integer, got ${connectionIdleTimeoutMs}`);
   }
   const shutdown = new AbortController();
   const metrics =
-    options.metrics === undefined ? undefined : "calls" in options.metrics ? options.metrics : createServerMetrics(options.metrics);
+    options.metrics === undefined
+      ? undefined
+      : "calls" in options.metrics
+        ? options.metrics
+        : createServerMetrics(options.metrics);
   const knownPaths = new Set<string>([
     ...serviceNames.flatMap((n) => [`/${n}.castore.v1.DirectoryService/Get`, `/${n}.castore.v1.DirectoryService/Put`]),
     "/grpc.health.v1.Health/Check",
@@ -168,15 +178,23 @@ export function createDirectoryServiceServer(
     connect: false,
     grpcWeb: false,
     routes: (router) => {
-      healthRoutes(service, { serviceNames, pollMs: options.healthPollMs, shutdownSignal: healthShutdown.signal })(router);
+      healthRoutes(service, { serviceNames, pollMs: options.healthPollMs, shutdownSignal: healthShutdown.signal })(
+        router,
+      );
       reflectionRoutes({
-        services: [...serviceNames.map((n) => `${n}.castore.v1.DirectoryService`), "grpc.health.v1.Health", ...REFLECTION_SERVICE_NAMES],
+        services: [
+          ...serviceNames.map((n) => `${n}.castore.v1.DirectoryService`),
+          "grpc.health.v1.Health",
+          ...REFLECTION_SERVICE_NAMES,
+        ],
       })(router);
     },
   });
   // Health and reflection are unauthenticated: probes and tools send no credentials, and they tell no store content.
   const isOpsPath = (url: string) =>
-    url.startsWith("/grpc.health.v1.Health/") || url.startsWith("/grpc.reflection.v1.ServerReflection/") || url.startsWith("/grpc.reflection.v1alpha.ServerReflection/");
+    url.startsWith("/grpc.health.v1.Health/") ||
+    url.startsWith("/grpc.reflection.v1.ServerReflection/") ||
+    url.startsWith("/grpc.reflection.v1alpha.ServerReflection/");
 
   let activeCalls = 0;
   let draining = false;
@@ -246,7 +264,10 @@ export function createDirectoryServiceServer(
     refusedSinceLog++;
     // One warning a minute at most: a flood must not flood the log too.
     if (Date.now() - refusedLoggedAt >= REFUSED_LOG_INTERVAL_MS) {
-      logger.warn({ maxConnections, refused: refusedSinceLog, remoteAddress: data?.remoteAddress, remotePort: data?.remotePort }, "connection refused: maxConnections are open");
+      logger.warn(
+        { maxConnections, refused: refusedSinceLog, remoteAddress: data?.remoteAddress, remotePort: data?.remotePort },
+        "connection refused: maxConnections are open",
+      );
       refusedLoggedAt = Date.now();
       refusedSinceLog = 0;
     }
@@ -328,7 +349,11 @@ export function createDirectoryServiceServer(
       await attempt();
     } catch (err) {
       // A socket file left by a crashed server: remove it if nobody answers on it.
-      if ("path" in target && (err as NodeJS.ErrnoException).code === "EADDRINUSE" && (await isStaleSocket(target.path))) {
+      if (
+        "path" in target &&
+        (err as NodeJS.ErrnoException).code === "EADDRINUSE" &&
+        (await isStaleSocket(target.path))
+      ) {
         fs.unlinkSync(target.path);
         await attempt();
         return;

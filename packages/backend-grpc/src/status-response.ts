@@ -11,7 +11,10 @@ export function percentEncodeGrpcMessage(message: string): string {
   const bytes = Buffer.from(message, "utf8");
   let out = "";
   for (const b of bytes) {
-    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
   }
   return out;
 }

@@ -18,7 +18,11 @@ describe("bad input on the wire", () => {
   let h: Harness;
   let raw: grpc.Client;
   beforeAll(async () => {
-    h = await startHarness("tcp", { maxMessageBytes: 64 * 1024, maxDirectoriesPerUpload: 5, maxUploadBytes: 200 * 1024 });
+    h = await startHarness("tcp", {
+      maxMessageBytes: 64 * 1024,
+      maxDirectoriesPerUpload: 5,
+      maxUploadBytes: 200 * 1024,
+    });
     raw = rawClient(grpcJsAddress(h.server.url!));
   });
   afterAll(async () => {
@@ -61,7 +65,9 @@ describe("bad input on the wire", () => {
   });
 
   it("Put of a valid message that is not a valid Directory (unsorted names) is INVALID_ARGUMENT naming the rule", async () => {
-    const bad = makeDirectory({ files: [makeFileNode("b", EMPTY_BLOB_DIGEST, 0), makeFileNode("a", EMPTY_BLOB_DIGEST, 0)] });
+    const bad = makeDirectory({
+      files: [makeFileNode("b", EMPTY_BLOB_DIGEST, 0), makeFileNode("a", EMPTY_BLOB_DIGEST, 0)],
+    });
     const { error } = await rawPut(raw, [enc(bad)]);
     expect(error?.code).toBe(status.INVALID_ARGUMENT);
     expect(error?.details).toMatch(/not sorted/);
@@ -87,7 +93,10 @@ describe("bad input on the wire", () => {
   it("Put of a file size varint above 2^64-1 is INVALID_ARGUMENT, not read as a truncated size", async () => {
     // A file node whose size is a 10-byte varint: 2^64 (ff×9 02) and 2^65 (80×9 04), which a
     // lenient decoder reads as 2^63-1 and 0. prost rejects both.
-    for (const size of [[...Array(9).fill(0xff), 0x02], [...Array(9).fill(0x80), 0x04]]) {
+    for (const size of [
+      [...Array(9).fill(0xff), 0x02],
+      [...Array(9).fill(0x80), 0x04],
+    ]) {
       const node = [0x0a, 0x01, 0x66, 0x12, 32, ...EMPTY_BLOB_DIGEST.bytes, 0x18, ...size];
       const { error } = await rawPut(raw, [Uint8Array.from([0x12, node.length, ...node])]);
       expect(error?.code).toBe(status.INVALID_ARGUMENT);
@@ -117,7 +126,10 @@ describe("bad input on the wire", () => {
   });
 
   it("more directories than maxDirectoriesPerUpload is RESOURCE_EXHAUSTED", async () => {
-    const { error } = await rawPut(raw, [DIRECTORY_A, DIRECTORY_A, DIRECTORY_A, DIRECTORY_B, DIRECTORY_D, DIRECTORY_D].map(enc));
+    const { error } = await rawPut(
+      raw,
+      [DIRECTORY_A, DIRECTORY_A, DIRECTORY_A, DIRECTORY_B, DIRECTORY_D, DIRECTORY_D].map(enc),
+    );
     expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(error?.details).toMatch(/limit of 5 directories/);
     expect(h.store.map.size).toBe(0);
@@ -128,7 +140,8 @@ describe("bad input on the wire", () => {
     const dirs = [];
     for (let k = 0; k < 4; k++) {
       const files = [];
-      for (let i = 0; i < 1200; i++) files.push(makeFileNode(`f${k}-${String(i).padStart(5, "0")}`, EMPTY_BLOB_DIGEST, 1));
+      for (let i = 0; i < 1200; i++)
+        files.push(makeFileNode(`f${k}-${String(i).padStart(5, "0")}`, EMPTY_BLOB_DIGEST, 1));
       dirs.push(enc(makeDirectory({ files })));
     }
     expect(dirs[0].length).toBeGreaterThan(50_000);

@@ -56,8 +56,9 @@ function wideTree(n: number, tag = ""): Directory[] {
   const children = Array.from({ length: n }, (_, i) =>
     makeDirectory({ files: [makeFileNode(`f${tag}${i}`, fixtures.EMPTY_BLOB_DIGEST, 0)] }),
   );
-  const nodes = children
-    .map((c, i) => makeDirectoryNode(`d${String(i).padStart(6, "0")}`, directoryDigest(c), directorySize(c)));
+  const nodes = children.map((c, i) =>
+    makeDirectoryNode(`d${String(i).padStart(6, "0")}`, directoryDigest(c), directorySize(c)),
+  );
   return [...children, makeDirectory({ directories: nodes })];
 }
 
@@ -113,7 +114,9 @@ describe("LmdbDirectoryService", () => {
     service.store.directories.putSync(long, encodeDirectory(DIRECTORY_A));
     const invalid: InvalidStoredKey[] = [];
     const listed = await collect(service.listDigests!({ onInvalidKey: (k) => invalid.push(k) }));
-    expect(new Set(listed.map((d) => d.hex))).toEqual(new Set([DIRECTORY_A, DIRECTORY_B].map((d) => directoryDigest(d).hex)));
+    expect(new Set(listed.map((d) => d.hex))).toEqual(
+      new Set([DIRECTORY_A, DIRECTORY_B].map((d) => directoryDigest(d).hex)),
+    );
     expect(invalid).toEqual([
       { key: "00".repeat(31), reason: "stored key of 31 bytes is not a digest" },
       { key: "80".repeat(33), reason: "stored key of 33 bytes is not a digest" },
@@ -269,7 +272,9 @@ describe("opening", () => {
     const file = join(dir, "file");
     writeFileSync(file, "not a store");
     await expect(LmdbDirectoryService.open(file)).rejects.toThrow(BackendError);
-    await expect(LmdbDirectoryService.open(file)).rejects.toThrow(`cannot open LMDB store at ${file}: it exists and is not a directory`);
+    await expect(LmdbDirectoryService.open(file)).rejects.toThrow(
+      `cannot open LMDB store at ${file}: it exists and is not a directory`,
+    );
   });
 
   it("fails with a BackendError naming the path when a parent is a file", async () => {
@@ -300,7 +305,9 @@ describe("opening", () => {
     writeFileSync(join(path, "data.mdb"), Buffer.alloc(64 * 1024, 0x5a));
     const error = await LmdbDirectoryService.open(path).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BackendError);
-    expect((error as Error).message).toContain(`cannot open LMDB store at ${path}: ${join(path, "data.mdb")} is not an LMDB data file`);
+    expect((error as Error).message).toContain(
+      `cannot open LMDB store at ${path}: ${join(path, "data.mdb")} is not an LMDB data file`,
+    );
     writeFileSync(join(path, "data.mdb"), "short");
     await expect(LmdbDirectoryService.open(path)).rejects.toThrow(/is not an LMDB data file/);
     // An empty data.mdb is fine: LMDB initialises it.
@@ -356,7 +363,9 @@ function lockDirectory(path: string): () => void {
   const chattr = (flag: string) => spawnSync("chattr", [flag, path], { encoding: "utf8" });
   const locked = chattr("+i");
   if (locked.status !== 0) {
-    throw new Error(`cannot make ${path} unwritable as root: chattr +i failed (${locked.error?.message ?? locked.stderr.trim()})`);
+    throw new Error(
+      `cannot make ${path} unwritable as root: chattr +i failed (${locked.error?.message ?? locked.stderr.trim()})`,
+    );
   }
   return () => void chattr("-i");
 }

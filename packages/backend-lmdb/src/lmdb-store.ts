@@ -195,7 +195,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
       // A page per read transaction, each from the newest snapshot: no reader
       // stays open while the consumer is slow.
       this.directories.resetReadTxn();
-      const page = Array.from(this.directories.getKeys({ start: after, exclusiveStart: after !== undefined, limit: LIST_PAGE }));
+      const page = Array.from(
+        this.directories.getKeys({ start: after, exclusiveStart: after !== undefined, limit: LIST_PAGE }),
+      );
       for (const key of page) {
         // Keys are copies (lmdb slices them out). A key of another length is not a digest castore wrote.
         const digest = digestOfBinaryKey(key);

@@ -26,8 +26,14 @@ describe("parseLmdbUrl", () => {
   });
 
   it("reads mapSize and noSync", () => {
-    expect(parseLmdbUrl("lmdb://./d?mapSize=1GiB&noSync=true", cwd).options).toEqual({ mapSize: 2 ** 30, noSync: true });
-    expect(parseLmdbUrl("lmdb://./d?mapSize=1048576&noSync=0", cwd).options).toEqual({ mapSize: 2 ** 20, noSync: false });
+    expect(parseLmdbUrl("lmdb://./d?mapSize=1GiB&noSync=true", cwd).options).toEqual({
+      mapSize: 2 ** 30,
+      noSync: true,
+    });
+    expect(parseLmdbUrl("lmdb://./d?mapSize=1048576&noSync=0", cwd).options).toEqual({
+      mapSize: 2 ** 20,
+      noSync: false,
+    });
     expect(parseLmdbUrl("lmdb://./d?mapSize=4G", cwd).options).toEqual({ mapSize: 4 * 2 ** 30 });
     expect(parseLmdbUrl("lmdb://./d?noSync", cwd).options).toEqual({ noSync: true });
   });
@@ -54,6 +60,8 @@ describe("parseLmdbUrl", () => {
   });
 
   it("names the URL and the accepted forms in errors", () => {
-    expect(() => parseLmdbUrl("lmdb://", cwd)).toThrow(/"lmdb:\/\/".*expected lmdb:\/\/\/abs\/path or lmdb:\/\/\.\/relative/);
+    expect(() => parseLmdbUrl("lmdb://", cwd)).toThrow(
+      /"lmdb:\/\/".*expected lmdb:\/\/\/abs\/path or lmdb:\/\/\.\/relative/,
+    );
   });
 });

@@ -38,7 +38,9 @@ describe("several processes on one store", () => {
     const onEvent = (e: { kind: string; root: string; count: number }) => {
       if (e.kind !== "committed") return;
       // Read each closure the moment its writer says it is committed.
-      reads.push(countRecursive(reader, e.root).then((got) => void seen.push({ root: e.root, expected: e.count, got })));
+      reads.push(
+        countRecursive(reader, e.root).then((got) => void seen.push({ root: e.root, expected: e.count, got })),
+      );
     };
     const a = startUploadLoop(path, "writer-a", 15, 400, onEvent);
     const b = startUploadLoop(path, "writer-b", 15, 400, onEvent);

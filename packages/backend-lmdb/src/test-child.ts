@@ -27,7 +27,9 @@ function distIsStale(): boolean {
   const sources = readdirSync(join(packageDir, "src")).filter(
     (n) => n.endsWith(".ts") && !n.endsWith(".d.ts") && !n.includes(".test.") && !n.startsWith("test-"),
   );
-  return sources.some((n) => mtime(join(packageDir, "dist", n.replace(/\.ts$/, ".js"))) < mtime(join(packageDir, "src", n)));
+  return sources.some(
+    (n) => mtime(join(packageDir, "dist", n.replace(/\.ts$/, ".js"))) < mtime(join(packageDir, "src", n)),
+  );
 }
 
 /**
@@ -44,7 +46,10 @@ export function ensureBuilt(): void {
   if (!distIsStale()) return;
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
   const r = spawnSync(process.execPath, [tsc, "-p", join(packageDir, "tsconfig.build.json")], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`building @castore/backend-lmdb failed (run pnpm build at the repository root):\n${r.stdout}${r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(
+      `building @castore/backend-lmdb failed (run pnpm build at the repository root):\n${r.stdout}${r.stderr}`,
+    );
 }
 
 export interface UploadEvent {
@@ -74,9 +79,13 @@ export function startUploadLoop(
   // a GC that only the main thread can run, while the main thread waits for
   // that job in NodePlatform::DrainTasks; see nodejs/node#54918). About one
   // run in six hung under load; none in 80 runs with this flag.
-  const proc = spawn(process.execPath, ["--single-threaded", uploadLoopScript, storePath, tag, String(uploads), String(directories)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = spawn(
+    process.execPath,
+    ["--single-threaded", uploadLoopScript, storePath, tag, String(uploads), String(directories)],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let err = "";
   let buffered = "";
   const child: UploadChild = {
@@ -132,7 +141,8 @@ export async function checkWholeStore(service: LmdbDirectoryService): Promise<St
     if (!directory) throw new Error(`listed directory ${digest} cannot be read`);
     for (const child of directory.directories) {
       const hex = Buffer.from(child.digest).toString("hex");
-      if (!digests.has(hex)) throw new Error(`stored directory ${digest} refers to ${hex}, which is not stored: partial closure`);
+      if (!digests.has(hex))
+        throw new Error(`stored directory ${digest} refers to ${hex}, which is not stored: partial closure`);
       referenced.add(hex);
     }
   }

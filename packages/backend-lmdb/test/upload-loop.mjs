@@ -10,7 +10,15 @@
 // processes upload overlapping trees). Prints one line per event:
 //   closing <root-hex> <count>    before putter.close() (the commit)
 //   committed <root-hex> <count>  after it resolved: the closure is stored
-import { Digest, directoryDigest, directorySize, makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode } from "@castore/core";
+import {
+  Digest,
+  directoryDigest,
+  directorySize,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+} from "@castore/core";
 import { LmdbDirectoryService } from "../dist/index.js";
 
 const [path, tag, uploadsArg, sizeArg] = process.argv.slice(2);

@@ -7,11 +7,13 @@ import { MemoryDirectoryService } from "./memory.js";
 
 export { MemoryDirectoryService, MemoryDirectoryStore } from "./memory.js";
 
-const invalid = (text: string, why: string) => new InvalidUrlError(`invalid memory store URL ${JSON.stringify(text)}: ${why}; expected memory://`);
+const invalid = (text: string, why: string) =>
+  new InvalidUrlError(`invalid memory store URL ${JSON.stringify(text)}: ${why}; expected memory://`);
 
 registerDirectoryServiceScheme("memory", "memory://", (input, opts) => {
   const { url, text } = readStoreUrl(input, "memory:", invalid);
-  if (url.host !== "" || (url.pathname !== "" && url.pathname !== "/")) throw invalid(text, "memory:// takes no host or path");
+  if (url.host !== "" || (url.pathname !== "" && url.pathname !== "/"))
+    throw invalid(text, "memory:// takes no host or path");
   for (const [name] of url.searchParams) throw invalid(text, `unknown option "${name}" (memory:// takes none)`);
   return new MemoryDirectoryService({ sizeCheck: opts.sizeCheck });
 });

@@ -19,7 +19,13 @@ export {
   type PostgresStoreConfig,
   type UploadMethod,
 } from "./postgres-store.js";
-export { parsePostgresUrl, checkSchemaName, POSTGRES_URL_EXAMPLE, type PostgresStoreOptions, type PostgresUrl } from "./postgres-url.js";
+export {
+  parsePostgresUrl,
+  checkSchemaName,
+  POSTGRES_URL_EXAMPLE,
+  type PostgresStoreOptions,
+  type PostgresUrl,
+} from "./postgres-url.js";
 export { isConnectionFailure } from "./postgres-errors.js";
 
 const open: DirectoryServiceOpener = (url, opts) => PostgresDirectoryService.open(url, { sizeCheck: opts.sizeCheck });

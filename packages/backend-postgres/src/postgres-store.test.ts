@@ -40,7 +40,9 @@ function wideTree(n: number, tag = ""): Directory[] {
   const children = Array.from({ length: n }, (_, i) =>
     makeDirectory({ files: [makeFileNode(`f${tag}${i}`, new Uint8Array(32).fill(7), i)] }),
   );
-  const nodes = children.map((c, i) => makeDirectoryNode(`d${String(i).padStart(6, "0")}`, directoryDigest(c), directorySize(c)));
+  const nodes = children.map((c, i) =>
+    makeDirectoryNode(`d${String(i).padStart(6, "0")}`, directoryDigest(c), directorySize(c)),
+  );
   return [...children, makeDirectory({ directories: nodes })];
 }
 
@@ -95,7 +97,9 @@ describe("schema", () => {
 
   it("is created once when many processes' stores start at once on the same schema", async () => {
     const schema = stores.freshSchema();
-    const services = Array.from({ length: 12 }, () => stores.track(PostgresDirectoryService.open(stores.url({ schema }))));
+    const services = Array.from({ length: 12 }, () =>
+      stores.track(PostgresDirectoryService.open(stores.url({ schema }))),
+    );
     await Promise.all(services.map((s) => s.store.init()));
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version`);
     expect(versions.rows).toEqual([{ version: SCHEMA_VERSION }]);
@@ -117,7 +121,9 @@ describe("schema", () => {
   it("refuses a schema written by a newer castore", async () => {
     const service = stores.open();
     await service.store.init();
-    await stores.admin.query(`INSERT INTO "${service.store.schema}".schema_version (version) VALUES ($1)`, [SCHEMA_VERSION + 1]);
+    await stores.admin.query(`INSERT INTO "${service.store.schema}".schema_version (version) VALUES ($1)`, [
+      SCHEMA_VERSION + 1,
+    ]);
     const reopened = stores.track(PostgresDirectoryService.open(stores.url({ schema: service.store.schema })));
     const error = await failure(reopened.get(Digest.of(new Uint8Array())));
     expect(error).toBeInstanceOf(BackendError);
@@ -127,11 +133,16 @@ describe("schema", () => {
 
 describe("URL options", () => {
   it("pass pg's own (sslmode, application_name, options) through to the connection", async () => {
-    const service = stores.open({}, { sslmode: "disable", application_name: "castore-url-test", options: "-c statement_timeout=4321" });
+    const service = stores.open(
+      {},
+      { sslmode: "disable", application_name: "castore-url-test", options: "-c statement_timeout=4321" },
+    );
     await service.store.init();
     const client = await service.store.pool.connect();
     try {
-      const { rows } = await client.query("SELECT current_setting('application_name') AS app, current_setting('statement_timeout') AS timeout");
+      const { rows } = await client.query(
+        "SELECT current_setting('application_name') AS app, current_setting('statement_timeout') AS timeout",
+      );
       expect(rows[0]).toEqual({ app: "castore-url-test", timeout: "4321ms" });
     } finally {
       client.release();
@@ -250,7 +261,15 @@ describe("round trips", () => {
       }
       await other.query("COMMIT");
       expect((await uploading).equals(tree.root)).toBe(true);
-      expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual(["SELECT", "COPY", "BEGIN", "CREATE", "COPY", "INSERT", "COMMIT"]);
+      expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual([
+        "SELECT",
+        "COPY",
+        "BEGIN",
+        "CREATE",
+        "COPY",
+        "INSERT",
+        "COMMIT",
+      ]);
     } finally {
       other.release();
     }
@@ -258,17 +277,20 @@ describe("round trips", () => {
     expect((await collect(service.getRecursive(tree.root))).length).toBe(3000);
   });
 
-  it.each(["copy", "merge", "unnest", "stream", "auto"] as const)("large uploads through %s store every directory once", async (uploadMethod) => {
-    const service = stores.open({ uploadMethod });
-    const tree = generateTree({ directories: 20_000, seed: 6 });
-    const root = await upload(service, tree.directories);
-    expect(root.equals(tree.root)).toBe(true);
-    expect(await rowCount(service.store.schema)).toBe(20_000);
-    // Again (all present already), and a tree that shares most of it.
-    await upload(service, tree.directories);
-    expect(await rowCount(service.store.schema)).toBe(20_000);
-    expect((await collect(service.getRecursive(root))).length).toBe(20_000);
-  });
+  it.each(["copy", "merge", "unnest", "stream", "auto"] as const)(
+    "large uploads through %s store every directory once",
+    async (uploadMethod) => {
+      const service = stores.open({ uploadMethod });
+      const tree = generateTree({ directories: 20_000, seed: 6 });
+      const root = await upload(service, tree.directories);
+      expect(root.equals(tree.root)).toBe(true);
+      expect(await rowCount(service.store.schema)).toBe(20_000);
+      // Again (all present already), and a tree that shares most of it.
+      await upload(service, tree.directories);
+      expect(await rowCount(service.store.schema)).toBe(20_000);
+      expect((await collect(service.getRecursive(root))).length).toBe(20_000);
+    },
+  );
 });
 
 describe("listDigests", () => {
@@ -308,7 +330,9 @@ describe("corruption injected by SQL", () => {
     const service = stores.open();
     const root = await upload(service, [DIRECTORY_A, DIRECTORY_B, DIRECTORY_D]);
     const schema = service.store.schema;
-    await stores.admin.query(`UPDATE "${schema}".directories SET bytes = '\\xffffff'::bytea WHERE digest = $1`, [Buffer.from(root.bytes)]);
+    await stores.admin.query(`UPDATE "${schema}".directories SET bytes = '\\xffffff'::bytea WHERE digest = $1`, [
+      Buffer.from(root.bytes),
+    ]);
     await expect(service.get(root)).rejects.toBeInstanceOf(CorruptionError);
     await expect(collect(service.getRecursive(root))).rejects.toBeInstanceOf(CorruptionError);
 
@@ -365,7 +389,9 @@ describe("a connection killed mid-upload", () => {
 
       expect(await rowCount(schema)).toBe(0);
       expect(await service.get(tree.root)).toBeUndefined();
-      const { rows } = await stores.admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1", [pid]);
+      const { rows } = await stores.admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1", [
+        pid,
+      ]);
       expect(rows[0].n).toBe(0);
       // The next upload and read work, on a healthy connection.
       const root = await upload(service, tree.directories);
@@ -383,7 +409,10 @@ describe("concurrency", () => {
     for (let i = 0; i < 32; i++) {
       // Every upload carries the shared tree; half also a large tree of their own, some of
       // which overlap each other (i % 4), so many transactions contend for the same keys.
-      const own: GeneratedTree = generateTree({ directories: i % 2 === 0 ? 2000 : 3, seed: 100 + (i % 4) + (i % 2) * 10 });
+      const own: GeneratedTree = generateTree({
+        directories: i % 2 === 0 ? 2000 : 3,
+        seed: 100 + (i % 4) + (i % 2) * 10,
+      });
       const root = makeDirectory({
         directories: [makeDirectoryNode("own", own.root, own.rootSize), sharedNode],
         files: [makeFileNode(`tag${i}`, new Uint8Array(32), i)],
@@ -413,7 +442,9 @@ describe("connection errors", () => {
 
   it("an unreachable server", async () => {
     const port = await getFreePort();
-    const service = stores.track(PostgresDirectoryService.open(`postgres://castore:${password}@127.0.0.1:${port}/castore_db`));
+    const service = stores.track(
+      PostgresDirectoryService.open(`postgres://castore:${password}@127.0.0.1:${port}/castore_db`),
+    );
     const error = await failure(service.get(Digest.of(new Uint8Array())));
     expectNamed(error, port, "castore_db");
     expect(error.message).toMatch(/ECONNREFUSED/);
@@ -450,9 +481,13 @@ describe("connection errors", () => {
       "host all all ::1/128 trust",
     ];
     const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
-    await stores.admin.query(`COPY (SELECT unnest(ARRAY[${hba.map(literal).join(", ")}])) TO ${literal(rows[0].hba_file)}`);
+    await stores.admin.query(
+      `COPY (SELECT unnest(ARRAY[${hba.map(literal).join(", ")}])) TO ${literal(rows[0].hba_file)}`,
+    );
     await stores.admin.query("SELECT pg_reload_conf()");
-    const { rows: rules } = await stores.admin.query("SELECT auth_method FROM pg_hba_file_rules WHERE user_name = '{castore_pw}'");
+    const { rows: rules } = await stores.admin.query(
+      "SELECT auth_method FROM pg_hba_file_rules WHERE user_name = '{castore_pw}'",
+    );
     expect(rules).toEqual([{ auth_method: "scram-sha-256" }]);
 
     const url = new URL(stores.server.url);
@@ -479,7 +514,9 @@ describe("timeouts and a busy pool", () => {
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
     const port = (silent.address() as AddressInfo).port;
     try {
-      const service = stores.track(PostgresDirectoryService.open(`postgres://u@127.0.0.1:${port}/db?connect_timeout=1`));
+      const service = stores.track(
+        PostgresDirectoryService.open(`postgres://u@127.0.0.1:${port}/db?connect_timeout=1`),
+      );
       // the server never answers: only connect_timeout ends the call (else the test times out)
       const error = await failure(service.get(Digest.of(new Uint8Array())));
       expect(error).toBeInstanceOf(BackendError);
@@ -599,7 +636,12 @@ describe("README", () => {
     stores.track(service as PostgresDirectoryService);
     const root = await upload(service, [DIRECTORY_A, DIRECTORY_B]);
     expect((await collect(service.getRecursive(root))).length).toBe(2);
-    const direct = stores.track(PostgresDirectoryService.open(stores.url({ schema: stores.freshSchema() }), { poolMax: 20, sizeCheck: "at-least" }));
+    const direct = stores.track(
+      PostgresDirectoryService.open(stores.url({ schema: stores.freshSchema() }), {
+        poolMax: 20,
+        sizeCheck: "at-least",
+      }),
+    );
     await direct.store.init();
     expect(await direct.get(root)).toBeUndefined();
     await service.close();

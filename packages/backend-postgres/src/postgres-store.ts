@@ -315,7 +315,9 @@ export class PostgresDirectoryStore implements DirectoryStore {
     await this.withClient("creating the schema", undefined, async (client, session) => {
       // Fast path, no DDL and no privileges needed: the layout is already in place.
       try {
-        const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${this.versionTable}`);
+        const { rows } = await client.query<{ version: number | null }>(
+          `SELECT max(version) AS version FROM ${this.versionTable}`,
+        );
         if (this.checkVersion(rows[0]?.version ?? null)) return;
       } catch (error) {
         const state = sqlState(error);
@@ -335,7 +337,9 @@ export class PostgresDirectoryStore implements DirectoryStore {
              applied_at timestamptz NOT NULL DEFAULT now()
            )`,
         );
-        const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${this.versionTable}`);
+        const { rows } = await client.query<{ version: number | null }>(
+          `SELECT max(version) AS version FROM ${this.versionTable}`,
+        );
         if (!this.checkVersion(rows[0]?.version ?? null)) {
           // Version 1: digest → canonical directory bytes.
           await client.query(
@@ -344,7 +348,9 @@ export class PostgresDirectoryStore implements DirectoryStore {
                bytes bytea NOT NULL
              )`,
           );
-          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [SCHEMA_VERSION]);
+          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [
+            SCHEMA_VERSION,
+          ]);
         }
         await client.query("COMMIT");
       } catch (error) {
@@ -377,7 +383,11 @@ export class PostgresDirectoryStore implements DirectoryStore {
     let total = 0;
     for (const e of entries) total += e.bytes.length;
     const method =
-      this.uploadMethod === "auto" || this.uploadMethod === "stream" ? (total <= SINGLE_STATEMENT_BYTES ? "unnest" : "copy") : this.uploadMethod;
+      this.uploadMethod === "auto" || this.uploadMethod === "stream"
+        ? total <= SINGLE_STATEMENT_BYTES
+          ? "unnest"
+          : "copy"
+        : this.uploadMethod;
     // Every upload writes in digest order: two uploads that share directories then
     // wait for each other in the same order and cannot deadlock. "copy" has the
     // server sort (much faster than sorting here); the others sort here.
@@ -404,7 +414,12 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /** Runs `body` between BEGIN and COMMIT; on any failure ROLLBACK (or discard the connection if that fails too). */
-  private async inTransaction(client: pg.ClientBase, session: Session, signal: AbortSignal | undefined, body: () => Promise<void>): Promise<void> {
+  private async inTransaction(
+    client: pg.ClientBase,
+    session: Session,
+    signal: AbortSignal | undefined,
+    body: () => Promise<void>,
+  ): Promise<void> {
     await client.query("BEGIN");
     session.begun();
     try {
@@ -453,12 +468,17 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /** Multi-row INSERT … unnest in statements of about 4 MiB, inside the caller's transaction. */
-  private async insertUnnestChunked(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+  private async insertUnnestChunked(
+    client: pg.ClientBase,
+    entries: ClosureEntry[],
+    signal?: AbortSignal,
+  ): Promise<void> {
     const limit = 4 * 1024 * 1024;
-    for (let start = 0; start < entries.length; ) {
+    for (let start = 0; start < entries.length;) {
       let end = start;
       let bytes = 0;
-      while (end < entries.length && (end === start || bytes + entries[end].bytes.length <= limit)) bytes += entries[end++].bytes.length;
+      while (end < entries.length && (end === start || bytes + entries[end].bytes.length <= limit))
+        bytes += entries[end++].bytes.length;
       if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
       await this.insertUnnest(client, entries.slice(start, end));
       start = end;
@@ -475,7 +495,12 @@ export class PostgresDirectoryStore implements DirectoryStore {
    * that upload to commit); the rows then go through mergeCopy, which skips
    * whatever is present.
    */
-  private async copyMissing(client: pg.PoolClient, session: Session, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+  private async copyMissing(
+    client: pg.PoolClient,
+    session: Session,
+    entries: ClosureEntry[],
+    signal?: AbortSignal,
+  ): Promise<void> {
     const { rows } = await client.query<[string | null]>({
       text: `SELECT string_agg(u.i::text, ',' ORDER BY u.digest)
              FROM unnest($1::bytea[]) WITH ORDINALITY AS u(digest, i)
@@ -497,9 +522,17 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /** Binary COPY of (digest, bytes) rows, in the given order, into `table`. */
-  private async copyRows(client: pg.ClientBase, table: string, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+  private async copyRows(
+    client: pg.ClientBase,
+    table: string,
+    entries: ClosureEntry[],
+    signal?: AbortSignal,
+  ): Promise<void> {
     const copy = client.query(copyFrom(`COPY ${table} (digest, bytes) FROM STDIN (FORMAT binary)`));
-    await pipeline(Readable.from(binaryCopyChunks(entries, { header: true, trailer: true, signal }), { objectMode: false }), copy);
+    await pipeline(
+      Readable.from(binaryCopyChunks(entries, { header: true, trailer: true, signal }), { objectMode: false }),
+      copy,
+    );
   }
 
   /**
@@ -529,11 +562,15 @@ export class PostgresDirectoryStore implements DirectoryStore {
    */
   openUpload(signal?: AbortSignal): ClosureSink {
     const stream = this.uploadMethod === "auto" || this.uploadMethod === "stream";
-    return new PostgresUpload(this.uploadHost, {
-      stream,
-      streamAfterBytes: this.uploadMethod === "stream" ? 0 : SINGLE_STATEMENT_BYTES,
-      idleTimeoutMs: this.streamIdleTimeoutMs,
-    }, signal);
+    return new PostgresUpload(
+      this.uploadHost,
+      {
+        stream,
+        streamAfterBytes: this.uploadMethod === "stream" ? 0 : SINGLE_STATEMENT_BYTES,
+        idleTimeoutMs: this.streamIdleTimeoutMs,
+      },
+      signal,
+    );
   }
 
   private readonly uploadHost: UploadHost = {

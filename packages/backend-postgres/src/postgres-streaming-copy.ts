@@ -171,7 +171,9 @@ export class StreamingCopy {
       });
       if (rows[0][0]) return false;
       const copy = client.query(
-        copyFrom(`COPY ${this.host.table} (digest, bytes) FROM STDIN (FORMAT binary)`, { highWaterMark: COPY_HIGH_WATER_BYTES }),
+        copyFrom(`COPY ${this.host.table} (digest, bytes) FROM STDIN (FORMAT binary)`, {
+          highWaterMark: COPY_HIGH_WATER_BYTES,
+        }),
       );
       this.copy = copy;
       copy.on("error", this.onCopyError);
@@ -185,7 +187,10 @@ export class StreamingCopy {
     return this.step(() => this.send(entries, { header: false, signal }));
   }
 
-  private async send(entries: readonly ClosureEntry[], { header, signal }: { header: boolean; signal?: AbortSignal }): Promise<void> {
+  private async send(
+    entries: readonly ClosureEntry[],
+    { header, signal }: { header: boolean; signal?: AbortSignal },
+  ): Promise<void> {
     const copy = this.copy;
     if (!copy) throw new Error("the COPY was not started");
     for (const chunk of binaryCopyChunks(entries, { header, trailer: false })) {
@@ -241,7 +246,12 @@ export class StreamingCopy {
           // emitted the error, without destroying the stream).
           const live = this.failure === undefined;
           copy.destroy();
-          if (live) await within(finished(copy).catch(() => undefined), CANCEL_TIMEOUT_MS, "ending the COPY");
+          if (live)
+            await within(
+              finished(copy).catch(() => undefined),
+              CANCEL_TIMEOUT_MS,
+              "ending the COPY",
+            );
         }
         if (this.inTransaction) await within(client.query("ROLLBACK"), CANCEL_TIMEOUT_MS, "ROLLBACK");
         this.inTransaction = false;

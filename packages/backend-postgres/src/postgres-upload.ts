@@ -16,7 +16,14 @@
  * reference) and go to putClosure at commit, holding no connection while the
  * client sends them.
  */
-import { AbortError, ClosureError, throwIfAborted, type ClosureEntry, type ClosureSink, type ValidatedClosure } from "@castore/core";
+import {
+  AbortError,
+  ClosureError,
+  throwIfAborted,
+  type ClosureEntry,
+  type ClosureSink,
+  type ValidatedClosure,
+} from "@castore/core";
 import type { StreamingCopy } from "./postgres-streaming-copy.js";
 
 /** What an upload needs from its store. */

@@ -64,7 +64,10 @@ describe("parsePostgresUrl", () => {
     ["postgres://h/d?schema=1abc", /invalid schema/],
     ["postgres://h/d?poolMax=0", /poolMax="0" is not a positive integer/],
     ["postgres://h/d?batchSize=ten", /batchSize="ten"/],
-    ["postgres://h/d?sslmdoe=require", /unknown option "sslmdoe" \(known: schema, poolMax, batchSize, connect_timeout, and pg's: .*sslmode/],
+    [
+      "postgres://h/d?sslmdoe=require",
+      /unknown option "sslmdoe" \(known: schema, poolMax, batchSize, connect_timeout, and pg's: .*sslmode/,
+    ],
     ["postgres://h/d?schema=s&batchsize=10", /unknown option "batchsize"/],
     ["postgres://h/d?binary=true", /unknown option "binary"/],
     ["postgres://h/d#frag", /fragment/],

@@ -120,7 +120,10 @@ export function parsePostgresUrl(input: URL | string): PostgresUrl {
         break;
       default:
         if (PG_OPTIONS.has(name)) continue; // pg's business
-        throw invalid(text, `unknown option "${name}" (known: ${CASTORE_OPTIONS.join(", ")}, and pg's: ${[...PG_OPTIONS].join(", ")})`);
+        throw invalid(
+          text,
+          `unknown option "${name}" (known: ${CASTORE_OPTIONS.join(", ")}, and pg's: ${[...PG_OPTIONS].join(", ")})`,
+        );
     }
     url.searchParams.delete(name);
   }

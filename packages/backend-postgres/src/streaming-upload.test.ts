@@ -377,7 +377,9 @@ describe("a streaming upload that fails leaves nothing and gives its connection 
   it("a client that stops sending: the stream is given up after the idle timeout, and close still stores it all", async () => {
     const service = stores.open({ streamIdleTimeoutMs: 300 });
     const { tree, putter } = await streamingUpload(service);
-    await eventually("the idle stream to be given up", async () => (service.store.openStreams === 0 ? true : undefined));
+    await eventually("the idle stream to be given up", async () =>
+      service.store.openStreams === 0 ? true : undefined,
+    );
     expectConnectionsBack(service);
     await expectNoOpenTransactions();
     expect(await rowCount(service.store.schema)).toBe(0);

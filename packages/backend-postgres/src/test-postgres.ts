@@ -29,7 +29,10 @@ export class PostgresTestStores {
   async start(options: PostgresTestServerOptions = {}): Promise<void> {
     // synchronous_commit=on: a restart of the test server may kill it outright, which
     // must not lose acknowledged commits (fsync stays off: the OS keeps them).
-    const server = await startPostgresTestServer({ ...options, settings: { synchronous_commit: "on", ...options.settings } });
+    const server = await startPostgresTestServer({
+      ...options,
+      settings: { synchronous_commit: "on", ...options.settings },
+    });
     const admin = new pg.Pool({ connectionString: server.url, max: 4 });
     admin.on("error", () => undefined); // idle admin connections die on server restarts
     this.running = { server, admin };

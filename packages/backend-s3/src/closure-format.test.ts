@@ -16,7 +16,7 @@ function frames(body: Uint8Array): { offset: number; bytes: Uint8Array; hex: str
   const buf = Buffer.from(body);
   expect(buf.subarray(0, CLOSURE_MAGIC.length).equals(CLOSURE_MAGIC)).toBe(true);
   const out = [];
-  for (let at = CLOSURE_MAGIC.length; at < buf.length; ) {
+  for (let at = CLOSURE_MAGIC.length; at < buf.length;) {
     const len = buf.readUInt32BE(at);
     const bytes = buf.subarray(at + FRAME_PREFIX_LENGTH, at + FRAME_PREFIX_LENGTH + len);
     out.push({ offset: at, bytes, hex: Digest.of(bytes).hex });
@@ -91,13 +91,13 @@ describe("layoutClosure", () => {
     const a = validated(dag.directories);
     // Another valid leaves-to-root order: reverse Kahn from the root would do; here, re-sending duplicates first.
     const b = validated([...dag.directories.slice(0, 10), ...dag.directories]);
-    expect(Buffer.from(layoutClosure(b.entries, b.root).body).equals(Buffer.from(layoutClosure(a.entries, a.root).body))).toBe(
-      true,
-    );
+    expect(
+      Buffer.from(layoutClosure(b.entries, b.root).body).equals(Buffer.from(layoutClosure(a.entries, a.root).body)),
+    ).toBe(true);
     const shuffled = [...a.entries].reverse();
-    expect(Buffer.from(layoutClosure(shuffled, a.root).body).equals(Buffer.from(layoutClosure(a.entries, a.root).body))).toBe(
-      true,
-    );
+    expect(
+      Buffer.from(layoutClosure(shuffled, a.root).body).equals(Buffer.from(layoutClosure(a.entries, a.root).body)),
+    ).toBe(true);
   });
 });
 
@@ -120,9 +120,9 @@ describe("index objects", () => {
     const wrongMagic = Uint8Array.from(good);
     wrongMagic[0] ^= 1;
     expect(() => decodeIndex(d, wrongMagic)).toThrow(/wrong magic/);
-    expect(() => decodeIndex(d, encodeIndex({ closure: d, placement: { offset: 18, end: 20 }, bytes: new Uint8Array(4) }))).toThrow(
-      /impossible span/,
-    );
+    expect(() =>
+      decodeIndex(d, encodeIndex({ closure: d, placement: { offset: 18, end: 20 }, bytes: new Uint8Array(4) })),
+    ).toThrow(/impossible span/);
   });
 });
 

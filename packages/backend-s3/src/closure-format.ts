@@ -77,7 +77,8 @@ export function layoutClosure(entries: ClosureEntry[], root: Digest): ClosureLay
       parentsLeft.set(children[i], left);
       if (left === 0) {
         const child = byHex.get(children[i]);
-        if (!child) throw new Error(`layoutClosure: ${e.digest} refers to ${children[i]}, which is not among the entries`);
+        if (!child)
+          throw new Error(`layoutClosure: ${e.digest} refers to ${children[i]}, which is not among the entries`);
         stack.push(child);
       }
     }
@@ -141,7 +142,8 @@ export function encodeIndex(record: IndexRecord): Uint8Array {
 export function decodeIndex(digest: Digest, data: Uint8Array): IndexRecord {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const bad = (why: string) => new CorruptionError(`index object of directory ${digest} is corrupt: ${why}`);
-  if (buf.length < INDEX_HEADER_LENGTH) throw bad(`${buf.length} bytes, shorter than its ${INDEX_HEADER_LENGTH}-byte header`);
+  if (buf.length < INDEX_HEADER_LENGTH)
+    throw bad(`${buf.length} bytes, shorter than its ${INDEX_HEADER_LENGTH}-byte header`);
   if (!buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) throw bad("wrong magic (not a castore index object)");
   let at = INDEX_MAGIC.length;
   const root = buf.subarray(at, at + 32);

@@ -17,6 +17,7 @@ describeDirectoryService({
   capabilities: {
     corruption: true,
     getNonRoot: true,
-    breadthFirst: "getRecursive yields the closure object's frame order, root to leaves but depth first (README: Object layout)",
+    breadthFirst:
+      "getRecursive yields the closure object's frame order, root to leaves but depth first (README: Object layout)",
   },
 });

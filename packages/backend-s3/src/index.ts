@@ -14,7 +14,14 @@ export {
   DEFAULT_SOCKET_TIMEOUT_MS,
   type S3DirectoryServiceOptions,
 } from "./s3-service.js";
-export { parseS3Url, normalizePrefix, S3_URL_EXAMPLE, type S3Url, type S3Location, type ConditionalWrites } from "./s3-url.js";
+export {
+  parseS3Url,
+  normalizePrefix,
+  S3_URL_EXAMPLE,
+  type S3Url,
+  type S3Location,
+  type ConditionalWrites,
+} from "./s3-url.js";
 export { BackoffRetryStrategy, DEFAULT_RETRY, type RetryOptions } from "./retry.js";
 export { RequestCounter } from "./request-counter.js";
 export {
@@ -29,4 +36,6 @@ export {
   type Placement,
 } from "./closure-format.js";
 
-registerDirectoryServiceScheme("s3", S3_URL_EXAMPLE, (url, opts) => S3DirectoryService.fromUrl(url, { sizeCheck: opts.sizeCheck }));
+registerDirectoryServiceScheme("s3", S3_URL_EXAMPLE, (url, opts) =>
+  S3DirectoryService.fromUrl(url, { sizeCheck: opts.sizeCheck }),
+);

@@ -86,7 +86,11 @@ describe("retries", () => {
       policy: (): Fault => (failuresLeft-- > 0 ? { kind: "status", status: 503 } : { kind: "pass" }),
     });
     try {
-      const three = stores.open({ prefix: writer.prefix, endpoint: proxy.endpoint, retry: { maxAttempts: 3, ...fast } });
+      const three = stores.open({
+        prefix: writer.prefix,
+        endpoint: proxy.endpoint,
+        retry: { maxAttempts: 3, ...fast },
+      });
       failuresLeft = 2;
       expect(await three.service.get(leaf)).toBeDefined();
       expect(three.counter.take().total).toBe(3);
@@ -167,7 +171,12 @@ describe("retries", () => {
       const ranges = proxy.log.filter((r) => r.headers.range).map((r) => r.headers.range);
       expect(ranges[1]).not.toBe(ranges[0]); // resumed further on, not from the start
       expect(ranges[1]).toMatch(/^bytes=\d+-/);
-      expect(proxy.log.filter((r) => r.headers.range).slice(1).every((r) => r.headers["if-match"])).toBe(true);
+      expect(
+        proxy.log
+          .filter((r) => r.headers.range)
+          .slice(1)
+          .every((r) => r.headers["if-match"]),
+      ).toBe(true);
     } finally {
       await Promise.all([service.close(), proxy.stop()]);
     }
@@ -203,7 +212,11 @@ describe("a failed upload", () => {
       const proxy = await FaultProxy.start(stores.server.endpoint, {
         policy: (): Fault => (n++ < passing ? { kind: "pass" } : { kind: "status", status: 500 }),
       });
-      const { service, prefix } = stores.open({ endpoint: proxy.endpoint, retry: { maxAttempts: 2, ...fast }, concurrency: 8 });
+      const { service, prefix } = stores.open({
+        endpoint: proxy.endpoint,
+        retry: { maxAttempts: 2, ...fast },
+        concurrency: 8,
+      });
       try {
         const error = await upload(service, tree.directories).catch((e) => e);
         expect(error).toBeInstanceOf(BackendError);

@@ -24,7 +24,9 @@ describe("listDigests", () => {
       await stores.putRaw(`${prefix}dirs/${"A".repeat(64)}`, new Uint8Array(1));
       const invalid: InvalidStoredKey[] = [];
       const listed = await collectAll(service.listDigests({ onInvalidKey: (k) => invalid.push(k) }));
-      expect(new Set(listed.map((d) => d.hex))).toEqual(new Set([fixtures.DIRECTORY_A, fixtures.DIRECTORY_B].map((d) => directoryDigest(d).hex)));
+      expect(new Set(listed.map((d) => d.hex))).toEqual(
+        new Set([fixtures.DIRECTORY_A, fixtures.DIRECTORY_B].map((d) => directoryDigest(d).hex)),
+      );
       const reason = "object name under dirs/ is not a digest (64 lowercase hex digits)";
       expect(invalid).toEqual([
         { key: `${prefix}dirs/0-not-a-digest`, reason },

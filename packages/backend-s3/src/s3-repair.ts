@@ -22,9 +22,10 @@ import {
 /** The frames of a closure object's body, as stored; undefined when the body is not a closure object. */
 function framesOf(body: Uint8Array): Uint8Array[] | undefined {
   const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  if (buf.length < CLOSURE_MAGIC.length || !buf.subarray(0, CLOSURE_MAGIC.length).equals(CLOSURE_MAGIC)) return undefined;
+  if (buf.length < CLOSURE_MAGIC.length || !buf.subarray(0, CLOSURE_MAGIC.length).equals(CLOSURE_MAGIC))
+    return undefined;
   const frames: Uint8Array[] = [];
-  for (let at = CLOSURE_MAGIC.length; at < buf.length; ) {
+  for (let at = CLOSURE_MAGIC.length; at < buf.length;) {
     if (at + FRAME_PREFIX_LENGTH > buf.length) return undefined;
     const length = buf.readUInt32BE(at);
     const start = at + FRAME_PREFIX_LENGTH;
@@ -117,14 +118,22 @@ export function movedIndex(
  * closure object if it has one (`ownClosureLength`: it was an upload's root,
  * and is that object's first frame); otherwise undefined (not repairable here).
  */
-export function repairedIndex(entry: ClosureEntry, stored: Uint8Array, ownClosureLength: number | undefined): Uint8Array | undefined {
+export function repairedIndex(
+  entry: ClosureEntry,
+  stored: Uint8Array,
+  ownClosureLength: number | undefined,
+): Uint8Array | undefined {
   let record: IndexRecord;
   try {
     record = decodeIndex(entry.digest, stored);
   } catch {
     if (entry.directory.directories.length === 0) record = { placement: { offset: 0, end: 0 }, bytes: entry.bytes };
     else if (ownClosureLength !== undefined) {
-      record = { closure: entry.digest, placement: { offset: CLOSURE_MAGIC.length, end: ownClosureLength }, bytes: entry.bytes };
+      record = {
+        closure: entry.digest,
+        placement: { offset: CLOSURE_MAGIC.length, end: ownClosureLength },
+        bytes: entry.bytes,
+      };
     } else return undefined;
   }
   return encodeIndex({ ...record, bytes: entry.bytes });

@@ -43,7 +43,7 @@ describe("request counts", () => {
   it("get of any stored directory, root or not, is 1 GET; of an absent one too", async () => {
     for (const d of [tree.root, tree.digests[0], tree.digests[N >> 1], tree.digests[N - 2]]) {
       counter.reset();
-      expect((await service.get(d))).toBeDefined();
+      expect(await service.get(d)).toBeDefined();
       expect(counter.take()).toEqual({ total: 1, byOperation: { GetObject: 1 } });
     }
     counter.reset();
@@ -61,7 +61,10 @@ describe("request counts", () => {
   it("getRecursive of every non-root directory is 2 GETs (1 without child directories) and yields its sub-closure", async () => {
     const children = new Map<string, string[]>();
     tree.directories.forEach((d, i) =>
-      children.set(tree.digests[i].hex, d.directories.map((c) => Buffer.from(c.digest).toString("hex"))),
+      children.set(
+        tree.digests[i].hex,
+        d.directories.map((c) => Buffer.from(c.digest).toString("hex")),
+      ),
     );
     const size = (hex: string): number => 1 + children.get(hex)!.reduce((n, c) => n + size(c), 0);
     for (let i = 0; i < N - 1; i += 7) {

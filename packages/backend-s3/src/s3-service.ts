@@ -105,7 +105,14 @@ function isSdkAbort(e: unknown): boolean {
   return (e as { name?: string } | undefined)?.name === "AbortError";
 }
 
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ETIMEDOUT"]);
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+]);
 
 function isUnavailable(e: unknown, depth = 0): boolean {
   const err = e as { code?: string; name?: string; cause?: unknown } | undefined;
@@ -153,7 +160,7 @@ class ReadyQueue {
   push(hex: string): void {
     const h = this.heap;
     h.push(hex);
-    for (let i = h.length - 1; i > 0; ) {
+    for (let i = h.length - 1; i > 0;) {
       const parent = (i - 1) >> 1;
       if (this.priority(h[parent]) >= this.priority(h[i])) break;
       [h[parent], h[i]] = [h[i], h[parent]];
@@ -167,7 +174,7 @@ class ReadyQueue {
     const last = h.pop()!;
     if (h.length > 0) {
       h[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
@@ -238,7 +245,8 @@ export class S3DirectoryService implements DirectoryService {
   /** Opens the store an `s3:` URL names (see parseS3Url for the forms and options). */
   static fromUrl(url: URL | string, opts: { sizeCheck?: SizeCheck } = {}): S3DirectoryService {
     const u = parseS3Url(url);
-    const region = u.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (u.endpoint ? "us-east-1" : undefined);
+    const region =
+      u.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (u.endpoint ? "us-east-1" : undefined);
     return new S3DirectoryService({
       bucket: u.bucket,
       prefix: u.prefix,
@@ -269,7 +277,8 @@ export class S3DirectoryService implements DirectoryService {
   /** Engine failures become BackendError naming the store; castore's own errors pass through. */
   private wrap(error: unknown, what: string, signal?: AbortSignal): unknown {
     if (isCastoreError(error)) return error;
-    if (isSdkAbort(error) || signal?.aborted) return new AbortError(`${what}: aborted`, { cause: signal?.reason ?? error });
+    if (isSdkAbort(error) || signal?.aborted)
+      return new AbortError(`${what}: aborted`, { cause: signal?.reason ?? error });
     const { name, status } = s3Status(error);
     const message = error instanceof Error && error.message ? error.message : String(error);
     const detail = [name && name !== "Error" && !message.includes(name) ? name : "", status ? `HTTP ${status}` : ""]
@@ -289,7 +298,9 @@ export class S3DirectoryService implements DirectoryService {
       throwIfAborted(signal);
       let res;
       try {
-        res = await this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal });
+        res = await this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), {
+          abortSignal: signal,
+        });
       } catch (e) {
         if (isNotFound(e)) return undefined;
         throw this.wrap(e, `GET ${key}`, signal);
@@ -298,7 +309,8 @@ export class S3DirectoryService implements DirectoryService {
         return await res.Body!.transformToByteArray();
       } catch (e) {
         (res.Body as Readable | undefined)?.destroy?.();
-        if (signal?.aborted || attempt >= this.retry.maxAttempts) throw this.wrap(e, `GET ${key} (reading the body)`, signal);
+        if (signal?.aborted || attempt >= this.retry.maxAttempts)
+          throw this.wrap(e, `GET ${key} (reading the body)`, signal);
         await sleep(this.backoff(attempt), signal);
       }
     }
@@ -383,7 +395,8 @@ export class S3DirectoryService implements DirectoryService {
           if (pos < end) return; // the body ended cleanly: the object is shorter than the span (the frame reader says so)
         } catch (e) {
           if (controller.signal.aborted) throw this.wrap(e, `GET ${key}`, signal);
-          if (attempt >= this.retry.maxAttempts) throw this.wrap(e, `GET ${key} (body broke off at byte ${pos})`, signal);
+          if (attempt >= this.retry.maxAttempts)
+            throw this.wrap(e, `GET ${key} (body broke off at byte ${pos})`, signal);
           await sleep(this.backoff(attempt), controller.signal);
           attempt++;
         } finally {
@@ -421,7 +434,9 @@ export class S3DirectoryService implements DirectoryService {
     yield rootDirectory;
     if (wanted.size === 0) return;
     if (!record.closure) {
-      throw new CorruptionError(`index object of directory ${root} names no closure object, but ${root} has child directories`);
+      throw new CorruptionError(
+        `index object of directory ${root} names no closure object, but ${root} has child directories`,
+      );
     }
 
     const closure = record.closure;
@@ -463,10 +478,13 @@ export class S3DirectoryService implements DirectoryService {
   }
 
   putMultipleStart(opts?: CallOptions): DirectoryPutter {
-    return new ClosurePutter({ commit: (closure, signal) => this.commit(closure, signal) }, {
-      sizeCheck: this.sizeCheck,
-      signal: opts?.signal,
-    });
+    return new ClosurePutter(
+      { commit: (closure, signal) => this.commit(closure, signal) },
+      {
+        sizeCheck: this.sizeCheck,
+        signal: opts?.signal,
+      },
+    );
   }
 
   /**
@@ -502,7 +520,9 @@ export class S3DirectoryService implements DirectoryService {
 
   private async exists(key: string, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal });
+      await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }), {
+        abortSignal: signal,
+      });
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;
@@ -700,7 +720,12 @@ export class S3DirectoryService implements DirectoryService {
   private async putObjectReplacing(key: string, body: Uint8Array, signal?: AbortSignal): Promise<void> {
     try {
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: body, ContentType: "application/octet-stream" }),
+        new PutObjectCommand({
+          Bucket: this.location.bucket,
+          Key: key,
+          Body: body,
+          ContentType: "application/octet-stream",
+        }),
         { abortSignal: signal },
       );
     } catch (e) {

@@ -54,7 +54,11 @@ describe("parseS3Url", () => {
   });
 
   it("never puts the secret into an error message", () => {
-    for (const url of ["s3://AKID:topsecret@bucket?colour=1", "s3://AKID:topsecret@bucket:1", "s3://AKID:topsecret@bucket?sessionToken=t0psecret&x=1"]) {
+    for (const url of [
+      "s3://AKID:topsecret@bucket?colour=1",
+      "s3://AKID:topsecret@bucket:1",
+      "s3://AKID:topsecret@bucket?sessionToken=t0psecret&x=1",
+    ]) {
       let message = "";
       try {
         parseS3Url(url);

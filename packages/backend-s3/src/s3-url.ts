@@ -52,7 +52,9 @@ const OPTIONS = [
 ];
 
 function invalid(text: string, why: string): InvalidUrlError {
-  return new InvalidUrlError(`invalid s3 store URL ${JSON.stringify(redactUrl(text))}: ${why}; expected ${S3_URL_EXAMPLE}`);
+  return new InvalidUrlError(
+    `invalid s3 store URL ${JSON.stringify(redactUrl(text))}: ${why}; expected ${S3_URL_EXAMPLE}`,
+  );
 }
 
 function parsePositiveInt(text: string, name: string, value: string, max: number): number {
@@ -112,7 +114,8 @@ export function parseS3Url(input: URL | string): S3Url {
         if (endpoint.protocol !== "http:" && endpoint.protocol !== "https:") {
           throw invalid(text, `endpoint must be an http:// or https:// URL, got ${JSON.stringify(endpoint.protocol)}`);
         }
-        if (endpoint.username || endpoint.password) throw invalid(text, "put credentials in the s3:// user info, not in the endpoint");
+        if (endpoint.username || endpoint.password)
+          throw invalid(text, "put credentials in the s3:// user info, not in the endpoint");
         out.endpoint = value.replace(/\/+$/, "");
         break;
       }

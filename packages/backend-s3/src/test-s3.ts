@@ -59,9 +59,11 @@ export class S3TestStores {
   }
 
   /** A service on a fresh prefix, talking to `endpoint` (default: the server itself), with a request counter. */
-  open(
-    opts: Partial<S3DirectoryServiceOptions> & { endpoint?: string } = {},
-  ): { service: S3DirectoryService; counter: RequestCounter; prefix: string } {
+  open(opts: Partial<S3DirectoryServiceOptions> & { endpoint?: string } = {}): {
+    service: S3DirectoryService;
+    counter: RequestCounter;
+    prefix: string;
+  } {
     const prefix = opts.prefix ?? `t-${randomUUID()}/`;
     const { endpoint, ...rest } = opts;
     const service = new S3DirectoryService({
@@ -114,7 +116,9 @@ export class S3TestStores {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const res = await this.admin.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      const res = await this.admin.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
       for (const o of res.Contents ?? []) keys.push(o.Key!);
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
@@ -138,7 +142,7 @@ export class S3TestStores {
     for (const key of await this.listKeys(`${prefix}closures/`)) {
       const body = Buffer.from((await this.getRaw(key))!);
       const frames: { offset: number; bytes: Buffer }[] = [];
-      for (let at = CLOSURE_MAGIC.length; at < body.length; ) {
+      for (let at = CLOSURE_MAGIC.length; at < body.length;) {
         const len = body.readUInt32BE(at);
         frames.push({ offset: at, bytes: body.subarray(at + FRAME_PREFIX_LENGTH, at + FRAME_PREFIX_LENGTH + len) });
         at += FRAME_PREFIX_LENGTH + len;

@@ -27,7 +27,10 @@ export function randomDag(n: number, seed = 1): TestDag {
   const add = (kids: DigestedDirectory[], tag: string) => {
     const made = taggedDirectory(tag, kids);
     nodes.push(made);
-    children.set(made.digest.hex, kids.map((c) => c.digest.hex));
+    children.set(
+      made.digest.hex,
+      kids.map((c) => c.digest.hex),
+    );
     return made.digest;
   };
   for (let i = 0; i < n; i++) {
@@ -35,7 +38,10 @@ export function randomDag(n: number, seed = 1): TestDag {
     const want = i === 0 ? 0 : Math.floor(random() * 4);
     for (let k = 0; k < want; k++) picks.add(Math.floor(random() * i));
     for (const j of picks) referenced.add(j);
-    add([...picks].map((j) => nodes[j]), String(i));
+    add(
+      [...picks].map((j) => nodes[j]),
+      String(i),
+    );
   }
   const tops = nodes.filter((_, i) => !referenced.has(i));
   const root = add(tops, "root");

@@ -7,7 +7,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type PostgresTestServer, type S3TestServer, startCastoreServe, startPostgresTestServer, startS3TestServer } from "@castore/testing";
+import {
+  type PostgresTestServer,
+  type S3TestServer,
+  startCastoreServe,
+  startPostgresTestServer,
+  startS3TestServer,
+} from "@castore/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 
 export type BackendName = "memory" | "lmdb" | "postgres" | "s3" | "grpc" | "cache";
@@ -38,7 +44,9 @@ export class BenchEnvironment {
     const scratch = await mkdtemp(join(tmpdir(), "castore-bench-"));
     const problems: string[] = [];
     const [postgres, s3] = await Promise.all([
-      startPostgresTestServer().catch((e) => void problems.push(`postgres: no test server (${(e as Error).message.split("\n")[0]})`)),
+      startPostgresTestServer().catch(
+        (e) => void problems.push(`postgres: no test server (${(e as Error).message.split("\n")[0]})`),
+      ),
       startS3TestServer()
         .then(async (server) => ({ server, bucket: await server.createBucket() }))
         .catch((e) => void problems.push(`s3: no test server (${(e as Error).message.split("\n")[0]})`)),
@@ -81,7 +89,11 @@ export class BenchEnvironment {
         setup: `S3 (${server.kind}${server.image ? ` ${server.image}` : ""}, s3rver) on loopback, a fresh prefix per round`,
         fresh: async (tag) => {
           const creds = `${encodeURIComponent(server.accessKeyId)}:${encodeURIComponent(server.secretAccessKey)}`;
-          const query = new URLSearchParams({ endpoint: server.endpoint, region: server.region, forcePathStyle: "true" });
+          const query = new URLSearchParams({
+            endpoint: server.endpoint,
+            region: server.region,
+            forcePathStyle: "true",
+          });
           return { url: `s3://${creds}@${bucket}/bench/${tag}?${query}`, dispose: async () => {} };
         },
       });
@@ -91,7 +103,9 @@ export class BenchEnvironment {
         name: "grpc",
         setup: "grpc+http:// to `castore serve --store memory://` in a child process, over loopback TCP",
         fresh: async () => {
-          const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"], { echoStderr: true });
+          const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"], {
+            echoStderr: true,
+          });
           return { url: server.url, dispose: async () => void (await server.stop()) };
         },
       },

@@ -31,7 +31,20 @@ function generate(count: number): Directory[] {
     seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const words = ["lib", "share", "doc", "bin", "include", "man", "locale", "python3", "node_modules", "index", "README", "LICENSE"];
+  const words = [
+    "lib",
+    "share",
+    "doc",
+    "bin",
+    "include",
+    "man",
+    "locale",
+    "python3",
+    "node_modules",
+    "index",
+    "README",
+    "LICENSE",
+  ];
   const name = (i: number) => Buffer.from(`${words[rand(words.length)]}-${i}${rand(3) === 0 ? ".txt" : ""}`);
   const digest = () => blake3(Buffer.from(String(rand(1e9))));
   const out: Directory[] = [];
@@ -79,8 +92,36 @@ const ourDecode = await bestRate(COUNT, ROUNDS, () => {
 
 const notes = `${COUNT} directories, mean ${meanBytes.toFixed(0)} bytes encoded`;
 recordBenchResults([
-  { name: "core: decode+validate+digest vs bare encode+BLAKE3", value: read, unit: "directories/s", baseline: bare, ratio: read / bare, notes },
-  { name: "core: BLAKE3 (blake3-wasm) of encoded directories", value: hashOnly, unit: "directories/s", baseline: null, ratio: null, notes },
-  { name: "core: canonical encode vs protobuf-es toBinary", value: ourEncode, unit: "directories/s", baseline: esEncode, ratio: ourEncode / esEncode, notes },
-  { name: "core: strict decode vs protobuf-es fromBinary", value: ourDecode, unit: "directories/s", baseline: esDecode, ratio: ourDecode / esDecode, notes },
+  {
+    name: "core: decode+validate+digest vs bare encode+BLAKE3",
+    value: read,
+    unit: "directories/s",
+    baseline: bare,
+    ratio: read / bare,
+    notes,
+  },
+  {
+    name: "core: BLAKE3 (blake3-wasm) of encoded directories",
+    value: hashOnly,
+    unit: "directories/s",
+    baseline: null,
+    ratio: null,
+    notes,
+  },
+  {
+    name: "core: canonical encode vs protobuf-es toBinary",
+    value: ourEncode,
+    unit: "directories/s",
+    baseline: esEncode,
+    ratio: ourEncode / esEncode,
+    notes,
+  },
+  {
+    name: "core: strict decode vs protobuf-es fromBinary",
+    value: ourDecode,
+    unit: "directories/s",
+    baseline: esDecode,
+    ratio: ourDecode / esDecode,
+    notes,
+  },
 ]);

@@ -62,7 +62,8 @@ const REAL_TREE_MAX = env("CASTORE_BENCH_REAL_TREE_MAX_DIRECTORIES", 20_000);
 /** Timed passes of the bare loop per round (the best of all is the baseline). */
 const BASELINE_PASSES = 3;
 /** Where the imported real tree is kept between runs (see imported-tree-cache.ts). */
-const CACHE_DIR = process.env.CASTORE_BENCH_CACHE ?? fileURLToPath(new URL("../node_modules/.cache/castore-bench/", import.meta.url));
+const CACHE_DIR =
+  process.env.CASTORE_BENCH_CACHE ?? fileURLToPath(new URL("../node_modules/.cache/castore-bench/", import.meta.url));
 const ONLY = process.env.CASTORE_BENCH_BACKENDS?.split(",").map((s) => s.trim());
 
 const MACHINE = "shared 2-core machine, other engineers' tests running (absolute rates swing; ratios are steadier)";
@@ -94,7 +95,8 @@ async function ingest(service: DirectoryService, tree: BenchTree): Promise<void>
 async function readAll(service: DirectoryService, tree: BenchTree): Promise<void> {
   let n = 0;
   for await (const _ of service.getRecursive(tree.root)) n++;
-  if (n !== tree.directories.length) throw new Error(`getRecursive yielded ${n} directories, expected ${tree.directories.length}`);
+  if (n !== tree.directories.length)
+    throw new Error(`getRecursive yielded ${n} directories, expected ${tree.directories.length}`);
 }
 
 /** The message of an error and its causes, one line. */
@@ -134,7 +136,10 @@ async function measureRound(backend: Backend, tree: BenchTree, round: number, in
  * when the server's store already holds it? Fill an LMDB store directly,
  * serve it with `castore serve`, and getRecursive through the client.
  */
-async function grpcReadOfPrefilled(environment: BenchEnvironment, tree: BenchTree): Promise<{ seconds?: number; refused?: string }> {
+async function grpcReadOfPrefilled(
+  environment: BenchEnvironment,
+  tree: BenchTree,
+): Promise<{ seconds?: number; refused?: string }> {
   const lmdbUrl = environment.lmdbUrl(`grpc-prefilled-${tree.key}`);
   const direct = await openDirectoryService(lmdbUrl);
   try {
@@ -142,7 +147,9 @@ async function grpcReadOfPrefilled(environment: BenchEnvironment, tree: BenchTre
   } finally {
     await direct.close();
   }
-  const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", lmdbUrl], { echoStderr: true });
+  const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", lmdbUrl], {
+    echoStderr: true,
+  });
   const client = await openDirectoryService(server.url);
   try {
     return { seconds: await timeSeconds(() => readAll(client, tree), gc) };
@@ -159,30 +166,43 @@ function best(values: number[]): number {
   return Math.min(...values);
 }
 
-async function benchTree(environment: BenchEnvironment, backends: Backend[], tree: BenchTree, failures: string[]): Promise<BenchResult[]> {
+async function benchTree(
+  environment: BenchEnvironment,
+  backends: Backend[],
+  tree: BenchTree,
+  failures: string[],
+): Promise<BenchResult[]> {
   console.log(`\n== ${tree.key}: ${tree.description}`);
   const small = tree.directories.length < 10_000 && tree.encodedBytes < 4 * 2 ** 20;
   const roundsOf = (b: Backend) => (b.name === "s3" ? S3_ROUNDS : small ? SMALL_ROUNDS : ROUNDS);
   const rounds = Math.max(...backends.map(roundsOf));
-  console.log(`   backends: ${backends.map((b) => `${b.name} (${roundsOf(b)} round${roundsOf(b) === 1 ? "" : "s"})`).join(", ")}; interleaved`);
+  console.log(
+    `   backends: ${backends.map((b) => `${b.name} (${roundsOf(b)} round${roundsOf(b) === 1 ? "" : "s"})`).join(", ")}; interleaved`,
+  );
   const baseline: number[] = [];
-  const measured = new Map<BackendName, Measured>(backends.map((b) => [b.name, { ingest: [], read: [], warmRead: [] }]));
+  const measured = new Map<BackendName, Measured>(
+    backends.map((b) => [b.name, { ingest: [], read: [], warmRead: [] }]),
+  );
   const failed = new Set<BackendName>();
   const failedRound = new Map<BackendName, string>();
   encodeAndHashLoop(tree.directories); // warm-up: the JIT, not the measure
   for (let round = 0; round < rounds; round++) {
     // The baseline is cheap: three passes a round, so that a moment of load on the shared machine does not set it.
-    for (let pass = 0; pass < BASELINE_PASSES; pass++) baseline.push(await timeSeconds(() => encodeAndHashLoop(tree.directories), gc));
+    for (let pass = 0; pass < BASELINE_PASSES; pass++)
+      baseline.push(await timeSeconds(() => encodeAndHashLoop(tree.directories), gc));
     for (const backend of backends) {
       const m = measured.get(backend.name)!;
       if (round >= roundsOf(backend) || failed.has(backend.name) || m.refused) continue;
       const started = performance.now();
       try {
         await measureRound(backend, tree, round, m);
-        const last = (xs: number[]) => (xs.length ? `${Math.round(tree.units / xs[xs.length - 1]).toLocaleString("en-US")} ${tree.unit}` : "-");
+        const last = (xs: number[]) =>
+          xs.length ? `${Math.round(tree.units / xs[xs.length - 1]).toLocaleString("en-US")} ${tree.unit}` : "-";
         console.log(
           `   round ${round + 1} ${backend.name.padEnd(8)} ` +
-            (m.refused ? `refused: ${m.refused}` : `ingest ${last(m.ingest)}, getRecursive ${last(m.read)}${m.warmRead.length ? `, warm ${last(m.warmRead)}` : ""}`) +
+            (m.refused
+              ? `refused: ${m.refused}`
+              : `ingest ${last(m.ingest)}, getRecursive ${last(m.read)}${m.warmRead.length ? `, warm ${last(m.warmRead)}` : ""}`) +
             ` (${((performance.now() - started) / 1000).toFixed(1)} s)`,
         );
       } catch (e) {
@@ -203,7 +223,9 @@ async function benchTree(environment: BenchEnvironment, backends: Backend[], tre
   const roundsRun = (b: Backend) => {
     const m = measured.get(b.name)!;
     const n = m.refused ? 1 : m.ingest.length;
-    return failedRound.has(b.name) ? `${n} round${n === 1 ? "" : "s"} (then FAILED: ${failedRound.get(b.name)})` : `${n} round${n === 1 ? "" : "s"}`;
+    return failedRound.has(b.name)
+      ? `${n} round${n === 1 ? "" : "s"} (then FAILED: ${failedRound.get(b.name)})`
+      : `${n} round${n === 1 ? "" : "s"}`;
   };
   const common = (b: Backend, extra = "") =>
     `${tree.description}; ${b.setup}${extra}; best of ${roundsRun(b)}, each on a fresh store; ${BASELINE} (best of ${rounds * BASELINE_PASSES} passes); ${MACHINE}, load average ${load}`;
@@ -212,24 +234,73 @@ async function benchTree(environment: BenchEnvironment, backends: Backend[], tre
     const m = measured.get(backend.name)!;
     const name = (what: string) => `backends: ${backend.name} ${tree.key} ${what}`;
     if (m.refused) {
-      results.push(benchResult(name("ingest"), 0, tree.unit, baselineRate, `refused by the server: ${m.refused}; ${common(backend)}`));
-      const read = await grpcReadOfPrefilled(environment, tree).catch((e) => ({ refused: undefined, seconds: undefined, error: describeError(e) }));
+      results.push(
+        benchResult(
+          name("ingest"),
+          0,
+          tree.unit,
+          baselineRate,
+          `refused by the server: ${m.refused}; ${common(backend)}`,
+        ),
+      );
+      const read = await grpcReadOfPrefilled(environment, tree).catch((e) => ({
+        refused: undefined,
+        seconds: undefined,
+        error: describeError(e),
+      }));
       const how = "the server's store (lmdb) filled directly, then read through `castore serve`";
       if (read.seconds !== undefined) {
-        results.push(benchResult(name("getRecursive"), tree.units / read.seconds, tree.unit, baselineRate, `${how}, one round; ${common(backend)}`));
+        results.push(
+          benchResult(
+            name("getRecursive"),
+            tree.units / read.seconds,
+            tree.unit,
+            baselineRate,
+            `${how}, one round; ${common(backend)}`,
+          ),
+        );
       } else if (read.refused) {
-        results.push(benchResult(name("getRecursive"), 0, tree.unit, baselineRate, `refused: ${read.refused} (${how}); ${common(backend)}`));
+        results.push(
+          benchResult(
+            name("getRecursive"),
+            0,
+            tree.unit,
+            baselineRate,
+            `refused: ${read.refused} (${how}); ${common(backend)}`,
+          ),
+        );
       } else {
         failures.push(`grpc read of a prefilled ${tree.key}: ${(read as { error?: string }).error}`);
       }
       continue;
     }
     if (!m.ingest.length || !m.read.length) continue;
-    results.push(benchResult(name("ingest"), tree.units / best(m.ingest), tree.unit, baselineRate, common(backend, "; one upload through putMultipleStart")));
-    const readNote = backend.name === "cache" ? "; the first read: near misses, the closure is copied from far into near, then read from near" : "";
-    results.push(benchResult(name("getRecursive"), tree.units / best(m.read), tree.unit, baselineRate, common(backend, readNote)));
+    results.push(
+      benchResult(
+        name("ingest"),
+        tree.units / best(m.ingest),
+        tree.unit,
+        baselineRate,
+        common(backend, "; one upload through putMultipleStart"),
+      ),
+    );
+    const readNote =
+      backend.name === "cache"
+        ? "; the first read: near misses, the closure is copied from far into near, then read from near"
+        : "";
+    results.push(
+      benchResult(name("getRecursive"), tree.units / best(m.read), tree.unit, baselineRate, common(backend, readNote)),
+    );
     if (m.warmRead.length) {
-      results.push(benchResult(name("getRecursive (warm)"), tree.units / best(m.warmRead), tree.unit, baselineRate, common(backend, "; the second read, served from near")));
+      results.push(
+        benchResult(
+          name("getRecursive (warm)"),
+          tree.units / best(m.warmRead),
+          tree.unit,
+          baselineRate,
+          common(backend, "; the second read, served from near"),
+        ),
+      );
     }
   }
   recordBenchResults(results); // prints each result
@@ -238,7 +309,11 @@ async function benchTree(environment: BenchEnvironment, backends: Backend[], tre
 
 async function main(): Promise<void> {
   const started = performance.now();
-  console.log(`castore cross-backend benchmark; ${MACHINE}; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  console.log(
+    `castore cross-backend benchmark; ${MACHINE}; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
   const environment = await BenchEnvironment.start();
   const failures: string[] = [...environment.problems];
   for (const p of environment.problems) console.error(`   ${p}`);

@@ -21,7 +21,11 @@ describe("docs/*.md code blocks", () => {
   const blocks = readdirSync(docs)
     .filter((f) => f.endsWith(".md"))
     .flatMap((f) =>
-      [...readFileSync(join(docs, f), "utf8").matchAll(/<!-- ((?:packages|scripts)\/[\w./-]+) -->\n```\w+\n([\s\S]*?)```/g)].map((m) => ({
+      [
+        ...readFileSync(join(docs, f), "utf8").matchAll(
+          /<!-- ((?:packages|scripts)\/[\w./-]+) -->\n```\w+\n([\s\S]*?)```/g,
+        ),
+      ].map((m) => ({
         doc: f,
         path: m[1],
         shown: m[2],
@@ -76,23 +80,53 @@ describe("scripts/report/make-report.mjs", () => {
   it("writes the report, the chart and the measured columns of backends.md", () => {
     const notes = "generateTree({ directories: 100000, seed: 10 }); setup; best of 2 rounds, each on a fresh store";
     const results = [
-      result("memory: ingest 100000 directories through the putter", 90_000, "directories/s", 180_000, "from another bench"),
+      result(
+        "memory: ingest 100000 directories through the putter",
+        90_000,
+        "directories/s",
+        180_000,
+        "from another bench",
+      ),
       result("backends: memory 100k-tree ingest", 60_000, "directories/s", 80_000, notes),
       result("backends: memory 100k-tree getRecursive", 50_000, "directories/s", 80_000, notes),
-      result("backends: s3 5k-tree ingest", 300, "directories/s", 40_000, notes.replace("100000", "5000").replace("2 rounds", "1 round")),
-      result("backends: s3 5k-tree getRecursive", 8_000, "directories/s", 40_000, notes.replace("100000", "5000").replace("2 rounds", "1 round")),
-      result("backends: grpc wide-100k ingest", 0, "entries/s", 250_000, "refused by the server: ResourceExhausted: message size 4418724 is larger than configured readMaxBytes 4194304; …"),
+      result(
+        "backends: s3 5k-tree ingest",
+        300,
+        "directories/s",
+        40_000,
+        notes.replace("100000", "5000").replace("2 rounds", "1 round"),
+      ),
+      result(
+        "backends: s3 5k-tree getRecursive",
+        8_000,
+        "directories/s",
+        40_000,
+        notes.replace("100000", "5000").replace("2 rounds", "1 round"),
+      ),
+      result(
+        "backends: grpc wide-100k ingest",
+        0,
+        "entries/s",
+        250_000,
+        "refused by the server: ResourceExhausted: message size 4418724 is larger than configured readMaxBytes 4194304; …",
+      ),
     ];
     writeFileSync(join(dir, "results.json"), JSON.stringify(results));
     copyFileSync(join(docs, "backends.md"), join(dir, "backends.md"));
-    const run = spawnSync(process.execPath, [join(root, "scripts/report/make-report.mjs"), "--results", join(dir, "results.json"), "--docs", dir], { encoding: "utf8" });
+    const run = spawnSync(
+      process.execPath,
+      [join(root, "scripts/report/make-report.mjs"), "--results", join(dir, "results.json"), "--docs", dir],
+      { encoding: "utf8" },
+    );
     expect(run.status, run.stderr).toBe(0);
 
     const report = readFileSync(join(dir, "bench-report.md"), "utf8");
     expect(report).toContain("shared 2-core machine");
     expect(report).toContain("| memory | 60,000 dirs/s | 0.75× | 50,000 dirs/s | 0.63× |");
     expect(report).toContain("| grpc | refused (RESOURCE_EXHAUSTED) | — | — | — |");
-    expect(report).toContain("| ingest 100000 directories through the putter | 90,000 | directories/s | 180,000 | 0.50 | from another bench |");
+    expect(report).toContain(
+      "| ingest 100000 directories through the putter | 90,000 | directories/s | 180,000 | 0.50 | from another bench |",
+    );
 
     const svg = readFileSync(join(dir, "bench-chart.svg"), "utf8");
     expect(svg).toMatch(/^<svg [^>]*viewBox="0 0 1000 600"/);
@@ -107,6 +141,8 @@ describe("scripts/report/make-report.mjs", () => {
     expect(s3Row).toContain("ingest 300/s (0.0075×)<br>getRecursive 8.0k/s (0.20×) (5k directories)");
     const grpcRow = backends.split("\n").find((l) => l.startsWith("| `grpc+http://`"))!;
     expect(grpcRow).toContain("| ingest refused (RESOURCE_EXHAUSTED)<br>(rates in entries/s) |");
-    expect(backends.split("<!-- bench:end -->")[1]).toBe(readFileSync(join(docs, "backends.md"), "utf8").split("<!-- bench:end -->")[1]);
+    expect(backends.split("<!-- bench:end -->")[1]).toBe(
+      readFileSync(join(docs, "backends.md"), "utf8").split("<!-- bench:end -->")[1],
+    );
   });
 });

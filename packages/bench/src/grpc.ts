@@ -103,7 +103,9 @@ async function main(): Promise<void> {
 
   /** Server and client on this one event loop. */
   async function openSameThread(): Promise<Opened> {
-    const server = createDirectoryServiceServer(new MemoryDirectoryService(), { listen: { host: "127.0.0.1", port: 0 } });
+    const server = createDirectoryServiceServer(new MemoryDirectoryService(), {
+      listen: { host: "127.0.0.1", port: 0 },
+    });
     await server.listen();
     const service = GrpcDirectoryService.fromUrl(server.url!);
     return {
@@ -193,7 +195,12 @@ async function main(): Promise<void> {
     const base = memory[op]!;
     const rem = remote[op]!;
     results.push(
-      benchResult(`grpc: ${label} ${labelCount} directories over loopback TCP vs in-process memory`, rem.rate, "directories/s", base.rate),
+      benchResult(
+        `grpc: ${label} ${labelCount} directories over loopback TCP vs in-process memory`,
+        rem.rate,
+        "directories/s",
+        base.rate,
+      ),
       benchResult(
         `grpc: ${label} ${labelCount} directories, server on the client's thread, vs in-process memory`,
         sameThread[op]!.rate,
@@ -218,7 +225,10 @@ async function main(): Promise<void> {
   const file = recordBenchResults(results);
   for (const r of results) {
     const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-    console.log(`${r.name}: ${fmt(r.value)} ${r.unit}` + (r.ratio === null ? "" : ` (baseline ${fmt(r.baseline!)}, ratio ${r.ratio.toFixed(3)})`));
+    console.log(
+      `${r.name}: ${fmt(r.value)} ${r.unit}` +
+        (r.ratio === null ? "" : ` (baseline ${fmt(r.baseline!)}, ratio ${r.ratio.toFixed(3)})`),
+    );
   }
   console.log(`recorded in ${file}`);
 }

@@ -93,7 +93,9 @@ async function main(): Promise<void> {
         notes:
           `importTree of ${FILES} files (0-4 KiB, ${(bytes / 2 ** 20).toFixed(1)} MiB) in ${FILES / PER_DIRECTORY} directories, page cache warm; ` +
           `${backend === "memory" ? "memory://" : "lmdb:// in the temporary directory, a fresh store per round"}; best of ${ROUNDS} rounds; ` +
-          `baseline: bare readFileSync + BLAKE3 loop over the same files, same run (best of ${ROUNDS}); load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+          `baseline: bare readFileSync + BLAKE3 loop over the same files, same run (best of ${ROUNDS}); load average ${loadavg()
+            .map((l) => l.toFixed(1))
+            .join(" ")}`,
       });
     }
     recordBenchResults(results);

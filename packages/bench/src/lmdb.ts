@@ -116,7 +116,12 @@ for (let r = 0; r < ROUNDS; r++) {
 
 /** Pages of a database's B-tree (branch, leaf, overflow) × page size. */
 function bytesInUse(db: { getStats(): object }): number {
-  const s = db.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number; pageSize: number };
+  const s = db.getStats() as {
+    treeBranchPageCount: number;
+    treeLeafPageCount: number;
+    overflowPages: number;
+    pageSize: number;
+  };
   return (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize;
 }
 
@@ -137,7 +142,12 @@ let storedBytes: number;
  */
 async function rawWrite(compression: false | { threshold: number }): Promise<{ seconds: number; bytes: number }> {
   const dir = mkdtempSync(join(tmpdir(), "castore-lmdb-bench-lz4-"));
-  const env = open<Uint8Array, Uint8Array>({ path: join(dir, "env"), keyEncoding: "binary", encoding: "binary", ...(compression ? { compression } : {}) });
+  const env = open<Uint8Array, Uint8Array>({
+    path: join(dir, "env"),
+    keyEncoding: "binary",
+    encoding: "binary",
+    ...(compression ? { compression } : {}),
+  });
   try {
     const db = env.openDB<Uint8Array, Uint8Array>("directories", { keyEncoding: "binary", encoding: "binary" });
     const start = performance.now();
@@ -166,17 +176,45 @@ for (let r = 0; r < ROUNDS; r++) {
 
 const MiB = 2 ** 20;
 const results: BenchResult[] = [
-  benchResult(`lmdb: ingest ${label} directories (one upload, durable) vs memory`, lmdb.ingest, "directories/s", memory.ingest),
+  benchResult(
+    `lmdb: ingest ${label} directories (one upload, durable) vs memory`,
+    lmdb.ingest,
+    "directories/s",
+    memory.ingest,
+  ),
   benchResult(`lmdb: getRecursive ${label} directories vs memory`, lmdb.walk, "directories/s", memory.walk),
   benchResult(`lmdb: single get() of a ${label} store vs memory`, lmdb.get, "directories/s", memory.get),
-  benchResult(`lmdb: ingest ${label} directories with noSync vs memory`, lmdbNoSync.ingest, "directories/s", memory.ingest),
-  benchResult(`lmdb: space used by ${label} directories vs their canonical bytes`, storedBytes / MiB, "MiB", tree.encodedBytes / MiB),
-  benchResult(`lmdb: LZ4 compression (threshold 32): space vs uncompressed, ${label} directories`, lz4.bytes / MiB, "MiB", plain.bytes / MiB),
-  benchResult(`lmdb: LZ4 compression (threshold 32): raw write rate vs uncompressed, ${label} directories`, COUNT / lz4.seconds, "directories/s", COUNT / plain.seconds),
+  benchResult(
+    `lmdb: ingest ${label} directories with noSync vs memory`,
+    lmdbNoSync.ingest,
+    "directories/s",
+    memory.ingest,
+  ),
+  benchResult(
+    `lmdb: space used by ${label} directories vs their canonical bytes`,
+    storedBytes / MiB,
+    "MiB",
+    tree.encodedBytes / MiB,
+  ),
+  benchResult(
+    `lmdb: LZ4 compression (threshold 32): space vs uncompressed, ${label} directories`,
+    lz4.bytes / MiB,
+    "MiB",
+    plain.bytes / MiB,
+  ),
+  benchResult(
+    `lmdb: LZ4 compression (threshold 32): raw write rate vs uncompressed, ${label} directories`,
+    COUNT / lz4.seconds,
+    "directories/s",
+    COUNT / plain.seconds,
+  ),
 ];
 const file = recordBenchResults(results);
 for (const r of results) {
   const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2));
-  console.log(`${r.name}: ${fmt(r.value)} ${r.unit}` + (r.ratio === null ? "" : ` (baseline ${fmt(r.baseline!)}, ratio ${r.ratio.toFixed(3)})`));
+  console.log(
+    `${r.name}: ${fmt(r.value)} ${r.unit}` +
+      (r.ratio === null ? "" : ` (baseline ${fmt(r.baseline!)}, ratio ${r.ratio.toFixed(3)})`),
+  );
 }
 console.log(`recorded in ${file}`);

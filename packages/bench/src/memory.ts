@@ -37,7 +37,11 @@ async function readAll(service: MemoryDirectoryService, root: Parameters<MemoryD
 }
 
 /** Memory held while a slow consumer reads the whole tree: before, the highest reading, after. */
-async function slowConsumer(gc: () => void, service: MemoryDirectoryService, root: Parameters<MemoryDirectoryService["getRecursive"]>[0]) {
+async function slowConsumer(
+  gc: () => void,
+  service: MemoryDirectoryService,
+  root: Parameters<MemoryDirectoryService["getRecursive"]>[0],
+) {
   const before = retainedBytes(gc);
   let peak = before;
   let n = 0;
@@ -65,8 +69,20 @@ async function main(): Promise<void> {
   }
   const bareRate = DIRECTORIES / bare;
   const results: BenchResult[] = [
-    benchResult(`memory: ingest ${DIRECTORIES} directories through the putter`, DIRECTORIES / write, "directories/s", bareRate, `${notes}; baseline: bare encodeDirectory + BLAKE3 loop`),
-    benchResult(`memory: getRecursive of ${DIRECTORIES} directories`, DIRECTORIES / read, "directories/s", bareRate, `${notes}; baseline: bare encodeDirectory + BLAKE3 loop`),
+    benchResult(
+      `memory: ingest ${DIRECTORIES} directories through the putter`,
+      DIRECTORIES / write,
+      "directories/s",
+      bareRate,
+      `${notes}; baseline: bare encodeDirectory + BLAKE3 loop`,
+    ),
+    benchResult(
+      `memory: getRecursive of ${DIRECTORIES} directories`,
+      DIRECTORIES / read,
+      "directories/s",
+      bareRate,
+      `${notes}; baseline: bare encodeDirectory + BLAKE3 loop`,
+    ),
   ];
 
   if (gc) {
@@ -76,7 +92,13 @@ async function main(): Promise<void> {
     const mib = (b: number) => b / 2 ** 20;
     const what = `getRecursive of ${DIRECTORIES} directories with a slow consumer (yields to the event loop per directory)`;
     results.push(
-      benchResult(`memory: peak heap during ${what}`, mib(m.peak), "MiB", mib(m.before), `baseline: heap before, with the store's ${formatBytes(m.before)}`),
+      benchResult(
+        `memory: peak heap during ${what}`,
+        mib(m.peak),
+        "MiB",
+        mib(m.before),
+        `baseline: heap before, with the store's ${formatBytes(m.before)}`,
+      ),
       benchResult(`memory: heap after ${what}`, mib(m.after), "MiB", mib(m.before), "baseline: heap before"),
     );
   } else {

@@ -97,7 +97,10 @@ async function bareCopy(): Promise<number> {
   try {
     const start = performance.now();
     const data = copyData();
-    await pipeline(Readable.from(data), client.query(copyFrom(`COPY ${table} (digest, bytes) FROM STDIN (FORMAT binary)`)));
+    await pipeline(
+      Readable.from(data),
+      client.query(copyFrom(`COPY ${table} (digest, bytes) FROM STDIN (FORMAT binary)`)),
+    );
     const seconds = (performance.now() - start) / 1000;
     const { rows } = await client.query(`SELECT count(*)::int AS n FROM ${table}`);
     if (rows[0].n !== COUNT) throw new Error(`bare COPY stored ${rows[0].n} rows, expected ${COUNT}`);
@@ -215,7 +218,10 @@ for (const method of ["copy", "merge", "unnest"] as const) {
     const client = new pg.Client({ connectionString: server.url });
     await client.connect();
     let start = performance.now();
-    const all = await client.query({ text: `SELECT digest, bytes FROM "${service.store.schema}".directories`, rowMode: "array" });
+    const all = await client.query({
+      text: `SELECT digest, bytes FROM "${service.store.schema}".directories`,
+      rowMode: "array",
+    });
     selects.push((performance.now() - start) / 1000);
     await client.end();
     if (all.rows.length !== COUNT) throw new Error(`bare SELECT read ${all.rows.length} rows`);
@@ -227,7 +233,9 @@ for (const method of ["copy", "merge", "unnest"] as const) {
     walks.push((performance.now() - start) / 1000);
     if (n !== COUNT) throw new Error(`getRecursive yielded ${n} directories, expected ${COUNT}`);
     levels = queries;
-    console.log(`round ${round + 1}: bare SELECT ${selects[round].toFixed(3)} s, getRecursive ${walks[round].toFixed(3)} s, ${queries} queries`);
+    console.log(
+      `round ${round + 1}: bare SELECT ${selects[round].toFixed(3)} s, getRecursive ${walks[round].toFixed(3)} s, ${queries} queries`,
+    );
   }
   const depth = treeDepth();
   const value = rate(best(walks));

@@ -80,7 +80,13 @@ export function recordBenchResults(results: BenchResult[], file = benchResultsPa
 }
 
 /** A result with its ratio computed from the baseline. */
-export function benchResult(name: string, value: number, unit: string, baseline: number | null = null, notes?: string): BenchResult {
+export function benchResult(
+  name: string,
+  value: number,
+  unit: string,
+  baseline: number | null = null,
+  notes?: string,
+): BenchResult {
   return { name, value, unit, baseline, ratio: baseline ? value / baseline : null, ...(notes ? { notes } : {}) };
 }
 

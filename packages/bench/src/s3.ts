@@ -64,7 +64,9 @@ class NaiveLayout {
   async ingest(): Promise<void> {
     const indexes = tree.directories.map((_, i) => i);
     await pool(indexes, CONCURRENCY, async (i) => {
-      await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: this.key(tree.digests[i]), Body: encoded[i] }));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: bucket, Key: this.key(tree.digests[i]), Body: encoded[i] }),
+      );
     });
   }
 
@@ -273,16 +275,36 @@ const brotliOpts = (quality: number) => ({
   params: { [zlib.BROTLI_PARAM_QUALITY]: quality, [zlib.BROTLI_PARAM_SIZE_HINT]: body.length },
 });
 const codecs = [
-  { name: "gzip-6", compress: (b: Uint8Array) => gzipSync(b, { level: 6 }), decompress: (b: Uint8Array) => gunzipSync(b) },
-  { name: "brotli-5", compress: (b: Uint8Array) => brotliCompressSync(b, brotliOpts(5)), decompress: (b: Uint8Array) => brotliDecompressSync(b) },
-  { name: "brotli-9", compress: (b: Uint8Array) => brotliCompressSync(b, brotliOpts(9)), decompress: (b: Uint8Array) => brotliDecompressSync(b) },
+  {
+    name: "gzip-6",
+    compress: (b: Uint8Array) => gzipSync(b, { level: 6 }),
+    decompress: (b: Uint8Array) => gunzipSync(b),
+  },
+  {
+    name: "brotli-5",
+    compress: (b: Uint8Array) => brotliCompressSync(b, brotliOpts(5)),
+    decompress: (b: Uint8Array) => brotliDecompressSync(b),
+  },
+  {
+    name: "brotli-9",
+    compress: (b: Uint8Array) => brotliCompressSync(b, brotliOpts(9)),
+    decompress: (b: Uint8Array) => brotliDecompressSync(b),
+  },
 ].map((c) => {
   const packed = c.compress(body);
-  return { ...c, size: packed.length, packed, compressMs: bestMs(() => c.compress(body), 3), decompressMs: bestMs(() => c.decompress(packed)) };
+  return {
+    ...c,
+    size: packed.length,
+    packed,
+    compressMs: bestMs(() => c.compress(body), 3),
+    decompressMs: bestMs(() => c.decompress(packed)),
+  };
 });
 // The candidate: the cheapest codec within 2% of the smallest output.
 const smallest = Math.min(...codecs.map((c) => c.size));
-const bestCodec = codecs.filter((c) => c.size <= smallest * 1.02).reduce((a, b) => (b.compressMs < a.compressMs ? b : a));
+const bestCodec = codecs
+  .filter((c) => c.size <= smallest * 1.02)
+  .reduce((a, b) => (b.compressMs < a.compressMs ? b : a));
 // Per-frame compression would keep ranged reads possible; small frames compress poorly.
 // The frames' length prefixes are what the body holds besides the header and the directories.
 let perFrame = body.length - CLOSURE_MAGIC.length;
@@ -319,8 +341,11 @@ const savedAtLinkMs = (saved / (LINK_MBPS * 1e6)) * 1000;
 const pct = (n: number) => `${((100 * n) / body.length).toFixed(0)}%`;
 
 const sizes = `closure object ${(body.length / 1024).toFixed(0)} KiB; ${codecs
-  .map((c) => `${c.name} ${(c.size / 1024).toFixed(0)} KiB (${pct(c.size)}, ` +
-    `compress ${c.compressMs.toFixed(1)} ms, decompress ${c.decompressMs.toFixed(1)} ms)`)
+  .map(
+    (c) =>
+      `${c.name} ${(c.size / 1024).toFixed(0)} KiB (${pct(c.size)}, ` +
+      `compress ${c.compressMs.toFixed(1)} ms, decompress ${c.decompressMs.toFixed(1)} ms)`,
+  )
   .join("; ")}; per-frame brotli-5 ${(perFrame / 1024).toFixed(0)} KiB (${pct(perFrame)})`;
 const decision =
   `decision: no compression — ${bestCodec.name} saves ${pct(saved)} of the bytes (the 32-byte digests do not compress); ` +

@@ -30,7 +30,10 @@ import { recordBenchResults, type BenchResult } from "./results.js";
 
 const SECONDS = Number(process.env.CASTORE_SOAK_SECONDS ?? 20);
 const CLIENTS = Number(process.env.CASTORE_SOAK_CLIENTS ?? 32);
-const BACKENDS = (process.env.CASTORE_SOAK_BACKENDS ?? "memory,lmdb,postgres,s3").split(",").map((s) => s.trim()).filter(Boolean);
+const BACKENDS = (process.env.CASTORE_SOAK_BACKENDS ?? "memory,lmdb,postgres,s3")
+  .split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 
 interface Node extends DigestedDirectory {
   /** Leaves to root, itself last, each once. */
@@ -61,7 +64,12 @@ function makePool(random: () => number): Node[] {
   for (let i = 0; i < 120; i++) {
     const picks = new Set<number>();
     for (let k = 0; k < 4; k++) picks.add(Math.floor(random() * leaves.length));
-    mids.push(node([...picks].map((j) => leaves[j]), `mid-${i}`));
+    mids.push(
+      node(
+        [...picks].map((j) => leaves[j]),
+        `mid-${i}`,
+      ),
+    );
   }
   return mids;
 }
@@ -69,7 +77,10 @@ function makePool(random: () => number): Node[] {
 function uploadTree(pool: Node[], random: () => number, tag: string): Node {
   const picks = new Set<number>();
   for (let k = 0; k < 12; k++) picks.add(Math.floor(random() * pool.length));
-  return node([...picks].map((j) => pool[j]), tag);
+  return node(
+    [...picks].map((j) => pool[j]),
+    tag,
+  );
 }
 
 function rssKiB(pid: number): number {
@@ -109,7 +120,18 @@ async function soak(name: string, store: string): Promise<Stats> {
   const server = await serve(store);
   const pid = server.child.pid!;
   const pool = makePool(seededRandom(1));
-  const stats: Stats = { calls: 0, longLivedCalls: 0, uploads: 0, reads: 0, failures: 0, firstFailures: [], latencies: [], seconds: 0, rssStartKiB: 0, rssEndKiB: 0 };
+  const stats: Stats = {
+    calls: 0,
+    longLivedCalls: 0,
+    uploads: 0,
+    reads: 0,
+    failures: 0,
+    firstFailures: [],
+    latencies: [],
+    seconds: 0,
+    rssStartKiB: 0,
+    rssEndKiB: 0,
+  };
   const uploaded: Node[] = [];
   const fail = (what: string, e: unknown) => {
     stats.failures++;
@@ -164,7 +186,8 @@ async function soak(name: string, store: string): Promise<Stats> {
             try {
               let n = 0;
               for await (const _ of client.getRecursive(tree.digest)) n++;
-              if (n !== tree.closure.length) throw new Error(`getRecursive ${tree.digest.hex}: ${n} directories, expected ${tree.closure.length}`);
+              if (n !== tree.closure.length)
+                throw new Error(`getRecursive ${tree.digest.hex}: ${n} directories, expected ${tree.closure.length}`);
             } catch (e) {
               fail("getRecursive", e);
             }
@@ -197,14 +220,16 @@ async function longLivedCall(
     case "get": {
       const tree = pick();
       const got = await client.get(tree.digest);
-      if (!got || directoryDigest(got).hex !== tree.digest.hex) throw new Error(`get ${tree.digest.hex}: ${got ? "another directory" : "not found"}`);
+      if (!got || directoryDigest(got).hex !== tree.digest.hex)
+        throw new Error(`get ${tree.digest.hex}: ${got ? "another directory" : "not found"}`);
       return;
     }
     case "getRecursive": {
       const tree = pick();
       let n = 0;
       for await (const _ of client.getRecursive(tree.digest)) n++;
-      if (n !== tree.closure.length) throw new Error(`getRecursive ${tree.digest.hex}: ${n} directories, expected ${tree.closure.length}`);
+      if (n !== tree.closure.length)
+        throw new Error(`getRecursive ${tree.digest.hex}: ${n} directories, expected ${tree.closure.length}`);
       return;
     }
     case "getRecursive stopped early": {
@@ -214,7 +239,8 @@ async function longLivedCall(
         first = directoryDigest(d).hex;
         break;
       }
-      if (first !== tree.digest.hex) throw new Error(`getRecursive ${tree.digest.hex}: first directory ${first ?? "none"}`);
+      if (first !== tree.digest.hex)
+        throw new Error(`getRecursive ${tree.digest.hex}: first directory ${first ?? "none"}`);
       return;
     }
     case "upload": {
@@ -252,7 +278,8 @@ async function storeFor(backend: string): Promise<{ url: string; cleanup(): Prom
       return { url: pg.url, cleanup: () => pg.stop() };
     }
     case "s3": {
-      if (process.env.CASTORE_SOAK_S3_URL) return { url: process.env.CASTORE_SOAK_S3_URL, cleanup: async () => undefined };
+      if (process.env.CASTORE_SOAK_S3_URL)
+        return { url: process.env.CASTORE_SOAK_S3_URL, cleanup: async () => undefined };
       const s3 = await (await testing()).startS3TestServer();
       const bucket = await s3.createBucket();
       const creds = `${encodeURIComponent(s3.accessKeyId)}:${encodeURIComponent(s3.secretAccessKey)}@`;
@@ -284,7 +311,14 @@ async function main(): Promise<void> {
       const sorted = [...s.latencies].sort((a, b) => a - b);
       const notes = `${CLIENTS} clients, ${SECONDS} s, ${s.uploads} uploads (≤61 directories each, overlapping) + ${s.reads} getRecursive, castore serve child process; beside them one long-lived client made ${s.longLivedCalls} calls (get, getRecursive, getRecursive stopped early, upload; not in calls/s)`;
       results.push(
-        { name: `soak: ${backend} calls/s`, value: s.calls / s.seconds, unit: "calls/s", baseline: null, ratio: null, notes },
+        {
+          name: `soak: ${backend} calls/s`,
+          value: s.calls / s.seconds,
+          unit: "calls/s",
+          baseline: null,
+          ratio: null,
+          notes,
+        },
         { name: `soak: ${backend} p50 ms`, value: percentile(sorted, 50), unit: "ms", baseline: null, ratio: null },
         { name: `soak: ${backend} p99 ms`, value: percentile(sorted, 99), unit: "ms", baseline: null, ratio: null },
         {
@@ -293,7 +327,9 @@ async function main(): Promise<void> {
           unit: "calls",
           baseline: 0,
           ratio: null,
-          notes: s.firstFailures.length ? s.firstFailures.join(" | ") : `of ${s.calls + s.longLivedCalls} (${s.longLivedCalls} by the long-lived client)`,
+          notes: s.firstFailures.length
+            ? s.firstFailures.join(" | ")
+            : `of ${s.calls + s.longLivedCalls} (${s.longLivedCalls} by the long-lived client)`,
         },
         {
           name: `soak: ${backend} RSS growth`,
@@ -304,7 +340,8 @@ async function main(): Promise<void> {
           notes: "server VmRSS at the end vs after warm-up",
         },
       );
-      if (s.failures) console.error(`soak ${backend}: ${s.failures} failed calls, first: ${s.firstFailures.join(" | ")}`);
+      if (s.failures)
+        console.error(`soak ${backend}: ${s.failures} failed calls, first: ${s.firstFailures.join(" | ")}`);
     } finally {
       await store.cleanup().catch(() => undefined);
     }

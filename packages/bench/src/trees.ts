@@ -50,11 +50,31 @@ export function wideTree(entries: number): BenchTree {
 
 export function deepTree(depth: number): BenchTree {
   const tree = deepChain(depth);
-  return fromGenerated(tree, `deep-${depth}`, `deepChain(${depth}): a chain ${depth} directories deep`, "directories/s", depth);
+  return fromGenerated(
+    tree,
+    `deep-${depth}`,
+    `deepChain(${depth}): a chain ${depth} directories deep`,
+    "directories/s",
+    depth,
+  );
 }
 
-function fromGenerated(tree: GeneratedTree, key: string, description: string, unit: BenchTree["unit"], units: number): BenchTree {
-  return { key, description, directories: tree.directories, root: tree.root, unit, units, encodedBytes: tree.encodedBytes };
+function fromGenerated(
+  tree: GeneratedTree,
+  key: string,
+  description: string,
+  unit: BenchTree["unit"],
+  units: number,
+): BenchTree {
+  return {
+    key,
+    description,
+    directories: tree.directories,
+    root: tree.root,
+    unit,
+    units,
+    encodedBytes: tree.encodedBytes,
+  };
 }
 
 /**
@@ -80,7 +100,8 @@ export async function importedTree(path: string, maxDirectories: number): Promis
       for (const child of parent.directories) {
         const hex = Buffer.from(child.digest).toString("hex");
         const size = closureSize(byHex, hex);
-        if (size <= maxDirectories && (!best || size > best.size)) best = { hex, name: Buffer.from(child.name).toString("utf8"), size };
+        if (size <= maxDirectories && (!best || size > best.size))
+          best = { hex, name: Buffer.from(child.name).toString("utf8"), size };
       }
       if (!best) {
         // Every child is still too big: go into the biggest and try again.
@@ -98,7 +119,9 @@ export async function importedTree(path: string, maxDirectories: number): Promis
     const root = directories.length ? directoryDigest(directories[directories.length - 1]) : digest;
     const encodedBytes = directories.reduce((n, d) => n + encodeDirectory(d).length, 0);
     const shown = `${path}${subPath}`;
-    const capped = subPath ? ` (the largest subtree of ${path} within ${maxDirectories} directories; ${path} has ${byHex.size})` : "";
+    const capped = subPath
+      ? ` (the largest subtree of ${path} within ${maxDirectories} directories; ${path} has ${byHex.size})`
+      : "";
     return {
       key: path.replace(/^\/+/, "").replace(/[^A-Za-z0-9]+/g, "-") || "root",
       description:

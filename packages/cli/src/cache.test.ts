@@ -31,7 +31,8 @@ describeDirectoryService({
     };
   },
   capabilities: {
-    repair: "cache:// has no repair of its own: each tier is a store of its own URL; repair near and far with castore verify --repair",
+    repair:
+      "cache:// has no repair of its own: each tier is a store of its own URL; repair near and far with castore verify --repair",
   },
 });
 

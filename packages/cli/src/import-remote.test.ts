@@ -4,7 +4,16 @@
  * tree is walked and hashed, so the server never sees it idle.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, ftruncateSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  ftruncateSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCastore, startCastoreServe } from "@castore/testing";
@@ -32,12 +41,35 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("castore import to a grpc store with a short idle timeout", () => {
   it("succeeds although hashing takes longer than the idle timeout; spills the directories when told to", async () => {
-    const server = await startCastoreServe(CASTORE_CLI, ["--listen", "127.0.0.1:0", "--store", "memory://", "--idle-timeout-ms", String(IDLE_MS)]);
+    const server = await startCastoreServe(CASTORE_CLI, [
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      "memory://",
+      "--idle-timeout-ms",
+      String(IDLE_MS),
+    ]);
     try {
       const spoolDir = join(dir, "spool");
       mkdirSync(spoolDir);
       // --spool-memory 0: every directory goes through the temporary file.
-      const r = await runCastore(CASTORE_CLI, ["import", tree, "--store", server.url, "--no-progress", "--jobs", "2", "--spool-memory", "0", "--spool-dir", spoolDir], { timeoutMs: 60_000 });
+      const r = await runCastore(
+        CASTORE_CLI,
+        [
+          "import",
+          tree,
+          "--store",
+          server.url,
+          "--no-progress",
+          "--jobs",
+          "2",
+          "--spool-memory",
+          "0",
+          "--spool-dir",
+          spoolDir,
+        ],
+        { timeoutMs: 60_000 },
+      );
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const root = r.stdout.toString().trim();

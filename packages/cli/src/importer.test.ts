@@ -24,7 +24,17 @@ import "@castore/backend-memory";
 import { importTree } from "./importer.js";
 
 const KiB = 1024;
-const SIZES = [0, 1, 64 * KiB - 1, 64 * KiB, 64 * KiB + 1, 1024 * KiB - 1, 1024 * KiB, 1024 * KiB + 1, 3 * 1024 * KiB + 7];
+const SIZES = [
+  0,
+  1,
+  64 * KiB - 1,
+  64 * KiB,
+  64 * KiB + 1,
+  1024 * KiB - 1,
+  1024 * KiB,
+  1024 * KiB + 1,
+  3 * 1024 * KiB + 7,
+];
 
 let dir: string;
 let tree: string;
@@ -64,7 +74,12 @@ describe("importTree", () => {
       [false, 100],
     ] as const) {
       const service = await openDirectoryService("memory://");
-      const { digest, progress } = await importTree(service, tree, { syncIo, spoolMemoryBytes, spoolDir: dir, concurrency: 3 });
+      const { digest, progress } = await importTree(service, tree, {
+        syncIo,
+        spoolMemoryBytes,
+        spoolDir: dir,
+        concurrency: 3,
+      });
       roots.add(digest.hex);
       expect(progress).toMatchObject({ files: SIZES.length + 301, directories: 3, uploaded: 3 });
       const root = (await service.get(digest))!;
@@ -174,7 +189,9 @@ describe("importTree", () => {
         (e: NodeJS.ErrnoException) => e,
       );
       expect(enoent.code).toBe("ENOENT");
-      expect(enoent.message).toMatch(new RegExp(`^cannot import ${dir}/x+…[x/]+: ENOENT: no such file or directory \\(lstat\\)$`));
+      expect(enoent.message).toMatch(
+        new RegExp(`^cannot import ${dir}/x+…[x/]+: ENOENT: no such file or directory \\(lstat\\)$`),
+      );
       expect(enoent.message.length).toBeLessThan(300);
       await service.close();
     });

@@ -169,11 +169,14 @@ function fileSystemError(e: unknown, place: Place): unknown {
   // Node's message is "CODE: description, syscall 'path'": keep what failed, drop the path.
   const cut = err.message.indexOf(`, ${err.syscall}`);
   const what = cut > 0 ? err.message.slice(0, cut) : err.code;
-  return Object.assign(new Error(`cannot import ${abbreviatePath(pathOf(place))}: ${what} (${err.syscall})`, { cause: e }), {
-    code: err.code,
-    errno: err.errno,
-    syscall: err.syscall,
-  });
+  return Object.assign(
+    new Error(`cannot import ${abbreviatePath(pathOf(place))}: ${what} (${err.syscall})`, { cause: e }),
+    {
+      code: err.code,
+      errno: err.errno,
+      syscall: err.syscall,
+    },
+  );
 }
 
 // The callback fs calls, promisified: no FileHandle object (fs/promises) per file.
@@ -183,16 +186,30 @@ const readAsync = promisify(readCb);
 const closeAsync = promisify(closeCb);
 const open = (path: Buffer, flags = OPEN_FLAGS) => openAsync(path, flags);
 const fstat = (fd: number): Promise<Stats> => fstatAsync(fd);
-const read = async (fd: number, buf: Buffer, off: number, len: number) => (await readAsync(fd, buf, off, len, null)).bytesRead;
+const read = async (fd: number, buf: Buffer, off: number, len: number) =>
+  (await readAsync(fd, buf, off, len, null)).bytesRead;
 /** A read-only descriptor: closing it cannot lose data, so a failure to close is not the import's failure. */
 const close = (fd: number) => closeAsync(fd).catch(() => {});
 
-function kindOf(st: { isSocket(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
-  return st.isSocket() ? "socket" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file";
+function kindOf(st: {
+  isSocket(): boolean;
+  isFIFO(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+}): string {
+  return st.isSocket()
+    ? "socket"
+    : st.isFIFO()
+      ? "FIFO"
+      : st.isCharacterDevice() || st.isBlockDevice()
+        ? "device"
+        : "special file";
 }
 
 function unsupported(place: Place, kind: string): UnsupportedFileTypeError {
-  return new UnsupportedFileTypeError(`cannot import ${abbreviatePath(pathOf(place))}: it is a ${kind}; castore stores only directories, regular files and symlinks`);
+  return new UnsupportedFileTypeError(
+    `cannot import ${abbreviatePath(pathOf(place))}: it is a ${kind}; castore stores only directories, regular files and symlinks`,
+  );
 }
 
 /**
@@ -230,7 +247,12 @@ class IoMode {
     this.windows++;
     const other = this.sync ? "async" : "sync";
     const current = this.sync ? "sync" : "async";
-    const next = this.rates[other] === 0 || this.windows % PROBE_EVERY === 0 ? other : this.rates[other] > this.rates[current] ? other : current;
+    const next =
+      this.rates[other] === 0 || this.windows % PROBE_EVERY === 0
+        ? other
+        : this.rates[other] > this.rates[current]
+          ? other
+          : current;
     this.sync = next === "sync";
   }
 }
@@ -242,7 +264,13 @@ const PROBE_EVERY = 16;
  * end of file; a file whose size fits the buffer is normally read with one
  * read call (asking for one byte more than fstat's size tells where it ends).
  */
-async function hashFile(path: Buffer, place: Place, buf: Buffer, signal: AbortSignal, io: IoMode): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
+async function hashFile(
+  path: Buffer,
+  place: Place,
+  buf: Buffer,
+  signal: AbortSignal,
+  io: IoMode,
+): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
   const sync = io.sync;
   const fd = sync ? openSync(path, OPEN_FLAGS) : await open(path);
   let syncRead = false;
@@ -326,7 +354,7 @@ class DirectorySpool {
   private flush(): void {
     if (!this.file || this.pendingBytes === 0) return;
     const data = Buffer.concat(this.pending, this.pendingBytes);
-    for (let off = 0; off < data.length; ) off += writeSync(this.file.fd, data, off);
+    for (let off = 0; off < data.length;) off += writeSync(this.file.fd, data, off);
     this.pending = [];
     this.pendingBytes = 0;
   }
@@ -393,7 +421,8 @@ export async function importTree(
   const rootStat = await lstat(rootPath).catch((e) => {
     throw fileSystemError(e, rootPlace);
   });
-  if (!rootStat.isDirectory()) throw new ValidationError(`${abbreviatePath(rootPath)} is not a directory; castore import takes a directory`);
+  if (!rootStat.isDirectory())
+    throw new ValidationError(`${abbreviatePath(rootPath)} is not a directory; castore import takes a directory`);
 
   const buffers: Buffer[] = [];
   const io = new IoMode(opts.syncIo);
@@ -499,7 +528,8 @@ export async function importTree(
       }
       const digest = await putter.close();
       opts.onProgress?.(progress);
-      if (!digest.equals(walked.digest)) throw new Error(`the store answered root ${digest.hex}, the import computed ${walked.digest.hex}`);
+      if (!digest.equals(walked.digest))
+        throw new Error(`the store answered root ${digest.hex}, the import computed ${walked.digest.hex}`);
       return { digest, progress };
     } catch (e) {
       await putter.abort(e).catch(() => {});

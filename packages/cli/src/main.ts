@@ -29,7 +29,14 @@ export function createProgram(): Command {
         .map((s) => `  ${s.example}`)
         .join("\n")}\n`,
     );
-  for (const cmd of [serveCommand(), importCommand(), lsCommand(), getCommand(), conformanceCommand(), verifyCommand()]) {
+  for (const cmd of [
+    serveCommand(),
+    importCommand(),
+    lsCommand(),
+    getCommand(),
+    conformanceCommand(),
+    verifyCommand(),
+  ]) {
     program.addCommand(cmd);
   }
   return program;

@@ -21,20 +21,22 @@ const arbitraryBytes = fc
     fc.oneof(
       fc.uint8Array({ maxLength: 8 }),
       fc.string({ unit: "binary", maxLength: 6 }).map(utf8),
-      fc.constantFrom(
-        [0x5c],
-        [0x5c, 0x78, 0x66, 0x66], // the text `\xff` itself
-        [0x00],
-        [0x1f],
-        [0x7f],
-        BOM,
-        [0xc0, 0x80], // overlong NUL
-        [0xed, 0xa0, 0x80], // an encoded surrogate
-        [0xf4, 0x90, 0x80, 0x80], // above U+10FFFF
-        [0xe2, 0x82], // truncated
-        [0x80],
-        [0xff],
-      ).map((b) => new Uint8Array(b)),
+      fc
+        .constantFrom(
+          [0x5c],
+          [0x5c, 0x78, 0x66, 0x66], // the text `\xff` itself
+          [0x00],
+          [0x1f],
+          [0x7f],
+          BOM,
+          [0xc0, 0x80], // overlong NUL
+          [0xed, 0xa0, 0x80], // an encoded surrogate
+          [0xf4, 0x90, 0x80, 0x80], // above U+10FFFF
+          [0xe2, 0x82], // truncated
+          [0x80],
+          [0xff],
+        )
+        .map((b) => new Uint8Array(b)),
     ),
     { maxLength: 8 },
   )
@@ -87,7 +89,9 @@ describe("names", () => {
 
   it("refuses a backslash that starts no escape, naming it", () => {
     for (const bad of ["a\\", "a\\q", "\\x", "\\xf", "\\xg0", "\\u00ff"]) {
-      expect(() => unescapeName(bad), bad).toThrow(expect.objectContaining({ code: "VALIDATION", message: expect.stringContaining("is not an escape") }));
+      expect(() => unescapeName(bad), bad).toThrow(
+        expect.objectContaining({ code: "VALIDATION", message: expect.stringContaining("is not an escape") }),
+      );
     }
     expect(() => unescapeName("\ud800")).toThrow(expect.objectContaining({ code: "VALIDATION" }));
   });

@@ -68,7 +68,8 @@ function hex2(b: number): string {
  */
 function utf8SequenceLength(bytes: Uint8Array, i: number): number {
   const b = bytes[i];
-  const inRange = (k: number, lo: number, hi: number) => i + k < bytes.length && bytes[i + k] >= lo && bytes[i + k] <= hi;
+  const inRange = (k: number, lo: number, hi: number) =>
+    i + k < bytes.length && bytes[i + k] >= lo && bytes[i + k] <= hi;
   const tail = (k: number) => inRange(k, 0x80, 0xbf);
   if (b >= 0xc2 && b <= 0xdf) return tail(1) ? 2 : 0;
   if (b === 0xe0) return inRange(1, 0xa0, 0xbf) && tail(2) ? 3 : 0;
@@ -98,7 +99,10 @@ export function unescapeName(text: string): Uint8Array {
     if (end > i) {
       const run = text.slice(i, end);
       // Not reachable from a command line (Node decodes argv as UTF-8), but a caller's string could hold one.
-      if (LONE_SURROGATE.test(run)) throw new ValidationError(`${JSON.stringify(text)} holds a lone UTF-16 surrogate, which is no character and has no bytes`);
+      if (LONE_SURROGATE.test(run))
+        throw new ValidationError(
+          `${JSON.stringify(text)} holds a lone UTF-16 surrogate, which is no character and has no bytes`,
+        );
       parts.push(Buffer.from(run, "utf8"));
     }
     if (slash < 0) break;

@@ -60,7 +60,8 @@ export function createProgress(label: string, opts: { enabled?: boolean } = {}):
     stop() {
       if (stopped) return;
       stopped = true;
-      if (Object.keys(latest).length) process.stderr.write(`${label}: ${describe(latest, elapsed())} in ${elapsed().toFixed(1)} s\n`);
+      if (Object.keys(latest).length)
+        process.stderr.write(`${label}: ${describe(latest, elapsed())} in ${elapsed().toFixed(1)} s\n`);
     },
   };
 }

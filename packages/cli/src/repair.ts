@@ -27,7 +27,12 @@ export function cannotRepair(service: DirectoryService): string | undefined {
 }
 
 /** Repairs `digests` in `service` from `from`; resolves to how many were repaired. */
-export async function repairFrom(service: DirectoryService, from: DirectoryService, digests: Digest[], opts: RepairOptions = {}): Promise<number> {
+export async function repairFrom(
+  service: DirectoryService,
+  from: DirectoryService,
+  digests: Digest[],
+  opts: RepairOptions = {},
+): Promise<number> {
   const repair = service.repair?.bind(service);
   if (!repair) throw new Error(cannotRepair(service));
   const batchSize = opts.batchSize ?? 64;
@@ -46,7 +51,14 @@ export async function repairFrom(service: DirectoryService, from: DirectoryServi
       }
     }
     if (found.length === 0) continue;
-    const replaced = new Set((await repair(found.map((f) => f.directory), { signal: opts.signal })).map((d) => d.hex));
+    const replaced = new Set(
+      (
+        await repair(
+          found.map((f) => f.directory),
+          { signal: opts.signal },
+        )
+      ).map((d) => d.hex),
+    );
     for (const { digest } of found) {
       if (replaced.has(digest.hex)) {
         repaired++;

@@ -22,10 +22,14 @@ const UNAVAILABLE = 14;
 
 /** Starts `castore serve` with `args`; resolves with its URL and the stderr seen so far. */
 async function startCastoreServe(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CASTORE_CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, ...env },
-  });
+  const child = spawn(
+    process.execPath,
+    [CASTORE_CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, ...env },
+    },
+  );
   const stderr = { text: "" };
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const url = await new Promise<string>((resolve, reject) => {
@@ -54,7 +58,12 @@ describe("castore serve limits from the environment", () => {
   it("CASTORE_MAX_DIRECTORY_ENTRIES, CASTORE_IDLE_TIMEOUT_MS, CASTORE_MAX_CONCURRENT_STREAMS", async () => {
     const child = spawn(process.execPath, [CASTORE_CLI, "serve", "--listen", "127.0.0.1:0", "--store", "memory://"], {
       stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, CASTORE_MAX_DIRECTORY_ENTRIES: "2", CASTORE_IDLE_TIMEOUT_MS: "300", CASTORE_MAX_CONCURRENT_STREAMS: "3" },
+      env: {
+        ...process.env,
+        CASTORE_MAX_DIRECTORY_ENTRIES: "2",
+        CASTORE_IDLE_TIMEOUT_MS: "300",
+        CASTORE_MAX_CONCURRENT_STREAMS: "3",
+      },
     });
     let err = "";
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
@@ -72,7 +81,10 @@ describe("castore serve limits from the environment", () => {
         void exited.then((code) => reject(new Error(`castore serve exited with ${code}: ${err}`)));
       });
       const client = await openDirectoryService(url);
-      const files = (n: number) => makeDirectory({ files: Array.from({ length: n }, (_, i) => makeFileNode(`f${i}`, EMPTY_BLOB_DIGEST, 0n, false)) });
+      const files = (n: number) =>
+        makeDirectory({
+          files: Array.from({ length: n }, (_, i) => makeFileNode(`f${i}`, EMPTY_BLOB_DIGEST, 0n, false)),
+        });
       await client.put(files(2));
       const e = await client.put(files(3)).catch((x: unknown) => x);
       expect(grpcCodeOf(e)).toBe(RESOURCE_EXHAUSTED);
@@ -84,7 +96,12 @@ describe("castore serve limits from the environment", () => {
       try {
         await new Promise((r) => session.once("remoteSettings", r));
         expect(session.remoteSettings.maxConcurrentStreams).toBe(3);
-        const stream = session.request({ ":method": "POST", ":path": "/tvix.castore.v1.DirectoryService/Put", "content-type": "application/grpc", te: "trailers" });
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/tvix.castore.v1.DirectoryService/Put",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
         stream.on("error", () => {});
         stream.resume();
         // the request has no deadline of its own: only the server's idle timer can end it
@@ -105,29 +122,59 @@ describe("castore serve --max-connections, --connection-idle-timeout-ms", () => 
     const { code, stdout } = await runCastore(CASTORE_CLI, ["serve", "--help"]);
     expect(code).toBe(0);
     const help = stdout.toString().replace(/\s+/g, " ");
-    expect(help).toMatch(/--max-connections <n> most connections open at once.*\(default: 1000, env: CASTORE_MAX_CONNECTIONS\)/);
-    expect(help).toMatch(/--connection-idle-timeout-ms <n> close a connection with no call open.*0: never \(default: 300000, env: CASTORE_CONNECTION_IDLE_TIMEOUT_MS\)/);
+    expect(help).toMatch(
+      /--max-connections <n> most connections open at once.*\(default: 1000, env: CASTORE_MAX_CONNECTIONS\)/,
+    );
+    expect(help).toMatch(
+      /--connection-idle-timeout-ms <n> close a connection with no call open.*0: never \(default: 300000, env: CASTORE_CONNECTION_IDLE_TIMEOUT_MS\)/,
+    );
   });
 
   it("bad values are refused", async () => {
-    for (const args of [["--max-connections", "0"], ["--connection-idle-timeout-ms", "-1"], ["--max-connections", "many"]]) {
-      const { code, stderr } = await runCastore(CASTORE_CLI, ["serve", "--listen", "127.0.0.1:0", "--store", "memory://", ...args]);
+    for (const args of [
+      ["--max-connections", "0"],
+      ["--connection-idle-timeout-ms", "-1"],
+      ["--max-connections", "many"],
+    ]) {
+      const { code, stderr } = await runCastore(CASTORE_CLI, [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        "memory://",
+        ...args,
+      ]);
       expect(code, args.join(" ")).not.toBe(0);
       expect(stderr).toMatch(/expected a (positive|non-negative) integer/);
     }
   });
 
   it("the (n+1)-th connection is refused while n work; idle ones are closed, and their clients reconnect", async () => {
-    const serve = await startCastoreServe(["--max-connections", "2", "--connection-idle-timeout-ms", "1500", "--log-level", "info"]);
+    const serve = await startCastoreServe([
+      "--max-connections",
+      "2",
+      "--connection-idle-timeout-ms",
+      "1500",
+      "--log-level",
+      "info",
+    ]);
     try {
       // logged at startup with the other limits (pino writes on its own schedule)
-      for (let i = 0; i < 200 && !serve.stderr.text.includes('"msg":"castore serving"'); i++) await new Promise((r) => setTimeout(r, 25));
-      const started = serve.stderr.text.split("\n").map((l) => (l.startsWith("{") ? JSON.parse(l) : {})).find((l) => l.msg === "castore serving");
+      for (let i = 0; i < 200 && !serve.stderr.text.includes('"msg":"castore serving"'); i++)
+        await new Promise((r) => setTimeout(r, 25));
+      const started = serve.stderr.text
+        .split("\n")
+        .map((l) => (l.startsWith("{") ? JSON.parse(l) : {}))
+        .find((l) => l.msg === "castore serving");
       expect(started).toMatchObject({ maxConnections: 2, connectionIdleTimeoutMs: 1500, maxConcurrentStreams: 100 });
 
-      const clients = [await openDirectoryService(serve.url), await openDirectoryService(serve.url), await openDirectoryService(serve.url)];
+      const clients = [
+        await openDirectoryService(serve.url),
+        await openDirectoryService(serve.url),
+        await openDirectoryService(serve.url),
+      ];
       try {
-        const [one, two, three] = clients as [typeof clients[0], typeof clients[0], typeof clients[0]];
+        const [one, two, three] = clients as [(typeof clients)[0], (typeof clients)[0], (typeof clients)[0]];
         const root = await one.put(makeDirectory());
         expect(await two.get(root)).toBeDefined();
         // the third connection is closed at once: refused, not given up after the client's connect timeout

@@ -5,7 +5,15 @@
 import { spawn } from "node:child_process";
 import * as net from "node:net";
 import { describe, expect, it } from "vitest";
-import { directoryDigest, fixtures, makeDirectory, makeDirectoryNode, makeFileNode, directorySize, openDirectoryService } from "@castore/core";
+import {
+  directoryDigest,
+  fixtures,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  directorySize,
+  openDirectoryService,
+} from "@castore/core";
 import "@castore/backend-grpc";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
@@ -56,7 +64,9 @@ describe("castore serve --metrics-listen", () => {
       expect(metricsUrl).toBe(`http://127.0.0.1:${port}/metrics`);
 
       const leaf = makeDirectory({ files: [makeFileNode("f", EMPTY_BLOB_DIGEST, 0n, false)] });
-      const mid = makeDirectory({ directories: [makeDirectoryNode("leaf", directoryDigest(leaf).bytes, directorySize(leaf))] });
+      const mid = makeDirectory({
+        directories: [makeDirectoryNode("leaf", directoryDigest(leaf).bytes, directorySize(leaf))],
+      });
       const root = makeDirectory({
         directories: [makeDirectoryNode("mid", directoryDigest(mid).bytes, directorySize(mid))],
       });
@@ -77,7 +87,10 @@ describe("castore serve --metrics-listen", () => {
       expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
       const text = await res.text();
       const handled = (m: string) =>
-        sample(text, `castore_grpc_server_handled_total{grpc_service="tvix.castore.v1.DirectoryService",grpc_method="${m}",grpc_code="OK"}`);
+        sample(
+          text,
+          `castore_grpc_server_handled_total{grpc_service="tvix.castore.v1.DirectoryService",grpc_method="${m}",grpc_code="OK"}`,
+        );
       expect(handled("Put")).toBe(1);
       expect(handled("Get")).toBe(1);
       expect(sample(text, "castore_directories_received_total")).toBe(3);
@@ -85,7 +98,12 @@ describe("castore serve --metrics-listen", () => {
       expect(sample(text, "castore_grpc_server_received_bytes_total")).toBeGreaterThan(0);
       expect(sample(text, "castore_grpc_server_sent_bytes_total")).toBeGreaterThan(0);
       expect(sample(text, "castore_uploads_in_flight")).toBe(0);
-      expect(sample(text, `castore_grpc_server_handling_seconds_count{grpc_service="tvix.castore.v1.DirectoryService",grpc_method="Put"}`)).toBe(1);
+      expect(
+        sample(
+          text,
+          `castore_grpc_server_handling_seconds_count{grpc_service="tvix.castore.v1.DirectoryService",grpc_method="Put"}`,
+        ),
+      ).toBe(1);
       expect(text).toMatch(/^process_cpu_user_seconds_total /m);
       expect((await fetch(metricsUrl.replace("/metrics", "/other"))).status).toBe(404);
     } finally {

@@ -32,7 +32,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `castore [global args] serve [args]`, all output captured; resolves once it listens. */
 function serve(globalArgs: string[], args: string[]) {
-  const child = spawn(process.execPath, [CASTORE_CLI, ...globalArgs, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CASTORE_CLI, ...globalArgs, "serve", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (out += c.toString()));
@@ -76,7 +78,10 @@ describe("castore serve: authentication and secrets", () => {
     await farServer.listen();
     const far = `${farServer.url}?token=${FAR_SECRET}`;
     const store = `cache://user:${PG_PASSWORD}@x/?near=${encodeURIComponent("memory://")}&far=${encodeURIComponent(far)}`;
-    const server = serve(["--log-level", "debug"], ["--listen", "127.0.0.1:0", "--store", store, "--auth-token-file", tokenFile, "--idle-timeout-ms", "5000"]);
+    const server = serve(
+      ["--log-level", "debug"],
+      ["--listen", "127.0.0.1:0", "--store", store, "--auth-token-file", tokenFile, "--idle-timeout-ms", "5000"],
+    );
     const clientOutput: string[] = [];
     let code: number | null;
     try {
@@ -87,7 +92,9 @@ describe("castore serve: authentication and secrets", () => {
       const root = await good.put(DIRECTORY_A);
       expect((await good.get(root))?.directories).toEqual([]);
       await good.close();
-      const viaCli = await runCastore(CASTORE_CLI, ["get", root.hex, "--json", "--store", url], { env: { CASTORE_AUTH_TOKEN: GOOD[1] } });
+      const viaCli = await runCastore(CASTORE_CLI, ["get", root.hex, "--json", "--store", url], {
+        env: { CASTORE_AUTH_TOKEN: GOOD[1] },
+      });
       expect(viaCli.code, viaCli.stderr).toBe(0);
       // wrong and missing tokens
       for (const target of [`${url}?token=${BAD}`, url]) {
@@ -98,7 +105,14 @@ describe("castore serve: authentication and secrets", () => {
         clientOutput.push(String(e), String((e as Error).stack));
         await client.close();
       }
-      const viaCliBad = await runCastore(CASTORE_CLI, ["get", root.hex, "--store", `${url}?token=${BAD}`, "--log-level", "debug"]);
+      const viaCliBad = await runCastore(CASTORE_CLI, [
+        "get",
+        root.hex,
+        "--store",
+        `${url}?token=${BAD}`,
+        "--log-level",
+        "debug",
+      ]);
       expect(viaCliBad.code).toBe(1);
       expect(viaCliBad.stderr).toMatch(/nauthenticated|token/i);
       clientOutput.push(viaCliBad.stderr, viaCliBad.stdout.toString());
@@ -137,16 +151,35 @@ describe("castore serve: authentication and secrets", () => {
   }, 120_000);
 
   it("--help and a bad token file show no token", async () => {
-    const help = await runCastore(CASTORE_CLI, ["serve", "--help"], { env: { CASTORE_AUTH_TOKEN_FILE: join(dir, "tokens"), CASTORE_AUTH_TOKEN: GOOD[0] } });
+    const help = await runCastore(CASTORE_CLI, ["serve", "--help"], {
+      env: { CASTORE_AUTH_TOKEN_FILE: join(dir, "tokens"), CASTORE_AUTH_TOKEN: GOOD[0] },
+    });
     expect(help.code).toBe(0);
     const text = help.stdout.toString();
-    for (const flag of ["--max-directory-entries", "CASTORE_MAX_DIRECTORY_ENTRIES", "--max-concurrent-streams", "CASTORE_MAX_CONCURRENT_STREAMS", "--idle-timeout-ms", "CASTORE_IDLE_TIMEOUT_MS", "--auth-token-file", "CASTORE_AUTH_TOKEN_FILE"]) {
+    for (const flag of [
+      "--max-directory-entries",
+      "CASTORE_MAX_DIRECTORY_ENTRIES",
+      "--max-concurrent-streams",
+      "CASTORE_MAX_CONCURRENT_STREAMS",
+      "--idle-timeout-ms",
+      "CASTORE_IDLE_TIMEOUT_MS",
+      "--auth-token-file",
+      "CASTORE_AUTH_TOKEN_FILE",
+    ]) {
       expect(text).toContain(flag);
     }
     for (const secret of SECRETS) expect(text).not.toContain(secret);
     const bad = join(dir, "bad-tokens");
     writeFileSync(bad, `${GOOD[0]} ${GOOD[1]}\n`);
-    const r = await runCastore(CASTORE_CLI, ["serve", "--listen", "127.0.0.1:0", "--store", "memory://", "--auth-token-file", bad]);
+    const r = await runCastore(CASTORE_CLI, [
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      "memory://",
+      "--auth-token-file",
+      bad,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/bad-tokens: token file: .*whitespace/);
     for (const secret of SECRETS) expect(r.stderr).not.toContain(secret);

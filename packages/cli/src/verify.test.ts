@@ -2,7 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Digest, directoryDigest, directorySize, encodeDirectory, fixtures, makeDirectory, makeDirectoryNode } from "@castore/core";
+import {
+  Digest,
+  directoryDigest,
+  directorySize,
+  encodeDirectory,
+  fixtures,
+  makeDirectory,
+  makeDirectoryNode,
+} from "@castore/core";
 import { LmdbDirectoryService } from "@castore/backend-lmdb";
 import { MemoryDirectoryService } from "@castore/backend-memory";
 import { runCastore } from "@castore/testing";
@@ -45,7 +53,10 @@ describe("verify", () => {
   it("a healthy store verifies clean, by roots and as a whole; the CLI exits 0", async () => {
     await withStore(async (s) => {
       const problems: Problem[] = [];
-      expect(await verifyRoots(s, [root], { onProblem: (p) => problems.push(p) })).toEqual({ directories: 5, problems: 0 });
+      expect(await verifyRoots(s, [root], { onProblem: (p) => problems.push(p) })).toEqual({
+        directories: 5,
+        problems: 0,
+      });
       expect(await verifyStore(s, { onProblem: (p) => problems.push(p) })).toEqual({ directories: 5, problems: 0 });
       expect(problems).toEqual([]);
     });
@@ -85,10 +96,14 @@ describe("verify", () => {
     expect(directorySize(shared)).toBe(1n);
     for (const wrongParent of ["p1", "p2"]) {
       const service = new MemoryDirectoryService({ sizeCheck: "at-least" });
-      const parent = (name: string) => makeDirectory({ directories: [makeDirectoryNode("s", dShared, name === wrongParent ? 5 : 1)] });
+      const parent = (name: string) =>
+        makeDirectory({ directories: [makeDirectoryNode("s", dShared, name === wrongParent ? 5 : 1)] });
       const [p1, p2] = [parent("p1"), parent("p2")];
       const rootDir = makeDirectory({
-        directories: [makeDirectoryNode("p1", directoryDigest(p1), directorySize(p1)), makeDirectoryNode("p2", directoryDigest(p2), directorySize(p2))],
+        directories: [
+          makeDirectoryNode("p1", directoryDigest(p1), directorySize(p1)),
+          makeDirectoryNode("p2", directoryDigest(p2), directorySize(p2)),
+        ],
       });
       const upload = service.putMultipleStart();
       for (const d of [fixtures.DIRECTORY_A, shared, p1, p2, rootDir]) await upload.put(d);
@@ -121,7 +136,10 @@ describe("verify", () => {
       s.store.directories.putSync(b.bytes, encodeDirectory(fixtures.DIRECTORY_C));
       const problems: Problem[] = [];
       expect(await verifyStore(s, { onProblem: (p) => problems.push(p) })).toEqual({ directories: 2, problems: 2 });
-      expect(problems.map((p) => `${p.kind} ${p.digest}`).sort()).toEqual([`corrupt ${b.hex}`, `invalid-key ${"00".repeat(31)}`]);
+      expect(problems.map((p) => `${p.kind} ${p.digest}`).sort()).toEqual([
+        `corrupt ${b.hex}`,
+        `invalid-key ${"00".repeat(31)}`,
+      ]);
     } finally {
       await s.close();
     }
@@ -156,18 +174,28 @@ describe("verify", () => {
       await s.close();
     }
     // Importing the tree again does not repair it: stored digests are skipped.
-    expect((await runCastore(CASTORE_CLI, ["import", "--store", `lmdb://${damaged}`, tree, "--no-progress"])).code).toBe(0);
+    expect(
+      (await runCastore(CASTORE_CLI, ["import", "--store", `lmdb://${damaged}`, tree, "--no-progress"])).code,
+    ).toBe(0);
 
     const before = await runCastore(CASTORE_CLI, ["verify", `lmdb://${damaged}`, "--no-progress"]);
     expect(before.code).toBe(1);
     expect(before.stdout.toString()).toContain(`corrupt ${x!.hex}`);
     expect(before.stdout.toString()).toContain(`corrupt ${y!.hex}`);
 
-    const repair = await runCastore(CASTORE_CLI, ["verify", `lmdb://${damaged}`, "--repair", `lmdb://${good}`, "--no-progress"]);
+    const repair = await runCastore(CASTORE_CLI, [
+      "verify",
+      `lmdb://${damaged}`,
+      "--repair",
+      `lmdb://${good}`,
+      "--no-progress",
+    ]);
     expect(repair.code, repair.stderr).toBe(0);
     expect(repair.stdout.toString()).toContain(`repaired ${x!.hex}`);
     expect(repair.stdout.toString()).toContain(`repaired ${y!.hex}`);
-    expect(repair.stderr).toMatch(/repaired 2 directories from lmdb:\/\/.*; verifying again\n.*5 directories checked, 0 problems/);
+    expect(repair.stderr).toMatch(
+      /repaired 2 directories from lmdb:\/\/.*; verifying again\n.*5 directories checked, 0 problems/,
+    );
 
     const after = await runCastore(CASTORE_CLI, ["verify", `lmdb://${damaged}`, root.hex, "--no-progress"]);
     expect(after.code, after.stdout.toString()).toBe(0);
@@ -175,7 +203,14 @@ describe("verify", () => {
   });
 
   it("verify --repair on a store that cannot replace stored bytes is refused before anything is read", async () => {
-    const r = await runCastore(CASTORE_CLI, ["verify", "grpc+http://127.0.0.1:1", root.hex, "--repair", storeUrl(), "--no-progress"]);
+    const r = await runCastore(CASTORE_CLI, [
+      "verify",
+      "grpc+http://127.0.0.1:1",
+      root.hex,
+      "--repair",
+      storeUrl(),
+      "--no-progress",
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot be repaired: its backend cannot replace stored bytes/);
   });

@@ -69,13 +69,18 @@ function sizeOk(declared: bigint, actual: bigint, mode: SizeCheck): boolean {
 }
 
 /** Reads one directory, turning a read failure into a problem. */
-async function read(service: DirectoryService, digest: Digest, signal?: AbortSignal): Promise<{ directory?: Directory; problem?: Omit<Problem, "path"> }> {
+async function read(
+  service: DirectoryService,
+  digest: Digest,
+  signal?: AbortSignal,
+): Promise<{ directory?: Directory; problem?: Omit<Problem, "path"> }> {
   try {
     const directory = await service.get(digest, { signal });
     if (!directory) return { problem: { kind: "missing", digest: digest.hex, message: "not stored" } };
     return { directory };
   } catch (e) {
-    const kind: ProblemKind = e instanceof CorruptionError || (e as { code?: string }).code === "CORRUPTION" ? "corrupt" : "error";
+    const kind: ProblemKind =
+      e instanceof CorruptionError || (e as { code?: string }).code === "CORRUPTION" ? "corrupt" : "error";
     return { problem: { kind, digest: digest.hex, message: (e as Error).message } };
   }
 }
@@ -86,7 +91,11 @@ async function read(service: DirectoryService, digest: Digest, signal?: AbortSig
  * the size each parent declares is compared with it (an edge to a directory
  * not read yet waits for it).
  */
-export async function verifyRoots(service: DirectoryService, roots: Digest[], opts: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyRoots(
+  service: DirectoryService,
+  roots: Digest[],
+  opts: VerifyOptions = {},
+): Promise<VerifyResult> {
   const limit = pLimit(opts.concurrency ?? 16);
   const mode = opts.sizeCheck ?? "exact";
   const seen = new Set<string>();
@@ -207,7 +216,11 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
     if (size === undefined) {
       report({ kind: "missing", digest: c.digest, message: `not stored, but ${c.parent} refers to it as ${c.name}` });
     } else if (size !== null && !sizeOk(c.size, size, mode)) {
-      report({ kind: "size-mismatch", digest: c.digest, message: `declared size ${c.size} as ${c.name} in ${c.parent}, actual ${size}` });
+      report({
+        kind: "size-mismatch",
+        digest: c.digest,
+        message: `declared size ${c.size} as ${c.name} in ${c.parent}, actual ${size}`,
+      });
     }
   }
   return { directories: progress.directories, problems: progress.problems };

@@ -1,6 +1,13 @@
 import { ClosureValidator, directoryDigest, directorySize, encodeDirectory } from "@castore/core";
 import { describe, expect, it } from "vitest";
-import { type GeneratedTree, deepChain, generateTree, overlappingTree, taggedDirectory, wideDirectory } from "./trees.js";
+import {
+  type GeneratedTree,
+  deepChain,
+  generateTree,
+  overlappingTree,
+  taggedDirectory,
+  wideDirectory,
+} from "./trees.js";
 
 /** Every generated tree is a valid upload: leaves to root, one root, digests and sizes right. */
 function expectValidUpload(tree: GeneratedTree): void {
@@ -27,7 +34,8 @@ describe("generateTree", () => {
     const index = new Map(tree.digests.map((d, i) => [d.hex, i]));
     const depth = new Array<number>(tree.directories.length).fill(0);
     for (let i = tree.directories.length - 1; i >= 0; i--) {
-      for (const c of tree.directories[i].directories) depth[index.get(Buffer.from(c.digest).toString("hex"))!] = depth[i] + 1;
+      for (const c of tree.directories[i].directories)
+        depth[index.get(Buffer.from(c.digest).toString("hex"))!] = depth[i] + 1;
     }
     const fanOut = tree.directories.map((d) => d.directories.length);
     expect(Math.max(...depth)).toBeGreaterThanOrEqual(20);

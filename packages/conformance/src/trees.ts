@@ -105,7 +105,8 @@ class TreeBuilder {
  */
 export function generateTree(opts: GenerateTreeOptions): GeneratedTree {
   const n = opts.directories;
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`generateTree: directories must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`generateTree: directories must be a positive integer, got ${n}`);
   const random = seededRandom(opts.seed ?? 1);
   const maxFiles = opts.maxFiles ?? 4;
   const symlinkChance = opts.symlinkChance ?? 0.2;
@@ -116,23 +117,29 @@ export function generateTree(opts: GenerateTreeOptions): GeneratedTree {
   for (let i = 1; i < n; i++) {
     const r = random();
     let parent: number;
-    if (r < 0.25) parent = i - 1; // go deeper
-    else if (r < 0.45) parent = Math.max(0, i - 1 - int(64)); // cluster under a recent directory
-    else if (r < 0.55) parent = int(Math.min(i, 16)); // wide near the root
+    if (r < 0.25)
+      parent = i - 1; // go deeper
+    else if (r < 0.45)
+      parent = Math.max(0, i - 1 - int(64)); // cluster under a recent directory
+    else if (r < 0.55)
+      parent = int(Math.min(i, 16)); // wide near the root
     else parent = int(i); // anywhere
     children[parent].push(i);
   }
 
   // File names are shared by every directory (names are never mutated), in bytewise order,
   // so a directory's files come out sorted: f0.dat, f1.dat, f10.dat, f11.dat, …, f2.dat.
-  const fileNames = Array.from({ length: maxFiles }, (_, k) => ({ k, name: new TextEncoder().encode(`f${k}.dat`) })).sort((a, b) =>
-    compareBytes(a.name, b.name),
-  );
+  const fileNames = Array.from({ length: maxFiles }, (_, k) => ({
+    k,
+    name: new TextEncoder().encode(`f${k}.dat`),
+  })).sort((a, b) => compareBytes(a.name, b.name));
 
   const builder = new TreeBuilder();
   const nodes: ({ digest: Digest; size: bigint } | undefined)[] = new Array(n);
   for (let i = n - 1; i >= 0; i--) {
-    const dirs: DirectoryNode[] = children[i].map((c, k) => makeDirectoryNode(`d${k}`, nodes[c]!.digest, nodes[c]!.size));
+    const dirs: DirectoryNode[] = children[i].map((c, k) =>
+      makeDirectoryNode(`d${k}`, nodes[c]!.digest, nodes[c]!.size),
+    );
     const files: FileNode[] = [];
     const fileCount = 1 + int(maxFiles);
     for (const { k, name } of fileNames) {
@@ -141,7 +148,8 @@ export function generateTree(opts: GenerateTreeOptions): GeneratedTree {
     const symlinks: SymlinkNode[] = [];
     if (random() < symlinkChance) {
       const count = 1 + int(2);
-      for (let k = 0; k < count; k++) symlinks.push(makeSymlinkNode(`l${k}`, k === 0 ? "../f0.dat" : `/nix/store/x${i}`));
+      for (let k = 0; k < count; k++)
+        symlinks.push(makeSymlinkNode(`l${k}`, k === 0 ? "../f0.dat" : `/nix/store/x${i}`));
     }
     dirs.sort(byName);
     nodes[i] = builder.add(makeDirectory({ directories: dirs, files, symlinks }));
@@ -171,7 +179,8 @@ export function deepChain(n: number): GeneratedTree {
  * 2.5 MB.
  */
 export function wideDirectory(entries: number, seed = 1): GeneratedTree {
-  if (!Number.isInteger(entries) || entries < 0) throw new RangeError(`wideDirectory: entries must be a non-negative integer, got ${entries}`);
+  if (!Number.isInteger(entries) || entries < 0)
+    throw new RangeError(`wideDirectory: entries must be a non-negative integer, got ${entries}`);
   const random = seededRandom(seed);
   const builder = new TreeBuilder();
   const empty = builder.add(makeDirectory());
@@ -211,7 +220,10 @@ export function taggedDirectory(tag: string, children: DigestedDirectory[] = [])
   const nodes = children
     .map((c, i) => makeDirectoryNode(`c${i}-${c.digest.hex.slice(0, 6)}`, c.digest, directorySize(c.directory)))
     .sort((a, b) => compareBytes(a.name, b.name));
-  const directory = makeDirectory({ directories: nodes, files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)] });
+  const directory = makeDirectory({
+    directories: nodes,
+    files: [makeFileNode(`f-${tag}`, new Uint8Array(32).fill(3), tag.length)],
+  });
   return { directory, digest: Digest.of(encodeDirectory(directory)) };
 }
 

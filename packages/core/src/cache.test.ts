@@ -11,7 +11,9 @@ function chain(n: number): Directory[] {
   const out = [makeDirectory()];
   for (let i = 1; i < n; i++) {
     const previous = out[i - 1];
-    out.push(makeDirectory({ directories: [makeDirectoryNode("d", directoryDigest(previous), directorySize(previous))] }));
+    out.push(
+      makeDirectory({ directories: [makeDirectoryNode("d", directoryDigest(previous), directorySize(previous))] }),
+    );
   }
   return out;
 }

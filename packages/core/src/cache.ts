@@ -99,7 +99,9 @@ function* leavesToRoot(root: Digest, byDigest: Map<string, Directory>): Generato
 const CACHE_URL_EXAMPLE = "cache://?near=URL&far=URL (URLs percent-encoded)";
 
 function invalidCacheUrl(text: string, why: string): InvalidUrlError {
-  return new InvalidUrlError(`invalid cache store URL ${JSON.stringify(redactUrl(text))}: ${why}; expected ${CACHE_URL_EXAMPLE}`);
+  return new InvalidUrlError(
+    `invalid cache store URL ${JSON.stringify(redactUrl(text))}: ${why}; expected ${CACHE_URL_EXAMPLE}`,
+  );
 }
 
 /** The near and far store URLs of a cache:// URL; anything else in it is an error naming it. */
@@ -112,7 +114,9 @@ function parseCacheUrl(input: URL): { near: string; far: string } {
     stores[name] = value;
   }
   if (!stores.near || !stores.far) {
-    throw new InvalidUrlError("cache:// needs both near= and far= store URLs, percent-encoded, e.g. cache://?near=memory%3A%2F%2F&far=lmdb%3A%2F%2F.%2Fdata");
+    throw new InvalidUrlError(
+      "cache:// needs both near= and far= store URLs, percent-encoded, e.g. cache://?near=memory%3A%2F%2F&far=lmdb%3A%2F%2F.%2Fdata",
+    );
   }
   return { near: stores.near, far: stores.far };
 }

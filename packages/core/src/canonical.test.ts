@@ -47,7 +47,9 @@ describe("canonical encoding", () => {
     const scratch = new ScratchEncoder();
     // 300 files of ~40 bytes each outgrow the initial 4 KiB buffer.
     const big = makeDirectory({
-      files: Array.from({ length: 300 }, (_, i) => makeFileNode(`file-${String(i).padStart(3, "0")}`, new Uint8Array(32), i + 1)),
+      files: Array.from({ length: 300 }, (_, i) =>
+        makeFileNode(`file-${String(i).padStart(3, "0")}`, new Uint8Array(32), i + 1),
+      ),
     });
     expect(Buffer.from(scratch.encode(big))).toEqual(Buffer.from(encodeDirectory(big)));
     fc.assert(
@@ -78,7 +80,11 @@ describe("canonical encoding", () => {
 
   it("a varint above 2^64-1 is rejected as malformed, not truncated", () => {
     const node = (size: number[]) => [0x0a, 0x01, 0x66, 0x12, 32, ...new Array(32).fill(7), 0x18, ...size];
-    for (const size of [[...Array(9).fill(0xff), 0x02], [...Array(9).fill(0x80), 0x04], [...Array(10).fill(0xff), 0x01]]) {
+    for (const size of [
+      [...Array(9).fill(0xff), 0x02],
+      [...Array(9).fill(0x80), 0x04],
+      [...Array(10).fill(0xff), 0x01],
+    ]) {
       const bytes = Uint8Array.from([0x12, node(size).length, ...node(size)]);
       expect(() => decodeDirectory(bytes)).toThrow(expect.objectContaining({ malformed: true }));
     }

@@ -50,7 +50,6 @@ function uint64FieldSize(v: bigint): number {
   return v === 0n ? 0 : 1 + varintSizeBig(v);
 }
 
-
 class Writer {
   pos = 0;
   constructor(public buf: Uint8Array) {}
@@ -110,7 +109,8 @@ const TAG_F3_VARINT = 0x18;
 const TAG_F4_VARINT = 0x20;
 
 // Encoded length of each node message, without its own tag and length prefix.
-const directoryNodeLength = (n: DirectoryNode) => bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size);
+const directoryNodeLength = (n: DirectoryNode) =>
+  bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size);
 const fileNodeLength = (n: FileNode) =>
   bytesFieldSize(n.name) + bytesFieldSize(n.digest) + uint64FieldSize(n.size) + (n.executable ? 2 : 0);
 const symlinkNodeLength = (n: SymlinkNode) => bytesFieldSize(n.name) + bytesFieldSize(n.target);
@@ -243,7 +243,10 @@ class Reader {
       const b = this.buf[this.pos++];
       result += (b & 0x7f) * shift;
       if (b < 0x80) {
-        if (b === 0 && i > 0) { this.pos = start; this.fail("non-minimal varint"); }
+        if (b === 0 && i > 0) {
+          this.pos = start;
+          this.fail("non-minimal varint");
+        }
         return result;
       }
       shift *= 128;
@@ -255,8 +258,14 @@ class Reader {
       const b = this.buf[this.pos++];
       big |= BigInt(b & 0x7f) << bigShift;
       if (b < 0x80) {
-        if (b === 0) { this.pos = start; this.fail("non-minimal varint"); }
-        if (i === 9 && b > 1) { this.pos = start; this.malformed("varint overflows 64 bits"); }
+        if (b === 0) {
+          this.pos = start;
+          this.fail("non-minimal varint");
+        }
+        if (i === 9 && b > 1) {
+          this.pos = start;
+          this.malformed("varint overflows 64 bits");
+        }
         return big;
       }
       bigShift += 7n;
@@ -323,7 +332,13 @@ function readDirectoryNode(r: Reader, end: number): DirectoryNode {
 }
 
 function readFileNode(r: Reader, end: number): FileNode {
-  const n: FileNode = { $typeName: "tvix.castore.v1.FileNode", name: EMPTY, digest: EMPTY, size: 0n, executable: false };
+  const n: FileNode = {
+    $typeName: "tvix.castore.v1.FileNode",
+    name: EMPTY,
+    digest: EMPTY,
+    size: 0n,
+    executable: false,
+  };
   let last = 0;
   while (r.pos < end) {
     last = nextNodeField(r, last, 4, 3);

@@ -20,7 +20,9 @@ function upload(dirs: Directory[], sizeCheck?: "exact" | "at-least") {
 describe("ClosureValidator (spec §7 items 3–11 at the validator level)", () => {
   it("3/4: [B] alone fails: its child was not sent in this upload", () => {
     expect(() => upload([B])).toThrow(ClosureError);
-    expect(() => upload([B])).toThrow(/refers to af1349b9.* \(directories\[0\] "a"\), which was not sent earlier in this upload/);
+    expect(() => upload([B])).toThrow(
+      /refers to af1349b9.* \(directories\[0\] "a"\), which was not sent earlier in this upload/,
+    );
   });
   it("5: [A, B] → root B, leaves to root", () => {
     const c = upload([A, B]);
@@ -102,7 +104,9 @@ describe("ClosureValidator (spec §7 items 3–11 at the validator level)", () =
   it("invalid directories fail with ValidationError naming the digest", () => {
     const bad = makeDirectory({ files: [makeFileNode("a/b", new Uint8Array(32), 0)] });
     expect(() => upload([bad])).toThrow(ValidationError);
-    expect(() => upload([bad])).toThrow(/^directory [0-9a-f]{64} failed validation: invalid name "a\/b" in files\[0\]: contains '\/'/);
+    expect(() => upload([bad])).toThrow(
+      /^directory [0-9a-f]{64} failed validation: invalid name "a\/b" in files\[0\]: contains '\/'/,
+    );
   });
 });
 
@@ -110,7 +114,10 @@ describe("RootToLeavesChecker", () => {
   const dB = directoryDigest(B);
   const dD = directoryDigest(D);
   it("accepts BFS order and any other root-to-leaves order", () => {
-    for (const order of [[D, A, B], [D, B, A]]) {
+    for (const order of [
+      [D, A, B],
+      [D, B, A],
+    ]) {
       const c = new RootToLeavesChecker(dD);
       for (const d of order) c.accept(d);
       c.finish();

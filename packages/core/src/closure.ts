@@ -104,7 +104,8 @@ export class ClosureValidator {
    * upload (ignored).
    */
   add(directory: Directory, bytes?: Uint8Array): ClosureEntry | undefined {
-    if (this.finished) throw new ClosureError("upload already finished: no directory can be added after the closure was checked");
+    if (this.finished)
+      throw new ClosureError("upload already finished: no directory can be added after the closure was checked");
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
     const digest = blake3(canonical);
@@ -113,7 +114,8 @@ export class ClosureValidator {
     try {
       size = validateDirectorySize(directory);
     } catch (e) {
-      if (e instanceof ValidationError) throw new ValidationError(`directory ${hexOf(digest)} failed validation: ${e.message}`);
+      if (e instanceof ValidationError)
+        throw new ValidationError(`directory ${hexOf(digest)} failed validation: ${e.message}`);
       throw e;
     }
     const children = directory.directories;
@@ -155,7 +157,10 @@ export class ClosureValidator {
     if (this.entries.length === 0) throw new ClosureError("empty upload: no directories were sent");
     if (this.unreferenced > 1) {
       const roots = this.entries.filter((e) => !e.referenced);
-      const shown = roots.slice(0, 3).map((r) => r.digest.hex).join(", ");
+      const shown = roots
+        .slice(0, 3)
+        .map((r) => r.digest.hex)
+        .join(", ");
       throw new ClosureError(
         `upload is not connected: ${roots.length} directories are referred to by no other (${shown}${roots.length > 3 ? ", …" : ""})`,
       );

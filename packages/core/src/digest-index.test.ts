@@ -3,7 +3,10 @@ import { DigestIndex, type DigestIndexed } from "./digest-index.js";
 
 class Row implements DigestIndexed<Row> {
   nextSamePrefix: Row | undefined = undefined;
-  constructor(readonly digestAndBytes: Uint8Array, readonly name: string) {}
+  constructor(
+    readonly digestAndBytes: Uint8Array,
+    readonly name: string,
+  ) {}
 }
 
 /** 32 bytes: `prefix` in the first four, `tail` in the last. */
@@ -18,7 +21,11 @@ describe("DigestIndex", () => {
   it("finds records whose digests share the indexed 30 bits, compared on all 32 bytes", () => {
     const index = new DigestIndex<Row>();
     // The top two bits of byte 3 are not indexed: a, b and c share one chain.
-    const [a, b, c] = [new Row(digest([1, 2, 3, 4], 0), "a"), new Row(digest([1, 2, 3, 0x44], 0), "b"), new Row(digest([1, 2, 3, 4], 9), "c")];
+    const [a, b, c] = [
+      new Row(digest([1, 2, 3, 4], 0), "a"),
+      new Row(digest([1, 2, 3, 0x44], 0), "b"),
+      new Row(digest([1, 2, 3, 4], 9), "c"),
+    ];
     for (const r of [a, b, c]) {
       expect(index.get(r.digestAndBytes)).toBeUndefined();
       index.add(r);

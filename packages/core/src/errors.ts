@@ -4,14 +4,7 @@
  * across package copies where `instanceof` would fail.
  */
 export type CastoreErrorCode =
-  | "VALIDATION"
-  | "CLOSURE"
-  | "CORRUPTION"
-  | "NOT_FOUND"
-  | "INVALID_DIGEST"
-  | "INVALID_URL"
-  | "BACKEND"
-  | "ABORTED";
+  "VALIDATION" | "CLOSURE" | "CORRUPTION" | "NOT_FOUND" | "INVALID_DIGEST" | "INVALID_URL" | "BACKEND" | "ABORTED";
 
 export abstract class CastoreError extends Error {
   abstract readonly code: CastoreErrorCode;

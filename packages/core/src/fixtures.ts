@@ -3,7 +3,14 @@
  */
 import { directoryDigest } from "./canonical.js";
 import { Digest } from "./digest.js";
-import { directorySize, makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode, type Directory } from "./model.js";
+import {
+  directorySize,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+  type Directory,
+} from "./model.js";
 
 /** BLAKE3 of the empty string: the digest of an empty blob (and of the empty directory). */
 export const EMPTY_BLOB_DIGEST = Digest.parse("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");

@@ -36,7 +36,9 @@ describe("BLAKE3 of large inputs", () => {
 
   it("put and get of a valid 250 000-file directory (~13 MB encoded) round-trip", async () => {
     const digest = new Uint8Array(DIGEST_LENGTH).fill(7);
-    const files = Array.from({ length: 250_000 }, (_, i) => makeFileNode(`file-${String(i).padStart(7, "0")}`, digest, i));
+    const files = Array.from({ length: 250_000 }, (_, i) =>
+      makeFileNode(`file-${String(i).padStart(7, "0")}`, digest, i),
+    );
     const big = makeDirectory({ files });
     expect(encodeDirectory(big).length).toBeGreaterThan(13_000_000);
     const { service } = mapService();

@@ -16,11 +16,13 @@ export function toBytes(name: NameLike): Uint8Array {
   return typeof name === "string" ? textEncoder.encode(name) : name;
 }
 
-export function makeDirectory(init: {
-  directories?: DirectoryNode[];
-  files?: FileNode[];
-  symlinks?: SymlinkNode[];
-} = {}): Directory {
+export function makeDirectory(
+  init: {
+    directories?: DirectoryNode[];
+    files?: FileNode[];
+    symlinks?: SymlinkNode[];
+  } = {},
+): Directory {
   return {
     $typeName: "tvix.castore.v1.Directory",
     directories: init.directories ?? [],
@@ -94,7 +96,10 @@ export function displayName(name: Uint8Array): string {
   }
   let out = "";
   for (const byte of buf) {
-    out += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, "0")}`;
+    out +=
+      byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c
+        ? String.fromCharCode(byte)
+        : `\\x${byte.toString(16).padStart(2, "0")}`;
   }
   return `"${out}"`;
 }

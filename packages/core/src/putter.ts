@@ -152,7 +152,9 @@ export class ClosurePutter implements DirectoryPutter {
     } catch (error) {
       // Once aborted, that is what close() reports, however the commit happened to stop.
       const reported =
-        signal.aborted && !(error instanceof AbortError) ? new AbortError("upload was aborted", { cause: signal.reason }) : error;
+        signal.aborted && !(error instanceof AbortError)
+          ? new AbortError("upload was aborted", { cause: signal.reason })
+          : error;
       await this.fail(reported);
       throw reported;
     } finally {

@@ -20,7 +20,9 @@ describe("openDirectoryService", () => {
   });
   it("an unknown scheme is an InvalidUrlError listing the known schemes", async () => {
     await expect(openDirectoryService("ftp://x")).rejects.toThrow(InvalidUrlError);
-    await expect(openDirectoryService("ftp://x")).rejects.toThrow(/unknown store URL scheme "ftp:" .*known: .*testmap:\/\//);
+    await expect(openDirectoryService("ftp://x")).rejects.toThrow(
+      /unknown store URL scheme "ftp:" .*known: .*testmap:\/\//,
+    );
   });
   it("a malformed URL is an InvalidUrlError listing the known schemes", async () => {
     for (const bad of ["", "not a url", "/var/lib/castore", "://x"]) {
@@ -71,10 +73,14 @@ describe("redactUrl with passwords holding reserved characters", () => {
   });
 
   it("hides the cases found by hand", () => {
-    expect(redactUrl("postgres://alice:ab+c/d==@db.example:5432/castore")).toBe("postgres://***@db.example:5432/castore");
+    expect(redactUrl("postgres://alice:ab+c/d==@db.example:5432/castore")).toBe(
+      "postgres://***@db.example:5432/castore",
+    );
     expect(redactUrl("postgres://alice:p@ss#word@db/castore")).toBe("postgres://***@db/castore");
     expect(redactUrl("postgres://alice:12/ss@db/castore")).toBe("postgres://***@db/castore");
-    expect(redactUrl("s3://k:se/cret@bucket/p?sessionToken=abc&region=x")).toBe("s3://***@bucket/p?sessionToken=***&region=x");
+    expect(redactUrl("s3://k:se/cret@bucket/p?sessionToken=abc&region=x")).toBe(
+      "s3://***@bucket/p?sessionToken=***&region=x",
+    );
   });
 
   it("still redacts secret options of a URL that does not parse", () => {

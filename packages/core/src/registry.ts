@@ -26,7 +26,9 @@ export function registerDirectoryServiceScheme(scheme: string, example: string, 
 
 /** The registered schemes and their URL examples. */
 export function knownSchemes(): { scheme: string; example: string }[] {
-  return [...schemes.entries()].map(([scheme, r]) => ({ scheme, example: r.example })).sort((a, b) => a.scheme.localeCompare(b.scheme));
+  return [...schemes.entries()]
+    .map(([scheme, r]) => ({ scheme, example: r.example }))
+    .sort((a, b) => a.scheme.localeCompare(b.scheme));
 }
 
 function describeKnown(): string {
@@ -65,7 +67,9 @@ export function redactUrl(url: string): string {
     // handled below
   }
   if (!u || !userInfoAsParsed) {
-    return lastAt < 0 ? redactSecretParametersText(url) : `${scheme}***@${redactSecretParametersText(rest.slice(lastAt + 1))}`;
+    return lastAt < 0
+      ? redactSecretParametersText(url)
+      : `${scheme}***@${redactSecretParametersText(rest.slice(lastAt + 1))}`;
   }
   if (!u.password && u.search === "") return url;
   if (u.password) u.password = "***";
@@ -78,7 +82,9 @@ export function redactUrl(url: string): string {
 
 /** Hides the values of secret-named parameters in text that is not a parsed URL. */
 function redactSecretParametersText(text: string): string {
-  return text.replace(/([?&;][^=&#]*=)([^&#]*)/g, (all, name: string) => (SECRET_PARAMETER.test(name) ? `${name}***` : all));
+  return text.replace(/([?&;][^=&#]*=)([^&#]*)/g, (all, name: string) =>
+    SECRET_PARAMETER.test(name) ? `${name}***` : all,
+  );
 }
 
 /** Parses a store URL, throwing InvalidUrlError that lists the known schemes. */
@@ -98,7 +104,9 @@ export async function openDirectoryService(text: string, opts: OpenOptions = {})
   const scheme = url.protocol.slice(0, -1).toLowerCase();
   const registration = schemes.get(scheme);
   if (!registration) {
-    throw new InvalidUrlError(`unknown store URL scheme "${scheme}:" in ${JSON.stringify(redactUrl(text))}; ${describeKnown()}`);
+    throw new InvalidUrlError(
+      `unknown store URL scheme "${scheme}:" in ${JSON.stringify(redactUrl(text))}; ${describeKnown()}`,
+    );
   }
   return registration.open(url, opts);
 }

@@ -23,7 +23,8 @@ export function repairEntries(directories: Directory[]): ClosureEntry[] {
     try {
       validateDirectory(directory);
     } catch (e) {
-      if (e instanceof ValidationError) throw new ValidationError(`repair: directories[${i}] failed validation: ${e.message}`);
+      if (e instanceof ValidationError)
+        throw new ValidationError(`repair: directories[${i}] failed validation: ${e.message}`);
       throw e;
     }
     const bytes = encodeDirectory(directory);

@@ -5,7 +5,14 @@ import { AbortError, BackendError, ClosureError, CorruptionError, ValidationErro
 import { DIRECTORY_A as A, DIRECTORY_B as B, DIRECTORY_C as C, DIRECTORY_D as D } from "./fixtures.js";
 import { StoreDirectoryService } from "./store-service.js";
 import { mapService, MapStore, StreamingMapStore } from "./test-memory-store.js";
-import { makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode, directorySize, type Directory } from "./model.js";
+import {
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+  directorySize,
+  type Directory,
+} from "./model.js";
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -124,8 +131,9 @@ describe("StoreDirectoryService (putter + breadth-first reader)", () => {
     const service = new StoreDirectoryService(store, { batchSize: 10 });
     const leaves = Array.from({ length: 25 }, (_, i) => makeDirectory({ symlinks: [makeSymlinkNode(`l${i}`, "t")] }));
     const root = makeDirectory({
-      directories: leaves
-        .map((l, i) => makeDirectoryNode(`d${String(i).padStart(2, "0")}`, directoryDigest(l), directorySize(l))),
+      directories: leaves.map((l, i) =>
+        makeDirectoryNode(`d${String(i).padStart(2, "0")}`, directoryDigest(l), directorySize(l)),
+      ),
     });
     const p = service.putMultipleStart();
     for (const l of leaves) await p.put(l);

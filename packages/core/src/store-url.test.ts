@@ -12,7 +12,9 @@ describe("parseBooleanOption", () => {
 
   it("rejects anything else through the caller's error", () => {
     expect(() => parseBooleanOption("noSync", "maybe", fail)).toThrow(InvalidUrlError);
-    expect(() => parseBooleanOption("noSync", "maybe", fail)).toThrow('bad URL: noSync="maybe" is not a boolean (true or false)');
+    expect(() => parseBooleanOption("noSync", "maybe", fail)).toThrow(
+      'bad URL: noSync="maybe" is not a boolean (true or false)',
+    );
   });
 });
 

@@ -1,6 +1,13 @@
 /** fast-check arbitraries for valid directories (test-only; excluded from the build). */
 import fc from "fast-check";
-import { compareBytes, makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode, type Directory } from "./model.js";
+import {
+  compareBytes,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+  type Directory,
+} from "./model.js";
 
 /** A valid name: 1..255 bytes, no '/' or NUL, not '.' or '..'. */
 export const arbitraryName = () =>
@@ -24,10 +31,13 @@ export function arbitraryDirectory(): fc.Arbitrary<Directory> {
           minLength: entries.length,
           maxLength: entries.length,
         }),
-        fc.array(fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => b.map((x) => (x === 0 ? 0x2f : x))), {
-          minLength: entries.length,
-          maxLength: entries.length,
-        }),
+        fc.array(
+          fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => b.map((x) => (x === 0 ? 0x2f : x))),
+          {
+            minLength: entries.length,
+            maxLength: entries.length,
+          },
+        ),
       ),
     )
     .map(([entries, attrs, targets]) => {

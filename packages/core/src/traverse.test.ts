@@ -47,6 +47,9 @@ describe("traverseTo (spec §7 item 13)", async () => {
     expect(store.map.size).toBe(2);
   });
   it("splits paths on slashes as bytes", () => {
-    expect(pathComponents(Uint8Array.from([0x2f, 0xff, 0x2f, 0x2f, 0x61]))).toEqual([Uint8Array.from([0xff]), Uint8Array.from([0x61])]);
+    expect(pathComponents(Uint8Array.from([0x2f, 0xff, 0x2f, 0x2f, 0x61]))).toEqual([
+      Uint8Array.from([0xff]),
+      Uint8Array.from([0x61]),
+    ]);
   });
 });

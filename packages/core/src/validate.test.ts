@@ -50,15 +50,24 @@ describe("validateDirectory: each rule of spec §2 alone", () => {
     rejects(makeDirectory({ files: [file("a"), file("a")] }), /duplicate name "a" in files\[1\]/);
   });
   it("rule 2: a duplicate across lists is rejected; the lists are not merged for ordering", () => {
-    rejects(makeDirectory({ directories: [dir("a")], files: [file("a")] }), /duplicate name "a" in files\[0\]: also in directories\[0\]/);
+    rejects(
+      makeDirectory({ directories: [dir("a")], files: [file("a")] }),
+      /duplicate name "a" in files\[0\]: also in directories\[0\]/,
+    );
     rejects(makeDirectory({ files: [file("x")], symlinks: [link("x")] }), /duplicate name "x" in symlinks\[0\]/);
     rejects(makeDirectory({ directories: [dir("m")], symlinks: [link("a"), link("m")] }), /duplicate name "m"/);
     // "z" in directories before "a" in files is fine: each list is sorted on its own
     validateDirectory(makeDirectory({ directories: [dir("z")], files: [file("a")] }));
   });
   it("rule 3: digests must be 32 bytes", () => {
-    rejects(makeDirectory({ directories: [makeDirectoryNode("a", new Uint8Array(31), 0)] }), /invalid digest in directories\[0\] "a": 31 bytes, expected 32/);
-    rejects(makeDirectory({ files: [makeFileNode("a", new Uint8Array(33), 0)] }), /invalid digest in files\[0\] "a": 33 bytes/);
+    rejects(
+      makeDirectory({ directories: [makeDirectoryNode("a", new Uint8Array(31), 0)] }),
+      /invalid digest in directories\[0\] "a": 31 bytes, expected 32/,
+    );
+    rejects(
+      makeDirectory({ files: [makeFileNode("a", new Uint8Array(33), 0)] }),
+      /invalid digest in files\[0\] "a": 33 bytes/,
+    );
     rejects(makeDirectory({ files: [makeFileNode("a", new Uint8Array(0), 0)] }), /0 bytes/);
   });
   it("rule 4: symlink targets", () => {
@@ -78,12 +87,20 @@ describe("validateDirectory: each rule of spec §2 alone", () => {
   });
   it("rule 5: every file and directory size is a uint64 (0 ≤ size < 2^64), checked per node", () => {
     for (const size of [-1n, -200n, 2n ** 64n, 2n ** 70n]) {
-      rejects(makeDirectory({ files: [file("a"), makeFileNode("f", D32, size)] }), new RegExp(`invalid size ${size} in files\\[1\\] "f"`));
-      rejects(makeDirectory({ directories: [makeDirectoryNode("d", D32, size)] }), new RegExp(`invalid size ${size} in directories\\[0\\] "d"`));
+      rejects(
+        makeDirectory({ files: [file("a"), makeFileNode("f", D32, size)] }),
+        new RegExp(`invalid size ${size} in files\\[1\\] "f"`),
+      );
+      rejects(
+        makeDirectory({ directories: [makeDirectoryNode("d", D32, size)] }),
+        new RegExp(`invalid size ${size} in directories\\[0\\] "d"`),
+      );
     }
     // Negative sizes that would bring the sum back into range are still caught.
     rejects(
-      makeDirectory({ directories: [makeDirectoryNode("a", D32, 2n ** 64n), makeDirectoryNode("b", D32, -(2n ** 63n))] }),
+      makeDirectory({
+        directories: [makeDirectoryNode("a", D32, 2n ** 64n), makeDirectoryNode("b", D32, -(2n ** 63n))],
+      }),
       /invalid size 18446744073709551616 in directories\[0\] "a"/,
     );
     validateDirectory(makeDirectory({ files: [makeFileNode("f", D32, 2n ** 64n - 1n)] }));
@@ -103,14 +120,40 @@ describe("validateDirectory: rules in combination", () => {
     rejects(makeDirectory({ files: [file(bytes(0xff, 0x2f))] }), /invalid name "\\xff\/" in files\[0\]: contains '\/'/);
   });
   it("any directory built from valid parts validates", () => {
-    fc.assert(fc.property(arbitraryDirectory(), (d) => validateDirectory(d)), { numRuns: 500 });
+    fc.assert(
+      fc.property(arbitraryDirectory(), (d) => validateDirectory(d)),
+      { numRuns: 500 },
+    );
   });
   it("breaking one rule in a random valid directory is always caught", () => {
     const breakers: ((d: Directory) => Directory)[] = [
       (d) => ({ ...d, files: [...d.files, file("")] }),
-      (d) => ({ ...d, symlinks: [link(bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)), ...d.symlinks.slice(0, 0), link("a")] }),
-      (d) => ({ ...d, directories: [...d.directories, makeDirectoryNode(bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), new Uint8Array(3), 0)] }),
-      (d) => ({ ...d, symlinks: [...d.symlinks, link(bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), "a\0")] }),
+      (d) => ({
+        ...d,
+        symlinks: [
+          link(bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)),
+          ...d.symlinks.slice(0, 0),
+          link("a"),
+        ],
+      }),
+      (d) => ({
+        ...d,
+        directories: [
+          ...d.directories,
+          makeDirectoryNode(
+            bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+            new Uint8Array(3),
+            0,
+          ),
+        ],
+      }),
+      (d) => ({
+        ...d,
+        symlinks: [
+          ...d.symlinks,
+          link(bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), "a\0"),
+        ],
+      }),
     ];
     fc.assert(
       fc.property(arbitraryDirectory(), fc.constantFrom(...breakers), (d, breakIt) => {

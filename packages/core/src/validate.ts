@@ -72,13 +72,20 @@ function checkNames(list: ListName, nodes: { name: Uint8Array }[]): void {
 }
 
 /** No name in both sorted lists: a two-pointer walk, linear time. */
-function checkDisjoint(listA: ListName, nodesA: { name: Uint8Array }[], listB: ListName, nodesB: { name: Uint8Array }[]): void {
+function checkDisjoint(
+  listA: ListName,
+  nodesA: { name: Uint8Array }[],
+  listB: ListName,
+  nodesB: { name: Uint8Array }[],
+): void {
   let i = 0;
   let j = 0;
   while (i < nodesA.length && j < nodesB.length) {
     const order = compareBytes(nodesA[i].name, nodesB[j].name);
     if (order === 0) {
-      throw new ValidationError(`duplicate name ${displayName(nodesB[j].name)} in ${listB}[${j}]: also in ${listA}[${i}]`);
+      throw new ValidationError(
+        `duplicate name ${displayName(nodesB[j].name)} in ${listB}[${j}]: also in ${listA}[${i}]`,
+      );
     }
     if (order < 0) i++;
     else j++;

@@ -12,10 +12,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCastoreServe } from "@castore/testing";
 import { Code } from "@connectrpc/connect";
-import { BackendError, Digest, type Directory, compareBytes, encodeDirectory, makeDirectory, makeDirectoryNode, makeFileNode } from "@castore/core";
+import {
+  BackendError,
+  Digest,
+  type Directory,
+  compareBytes,
+  encodeDirectory,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+} from "@castore/core";
 import { GrpcDirectoryService, grpcCodeOf } from "@castore/backend-grpc";
 import { CASTORE_BIN } from "./castore-bin.js";
-
 
 const LEAVES = 12_000;
 
@@ -23,7 +31,9 @@ const LEAVES = 12_000;
 function bigTree(): { leavesToRoot: Directory[]; root: Digest } {
   const leaves: { name: string; digest: Digest; dir: Directory }[] = [];
   for (let i = 0; i < LEAVES; i++) {
-    const files = Array.from({ length: 10 }, (_, k) => makeFileNode(`file-${k}`, new Uint8Array(32).fill((i * 7 + k) & 0xff), i * 10 + k));
+    const files = Array.from({ length: 10 }, (_, k) =>
+      makeFileNode(`file-${k}`, new Uint8Array(32).fill((i * 7 + k) & 0xff), i * 10 + k),
+    );
     const dir = makeDirectory({ files });
     leaves.push({ name: `leaf-${String(i).padStart(6, "0")}`, digest: Digest.of(encodeDirectory(dir)), dir });
   }

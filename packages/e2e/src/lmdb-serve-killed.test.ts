@@ -32,7 +32,9 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
     const UPLOADERS = 6;
     for (let round = 0; round < 2; round++) {
       const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", store]);
-      const clients = Array.from({ length: UPLOADERS }, () => GrpcDirectoryService.fromUrl(server.url, { connectTimeoutMs: 5_000 }));
+      const clients = Array.from({ length: UPLOADERS }, () =>
+        GrpcDirectoryService.fromUrl(server.url, { connectTimeoutMs: 5_000 }),
+      );
       let failedAfterKill = 0;
       let killed = false;
       const before = acknowledged.length;
@@ -81,7 +83,9 @@ describe("lmdb: castore serve killed with SIGKILL during uploads", () => {
         for (const tree of acknowledged) {
           const seen = new Set<string>();
           for await (const d of client.getRecursive(tree.root)) seen.add(Digest.of(encodeDirectory(d)).hex);
-          expect(seen.size, `closure of ${tree.root.hex}`).toBe(new Set(tree.leavesToRoot.map((d) => Digest.of(encodeDirectory(d)).hex)).size);
+          expect(seen.size, `closure of ${tree.root.hex}`).toBe(
+            new Set(tree.leavesToRoot.map((d) => Digest.of(encodeDirectory(d)).hex)).size,
+          );
         }
       } finally {
         await client.close();

@@ -42,7 +42,9 @@ describe("postgres: database faults under castore serve", () => {
     const failures: { op: string; code: number | undefined; message: string }[] = [];
     let stop = false;
     let calls = 0;
-    const clients = Array.from({ length: 6 }, () => GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }));
+    const clients = Array.from({ length: 6 }, () =>
+      GrpcDirectoryService.fromUrl(serve.url, { connectTimeoutMs: 5_000 }),
+    );
     try {
       // One upload first, so readers have something to read.
       const first = overlappingTree(`${schema}-first`, shared, 50);
@@ -70,7 +72,11 @@ describe("postgres: database faults under castore serve", () => {
               expect(n).toBe(tree.closureSize);
             }
           } catch (e) {
-            failures.push({ op: upload ? "upload" : "getRecursive", code: grpcCodeOf(e), message: (e as Error).message });
+            failures.push({
+              op: upload ? "upload" : "getRecursive",
+              code: grpcCodeOf(e),
+              message: (e as Error).message,
+            });
             await sleep(100);
           }
         }
@@ -115,7 +121,9 @@ describe("postgres: database faults under castore serve", () => {
   it("database restarted (with downtime) during uploads and reads", { timeout: 180_000 }, async (context) => {
     if (server.kind === "env") context.skip("the server from $CASTORE_TEST_POSTGRES_URL cannot be restarted");
     const r = await scenario("faults_restart", () => server.restart({ downtimeMs: 1_500 }));
-    console.log(`postgres restart: ${r.calls} calls, ${r.failures.length} failed (${[...new Set(r.failures.map((f) => `${f.code}: ${f.message}`))].slice(0, 3).join(" | ")}), ${r.acknowledged} uploads acknowledged`);
+    console.log(
+      `postgres restart: ${r.calls} calls, ${r.failures.length} failed (${[...new Set(r.failures.map((f) => `${f.code}: ${f.message}`))].slice(0, 3).join(" | ")}), ${r.acknowledged} uploads acknowledged`,
+    );
   });
 
   it("all castore connections terminated during uploads and reads", { timeout: 180_000 }, async () => {
@@ -124,13 +132,17 @@ describe("postgres: database faults under castore serve", () => {
       await admin.connect();
       try {
         for (let k = 0; k < 3; k++) {
-          await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()");
+          await admin.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()",
+          );
           await sleep(300);
         }
       } finally {
         await admin.end();
       }
     });
-    console.log(`postgres terminate: ${r.calls} calls, ${r.failures.length} failed (${[...new Set(r.failures.map((f) => `${f.code}: ${f.message}`))].slice(0, 3).join(" | ")}), ${r.acknowledged} uploads acknowledged`);
+    console.log(
+      `postgres terminate: ${r.calls} calls, ${r.failures.length} failed (${[...new Set(r.failures.map((f) => `${f.code}: ${f.message}`))].slice(0, 3).join(" | ")}), ${r.acknowledged} uploads acknowledged`,
+    );
   });
 });

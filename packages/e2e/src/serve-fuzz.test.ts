@@ -20,7 +20,16 @@ import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Digest, directoryDigest, encodeDirectory, fixtures, makeDirectory, makeDirectoryNode, makeFileNode, type Directory } from "@castore/core";
+import {
+  Digest,
+  directoryDigest,
+  encodeDirectory,
+  fixtures,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  type Directory,
+} from "@castore/core";
 import { GrpcDirectoryService } from "@castore/backend-grpc";
 import { type CastoreServeProcess, encodeGetRequest, runCastore, startCastoreServe } from "@castore/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
@@ -29,7 +38,14 @@ const TOTAL_RUNS = Number(process.env.CASTORE_FUZZ_RUNS ?? 10_000);
 const SEED = Number(process.env.CASTORE_FUZZ_SEED ?? 20261125);
 const CALL_DEADLINE_MS = 10_000;
 const LIMITS = { messageBytes: 64 * 1024, entries: 64, uploadDirectories: 100, idleMs: 1000 };
-const OK_CODES = new Set([status.OK, status.INVALID_ARGUMENT, status.RESOURCE_EXHAUSTED, status.INTERNAL, status.UNIMPLEMENTED, status.NOT_FOUND]);
+const OK_CODES = new Set([
+  status.OK,
+  status.INVALID_ARGUMENT,
+  status.RESOURCE_EXHAUSTED,
+  status.INTERNAL,
+  status.UNIMPLEMENTED,
+  status.NOT_FOUND,
+]);
 
 const identity = (b: Buffer) => b;
 
@@ -64,7 +80,8 @@ function put(messages: Uint8Array[], how: "end" | "cancel" = "end"): Promise<Out
       identity,
       new grpc.Metadata(),
       deadline(),
-      (error: grpc.ServiceError | null) => resolve(error ? { code: error.code, details: error.details } : { code: status.OK, details: "" }),
+      (error: grpc.ServiceError | null) =>
+        resolve(error ? { code: error.code, details: error.details } : { code: status.OK, details: "" }),
     );
     for (const m of messages) call.write(Buffer.from(m));
     if (how === "end") call.end();
@@ -75,7 +92,14 @@ function put(messages: Uint8Array[], how: "end" | "cancel" = "end"): Promise<Out
 function get(request: Uint8Array): Promise<Outcome & { messages: number }> {
   return new Promise((resolve) => {
     let messages = 0;
-    const call = client.makeServerStreamRequest("/tvix.castore.v1.DirectoryService/Get", identity, identity, Buffer.from(request), new grpc.Metadata(), deadline());
+    const call = client.makeServerStreamRequest(
+      "/tvix.castore.v1.DirectoryService/Get",
+      identity,
+      identity,
+      Buffer.from(request),
+      new grpc.Metadata(),
+      deadline(),
+    );
     call.on("data", () => messages++);
     call.on("error", () => {});
     call.on("status", (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, messages }));
@@ -121,7 +145,12 @@ function encodeRaw(nodes: RawNode[]): Uint8Array {
     const body =
       n.kind === 3
         ? [...lenField(1, n.name), ...lenField(2, n.target)]
-        : [...lenField(1, n.name), ...lenField(2, n.digest), ...varintField(3, n.size), ...(n.kind === 2 && n.executable ? varintField(4, 1) : [])];
+        : [
+            ...lenField(1, n.name),
+            ...lenField(2, n.digest),
+            ...varintField(3, n.size),
+            ...(n.kind === 2 && n.executable ? varintField(4, 1) : []),
+          ];
     out.push(...lenField(n.kind, body));
   }
   return Uint8Array.from(out);
@@ -134,7 +163,11 @@ const nameArb = fc.oneof(
 const nodeArb: fc.Arbitrary<RawNode> = fc.record({
   kind: fc.constantFrom(1 as const, 2 as const, 3 as const),
   name: nameArb,
-  digest: fc.oneof(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 40 }), fc.constant(fixtures.EMPTY_BLOB_DIGEST.bytes)),
+  digest: fc.oneof(
+    fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.constant(fixtures.EMPTY_BLOB_DIGEST.bytes),
+  ),
   size: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
   executable: fc.boolean(),
   target: fc.oneof(fc.uint8Array({ maxLength: 8 }), fc.constant(Buffer.from("t"))),
@@ -178,7 +211,8 @@ function sizeOf(d: Directory): bigint {
 }
 function wide(entries: number, salt: number): Directory {
   const files = [];
-  for (let i = 0; i < entries; i++) files.push(makeFileNode(`f${salt}-${String(i).padStart(5, "0")}`, fixtures.EMPTY_BLOB_DIGEST, 0n, false));
+  for (let i = 0; i < entries; i++)
+    files.push(makeFileNode(`f${salt}-${String(i).padStart(5, "0")}`, fixtures.EMPTY_BLOB_DIGEST, 0n, false));
   return makeDirectory({ files });
 }
 
@@ -192,12 +226,27 @@ type Case =
   | { kind: "truncated"; cut: number; salt: number };
 
 const caseArb: fc.Arbitrary<Case> = fc.oneof(
-  fc.record({ kind: fc.constant("put-bytes" as const), messages: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 5 }) }),
+  fc.record({
+    kind: fc.constant("put-bytes" as const),
+    messages: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 5 }),
+  }),
   fc.record({ kind: fc.constant("get-bytes" as const), request: fc.oneof(fc.uint8Array({ maxLength: 80 }), wireArb) }),
-  fc.record({ kind: fc.constant("put-nodes" as const), directories: fc.array(fc.array(nodeArb, { maxLength: 6 }), { minLength: 1, maxLength: 3 }), cancel: fc.boolean() }),
+  fc.record({
+    kind: fc.constant("put-nodes" as const),
+    directories: fc.array(fc.array(nodeArb, { maxLength: 6 }), { minLength: 1, maxLength: 3 }),
+    cancel: fc.boolean(),
+  }),
   fc.record({ kind: fc.constant("put-wire" as const), messages: fc.array(wireArb, { minLength: 1, maxLength: 3 }) }),
-  fc.record({ kind: fc.constant("deep" as const), depth: fc.integer({ min: LIMITS.uploadDirectories - 3, max: LIMITS.uploadDirectories + 3 }), salt: fc.nat() }),
-  fc.record({ kind: fc.constant("wide" as const), entries: fc.integer({ min: LIMITS.entries - 2, max: LIMITS.entries + 2 }), salt: fc.nat() }),
+  fc.record({
+    kind: fc.constant("deep" as const),
+    depth: fc.integer({ min: LIMITS.uploadDirectories - 3, max: LIMITS.uploadDirectories + 3 }),
+    salt: fc.nat(),
+  }),
+  fc.record({
+    kind: fc.constant("wide" as const),
+    entries: fc.integer({ min: LIMITS.entries - 2, max: LIMITS.entries + 2 }),
+    salt: fc.nat(),
+  }),
   fc.record({ kind: fc.constant("truncated" as const), cut: fc.nat(), salt: fc.nat() }),
 );
 
@@ -260,9 +309,18 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "castore-fuzz-"));
   storeUrl = `lmdb://${path.join(tmp, "store")}`;
   server = await startCastoreServe(CASTORE_BIN, [
-    "--listen", "127.0.0.1:0", "--store", storeUrl,
-    "--max-message-bytes", String(LIMITS.messageBytes), "--max-directory-entries", String(LIMITS.entries),
-    "--max-upload-directories", String(LIMITS.uploadDirectories), "--idle-timeout-ms", String(LIMITS.idleMs),
+    "--listen",
+    "127.0.0.1:0",
+    "--store",
+    storeUrl,
+    "--max-message-bytes",
+    String(LIMITS.messageBytes),
+    "--max-directory-entries",
+    String(LIMITS.entries),
+    "--max-upload-directories",
+    String(LIMITS.uploadDirectories),
+    "--idle-timeout-ms",
+    String(LIMITS.idleMs),
   ]);
   url = server.url;
   client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
@@ -319,13 +377,29 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
     let sessions = 1;
     const frame = fc.oneof(
       // declared length longer than what is sent, then end of stream
-      fc.record({ flags: fc.constant(0), declared: fc.integer({ min: 1, max: 1000 }), body: fc.uint8Array({ maxLength: 20 }) }),
+      fc.record({
+        flags: fc.constant(0),
+        declared: fc.integer({ min: 1, max: 1000 }),
+        body: fc.uint8Array({ maxLength: 20 }),
+      }),
       // compressed flag without grpc-encoding; unknown flags
-      fc.record({ flags: fc.constantFrom(1, 2, 0x80, 0xff), declared: fc.constant(-1), body: fc.uint8Array({ maxLength: 40 }) }),
+      fc.record({
+        flags: fc.constantFrom(1, 2, 0x80, 0xff),
+        declared: fc.constant(-1),
+        body: fc.uint8Array({ maxLength: 40 }),
+      }),
       // huge declared lengths
-      fc.record({ flags: fc.constant(0), declared: fc.constantFrom(LIMITS.messageBytes + 1, 2 ** 31, 2 ** 32 - 1), body: fc.uint8Array({ maxLength: 10 }) }),
+      fc.record({
+        flags: fc.constant(0),
+        declared: fc.constantFrom(LIMITS.messageBytes + 1, 2 ** 31, 2 ** 32 - 1),
+        body: fc.uint8Array({ maxLength: 10 }),
+      }),
       // fewer than 5 bytes of prefix
-      fc.record({ flags: fc.constant(0), declared: fc.constant(-2), body: fc.uint8Array({ minLength: 1, maxLength: 4 }) }),
+      fc.record({
+        flags: fc.constant(0),
+        declared: fc.constant(-2),
+        body: fc.uint8Array({ minLength: 1, maxLength: 4 }),
+      }),
     );
     const runs = Math.max(5, Math.round(TOTAL_RUNS * 0.15));
     try {
@@ -344,12 +418,20 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
             session = connect();
             sessions++;
           }
-          const stream = session.request({ ":method": "POST", ":path": `/tvix.castore.v1.DirectoryService/${method}`, "content-type": "application/grpc", te: "trailers" });
+          const stream = session.request({
+            ":method": "POST",
+            ":path": `/tvix.castore.v1.DirectoryService/${method}`,
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
           stream.on("error", () => {});
           stream.resume();
           const code = await new Promise<string | undefined>((resolve) => {
             const timer = setTimeout(() => resolve("no answer"), CALL_DEADLINE_MS);
-            stream.once("response", (h) => h["grpc-status"] !== undefined && (clearTimeout(timer), resolve(String(h["grpc-status"]))));
+            stream.once(
+              "response",
+              (h) => h["grpc-status"] !== undefined && (clearTimeout(timer), resolve(String(h["grpc-status"]))),
+            );
             stream.once("trailers", (t) => (clearTimeout(timer), resolve(String(t["grpc-status"]))));
             stream.once("close", () => (clearTimeout(timer), resolve(undefined)));
             stream.end(bytes);
@@ -370,30 +452,43 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
 
   it("uploads that stall half-way are ended by the idle timeout, storing nothing", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 2, max: 12 }), fc.nat(), fc.nat()), { minLength: 4, maxLength: 8 }), async (uploads) => {
-        const results = await Promise.all([
-          ...uploads.map(async ([depth, salt, at]) => {
-            const dirs = chain(depth, salt, "stall");
-            const sent = dirs.slice(0, 1 + (at % dirs.length)).map(encodeDirectory);
-            // written, never ended: the client just stops
-            const done = new Promise<Outcome>((resolve) => {
-              const call = client.makeClientStreamRequest("/tvix.castore.v1.DirectoryService/Put", identity, identity, new grpc.Metadata(), deadline(), (error: grpc.ServiceError | null) =>
-                resolve(error ? { code: error.code, details: error.details } : { code: status.OK, details: "" }),
-              );
-              for (const m of sent) call.write(Buffer.from(m));
-            });
-            return { outcome: await done, root: directoryDigest(dirs[dirs.length - 1]), last: directoryDigest(dirs[sent.length - 1]) };
-          }),
-          wellBehaved(),
-        ]);
-        for (const r of results.slice(0, uploads.length) as { outcome: Outcome; root: Digest; last: Digest }[]) {
-          expect(r.outcome.code, r.outcome.details).toBe(status.DEADLINE_EXCEEDED);
-          // "idle": ended by the server's timer, not by the client's deadline (grpc-js says "Deadline exceeded")
-          expect(r.outcome.details).toMatch(/idle/);
-          expect(await isStored(r.root)).toBe(false);
-          expect(await isStored(r.last)).toBe(false);
-        }
-      }),
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 2, max: 12 }), fc.nat(), fc.nat()), { minLength: 4, maxLength: 8 }),
+        async (uploads) => {
+          const results = await Promise.all([
+            ...uploads.map(async ([depth, salt, at]) => {
+              const dirs = chain(depth, salt, "stall");
+              const sent = dirs.slice(0, 1 + (at % dirs.length)).map(encodeDirectory);
+              // written, never ended: the client just stops
+              const done = new Promise<Outcome>((resolve) => {
+                const call = client.makeClientStreamRequest(
+                  "/tvix.castore.v1.DirectoryService/Put",
+                  identity,
+                  identity,
+                  new grpc.Metadata(),
+                  deadline(),
+                  (error: grpc.ServiceError | null) =>
+                    resolve(error ? { code: error.code, details: error.details } : { code: status.OK, details: "" }),
+                );
+                for (const m of sent) call.write(Buffer.from(m));
+              });
+              return {
+                outcome: await done,
+                root: directoryDigest(dirs[dirs.length - 1]),
+                last: directoryDigest(dirs[sent.length - 1]),
+              };
+            }),
+            wellBehaved(),
+          ]);
+          for (const r of results.slice(0, uploads.length) as { outcome: Outcome; root: Digest; last: Digest }[]) {
+            expect(r.outcome.code, r.outcome.details).toBe(status.DEADLINE_EXCEEDED);
+            // "idle": ended by the server's timer, not by the client's deadline (grpc-js says "Deadline exceeded")
+            expect(r.outcome.details).toMatch(/idle/);
+            expect(await isStored(r.root)).toBe(false);
+            expect(await isStored(r.last)).toBe(false);
+          }
+        },
+      ),
       { numRuns: 3, seed: SEED, endOnFailure: true },
     );
   }, 120_000);
@@ -407,7 +502,10 @@ describe("hostile input fuzz against castore serve (lmdb)", () => {
       Array.from({ length: concurrency }, async () => {
         while (next < n) {
           const i = next++;
-          const d = makeDirectory({ symlinks: [] , files: [makeFileNode(`tiny-${i}`, fixtures.EMPTY_BLOB_DIGEST, 0n, false)] });
+          const d = makeDirectory({
+            symlinks: [],
+            files: [makeFileNode(`tiny-${i}`, fixtures.EMPTY_BLOB_DIGEST, 0n, false)],
+          });
           const o = await put([encodeDirectory(d)]);
           expect(o.code, o.details).toBe(status.OK);
           if (i % 100 === 0) roots.push(directoryDigest(d));

@@ -36,7 +36,12 @@ export interface CastoreServeOptions extends CastoreProcessOptions {
   echoStderr?: boolean;
 }
 
-function spawnCastore(cli: CastoreEntryPoint, args: string[], opts: CastoreProcessOptions, stdout: "pipe" | "ignore"): ChildProcess {
+function spawnCastore(
+  cli: CastoreEntryPoint,
+  args: string[],
+  opts: CastoreProcessOptions,
+  stdout: "pipe" | "ignore",
+): ChildProcess {
   const main = typeof cli === "string" ? cli : fileURLToPath(cli);
   return spawn(process.execPath, [main, ...args], {
     cwd: opts.cwd,
@@ -46,7 +51,11 @@ function spawnCastore(cli: CastoreEntryPoint, args: string[], opts: CastoreProce
 }
 
 /** Starts `castore serve ARGS…` and resolves once it prints where it listens. */
-export function startCastoreServe(cli: CastoreEntryPoint, args: string[], opts: CastoreServeOptions = {}): Promise<CastoreServeProcess> {
+export function startCastoreServe(
+  cli: CastoreEntryPoint,
+  args: string[],
+  opts: CastoreServeOptions = {},
+): Promise<CastoreServeProcess> {
   return new Promise((resolve, reject) => {
     const child = spawnCastore(cli, ["serve", ...args], opts, "ignore");
     let err = "";
@@ -92,7 +101,11 @@ export interface CastoreRun {
 }
 
 /** Runs `castore ARGS…` to completion (killed after `timeoutMs`, default 60 s). */
-export function runCastore(cli: CastoreEntryPoint, args: string[], opts: CastoreProcessOptions & { timeoutMs?: number } = {}): Promise<CastoreRun> {
+export function runCastore(
+  cli: CastoreEntryPoint,
+  args: string[],
+  opts: CastoreProcessOptions & { timeoutMs?: number } = {},
+): Promise<CastoreRun> {
   return new Promise((resolve, reject) => {
     const child = spawnCastore(cli, args, opts, "pipe");
     const stdout: Buffer[] = [];

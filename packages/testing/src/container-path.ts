@@ -67,7 +67,9 @@ export async function tryContainerPath<T>(options: ContainerPathOptions<T>): Pro
   return {
     warnFallback(using: string) {
       if (docker.ok) {
-        console.warn(`[@castore/testing] ${label}: container path unavailable, using ${using} (${attempts.at(-1)})${hint ? `. ${hint}` : ""}`);
+        console.warn(
+          `[@castore/testing] ${label}: container path unavailable, using ${using} (${attempts.at(-1)})${hint ? `. ${hint}` : ""}`,
+        );
       }
     },
   };

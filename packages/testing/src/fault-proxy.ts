@@ -7,7 +7,13 @@
  * bytes sent, and can emulate `If-None-Match: *` on PUT (which s3rver ignores)
  * or refuse it with 501.
  */
-import { type IncomingMessage, type Server, type ServerResponse, createServer, request as httpRequest } from "node:http";
+import {
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  createServer,
+  request as httpRequest,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 
 export type Fault =
@@ -44,12 +50,20 @@ export interface FaultProxyOptions {
   ignoreRange?: boolean;
 }
 
-const ERROR_CODES = { 500: "InternalError", 501: "NotImplemented", 503: "SlowDown", 412: "PreconditionFailed" } as const;
+const ERROR_CODES = {
+  500: "InternalError",
+  501: "NotImplemented",
+  503: "SlowDown",
+  412: "PreconditionFailed",
+} as const;
 
 function s3Error(res: ServerResponse, status: 500 | 501 | 503 | 412, method: string): void {
   const code = ERROR_CODES[status];
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>injected by FaultProxy</Message></Error>`;
-  res.writeHead(status, { "content-type": "application/xml", "content-length": method === "HEAD" ? 0 : Buffer.byteLength(body) });
+  res.writeHead(status, {
+    "content-type": "application/xml",
+    "content-length": method === "HEAD" ? 0 : Buffer.byteLength(body),
+  });
   res.end(method === "HEAD" ? undefined : body);
 }
 

@@ -33,5 +33,11 @@ export {
   runCastore,
   startCastoreServe,
 } from "./castore-cli.js";
-export { encodeGetRequest, frameGrpcMessages, rawGrpcCall, type RawGrpcAnswer, type RawGrpcCallOptions } from "./raw-grpc.js";
+export {
+  encodeGetRequest,
+  frameGrpcMessages,
+  rawGrpcCall,
+  type RawGrpcAnswer,
+  type RawGrpcCallOptions,
+} from "./raw-grpc.js";
 export { type Fault, FaultProxy, type FaultProxyOptions, type ProxiedRequest, everyThirdFails } from "./fault-proxy.js";

@@ -1,9 +1,4 @@
-import {
-  GenericContainer,
-  getContainerRuntimeClient,
-  Wait,
-  type StartedTestContainer,
-} from "testcontainers";
+import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestContainer } from "testcontainers";
 import { getFreePort } from "./free-port.js";
 import { StartedLoopbackContainer } from "./loopback-container.js";
 import { randomUUID } from "node:crypto";

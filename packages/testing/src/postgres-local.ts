@@ -68,7 +68,17 @@ export class LocalPostgresServer {
         asUser,
         options.settings ?? {},
       );
-      await server.run("initdb", ["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "-D", join(dataDir, "data")]);
+      await server.run("initdb", [
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--no-locale",
+        "-D",
+        join(dataDir, "data"),
+      ]);
       await server.startServer(options.startupTimeoutMs ?? 60_000);
       await server.run("createdb", ["-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres", options.database]);
       return server;
@@ -95,10 +105,14 @@ export class LocalPostgresServer {
 
   private async startServer(timeoutMs: number): Promise<void> {
     const args = [
-      "-D", join(this.dataDir, "data"),
-      "-p", String(this.port),
-      "-k", this.dataDir,
-      "-c", "listen_addresses=127.0.0.1",
+      "-D",
+      join(this.dataDir, "data"),
+      "-p",
+      String(this.port),
+      "-k",
+      this.dataDir,
+      "-c",
+      "listen_addresses=127.0.0.1",
       ...Object.entries(this.settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
     ];
     const [file, argv] = this.command("postgres", args);
@@ -146,8 +160,16 @@ export class LocalPostgresServer {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     // pg_ctl signals the postmaster itself (runuser would turn signals into SIGTERM = smart shutdown).
-    await this.run("pg_ctl", ["stop", "-D", join(this.dataDir, "data"), "-m", "fast", "-w", "-t", String(Math.ceil(timeoutMs / 1000))])
-      .catch(() => this.signalPostmaster("SIGQUIT"));
+    await this.run("pg_ctl", [
+      "stop",
+      "-D",
+      join(this.dataDir, "data"),
+      "-m",
+      "fast",
+      "-w",
+      "-t",
+      String(Math.ceil(timeoutMs / 1000)),
+    ]).catch(() => this.signalPostmaster("SIGQUIT"));
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     await exited;
     clearTimeout(timer);

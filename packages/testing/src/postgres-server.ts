@@ -95,7 +95,9 @@ export async function startPostgresTestServer(options: PostgresTestServerOptions
   throw new TestServerUnavailableError("PostgreSQL test server", attempts);
 }
 
-function server(fields: Omit<PostgresTestServer, typeof Symbol.asyncDispose | "stop"> & { stop(): Promise<void> }): PostgresTestServer {
+function server(
+  fields: Omit<PostgresTestServer, typeof Symbol.asyncDispose | "stop"> & { stop(): Promise<void> },
+): PostgresTestServer {
   let stopped: Promise<void> | undefined;
   const stop = () => (stopped ??= fields.stop());
   return { ...fields, stop, [Symbol.asyncDispose]: stop };

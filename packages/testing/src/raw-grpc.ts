@@ -46,7 +46,7 @@ export function frameGrpcMessages(messages: readonly Uint8Array[]): Buffer {
 
 function parseMessages(body: Buffer): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (let pos = 0; pos + 5 <= body.length; ) {
+  for (let pos = 0; pos + 5 <= body.length;) {
     const n = body.readUInt32BE(pos + 1);
     out.push(new Uint8Array(body.subarray(pos + 5, pos + 5 + n)));
     pos += 5 + n;
@@ -104,7 +104,12 @@ export async function rawGrpcCall(
         if (settled) return;
         settled = true;
         answer.messages = parseMessages(Buffer.concat(chunks));
-        if (answer.streamError === undefined && stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && answer.grpcStatus === undefined) {
+        if (
+          answer.streamError === undefined &&
+          stream.rstCode !== undefined &&
+          stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR &&
+          answer.grpcStatus === undefined
+        ) {
           answer.streamError = `RST_STREAM ${stream.rstCode}`;
         }
         resolve(answer);

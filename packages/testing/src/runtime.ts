@@ -50,9 +50,7 @@ export function applyTestcontainersDefaults(): void {
   process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 }
 
-export type DockerProbe =
-  | { ok: true; client: ContainerRuntimeClient }
-  | { ok: false; reason: string };
+export type DockerProbe = { ok: true; client: ContainerRuntimeClient } | { ok: false; reason: string };
 
 let probe: Promise<DockerProbe> | undefined;
 
@@ -111,9 +109,7 @@ export class TestServerUnavailableError extends Error {
     hint?: string,
   ) {
     super(
-      `${what}: no server could be started.\n` +
-        attempts.map((a) => `  - ${a}`).join("\n") +
-        (hint ? `\n${hint}` : ""),
+      `${what}: no server could be started.\n` + attempts.map((a) => `  - ${a}`).join("\n") + (hint ? `\n${hint}` : ""),
     );
     this.name = "TestServerUnavailableError";
   }

@@ -7,7 +7,9 @@ interface S3rverInstance {
   close(): Promise<void>;
 }
 
-async function loadS3rver(): Promise<new (options: { address: string; port: number; directory: string; silent: boolean }) => S3rverInstance> {
+async function loadS3rver(): Promise<
+  new (options: { address: string; port: number; directory: string; silent: boolean }) => S3rverInstance
+> {
   // Loaded on demand (koa, winston, ...): the in-process fallback is its only user.
   return (await import("s3rver")).default;
 }

@@ -1,10 +1,6 @@
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { randomUUID } from "node:crypto";
-import {
-  HostNetworkMinioContainer,
-  S3RVER_CREDENTIALS,
-  S3rverTestContainer,
-} from "./s3-container.js";
+import { HostNetworkMinioContainer, S3RVER_CREDENTIALS, S3rverTestContainer } from "./s3-container.js";
 import { LocalS3rver } from "./s3-local.js";
 import type { TestServerKind } from "./runtime.js";
 import { tryContainerPath } from "./container-path.js";
@@ -81,7 +77,8 @@ export async function startS3TestServer(options: S3TestServerOptions = {}): Prom
     // Only the default image is built here; another one was named by the caller.
     buildHint: image === DEFAULT_S3_IMAGE ? BUILD_HINT : undefined,
     attempts,
-    start: () => (/minio/i.test(image) ? startMinio(image, startupTimeoutMs) : startS3rverContainer(image, startupTimeoutMs)),
+    start: () =>
+      /minio/i.test(image) ? startMinio(image, startupTimeoutMs) : startS3rverContainer(image, startupTimeoutMs),
   });
   if (containerPath.started) return containerPath.started;
 
@@ -119,7 +116,8 @@ async function startS3rverContainer(image: string, startupTimeoutMs: number): Pr
     canRestart: true,
     restart: async (o) => {
       await container.restart({ timeout: 0 }); // s3rver (PID 1, no SIGTERM handler) has written every acknowledged object: kill it
-      if (o?.downtimeMs) console.warn("[@castore/testing] S3 restart: downtimeMs is not supported for containers, ignored");
+      if (o?.downtimeMs)
+        console.warn("[@castore/testing] S3 restart: downtimeMs is not supported for containers, ignored");
       await waitForHttp(endpoint, 30_000);
     },
     stop: async () => {

@@ -15,14 +15,29 @@ export function importCommand(): Command {
     )
     .argument("<path>", "directory to import")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
-    .addOption(new Option("--jobs <n>", "files read and hashed at once through the thread pool (large files; small ones too when that measures faster than reading them one at a time with sync calls, as on a cold cache)").default(8).argParser(positiveInt))
     .addOption(
-      new Option("--spool-memory <MiB>", "encoded directories kept in memory until the upload; beyond this they spill to a temporary file in --spool-dir (0: always)")
+      new Option(
+        "--jobs <n>",
+        "files read and hashed at once through the thread pool (large files; small ones too when that measures faster than reading them one at a time with sync calls, as on a cold cache)",
+      )
+        .default(8)
+        .argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        "--spool-memory <MiB>",
+        "encoded directories kept in memory until the upload; beyond this they spill to a temporary file in --spool-dir (0: always)",
+      )
         .default(DEFAULT_SPOOL_MEMORY_BYTES / (1024 * 1024))
         .argParser(nonNegativeInt)
         .env("CASTORE_IMPORT_SPOOL_MEMORY"),
     )
-    .addOption(new Option("--spool-dir <dir>", "where the spilled directories go (removed at the end); default: the OS temporary directory ($TMPDIR)").env("CASTORE_IMPORT_SPOOL_DIR"))
+    .addOption(
+      new Option(
+        "--spool-dir <dir>",
+        "where the spilled directories go (removed at the end); default: the OS temporary directory ($TMPDIR)",
+      ).env("CASTORE_IMPORT_SPOOL_DIR"),
+    )
     .option("--no-progress", "no progress output")
     .action(async (path: string, opts) => {
       const service = await openStore(opts.store);
@@ -38,7 +53,12 @@ export function importCommand(): Command {
         if (!latest || (!force && now - shownAt < PROGRESS_INTERVAL_MS)) return;
         shownAt = now;
         const p = latest;
-        progress.update({ directories: p.directories, files: p.files, bytes: p.bytes, ...(p.uploaded ? { uploaded: p.uploaded } : {}) });
+        progress.update({
+          directories: p.directories,
+          files: p.files,
+          bytes: p.bytes,
+          ...(p.uploaded ? { uploaded: p.uploaded } : {}),
+        });
       };
       try {
         const result = await importTree(service, path, {

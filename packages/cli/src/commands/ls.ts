@@ -9,7 +9,10 @@ export function lsCommand(): Command {
   return new Command("ls")
     .description("List a directory like `ls -l` (mode, size, digest, name), or the node a path leads to")
     .argument("<digest>", "root directory digest (hex or b3:base64)", parseDigest)
-    .argument("[path]", "path below the root, e.g. share/doc; names written as ls prints them (\\\\ a backslash, \\xNN a byte)")
+    .argument(
+      "[path]",
+      "path below the root, e.g. share/doc; names written as ls prints them (\\\\ a backslash, \\xNN a byte)",
+    )
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
     .addHelpText("after", NAMES_HELP)
     .action(async (digest: Digest, path: string | undefined, opts) => {
@@ -20,14 +23,19 @@ export function lsCommand(): Command {
         if (!root) throw new NotFoundError(`directory ${digest} not found in ${redactUrl(opts.store)}`);
         let listing = root;
         if (pathBytes?.length) {
-          const node = await traverseTo(service, { kind: "directory", node: makeDirectoryNode("", digest, directorySize(root)) }, pathBytes);
+          const node = await traverseTo(
+            service,
+            { kind: "directory", node: makeDirectoryNode("", digest, directorySize(root)) },
+            pathBytes,
+          );
           if (!node) throw new NotFoundError(`${escapeName(pathBytes)}: no such path below ${digest}`);
           if (node.kind !== "directory") {
             process.stdout.write(`${formatNode(node)}\n`);
             return;
           }
           const child = await service.get(Digest.fromBytes(node.node.digest));
-          if (!child) throw new NotFoundError(`directory ${Digest.fromBytes(node.node.digest)} is missing from the store`);
+          if (!child)
+            throw new NotFoundError(`directory ${Digest.fromBytes(node.node.digest)} is missing from the store`);
           listing = child;
         }
         const lines = directoryNodes(listing).map(formatNode);

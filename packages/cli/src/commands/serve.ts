@@ -41,7 +41,9 @@ export function parseListen(text: string): ListenTarget {
   }
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
   if (!m || Number(m[3]) > 65535) {
-    throw new Error(`--listen ${JSON.stringify(text)}: expected HOST:PORT (e.g. 127.0.0.1:8000) or unix:/path/to/socket`);
+    throw new Error(
+      `--listen ${JSON.stringify(text)}: expected HOST:PORT (e.g. 127.0.0.1:8000) or unix:/path/to/socket`,
+    );
   }
   return { host: m[1] ?? (m[2] || "127.0.0.1"), port: Number(m[3]) };
 }
@@ -49,29 +51,112 @@ export function parseListen(text: string): ListenTarget {
 /** `--metrics-listen` forms: host:port, [v6]:port, :port. */
 export function parseMetricsListen(text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
-  if (!m || Number(m[3]) > 65535) throw new Error(`--metrics-listen ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:9090`);
+  if (!m || Number(m[3]) > 65535)
+    throw new Error(`--metrics-listen ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:9090`);
   return { host: m[1] ?? (m[2] || "127.0.0.1"), port: Number(m[3]) };
 }
 
 export function serveCommand(): Command {
   return new Command("serve")
     .description("Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService) until SIGINT/SIGTERM")
-    .addOption(new Option("--listen <address>", "HOST:PORT or unix:/path/to/socket").default("127.0.0.1:8000").env("CASTORE_LISTEN"))
-    .addOption(new Option("--store <url>", "store URL to serve (see `castore --help` for the schemes)").default(DEFAULT_STORE).env("CASTORE_STORE"))
-    .addOption(new Option("--size-check <mode>", "how declared directory sizes are checked: exact, or at-least (accepts snix's larger sizes)").default("exact").env("CASTORE_SIZE_CHECK"))
-    .addOption(new Option("--max-message-bytes <n>", "largest gRPC message accepted").default(4 * 1024 * 1024).argParser(positiveInt).env("CASTORE_MAX_MESSAGE_BYTES"))
-    .addOption(new Option("--max-upload-directories <n>", "most directories in one Put").default(1_000_000).argParser(positiveInt).env("CASTORE_MAX_UPLOAD_DIRECTORIES"))
-    .addOption(new Option("--max-upload-bytes <n>", "most bytes in one Put").default(256 * 1024 * 1024).argParser(positiveInt).env("CASTORE_MAX_UPLOAD_BYTES"))
-    .addOption(new Option("--max-directory-entries <n>", "most entries (directories + files + symlinks) in one uploaded directory").default(DEFAULT_MAX_ENTRIES_PER_DIRECTORY).argParser(positiveInt).env("CASTORE_MAX_DIRECTORY_ENTRIES"))
-    .addOption(new Option("--max-concurrent-streams <n>", "most concurrent calls per HTTP/2 connection").default(DEFAULT_MAX_CONCURRENT_STREAMS).argParser(positiveInt).env("CASTORE_MAX_CONCURRENT_STREAMS"))
-    .addOption(new Option("--max-connections <n>", "most connections open at once; one more is closed as soon as it is accepted (clients see UNAVAILABLE), open ones are not touched").default(DEFAULT_MAX_CONNECTIONS).argParser(positiveInt).env("CASTORE_MAX_CONNECTIONS"))
-    .addOption(new Option("--connection-idle-timeout-ms <n>", "close a connection with no call open for this long (GOAWAY: clients reconnect for their next call); 0: never").default(DEFAULT_CONNECTION_IDLE_TIMEOUT_MS).argParser(nonNegativeInt).env("CASTORE_CONNECTION_IDLE_TIMEOUT_MS"))
-    .addOption(new Option("--idle-timeout-ms <n>", "end a call whose client sends nothing for this long (DEADLINE_EXCEEDED, upload aborted); 0: never").default(DEFAULT_IDLE_TIMEOUT_MS).argParser(nonNegativeInt).env("CASTORE_IDLE_TIMEOUT_MS"))
-    .addOption(new Option("--auth-token-file <file>", "require `authorization: Bearer TOKEN` on every call; the file holds the accepted tokens, one per line (# comments)").env("CASTORE_AUTH_TOKEN_FILE"))
-    .addOption(new Option("--tls-cert <file>", "PEM certificate: serve over TLS (needs --tls-key)").env("CASTORE_TLS_CERT"))
+    .addOption(
+      new Option("--listen <address>", "HOST:PORT or unix:/path/to/socket")
+        .default("127.0.0.1:8000")
+        .env("CASTORE_LISTEN"),
+    )
+    .addOption(
+      new Option("--store <url>", "store URL to serve (see `castore --help` for the schemes)")
+        .default(DEFAULT_STORE)
+        .env("CASTORE_STORE"),
+    )
+    .addOption(
+      new Option(
+        "--size-check <mode>",
+        "how declared directory sizes are checked: exact, or at-least (accepts snix's larger sizes)",
+      )
+        .default("exact")
+        .env("CASTORE_SIZE_CHECK"),
+    )
+    .addOption(
+      new Option("--max-message-bytes <n>", "largest gRPC message accepted")
+        .default(4 * 1024 * 1024)
+        .argParser(positiveInt)
+        .env("CASTORE_MAX_MESSAGE_BYTES"),
+    )
+    .addOption(
+      new Option("--max-upload-directories <n>", "most directories in one Put")
+        .default(1_000_000)
+        .argParser(positiveInt)
+        .env("CASTORE_MAX_UPLOAD_DIRECTORIES"),
+    )
+    .addOption(
+      new Option("--max-upload-bytes <n>", "most bytes in one Put")
+        .default(256 * 1024 * 1024)
+        .argParser(positiveInt)
+        .env("CASTORE_MAX_UPLOAD_BYTES"),
+    )
+    .addOption(
+      new Option(
+        "--max-directory-entries <n>",
+        "most entries (directories + files + symlinks) in one uploaded directory",
+      )
+        .default(DEFAULT_MAX_ENTRIES_PER_DIRECTORY)
+        .argParser(positiveInt)
+        .env("CASTORE_MAX_DIRECTORY_ENTRIES"),
+    )
+    .addOption(
+      new Option("--max-concurrent-streams <n>", "most concurrent calls per HTTP/2 connection")
+        .default(DEFAULT_MAX_CONCURRENT_STREAMS)
+        .argParser(positiveInt)
+        .env("CASTORE_MAX_CONCURRENT_STREAMS"),
+    )
+    .addOption(
+      new Option(
+        "--max-connections <n>",
+        "most connections open at once; one more is closed as soon as it is accepted (clients see UNAVAILABLE), open ones are not touched",
+      )
+        .default(DEFAULT_MAX_CONNECTIONS)
+        .argParser(positiveInt)
+        .env("CASTORE_MAX_CONNECTIONS"),
+    )
+    .addOption(
+      new Option(
+        "--connection-idle-timeout-ms <n>",
+        "close a connection with no call open for this long (GOAWAY: clients reconnect for their next call); 0: never",
+      )
+        .default(DEFAULT_CONNECTION_IDLE_TIMEOUT_MS)
+        .argParser(nonNegativeInt)
+        .env("CASTORE_CONNECTION_IDLE_TIMEOUT_MS"),
+    )
+    .addOption(
+      new Option(
+        "--idle-timeout-ms <n>",
+        "end a call whose client sends nothing for this long (DEADLINE_EXCEEDED, upload aborted); 0: never",
+      )
+        .default(DEFAULT_IDLE_TIMEOUT_MS)
+        .argParser(nonNegativeInt)
+        .env("CASTORE_IDLE_TIMEOUT_MS"),
+    )
+    .addOption(
+      new Option(
+        "--auth-token-file <file>",
+        "require `authorization: Bearer TOKEN` on every call; the file holds the accepted tokens, one per line (# comments)",
+      ).env("CASTORE_AUTH_TOKEN_FILE"),
+    )
+    .addOption(
+      new Option("--tls-cert <file>", "PEM certificate: serve over TLS (needs --tls-key)").env("CASTORE_TLS_CERT"),
+    )
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env("CASTORE_TLS_KEY"))
-    .addOption(new Option("--metrics-listen <address>", "serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP)").env("CASTORE_METRICS_LISTEN"))
-    .addOption(new Option("--shutdown-deadline-ms <n>", "how long running calls may finish after SIGINT/SIGTERM").default(10_000).argParser(positiveInt))
+    .addOption(
+      new Option("--metrics-listen <address>", "serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP)").env(
+        "CASTORE_METRICS_LISTEN",
+      ),
+    )
+    .addOption(
+      new Option("--shutdown-deadline-ms <n>", "how long running calls may finish after SIGINT/SIGTERM")
+        .default(10_000)
+        .argParser(positiveInt),
+    )
     .action(async (opts, cmd: Command) => {
       const logger = createLogger(cmd.optsWithGlobals().logLevel as LogLevel);
       const listen = parseListen(opts.listen);
@@ -149,11 +234,14 @@ export function serveCommand(): Command {
           server
             .close({ deadlineMs: opts.shutdownDeadlineMs })
             .catch((e) => logger.error({ err: e }, "shutdown failed"))
-            .then(() => new Promise<void>((r) => {
-              if (!metricsServer) return r();
-              metricsServer.close(() => r());
-              metricsServer.closeAllConnections();
-            }))
+            .then(
+              () =>
+                new Promise<void>((r) => {
+                  if (!metricsServer) return r();
+                  metricsServer.close(() => r());
+                  metricsServer.closeAllConnections();
+                }),
+            )
             .finally(resolve);
         };
         process.once("SIGINT", () => stop("SIGINT"));

@@ -33,7 +33,9 @@ export function verifyCommand(): Command {
       const service = await openStore(url);
       if (opts.repair !== undefined && !service.repair) {
         await service.close();
-        throw new Error(`${redactUrl(url)} cannot be repaired: its backend cannot replace stored bytes (see castore verify --help)`);
+        throw new Error(
+          `${redactUrl(url)} cannot be repaired: its backend cannot replace stored bytes (see castore verify --help)`,
+        );
       }
       const progress = createProgress("verify", { enabled: opts.progress });
       try {
@@ -45,12 +47,15 @@ export function verifyCommand(): Command {
             if (p.kind === "corrupt") corrupt.push(parseDigest(p.digest));
             process.stdout.write(`${formatProblem(p)}\n`);
           },
-          onProgress: (p: { directories: number; problems: number }) => progress.update({ directories: p.directories, problems: p.problems }),
+          onProgress: (p: { directories: number; problems: number }) =>
+            progress.update({ directories: p.directories, problems: p.problems }),
         };
         const run = (o: VerifyOptions) => (roots.length ? verifyRoots(service, roots, o) : verifyStore(service, o));
         let result = await run(verifyOpts);
         progress.stop();
-        process.stderr.write(`verify ${redactUrl(url)}: ${result.directories} directories checked, ${result.problems} problems\n`);
+        process.stderr.write(
+          `verify ${redactUrl(url)}: ${result.directories} directories checked, ${result.problems} problems\n`,
+        );
         if (opts.repair !== undefined && corrupt.length > 0) {
           const from = await openStore(opts.repair);
           let repaired = 0;
@@ -65,7 +70,9 @@ export function verifyCommand(): Command {
           process.stderr.write(`repaired ${repaired} directories from ${redactUrl(opts.repair)}; verifying again\n`);
           // The second verify also checks what the damaged bytes hid: the sizes their parents declare, their children.
           result = await run({ ...verifyOpts, onProgress: undefined }); // the progress line has ended
-          process.stderr.write(`verify ${redactUrl(url)}: ${result.directories} directories checked, ${result.problems} problems\n`);
+          process.stderr.write(
+            `verify ${redactUrl(url)}: ${result.directories} directories checked, ${result.problems} problems\n`,
+          );
         }
         if (result.problems > 0) process.exitCode = 1;
       } finally {

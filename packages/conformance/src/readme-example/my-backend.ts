@@ -1,4 +1,10 @@
-import { type ClosureEntry, type Digest, type DirectoryStore, StoreDirectoryService, throwIfAborted } from "@castore/core";
+import {
+  type ClosureEntry,
+  type Digest,
+  type DirectoryStore,
+  StoreDirectoryService,
+  throwIfAborted,
+} from "@castore/core";
 
 /** The only part a backend writes: fetch bytes by digest, store a checked closure all at once. */
 class MapStore implements DirectoryStore {

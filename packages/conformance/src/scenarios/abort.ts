@@ -34,7 +34,11 @@ export const abortScenarios: Scenario[] = [
     requires: ["write"],
     async run(ctx) {
       const putter = ctx.service.putMultipleStart();
-      for (const [name, d] of [["A", A], ["B", B], ["D", D]] as const) {
+      for (const [name, d] of [
+        ["A", A],
+        ["B", B],
+        ["D", D],
+      ] as const) {
         await expectOk(ctx, `put(${name})`, () => putter.put(d));
       }
       await expectOk(ctx, "abort()", () => putter.abort(new Error("conformance: upload abandoned")));
@@ -88,7 +92,9 @@ export const abortScenarios: Scenario[] = [
         }
         if (!after.done) {
           await it.return?.();
-          ctx.fail(`getRecursive(${label(tree.root)}) yielded another directory after its signal was aborted (round ${round})`);
+          ctx.fail(
+            `getRecursive(${label(tree.root)}) yielded another directory after its signal was aborted (round ${round})`,
+          );
         }
       }
       await expectStillWorks(ctx, tree, `after ${ROUNDS} aborted reads`);
@@ -110,11 +116,14 @@ export const abortScenarios: Scenario[] = [
             break;
           }
         } catch (e) {
-          ctx.fail(`getRecursive(${label(tree.root)}) failed when its consumer stopped early (round ${round}): ${describeError(e)}`);
+          ctx.fail(
+            `getRecursive(${label(tree.root)}) failed when its consumer stopped early (round ${round}): ${describeError(e)}`,
+          );
         }
         if (first === undefined) return ctx.fail(`getRecursive(${label(tree.root)}) yielded nothing (round ${round})`);
         const got = directoryDigest(first);
-        if (got.hex !== tree.root.hex) ctx.fail(`getRecursive(${label(tree.root)}) yielded ${label(got)} first; expected the root`);
+        if (got.hex !== tree.root.hex)
+          ctx.fail(`getRecursive(${label(tree.root)}) yielded ${label(got)} first; expected the root`);
       }
       await expectStillWorks(ctx, tree, `after ${ROUNDS} early stops`);
     },

@@ -63,12 +63,16 @@ async function expectAbortDuringClose(
   );
   const [closed, aborted] = await Promise.all([settle(closeCall), settle(abortCall)]);
   if (closed.ok && settledAtOnce) {
-    if (!aborted.ok) ctx.fail(`abort() after close() of ${names} had resolved failed: ${describeError(aborted.error)}; expected it to do nothing`);
+    if (!aborted.ok)
+      ctx.fail(
+        `abort() after close() of ${names} had resolved failed: ${describeError(aborted.error)}; expected it to do nothing`,
+      );
     await expectRecursive(ctx, root, closure);
     return "committed before abort()";
   }
   if (closed.ok) {
-    if (closed.value.hex !== root.hex) ctx.fail(`close() of ${names} returned ${label(closed.value)}, expected ${label(root)}`);
+    if (closed.value.hex !== root.hex)
+      ctx.fail(`close() of ${names} returned ${label(closed.value)}, expected ${label(root)}`);
     if (aborted.ok) {
       ctx.fail(
         `abort() during close() of ${names} resolved, yet close() resolved with the root: the upload is stored; ` +
@@ -103,10 +107,12 @@ export const closingScenarios: Scenario[] = [
       // C would be a second root: an upload that took it could not be connected.
       const late = await settle(putter.put(C));
       const closed = await closing;
-      if (late.ok) return ctx.fail("put(C) right after close() was accepted; expected ClosureError (the upload is closing)");
+      if (late.ok)
+        return ctx.fail("put(C) right after close() was accepted; expected ClosureError (the upload is closing)");
       checkErrorClass(ctx, "put(C) right after close()", late.error, ["CLOSURE"]);
       if (!closed.ok) return ctx.fail(`close() of [A, B] failed: ${describeError(closed.error)}`);
-      if (closed.value.hex !== dB.hex) ctx.fail(`close() of [A, B] returned ${label(closed.value)}, expected ${label(dB)}`);
+      if (closed.value.hex !== dB.hex)
+        ctx.fail(`close() of [A, B] returned ${label(closed.value)}, expected ${label(dB)}`);
       await expectRecursive(ctx, dB, [dB, dA]);
       await expectAbsent(ctx, [dC], "it was put after close()");
       const after = await settle(putter.put(D));
@@ -126,7 +132,10 @@ export const closingScenarios: Scenario[] = [
       const [one, two] = await Promise.all([first, second]);
       if (!one.ok) return ctx.fail(`the first close() of [A, B, D] failed: ${describeError(one.error)}`);
       if (one.value.hex !== dD.hex) ctx.fail(`the first close() returned ${label(one.value)}, expected ${label(dD)}`);
-      if (two.ok) return ctx.fail(`a second close() while the first ran resolved with ${label(two.value)}; expected ClosureError`);
+      if (two.ok)
+        return ctx.fail(
+          `a second close() while the first ran resolved with ${label(two.value)}; expected ClosureError`,
+        );
       checkErrorClass(ctx, "a second close() while the first ran", two.error, ["CLOSURE"]);
       await expectRecursive(ctx, dD, [dD, dA, dB]);
     },
@@ -141,7 +150,9 @@ export const closingScenarios: Scenario[] = [
       outcomes.push(`[A, B, D]: ${await expectAbortDuringClose(ctx, "[A, B, D]", [A, B, D], dD, [dD, dA, dB])}`);
       // A bigger upload keeps a store's commit busy longer, so the abort may reach it mid-commit.
       const tree = generateTree({ directories: 300, seed: 1870 });
-      outcomes.push(`300 directories: ${await expectAbortDuringClose(ctx, "a 300-directory tree", tree.directories, tree.root, tree.digests)}`);
+      outcomes.push(
+        `300 directories: ${await expectAbortDuringClose(ctx, "a 300-directory tree", tree.directories, tree.root, tree.digests)}`,
+      );
       ctx.note(`outcomes: ${outcomes.join("; ")}`);
     },
   },

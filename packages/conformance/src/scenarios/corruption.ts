@@ -20,7 +20,7 @@ export function corruptHook(ctx: ScenarioContext): Corrupt {
   if (!corrupt) {
     ctx.fail(
       "the instance has no corrupt(digest, bytes) hook: provide one, or declare " +
-        'capabilities.corruption as a string saying why the backend cannot inject corruption',
+        "capabilities.corruption as a string saying why the backend cannot inject corruption",
     );
   }
   return corrupt;
@@ -84,7 +84,10 @@ export const corruptionScenarios: Scenario[] = [
         // A file entry with an empty name written out explicitly (a default value, which canonical form omits).
         ["a file entry with an explicit empty name", Uint8Array.from([0x12, 0x02, 0x0a, 0x00])],
         // Canonical bytes of an invalid directory: files [b, a], not sorted and without digests.
-        ["canonical bytes of an invalid directory", Uint8Array.from([0x12, 0x03, 0x0a, 0x01, 0x62, 0x12, 0x03, 0x0a, 0x01, 0x61])],
+        [
+          "canonical bytes of an invalid directory",
+          Uint8Array.from([0x12, 0x03, 0x0a, 0x01, 0x62, 0x12, 0x03, 0x0a, 0x01, 0x61]),
+        ],
       ];
       for (const [what, bytes] of cases) {
         const digest = Digest.of(bytes);

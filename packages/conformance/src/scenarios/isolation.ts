@@ -67,12 +67,18 @@ export const isolationScenarios: Scenario[] = [
       for (let round = 1; round <= 2; round++) {
         const got = await expectGet(ctx, dCOMPLICATED, COMPLICATED);
         scribble(got);
-        await expectStoredIntact(ctx, `changing every byte of what get(${label(dCOMPLICATED)}) returned (round ${round})`);
+        await expectStoredIntact(
+          ctx,
+          `changing every byte of what get(${label(dCOMPLICATED)}) returned (round ${round})`,
+        );
 
         const all = await collectRecursive(ctx.service, dCOMPLICATED);
         if (all.error !== undefined) ctx.fail(`getRecursive(${label(dCOMPLICATED)}) threw ${describeError(all.error)}`);
         for (const d of all.directories) scribble(d);
-        await expectStoredIntact(ctx, `changing every byte of what getRecursive(${label(dCOMPLICATED)}) yielded (round ${round})`);
+        await expectStoredIntact(
+          ctx,
+          `changing every byte of what getRecursive(${label(dCOMPLICATED)}) yielded (round ${round})`,
+        );
       }
     },
   },
@@ -91,14 +97,17 @@ export const isolationScenarios: Scenario[] = [
       scribble(complicated);
       const root = await expectOk(ctx, "close() of upload [WITH_KEEP, COMPLICATED]", () => putter.close());
       if (root.hex !== dCOMPLICATED.hex) {
-        ctx.fail(`close() returned ${label(root)}, expected ${label(dCOMPLICATED)}: the upload used the directories as changed after put()`);
+        ctx.fail(
+          `close() returned ${label(root)}, expected ${label(dCOMPLICATED)}: the upload used the directories as changed after put()`,
+        );
       }
       await expectStoredIntact(ctx, "changing every directory of an upload after its put(), before close()");
 
       // A single put: the directory is the caller's again once put() resolved.
       const single = deepCopy(WITH_KEEP);
       const digest = await expectOk(ctx, "put(WITH_KEEP)", () => ctx.service.put(single));
-      if (digest.hex !== dWITH_KEEP.hex) ctx.fail(`put(WITH_KEEP) returned ${label(digest)}, expected ${label(dWITH_KEEP)}`);
+      if (digest.hex !== dWITH_KEEP.hex)
+        ctx.fail(`put(WITH_KEEP) returned ${label(digest)}, expected ${label(dWITH_KEEP)}`);
       scribble(single);
       await expectStoredIntact(ctx, "changing a directory after put() resolved");
     },

@@ -77,7 +77,11 @@ export const nameScenarios: Scenario[] = [
       const b = (...x: number[]) => Uint8Array.from(x);
       const directory = makeDirectory({
         directories: [makeDirectoryNode(b(0xff, 0xfe), dA, 0)],
-        files: [makeFileNode(b(0x80), dA, 1), makeFileNode(b(0xc3, 0x28), dA, 2), makeFileNode(b(0xed, 0xa0, 0x80), dA, 3)],
+        files: [
+          makeFileNode(b(0x80), dA, 1),
+          makeFileNode(b(0xc3, 0x28), dA, 2),
+          makeFileNode(b(0xed, 0xa0, 0x80), dA, 3),
+        ],
         symlinks: [makeSymlinkNode(b(0xe2, 0x82), b(0xfe, 0x2f, 0xff))],
       });
       const digest = directoryDigest(directory);

@@ -5,7 +5,15 @@
  * another one (the S3 backend's closure-object order, a tvix server)
  * declares `breadthFirst` missing and says why; every other is held to it.
  */
-import { type Directory, directoryDigest, directorySize, fixtures, makeDirectory, makeDirectoryNode, makeFileNode } from "@castore/core";
+import {
+  type Directory,
+  directoryDigest,
+  directorySize,
+  fixtures,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+} from "@castore/core";
 import { collectRecursive, describeError, expectUpload, label, labelList } from "../checks.js";
 import type { Scenario } from "../types.js";
 

@@ -53,7 +53,8 @@ export const repairScenarios: Scenario[] = [
 
       // A repair never adds: WITH_KEEP was never stored (only its bytes, under B's key).
       const added = await expectOk(ctx, "repair([WITH_KEEP])", () => repair([WITH_KEEP]));
-      if (added.length > 0) ctx.fail(`repair([WITH_KEEP]) of a directory not stored reported ${labelList(added)} replaced`);
+      if (added.length > 0)
+        ctx.fail(`repair([WITH_KEEP]) of a directory not stored reported ${labelList(added)} replaced`);
       const got = await expectOk(ctx, `get(${label(dWITH_KEEP)})`, () => ctx.service.get(dWITH_KEEP));
       if (got !== undefined) ctx.fail(`repair([WITH_KEEP]) stored ${label(dWITH_KEEP)}, which was not stored before`);
 

@@ -1,7 +1,23 @@
 /** Spec §7.15 (concurrent overlapping uploads) and §7.16 (large trees, streaming memory). */
 import { setTimeout as sleep, setImmediate as yieldToEventLoop } from "node:timers/promises";
-import { type Digest, type Directory, directoryDigest, makeDirectory, makeDirectoryNode, makeFileNode } from "@castore/core";
-import { describeError, expectAbsent, expectGet, expectOk, expectRecursive, expectUpload, label, upload } from "../checks.js";
+import {
+  type Digest,
+  type Directory,
+  directoryDigest,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+} from "@castore/core";
+import {
+  describeError,
+  expectAbsent,
+  expectGet,
+  expectOk,
+  expectRecursive,
+  expectUpload,
+  label,
+  upload,
+} from "../checks.js";
 import { formatBytes, gcFunction, retainedBytes } from "../heap.js";
 import { type GenerateTreeOptions, deepChain, generateTree, taggedDirectory, wideDirectory } from "../trees.js";
 import type { Scenario, ScenarioContext } from "../types.js";
@@ -19,12 +35,20 @@ function overlappingUploads(): { directories: Directory[]; root: Digest; closure
   return Array.from({ length: CONCURRENT_UPLOADS }, (_, i) => {
     const mine = own[i % 8];
     const root = makeDirectory({
-      directories: [makeDirectoryNode("own", mine.root, mine.rootSize), makeDirectoryNode("shared", shared.root, shared.rootSize)],
+      directories: [
+        makeDirectoryNode("own", mine.root, mine.rootSize),
+        makeDirectoryNode("shared", shared.root, shared.rootSize),
+      ],
       files: [makeFileNode(`root-${i % 16}`, dA, i % 16)],
     });
-    const parts = i % 2 === 0 ? [...shared.directories, ...mine.directories] : [...mine.directories, ...shared.directories];
+    const parts =
+      i % 2 === 0 ? [...shared.directories, ...mine.directories] : [...mine.directories, ...shared.directories];
     const rootDigest = directoryDigest(root);
-    return { directories: [...parts, root], root: rootDigest, closure: [rootDigest, ...shared.digests, ...mine.digests] };
+    return {
+      directories: [...parts, root],
+      root: rootDigest,
+      closure: [rootDigest, ...shared.digests, ...mine.digests],
+    };
   });
 }
 
@@ -33,7 +57,10 @@ function overlappingUploads(): { directories: Directory[]; root: Digest; closure
  * made in here, not passed in: an argument computed in the caller's frame can
  * stay reachable from that suspended frame while memory is measured.
  */
-async function uploadAndForget(ctx: ScenarioContext, opts: GenerateTreeOptions): Promise<{ root: Digest; directories: number }> {
+async function uploadAndForget(
+  ctx: ScenarioContext,
+  opts: GenerateTreeOptions,
+): Promise<{ root: Digest; directories: number }> {
   const tree = generateTree(opts);
   await expectUpload(ctx, `upload of a ${tree.directories.length}-directory tree`, tree.directories, tree.root);
   return { root: tree.root, directories: tree.directories.length };
@@ -51,9 +78,13 @@ export const scaleScenarios: Scenario[] = [
       const problems: string[] = [];
       outcomes.forEach((r, i) => {
         if (!r.ok) problems.push(`upload #${i + 1} failed at ${r.at}: ${describeError(r.error)}`);
-        else if (r.root.hex !== uploads[i].root.hex) problems.push(`upload #${i + 1} returned ${label(r.root)}, expected ${label(uploads[i].root)}`);
+        else if (r.root.hex !== uploads[i].root.hex)
+          problems.push(`upload #${i + 1} returned ${label(r.root)}, expected ${label(uploads[i].root)}`);
       });
-      if (problems.length > 0) ctx.fail(`${problems.length} of ${CONCURRENT_UPLOADS} concurrent uploads went wrong: ${problems.slice(0, 3).join("; ")}`);
+      if (problems.length > 0)
+        ctx.fail(
+          `${problems.length} of ${CONCURRENT_UPLOADS} concurrent uploads went wrong: ${problems.slice(0, 3).join("; ")}`,
+        );
       for (const u of uploads.slice(0, 16)) await expectRecursive(ctx, u.root, u.closure);
     },
   },
@@ -82,7 +113,8 @@ export const scaleScenarios: Scenario[] = [
       // Spread over the upload: leaves sent first, the middle, the last before the root, the root.
       const sample = tree.digests.filter((_, i) => i % 250 === 0 || i >= tree.digests.length - 2);
       const open = ctx.service.putMultipleStart();
-      for (const d of tree.directories.slice(0, -1)) await expectOk(ctx, "put() of the 6 000-directory tree", () => open.put(d));
+      for (const d of tree.directories.slice(0, -1))
+        await expectOk(ctx, "put() of the 6 000-directory tree", () => open.put(d));
       await expectAbsent(ctx, sample, "their upload is still open");
       await expectOk(ctx, "abort() of the 6 000-directory upload", () => open.abort());
       await expectAbsent(ctx, sample, "their upload was aborted");
@@ -90,7 +122,10 @@ export const scaleScenarios: Scenario[] = [
       // The tree, then a directory nothing refers to: two roots, so close() must fail.
       const stray = taggedDirectory("conformance-stray");
       const failing = await upload(ctx.service, [...tree.directories, stray.directory]);
-      if (failing.ok) ctx.fail(`an upload of the tree plus an unconnected directory closed with ${label(failing.root)}; expected a failure`);
+      if (failing.ok)
+        ctx.fail(
+          `an upload of the tree plus an unconnected directory closed with ${label(failing.root)}; expected a failure`,
+        );
       await expectAbsent(ctx, [...sample, stray.digest], "their upload was not connected");
 
       await expectUpload(ctx, "upload of the 6 000-directory tree", tree.directories, tree.root);
@@ -130,14 +165,21 @@ export const scaleScenarios: Scenario[] = [
     timeoutMs: 300_000,
     async run(ctx) {
       const gc = gcFunction();
-      if (!gc) return ctx.skip("cannot force garbage collection in this process to measure memory (run node with --expose-gc)");
+      if (!gc)
+        return ctx.skip(
+          "cannot force garbage collection in this process to measure memory (run node with --expose-gc)",
+        );
       // Fat directories (1..48 files each): decoded, the tree is tens of MiB.
       const { root, directories } = await uploadAndForget(ctx, { directories: 5000, seed: 1617, maxFiles: 48 });
 
       // Let whatever the upload left pending settle before the baseline.
       await sleep(50);
       const base = retainedBytes(gc);
-      const checkpoints = new Set([1, 10, ...Array.from({ length: 5 }, (_, k) => Math.floor(((k + 1) * directories) / 5) - 1)]);
+      const checkpoints = new Set([
+        1,
+        10,
+        ...Array.from({ length: 5 }, (_, k) => Math.floor(((k + 1) * directories) / 5) - 1),
+      ]);
       const samples: number[] = [];
       let consumed = 0;
       try {
@@ -150,14 +192,16 @@ export const scaleScenarios: Scenario[] = [
       } catch (e) {
         ctx.fail(`getRecursive(${label(root)}) threw after ${consumed} directories: ${describeError(e)}`);
       }
-      if (consumed !== directories) ctx.fail(`getRecursive(${label(root)}) yielded ${consumed} directories, expected ${directories}`);
+      if (consumed !== directories)
+        ctx.fail(`getRecursive(${label(root)}) yielded ${consumed} directories, expected ${directories}`);
 
       // What holding the whole tree costs, for scale. `all` is read after the
       // measurement: a variable the code no longer reads may be collected early.
       const all: Directory[] = [];
       for await (const d of ctx.service.getRecursive(root)) all.push(d);
       const holdingAll = retainedBytes(gc);
-      if (all.length !== directories) ctx.fail(`getRecursive(${label(root)}) yielded ${all.length} directories, expected ${directories}`);
+      if (all.length !== directories)
+        ctx.fail(`getRecursive(${label(root)}) yielded ${all.length} directories, expected ${directories}`);
       all.length = 0;
       // The baseline is the lower of before and after: garbage of earlier work
       // occasionally survives into the first reading and would hide growth.

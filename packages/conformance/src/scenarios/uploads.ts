@@ -1,5 +1,12 @@
 /** Spec §7.1–§7.11: reads of fixtures, single puts and putMultiple uploads; plus what follows from §3. */
-import { Digest, directoryDigest, makeDirectory, makeDirectoryNode, makeFileNode, makeSymlinkNode } from "@castore/core";
+import {
+  Digest,
+  directoryDigest,
+  makeDirectory,
+  makeDirectoryNode,
+  makeFileNode,
+  makeSymlinkNode,
+} from "@castore/core";
 import {
   expectAbsent,
   expectClosuresComplete,
@@ -27,7 +34,11 @@ export const uploadScenarios: Scenario[] = [
     name: "§7.1 get of an absent digest → undefined; getRecursive → empty",
     requires: [],
     async run(ctx) {
-      await expectAbsent(ctx, [Digest.of(new TextEncoder().encode("castore: never stored")), dA, dB], "nothing was stored");
+      await expectAbsent(
+        ctx,
+        [Digest.of(new TextEncoder().encode("castore: never stored")), dA, dB],
+        "nothing was stored",
+      );
     },
   },
   {
@@ -202,7 +213,11 @@ export const uploadScenarios: Scenario[] = [
     requires: ["write"],
     async run(ctx) {
       const putter = ctx.service.putMultipleStart();
-      for (const [name, d] of [["A", A], ["B", B], ["D", D]] as const) {
+      for (const [name, d] of [
+        ["A", A],
+        ["B", B],
+        ["D", D],
+      ] as const) {
         await expectOk(ctx, `put(${name})`, () => putter.put(d));
       }
       await expectClosuresComplete(ctx, [dA, dB, dD], "before close()");
@@ -230,7 +245,9 @@ export const uploadScenarios: Scenario[] = [
       // A shared store also holds what earlier scenarios stored: then "exactly" becomes "at least".
       const same = (!ctx.isolated || got.length === expected.length) && expected.every((hex) => got.includes(hex));
       if (!same) {
-        ctx.fail(`listDigests() listed [${got.join(", ")}], expected ${ctx.isolated ? "" : "at least "}[${expected.join(", ")}] (any order)`);
+        ctx.fail(
+          `listDigests() listed [${got.join(", ")}], expected ${ctx.isolated ? "" : "at least "}[${expected.join(", ")}] (any order)`,
+        );
       }
     },
   },
