@@ -23,7 +23,7 @@ describe("docs/*.md code blocks", () => {
     .flatMap((f) =>
       [
         ...readFileSync(join(docs, f), "utf8").matchAll(
-          /<!-- ((?:packages|scripts)\/[\w./-]+) -->\n```\w+\n([\s\S]*?)```/g,
+          /<!-- ((?:packages|scripts)\/[\w./-]+) -->\n\n?```\w+\n([\s\S]*?)```/g,
         ),
       ].map((m) => ({
         doc: f,

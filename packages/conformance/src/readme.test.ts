@@ -7,7 +7,7 @@ const packageDir = new URL("../", import.meta.url);
 const readme = readFileSync(new URL("README.md", packageDir), "utf8");
 
 describe("README.md", () => {
-  const blocks = [...readme.matchAll(/<!-- (src\/readme-example\/[\w.-]+) -->\n```ts\n([\s\S]*?)```/g)];
+  const blocks = [...readme.matchAll(/<!-- (src\/readme-example\/[\w.-]+) -->\n\n?```ts\n([\s\S]*?)```/g)];
 
   it("shows the three example files", () => {
     expect(blocks.map((b) => b[1])).toEqual([

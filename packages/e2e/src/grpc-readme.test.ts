@@ -13,7 +13,7 @@ const readme = readFileSync(join(grpcPackage, "README.md"), "utf8");
 
 describe("backend-grpc README.md", () => {
   it("shows packages/e2e/src/grpc-readme-example.ts verbatim", () => {
-    const block = /<!-- packages\/e2e\/src\/grpc-readme-example\.ts -->\n```ts\n([\s\S]*?)```/.exec(readme);
+    const block = /<!-- packages\/e2e\/src\/grpc-readme-example\.ts -->\n\n?```ts\n([\s\S]*?)```/.exec(readme);
     expect(block?.[1]).toBe(readFileSync(new URL("grpc-readme-example.ts", import.meta.url), "utf8"));
   });
 
