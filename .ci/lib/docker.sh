@@ -2,7 +2,7 @@
 # Sourced by .ci/run (set -euo pipefail is in effect there).
 #
 # Makes a Docker engine available on this machine and builds the local test
-# images, so that @castore/testing can start PostgreSQL and S3 through
+# images, so that @castore-ts/testing can start PostgreSQL and S3 through
 # testcontainers:
 #   1. installs docker.io and debootstrap via apt when dockerd/debootstrap are
 #      missing (apt-get update first);

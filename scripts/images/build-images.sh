@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the local docker images used by @castore/testing (no registry needed):
+# Builds the local docker images used by @castore-ts/testing (no registry needed):
 #
 #   castore-test/postgres:15  Debian bookworm (minbase) + postgresql-15
 #   castore-test/s3:1         Debian bookworm (minbase) + nodejs + s3rver 3.7.1

@@ -3,7 +3,7 @@
 # command) from this working tree, on Debian's nodejs, in the same debootstrap
 # minbase rootfs the test images start from (see lib.sh):
 #
-#   /opt/castore              `pnpm deploy --prod` of @castore/cli: its dist/ and
+#   /opt/castore              `pnpm deploy --prod` of @castore-ts/cli: its dist/ and
 #                             production node_modules (workspace packages built)
 #   /usr/local/bin/castore    node /opt/castore/dist/main.js "$@" (the entrypoint)
 #   /data                     a volume for lmdb:///data
@@ -36,15 +36,15 @@ APP="$CACHE/server-app"
 # 1. The app: build the CLI and what it depends on, then a production deploy of it.
 build_app() {
   local t0=$SECONDS
-  (cd "$REPO" && pnpm exec turbo run build --filter=@castore/cli... --output-logs=errors-only) >&2 \
-    || die "build of @castore/cli failed"
-  log "turbo build of @castore/cli and its workspace dependencies took $((SECONDS - t0)) s"
+  (cd "$REPO" && pnpm exec turbo run build --filter=@castore-ts/cli... --output-logs=errors-only) >&2 \
+    || die "build of @castore-ts/cli failed"
+  log "turbo build of @castore-ts/cli and its workspace dependencies took $((SECONDS - t0)) s"
   t0=$SECONDS
   rm -rf "$APP"
   # --legacy: copy the workspace packages (dist/ included) instead of needing inject-workspace-packages.
-  (cd "$REPO" && flock /tmp/castore-pnpm.lock pnpm --filter @castore/cli deploy --prod --legacy "$APP") >"$CACHE/server-deploy.log" 2>&1 \
+  (cd "$REPO" && flock /tmp/castore-pnpm.lock pnpm --filter @castore-ts/cli deploy --prod --legacy "$APP") >"$CACHE/server-deploy.log" 2>&1 \
     || { tail -n 30 "$CACHE/server-deploy.log" >&2; die "pnpm deploy failed (log: $CACHE/server-deploy.log)"; }
-  # pnpm installs @castore/conformance's optional vitest peer (and vite, rollup,
+  # pnpm installs @castore-ts/conformance's optional vitest peer (and vite, rollup,
   # esbuild with it); only its ./vitest entry loads them and the CLI never does.
   local pruned
   pruned="$(cd "$APP/node_modules/.pnpm" && ls -d vitest@* vite@* @vitest+* rollup@* @rollup+* esbuild@* @esbuild+* 2>/dev/null | tr '\n' ' ' || true)"

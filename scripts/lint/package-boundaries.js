@@ -19,7 +19,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 
-export const SCOPE = "@castore/";
+export const SCOPE = "@castore-ts/";
 
 /** A file is test code when the build leaves it out of dist (see each tsconfig.build.json). */
 export function isTestFile(file) {
@@ -51,7 +51,7 @@ function isWorkspacePackage(found) {
   return found !== undefined && typeof found.json.name === "string" && found.json.name.startsWith(SCOPE);
 }
 
-/** `@castore/core/sub/path` → `core`; undefined for anything outside the scope. */
+/** `@castore-ts/core/sub/path` → `core`; undefined for anything outside the scope. */
 function workspaceName(specifier) {
   if (!specifier.startsWith(SCOPE)) return undefined;
   return specifier.slice(SCOPE.length).split("/")[0];

@@ -3,7 +3,7 @@
  * castore-error-code trailer) or guessed by this client from the status.
  * `castore conformance URL` uses it to decide whether to check error classes.
  */
-import { ClosureError, ValidationError, directoryDigest, fixtures } from "@castore/core";
+import { ClosureError, ValidationError, directoryDigest, fixtures } from "@castore-ts/core";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";

@@ -20,7 +20,7 @@ import {
   makeDirectory,
   makeFileNode,
   openDirectoryService,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { parseGrpcUrl } from "./grpc-url.js";
 import { grpcCodeOf } from "./status.js";

@@ -4,7 +4,7 @@
  * (Not the memory backend: a backend's tests know no other backend.)
  */
 import * as fs from "node:fs";
-import { describeDirectoryService } from "@castore/conformance/vitest";
+import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { GRPC_REPAIR_UNSUPPORTED, GrpcDirectoryService } from "./grpc-directory-service.js";
 import { memoryService, tempSocketPath } from "./memory-store.test-helper.js";
 import { createDirectoryServiceServer } from "./server.js";

@@ -20,8 +20,8 @@ import {
   makeDirectory,
   makeDirectoryNode,
   makeFileNode,
-} from "@castore/core";
-import { rawGrpcCall } from "@castore/testing";
+} from "@castore-ts/core";
+import { rawGrpcCall } from "@castore-ts/testing";
 import { encodeGetRequest } from "./grpc-js.test-helper.js";
 import { memoryService } from "./memory-store.test-helper.js";
 import {

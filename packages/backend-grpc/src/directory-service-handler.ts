@@ -41,8 +41,8 @@ import {
   type DirectoryService,
   encodeDirectory,
   isCastoreError,
-} from "@castore/core";
-import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore/proto";
+} from "@castore-ts/core";
+import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore-ts/proto";
 import { type MessageSource, messageBody } from "./message-batcher.js";
 import { EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
 import { invalidArgument, resourceExhausted, toConnectError } from "./status.js";

@@ -22,8 +22,8 @@ import {
   isCastoreError,
   RootToLeavesChecker,
   validateDirectory,
-} from "@castore/core";
-import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore/proto";
+} from "@castore-ts/core";
+import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore-ts/proto";
 import { BoundedQueue } from "./bounded-queue.js";
 import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
 import { describeTarget, type GrpcTarget, parseGrpcUrl, type ServiceName } from "./grpc-url.js";

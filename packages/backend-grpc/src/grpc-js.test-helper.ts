@@ -15,10 +15,10 @@ import {
   makeDirectoryNode,
   makeFileNode,
   makeSymlinkNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 
-/** Where @castore/proto keeps its .proto files (they ship with the package). */
-export const PROTO_ROOT = dirname(createRequire(import.meta.url).resolve("@castore/proto/package.json"));
+/** Where @castore-ts/proto keeps its .proto files (they ship with the package). */
+export const PROTO_ROOT = dirname(createRequire(import.meta.url).resolve("@castore-ts/proto/package.json"));
 
 export interface PlainDirectory {
   directories: { name: Buffer; digest: Buffer; size: string }[];
@@ -129,8 +129,8 @@ export function rawPut(
   });
 }
 
-/** Hand-encoded GetDirectoryRequest; it lives in @castore/testing, which the e2e fuzz test shares. */
-export { encodeGetRequest } from "@castore/testing";
+/** Hand-encoded GetDirectoryRequest; it lives in @castore-ts/testing, which the e2e fuzz test shares. */
+export { encodeGetRequest } from "@castore-ts/testing";
 
 /**
  * A grpc-js server serving `service` the way tvix does: Get of an absent

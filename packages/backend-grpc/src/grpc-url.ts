@@ -9,7 +9,7 @@
  * environment variable CASTORE_AUTH_TOKEN is used when the URL has none).
  */
 import * as fs from "node:fs";
-import { InvalidUrlError, redactUrl } from "@castore/core";
+import { InvalidUrlError, redactUrl } from "@castore-ts/core";
 
 export type ServiceName = "tvix" | "snix";
 

@@ -5,8 +5,8 @@
  * either request threw from the 'request' listener and ended the process.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { fixtures } from "@castore/core";
-import { rawGrpcCall } from "@castore/testing";
+import { fixtures } from "@castore-ts/core";
+import { rawGrpcCall } from "@castore-ts/testing";
 import type { Logger } from "./directory-service-handler.js";
 import { encodeGetRequest } from "./grpc-js.test-helper.js";
 import { memoryService } from "./memory-store.test-helper.js";

@@ -8,7 +8,14 @@ import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { BackendError, directoryDigest, encodeDirectory, fixtures, makeDirectory, makeFileNode } from "@castore/core";
+import {
+  BackendError,
+  directoryDigest,
+  encodeDirectory,
+  fixtures,
+  makeDirectory,
+  makeFileNode,
+} from "@castore-ts/core";
 import { BearerTokens, parseAuthTokens } from "./auth.js";
 import { envelope, EnvelopeReader } from "./grpc-framing.js";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";

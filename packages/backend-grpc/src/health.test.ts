@@ -4,7 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterEach, describe, expect, it } from "vitest";
-import { BackendError, type CallOptions, type Digest, type Directory, type DirectoryService } from "@castore/core";
+import { BackendError, type CallOptions, type Digest, type Directory, type DirectoryService } from "@castore-ts/core";
 import { grpcJsAddress, PROTO_ROOT } from "./grpc-js.test-helper.js";
 import { memoryService } from "./memory-store.test-helper.js";
 import { createDirectoryServiceServer } from "./server.js";

@@ -5,8 +5,8 @@
  */
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { BackendError, Digest, type DirectoryService } from "@castore/core";
-import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status } from "@castore/proto";
+import { BackendError, Digest, type DirectoryService } from "@castore-ts/core";
+import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status } from "@castore-ts/proto";
 import { CallSignal } from "./call-signal.js";
 
 export const HealthStatus = Status;

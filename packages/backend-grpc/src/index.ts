@@ -1,10 +1,10 @@
 /**
- * @castore/backend-grpc: a gRPC server for any castore DirectoryService and a
+ * @castore-ts/backend-grpc: a gRPC server for any castore DirectoryService and a
  * DirectoryService client for remote castore, tvix and snix servers
  * (tvix.castore.v1 / snix.castore.v1). Importing this module registers the
  * grpc+http, grpc+https and grpc+unix store URL schemes.
  */
-import { registerDirectoryServiceScheme } from "@castore/core";
+import { registerDirectoryServiceScheme } from "@castore-ts/core";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 
 export {

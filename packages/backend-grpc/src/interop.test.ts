@@ -7,7 +7,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directoryDigest, fixtures } from "@castore/core";
+import { directoryDigest, fixtures } from "@castore-ts/core";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import {
   fromPlain,

@@ -11,7 +11,7 @@
 import * as net from "node:net";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Digest, type DirectoryService, directoryDigest, fixtures } from "@castore/core";
+import { type Digest, type DirectoryService, directoryDigest, fixtures } from "@castore-ts/core";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { startGrpcJsServer } from "./grpc-js.test-helper.js";
 import { memoryService } from "./memory-store.test-helper.js";

@@ -5,8 +5,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type Digest, type DirectoryStore, StoreDirectoryService } from "@castore/core";
-import type { ClosureEntry } from "@castore/core";
+import { type Digest, type DirectoryStore, StoreDirectoryService } from "@castore-ts/core";
+import type { ClosureEntry } from "@castore-ts/core";
 import { GrpcDirectoryService, type GrpcDirectoryServiceOptions } from "./grpc-directory-service.js";
 import {
   createDirectoryServiceServer,

@@ -4,7 +4,7 @@
  */
 import * as http2 from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
-import { BackendError, Digest, type DirectoryService } from "@castore/core";
+import { BackendError, Digest, type DirectoryService } from "@castore-ts/core";
 import { memoryService } from "./memory-store.test-helper.js";
 import { createServerMetrics } from "./metrics.js";
 import { createDirectoryServiceServer } from "./server.js";

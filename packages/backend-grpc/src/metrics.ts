@@ -13,7 +13,7 @@ import type {
   DirectoryPutter,
   DirectoryService,
   ListDigestsOptions,
-} from "@castore/core";
+} from "@castore-ts/core";
 
 export interface ServerMetrics {
   readonly registry: Registry;

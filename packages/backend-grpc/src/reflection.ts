@@ -18,7 +18,7 @@ import {
   ServerReflectionResponseSchema,
   ServerReflectionV1alpha,
   ServerReflectionV1alphaResponseSchema,
-} from "@castore/proto";
+} from "@castore-ts/proto";
 
 export const REFLECTION_SERVICE_NAMES = [
   "grpc.reflection.v1.ServerReflection",

@@ -3,7 +3,7 @@
  * socket (and on TCP), a GrpcDirectoryService client, the same sequence.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { directoryDigest, fixtures } from "@castore/core";
+import { directoryDigest, fixtures } from "@castore-ts/core";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;

@@ -21,8 +21,8 @@ import {
   makeDirectoryNode,
   makeFileNode,
   openDirectoryService,
-} from "@castore/core";
-import { rawGrpcCall } from "@castore/testing";
+} from "@castore-ts/core";
+import { rawGrpcCall } from "@castore-ts/testing";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { encodeGetRequest, grpcJsAddress, rawClient, rawGet } from "./grpc-js.test-helper.js";
 import { memoryService, tempSocketPath } from "./memory-store.test-helper.js";

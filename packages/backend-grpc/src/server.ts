@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { DirectoryService } from "@castore/core";
+import type { DirectoryService } from "@castore-ts/core";
 import {
   createDirectoryServiceHandler,
   DEFAULT_IDLE_TIMEOUT_MS,

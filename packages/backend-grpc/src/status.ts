@@ -25,7 +25,7 @@ import {
   isCastoreError,
   NotFoundError,
   ValidationError,
-} from "@castore/core";
+} from "@castore-ts/core";
 
 /** Trailer carrying the castore error code of a failed call. */
 export const CASTORE_ERROR_CODE_TRAILER = "castore-error-code";

@@ -15,8 +15,8 @@
  * digest would silently change on re-encoding.
  */
 import { fromBinary } from "@bufbuild/protobuf";
-import { DecodeError, type Directory, decodeDirectory, encodeDirectory, ValidationError } from "@castore/core";
-import { DirectorySchema } from "@castore/proto";
+import { DecodeError, type Directory, decodeDirectory, encodeDirectory, ValidationError } from "@castore-ts/core";
+import { DirectorySchema } from "@castore-ts/proto";
 
 export interface ReceivedDirectory {
   directory: Directory;

@@ -7,7 +7,7 @@ import * as net from "node:net";
 import type * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { directoryDigest, encodeDirectory, fixtures, makeDirectory, makeFileNode } from "@castore/core";
+import { directoryDigest, encodeDirectory, fixtures, makeDirectory, makeFileNode } from "@castore-ts/core";
 import { encodeGetRequest, grpcJsAddress, rawClient, rawGet, rawPut } from "./grpc-js.test-helper.js";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describeDirectoryService } from "@castore/conformance/vitest";
+import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { LmdbDirectoryService } from "./index.js";
 
 describeDirectoryService({

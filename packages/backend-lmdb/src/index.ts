@@ -1,9 +1,9 @@
 /**
- * @castore/backend-lmdb: the embedded LMDB DirectoryService, castore's
+ * @castore-ts/backend-lmdb: the embedded LMDB DirectoryService, castore's
  * default store. Importing this module registers the `lmdb:` URL scheme
  * with core's openDirectoryService.
  */
-import { registerDirectoryServiceScheme } from "@castore/core";
+import { registerDirectoryServiceScheme } from "@castore-ts/core";
 import { LmdbDirectoryService } from "./lmdb-service.js";
 import { LMDB_URL_EXAMPLE } from "./lmdb-url.js";
 

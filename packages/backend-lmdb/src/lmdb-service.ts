@@ -4,7 +4,7 @@
  * StoreDirectoryService) over an LmdbDirectoryStore.
  */
 import { resolve } from "node:path";
-import { StoreDirectoryService, type StoreDirectoryServiceOptions } from "@castore/core";
+import { StoreDirectoryService, type StoreDirectoryServiceOptions } from "@castore-ts/core";
 import { LmdbDirectoryStore } from "./lmdb-store.js";
 import { type LmdbStoreOptions, parseLmdbUrl } from "./lmdb-url.js";
 

@@ -19,7 +19,7 @@ import {
   type ClosureEntry,
   type Directory,
   type InvalidStoredKey,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LmdbDirectoryService, LmdbDirectoryStore } from "./index.js";
 

@@ -17,7 +17,7 @@ import {
   type ClosureEntry,
   type DirectoryStore,
   type OnInvalidKey,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { open, type Database, type RootDatabase } from "lmdb";
 import type { LmdbStoreOptions } from "./lmdb-url.js";
 

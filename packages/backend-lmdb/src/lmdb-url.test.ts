@@ -1,4 +1,4 @@
-import { InvalidUrlError } from "@castore/core";
+import { InvalidUrlError } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import { parseLmdbUrl } from "./lmdb-url.js";
 

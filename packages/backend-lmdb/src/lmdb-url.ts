@@ -12,7 +12,7 @@
  * default false: every upload is flushed to disk before it is acknowledged).
  */
 import { resolve } from "node:path";
-import { InvalidUrlError, parseBooleanOption, readStoreUrl } from "@castore/core";
+import { InvalidUrlError, parseBooleanOption, readStoreUrl } from "@castore-ts/core";
 
 export const LMDB_URL_EXAMPLE = "lmdb:///abs/path or lmdb://./relative";
 

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Digest, directoryDigest, fixtures } from "@castore/core";
+import { Digest, directoryDigest, fixtures } from "@castore-ts/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LmdbDirectoryService } from "./index.js";
 import { checkStoreInChild, checkWholeStore, ensureBuilt, startUploadLoop, type UploadChild } from "./test-child.js";

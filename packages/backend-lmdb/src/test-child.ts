@@ -7,7 +7,7 @@ import { readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Digest } from "@castore/core";
+import { Digest } from "@castore-ts/core";
 import { LmdbDirectoryService } from "./index.js";
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -35,20 +35,20 @@ function distIsStale(): boolean {
 /**
  * The child runs dist/. `pnpm test` builds first (turbo); a bare
  * `vitest run` after editing src/ gets a fresh build of this package here.
- * @castore/core's dist must exist (pnpm build).
+ * @castore-ts/core's dist must exist (pnpm build).
  */
 export function ensureBuilt(): void {
   try {
-    createRequire(uploadLoopScript).resolve("@castore/core");
+    createRequire(uploadLoopScript).resolve("@castore-ts/core");
   } catch (e) {
-    throw new Error(`@castore/core is not built (run pnpm build): ${(e as Error).message}`);
+    throw new Error(`@castore-ts/core is not built (run pnpm build): ${(e as Error).message}`);
   }
   if (!distIsStale()) return;
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
   const r = spawnSync(process.execPath, [tsc, "-p", join(packageDir, "tsconfig.build.json")], { encoding: "utf8" });
   if (r.status !== 0)
     throw new Error(
-      `building @castore/backend-lmdb failed (run pnpm build at the repository root):\n${r.stdout}${r.stderr}`,
+      `building @castore-ts/backend-lmdb failed (run pnpm build at the repository root):\n${r.stdout}${r.stderr}`,
     );
 }
 

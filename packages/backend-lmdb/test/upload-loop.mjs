@@ -18,7 +18,7 @@ import {
   makeDirectoryNode,
   makeFileNode,
   makeSymlinkNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { LmdbDirectoryService } from "../dist/index.js";
 
 const [path, tag, uploadsArg, sizeArg] = process.argv.slice(2);

@@ -1,8 +1,8 @@
 /**
- * @castore/backend-memory: importing this registers `memory://` with core's
+ * @castore-ts/backend-memory: importing this registers `memory://` with core's
  * openDirectoryService. Every open gives a new, empty store.
  */
-import { InvalidUrlError, readStoreUrl, registerDirectoryServiceScheme } from "@castore/core";
+import { InvalidUrlError, readStoreUrl, registerDirectoryServiceScheme } from "@castore-ts/core";
 import { MemoryDirectoryService } from "./memory.js";
 
 export { MemoryDirectoryService, MemoryDirectoryStore } from "./memory.js";

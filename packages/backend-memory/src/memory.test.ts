@@ -1,7 +1,7 @@
-import { describeDirectoryService } from "@castore/conformance/vitest";
-import { taggedDirectory } from "@castore/conformance";
-import { gcFunction } from "@castore/conformance/internal";
-import { InvalidUrlError, fixtures, openDirectoryService } from "@castore/core";
+import { describeDirectoryService } from "@castore-ts/conformance/vitest";
+import { taggedDirectory } from "@castore-ts/conformance";
+import { gcFunction } from "@castore-ts/conformance/internal";
+import { InvalidUrlError, fixtures, openDirectoryService } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import { MemoryDirectoryService } from "./index.js";
 

@@ -13,9 +13,9 @@ import {
   StoreDirectoryService,
   type StoreDirectoryServiceOptions,
   throwIfAborted,
-} from "@castore/core";
+} from "@castore-ts/core";
 // castore's own speed internals (not part of core's API), shared with core's upload checks.
-import { ByteArena, DigestIndex, type DigestIndexed } from "@castore/core/internal";
+import { ByteArena, DigestIndex, type DigestIndexed } from "@castore-ts/core/internal";
 
 /** One stored directory: its digest, then its canonical bytes, in one view into the store's arena. */
 class StoredDirectory implements DigestIndexed<StoredDirectory> {

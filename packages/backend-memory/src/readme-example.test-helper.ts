@@ -1,5 +1,5 @@
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { fixtures, openDirectoryService } from "@castore/core";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { fixtures, openDirectoryService } from "@castore-ts/core";
 
 const service = new MemoryDirectoryService(); // or: await openDirectoryService("memory://")
 const putter = service.putMultipleStart(); // one upload, leaves to root

@@ -1,4 +1,4 @@
-import { describeDirectoryService } from "@castore/conformance/vitest";
+import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { postgresTestStoresForFile } from "./test-postgres.js";
 
 // One server for the file; every factory() call gets its own fresh schema.

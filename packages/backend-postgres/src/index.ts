@@ -1,9 +1,9 @@
 /**
- * @castore/backend-postgres: the PostgreSQL DirectoryService. Importing this
+ * @castore-ts/backend-postgres: the PostgreSQL DirectoryService. Importing this
  * module registers the `postgres:` and `postgresql:` URL schemes with core's
  * openDirectoryService.
  */
-import { type DirectoryServiceOpener, registerDirectoryServiceScheme } from "@castore/core";
+import { type DirectoryServiceOpener, registerDirectoryServiceScheme } from "@castore-ts/core";
 import { PostgresDirectoryService } from "./postgres-service.js";
 import { POSTGRES_URL_EXAMPLE } from "./postgres-url.js";
 

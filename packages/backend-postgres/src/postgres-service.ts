@@ -5,7 +5,7 @@
  * each level of the tree with one query per `batchSize` digests, so a tree of
  * depth d whose levels are at most `batchSize` wide takes d + 1 queries.
  */
-import { StoreDirectoryService, type StoreDirectoryServiceOptions } from "@castore/core";
+import { StoreDirectoryService, type StoreDirectoryServiceOptions } from "@castore-ts/core";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
 import { parsePostgresUrl } from "./postgres-url.js";
 

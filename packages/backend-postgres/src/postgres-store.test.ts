@@ -1,4 +1,4 @@
-import { deepChain, generateTree, type GeneratedTree } from "@castore/conformance";
+import { deepChain, generateTree, type GeneratedTree } from "@castore-ts/conformance";
 import {
   BackendError,
   CorruptionError,
@@ -12,8 +12,8 @@ import {
   makeFileNode,
   type Directory,
   type DirectoryService,
-} from "@castore/core";
-import { getFreePort } from "@castore/testing";
+} from "@castore-ts/core";
+import { getFreePort } from "@castore-ts/testing";
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { PostgresDirectoryService, SCHEMA_VERSION } from "./index.js";
@@ -631,7 +631,7 @@ describe("close", () => {
 
 describe("README", () => {
   it("usage: open by URL through core's registry, put, walk, close", async () => {
-    const { openDirectoryService } = await import("@castore/core");
+    const { openDirectoryService } = await import("@castore-ts/core");
     const service = await openDirectoryService(stores.url({ schema: stores.freshSchema() }));
     stores.track(service as PostgresDirectoryService);
     const root = await upload(service, [DIRECTORY_A, DIRECTORY_B]);

@@ -32,7 +32,7 @@ import {
   type DirectoryStore,
   type OnInvalidKey,
   type ClosureSink,
-} from "@castore/core";
+} from "@castore-ts/core";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";

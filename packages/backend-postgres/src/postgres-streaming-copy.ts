@@ -8,7 +8,7 @@
  */
 import { finished } from "node:stream/promises";
 import type { Writable } from "node:stream";
-import { AbortError, type ClosureEntry } from "@castore/core";
+import { AbortError, type ClosureEntry } from "@castore-ts/core";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { binaryCopyChunks, byteaArray, COPY_CHUNK_BYTES, COPY_TRAILER } from "./postgres-wire.js";

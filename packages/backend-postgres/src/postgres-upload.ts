@@ -23,7 +23,7 @@ import {
   type ClosureEntry,
   type ClosureSink,
   type ValidatedClosure,
-} from "@castore/core";
+} from "@castore-ts/core";
 import type { StreamingCopy } from "./postgres-streaming-copy.js";
 
 /** What an upload needs from its store. */

@@ -1,4 +1,4 @@
-import { InvalidUrlError, openDirectoryService } from "@castore/core";
+import { InvalidUrlError, openDirectoryService } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import { PostgresDirectoryService } from "./index.js";
 import { parsePostgresUrl } from "./postgres-url.js";

@@ -16,7 +16,7 @@
  * for pg's reading of sslmode). Any other option is an error: pg would
  * ignore a misspelt `sslmdoe=require` silently and connect unencrypted.
  */
-import { InvalidUrlError, readStoreUrl, redactUrl } from "@castore/core";
+import { InvalidUrlError, readStoreUrl, redactUrl } from "@castore-ts/core";
 
 export const POSTGRES_URL_EXAMPLE =
   "postgres://user:pass@host:5432/db or postgresql://… (?schema=castore&poolMax=10&batchSize=32768&sslmode=…)";

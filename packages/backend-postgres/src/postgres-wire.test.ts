@@ -1,5 +1,5 @@
-import { ClosureValidator, type ClosureEntry } from "@castore/core";
-import { generateTree } from "@castore/conformance";
+import { ClosureValidator, type ClosureEntry } from "@castore-ts/core";
+import { generateTree } from "@castore-ts/conformance";
 import { describe, expect, it } from "vitest";
 import { binaryCopyChunks } from "./postgres-wire.js";
 

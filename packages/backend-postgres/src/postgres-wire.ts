@@ -3,7 +3,7 @@
  * binary COPY data of (digest, bytes) rows. One place for each framing, used
  * by the close-time upload (putClosure) and the streaming one alike.
  */
-import { AbortError, type ClosureEntry } from "@castore/core";
+import { AbortError, type ClosureEntry } from "@castore-ts/core";
 
 /** pg_type OID of bytea. */
 const BYTEA_OID = 17;

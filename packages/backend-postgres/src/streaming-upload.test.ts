@@ -5,7 +5,7 @@
  * connection, a stalled client, closing the store) leaves nothing visible
  * that should not be, and gives every connection back.
  */
-import { generateTree, type GeneratedTree } from "@castore/conformance";
+import { generateTree, type GeneratedTree } from "@castore-ts/conformance";
 import {
   AbortError,
   BackendError,
@@ -17,7 +17,7 @@ import {
   makeFileNode,
   type Directory,
   type DirectoryPutter,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import type { PostgresDirectoryService } from "./index.js";
 import { countQueries, postgresTestStoresForFile } from "./test-postgres.js";

@@ -3,7 +3,7 @@
  * on a fresh schema of it (isolation without a database per test).
  */
 import { randomBytes } from "node:crypto";
-import { startPostgresTestServer, type PostgresTestServer, type PostgresTestServerOptions } from "@castore/testing";
+import { startPostgresTestServer, type PostgresTestServer, type PostgresTestServerOptions } from "@castore-ts/testing";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { PostgresDirectoryService, type PostgresDirectoryServiceOptions } from "./index.js";

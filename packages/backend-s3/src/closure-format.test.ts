@@ -1,5 +1,5 @@
-import { CorruptionError, Digest, RootToLeavesChecker, decodeDirectory } from "@castore/core";
-import { generateTree } from "@castore/conformance";
+import { CorruptionError, Digest, RootToLeavesChecker, decodeDirectory } from "@castore-ts/core";
+import { generateTree } from "@castore-ts/conformance";
 import { describe, expect, it } from "vitest";
 import {
   CLOSURE_MAGIC,

@@ -15,7 +15,7 @@
  * bytes. A directory without child directories needs no closure object; its
  * pointer is all zeros.
  */
-import { type ClosureEntry, CorruptionError, Digest } from "@castore/core";
+import { type ClosureEntry, CorruptionError, Digest } from "@castore-ts/core";
 
 export const CLOSURE_MAGIC = Buffer.from("castore-closure/1\n", "latin1");
 export const INDEX_MAGIC = Buffer.from("castore-index/1\n", "latin1");

@@ -1,4 +1,4 @@
-import { describeDirectoryService } from "@castore/conformance/vitest";
+import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { s3TestStoresForFile } from "./test-s3.js";
 
 // One S3 server and bucket for the file; every factory() call gets its own fresh key prefix.

@@ -1,10 +1,10 @@
 /**
- * @castore/backend-s3: castore directories in S3 or any S3-compatible server,
+ * @castore-ts/backend-s3: castore directories in S3 or any S3-compatible server,
  * one object per closure plus one small index object per directory.
  * Importing this module registers the `s3:` URL scheme with core's
  * openDirectoryService.
  */
-import { registerDirectoryServiceScheme } from "@castore/core";
+import { registerDirectoryServiceScheme } from "@castore-ts/core";
 import { S3DirectoryService } from "./s3-service.js";
 import { S3_URL_EXAMPLE } from "./s3-url.js";
 

@@ -4,12 +4,12 @@
  * unreachable server. Afterwards the whole store is walked through a direct
  * client: no directory may be visible without its closure.
  */
-import { BackendError, CorruptionError, Digest, type Directory, encodeDirectory } from "@castore/core";
-import { generateTree } from "@castore/conformance";
+import { BackendError, CorruptionError, Digest, type Directory, encodeDirectory } from "@castore-ts/core";
+import { generateTree } from "@castore-ts/conformance";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLOSURE_MAGIC } from "./closure-format.js";
 import { S3DirectoryService } from "./s3-service.js";
-import { type Fault, FaultProxy, everyThirdFails } from "@castore/testing";
+import { type Fault, FaultProxy, everyThirdFails } from "@castore-ts/testing";
 import { collect, s3TestStoresForFile, upload } from "./test-s3.js";
 import { randomDag } from "./test-trees.js";
 

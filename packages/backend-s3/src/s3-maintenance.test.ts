@@ -2,7 +2,7 @@
  * What `castore verify` needs of the S3 store, against a real S3 server:
  * listing past object names that are not digests.
  */
-import { CorruptionError, type InvalidStoredKey, directoryDigest, fixtures } from "@castore/core";
+import { CorruptionError, type InvalidStoredKey, directoryDigest, fixtures } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import { s3TestStoresForFile, upload } from "./test-s3.js";
 

@@ -8,7 +8,7 @@
  * writes, byte for byte once every frame is correct, and the index objects
  * pointing into it stay right.
  */
-import { type ClosureEntry, Digest, decodeStoredDirectory, hexOf } from "@castore/core";
+import { type ClosureEntry, Digest, decodeStoredDirectory, hexOf } from "@castore-ts/core";
 import {
   CLOSURE_MAGIC,
   FRAME_PREFIX_LENGTH,

@@ -2,14 +2,14 @@
  * Request counts of each operation (README "Request counts"), counted by a
  * middleware on the client, against a real S3 server over loopback HTTP.
  */
-import { AbortError, Digest, encodeDirectory, fixtures, openDirectoryService } from "@castore/core";
-import { generateTree } from "@castore/conformance";
+import { AbortError, Digest, encodeDirectory, fixtures, openDirectoryService } from "@castore-ts/core";
+import { generateTree } from "@castore-ts/conformance";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "./index.js";
 import { layoutClosure } from "./closure-format.js";
 import { RequestCounter } from "./request-counter.js";
 import type { S3DirectoryService } from "./s3-service.js";
-import { FaultProxy } from "@castore/testing";
+import { FaultProxy } from "@castore-ts/testing";
 import { collect, s3TestStoresForFile, upload } from "./test-s3.js";
 import { randomDag, validated } from "./test-trees.js";
 

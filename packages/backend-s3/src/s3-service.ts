@@ -47,7 +47,7 @@ import {
   repairEntries,
   reportInvalidKey,
   throwIfAborted,
-} from "@castore/core";
+} from "@castore-ts/core";
 import {
   FRAME_PREFIX_LENGTH,
   type IndexRecord,

@@ -15,7 +15,7 @@
  * Without user-info credentials the AWS SDK's default chain applies
  * (environment, shared config and credentials files, SSO, instance roles).
  */
-import { InvalidUrlError, parseBooleanOption, readStoreUrl, redactUrl } from "@castore/core";
+import { InvalidUrlError, parseBooleanOption, readStoreUrl, redactUrl } from "@castore-ts/core";
 import type { RetryOptions } from "./retry.js";
 
 export const S3_URL_EXAMPLE = "s3://bucket/prefix?endpoint=http://host:port&region=…&forcePathStyle=true";

@@ -12,8 +12,8 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { Digest, type Directory, RootToLeavesChecker, decodeStoredDirectory, encodeDirectory } from "@castore/core";
-import { type S3TestServer, startS3TestServer } from "@castore/testing";
+import { Digest, type Directory, RootToLeavesChecker, decodeStoredDirectory, encodeDirectory } from "@castore-ts/core";
+import { type S3TestServer, startS3TestServer } from "@castore-ts/testing";
 import { CLOSURE_MAGIC, FRAME_PREFIX_LENGTH, INDEX_HEADER_LENGTH, decodeIndex, encodeIndex } from "./closure-format.js";
 import { afterAll, beforeAll } from "vitest";
 import { RequestCounter } from "./request-counter.js";

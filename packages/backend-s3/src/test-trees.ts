@@ -2,8 +2,8 @@
  * Test trees: a random DAG with shared subtrees (generateTree makes trees
  * only), uploaded leaves to root, and the closure of any of its directories.
  */
-import { ClosureValidator, type Digest, type Directory } from "@castore/core";
-import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
+import { ClosureValidator, type Digest, type Directory } from "@castore-ts/core";
+import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore-ts/conformance";
 
 export interface TestDag {
   /** Leaves to root, the root last. */

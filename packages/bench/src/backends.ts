@@ -13,7 +13,7 @@ import {
   startCastoreServe,
   startPostgresTestServer,
   startS3TestServer,
-} from "@castore/testing";
+} from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 
 export type BackendName = "memory" | "lmdb" | "postgres" | "s3" | "grpc" | "cache";

@@ -17,8 +17,8 @@ import {
   makeFileNode,
   makeSymlinkNode,
   type Directory,
-} from "@castore/core";
-import { DirectorySchema } from "@castore/proto";
+} from "@castore-ts/core";
+import { DirectorySchema } from "@castore-ts/proto";
 import { bestRate, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 100_000);

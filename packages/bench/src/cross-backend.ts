@@ -33,15 +33,15 @@
  */
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
-import { gcFunction } from "@castore/conformance/internal";
-import { type DirectoryService, openDirectoryService } from "@castore/core";
-import "@castore/backend-memory";
-import "@castore/backend-lmdb";
-import "@castore/backend-postgres";
-import "@castore/backend-s3";
-import "@castore/backend-grpc";
+import { gcFunction } from "@castore-ts/conformance/internal";
+import { type DirectoryService, openDirectoryService } from "@castore-ts/core";
+import "@castore-ts/backend-memory";
+import "@castore-ts/backend-lmdb";
+import "@castore-ts/backend-postgres";
+import "@castore-ts/backend-s3";
+import "@castore-ts/backend-grpc";
 import { type Backend, type BackendName, BenchEnvironment } from "./backends.js";
-import { startCastoreServe } from "@castore/testing";
+import { startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { cachedImportedTree } from "./imported-tree-cache.js";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";

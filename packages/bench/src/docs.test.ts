@@ -10,8 +10,8 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { main as castore } from "@castore/cli";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { main as castore } from "@castore-ts/cli";
 import { serveForConformance } from "./docs-example/serve-for-conformance.js";
 
 const root = new URL("../../../", import.meta.url).pathname;

@@ -18,10 +18,14 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createDirectoryServiceServer, type DirectoryServiceServer, GrpcDirectoryService } from "@castore/backend-grpc";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { generateTree } from "@castore/conformance";
-import type { DirectoryService } from "@castore/core";
+import {
+  createDirectoryServiceServer,
+  type DirectoryServiceServer,
+  GrpcDirectoryService,
+} from "@castore-ts/backend-grpc";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { generateTree } from "@castore-ts/conformance";
+import type { DirectoryService } from "@castore-ts/core";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 
 /**

@@ -13,10 +13,10 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { blake3, openDirectoryService } from "@castore/core";
-import "@castore/backend-memory";
-import "@castore/backend-lmdb";
-import { importTree } from "@castore/cli";
+import { blake3, openDirectoryService } from "@castore-ts/core";
+import "@castore-ts/backend-memory";
+import "@castore-ts/backend-lmdb";
+import { importTree } from "@castore-ts/cli";
 import { recordBenchResults, type BenchResult } from "./results.js";
 
 const FILES = Number(process.env.CASTORE_IMPORT_BENCH_FILES ?? 20_000);

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { Digest, decodeDirectory, directoryDigest, encodeDirectory } from "@castore/core";
+import { Digest, decodeDirectory, directoryDigest, encodeDirectory } from "@castore-ts/core";
 import { type BenchTree, importedTree } from "./trees.js";
 
 interface CacheFile {

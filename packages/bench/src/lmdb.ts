@@ -14,10 +14,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "@castore/backend-lmdb";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { generateTree } from "@castore/conformance";
-import { type DirectoryService, encodeDirectory } from "@castore/core";
+import { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "@castore-ts/backend-lmdb";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { generateTree } from "@castore-ts/conformance";
+import { type DirectoryService, encodeDirectory } from "@castore-ts/core";
 import { open } from "lmdb";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 

@@ -12,10 +12,10 @@
  * see the same load, so the ratios hold even when the rates wander.
  */
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { generateTree } from "@castore/conformance";
-import { formatBytes, gcFunction, retainedBytes } from "@castore/conformance/internal";
-import type { Directory } from "@castore/core";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { generateTree } from "@castore-ts/conformance";
+import { formatBytes, gcFunction, retainedBytes } from "@castore-ts/conformance/internal";
+import type { Directory } from "@castore-ts/core";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 import { encodeAndHashLoop, timeSeconds } from "./timing.js";
 

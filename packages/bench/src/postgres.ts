@@ -13,17 +13,17 @@
  *   pnpm bench postgres      (root; in packages/bench: node dist/postgres.js)
  *   CASTORE_BENCH_DIRECTORIES=20000 CASTORE_BENCH_ROUNDS=2 … for a quick run
  *
- * The server comes from @castore/testing (a container of the locally built
+ * The server comes from @castore-ts/testing (a container of the locally built
  * image, or $CASTORE_TEST_POSTGRES_URL): fsync off, so this measures castore
  * and PostgreSQL's CPU work, not the disk. Rounds alternate bare and castore,
  * each on fresh tables, and the best round of each is kept.
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { PostgresDirectoryService, type UploadMethod } from "@castore/backend-postgres";
-import { generateTree } from "@castore/conformance";
-import { type ClosureEntry, Digest, encodeDirectory } from "@castore/core";
-import { startPostgresTestServer } from "@castore/testing";
+import { PostgresDirectoryService, type UploadMethod } from "@castore-ts/backend-postgres";
+import { generateTree } from "@castore-ts/conformance";
+import { type ClosureEntry, Digest, encodeDirectory } from "@castore-ts/core";
+import { startPostgresTestServer } from "@castore-ts/testing";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { type BenchResult, recordBenchResults } from "./results.js";

@@ -8,7 +8,7 @@
  *   pnpm bench s3       (root; in packages/bench: node dist/s3.js)
  *   CASTORE_BENCH_DIRECTORIES=2000 CASTORE_BENCH_ROUNDS=1 … for a quick run
  *
- * The server is @castore/testing's startS3TestServer (the castore-test/s3
+ * The server is @castore-ts/testing's startS3TestServer (the castore-test/s3
  * container when Docker is up, else s3rver in process, or
  * $CASTORE_TEST_S3_URL). Requests are counted by a middleware on each
  * client. Results go to bench-results.json through the shared writer
@@ -17,10 +17,10 @@
 import { randomUUID } from "node:crypto";
 import { brotliCompressSync, brotliDecompressSync, constants as zlib, gunzipSync, gzipSync } from "node:zlib";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { CLOSURE_MAGIC, layoutClosure, RequestCounter, S3DirectoryService } from "@castore/backend-s3";
-import { generateTree } from "@castore/conformance";
-import { ClosureValidator, Digest, type Directory, decodeStoredDirectory, encodeDirectory } from "@castore/core";
-import { startS3TestServer } from "@castore/testing";
+import { CLOSURE_MAGIC, layoutClosure, RequestCounter, S3DirectoryService } from "@castore-ts/backend-s3";
+import { generateTree } from "@castore-ts/conformance";
+import { ClosureValidator, Digest, type Directory, decodeStoredDirectory, encodeDirectory } from "@castore-ts/core";
+import { startS3TestServer } from "@castore-ts/testing";
 import { type BenchResult, recordBenchResults } from "./results.js";
 
 const COUNT = Number(process.env.CASTORE_BENCH_DIRECTORIES ?? 10_000);

@@ -13,7 +13,7 @@
  *   CASTORE_SOAK_CLIENTS=32
  *
  * PostgreSQL and S3 come from `$CASTORE_SOAK_POSTGRES_URL` / `$CASTORE_SOAK_S3_URL`
- * (a full s3:// store URL) or else from `@castore/testing` (containers).
+ * (a full s3:// store URL) or else from `@castore-ts/testing` (containers).
  * Every failed call is counted and reported (zero expected); records calls/s,
  * p50/p99 latency, failures and server RSS at start and end per backend in
  * bench-results.json.
@@ -21,10 +21,10 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type DirectoryService, directoryDigest, openDirectoryService } from "@castore/core";
-import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore/conformance";
-import "@castore/backend-grpc"; // registers grpc+http:
-import type { CastoreServeProcess } from "@castore/testing";
+import { type DirectoryService, directoryDigest, openDirectoryService } from "@castore-ts/core";
+import { type DigestedDirectory, seededRandom, taggedDirectory } from "@castore-ts/conformance";
+import "@castore-ts/backend-grpc"; // registers grpc+http:
+import type { CastoreServeProcess } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { recordBenchResults, type BenchResult } from "./results.js";
 
@@ -255,9 +255,9 @@ async function longLivedCall(
   }
 }
 
-async function testing(): Promise<typeof import("@castore/testing")> {
+async function testing(): Promise<typeof import("@castore-ts/testing")> {
   // Loaded only when a backend needs a test server: it brings testcontainers along.
-  return import("@castore/testing");
+  return import("@castore-ts/testing");
 }
 
 async function storeFor(backend: string): Promise<{ url: string; cleanup(): Promise<void> }> {

@@ -2,7 +2,7 @@
  * What the benchmarks time, shared so every "vs bare encode+BLAKE3" ratio
  * compares against the same loop measured the same way.
  */
-import { type Directory, blake3, encodeDirectory } from "@castore/core";
+import { type Directory, blake3, encodeDirectory } from "@castore-ts/core";
 
 /** Wall-clock seconds of `fn`, after a full collection when `gc` is given (so earlier garbage is not billed to it). */
 export async function timeSeconds(fn: () => Promise<unknown> | unknown, gc?: () => void): Promise<number> {

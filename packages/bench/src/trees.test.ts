@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { directoryDigest } from "@castore/core";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { directoryDigest } from "@castore-ts/core";
 import { deepTree, importedTree, wideTree } from "./trees.js";
 
 /** a/{x,y}/same (the two `same` are identical), b/c/d, e: 10 directories, 9 distinct. */

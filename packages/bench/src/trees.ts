@@ -4,10 +4,10 @@
  * of this machine imported by the CLI's importer. Each is a list of
  * directories leaves to root (an upload order), distinct, with its root.
  */
-import { generateTree, type GeneratedTree, deepChain, wideDirectory } from "@castore/conformance";
-import { type Digest, type Directory, directoryDigest, encodeDirectory, openDirectoryService } from "@castore/core";
-import { importTree } from "@castore/cli";
-import "@castore/backend-memory";
+import { generateTree, type GeneratedTree, deepChain, wideDirectory } from "@castore-ts/conformance";
+import { type Digest, type Directory, directoryDigest, encodeDirectory, openDirectoryService } from "@castore-ts/core";
+import { importTree } from "@castore-ts/cli";
+import "@castore-ts/backend-memory";
 
 export interface BenchTree {
   /** Short key used in result names, e.g. "100k-tree". */

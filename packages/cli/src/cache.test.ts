@@ -6,10 +6,16 @@ import { afterAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CacheDirectoryService, InvalidUrlError, directoryDigest, fixtures, openDirectoryService } from "@castore/core";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { LmdbDirectoryService } from "@castore/backend-lmdb";
-import { describeDirectoryService } from "@castore/conformance/vitest";
+import {
+  CacheDirectoryService,
+  InvalidUrlError,
+  directoryDigest,
+  fixtures,
+  openDirectoryService,
+} from "@castore-ts/core";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { LmdbDirectoryService } from "@castore-ts/backend-lmdb";
+import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import "./stores.js";
 
 const dir = mkdtempSync(join(tmpdir(), "castore-cache-"));

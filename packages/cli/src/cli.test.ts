@@ -3,12 +3,12 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import { Digest, type DirectoryService, createBlake3Hasher, openDirectoryService } from "@castore/core";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import "@castore/backend-grpc";
-import { createDirectoryServiceServer } from "@castore/backend-grpc";
-import { brokenBackends } from "@castore/conformance/broken";
-import { runCastore, startCastoreServe } from "@castore/testing";
+import { Digest, type DirectoryService, createBlake3Hasher, openDirectoryService } from "@castore-ts/core";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import "@castore-ts/backend-grpc";
+import { createDirectoryServiceServer } from "@castore-ts/backend-grpc";
+import { brokenBackends } from "@castore-ts/conformance/broken";
+import { runCastore, startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 let dir: string;

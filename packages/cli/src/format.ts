@@ -1,5 +1,5 @@
 /** Text and JSON renderings of directories for `ls` and `get`. */
-import { Digest, type Directory, type Node } from "@castore/core";
+import { Digest, type Directory, type Node } from "@castore-ts/core";
 import { base64, escapeName } from "./names.js";
 
 /** One `ls -l`-like line: mode, size, digest, name (and `-> target` for symlinks). */

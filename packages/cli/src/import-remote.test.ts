@@ -16,7 +16,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCastore, startCastoreServe } from "@castore/testing";
+import { runCastore, startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const IDLE_MS = 200;

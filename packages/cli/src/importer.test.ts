@@ -19,8 +19,8 @@ import {
   makeFileNode,
   makeSymlinkNode,
   openDirectoryService,
-} from "@castore/core";
-import "@castore/backend-memory";
+} from "@castore-ts/core";
+import "@castore-ts/backend-memory";
 import { importTree } from "./importer.js";
 
 const KiB = 1024;

@@ -73,7 +73,7 @@ import {
   type DirectoryNode,
   type FileNode,
   type SymlinkNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { abbreviatePath } from "./names.js";
 
 export interface ImportProgress {

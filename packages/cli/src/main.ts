@@ -4,7 +4,7 @@
  * one line with a non-zero exit status.
  */
 import { Command, Option, CommanderError } from "commander";
-import { knownSchemes } from "@castore/core";
+import { knownSchemes } from "@castore-ts/core";
 import { conformanceCommand } from "./commands/conformance.js";
 import { getCommand } from "./commands/get.js";
 import { importCommand } from "./commands/import.js";

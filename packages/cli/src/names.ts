@@ -13,7 +13,7 @@
  * It also accepts forms the printer does not produce (`\xFF`, `\x41` for
  * `A`, `\xc3\xa9` for `é`); each still means exactly the bytes written.
  */
-import { ValidationError } from "@castore/core";
+import { ValidationError } from "@castore-ts/core";
 
 // ignoreBOM: by default TextDecoder drops a leading U+FEFF, and a name that
 // starts with one would print like the same name without it.

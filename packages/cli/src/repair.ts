@@ -6,7 +6,7 @@
  * what it returns, and repair checks it again before writing: nothing that
  * fails a read's checks is ever written.
  */
-import type { Digest, Directory, DirectoryService } from "@castore/core";
+import type { Digest, Directory, DirectoryService } from "@castore-ts/core";
 
 export interface RepairFailure {
   digest: string;

@@ -8,9 +8,9 @@
  */
 import * as net from "node:net";
 import { describe, expect, it } from "vitest";
-import { fixtures, openDirectoryService } from "@castore/core";
-import "@castore/backend-grpc";
-import { rawGrpcCall, startCastoreServe } from "@castore/testing";
+import { fixtures, openDirectoryService } from "@castore-ts/core";
+import "@castore-ts/backend-grpc";
+import { rawGrpcCall, startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const { DIRECTORY_A, DIRECTORY_WITH_KEEP } = fixtures;

@@ -8,12 +8,12 @@ import { spawn } from "node:child_process";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { describe, expect, it } from "vitest";
-import { fixtures, makeDirectory, makeFileNode, openDirectoryService } from "@castore/core";
+import { fixtures, makeDirectory, makeFileNode, openDirectoryService } from "@castore-ts/core";
 
 const { EMPTY_BLOB_DIGEST } = fixtures;
-import "@castore/backend-grpc";
-import { grpcCodeOf } from "@castore/backend-grpc";
-import { runCastore } from "@castore/testing";
+import "@castore-ts/backend-grpc";
+import { grpcCodeOf } from "@castore-ts/backend-grpc";
+import { runCastore } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const RESOURCE_EXHAUSTED = 8;

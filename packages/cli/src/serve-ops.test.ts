@@ -13,8 +13,8 @@ import {
   makeFileNode,
   directorySize,
   openDirectoryService,
-} from "@castore/core";
-import "@castore/backend-grpc";
+} from "@castore-ts/core";
+import "@castore-ts/backend-grpc";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const { EMPTY_BLOB_DIGEST } = fixtures;

@@ -10,11 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BackendError, directoryDigest, fixtures, openDirectoryService } from "@castore/core";
-import "@castore/backend-grpc";
-import { createDirectoryServiceServer, grpcCodeOf } from "@castore/backend-grpc";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { runCastore } from "@castore/testing";
+import { BackendError, directoryDigest, fixtures, openDirectoryService } from "@castore-ts/core";
+import "@castore-ts/backend-grpc";
+import { createDirectoryServiceServer, grpcCodeOf } from "@castore-ts/backend-grpc";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { runCastore } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const GOOD = ["Tok3n-alpha-9f8e7d", "Tok3n-beta-1a2b3c"];

@@ -2,12 +2,12 @@
  * Opens stores by URL. Importing the backend packages registers their
  * schemes with core's registry (spec §6).
  */
-import "@castore/backend-memory";
-import "@castore/backend-lmdb";
-import "@castore/backend-grpc";
-import "@castore/backend-postgres";
-import "@castore/backend-s3";
-import { openDirectoryService, type DirectoryService, type SizeCheck } from "@castore/core";
+import "@castore-ts/backend-memory";
+import "@castore-ts/backend-lmdb";
+import "@castore-ts/backend-grpc";
+import "@castore-ts/backend-postgres";
+import "@castore-ts/backend-s3";
+import { openDirectoryService, type DirectoryService, type SizeCheck } from "@castore-ts/core";
 
 export const DEFAULT_STORE = "lmdb://./castore-data";
 

@@ -1,6 +1,6 @@
 /**
  * This package's own built entry point, for the tests that run `castore` as a
- * child process through @castore/testing's runCastore/startCastoreServe
+ * child process through @castore-ts/testing's runCastore/startCastoreServe
  * (which take the entry point as their first argument). `pnpm test` builds
  * dist first.
  */

@@ -10,10 +10,10 @@ import {
   fixtures,
   makeDirectory,
   makeDirectoryNode,
-} from "@castore/core";
-import { LmdbDirectoryService } from "@castore/backend-lmdb";
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { runCastore } from "@castore/testing";
+} from "@castore-ts/core";
+import { LmdbDirectoryService } from "@castore-ts/backend-lmdb";
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { runCastore } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 import { importTree } from "./importer.js";
 import { verifyRoots, verifyStore, type Problem } from "./verify.js";

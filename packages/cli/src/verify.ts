@@ -15,7 +15,7 @@ import {
   type SizeCheck,
   directorySize,
   type Directory,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { escapeName } from "./names.js";
 
 /** invalid-key: a stored key that is not a digest (whole-store mode); `digest` then holds the key as stored. */

@@ -2,7 +2,7 @@
  * TEST ONLY: deliberately broken backends, each with one realistic bug, to
  * prove the suite fails them (and to let other packages show that, e.g. a
  * served broken backend failing `castore conformance`). Never use one to
- * store anything. Exported as `@castore/conformance/broken`.
+ * store anything. Exported as `@castore-ts/conformance/broken`.
  */
 import {
   type CallOptions,
@@ -19,7 +19,7 @@ import {
   makeDirectory,
   throwIfAborted,
   validateDirectory,
-} from "@castore/core";
+} from "@castore-ts/core";
 import type { ConformanceInstance, ConformanceTarget } from "./types.js";
 
 export interface BrokenBackend extends ConformanceTarget {

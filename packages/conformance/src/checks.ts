@@ -17,7 +17,7 @@ import {
   displayName,
   encodeDirectory,
   fixtures,
-} from "@castore/core";
+} from "@castore-ts/core";
 import type { ScenarioContext } from "./types.js";
 
 /** The error classes scenarios expect, by their stable `code`. */

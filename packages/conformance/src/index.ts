@@ -1,5 +1,5 @@
 /**
- * @castore/conformance: the scenarios every castore DirectoryService must
+ * @castore-ts/conformance: the scenarios every castore DirectoryService must
  * pass. Write a backend, run this suite, know it behaves like every other
  * castore backend. No test runner needed here (`./vitest` has the vitest form).
  */
@@ -9,7 +9,7 @@ export type * from "./types.js";
 export { ConformanceFailure, runConformance, runScenario, skipReason } from "./runner.js";
 export { scenarios } from "./scenarios/index.js";
 export { type DefineTestsOptions, type TestRunner, defineConformanceTests } from "./define-tests.js";
-// The spec §7 fixtures are core's (`import { fixtures } from "@castore/core"`);
+// The spec §7 fixtures are core's (`import { fixtures } from "@castore-ts/core"`);
 // this package adds the tree generators.
 export {
   type DigestedDirectory,

@@ -1,4 +1,4 @@
-import { BackendError, type DirectoryService, ValidationError } from "@castore/core";
+import { BackendError, type DirectoryService, ValidationError } from "@castore-ts/core";
 import { describe, expect, it, vi } from "vitest";
 import { MyDirectoryService } from "./readme-example/my-backend.js";
 import { type ConformanceTarget, type Scenario, runConformance, runScenario, scenarios, skipReason } from "./index.js";

@@ -1,4 +1,4 @@
-import { ClosureValidator, directoryDigest, directorySize, encodeDirectory } from "@castore/core";
+import { ClosureValidator, directoryDigest, directorySize, encodeDirectory } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import {
   type GeneratedTree,

@@ -16,7 +16,7 @@ import {
   makeDirectoryNode,
   makeFileNode,
   makeSymlinkNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 
 export interface GeneratedTree {
   /** Every directory of the tree once, leaves to root (the root last). */

@@ -2,7 +2,7 @@
  * What a backend hands the suite (a target: a factory and its declared
  * capabilities) and what the suite hands back (a report).
  */
-import type { Digest, DirectoryService } from "@castore/core";
+import type { Digest, DirectoryService } from "@castore-ts/core";
 
 export interface ConformanceTarget {
   /** The backend's name, shown in every message. */

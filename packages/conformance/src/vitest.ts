@@ -1,5 +1,5 @@
 /**
- * `@castore/conformance/vitest`: the suite as vitest tests. The only module
+ * `@castore-ts/conformance/vitest`: the suite as vitest tests. The only module
  * of this package that imports vitest (an optional peer dependency).
  *
  *   describeDirectoryService({ name: "my-backend", factory: async () => ({ service: new MyService() }) });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { toBinary, fromBinary } from "@bufbuild/protobuf";
-import { DirectorySchema } from "@castore/proto";
+import { DirectorySchema } from "@castore-ts/proto";
 import fc from "fast-check";
 import { ScratchEncoder, decodeDirectory, directoryDigest, encodeDirectory, DecodeError } from "./canonical.js";
 import { Digest } from "./digest.js";

@@ -1,5 +1,5 @@
 /**
- * @private Not part of @castore/core's API: the speed internals that core's
+ * @private Not part of @castore-ts/core's API: the speed internals that core's
  * own upload checks use and that castore's own backends (the memory backend)
  * share, so a stored directory costs the same few objects there as in an
  * upload. They may change or disappear in any release without notice; do not

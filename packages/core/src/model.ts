@@ -2,7 +2,7 @@
  * The castore data model (spec §1): the generated protobuf-es message types,
  * and small constructors that take strings or bytes for names.
  */
-import type { Directory, DirectoryNode, FileNode, SymlinkNode } from "@castore/proto";
+import type { Directory, DirectoryNode, FileNode, SymlinkNode } from "@castore-ts/proto";
 import { Digest } from "./digest.js";
 
 export type { Directory, DirectoryNode, FileNode, SymlinkNode };

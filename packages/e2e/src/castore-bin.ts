@@ -6,4 +6,4 @@
  */
 import { createRequire } from "node:module";
 
-export const CASTORE_BIN = createRequire(import.meta.url).resolve("@castore/cli/bin");
+export const CASTORE_BIN = createRequire(import.meta.url).resolve("@castore-ts/cli/bin");

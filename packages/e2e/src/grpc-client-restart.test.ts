@@ -4,13 +4,13 @@
  * must fail that call (a BackendError / UNAVAILABLE, not a hang) and the next
  * call on the SAME client instance must reconnect and work.
  *
- * Runs `castore serve` (@castore/cli/bin, the built CLI) on an lmdb store.
+ * Runs `castore serve` (@castore-ts/cli/bin, the built CLI) on an lmdb store.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCastoreServe } from "@castore/testing";
+import { startCastoreServe } from "@castore-ts/testing";
 import { Code } from "@connectrpc/connect";
 import {
   BackendError,
@@ -21,8 +21,8 @@ import {
   makeDirectory,
   makeDirectoryNode,
   makeFileNode,
-} from "@castore/core";
-import { GrpcDirectoryService, grpcCodeOf } from "@castore/backend-grpc";
+} from "@castore-ts/core";
+import { GrpcDirectoryService, grpcCodeOf } from "@castore-ts/backend-grpc";
 import { CASTORE_BIN } from "./castore-bin.js";
 
 const LEAVES = 12_000;

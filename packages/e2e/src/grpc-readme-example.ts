@@ -1,6 +1,6 @@
-import { MemoryDirectoryService } from "@castore/backend-memory";
-import { fixtures, openDirectoryService } from "@castore/core";
-import { createDirectoryServiceServer } from "@castore/backend-grpc"; // also registers grpc+http, grpc+https, grpc+unix
+import { MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { fixtures, openDirectoryService } from "@castore-ts/core";
+import { createDirectoryServiceServer } from "@castore-ts/backend-grpc"; // also registers grpc+http, grpc+https, grpc+unix
 
 export async function main(): Promise<string[]> {
   // Serve any DirectoryService: here an in-memory one, on a free TCP port.

@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 
-const grpcPackage = dirname(createRequire(import.meta.url).resolve("@castore/backend-grpc/package.json"));
+const grpcPackage = dirname(createRequire(import.meta.url).resolve("@castore-ts/backend-grpc/package.json"));
 const readme = readFileSync(join(grpcPackage, "README.md"), "utf8");
 
 describe("backend-grpc README.md", () => {

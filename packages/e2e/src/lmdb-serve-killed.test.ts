@@ -4,18 +4,18 @@
  * Every upload acknowledged before the kill (close() resolved) must be
  * readable in full, and `castore verify lmdb://…` (whole store) must be clean.
  *
- * Runs the built CLI (@castore/cli/bin) and talks to it with the gRPC client
- * (@castore/backend-grpc).
+ * Runs the built CLI (@castore-ts/cli/bin) and talks to it with the gRPC client
+ * (@castore-ts/backend-grpc).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCastore, startCastoreServe } from "@castore/testing";
-import { Digest, encodeDirectory } from "@castore/core";
-import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
+import { runCastore, startCastoreServe } from "@castore-ts/testing";
+import { Digest, encodeDirectory } from "@castore-ts/core";
+import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore-ts/conformance";
 
-import { GrpcDirectoryService } from "@castore/backend-grpc";
+import { GrpcDirectoryService } from "@castore-ts/backend-grpc";
 import { CASTORE_BIN } from "./castore-bin.js";
 
 describe("lmdb: castore serve killed with SIGKILL during uploads", () => {

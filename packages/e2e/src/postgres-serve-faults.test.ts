@@ -7,14 +7,14 @@
  * restarting castore; every acknowledged upload reads back in full; and
  * `castore verify` (whole store) is clean.
  *
- * Runs the built CLI (@castore/cli/bin) and talks to it with the gRPC client
- * (@castore/backend-grpc).
+ * Runs the built CLI (@castore-ts/cli/bin) and talks to it with the gRPC client
+ * (@castore-ts/backend-grpc).
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GrpcDirectoryService, grpcCodeOf } from "@castore/backend-grpc";
-import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
-import { type PostgresTestServer, runCastore, startCastoreServe, startPostgresTestServer } from "@castore/testing";
+import { GrpcDirectoryService, grpcCodeOf } from "@castore-ts/backend-grpc";
+import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore-ts/conformance";
+import { type PostgresTestServer, runCastore, startCastoreServe, startPostgresTestServer } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 
 const INTERNAL = 13;

@@ -9,12 +9,12 @@
  * cleanly. Afterwards `castore verify` through a direct URL to the real
  * server finds every stored directory with its whole closure.
  *
- * Runs the built CLI (@castore/cli/bin) and talks to it with the gRPC client
- * (@castore/backend-grpc).
+ * Runs the built CLI (@castore-ts/cli/bin) and talks to it with the gRPC client
+ * (@castore-ts/backend-grpc).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GrpcDirectoryService, grpcCodeOf } from "@castore/backend-grpc";
-import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore/conformance";
+import { GrpcDirectoryService, grpcCodeOf } from "@castore-ts/backend-grpc";
+import { type OverlappingTree, overlappingTree, taggedDirectory } from "@castore-ts/conformance";
 import {
   type Fault,
   FaultProxy,
@@ -23,7 +23,7 @@ import {
   runCastore,
   startCastoreServe,
   startS3TestServer,
-} from "@castore/testing";
+} from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 
 function attemptOf(req: ProxiedRequest): number {

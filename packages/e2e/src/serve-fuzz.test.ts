@@ -29,9 +29,9 @@ import {
   makeDirectoryNode,
   makeFileNode,
   type Directory,
-} from "@castore/core";
-import { GrpcDirectoryService } from "@castore/backend-grpc";
-import { type CastoreServeProcess, encodeGetRequest, runCastore, startCastoreServe } from "@castore/testing";
+} from "@castore-ts/core";
+import { GrpcDirectoryService } from "@castore-ts/backend-grpc";
+import { type CastoreServeProcess, encodeGetRequest, runCastore, startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 
 const TOTAL_RUNS = Number(process.env.CASTORE_FUZZ_RUNS ?? 10_000);

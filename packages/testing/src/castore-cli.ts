@@ -3,7 +3,7 @@
  * server process to kill, restart or fault. The caller names the entry point
  * (`cli`): this package does not know where the CLI lives, because the CLI's
  * own tests depend on it. The CLI's tests pass their package's dist/main.js;
- * everyone else resolves `@castore/cli/bin`. `pnpm test` builds it first.
+ * everyone else resolves `@castore-ts/cli/bin`. `pnpm test` builds it first.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";

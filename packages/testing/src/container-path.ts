@@ -68,7 +68,7 @@ export async function tryContainerPath<T>(options: ContainerPathOptions<T>): Pro
     warnFallback(using: string) {
       if (docker.ok) {
         console.warn(
-          `[@castore/testing] ${label}: container path unavailable, using ${using} (${attempts.at(-1)})${hint ? `. ${hint}` : ""}`,
+          `[@castore-ts/testing] ${label}: container path unavailable, using ${using} (${attempts.at(-1)})${hint ? `. ${hint}` : ""}`,
         );
       }
     },

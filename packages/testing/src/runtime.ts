@@ -1,6 +1,6 @@
 import { getContainerRuntimeClient, ImageName, type ContainerRuntimeClient } from "testcontainers";
 
-/** Environment variables read by @castore/testing. */
+/** Environment variables read by @castore-ts/testing. */
 export const ENV = {
   /** Use this PostgreSQL server instead of starting one (postgres://user@host:port/db). */
   postgresUrl: "CASTORE_TEST_POSTGRES_URL",

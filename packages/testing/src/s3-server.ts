@@ -117,7 +117,7 @@ async function startS3rverContainer(image: string, startupTimeoutMs: number): Pr
     restart: async (o) => {
       await container.restart({ timeout: 0 }); // s3rver (PID 1, no SIGTERM handler) has written every acknowledged object: kill it
       if (o?.downtimeMs)
-        console.warn("[@castore/testing] S3 restart: downtimeMs is not supported for containers, ignored");
+        console.warn("[@castore-ts/testing] S3 restart: downtimeMs is not supported for containers, ignored");
       await waitForHttp(endpoint, 30_000);
     },
     stop: async () => {

@@ -1,5 +1,5 @@
-import { createDirectoryServiceServer, type DirectoryServiceServer } from "@castore/backend-grpc";
-import type { DirectoryService } from "@castore/core";
+import { createDirectoryServiceServer, type DirectoryServiceServer } from "@castore-ts/backend-grpc";
+import type { DirectoryService } from "@castore-ts/core";
 
 /** Serves any DirectoryService over gRPC, so that `castore conformance URL` (or a tvix/snix client) can test it. */
 export async function serveForConformance(service: DirectoryService, port = 8000): Promise<DirectoryServiceServer> {

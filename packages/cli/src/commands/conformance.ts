@@ -1,8 +1,13 @@
 import { writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { type ConformanceReport, runConformance, type ScenarioFilter, type ScenarioResult } from "@castore/conformance";
-import { transportFailureOf } from "@castore/backend-grpc";
-import { redactUrl } from "@castore/core";
+import {
+  type ConformanceReport,
+  runConformance,
+  type ScenarioFilter,
+  type ScenarioResult,
+} from "@castore-ts/conformance";
+import { transportFailureOf } from "@castore-ts/backend-grpc";
+import { redactUrl } from "@castore-ts/core";
 import { openStore } from "../stores.js";
 import { jsonReport, junitXml } from "../conformance/report-formats.js";
 import { probeTypedErrors } from "../conformance/typed-errors-probe.js";

@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { NotFoundError, type Digest, directoryDigest, redactUrl } from "@castore/core";
+import { NotFoundError, type Digest, directoryDigest, redactUrl } from "@castore-ts/core";
 import { directoryJson, directoryNodes, formatNode } from "../format.js";
 import { NAMES_HELP } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";

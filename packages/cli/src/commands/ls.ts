@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { NotFoundError, directorySize, makeDirectoryNode, traverseTo, Digest, redactUrl } from "@castore/core";
+import { NotFoundError, directorySize, makeDirectoryNode, traverseTo, Digest, redactUrl } from "@castore-ts/core";
 import { directoryNodes, formatNode } from "../format.js";
 import { NAMES_HELP, escapeName, unescapeName } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";

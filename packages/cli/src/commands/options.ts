@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "commander";
-import { Digest, type SizeCheck } from "@castore/core";
+import { Digest, type SizeCheck } from "@castore-ts/core";
 
 export function positiveInt(text: string): number {
   const n = Number(text);

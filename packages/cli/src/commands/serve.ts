@@ -8,8 +8,8 @@ import {
   DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
   type ListenTarget,
   parseAuthTokens,
-} from "@castore/backend-grpc";
-import { redactUrl } from "@castore/core";
+} from "@castore-ts/backend-grpc";
+import { redactUrl } from "@castore-ts/core";
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";

@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { redactUrl, type Digest } from "@castore/core";
+import { redactUrl, type Digest } from "@castore-ts/core";
 import { createProgress } from "../progress.js";
 import { openStore } from "../stores.js";
 import { repairFrom } from "../repair.js";

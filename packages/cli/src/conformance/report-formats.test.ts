@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ConformanceReport } from "@castore/conformance";
+import type { ConformanceReport } from "@castore-ts/conformance";
 import { escapeXml, jsonReport, junitXml } from "./report-formats.js";
 
 const report: ConformanceReport = {

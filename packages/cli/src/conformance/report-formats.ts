@@ -2,7 +2,7 @@
  * The machine-readable forms of a conformance report: one JSON document, and
  * JUnit XML so a third party's CI shows each scenario as a test case.
  */
-import type { ConformanceReport, ScenarioResult } from "@castore/conformance";
+import type { ConformanceReport, ScenarioResult } from "@castore-ts/conformance";
 
 export interface JsonReport {
   target: string;

@@ -6,8 +6,8 @@
  * with a bare status whose class a client can only guess, so the suite must
  * not check classes against them.
  */
-import { castoreCodeOf, grpcCodeOf, transportFailureOf } from "@castore/backend-grpc";
-import { type DirectoryService, fixtures, isCastoreError } from "@castore/core";
+import { castoreCodeOf, grpcCodeOf, transportFailureOf } from "@castore-ts/backend-grpc";
+import { type DirectoryService, fixtures, isCastoreError } from "@castore-ts/core";
 
 /** `true` when the server proved it sends classes; otherwise why not (the typedErrors capability's reason). */
 export async function probeTypedErrors(service: DirectoryService): Promise<true | string> {

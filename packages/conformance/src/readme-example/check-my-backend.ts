@@ -1,4 +1,4 @@
-import { runConformance } from "@castore/conformance";
+import { runConformance } from "@castore-ts/conformance";
 import { MyDirectoryService } from "./my-backend.js";
 
 const report = await runConformance(

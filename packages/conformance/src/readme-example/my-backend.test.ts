@@ -1,4 +1,4 @@
-import { describeDirectoryService } from "@castore/conformance/vitest";
+import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { MyDirectoryService } from "./my-backend.js";
 
 describeDirectoryService({

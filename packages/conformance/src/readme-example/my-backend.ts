@@ -4,7 +4,7 @@ import {
   type DirectoryStore,
   StoreDirectoryService,
   throwIfAborted,
-} from "@castore/core";
+} from "@castore-ts/core";
 
 /** The only part a backend writes: fetch bytes by digest, store a checked closure all at once. */
 class MapStore implements DirectoryStore {

@@ -1,5 +1,5 @@
 /** Spec §7.18 (abort) and §3's "consumers may stop early; the backend then stops reading". */
-import { directoryDigest } from "@castore/core";
+import { directoryDigest } from "@castore-ts/core";
 import {
   checkErrorClass,
   collectRecursive,

@@ -5,7 +5,7 @@
  * the second method right after close(), before close() can have settled,
  * and accepts either outcome the rules allow where timing decides.
  */
-import type { Digest, Directory } from "@castore/core";
+import type { Digest, Directory } from "@castore-ts/core";
 import {
   checkErrorClass,
   describeError,

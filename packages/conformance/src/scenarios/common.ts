@@ -1,7 +1,7 @@
 /** The spec §7 fixtures and their digests, as the scenarios use them. */
-import { type Directory, directoryDigest, fixtures, makeDirectoryNode } from "@castore/core";
-import type { Node } from "@castore/core";
-import type { Digest } from "@castore/core";
+import { type Directory, directoryDigest, fixtures, makeDirectoryNode } from "@castore-ts/core";
+import type { Node } from "@castore-ts/core";
+import type { Digest } from "@castore-ts/core";
 
 export const {
   DIRECTORY_A: A,

@@ -1,5 +1,5 @@
 /** Spec §7.14: corrupt stored data is never returned; get and getRecursive raise CorruptionError. */
-import { Digest, encodeDirectory } from "@castore/core";
+import { Digest, encodeDirectory } from "@castore-ts/core";
 import {
   checkErrorClass,
   collectRecursive,

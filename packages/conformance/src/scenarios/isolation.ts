@@ -5,7 +5,7 @@
  * A store that hands out views into its own bytes, or keeps the caller's
  * objects until it encodes them, fails here.
  */
-import type { Directory } from "@castore/core";
+import type { Directory } from "@castore-ts/core";
 import { collectRecursive, describeError, expectGet, expectOk, expectRecursive, label } from "../checks.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 import { COMPLICATED, WITH_KEEP, dCOMPLICATED, dWITH_KEEP } from "./common.js";

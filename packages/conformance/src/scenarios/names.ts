@@ -10,7 +10,7 @@ import {
   makeFileNode,
   makeSymlinkNode,
   traverseTo,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { expectGet, expectOk, expectRecursive, expectUpload, hexBytes } from "../checks.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 import { A, COMPLICATED, WITH_KEEP, dA, dCOMPLICATED, dWITH_KEEP, rootNode } from "./common.js";

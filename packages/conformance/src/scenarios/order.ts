@@ -13,7 +13,7 @@ import {
   makeDirectory,
   makeDirectoryNode,
   makeFileNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 import { collectRecursive, describeError, expectUpload, label, labelList } from "../checks.js";
 import type { Scenario } from "../types.js";
 

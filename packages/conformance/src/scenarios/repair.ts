@@ -4,7 +4,7 @@
  * verify --repair` calls). It must replace exactly what is stored, leave
  * absent digests absent, and write nothing that fails validation.
  */
-import { encodeDirectory, type Digest, type Directory } from "@castore/core";
+import { encodeDirectory, type Digest, type Directory } from "@castore-ts/core";
 import { expectGet, expectOk, expectRecursive, expectRejects, expectUpload, label, labelList } from "../checks.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 import { A, B, C, WITH_KEEP, dA, dB, dC, dWITH_KEEP } from "./common.js";

@@ -7,7 +7,7 @@ import {
   makeDirectory,
   makeDirectoryNode,
   makeFileNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 import {
   describeError,
   expectAbsent,

@@ -6,7 +6,7 @@ import {
   makeDirectoryNode,
   makeFileNode,
   makeSymlinkNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 import {
   expectAbsent,
   expectClosuresComplete,

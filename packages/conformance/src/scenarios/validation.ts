@@ -9,7 +9,7 @@ import {
   makeDirectoryNode,
   makeFileNode,
   makeSymlinkNode,
-} from "@castore/core";
+} from "@castore-ts/core";
 import {
   type ExpectedCode,
   expectAbsent,
