@@ -10,7 +10,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { type CallOptions, type DirectoryService, fixtures } from "@castore-ts/core";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { frameGrpcMessages, rawGrpcCall } from "@castore-ts/testing";
+import { frameGrpcMessages, rawGrpcCall, waitFor } from "@castore-ts/testing";
 import { CallSignal } from "./call-signal.js";
 import { createDirectoryServiceHandler, silentLogger } from "./directory-service-handler.js";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
@@ -37,15 +37,6 @@ function heldBy(signal: AbortSignal): { listeners: number; dependants: number } 
   const dependants =
     key === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[key];
   return { listeners: getEventListeners(signal, "abort").length, dependants: dependants?.size ?? 0 };
-}
-
-/** Waits for the server side of finished calls to close: polls `cond` each turn of the event loop, up to `ms`. */
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${cond}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** A memory service that tells when an upload starts. */
@@ -140,7 +131,7 @@ describe("the shutdown signal holds nothing for finished calls", () => {
     await started;
     stalled.close(http2.constants.NGHTTP2_CANCEL);
 
-    await until(() => heldBy(shutdown.signal).listeners === baseline.listeners);
+    await waitFor(() => heldBy(shutdown.signal).listeners === baseline.listeners);
     expect(heldBy(shutdown.signal)).toEqual(baseline);
   });
 
@@ -196,7 +187,7 @@ describe("the shutdown signal holds nothing for finished calls", () => {
       watch.close(http2.constants.NGHTTP2_CANCEL);
       await closed;
     }
-    await until(() => heldBy(shutdown.signal).listeners === baseline.listeners);
+    await waitFor(() => heldBy(shutdown.signal).listeners === baseline.listeners);
     expect(heldBy(shutdown.signal)).toEqual(baseline);
   });
 });

@@ -8,6 +8,7 @@ import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
+import { waitFor } from "@castore-ts/testing";
 import {
   BackendError,
   directoryDigest,
@@ -29,15 +30,6 @@ import type { DirectoryServiceServerOptions } from "./server.js";
 
 const { DIRECTORY_A, DIRECTORY_B, EMPTY_BLOB_DIGEST } = fixtures;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `cond()` holds, or fails after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${cond}`);
-    await sleep(10);
-  }
-}
 
 /** The value of one sample (name and labels exactly as given) in prom-client's text. */
 async function sample(h: Harness, series: string): Promise<number | undefined> {
@@ -109,11 +101,14 @@ describe("max concurrent streams per connection", () => {
       s.resume();
       return s;
     });
-    await sleep(300);
-    expect(h.server.activeCalls).toBe(2);
+    // Two run; the other two wait in the client's queue until a slot is free.
+    await waitFor(() => h.server.activeCalls === 2);
+    streams[0].close(http2.constants.NGHTTP2_CANCEL);
+    streams[1].close(http2.constants.NGHTTP2_CANCEL);
+    await waitFor(() => outcomes.filter((o) => o.startsWith("close")).length === 2);
+    await waitFor(() => h.server.activeCalls === 2);
     for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);
-    await sleep(100);
-    expect(h.server.activeCalls).toBe(0);
+    await waitFor(() => h.server.activeCalls === 0);
     expect(h.store.map.size).toBe(0);
   });
 
@@ -164,7 +159,7 @@ describe("max connections", () => {
 
     // a closed one frees its place
     await one!.close();
-    await until(() => h.server.openConnections === 1);
+    await waitFor(() => h.server.openConnections === 1);
     expect(await three!.get(a)).toBeDefined();
     expect(h.server.openConnections).toBe(2);
     expect(await sample(h, "castore_grpc_server_connections_refused_total")).toBe(2);
@@ -178,9 +173,9 @@ describe("max connections", () => {
     const refused = await rawGet(other, request);
     expect(refused.error?.code).toBe(status.UNAVAILABLE);
     await h.client.close();
-    await until(() => h.server.openConnections === 0);
+    await waitFor(() => h.server.openConnections === 0);
     // grpc-js backs off (1 s, then longer) after a failed connection: poll instead of racing it.
-    await until(async () => (await rawGet(other, request)).messages.length === 1, 10_000);
+    await waitFor(async () => (await rawGet(other, request)).messages.length === 1, 10_000);
     expect(h.server.openConnections).toBe(1);
   });
   it("over a Unix socket too", async () => {
@@ -201,13 +196,13 @@ describe("connection idle timeout", () => {
     const root = await h.client.put(DIRECTORY_A);
     const lastCall = Date.now();
     expect(h.server.openConnections).toBe(1);
-    await until(() => h.server.openConnections === 0);
+    await waitFor(() => h.server.openConnections === 0);
     expect(Date.now() - lastCall).toBeGreaterThanOrEqual(250);
     expect(await sample(h, "castore_grpc_server_connections_idle_closed_total")).toBe(1);
     // the same client, a new connection
     expect(await h.client.get(root)).toBeDefined();
     expect(h.server.openConnections).toBe(1);
-    await until(() => h.server.openConnections === 0);
+    await waitFor(() => h.server.openConnections === 0);
     expect(await h.client.get(root)).toBeDefined();
     expect(await sample(h, "castore_grpc_server_connections_idle_closed_total")).toBe(2);
   });
@@ -220,14 +215,20 @@ describe("connection idle timeout", () => {
     const goaway = new Promise<number>((resolve) => session.once("goaway", (code: number) => resolve(code)));
     expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
     await new Promise((r) => (session.closed ? r(undefined) : session.once("close", r)));
-    await until(() => h.server.openConnections === 0);
+    await waitFor(() => h.server.openConnections === 0);
   });
 
   it("a connection with an open call is not idle, however quiet the call", async () => {
     const h = await harness({ connectionIdleTimeoutMs: 200, idleTimeoutMs: 0 });
     const { call, done } = openPut(raw(h), [encodeDirectory(DIRECTORY_A)]);
-    await until(() => h.server.activeCalls === 1);
-    await sleep(700);
+    await waitFor(() => h.server.activeCalls === 1);
+    // A witness connection opened after ours, with no call: once it is closed as
+    // idle, our connection's idle time has passed too, had it been idle.
+    const witness = http2.connect(`http://127.0.0.1:${(h.server.address as { port: number }).port}`);
+    cleanups.push(() => void witness.destroy());
+    witness.on("error", () => {});
+    await new Promise((r) => witness.once("close", r));
+    await waitFor(() => h.server.openConnections <= 1);
     expect(h.server.openConnections).toBe(1);
     call.write(Buffer.from(encodeDirectory(DIRECTORY_B)));
     call.end();
@@ -235,7 +236,7 @@ describe("connection idle timeout", () => {
     expect(error).toBeUndefined();
     expect(h.store.map.size).toBe(2);
     // idle once the call is over
-    await until(() => h.server.openConnections === 0);
+    await waitFor(() => h.server.openConnections === 0);
   });
 
   it("calls made just as the connection is closed as idle are sent again, on a new connection", async () => {
@@ -272,7 +273,13 @@ describe("connection idle timeout", () => {
   it("0 turns it off", async () => {
     const h = await harness({ connectionIdleTimeoutMs: 0 });
     await h.client.put(DIRECTORY_A);
-    await sleep(500);
+    // A witness server with a 200 ms idle timeout, connected to after ours:
+    // once it closes its idle connection, ours has been idle longer.
+    const witness = await harness({ connectionIdleTimeoutMs: 200 });
+    const session = http2.connect(`http://127.0.0.1:${(witness.server.address as { port: number }).port}`);
+    cleanups.push(() => void session.destroy());
+    session.on("error", () => {});
+    await new Promise((r) => session.once("goaway", r));
     expect(h.server.openConnections).toBe(1);
   });
 });
@@ -285,7 +292,7 @@ describe("idle timeout", () => {
     const { error } = await done;
     expect(error?.code).toBe(status.DEADLINE_EXCEEDED);
     expect(error?.details).toMatch(/idle/);
-    await until(() => h.server.activeCalls === 0);
+    await waitFor(() => h.server.activeCalls === 0);
     expect(h.store.putClosureCalls).toBe(0);
   });
 
@@ -294,8 +301,7 @@ describe("idle timeout", () => {
     const { done } = openPut(raw(h), [encodeDirectory(DIRECTORY_A), encodeDirectory(DIRECTORY_B)]);
     const { error } = await done;
     expect(error?.code).toBe(status.DEADLINE_EXCEEDED);
-    await sleep(50);
-    expect(h.server.activeCalls).toBe(0);
+    await waitFor(() => h.server.activeCalls === 0);
     expect(h.store.map.size).toBe(0);
     expect(h.store.putClosureCalls).toBe(0);
   });

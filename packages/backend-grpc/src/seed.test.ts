@@ -3,6 +3,7 @@
  * socket (and on TCP), a GrpcDirectoryService client, the same sequence.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@castore-ts/testing";
 import { directoryDigest, fixtures } from "@castore-ts/core";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
 
@@ -22,7 +23,7 @@ describe.each(["unix", "tcp"] as const)("seed test sequence over %s", (transport
   afterAll(() => h.close());
   afterEach(async () => {
     // no call is left running on the server (e.g. a rejected upload whose request side stayed open)
-    for (let i = 0; i < 50 && h.server.activeCalls > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => h.server.activeCalls === 0);
     expect(h.server.activeCalls).toBe(0);
   });
 
@@ -79,7 +80,7 @@ describe.each(["unix", "tcp"] as const)("seed test sequence over %s", (transport
     const putter = h.client.putMultipleStart();
     await putter.put(DIRECTORY_B);
     // the putter has no event for this: poll; if the server never ends the call the test times out
-    while (!putter.isClosed()) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => putter.isClosed());
     await expect(putter.put(DIRECTORY_A)).rejects.toMatchObject({ code: "CLOSURE" });
     // close reports the same failure
     await expect(putter.close()).rejects.toMatchObject({ code: "CLOSURE" });

@@ -22,7 +22,7 @@ import {
   makeFileNode,
   openDirectoryService,
 } from "@castore-ts/core";
-import { rawGrpcCall } from "@castore-ts/testing";
+import { rawGrpcCall, waitFor } from "@castore-ts/testing";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { encodeGetRequest, grpcJsAddress, rawClient, rawGet } from "./grpc-js.test-helper.js";
 import { memoryService, tempSocketPath } from "./memory-store.test-helper.js";
@@ -130,7 +130,7 @@ describe("server", () => {
     expect(stats.yielded).toBe(before);
     // Cancel: the server stops the backend's walk.
     stream.close(http2.constants.NGHTTP2_CANCEL);
-    for (let i = 0; i < 100 && !stats.finished; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => stats.finished);
     expect(stats.finished).toBe(true);
     expect(stats.yielded).toBeLessThan(chain.length);
   });
@@ -142,7 +142,7 @@ describe("server", () => {
     const { service, stats } = instrumented(mem);
     const c = client(await serve(service));
     for await (const _ of c.getRecursive(root)) break;
-    for (let i = 0; i < 100 && !stats.finished; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => stats.finished);
     expect(stats.finished).toBe(true);
     expect(stats.signalAborted).toBe(true);
     expect(stats.yielded).toBeLessThan(chain.length);

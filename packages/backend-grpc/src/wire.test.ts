@@ -7,6 +7,7 @@ import * as net from "node:net";
 import type * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@castore-ts/testing";
 import { directoryDigest, encodeDirectory, fixtures, makeDirectory, makeFileNode } from "@castore-ts/core";
 import { encodeGetRequest, grpcJsAddress, rawClient, rawGet, rawPut } from "./grpc-js.test-helper.js";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
@@ -31,8 +32,7 @@ describe("bad input on the wire", () => {
   });
   afterEach(async () => {
     // every call is over once its status was received: none leaks on the server
-    await new Promise((r) => setTimeout(r, 20));
-    expect(h.server.activeCalls).toBe(0);
+    await waitFor(() => h.server.activeCalls === 0, "every call's handler has finished");
     h.store.map.clear();
     h.store.putClosureCalls = 0;
   });
@@ -54,7 +54,7 @@ describe("bad input on the wire", () => {
 
   it("Get with an undecodable request is an error, not a crash", async () => {
     const { error } = await rawGet(raw, Uint8Array.from([0x0a, 0x20, 1, 2]));
-    expect(error).toBeDefined();
+    expect(error?.code).toBe(status.INVALID_ARGUMENT);
   });
 
   it("Put of bytes that are not a protobuf message is INVALID_ARGUMENT", async () => {
@@ -172,9 +172,10 @@ describe("bad input on the wire", () => {
       frame.set(m, 5);
       stream.write(frame);
     }
-    await new Promise((r) => setTimeout(r, 100)); // the server has read both
+    await waitFor(() => h.server.activeCalls === 1, "the server has the upload open");
     socket!.destroy();
-    await new Promise((r) => setTimeout(r, 100));
+    // the call's end is the event that would have committed the upload
+    await waitFor(() => h.server.activeCalls === 0, "the server has ended the call");
     expect(h.store.map.size).toBe(0);
     expect(h.store.putClosureCalls).toBe(0);
     expect(h.server.activeCalls).toBe(0);
@@ -184,9 +185,9 @@ describe("bad input on the wire", () => {
     const putter = h.client.putMultipleStart();
     await putter.put(DIRECTORY_A);
     await putter.put(DIRECTORY_B); // A, B is a complete closure: a half-close now would commit it
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => h.server.activeCalls === 1, "the server has the upload open");
     await putter.abort(new Error("changed my mind"));
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => h.server.activeCalls === 0, "the server has ended the call");
     expect(h.store.map.size).toBe(0);
     expect(h.store.putClosureCalls).toBe(0);
     await expect(putter.put(DIRECTORY_D)).rejects.toMatchObject({ code: "ABORTED" });
@@ -199,10 +200,10 @@ describe("bad input on the wire", () => {
     const putter = h.client.putMultipleStart({ signal: controller.signal });
     await putter.put(DIRECTORY_A);
     await putter.put(DIRECTORY_B);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => h.server.activeCalls === 1, "the server has the upload open");
     controller.abort();
     await expect(putter.close()).rejects.toMatchObject({ code: "ABORTED" });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => h.server.activeCalls === 0, "the server has ended the call");
     expect(h.store.map.size).toBe(0);
   });
 });

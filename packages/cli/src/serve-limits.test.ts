@@ -13,7 +13,7 @@ import { fixtures, makeDirectory, makeFileNode, openDirectoryService } from "@ca
 const { EMPTY_BLOB_DIGEST } = fixtures;
 import "@castore-ts/backend-grpc";
 import { grpcCodeOf } from "@castore-ts/backend-grpc";
-import { runCastore } from "@castore-ts/testing";
+import { runCastore, waitFor } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const RESOURCE_EXHAUSTED = 8;
@@ -192,8 +192,14 @@ describe("castore serve --max-connections, --connection-idle-timeout-ms", () => 
         expect(await one.get(root)).toBeDefined();
         expect(await two.get(root)).toBeDefined();
         // once idle, both are closed (GOAWAY): places free, and the clients reconnect for their next call
-        await new Promise((r) => setTimeout(r, 2500));
-        expect(await three.get(root)).toBeDefined();
+        await waitFor(
+          () =>
+            three.get(root).then(
+              (d) => d !== undefined,
+              () => false,
+            ),
+          "the third client gets a place once the others were closed as idle",
+        );
         expect(await one.get(root)).toBeDefined();
       } finally {
         for (const c of clients) await c.close();

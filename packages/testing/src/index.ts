@@ -41,3 +41,4 @@ export {
   type RawGrpcCallOptions,
 } from "./raw-grpc.js";
 export { type Fault, FaultProxy, type FaultProxyOptions, type ProxiedRequest, everyThirdFails } from "./fault-proxy.js";
+export { waitFor } from "./wait.js";
