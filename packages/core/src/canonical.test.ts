@@ -120,23 +120,49 @@ describe("canonical encoding", () => {
 
 describe("strict decoding rejects non-canonical input", () => {
   const name = (s: string) => Buffer.from(s);
-  const cases: [string, number[]][] = [
-    ["unknown top-level field", [0x22, 0x00]],
-    ["unknown field in a node", [0x0a, 0x02, 0x28, 0x01]],
-    ["wrong wire type for directories", [0x08, 0x01]],
-    ["fields out of order", [0x12, 0x03, 0x0a, 0x01, 0x66, 0x0a, 0x03, 0x0a, 0x01, 0x67]],
-    ["node fields out of order", [0x0a, 0x06, 0x18, 0x01, 0x0a, 0x01, 0x61, 0x00].slice(0, 8)],
-    ["empty bytes written", [0x1a, 0x02, 0x0a, 0x00]],
-    ["zero size written", [0x0a, 0x05, 0x0a, 0x01, 0x61, 0x18, 0x00]],
-    ["non-minimal varint length", [0x1a, 0x83, 0x00, 0x0a, 0x01, 0x61]],
-    ["executable=false written", [0x12, 0x05, 0x0a, 0x01, 0x61, 0x20, 0x00]],
-    ["executable=2", [0x12, 0x05, 0x0a, 0x01, 0x61, 0x20, 0x02]],
-    ["truncated", [0x0a, 0x05, 0x0a, 0x01]],
-    ["repeated field inside a node", [0x1a, 0x06, 0x0a, 0x01, 0x61, 0x0a, 0x01, 0x62]],
+  // [what, bytes, the reason the error must give, whether the bytes are not protobuf at all]
+  const cases: [string, number[], RegExp, boolean][] = [
+    ["unknown top-level field", [0x22, 0x00], /unknown field 4 at byte 1/, false],
+    ["unknown field in a node", [0x0a, 0x02, 0x28, 0x01], /unknown field 5 at byte 3/, false],
+    ["wrong wire type for directories", [0x08, 0x01], /field 1 has wire type 0, expected 2/, false],
+    [
+      "fields out of order",
+      [0x12, 0x03, 0x0a, 0x01, 0x66, 0x0a, 0x03, 0x0a, 0x01, 0x67],
+      /field 1 after field 2/,
+      false,
+    ],
+    [
+      "node fields out of order",
+      [0x0a, 0x06, 0x18, 0x01, 0x0a, 0x01, 0x61, 0x00],
+      /field 1 out of order or repeated/,
+      false,
+    ],
+    ["empty bytes written", [0x1a, 0x02, 0x0a, 0x00], /empty bytes field written/, false],
+    ["zero size written", [0x0a, 0x05, 0x0a, 0x01, 0x61, 0x18, 0x00], /zero uint64 written/, false],
+    ["non-minimal varint length", [0x1a, 0x83, 0x00, 0x0a, 0x01, 0x61], /non-minimal varint at byte 1/, false],
+    ["executable=false written", [0x12, 0x05, 0x0a, 0x01, 0x61, 0x20, 0x00], /bool field 4 is 0/, false],
+    ["executable=2", [0x12, 0x05, 0x0a, 0x01, 0x61, 0x20, 0x02], /bool field 4 is 2/, false],
+    ["truncated", [0x0a, 0x05, 0x0a, 0x01], /length 5 runs past the end/, true],
+    [
+      "repeated field inside a node",
+      [0x1a, 0x06, 0x0a, 0x01, 0x61, 0x0a, 0x01, 0x62],
+      /field 1 out of order or repeated at byte 6/,
+      false,
+    ],
   ];
-  for (const [what, bytes] of cases) {
+  for (const [what, bytes, reason, malformed] of cases) {
     it(what, () => {
-      expect(() => decodeDirectory(Uint8Array.from(bytes))).toThrow(DecodeError);
+      const error = (() => {
+        try {
+          decodeDirectory(Uint8Array.from(bytes));
+        } catch (e) {
+          return e;
+        }
+        throw new Error("decoded");
+      })();
+      expect(error).toBeInstanceOf(DecodeError);
+      expect((error as DecodeError).message).toMatch(reason);
+      expect((error as DecodeError).malformed).toBe(malformed);
     });
   }
 
