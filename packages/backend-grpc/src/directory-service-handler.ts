@@ -34,14 +34,7 @@ import {
   parseContentType,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import {
-  ClosurePutter,
-  Digest,
-  type Directory,
-  type DirectoryService,
-  encodeDirectory,
-  isCastoreError,
-} from "@castore-ts/core";
+import { Digest, type Directory, type DirectoryService, encodeDirectory, isCastoreError } from "@castore-ts/core";
 import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore-ts/proto";
 import { type MessageSource, messageBody } from "./message-batcher.js";
 import { EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
@@ -269,9 +262,8 @@ export function createDirectoryServiceHandler(
           if (bytes > opts.maxUploadBytes) {
             throw resourceExhausted(`upload exceeds the limit of ${opts.maxUploadBytes} bytes`);
           }
-          // core's ClosurePutter takes the canonical bytes along and skips re-encoding.
-          if (putter instanceof ClosurePutter) await putter.put(received.directory, received.bytes);
-          else await putter.put(received.directory);
+          // decoded strictly, so the received bytes are the canonical encoding: the putter may skip re-encoding
+          await putter.put(received.directory, received.bytes);
         }
       }
       // A reset stream (the client cancelled or went away) ends the request

@@ -299,10 +299,10 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
     }
   }
 
-  async put(directory: Directory): Promise<void> {
+  async put(directory: Directory, encoded?: Uint8Array): Promise<void> {
     this.checkOpen();
     this.start();
-    await this.queue.push(encodeDirectory(directory));
+    await this.queue.push(encoded ?? encodeDirectory(directory));
   }
 
   async close(): Promise<Digest> {

@@ -209,11 +209,9 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
         if (!done) metrics.uploadsInFlight.dec();
         done = true;
       };
-      // Same prototype chain: the handler's `instanceof ClosurePutter` fast path still applies.
-      const p: DirectoryPutter = Object.create(putter);
-      Object.assign(p, {
-        async put(directory: Directory, ...rest: unknown[]): Promise<void> {
-          await counted((putter.put as (...a: unknown[]) => Promise<void>).call(putter, directory, ...rest));
+      return {
+        async put(directory: Directory, encoded?: Uint8Array): Promise<void> {
+          await counted(putter.put(directory, encoded));
           metrics.directoriesReceived.inc();
         },
         async close(): Promise<Digest> {
@@ -230,8 +228,7 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
             finish();
           }
         },
-      });
-      return p;
+      };
     },
   };
 }

@@ -63,8 +63,17 @@ export interface DirectoryService {
  * - abort() after close() settled, or a second abort(), does nothing.
  */
 export interface DirectoryPutter {
-  /** Adds a directory; its child directories must have been put earlier in this upload. May report an earlier error. */
-  put(directory: Directory): Promise<void>;
+  /**
+   * Adds a directory; its child directories must have been put earlier in this upload. May report an earlier error.
+   *
+   * `encoded`, when given, is the caller's promise that it holds exactly
+   * `encodeDirectory(directory)` (for example bytes that arrived over the wire
+   * and were decoded strictly, so they are canonical): a putter may store and
+   * hash them instead of encoding again, or ignore them. A caller that is not
+   * sure passes nothing. Either way the digest is computed by the store. The
+   * putter may keep a reference to `encoded`: the caller must not change it.
+   */
+  put(directory: Directory, encoded?: Uint8Array): Promise<void>;
   /** Ends the upload; resolves to the root digest once the whole closure is stored. */
   close(): Promise<Digest>;
   /** Abandons the upload: nothing of it becomes visible (during close(): see the rules above). */
