@@ -17,3 +17,5 @@ export * from "./registry.js";
 export { parseBooleanOption, readStoreUrl } from "./store-url.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
+export * from "./blob/service.js";
+export * from "./blob/registry.js";

@@ -1,0 +1,98 @@
+/**
+ * The blob layer (spec §8): file contents, addressed by the BLAKE3-256 digest
+ * of their bytes (the digest a FileNode holds).
+ *
+ * Two interfaces, as for directories:
+ * - `BlobService` is what users and servers call (write, read, stat, has).
+ * - `BlobStore` is the little a backend implements: chunks by digest and
+ *   blob manifests (a blob's chunk list). Core's `ChunkedBlobService` turns a
+ *   `BlobStore` into a `BlobService`: it chunks with FastCDC, hashes, checks
+ *   every chunk it reads, and decides when a blob becomes visible.
+ */
+import type { Digest } from "../digest.js";
+import type { CallOptions } from "../service.js";
+
+/** One content-defined chunk of a blob: its BLAKE3 digest and length in bytes. */
+export interface ChunkMeta {
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+export interface BlobStat {
+  /** The blob's length in bytes. */
+  readonly size: number;
+  /** The chunks, in order, when asked for (`stat(d, { chunks: true })`) and the store keeps them. */
+  readonly chunks?: readonly ChunkMeta[];
+}
+
+export interface BlobReadOptions extends CallOptions {
+  /** First byte to read (default 0). Past the end reads nothing. */
+  offset?: number;
+  /** How many bytes at most (default: to the end). */
+  length?: number;
+}
+
+export interface BlobStatOptions extends CallOptions {
+  /** Include the chunk list. */
+  chunks?: boolean;
+}
+
+/** What a finished write stored. */
+export interface BlobWritten {
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+/**
+ * One blob being written. `write` takes pieces of any size (the writer may
+ * keep a reference to a piece until its promise resolves; it copies what it
+ * keeps longer). Nothing is visible until `close()` resolves; `abort()` or a
+ * failed write leaves no visible blob (orphan chunks may remain for GC).
+ */
+export interface BlobWriter {
+  write(bytes: Uint8Array): Promise<void>;
+  /** Ends the write; resolves once the blob is stored and visible. */
+  close(): Promise<BlobWritten>;
+  /** Abandons the write. Does nothing after close() settled. */
+  abort(reason?: unknown): Promise<void>;
+}
+
+export interface BlobService {
+  openWriter(opts?: CallOptions): BlobWriter;
+  /**
+   * The blob's bytes (or the requested range), or undefined when neither a
+   * blob nor a chunk has this digest. Every byte yielded has been verified
+   * against its chunk's digest; a full read also checks the blob's digest at
+   * the end. A mismatch ends the stream with CorruptionError, never a clean end.
+   */
+  read(digest: Digest, opts?: BlobReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>;
+  stat(digest: Digest, opts?: BlobStatOptions): Promise<BlobStat | undefined>;
+  /** Whether each digest is stored (as a blob or as a chunk), in order; one round trip where the backend allows. */
+  has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * What a backend implements to store blobs; `ChunkedBlobService` does the rest.
+ * A store never checks digests: the service verifies what it writes and
+ * everything it reads.
+ */
+export interface BlobStore {
+  /** Stores a chunk under its digest. Idempotent: storing a chunk that is present again is fine. */
+  putChunk(digest: Digest, bytes: Uint8Array, opts?: CallOptions): Promise<void>;
+  /** The chunk's stored bytes, or undefined. */
+  getChunk(digest: Digest, opts?: CallOptions): Promise<Uint8Array | undefined>;
+  /**
+   * Makes a blob visible: records its chunk list. Called only after every
+   * chunk of it was stored. Idempotent for the same list. A blob of one chunk
+   * has a manifest too (so `stat` knows it as a blob).
+   */
+  putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: CallOptions): Promise<void>;
+  /** The blob's chunk list, or undefined when no blob has this digest. */
+  getManifest(digest: Digest, opts?: CallOptions): Promise<readonly ChunkMeta[] | undefined>;
+  /** For each digest, whether a manifest or a chunk is stored under it. */
+  has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]>;
+  /** The stored size of a chunk without reading it, where cheap; undefined when absent. Optional. */
+  chunkSize?(digest: Digest, opts?: CallOptions): Promise<number | undefined>;
+  close(): Promise<void>;
+}
