@@ -64,7 +64,7 @@ function typedErrors(target: ConformanceTarget): boolean {
 
 async function release(instance: ConformanceInstance): Promise<void> {
   if (instance.teardown) await instance.teardown();
-  else await instance.service.close();
+  else await Promise.all([instance.service.close(), instance.blobs?.close()]);
 }
 
 /** Runs one scenario on a fresh instance of the target. Never throws: failures are results. */
@@ -99,6 +99,7 @@ export async function runScenario(target: ConformanceTarget, scenario: Scenario)
       target,
       instance,
       service: instance.service,
+      blobs: instance.blobs,
       typedErrors: typedErrors(target),
       isolated: target.capabilities?.isolated === undefined || target.capabilities.isolated === true,
       signal: controller.signal,

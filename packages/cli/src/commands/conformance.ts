@@ -93,6 +93,7 @@ export function conformanceCommand(): Command {
           capabilities: {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",
             isolated: "every scenario opens the same URL, so they share one store",
+            blobs: "the blob scenarios do not run against a URL yet (issue 17)",
             breadthFirst: "a server may yield any root-to-leaves order (spec §3.2: castore over S3, tvix, snix)",
             typedErrors,
             ...(opts.readOnly ? { write: "--read-only was given" } : {}),
