@@ -17,3 +17,4 @@ export * from "./registry.js";
 export { parseBooleanOption, readStoreUrl } from "./store-url.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
+export { type ChunkingOptions, SNIX_CHUNKING, findCutPoint, FastCdcChunker } from "./blob/fastcdc.js";
