@@ -20,4 +20,4 @@ export * from "./cache.js";
 export * from "./blob/service.js";
 export * from "./blob/registry.js";
 export * from "./blob/chunked.js";
-export * from "./blob/fastcdc.js";
+export { type ChunkingOptions, SNIX_CHUNKING, findCutPoint, FastCdcChunker } from "./blob/fastcdc.js";
