@@ -100,6 +100,19 @@ describe("runConformance", () => {
     expect(closure.failed).toBe(0);
   });
 
+  it("filters with a function of the id and the title", async () => {
+    const asked: string[] = [];
+    const report = await runConformance(correct(), {
+      filter: (s) => {
+        asked.push(`${s.id} ${s.name}`);
+        return s.id.startsWith("closure.") && s.id !== "closure.dangling-child";
+      },
+    });
+    expect(asked).toEqual(scenarios.map((s) => `${s.id} ${s.name}`));
+    const expected = scenarios.filter((s) => s.id.startsWith("closure.") && s.id !== "closure.dangling-child");
+    expect(report.results.map((r) => r.id)).toEqual(expected.map((s) => s.id));
+  });
+
   it("gives every scenario a unique lowercase dotted id", () => {
     const ids = scenarios.map((s) => s.id);
     expect(new Set(ids).size).toBe(ids.length);

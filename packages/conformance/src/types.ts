@@ -168,6 +168,7 @@ export interface RunOptions {
 /**
  * Which scenarios to run: a string is an id or an id prefix ("closure." or
  * "closure" runs every closure.* scenario); a RegExp is tested against the
- * title.
+ * title; a function is asked about each scenario (its id and title), e.g. to
+ * leave some out.
  */
-export type ScenarioFilter = string | RegExp;
+export type ScenarioFilter = string | RegExp | ((scenario: { id: string; name: string }) => boolean);
