@@ -9,6 +9,7 @@ import { LMDB_URL_EXAMPLE } from "./lmdb-url.js";
 
 export { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "./lmdb-service.js";
 export { LmdbDirectoryStore, DIRECTORIES_DB } from "./lmdb-store.js";
+export { LmdbBlobStore, BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB } from "./lmdb-blob-store.js";
 export { parseLmdbUrl, LMDB_URL_EXAMPLE, type LmdbStoreOptions, type LmdbUrl } from "./lmdb-url.js";
 
 registerDirectoryServiceScheme("lmdb", LMDB_URL_EXAMPLE, (url, opts) =>
