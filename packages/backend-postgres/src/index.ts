@@ -8,6 +8,7 @@ import { PostgresDirectoryService } from "./postgres-service.js";
 import { POSTGRES_URL_EXAMPLE } from "./postgres-url.js";
 
 export { PostgresDirectoryService, type PostgresDirectoryServiceOptions } from "./postgres-service.js";
+export { PostgresBlobStore } from "./postgres-blob-store.js";
 export {
   PostgresDirectoryStore,
   SCHEMA_VERSION,
