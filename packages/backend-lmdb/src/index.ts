@@ -1,9 +1,11 @@
 /**
  * @castore-ts/backend-lmdb: the embedded LMDB DirectoryService, castore's
- * default store. Importing this module registers the `lmdb:` URL scheme
- * with core's openDirectoryService.
+ * default store, and its blobs in the same environment. Importing this
+ * module registers the `lmdb:` URL scheme with core's openDirectoryService
+ * and openBlobService.
  */
-import { registerDirectoryServiceScheme } from "@castore-ts/core";
+import { ChunkedBlobService, registerBlobServiceScheme, registerDirectoryServiceScheme } from "@castore-ts/core";
+import { LmdbBlobStore } from "./lmdb-blob-store.js";
 import { LmdbDirectoryService } from "./lmdb-service.js";
 import { LMDB_URL_EXAMPLE } from "./lmdb-url.js";
 
@@ -15,3 +17,4 @@ export { parseLmdbUrl, LMDB_URL_EXAMPLE, type LmdbStoreOptions, type LmdbUrl } f
 registerDirectoryServiceScheme("lmdb", LMDB_URL_EXAMPLE, (url, opts) =>
   LmdbDirectoryService.openUrl(url, { sizeCheck: opts.sizeCheck }),
 );
+registerBlobServiceScheme("lmdb", (url) => new ChunkedBlobService(LmdbBlobStore.openUrl(url)));

@@ -2,7 +2,17 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AbortError, BackendError, CorruptionError, Digest, fixtures, type ChunkMeta } from "@castore-ts/core";
+import {
+  AbortError,
+  BackendError,
+  ChunkedBlobService,
+  CorruptionError,
+  Digest,
+  fixtures,
+  openBlobService,
+  openDirectoryService,
+  type ChunkMeta,
+} from "@castore-ts/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LmdbBlobStore, LmdbDirectoryService } from "./index.js";
 
@@ -240,5 +250,26 @@ describe("LmdbBlobStore", () => {
     writeFileSync(join(path, "data.mdb"), Buffer.alloc(16384, 7));
     expect(() => LmdbBlobStore.open(path)).toThrow(BackendError);
     expect(() => LmdbBlobStore.open(path)).toThrow(/is not an LMDB data file/);
+  });
+
+  it("is registered for lmdb: URLs: one URL opens blobs and directories of one store directory", async () => {
+    const url = `lmdb://${join(dir, "registered")}`;
+    const blobs = await openBlobService(url);
+    opened.push(blobs);
+    expect(blobs).toBeInstanceOf(ChunkedBlobService);
+    expect((blobs as ChunkedBlobService).store).toBeInstanceOf(LmdbBlobStore);
+    const writer = blobs.openWriter();
+    await writer.write(new TextEncoder().encode("hello blobs"));
+    const { digest } = await writer.close();
+    const directories = await openDirectoryService(url);
+    opened.push(directories);
+    const putter = directories.putMultipleStart();
+    await putter.put(fixtures.DIRECTORY_A);
+    await putter.close();
+
+    const again = LmdbBlobStore.open(join(dir, "registered"));
+    opened.push(again);
+    expect(await again.has([digest])).toEqual([true]);
+    await expect(openBlobService(`lmdb://${join(dir, "registered")}?color=red`)).rejects.toThrow(/unknown option/);
   });
 });

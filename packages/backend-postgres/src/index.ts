@@ -1,9 +1,16 @@
 /**
  * @castore-ts/backend-postgres: the PostgreSQL DirectoryService. Importing this
  * module registers the `postgres:` and `postgresql:` URL schemes with core's
- * openDirectoryService.
+ * openDirectoryService and openBlobService.
  */
-import { type DirectoryServiceOpener, registerDirectoryServiceScheme } from "@castore-ts/core";
+import {
+  type BlobServiceOpener,
+  ChunkedBlobService,
+  type DirectoryServiceOpener,
+  registerBlobServiceScheme,
+  registerDirectoryServiceScheme,
+} from "@castore-ts/core";
+import { PostgresBlobStore } from "./postgres-blob-store.js";
 import { PostgresDirectoryService } from "./postgres-service.js";
 import { POSTGRES_URL_EXAMPLE } from "./postgres-url.js";
 
@@ -32,3 +39,7 @@ export { isConnectionFailure } from "./postgres-errors.js";
 const open: DirectoryServiceOpener = (url, opts) => PostgresDirectoryService.open(url, { sizeCheck: opts.sizeCheck });
 registerDirectoryServiceScheme("postgres", POSTGRES_URL_EXAMPLE, open);
 registerDirectoryServiceScheme("postgresql", "postgresql://… (the same as postgres://)", open);
+
+const openBlobs: BlobServiceOpener = (url) => new ChunkedBlobService(PostgresBlobStore.open(url));
+registerBlobServiceScheme("postgres", openBlobs);
+registerBlobServiceScheme("postgresql", openBlobs);

@@ -1,5 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { AbortError, BackendError, CorruptionError, Digest, fixtures, type ChunkMeta } from "@castore-ts/core";
+import {
+  AbortError,
+  BackendError,
+  ChunkedBlobService,
+  CorruptionError,
+  Digest,
+  fixtures,
+  openBlobService,
+  type ChunkMeta,
+} from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import { PostgresBlobStore, PostgresDirectoryService, SCHEMA_VERSION } from "./index.js";
 import { countQueries, postgresTestStoresForFile } from "./test-postgres.js";
@@ -287,5 +296,27 @@ describe("PostgresBlobStore", () => {
     await store.close();
     await expect(store.getChunk(c.meta.digest)).rejects.toThrow(BackendError);
     await expect(store.has([c.meta.digest])).rejects.toThrow(/store is closed/);
+  });
+
+  it("is registered for postgres: and postgresql: URLs, in the URL's schema", async () => {
+    for (const scheme of ["postgres:", "postgresql:"]) {
+      const schema = stores.freshSchema();
+      const url = new URL(stores.url({ schema }));
+      url.protocol = scheme;
+      const blobs = await openBlobService(url.href);
+      try {
+        expect(blobs).toBeInstanceOf(ChunkedBlobService);
+        const store = (blobs as ChunkedBlobService).store;
+        expect(store).toBeInstanceOf(PostgresBlobStore);
+        expect((store as PostgresBlobStore).db.schema).toBe(schema);
+        const writer = blobs.openWriter();
+        await writer.write(new TextEncoder().encode("hello blobs"));
+        const { digest } = await writer.close();
+        expect(await count(schema, "blobs")).toBe(1);
+        expect(await blobs.has([digest])).toEqual([true]);
+      } finally {
+        await blobs.close();
+      }
+    }
   });
 });
