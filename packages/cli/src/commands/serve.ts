@@ -15,7 +15,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type LogLevel } from "../logger.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
+import { SIZE_CHECK_HELP, nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
 
 /** Bearer tokens from a token file; errors name the file, never its content. */
 export function readAuthTokenFile(path: string): string[] {
@@ -70,10 +70,7 @@ export function serveCommand(): Command {
         .env("CASTORE_STORE"),
     )
     .addOption(
-      new Option(
-        "--size-check <mode>",
-        "how declared directory sizes are checked: exact, or at-least (accepts snix's larger sizes)",
-      )
+      new Option("--size-check <mode>", `${SIZE_CHECK_HELP}; applies to uploads and to reads`)
         .default("exact")
         .env("CASTORE_SIZE_CHECK"),
     )
