@@ -152,6 +152,34 @@ describe("verify", () => {
     }
   });
 
+  it("castore verify --size-check: exact (default) exits 1 on legacy sizes, snix-compat exits 0, at-least is refused", async () => {
+    const path = join(dir, "legacy-store");
+    const s = await LmdbDirectoryService.open(path, { sizeCheck: "snix-compat" });
+    try {
+      const upload = s.putMultipleStart();
+      for (const d of [
+        fixtures.DIRECTORY_WITH_KEEP,
+        fixtures.DIRECTORY_COMPLICATED_LEGACY,
+        fixtures.DIRECTORY_NESTED_LEGACY,
+      ])
+        await upload.put(d);
+      await upload.close();
+    } finally {
+      await s.close();
+    }
+    const url = `lmdb://${path}`;
+    const exact = await runCastore(CASTORE_CLI, ["verify", url, "--no-progress"]);
+    expect(exact.code).toBe(1);
+    expect(exact.stdout.toString()).toMatch(/^size-mismatch .*: declared size 8 as inner in .*, actual 5$/m);
+    const compat = await runCastore(CASTORE_CLI, ["verify", url, "--no-progress", "--size-check", "snix-compat"]);
+    expect(compat.code, compat.stdout.toString()).toBe(0);
+    const old = await runCastore(CASTORE_CLI, ["verify", url, "--size-check", "at-least"]);
+    expect(old.code).not.toBe(0);
+    expect(old.stderr.toString()).toMatch(
+      /'--size-check <mode>' argument 'at-least' is invalid\. expected exact or snix-compat/,
+    );
+  });
+
   it("whole-store verify reports a stored key that is not a digest and goes on to check the rest", async () => {
     const path = join(dir, "bad-key-store");
     const s = await LmdbDirectoryService.open(path);

@@ -100,8 +100,7 @@ export function conformanceCommand(): Command {
     .option(
       "--root <digest>",
       "a directory the store already holds (hex or b3:base64; repeatable): the roots.* scenarios check its closure",
-      (text: string, roots: Digest[]) => [...roots, parseDigestOption(text)],
-      [] as Digest[],
+      (text: string, roots: Digest[] | undefined) => [...(roots ?? []), parseDigestOption(text)],
     )
     .addOption(
       new Option("--size-check <mode>", `the server's size check, if known: ${SIZE_CHECK_HELP}`).argParser(

@@ -71,6 +71,7 @@ export function serveCommand(): Command {
     )
     .addOption(
       new Option("--size-check <mode>", `${SIZE_CHECK_HELP}; applies to uploads and to reads`)
+        .argParser(parseSizeCheck)
         .default("exact")
         .env("CASTORE_SIZE_CHECK"),
     )
@@ -160,7 +161,7 @@ export function serveCommand(): Command {
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
       const metricsListen = opts.metricsListen ? parseMetricsListen(opts.metricsListen) : undefined;
       const authTokens = opts.authTokenFile ? readAuthTokenFile(opts.authTokenFile) : undefined;
-      const service = await openStore(opts.store, { sizeCheck: parseSizeCheck(opts.sizeCheck) });
+      const service = await openStore(opts.store, { sizeCheck: opts.sizeCheck });
       const server = createDirectoryServiceServer(service, {
         listen,
         tls: opts.tlsCert ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
