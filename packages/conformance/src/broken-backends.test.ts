@@ -56,6 +56,8 @@ const expectedFailures: Record<keyof typeof brokenBackends, string[]> = {
     "closure.disconnected",
     "closure.wrong-size",
     "closure.size-too-small",
+    "closure.size-too-large",
+    "closure.legacy-sizes", // stores legacy sizes its own (exact) reads then refuse
     "uploads.list-digests",
     "scale.large-upload-invisible", // stores the unconnected upload
   ],
