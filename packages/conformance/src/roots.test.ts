@@ -41,7 +41,11 @@ function holding(tree: Directory[], readCheck: SizeCheck = "snix-compat"): Confo
   return {
     name: "held",
     factory: async () => ({ service: new StoreDirectoryService(new RawStore(bytes), { sizeCheck: readCheck }) }),
-    capabilities: { write: "read-only test target", isolated: "one store for all scenarios" },
+    capabilities: {
+      write: "read-only test target",
+      isolated: "one store for all scenarios",
+      blobs: "directories only",
+    },
     roots: [directoryDigest(tree[tree.length - 1])],
   };
 }
