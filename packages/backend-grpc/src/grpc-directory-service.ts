@@ -21,6 +21,7 @@ import {
   encodeDirectory,
   isCastoreError,
   RootToLeavesChecker,
+  type SizeCheck,
   validateDirectory,
 } from "@castore-ts/core";
 import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore-ts/proto";
@@ -51,6 +52,11 @@ export interface GrpcDirectoryServiceOptions {
    * takes it from the URL's `?token=`, else from CASTORE_AUTH_TOKEN.
    */
   authToken?: string;
+  /**
+   * How this client re-checks the declared sizes of what getRecursive
+   * receives (spec §1.1; default "exact"). Uploads are the server's to check.
+   */
+  sizeCheck?: SizeCheck;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -78,6 +84,7 @@ export class GrpcDirectoryService implements DirectoryService {
   private readonly target: CallTarget;
   private readonly paths: { get: string; put: string };
   private readonly putQueueLength: number;
+  private readonly sizeCheck: SizeCheck | undefined;
   private closed = false;
 
   /** Opens a client for a grpc+http://, grpc+https:// or grpc+unix:// URL (see grpc-url.ts for options). */
@@ -97,6 +104,7 @@ export class GrpcDirectoryService implements DirectoryService {
     this.address = describeTarget(target);
     this.serviceName = options.serviceName ?? "tvix";
     this.putQueueLength = options.putQueueLength ?? DEFAULT_PUT_QUEUE_LENGTH;
+    this.sizeCheck = options.sizeCheck;
     this.sessionManager = createSessionManager(target, {
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       windowBytes: options.windowBytes ?? DEFAULT_WINDOW_BYTES,
@@ -194,7 +202,7 @@ export class GrpcDirectoryService implements DirectoryService {
   async *getRecursive(root: Digest, opts: CallOptions = {}): AsyncGenerator<Directory, void, undefined> {
     this.checkOpen();
     const { signal } = opts;
-    const checker = new RootToLeavesChecker(root);
+    const checker = new RootToLeavesChecker(root, { sizeCheck: this.sizeCheck });
     let received = 0;
     try {
       for await (const batch of this.getCall(root, true, signal)) {

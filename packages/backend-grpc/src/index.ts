@@ -39,6 +39,12 @@ export { CASTORE_ERROR_CODE_TRAILER, castoreCodeOf, grpcCodeOf, transportFailure
 export { HealthStatus, DEFAULT_HEALTH_POLL_MS, probeBackend, healthRoutes, type HealthOptions } from "./health.js";
 export { createServerMetrics, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 
-registerDirectoryServiceScheme("grpc+http", "grpc+http://host:port", (url) => GrpcDirectoryService.fromUrl(url));
-registerDirectoryServiceScheme("grpc+https", "grpc+https://host:port", (url) => GrpcDirectoryService.fromUrl(url));
-registerDirectoryServiceScheme("grpc+unix", "grpc+unix:///path/to/socket", (url) => GrpcDirectoryService.fromUrl(url));
+registerDirectoryServiceScheme("grpc+http", "grpc+http://host:port", (url, opts) =>
+  GrpcDirectoryService.fromUrl(url, { sizeCheck: opts.sizeCheck }),
+);
+registerDirectoryServiceScheme("grpc+https", "grpc+https://host:port", (url, opts) =>
+  GrpcDirectoryService.fromUrl(url, { sizeCheck: opts.sizeCheck }),
+);
+registerDirectoryServiceScheme("grpc+unix", "grpc+unix:///path/to/socket", (url, opts) =>
+  GrpcDirectoryService.fromUrl(url, { sizeCheck: opts.sizeCheck }),
+);

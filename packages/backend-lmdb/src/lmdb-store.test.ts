@@ -329,12 +329,18 @@ describe("opening", () => {
   });
 
   it("passes sizeCheck through from openDirectoryService", async () => {
-    const service = await openDirectoryService(`lmdb://${join(dir, "s")}`, { sizeCheck: "at-least" });
+    const service = await openDirectoryService(`lmdb://${join(dir, "s")}`, { sizeCheck: "snix-compat" });
     open.push(service as LmdbDirectoryService);
-    const oversized = makeDirectory({
-      directories: [makeDirectoryNode("a", directoryDigest(DIRECTORY_A), 5)],
-    });
-    await upload(service as LmdbDirectoryService, [DIRECTORY_A, oversized]);
+    // A legacy size (2·n + s = 2 for WITH_KEEP, canonical 1): only snix-compat takes it.
+    await upload(service as LmdbDirectoryService, [
+      fixtures.DIRECTORY_WITH_KEEP,
+      fixtures.DIRECTORY_COMPLICATED_LEGACY,
+    ]);
+    const exact = await openDirectoryService(`lmdb://${join(dir, "e")}`);
+    open.push(exact as LmdbDirectoryService);
+    await expect(
+      upload(exact as LmdbDirectoryService, [fixtures.DIRECTORY_WITH_KEEP, fixtures.DIRECTORY_COMPLICATED_LEGACY]),
+    ).rejects.toThrow(ClosureError);
   });
 
   it("LmdbDirectoryStore.open is synchronous and usable on its own", async () => {

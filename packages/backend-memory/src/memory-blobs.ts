@@ -19,7 +19,7 @@ export class MemoryBlobStore implements BlobStore {
   async putChunk(digest: Digest, bytes: Uint8Array, opts: CallOptions = {}): Promise<void> {
     throwIfAborted(opts.signal);
     // A copy: the caller may reuse its buffer.
-    if (!this.chunks.has(digest.hex)) this.chunks.set(digest.hex, bytes.slice());
+    if (!this.chunks.has(digest.hex)) this.chunks.set(digest.hex, new Uint8Array(bytes));
   }
 
   async getChunk(digest: Digest, opts: CallOptions = {}): Promise<Uint8Array | undefined> {
@@ -50,7 +50,7 @@ export class MemoryBlobStore implements BlobStore {
 
   /** Replaces a stored chunk's bytes, bypassing every check: for corruption tests. */
   corruptChunk(digest: Digest, bytes: Uint8Array): void {
-    this.chunks.set(digest.hex, bytes.slice());
+    this.chunks.set(digest.hex, new Uint8Array(bytes));
   }
 
   /** Chunks and bytes held, for tests and the dedup measure. */

@@ -20,7 +20,18 @@ describeDirectoryService({
     };
   },
   capabilities: { corruption: true },
+  sizeCheck: "exact",
 });
+
+// The same store checking sizes as snix does: the size scenarios must then take the legacy tree.
+describeDirectoryService(
+  {
+    name: "memory (snix-compat)",
+    factory: async () => ({ service: new MemoryDirectoryService({ sizeCheck: "snix-compat" }) }),
+    sizeCheck: "snix-compat",
+  },
+  { filter: "closure." },
+);
 
 describe("memory backend", () => {
   it("opens memory:// through core's registry, a new empty store each time", async () => {

@@ -642,7 +642,7 @@ describe("README", () => {
     const direct = stores.track(
       PostgresDirectoryService.open(stores.url({ schema: stores.freshSchema() }), {
         poolMax: 20,
-        sizeCheck: "at-least",
+        sizeCheck: "snix-compat",
       }),
     );
     await direct.store.init();

@@ -419,7 +419,7 @@ export class S3DirectoryService implements DirectoryService {
     const record = await this.getIndex(root, signal);
     if (record === undefined) return;
     const rootDirectory = decodeStoredDirectory(root, record.bytes);
-    const checker = new RootToLeavesChecker(root);
+    const checker = new RootToLeavesChecker(root, { sizeCheck: this.sizeCheck });
     checker.accept(rootDirectory, record.bytes);
     // `wanted` mirrors the checker's expected set: frames of other directories in the span are skipped.
     const wanted = new Set<string>();

@@ -198,6 +198,12 @@ describe("castore CLI end to end", () => {
       "--json",
       "--junit <file>",
       "an id prefix (closure.)",
+      "--root <digest>",
+      "--read-only",
+      "roots.*",
+      "legacy size",
+      "--size-check <mode>",
+      "snix-compat",
     ])
       expect(help).toContain(documented);
     const r = await runCastore(CASTORE_CLI, ["serve", "--help"]);
@@ -299,7 +305,7 @@ describe("castore conformance: typed-error detection and reports", () => {
       expect(probed.stdout.toString()).toMatch(
         /error classes not checked: the server's rejections carry no castore-error-code trailer/,
       );
-      expect(probed.stdout.toString()).toMatch(/: 6 passed, 0 failed, 0 skipped/);
+      expect(probed.stdout.toString()).toMatch(/: 8 passed, 0 failed, 0 skipped/);
       expect(probed.code, probed.stdout.toString()).toBe(0);
 
       const forced = await runCastore(

@@ -89,15 +89,15 @@ describe("verify", () => {
   });
 
   it("checks the size every parent declares for a shared child, not only the first parent's", async () => {
-    // A diamond: root → p1 → shared, root → p2 → shared, one parent declaring a wrong size.
-    // A store that accepts sizes at least the actual one takes the wrong (larger) size.
-    const shared = fixtures.DIRECTORY_B; // size 1: one directory node
+    // A diamond: root → p1 → shared, root → p2 → shared, one parent declaring a legacy size:
+    // a snix-compat store takes it, verify's default (exact) reports it.
+    const shared = fixtures.DIRECTORY_B; // size 1: one directory node (snix-compat accepts 1..2)
     const dShared = directoryDigest(shared);
     expect(directorySize(shared)).toBe(1n);
     for (const wrongParent of ["p1", "p2"]) {
-      const service = new MemoryDirectoryService({ sizeCheck: "at-least" });
+      const service = new MemoryDirectoryService({ sizeCheck: "snix-compat" });
       const parent = (name: string) =>
-        makeDirectory({ directories: [makeDirectoryNode("s", dShared, name === wrongParent ? 5 : 1)] });
+        makeDirectory({ directories: [makeDirectoryNode("s", dShared, name === wrongParent ? 2 : 1)] });
       const [p1, p2] = [parent("p1"), parent("p2")];
       const rootDir = makeDirectory({
         directories: [
@@ -116,11 +116,68 @@ describe("verify", () => {
           kind: "size-mismatch",
           digest: dShared.hex,
           path: `${wrongParent}/s`,
-          message: `declared size 5 in ${directoryDigest(wrongParent === "p1" ? p1 : p2).hex}, actual 1`,
+          message: `declared size 2 in ${directoryDigest(wrongParent === "p1" ? p1 : p2).hex}, actual 1`,
         },
       ]);
       await service.close();
     }
+  });
+
+  it("--size-check: exact reports each legacy size of a legacy tree, snix-compat accepts them (roots and whole store)", async () => {
+    const service = new MemoryDirectoryService({ sizeCheck: "snix-compat" });
+    try {
+      const upload = service.putMultipleStart();
+      const legacy = [
+        fixtures.DIRECTORY_WITH_KEEP,
+        fixtures.DIRECTORY_COMPLICATED_LEGACY,
+        fixtures.DIRECTORY_NESTED_LEGACY,
+      ];
+      for (const d of legacy) await upload.put(d);
+      const root = await upload.close();
+      const complicated = directoryDigest(fixtures.DIRECTORY_COMPLICATED_LEGACY);
+      const problems: Problem[] = [];
+      const onProblem = (p: Problem) => problems.push(p);
+      expect(await verifyRoots(service, [root], { onProblem })).toEqual({ directories: 3, problems: 2 });
+      expect(problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+        `inner: declared size 8 in ${root.hex}, actual 5`,
+        `inner/keep: declared size 2 in ${complicated.hex}, actual 1`,
+      ]);
+      expect(await verifyStore(service, { onProblem: () => {} })).toEqual({ directories: 3, problems: 2 });
+      const compat = { sizeCheck: "snix-compat" as const, onProblem };
+      problems.length = 0;
+      expect(await verifyRoots(service, [root], compat)).toEqual({ directories: 3, problems: 0 });
+      expect(await verifyStore(service, compat)).toEqual({ directories: 3, problems: 0 });
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("castore verify --size-check: exact (default) exits 1 on legacy sizes, snix-compat exits 0, at-least is refused", async () => {
+    const path = join(dir, "legacy-store");
+    const s = await LmdbDirectoryService.open(path, { sizeCheck: "snix-compat" });
+    try {
+      const upload = s.putMultipleStart();
+      for (const d of [
+        fixtures.DIRECTORY_WITH_KEEP,
+        fixtures.DIRECTORY_COMPLICATED_LEGACY,
+        fixtures.DIRECTORY_NESTED_LEGACY,
+      ])
+        await upload.put(d);
+      await upload.close();
+    } finally {
+      await s.close();
+    }
+    const url = `lmdb://${path}`;
+    const exact = await runCastore(CASTORE_CLI, ["verify", url, "--no-progress"]);
+    expect(exact.code).toBe(1);
+    expect(exact.stdout.toString()).toMatch(/^size-mismatch .*: declared size 8 as inner in .*, actual 5$/m);
+    const compat = await runCastore(CASTORE_CLI, ["verify", url, "--no-progress", "--size-check", "snix-compat"]);
+    expect(compat.code, compat.stdout.toString()).toBe(0);
+    const old = await runCastore(CASTORE_CLI, ["verify", url, "--size-check", "at-least"]);
+    expect(old.code).not.toBe(0);
+    expect(old.stderr.toString()).toMatch(
+      /'--size-check <mode>' argument 'at-least' is invalid\. expected exact or snix-compat/,
+    );
   });
 
   it("whole-store verify reports a stored key that is not a digest and goes on to check the rest", async () => {

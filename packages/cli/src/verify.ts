@@ -13,7 +13,9 @@ import {
   type DirectoryService,
   type InvalidStoredKey,
   type SizeCheck,
-  directorySize,
+  type SizeRange,
+  declaredSizeAccepted,
+  sizeRangeOf,
   type Directory,
 } from "@castore-ts/core";
 import { escapeName } from "./names.js";
@@ -64,8 +66,13 @@ interface Edge {
   declaredSize: bigint;
 }
 
-function sizeOk(declared: bigint, actual: bigint, mode: SizeCheck): boolean {
-  return mode === "exact" ? declared === actual : declared >= actual;
+/** "actual 4", or under snix-compat "actual 4 (snix-compat accepts 4..7)": the sizes the mode would take. */
+function describeActual(range: SizeRange, mode: SizeCheck): string {
+  const accepted =
+    mode === "snix-compat" && range.legacyMax !== range.canonical
+      ? ` (snix-compat accepts ${range.canonical}..${range.legacyMax})`
+      : "";
+  return `actual ${range.canonical}${accepted}`;
 }
 
 /** Reads one directory, turning a read failure into a problem. */
@@ -99,8 +106,8 @@ export async function verifyRoots(
   const limit = pLimit(opts.concurrency ?? 16);
   const mode = opts.sizeCheck ?? "exact";
   const seen = new Set<string>();
-  /** Sizes of the directories read so far; null where the read failed (its problem is reported already). */
-  const sizes = new Map<string, bigint | null>();
+  /** Accepted sizes of the directories read so far; null where the read failed (its problem is reported already). */
+  const sizes = new Map<string, SizeRange | null>();
   /** Edges to directories seen but not read yet, by the child's digest. */
   const waiting = new Map<string, Edge[]>();
   const progress: VerifyProgress = { directories: 0, problems: 0 };
@@ -108,16 +115,16 @@ export async function verifyRoots(
     progress.problems++;
     opts.onProblem?.(p);
   };
-  const checkEdge = (child: string, edge: Edge, actual: bigint | null) => {
-    if (actual === null || sizeOk(edge.declaredSize, actual, mode)) return;
+  const checkEdge = (child: string, edge: Edge, actual: SizeRange | null) => {
+    if (actual === null || declaredSizeAccepted(edge.declaredSize, actual, mode)) return;
     report({
       kind: "size-mismatch",
       digest: child,
       path: edge.path,
-      message: `declared size ${edge.declaredSize} in ${edge.parent}, actual ${actual}`,
+      message: `declared size ${edge.declaredSize} in ${edge.parent}, ${describeActual(actual, mode)}`,
     });
   };
-  const settle = (child: string, actual: bigint | null) => {
+  const settle = (child: string, actual: SizeRange | null) => {
     sizes.set(child, actual);
     for (const edge of waiting.get(child) ?? []) checkEdge(child, edge, actual);
     waiting.delete(child);
@@ -141,7 +148,7 @@ export async function verifyRoots(
             report({ ...problem, path: item.path, message: problem.message + where });
             settle(item.digest.hex, null);
           } else if (directory) {
-            settle(item.digest.hex, directorySize(directory));
+            settle(item.digest.hex, sizeRangeOf(directory));
             for (const child of directory.directories) {
               const childDigest = Digest.fromBytes(child.digest);
               const name = escapeName(child.name);
@@ -178,7 +185,7 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
   if (!service.listDigests) throw new Error("this store cannot list its directories: give the root digests to verify");
   const limit = pLimit(opts.concurrency ?? 16);
   const mode = opts.sizeCheck ?? "exact";
-  const sizes = new Map<string, bigint | null>(); // null: unreadable
+  const sizes = new Map<string, SizeRange | null>(); // null: unreadable
   const progress: VerifyProgress = { directories: 0, problems: 0 };
   const report = (p: Problem) => {
     progress.problems++;
@@ -197,7 +204,7 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
           sizes.set(digest.hex, null);
           report(problem);
         } else if (directory) {
-          sizes.set(digest.hex, directorySize(directory));
+          sizes.set(digest.hex, sizeRangeOf(directory));
           for (const c of directory.directories) {
             children.push({ parent: digest.hex, digest: hexOf(c.digest), size: c.size, name: escapeName(c.name) });
           }
@@ -215,11 +222,11 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
     const size = sizes.get(c.digest);
     if (size === undefined) {
       report({ kind: "missing", digest: c.digest, message: `not stored, but ${c.parent} refers to it as ${c.name}` });
-    } else if (size !== null && !sizeOk(c.size, size, mode)) {
+    } else if (size !== null && !declaredSizeAccepted(c.size, size, mode)) {
       report({
         kind: "size-mismatch",
         digest: c.digest,
-        message: `declared size ${c.size} as ${c.name} in ${c.parent}, actual ${size}`,
+        message: `declared size ${c.size} as ${c.name} in ${c.parent}, ${describeActual(size, mode)}`,
       });
     }
   }

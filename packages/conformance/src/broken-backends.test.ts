@@ -56,6 +56,8 @@ const expectedFailures: Record<keyof typeof brokenBackends, string[]> = {
     "closure.disconnected",
     "closure.wrong-size",
     "closure.size-too-small",
+    "closure.size-too-large",
+    "closure.legacy-sizes", // stores legacy sizes its own (exact) reads then refuse
     "uploads.list-digests",
     "scale.large-upload-invisible", // stores the unconnected upload
   ],
@@ -88,20 +90,28 @@ const expectedFailures: Record<keyof typeof brokenBackends, string[]> = {
   ],
   noClosingState: ["closing.put-during-close", "closing.close-twice-concurrent", "closing.abort-during-close"],
   // Every scenario that reads a multi-piece blob back whole and compares (a chunk read alone is one piece).
-  blobOtherBytes: ["blob.round-trip", "blob.piece-sizes", "blob.concurrent-writes", "blob.ranged-read"],
+  blobOtherBytes: [
+    "blob.round-trip",
+    "blob.piece-sizes",
+    "blob.reused-buffer",
+    "blob.concurrent-writes",
+    "blob.ranged-read",
+  ],
   // The same, and a damaged blob whose read ends cleanly before reaching the damage.
   blobTruncates: [
     "blob.round-trip",
     "blob.piece-sizes",
+    "blob.reused-buffer",
     "blob.concurrent-writes",
     "blob.ranged-read",
     "blob.corruption",
   ],
   // Only writes in more than one piece get the wrong digest.
-  blobWrongDigest: ["blob.piece-sizes", "blob.concurrent-writes"],
+  blobWrongDigest: ["blob.piece-sizes", "blob.reused-buffer", "blob.concurrent-writes"],
   // Every scenario that reads the last blob it wrote before writing another.
   blobWriteBehind: [
     "blob.round-trip",
+    "blob.reused-buffer",
     "blob.concurrent-writes",
     "blob.ranged-read",
     "blob.chunk-by-digest",

@@ -10,7 +10,6 @@ import {
   ChunkedBlobService,
   type ChunkMeta,
   Digest,
-  blake3,
   throwIfAborted,
 } from "@castore-ts/core";
 
@@ -24,7 +23,7 @@ export class MapBlobStore implements BlobStore {
 
   async putChunk(digest: Digest, bytes: Uint8Array, opts: CallOptions = {}): Promise<void> {
     throwIfAborted(opts.signal);
-    if (!this.chunks.has(digest.hex)) this.chunks.set(digest.hex, bytes.slice());
+    if (!this.chunks.has(digest.hex)) this.chunks.set(digest.hex, new Uint8Array(bytes));
   }
   async getChunk(digest: Digest): Promise<Uint8Array | undefined> {
     return this.chunks.get(digest.hex)?.slice();
@@ -39,7 +38,7 @@ export class MapBlobStore implements BlobStore {
     return digests.map((d) => this.manifests.has(d.hex) || this.chunks.has(d.hex));
   }
   corruptChunk(digest: Digest, bytes: Uint8Array): void {
-    this.chunks.set(digest.hex, bytes.slice());
+    this.chunks.set(digest.hex, new Uint8Array(bytes));
   }
   async close(): Promise<void> {}
 }
@@ -60,7 +59,7 @@ export class OtherBytesBlobService extends MapBlobService {
     return (async function* () {
       let n = 0;
       for await (const part of stream) {
-        const out = part.slice();
+        const out = new Uint8Array(part);
         if (n++ === 1 && out.length > 0) out[0] ^= 1;
         yield out;
       }
@@ -92,7 +91,7 @@ export class WrongDigestBlobService extends MapBlobService {
     return {
       async write(bytes) {
         if (last) previous.push(last);
-        last = bytes.slice();
+        last = new Uint8Array(bytes);
         await inner.write(bytes);
       },
       async close() {
@@ -117,7 +116,7 @@ export class WrongDigestBlobService extends MapBlobService {
 export class WriteBehindBlobStore extends MapBlobStore {
   private pending: [Digest, Uint8Array][] = [];
   override async putChunk(digest: Digest, bytes: Uint8Array): Promise<void> {
-    this.pending.push([digest, bytes.slice()]);
+    this.pending.push([digest, new Uint8Array(bytes)]);
   }
   /** Lands the chunks of earlier writes. */
   flush(): void {

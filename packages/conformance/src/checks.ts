@@ -12,6 +12,7 @@ import {
   type Directory,
   type DirectoryService,
   RootToLeavesChecker,
+  type SizeCheck,
   ValidationError,
   directoryDigest,
   displayName,
@@ -52,6 +53,10 @@ export function label(digest: Digest): string {
         ["WITH_KEEP", fixtures.DIRECTORY_WITH_KEEP],
         ["COMPLICATED", fixtures.DIRECTORY_COMPLICATED],
         ["BROKEN", fixtures.DIRECTORY_BROKEN],
+        ["NESTED", fixtures.DIRECTORY_NESTED],
+        ["COMPLICATED_LEGACY", fixtures.DIRECTORY_COMPLICATED_LEGACY],
+        ["NESTED_LEGACY", fixtures.DIRECTORY_NESTED_LEGACY],
+        ["COMPLICATED_OVERSIZED", fixtures.DIRECTORY_COMPLICATED_OVERSIZED],
       ] as const
     ).map(([name, d]) => [directoryDigest(d).hex, name]),
   );
@@ -273,12 +278,18 @@ export async function collectRecursive(
 /**
  * Expects getRecursive(root) to yield exactly the `expected` digests in a
  * valid root-to-leaves order: the root first, each directory after one that
- * refers to it, each once (core's RootToLeavesChecker). Strict breadth-first
- * order is not required, so tvix servers pass.
+ * refers to it, each once, every declared size one `sizeCheck` accepts
+ * (default exact; core's RootToLeavesChecker). Strict breadth-first order is
+ * not required, so tvix servers pass.
  */
-export async function expectRecursive(ctx: ScenarioContext, root: Digest, expected: Digest[]): Promise<void> {
+export async function expectRecursive(
+  ctx: ScenarioContext,
+  root: Digest,
+  expected: Digest[],
+  sizeCheck: SizeCheck = "exact",
+): Promise<void> {
   const what = `getRecursive(${label(root)})`;
-  const checker = new RootToLeavesChecker(root);
+  const checker = new RootToLeavesChecker(root, { sizeCheck });
   const got: Digest[] = [];
   let error: unknown;
   let orderProblem: string | undefined;

@@ -4,7 +4,7 @@
  * second copy of it (the @keyv/test-suite pattern). `./vitest` wraps this.
  */
 import { ConformanceFailure, runScenario, scenarioMatcher, scenarioTimeout, skipReason } from "./runner.js";
-import { scenarios } from "./scenarios/index.js";
+import { scenariosFor } from "./scenarios/index.js";
 import type { ConformanceTarget, ScenarioFilter } from "./types.js";
 
 export interface TestRunner {
@@ -35,7 +35,7 @@ export function defineConformanceTests(
 ): void {
   const selected = scenarioMatcher(opts.filter);
   runner.describe(`castore conformance: ${target.name}`, () => {
-    for (const scenario of scenarios) {
+    for (const scenario of scenariosFor(target)) {
       if (!selected(scenario)) continue;
       const testName = `${scenario.id}: ${scenario.name}`;
       const skip = skipReason(target, scenario);

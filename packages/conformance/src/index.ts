@@ -7,7 +7,7 @@
 // results): all of it is exported, so a type added there is never forgotten here.
 export type * from "./types.js";
 export { ConformanceFailure, runConformance, runScenario, skipReason } from "./runner.js";
-export { scenarios } from "./scenarios/index.js";
+export { rootScenarios, scenarios, scenariosFor } from "./scenarios/index.js";
 export { type DefineTestsOptions, type TestRunner, defineConformanceTests } from "./define-tests.js";
 // The spec §7 fixtures are core's (`import { fixtures } from "@castore-ts/core"`);
 // this package adds the tree generators.

@@ -1,7 +1,7 @@
 /** README.md's examples are files of this package, and its scenario list is `scenarios`: neither can drift. */
 import { readFileSync } from "node:fs";
 import { describe, expect, it, vi } from "vitest";
-import { scenarios } from "./index.js";
+import { rootScenarios, scenarios } from "./index.js";
 
 const packageDir = new URL("../", import.meta.url);
 const readme = readFileSync(new URL("README.md", packageDir), "utf8");
@@ -21,13 +21,14 @@ describe("README.md", () => {
     expect(shown).toBe(readFileSync(new URL(path, packageDir), "utf8"));
   });
 
-  it("lists every scenario, in run order", () => {
+  it("lists every scenario, in run order (roots.* last)", () => {
     const section = readme.split("\n## Scenarios\n")[1].split("\n## ")[0];
     const listed = section
       .split("\n")
       .filter((l) => l.startsWith("- "))
       .map((l) => l.slice(2));
-    expect(listed).toEqual(scenarios.map((s) => `\`${s.id}\` ${s.name}`));
+    // The roots.* scenarios follow, as they run: after the others, only with roots.
+    expect(listed).toEqual([...scenarios, ...rootScenarios].map((s) => `\`${s.id}\` ${s.name}`));
   });
 
   it("has a programmatic example that runs and passes", async () => {

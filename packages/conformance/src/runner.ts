@@ -3,7 +3,7 @@
  * teardown, and a result that names the backend, the scenario and what differed.
  */
 import { describeError } from "./checks.js";
-import { scenarios as allScenarios } from "./scenarios/index.js";
+import { scenariosFor } from "./scenarios/index.js";
 import type {
   ConformanceInstance,
   ConformanceReport,
@@ -146,11 +146,14 @@ export async function runScenario(target: ConformanceTarget, scenario: Scenario)
   return outcome;
 }
 
-/** Runs every scenario (or those `filter` selects) in order, one fresh instance each. */
+/**
+ * Runs every scenario (or those `filter` selects) in order, one fresh
+ * instance each; the roots.* scenarios too when the target names roots.
+ */
 export async function runConformance(target: ConformanceTarget, opts: RunOptions = {}): Promise<ConformanceReport> {
   const results: ScenarioResult[] = [];
   const selected = scenarioMatcher(opts.filter);
-  for (const scenario of allScenarios) {
+  for (const scenario of scenariosFor(target)) {
     if (!selected(scenario)) continue;
     const r = await runScenario(target, scenario);
     results.push(r);

@@ -2,7 +2,7 @@
  * What a backend hands the suite (a target: a factory and its declared
  * capabilities) and what the suite hands back (a report).
  */
-import type { BlobService, Digest, DirectoryService } from "@castore-ts/core";
+import type { BlobService, Digest, DirectoryService, SizeCheck } from "@castore-ts/core";
 
 export interface ConformanceTarget {
   /** The backend's name, shown in every message. */
@@ -20,6 +20,20 @@ export interface ConformanceTarget {
    * DEADLINE_EXCEEDED).
    */
   transportFailure?(error: unknown): string | undefined;
+  /**
+   * How the store checks declared sizes on upload (spec §1.1), when known:
+   * closure.legacy-sizes then requires exact to reject snix's legacy sizes
+   * and snix-compat to store them. Undeclared (a server tested by URL),
+   * either verdict passes and is noted.
+   */
+  sizeCheck?: SizeCheck;
+  /**
+   * Roots of directories already stored (a production server's): the
+   * roots.* scenarios run only when some are given, and read and check each
+   * closure (digests, validity, root-to-leaves order, sizes, completeness).
+   * Nothing is uploaded for them: they suit `write: "…"` targets.
+   */
+  roots?: readonly Digest[];
 }
 
 export interface ConformanceInstance {

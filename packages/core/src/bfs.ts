@@ -2,13 +2,16 @@
  * getRecursive over a backend's batch read: breadth first, one batch read per
  * level (split into chunks of at most `batchSize` so a wide level does not
  * load all its directories at once), each digest once. Every directory is
- * re-hashed and re-validated before it is yielded.
+ * re-hashed and re-validated before it is yielded, and every declared size is
+ * re-checked against the child it refers to (spec §1.1).
  */
 import type { Digest } from "./digest.js";
 import { Digest as DigestClass, digestKey } from "./digest.js";
 import { CorruptionError, throwIfAborted } from "./errors.js";
 import { decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
+import { ReadSizeChecker } from "./read-sizes.js";
+import type { SizeCheck } from "./size-check.js";
 
 /** Reads the stored bytes of each digest; undefined where absent. Same length and order as the input. */
 export type ReadMany = (digests: Digest[], signal?: AbortSignal) => Promise<(Uint8Array | undefined)[]>;
@@ -17,6 +20,8 @@ export interface BreadthFirstOptions {
   signal?: AbortSignal;
   /** Most digests per read; defaults to 1024. */
   batchSize?: number;
+  /** How declared sizes are re-checked (the store's own mode); default "exact". */
+  sizeCheck?: SizeCheck;
 }
 
 export async function* breadthFirst(
@@ -27,6 +32,7 @@ export async function* breadthFirst(
   const batchSize = opts.batchSize ?? 1024;
   // Every digest queued so far: a DAG may refer to one directory from many levels.
   const seen = new Set<string>([digestKey(root.bytes)]);
+  const sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
   let level: Digest[] = [root];
   let isRootLevel = true;
   while (level.length > 0) {
@@ -44,6 +50,7 @@ export async function* breadthFirst(
           );
         }
         const directory = decodeStoredDirectory(chunk[i], bytes);
+        sizes.receive(chunk[i], directory);
         for (const child of directory.directories) {
           const key = digestKey(child.digest);
           if (seen.has(key)) continue;

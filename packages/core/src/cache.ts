@@ -12,16 +12,19 @@ import type { Directory } from "./model.js";
 import { openDirectoryService, redactUrl, registerDirectoryServiceScheme } from "./registry.js";
 import { readStoreUrl } from "./store-url.js";
 import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+import type { SizeCheck } from "./size-check.js";
 
 export class CacheDirectoryService implements DirectoryService {
   constructor(
     readonly near: DirectoryService,
     readonly far: DirectoryService,
+    /** How the declared sizes of a closure copied from far are checked (spec §1.1); default "exact". */
+    private readonly opts: { sizeCheck?: SizeCheck } = {},
   ) {}
 
   /** Copies the closure of `root` from far to near. Returns false if far does not have it. */
   private async fill(root: Digest, opts?: CallOptions): Promise<boolean> {
-    const checker = new RootToLeavesChecker(root);
+    const checker = new RootToLeavesChecker(root, { sizeCheck: this.opts.sizeCheck });
     const byDigest = new Map<string, Directory>();
     for await (const directory of this.far.getRecursive(root, opts)) {
       byDigest.set(checker.accept(directory).hex, directory);
@@ -125,7 +128,7 @@ registerDirectoryServiceScheme("cache", CACHE_URL_EXAMPLE, async (url, opts) => 
   const { near, far } = parseCacheUrl(url);
   const nearService = await openDirectoryService(near, opts);
   try {
-    return new CacheDirectoryService(nearService, await openDirectoryService(far, opts));
+    return new CacheDirectoryService(nearService, await openDirectoryService(far, opts), opts);
   } catch (e) {
     await nearService.close();
     throw e;

@@ -9,9 +9,11 @@ import {
   DIRECTORY_C as C,
   DIRECTORY_D as D,
 } from "./fixtures.js";
+import * as fixtures from "./fixtures.js";
 import { makeDirectory, makeDirectoryNode, makeFileNode, type Directory } from "./model.js";
+import type { SizeCheck } from "./size-check.js";
 
-function upload(dirs: Directory[], sizeCheck?: "exact" | "at-least") {
+function upload(dirs: Directory[], sizeCheck?: SizeCheck) {
   const v = new ClosureValidator({ sizeCheck });
   for (const d of dirs) v.add(d);
   return v.finish();
@@ -49,20 +51,41 @@ describe("ClosureValidator (spec §7 items 3–11 at the validator level)", () =
   it("9: [A, C, B] is not connected", () => {
     expect(() => upload([A, C, B])).toThrow(/not connected: 2 directories are referred to by no other/);
   });
-  it("10: [A, BROKEN] fails on the declared size, in both modes (42 ≠ 0 exactly; 42 ≥ 0 passes at-least)", () => {
+  it("10: [A, BROKEN] fails on the declared size in both modes (42 is neither 0 nor within 0..2·0+0)", () => {
     expect(() => upload([A, BROKEN])).toThrow(/declares size 42 for directories\[0\] "foo".* but its size is 0/);
-    expect(upload([A, BROKEN], "at-least").root.equals(directoryDigest(BROKEN))).toBe(true);
+    expect(() => upload([A, BROKEN], "snix-compat")).toThrow(/declares size 42 .* but its size is 0/);
   });
   it("10: undersized declarations fail in both modes", () => {
     const under = makeDirectory({ directories: [makeDirectoryNode("b", directoryDigest(B), 0)] });
     expect(() => upload([A, B, under])).toThrow(ClosureError);
-    expect(() => upload([A, B, under], "at-least")).toThrow(/declares size 0 .* its size is 1/);
+    expect(() => upload([A, B, under], "snix-compat")).toThrow(
+      /declares size 0 .* its size is 1 \(snix-compat accepts 1\.\.2\)/,
+    );
   });
-  it("at-least accepts snix's doubled sizes", () => {
-    // snix counts every entry twice: 2·entries + Σ child sizes; for B that is 2.
-    const parent = makeDirectory({ directories: [makeDirectoryNode("b", directoryDigest(B), 2)] });
-    expect(() => upload([A, B, parent])).toThrow(ClosureError);
-    expect(upload([A, B, parent], "at-least").root.equals(directoryDigest(parent))).toBe(true);
+  it("snix-compat accepts the legacy tree (2·n + s at every level, s from the child's declared sizes); exact rejects it", () => {
+    const legacy = [
+      fixtures.DIRECTORY_WITH_KEEP,
+      fixtures.DIRECTORY_COMPLICATED_LEGACY,
+      fixtures.DIRECTORY_NESTED_LEGACY,
+    ];
+    expect(upload(legacy, "snix-compat").root.equals(directoryDigest(fixtures.DIRECTORY_NESTED_LEGACY))).toBe(true);
+    expect(() => upload(legacy)).toThrow(/declares size 2 for directories\[0\] "keep" .* but its size is 1$/);
+    // NESTED_LEGACY's 8 is only in range because COMPLICATED_LEGACY's own declared 2 counts in s.
+    const overLegacy = makeDirectory({
+      directories: [makeDirectoryNode("inner", directoryDigest(fixtures.DIRECTORY_COMPLICATED_LEGACY), 9)],
+    });
+    expect(() => upload([legacy[0], legacy[1], overLegacy], "snix-compat")).toThrow(
+      /declares size 9 .* its size is 5 \(snix-compat accepts 5\.\.8\)/,
+    );
+  });
+  it("the canonical tree passes both modes; a size above 2·n + s fails both", () => {
+    const canonical = [fixtures.DIRECTORY_WITH_KEEP, fixtures.DIRECTORY_COMPLICATED, fixtures.DIRECTORY_NESTED];
+    for (const mode of ["exact", "snix-compat"] as const) {
+      expect(upload(canonical, mode).root.equals(directoryDigest(fixtures.DIRECTORY_NESTED))).toBe(true);
+      expect(() => upload([fixtures.DIRECTORY_WITH_KEEP, fixtures.DIRECTORY_COMPLICATED_OVERSIZED], mode)).toThrow(
+        /declares size 3 for directories\[0\] "keep"/,
+      );
+    }
   });
   it("entries keep the canonical bytes and decode back to the directory", () => {
     const c = upload([A, B, D]);
@@ -146,6 +169,50 @@ describe("RootToLeavesChecker", () => {
     const bad = makeDirectory({ files: [makeFileNode("", new Uint8Array(32), 0)] });
     const c = new RootToLeavesChecker(directoryDigest(bad));
     expect(() => c.accept(bad)).toThrow(/failed validation/);
+  });
+  describe("declared sizes (spec §1.1), re-checked on read", () => {
+    const legacy = [
+      fixtures.DIRECTORY_NESTED_LEGACY,
+      fixtures.DIRECTORY_COMPLICATED_LEGACY,
+      fixtures.DIRECTORY_WITH_KEEP,
+    ];
+    const receive = (dirs: Directory[], opts?: ConstructorParameters<typeof RootToLeavesChecker>[1]) => {
+      const c = new RootToLeavesChecker(directoryDigest(dirs[0]), opts);
+      for (const d of dirs) c.accept(d);
+      c.finish();
+    };
+    it("exact (the default) rejects a legacy size as corruption, naming parent, node and child", () => {
+      expect(() => receive(legacy)).toThrow(CorruptionError);
+      expect(() => receive(legacy)).toThrow(
+        new RegExp(
+          `directory ${directoryDigest(fixtures.DIRECTORY_NESTED_LEGACY).hex} declares size 8 for directories\\[0\\] "inner" ` +
+            `\\(${directoryDigest(fixtures.DIRECTORY_COMPLICATED_LEGACY).hex}\\), but its size is 5$`,
+        ),
+      );
+    });
+    it("snix-compat accepts the legacy tree and reports each legacy size", () => {
+      const seen: string[] = [];
+      receive(legacy, { sizeCheck: "snix-compat", onLegacySize: (l) => seen.push(`${l.name}:${l.declared}`) });
+      expect(seen).toEqual(['"inner":8', '"keep":2']);
+    });
+    it("both modes reject a size above 2·n + s, and one below n + s", () => {
+      const over = [fixtures.DIRECTORY_COMPLICATED_OVERSIZED, fixtures.DIRECTORY_WITH_KEEP];
+      for (const sizeCheck of ["exact", "snix-compat"] as const) {
+        expect(() => receive(over, { sizeCheck })).toThrow(/declares size 3 for directories\[0\] "keep"/);
+      }
+    });
+    it("checks a reference to a directory received earlier (a DAG referring to it again from deeper)", () => {
+      // root → {x → WITH_KEEP (1), y → P}, P → {k → WITH_KEEP declaring 7}: WITH_KEEP arrives before P.
+      const keep = directoryDigest(fixtures.DIRECTORY_WITH_KEEP);
+      const p = makeDirectory({ directories: [makeDirectoryNode("k", keep, 7)] });
+      const root = makeDirectory({
+        directories: [makeDirectoryNode("x", keep, 1), makeDirectoryNode("y", directoryDigest(p), 8)],
+      });
+      const c = new RootToLeavesChecker(directoryDigest(root), { sizeCheck: "snix-compat" });
+      c.accept(root);
+      c.accept(fixtures.DIRECTORY_WITH_KEEP);
+      expect(() => c.accept(p)).toThrow(/declares size 7 for directories\[0\] "k" .*\(snix-compat accepts 1\.\.2/);
+    });
   });
 });
 

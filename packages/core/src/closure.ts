@@ -10,7 +10,14 @@ import { DigestIndex, type DigestIndexed } from "./digest-index.js";
 import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js";
 import { blake3 } from "./hash.js";
 import { type Directory, displayName, equalBytes } from "./model.js";
-import type { SizeCheck } from "./service.js";
+import { type ReadSizeOptions, ReadSizeChecker } from "./read-sizes.js";
+import {
+  type SizeCheck,
+  declaredSizeAccepted,
+  describeAcceptedSizes,
+  sizeRangeFrom,
+  type SizeRange,
+} from "./size-check.js";
 import { validateDirectory, validateDirectorySize } from "./validate.js";
 
 /** One directory of a checked upload, with its canonical bytes. */
@@ -54,8 +61,8 @@ class Entry implements ClosureEntry, DigestIndexed<Entry> {
   constructor(
     /** The 32 digest bytes, then the canonical bytes. */
     readonly digestAndBytes: Uint8Array,
-    /** Its size (spec §1), checked against the DirectoryNodes that refer to it. */
-    readonly size: bigint,
+    /** Its accepted sizes (spec §1.1), checked against the DirectoryNodes that refer to it. */
+    readonly sizes: SizeRange,
   ) {}
 
   get digest(): Digest {
@@ -128,11 +135,10 @@ export class ClosureValidator {
             "which was not sent earlier in this upload",
         );
       }
-      const ok = this.sizeCheck === "exact" ? child.size === known.size : child.size >= known.size;
-      if (!ok) {
+      if (!declaredSizeAccepted(child.size, known.sizes, this.sizeCheck)) {
         throw new ClosureError(
           `directory ${hexOf(digest)} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
-            `(${known.digest.hex}), but its size is ${known.size}`,
+            `(${known.digest.hex}), but ${describeAcceptedSizes(known.sizes, this.sizeCheck)}`,
         );
       }
       if (!known.referenced) {
@@ -140,7 +146,8 @@ export class ClosureValidator {
         this.unreferenced--;
       }
     }
-    const entry = new Entry(this.arena.copyJoined(digest, canonical), size);
+    const entries = children.length + directory.files.length + directory.symlinks.length;
+    const entry = new Entry(this.arena.copyJoined(digest, canonical), sizeRangeFrom(size, entries));
     this.byDigest.add(entry);
     this.entries.push(entry);
     this.unreferenced++;
@@ -173,16 +180,23 @@ export class ClosureValidator {
 /**
  * Checks a stream of directories received root to leaves (tvix's
  * StreamIterator): each is valid, each is the root or a child of one already
- * received, each arrives once, and the stream does not end while children are
- * still expected. Any breach is a CorruptionError: the data came from a store.
+ * received, each arrives once, every declared size is one `sizeCheck`
+ * accepts (default "exact"; spec §1.1), and the stream does not end while
+ * children are still expected. Any breach is a CorruptionError: the data
+ * came from a store.
  */
 export class RootToLeavesChecker {
   /** Digests (digestKey) referred to by a directory received, not received yet. */
   private readonly expected = new Set<string>();
   private readonly received = new Set<string>();
+  private readonly sizes: ReadSizeChecker;
 
-  constructor(readonly root: Digest) {
+  constructor(
+    readonly root: Digest,
+    opts: ReadSizeOptions = {},
+  ) {
     this.expected.add(digestKey(root.bytes));
+    this.sizes = new ReadSizeChecker(opts);
   }
 
   /** Checks one received directory; `bytes` is its encoding as received, if known. Returns its digest. */
@@ -199,6 +213,7 @@ export class RootToLeavesChecker {
       throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
     }
     this.received.add(key);
+    this.sizes.receive(digest, directory);
     for (const child of directory.directories) {
       const childKey = digestKey(child.digest);
       if (!this.received.has(childKey)) this.expected.add(childKey);

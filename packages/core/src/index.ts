@@ -6,6 +6,8 @@ export * from "./model.js";
 export { encodeDirectory, decodeDirectory, directoryDigest, DecodeError } from "./canonical.js";
 export * from "./validate.js";
 export * from "./service.js";
+export * from "./size-check.js";
+export * from "./read-sizes.js";
 export * from "./closure.js";
 export * from "./putter.js";
 export * from "./bfs.js";

@@ -14,7 +14,8 @@ import type { Digest } from "./digest.js";
 import { AbortError, ClosureError } from "./errors.js";
 import { type ClosureEntry, type ValidatedClosure, ClosureValidator } from "./closure.js";
 import type { Directory } from "./model.js";
-import type { DirectoryPutter, SizeCheck } from "./service.js";
+import type { DirectoryPutter } from "./service.js";
+import type { SizeCheck } from "./size-check.js";
 
 /** Where a ClosurePutter's checked directories go. */
 export interface ClosureSink {

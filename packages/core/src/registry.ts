@@ -3,7 +3,8 @@
  * schemes when imported; core imports no backend.
  */
 import { InvalidUrlError } from "./errors.js";
-import type { DirectoryService, SizeCheck } from "./service.js";
+import type { DirectoryService } from "./service.js";
+import type { SizeCheck } from "./size-check.js";
 
 export interface OpenOptions {
   sizeCheck?: SizeCheck;

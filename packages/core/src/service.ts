@@ -79,6 +79,3 @@ export interface DirectoryPutter {
   /** Abandons the upload: nothing of it becomes visible (during close(): see the rules above). */
   abort(reason?: unknown): Promise<void>;
 }
-
-/** How a declared DirectoryNode size is checked against the child's computed size (spec §1). */
-export type SizeCheck = "exact" | "at-least";

@@ -10,7 +10,8 @@ import { breadthFirst } from "./bfs.js";
 import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
-import type { CallOptions, DirectoryPutter, DirectoryService, SizeCheck } from "./service.js";
+import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+import type { SizeCheck } from "./size-check.js";
 import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
 import { repairEntries } from "./repair.js";
 
@@ -130,7 +131,11 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
-    return breadthFirst(this.readMany, root, { signal: opts?.signal, batchSize: this.opts.batchSize });
+    return breadthFirst(this.readMany, root, {
+      signal: opts?.signal,
+      batchSize: this.opts.batchSize,
+      sizeCheck: this.opts.sizeCheck,
+    });
   }
 
   putMultipleStart(opts?: CallOptions): DirectoryPutter {

@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import {
   type ConformanceReport,
   runConformance,
@@ -7,15 +7,25 @@ import {
   type ScenarioResult,
 } from "@castore-ts/conformance";
 import { transportFailureOf } from "@castore-ts/backend-grpc";
-import { redactUrl } from "@castore-ts/core";
+import { type Digest, redactUrl } from "@castore-ts/core";
 import { openStore } from "../stores.js";
 import { jsonReport, junitXml } from "../conformance/report-formats.js";
 import { probeTypedErrors } from "../conformance/typed-errors-probe.js";
+import { SIZE_CHECK_HELP, parseDigest, parseSizeCheck } from "./options.js";
 
 function row(r: ScenarioResult): string {
   const status = r.status === "pass" ? "PASS" : r.status === "fail" ? "FAIL" : "SKIP";
   const detail = r.message ? `  ${r.message.split("\n")[0]}` : "";
   return `${status}  ${String(Math.round(r.ms)).padStart(6)} ms  [${r.id}] ${r.title}${detail}`;
+}
+
+/** A --root value: a digest, or an error commander reports with the option's name. */
+function parseDigestOption(text: string): Digest {
+  try {
+    return parseDigest(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 /** An id or id prefix (lowercase, dots, dashes) selects by id; anything else is a regex on the title. */
@@ -70,6 +80,24 @@ or else a regular expression matched against the titles ('^§7\\.1[0-2] ').
 --skip (repeatable) leaves out an id or every id it prefixes: --skip scale.
 runs without the large trees (about 15 s instead of a minute).
 
+Read-only runs against a production server: --read-only uploads nothing, so
+without roots only uploads.absent runs. Give --root DIGEST (repeatable) for
+directories the server already holds: the roots.* scenarios then read each
+root's closure and check every directory received (it hashes to a digest that
+was asked for or referred to, it is valid, it arrives root to leaves and once,
+every declared size is within 2·n + s, the closure is complete), and that get
+and traversal agree with it. A legacy size (above the canonical n + s, at most
+2·n + s, as older snix wrote) is a note on roots.closure, not a failure:
+  castore conformance grpc+http://prod:8000 --read-only --root b3:… --json
+
+Declared sizes: a server's size check is unknown to this command, so a
+legacy-sized upload (closure.legacy-sizes) may be accepted or rejected, and the
+note says which; --size-check exact|snix-compat says what the server does, and
+the scenario then requires it. Out-of-range sizes must always be rejected. The
+store is opened with that mode (default snix-compat): for a server, this
+client's re-check of what getRecursive receives; for a local store URL
+(memory://, lmdb://, …), also the check of its uploads.
+
 Reports for CI: --json prints one JSON document instead of the lines:
   { target, results: [{ id, title, status, message, ms }], passed, failed, skipped }
 --junit FILE also writes JUnit XML: one testcase per scenario, classname the
@@ -83,7 +111,17 @@ export function conformanceCommand(): Command {
         "Uploads test fixtures; scenarios that need fault injection are reported as skipped. Exits 1 on any failure.",
     )
     .argument("<url>", "store URL to test")
-    .option("--read-only", "do not upload: run only scenarios that read")
+    .option("--read-only", "do not upload: run only scenarios that read (with --root: those of the roots)")
+    .option(
+      "--root <digest>",
+      "a directory the store already holds (hex or b3:base64; repeatable): the roots.* scenarios check its closure",
+      (text: string, roots: Digest[] | undefined) => [...(roots ?? []), parseDigestOption(text)],
+    )
+    .addOption(
+      new Option("--size-check <mode>", `the server's size check, if known: ${SIZE_CHECK_HELP}`).argParser(
+        parseSizeCheck,
+      ),
+    )
     .addOption(
       new Option(
         "--filter <id-or-regex>",
@@ -107,9 +145,13 @@ export function conformanceCommand(): Command {
         {
           name: redactUrl(url),
           factory: async () => {
-            const service = await openStore(url);
+            // Without --size-check, reads accept every size snix accepts: the scenarios judge
+            // sizes themselves (a legacy one is a note in roots.closure).
+            const service = await openStore(url, { sizeCheck: opts.sizeCheck ?? "snix-compat" });
             return { service, teardown: () => service.close() };
           },
+          roots: opts.root,
+          sizeCheck: opts.sizeCheck,
           transportFailure: transportFailureOf,
           capabilities: {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",

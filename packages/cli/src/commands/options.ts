@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "commander";
-import { Digest, type SizeCheck } from "@castore-ts/core";
+import { Digest, SIZE_CHECKS, type SizeCheck } from "@castore-ts/core";
 
 export function positiveInt(text: string): number {
   const n = Number(text);
@@ -16,10 +16,16 @@ export function nonNegativeInt(text: string): number {
 }
 
 export function parseSizeCheck(text: string): SizeCheck {
-  if (text !== "exact" && text !== "at-least")
-    throw new InvalidArgumentError(`expected exact or at-least, got ${JSON.stringify(text)}`);
-  return text;
+  if (!(SIZE_CHECKS as readonly string[]).includes(text))
+    throw new InvalidArgumentError(`expected ${SIZE_CHECKS.join(" or ")}, got ${JSON.stringify(text)}`);
+  return text as SizeCheck;
 }
+
+/** The help of every --size-check option: one wording for serve, verify and conformance (spec §1.1). */
+export const SIZE_CHECK_HELP =
+  "how a DirectoryNode's declared size is checked against its child, whose n entries declare sizes summing to s: " +
+  "exact (only the canonical n + s, which castore always writes), or snix-compat " +
+  "(also sizes up to 2·n + s, as older tvix/snix wrote and snix still accepts)";
 
 export function parseDigest(text: string): Digest {
   return Digest.parse(text);

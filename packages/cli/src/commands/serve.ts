@@ -15,7 +15,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type LogLevel } from "../logger.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
+import { SIZE_CHECK_HELP, nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
 
 /** Bearer tokens from a token file; errors name the file, never its content. */
 export function readAuthTokenFile(path: string): string[] {
@@ -70,10 +70,8 @@ export function serveCommand(): Command {
         .env("CASTORE_STORE"),
     )
     .addOption(
-      new Option(
-        "--size-check <mode>",
-        "how declared directory sizes are checked: exact, or at-least (accepts snix's larger sizes)",
-      )
+      new Option("--size-check <mode>", `${SIZE_CHECK_HELP}; applies to uploads and to reads`)
+        .argParser(parseSizeCheck)
         .default("exact")
         .env("CASTORE_SIZE_CHECK"),
     )
@@ -163,7 +161,7 @@ export function serveCommand(): Command {
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
       const metricsListen = opts.metricsListen ? parseMetricsListen(opts.metricsListen) : undefined;
       const authTokens = opts.authTokenFile ? readAuthTokenFile(opts.authTokenFile) : undefined;
-      const service = await openStore(opts.store, { sizeCheck: parseSizeCheck(opts.sizeCheck) });
+      const service = await openStore(opts.store, { sizeCheck: opts.sizeCheck });
       const server = createDirectoryServiceServer(service, {
         listen,
         tls: opts.tlsCert ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,

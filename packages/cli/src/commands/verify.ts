@@ -4,7 +4,7 @@ import { createProgress } from "../progress.js";
 import { openStore } from "../stores.js";
 import { repairFrom } from "../repair.js";
 import { type Problem, type VerifyOptions, verifyRoots, verifyStore } from "../verify.js";
-import { parseDigest, parseSizeCheck, positiveInt } from "./options.js";
+import { SIZE_CHECK_HELP, parseDigest, parseSizeCheck, positiveInt } from "./options.js";
 
 function formatProblem(p: Problem): string {
   const where = p.path === undefined ? "" : ` at /${p.path}`;
@@ -24,7 +24,7 @@ export function verifyCommand(): Command {
     )
     .argument("<url>", "store URL")
     .argument("[roots...]", "root digests to walk (hex or b3:base64)")
-    .addOption(new Option("--size-check <mode>", "exact, or at-least").default("exact"))
+    .addOption(new Option("--size-check <mode>", SIZE_CHECK_HELP).argParser(parseSizeCheck).default("exact"))
     .addOption(new Option("--jobs <n>", "directories read at once").default(16).argParser(positiveInt))
     .option("--repair <from-url>", "replace corrupt directories with correct bytes read from this store")
     .option("--no-progress", "no progress output")
@@ -41,7 +41,7 @@ export function verifyCommand(): Command {
       try {
         const corrupt: Digest[] = [];
         const verifyOpts: VerifyOptions = {
-          sizeCheck: parseSizeCheck(opts.sizeCheck),
+          sizeCheck: opts.sizeCheck,
           concurrency: opts.jobs,
           onProblem: (p: Problem) => {
             if (p.kind === "corrupt") corrupt.push(parseDigest(p.digest));

@@ -1,6 +1,6 @@
 /** Spec §8: blobs (file contents), content-addressed and chunked. */
 import { randomFillSync } from "node:crypto";
-import { type BlobService, createBlake3Hasher, Digest, blake3, EMPTY_BLOB_DIGEST } from "@castore-ts/core";
+import { type BlobService, createBlake3Hasher, Digest, EMPTY_BLOB_DIGEST } from "@castore-ts/core";
 import { checkErrorClass, expectOk } from "../checks.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 
@@ -132,6 +132,28 @@ export const blobScenarios: Scenario[] = [
         if (list !== first) ctx.fail(`pieces ${shapes[i].join(",")} stored other chunks than one piece did`);
       }
       expectSameBytes(ctx, "read back", await readAll(ctx, "read", digests[0]), bytes);
+    },
+  },
+  {
+    id: "blob.reused-buffer",
+    name: "§8 a writer fed through one reused Buffer (as a file is read) stores the bytes as they were written",
+    requires: ["blobs", "write"],
+    async run(ctx) {
+      const bytes = blobBytes(818, 3 * MiB + 1);
+      const buffer = Buffer.allocUnsafe(MiB); // Buffer: its slice() is a view, unlike Uint8Array's
+      const writer = blobs(ctx).openWriter({ signal: ctx.signal });
+      const written = await expectOk(ctx, "write through a reused Buffer", async () => {
+        for (let at = 0; at < bytes.length; at += buffer.length) {
+          const n = Math.min(buffer.length, bytes.length - at);
+          buffer.set(bytes.subarray(at, at + n));
+          await writer.write(buffer.subarray(0, n));
+          buffer.fill(0xee); // the caller may reuse its buffer once write() resolved
+        }
+        return writer.close();
+      });
+      if (!written.digest.equals(Digest.of(bytes)))
+        ctx.fail(`close() returned ${written.digest.hex}, not the bytes' digest`);
+      expectSameBytes(ctx, "read back", await readAll(ctx, "read", written.digest), bytes);
     },
   },
   {

@@ -354,7 +354,8 @@ export class FastCdcChunker {
     }
     while (piece.length - pos >= max) {
       const length = cutLength(piece, pos, piece.length, this.params);
-      chunks.push(piece.slice(pos, pos + length));
+      // Uint8Array.prototype.slice: a copy even when the piece is a Buffer (whose own slice() is a view)
+      chunks.push(Uint8Array.prototype.slice.call(piece, pos, pos + length));
       pos += length;
     }
     this.pending.set(piece.subarray(pos));

@@ -1,0 +1,70 @@
+/**
+ * Reads re-check declared sizes (spec §1.1): getRecursive of a store (core's
+ * breadth-first walk) and the cache's fill, each with its own sizeCheck.
+ */
+import { describe, expect, it } from "vitest";
+import { CacheDirectoryService } from "./cache.js";
+import { directoryDigest, encodeDirectory } from "./canonical.js";
+import { CorruptionError } from "./errors.js";
+import * as fixtures from "./fixtures.js";
+import type { Directory } from "./model.js";
+import type { SizeCheck } from "./size-check.js";
+import { StoreDirectoryService } from "./store-service.js";
+import { MapStore } from "./test-memory-store.js";
+
+const LEGACY_TREE = [
+  fixtures.DIRECTORY_WITH_KEEP,
+  fixtures.DIRECTORY_COMPLICATED_LEGACY,
+  fixtures.DIRECTORY_NESTED_LEGACY,
+];
+const LEGACY_ROOT = directoryDigest(fixtures.DIRECTORY_NESTED_LEGACY);
+
+/** A store holding `tree` as raw bytes, as a store written by another tool would (no upload check). */
+function storeHolding(tree: Directory[], sizeCheck?: SizeCheck) {
+  const store = new MapStore();
+  for (const d of tree) store.map.set(directoryDigest(d).hex, encodeDirectory(d));
+  return new StoreDirectoryService(store, { sizeCheck });
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe("getRecursive re-checks declared sizes with the store's sizeCheck", () => {
+  it("exact (the default) raises CorruptionError on a legacy size, naming it", async () => {
+    const service = storeHolding(LEGACY_TREE);
+    await expect(collect(service.getRecursive(LEGACY_ROOT))).rejects.toThrow(CorruptionError);
+    await expect(collect(service.getRecursive(LEGACY_ROOT))).rejects.toThrow(
+      /declares size 8 for directories\[0\] "inner" .* but its size is 5$/,
+    );
+    // get of one directory has no child to compare with: it is returned.
+    expect(await service.get(LEGACY_ROOT)).toEqual(fixtures.DIRECTORY_NESTED_LEGACY);
+  });
+  it("snix-compat yields the legacy tree unchanged", async () => {
+    const service = storeHolding(LEGACY_TREE, "snix-compat");
+    expect(await collect(service.getRecursive(LEGACY_ROOT))).toEqual([...LEGACY_TREE].reverse());
+  });
+  it("both modes reject a size above 2·n + s", async () => {
+    const tree = [fixtures.DIRECTORY_WITH_KEEP, fixtures.DIRECTORY_COMPLICATED_OVERSIZED];
+    for (const mode of ["exact", "snix-compat"] as const) {
+      const service = storeHolding(tree, mode);
+      await expect(
+        collect(service.getRecursive(directoryDigest(fixtures.DIRECTORY_COMPLICATED_OVERSIZED))),
+      ).rejects.toThrow(/declares size 3 for directories\[0\] "keep"/);
+    }
+  });
+});
+
+describe("the cache's fill checks far's closure with its sizeCheck", () => {
+  it("exact refuses a legacy closure from far; snix-compat copies it to near", async () => {
+    const far = storeHolding(LEGACY_TREE, "snix-compat");
+    const exact = new CacheDirectoryService(storeHolding([]), far);
+    await expect(exact.get(LEGACY_ROOT)).rejects.toThrow(/declares size 8 .* but its size is 5$/);
+    const near = storeHolding([], "snix-compat");
+    const compat = new CacheDirectoryService(near, far, { sizeCheck: "snix-compat" });
+    expect(await compat.get(LEGACY_ROOT)).toEqual(fixtures.DIRECTORY_NESTED_LEGACY);
+    expect(await collect(near.getRecursive(LEGACY_ROOT))).toHaveLength(3);
+  });
+});
