@@ -75,6 +75,12 @@ describe("schema", () => {
       );
       expect(pk.rows.map((r) => r.attname)).toEqual(key);
     }
+    // Chunk bytes are stored uncompressed ("e": external).
+    const storage = await stores.admin.query(
+      `SELECT attstorage FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'data'`,
+      [`"${schema}".chunks`],
+    );
+    expect(storage.rows).toEqual([{ attstorage: "e" }]);
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version`);
     expect(versions.rows).toEqual([{ version: SCHEMA_VERSION }]);
     expect(SCHEMA_VERSION).toBe(2);

@@ -22,10 +22,10 @@ import {
   type CallOptions,
   type ChunkMeta,
 } from "@castore-ts/core";
-import type pg from "pg";
+import { to as copyTo } from "pg-copy-streams";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
 import { parsePostgresUrl } from "./postgres-url.js";
-import { byteaArray } from "./postgres-wire.js";
+import { byteaArray, singleFieldOfBinaryCopy } from "./postgres-wire.js";
 
 /** A Buffer view of bytes (no copy): pg sends Buffer parameters as binary. */
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -79,22 +79,27 @@ export class PostgresBlobStore implements BlobStore {
   }
 
   /**
-   * One SELECT. The bytes travel as hex text: pg's per-query `binary` result
-   * format decodes every field as UTF-8 text first (pg-protocol 1.x), which
-   * mangles bytea, so it cannot be used here.
+   * One statement: a binary `COPY (SELECT data …) TO STDOUT`, so the bytes
+   * travel raw. (A plain SELECT returns bytea as hex text, twice the size and
+   * measured 3 to 7 times slower for 512 KiB chunks; pg's per-query `binary`
+   * result format cannot be used for bytea, pg-protocol decodes every field
+   * as UTF-8 text first.) COPY takes no parameters: the digest goes in as hex
+   * digits, which is all Digest.hex can hold.
    */
   async getChunk(digest: Digest, opts?: CallOptions): Promise<Uint8Array | undefined> {
     await this.ready();
-    const rows = await this.db.withClient("reading a chunk", opts?.signal, async (client) => {
-      const query: pg.QueryArrayConfig = {
-        text: `SELECT data FROM ${this.db.tables.chunks} WHERE digest = $1`,
-        values: [asBuffer(digest.bytes)],
-        rowMode: "array",
-      };
-      const result = await client.query<[Buffer]>(query);
-      return result.rows;
+    const output = await this.db.withClient("reading a chunk", opts?.signal, async (client) => {
+      const copy = client.query(
+        copyTo(
+          `COPY (SELECT data FROM ${this.db.tables.chunks} WHERE digest = decode('${digest.hex}', 'hex')) ` +
+            `TO STDOUT (FORMAT binary)`,
+        ),
+      );
+      const parts: Buffer[] = [];
+      for await (const part of copy) parts.push(part as Buffer);
+      return Buffer.concat(parts);
     });
-    const data = rows[0]?.[0];
+    const data = singleFieldOfBinaryCopy(output);
     return data && new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
 

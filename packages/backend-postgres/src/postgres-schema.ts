@@ -61,6 +61,9 @@ export function migrations(t: SchemaTables): { version: number; statements: stri
            digest bytea PRIMARY KEY CHECK (octet_length(digest) = 32),
            data bytea NOT NULL
          )`,
+        // Chunks are stored uncompressed (as in lmdb): pglz, PostgreSQL's default, made
+        // storing 512 KiB chunks of incompressible bytes about 3.5 times slower (measured).
+        `ALTER TABLE ${t.chunks} ALTER COLUMN data SET STORAGE EXTERNAL`,
         `CREATE TABLE IF NOT EXISTS ${t.blobs} (
            digest bytea PRIMARY KEY CHECK (octet_length(digest) = 32),
            size bigint NOT NULL CHECK (size >= 0),

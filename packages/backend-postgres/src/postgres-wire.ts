@@ -92,3 +92,30 @@ export function* binaryCopyChunks(entries: readonly ClosureEntry[], framing: Cop
   }
   if (at > 0) yield chunk.subarray(0, at);
 }
+
+/** The binary COPY signature alone (without flags and header extension length). */
+const COPY_SIGNATURE = COPY_HEADER.subarray(0, 11);
+
+/**
+ * The one field of the at most one row in the output of a binary `COPY (SELECT
+ * <one non-null column> …) TO STDOUT`, or undefined when there is no row. The
+ * value is a view of `data`. Output of any other shape is an Error (the caller
+ * reports it as the store's failure).
+ */
+export function singleFieldOfBinaryCopy(data: Buffer): Buffer | undefined {
+  const malformed = (why: string) => new Error(`malformed binary COPY output: ${why}`);
+  if (data.length < 21 || !data.subarray(0, 11).equals(COPY_SIGNATURE)) throw malformed("no binary COPY header");
+  let at = 15; // signature, flags
+  at += 4 + data.readUInt32BE(at); // header extension
+  if (at + 2 > data.length) throw malformed("truncated");
+  const fields = data.readInt16BE(at);
+  at += 2;
+  if (fields === -1) return undefined; // the trailer: no row
+  if (fields !== 1) throw malformed(`a row of ${fields} fields, expected 1`);
+  const length = data.readInt32BE(at);
+  at += 4;
+  if (length < 0 || at + length + 2 > data.length) throw malformed("a NULL or truncated field");
+  const value = data.subarray(at, at + length);
+  if (data.readInt16BE(at + length) !== -1) throw malformed("more than one row");
+  return value;
+}
