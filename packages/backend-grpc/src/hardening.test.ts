@@ -175,7 +175,11 @@ describe("max connections", () => {
     await h.client.close();
     await waitFor(() => h.server.openConnections === 0);
     // grpc-js backs off (1 s, then longer) after a failed connection: poll instead of racing it.
-    await waitFor(async () => (await rawGet(other, request)).messages.length === 1, 10_000);
+    await waitFor(
+      async () => (await rawGet(other, request)).messages.length === 1,
+      "a Get on a new connection",
+      10_000,
+    );
     expect(h.server.openConnections).toBe(1);
   });
   it("over a Unix socket too", async () => {
