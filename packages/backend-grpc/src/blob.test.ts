@@ -34,7 +34,7 @@ afterEach(async () => {
 async function serveBlobs(
   blobs: MapBlobService | undefined,
   transport: "tcp" | "unix" = "tcp",
-  opts: { metrics?: boolean; authTokens?: string[] } = {},
+  opts: { metrics?: boolean; authTokens?: string[]; idleTimeoutMs?: number; maxMessageBytes?: number } = {},
 ): Promise<DirectoryServiceServer> {
   const tmp = transport === "unix" ? tempSocketPath() : undefined;
   const server = createDirectoryServiceServer(memoryService().service, {
@@ -42,6 +42,8 @@ async function serveBlobs(
     blobs,
     metrics: opts.metrics ? { defaultMetrics: false } : undefined,
     authTokens: opts.authTokens,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    maxMessageBytes: opts.maxMessageBytes,
   });
   await server.listen();
   cleanups.push(async () => {
@@ -299,6 +301,38 @@ describe("uploads", () => {
     await expect(w.close()).rejects.toMatchObject({ code: "ABORTED" });
     await waitFor(() => server.activeCalls === 0, "the Put call to end");
     expect(blobs.manifests.size).toBe(0);
+  });
+});
+
+describe("upload limits", () => {
+  it("a Put stalled past the idle timeout ends with DEADLINE_EXCEEDED and stores nothing", async () => {
+    const blobs = new MapBlobService();
+    const server = await serveBlobs(blobs, "tcp", { idleTimeoutMs: 200 });
+    const c = clientOf(server);
+    const w = c.openWriter();
+    await w.write(testBytes(100_000, 13));
+    await waitFor(() => server.activeCalls === 1, "the Put call to reach the server");
+    await waitFor(() => server.activeCalls === 0, "the idle Put to be ended");
+    const error = await w.close().catch((e: unknown) => e);
+    expect(grpcCodeOf(error)).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(blobs.manifests.size).toBe(0);
+  });
+
+  it("a BlobChunk over the server's message limit is RESOURCE_EXHAUSTED; nothing is stored", async () => {
+    const blobs = new MapBlobService();
+    const server = await serveBlobs(blobs, "tcp", { maxMessageBytes: 64 * 1024 });
+    const services = loadBlobServices();
+    const client = new services.tvix(
+      grpcJsAddress(server.url!),
+      grpc.credentials.createInsecure(),
+    ) as unknown as GrpcJsBlobClient;
+    cleanups.push(() => client.close());
+    const result = await grpcJsPut(client, testBytes(200 * 1024, 14), 100 * 1024);
+    expect(result.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(blobs.manifests.size).toBe(0);
+    // our client sends at most 1 MiB per message; a server taking 64 KiB is refused the same way
+    const error = await put(clientOf(server), testBytes(100 * 1024, 15)).catch((e: unknown) => e);
+    expect(grpcCodeOf(error)).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
 });
 
