@@ -86,29 +86,35 @@ export class MapBlobService implements BlobService {
     if (!list) return undefined;
     const offset = opts.offset ?? 0;
     const end = offset + (opts.length ?? Infinity);
-    const self = this;
-    return (async function* () {
-      try {
-        let at = 0;
-        for (const meta of list) {
-          const chunk = self.chunks.get(meta.digest.hex)!;
-          for (let p = 0; p < chunk.length; p += self.pieceSize) {
-            const from = Math.max(p, offset - at);
-            const to = Math.min(p + self.pieceSize, chunk.length, end - at);
-            if (from >= to) continue;
-            opts.signal?.throwIfAborted();
-            self.yielded += to - from;
-            self.parked = true;
-            yield chunk.subarray(from, to);
-            self.parked = false;
-          }
-          at += chunk.length;
+    return this.stream(list, offset, end, opts.signal);
+  }
+
+  private async *stream(
+    list: readonly ChunkMeta[],
+    offset: number,
+    end: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Uint8Array> {
+    try {
+      let at = 0;
+      for (const meta of list) {
+        const chunk = this.chunks.get(meta.digest.hex)!;
+        for (let p = 0; p < chunk.length; p += this.pieceSize) {
+          const from = Math.max(p, offset - at);
+          const to = Math.min(p + this.pieceSize, chunk.length, end - at);
+          if (from >= to) continue;
+          signal?.throwIfAborted();
+          this.yielded += to - from;
+          this.parked = true;
+          yield chunk.subarray(from, to);
+          this.parked = false;
         }
-      } finally {
-        self.parked = false;
-        self.readsEnded++;
+        at += chunk.length;
       }
-    })();
+    } finally {
+      this.parked = false;
+      this.readsEnded++;
+    }
   }
 
   async stat(digest: Digest, opts: BlobStatOptions = {}): Promise<BlobStat | undefined> {
