@@ -336,6 +336,42 @@ describe("upload limits", () => {
   });
 });
 
+describe("backend errors", () => {
+  it("a CorruptionError of the backend mid-Read ends the call with its status; our client raises CorruptionError", async () => {
+    const blobs = new MapBlobService(64 * 1024, 16 * 1024);
+    blobs.sendChunkLists = false;
+    const server = await serveBlobs(blobs);
+    const c = clientOf(server);
+    const { digest } = await put(c, testBytes(200 * 1024, 16));
+    const read = blobs.read.bind(blobs);
+    blobs.read = async (d, o) => {
+      const inner = await read(d, o);
+      return (
+        inner &&
+        (async function* () {
+          let n = 0;
+          for await (const piece of inner) {
+            if (n++ === 2) throw new CorruptionError(`chunk of ${d} hashes to something else`);
+            yield piece;
+          }
+        })()
+      );
+    };
+    const error = await collect(await c.read(digest)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CorruptionError);
+    expect(grpcCodeOf(error)).toBe(grpc.status.INTERNAL);
+    const services = loadBlobServices();
+    const client = new services.tvix(
+      grpcJsAddress(server.url!),
+      grpc.credentials.createInsecure(),
+    ) as unknown as GrpcJsBlobClient;
+    cleanups.push(() => client.close());
+    const viaGrpcJs = await grpcJsRead(client, digest.bytes);
+    expect(viaGrpcJs.error?.code).toBe(grpc.status.INTERNAL);
+    expect(viaGrpcJs.bytes.length).toBe(32 * 1024);
+  });
+});
+
 describe("corruption", () => {
   it("a server sending other bytes for a chunk makes the read fail with CorruptionError", async () => {
     const blobs = new MapBlobService(64 * 1024);
@@ -354,15 +390,18 @@ describe("corruption", () => {
     await expect(collect(await c.read(digest, { offset: 70_000, length: 10 }))).rejects.toBeInstanceOf(CorruptionError);
   });
 
-  it("without a chunk list, a corrupted blob ends the read with CorruptionError, never a clean end", async () => {
+  it("without a chunk list, stat reads to count and checks; a corrupted blob ends the read with CorruptionError", async () => {
     const blobs = new MapBlobService(64 * 1024);
     blobs.sendChunkLists = false;
     const server = await serveBlobs(blobs);
     const c = clientOf(server);
     const { digest } = await put(c, testBytes(100 * 1024, 11));
     const chunk = blobs.manifests.get(digest.hex)![0]!;
+    expect(await c.stat(digest)).toEqual({ size: 100 * 1024 });
+    expect(await c.stat(Digest.of(new Uint8Array([7])))).toBeUndefined();
     blobs.corruptChunk(chunk.digest, testBytes(chunk.size, 12));
     await expect(collect(await c.read(digest))).rejects.toBeInstanceOf(CorruptionError);
+    await expect(c.stat(digest)).rejects.toBeInstanceOf(CorruptionError);
   });
 });
 

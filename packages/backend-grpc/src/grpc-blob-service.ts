@@ -40,6 +40,7 @@ import {
   createBlake3Hasher,
   Digest,
   isCastoreError,
+  NotFoundError,
 } from "@castore-ts/core";
 import {
   BlobChunkSchema,
@@ -216,11 +217,15 @@ export class GrpcBlobService implements BlobService {
       return opts.chunks ? { size, chunks } : { size };
     }
     // No chunk list (a tvix server for a small blob, or a chunk's digest):
-    // StatBlobResponse has no size, so the only way to know it is to read it.
+    // StatBlobResponse has no size, so the only way to know it is to read it
+    // (one Read, checked against the digest like any read).
     let size = 0;
-    const bytes = await this.read(digest, { signal: opts.signal });
-    if (bytes === undefined) return undefined;
-    for await (const piece of bytes) size += piece.length;
+    try {
+      for await (const piece of this.readWhole(digest, 0, Infinity, opts.signal)) size += piece.length;
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
     return { size };
   }
 
