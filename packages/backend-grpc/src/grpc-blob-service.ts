@@ -24,7 +24,7 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createNodeHttpClient, type Http2SessionManager } from "@connectrpc/connect-node";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import {
   AbortError,
   BackendError,
@@ -51,40 +51,23 @@ import {
 } from "@castore-ts/proto";
 import { BoundedQueue } from "./bounded-queue.js";
 import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
-import { describeTarget, type GrpcTarget, parseGrpcUrl, type ServiceName } from "./grpc-url.js";
-import { baseUrlOf, type ConnectionOptions, createSessionManager } from "./http2-connection.js";
+import type { GrpcTarget, ServiceName } from "./grpc-url.js";
+import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
 import { fromConnectError } from "./status.js";
 import { encodeBlobChunk, MAX_SENT_BLOB_CHUNK_BYTES } from "./blob-service-handler.js";
 
-export interface GrpcBlobServiceOptions {
-  /** Which service name to call (default "tvix"; snix servers want "snix"). */
-  serviceName?: ServiceName;
-  /** A connection not established within this time fails the call with a BackendError (default 10 s). */
-  connectTimeoutMs?: number;
-  /** Largest message accepted from the server (default 4 MiB; fromUrl takes `?maxMessageBytes=`). */
-  maxMessageBytes?: number;
+export interface GrpcBlobServiceOptions extends ClientConnectionOptions {
   /** BlobChunk messages (≤ 1 MiB each) an upload holds ahead of the network before write() waits (default 4). */
   putQueueMessages?: number;
   /** Chunks a read fetches ahead of the one it yields (default 2; memory: that many chunks). */
   readAheadChunks?: number;
   /** Stat calls has() keeps in flight (default 16). */
   hasConcurrency?: number;
-  /** HTTP/2 flow-control window for responses, per stream and per connection (default 1 MiB). */
-  windowBytes?: number;
-  /** TLS options for grpc+https (extra CA, client certificate). */
-  tls?: ConnectionOptions["tls"];
-  /** Keepalive PING interval in ms (default: none). */
-  pingIntervalMs?: number;
-  /** Bearer token sent with every call; fromUrl takes `?token=`, else CASTORE_AUTH_TOKEN. */
-  authToken?: string;
 }
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_PUT_QUEUE_MESSAGES = 4;
 const DEFAULT_READ_AHEAD_CHUNKS = 2;
 const DEFAULT_HAS_CONCURRENCY = 16;
-const DEFAULT_WINDOW_BYTES = 1024 * 1024;
 /**
  * A chunk is held whole until it is verified: a chunk list naming a larger
  * chunk is not used (the blob is streamed and checked at its end instead),
@@ -111,36 +94,19 @@ export class GrpcBlobService implements BlobService {
 
   /** Opens a client for a grpc+http://, grpc+https:// or grpc+unix:// URL (see grpc-url.ts for options). */
   static fromUrl(url: string | URL, options: GrpcBlobServiceOptions = {}): GrpcBlobService {
-    const parsed = parseGrpcUrl(typeof url === "string" ? new URL(url) : url);
-    return new GrpcBlobService(parsed.target, {
-      serviceName: parsed.serviceName,
-      connectTimeoutMs: parsed.connectTimeoutMs,
-      maxMessageBytes: parsed.maxMessageBytes,
-      ...options,
-      authToken: options.authToken ?? parsed.token ?? (process.env.CASTORE_AUTH_TOKEN || undefined),
-      tls: parsed.ca ? { ca: parsed.ca, ...options.tls } : options.tls,
-    });
+    const resolved = optionsFromUrl(url, options);
+    return new GrpcBlobService(resolved.target, resolved.options);
   }
 
   constructor(target: GrpcTarget, options: GrpcBlobServiceOptions = {}) {
-    this.address = describeTarget(target);
-    this.serviceName = options.serviceName ?? "tvix";
+    const connection = openClientConnection(target, options);
+    this.address = connection.address;
+    this.serviceName = connection.serviceName;
+    this.sessionManager = connection.sessionManager;
+    this.target = connection.target;
     this.putQueueMessages = positive("putQueueMessages", options.putQueueMessages ?? DEFAULT_PUT_QUEUE_MESSAGES);
     this.readAheadChunks = positive("readAheadChunks", options.readAheadChunks ?? DEFAULT_READ_AHEAD_CHUNKS);
     this.hasConcurrency = positive("hasConcurrency", options.hasConcurrency ?? DEFAULT_HAS_CONCURRENCY);
-    this.sessionManager = createSessionManager(target, {
-      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      windowBytes: options.windowBytes ?? DEFAULT_WINDOW_BYTES,
-      tls: options.tls,
-      pingIntervalMs: options.pingIntervalMs,
-    });
-    const sessionManager = this.sessionManager;
-    this.target = {
-      httpClient: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessionManager }),
-      baseUrl: baseUrlOf(target),
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      authToken: options.authToken,
-    };
     const service = `/${this.serviceName}.castore.v1.BlobService`;
     this.paths = { stat: `${service}/Stat`, read: `${service}/Read`, put: `${service}/Put` };
   }
