@@ -17,6 +17,7 @@ describeDirectoryService({
   capabilities: {
     corruption: true,
     getNonRoot: true,
+    blobs: "blob store not wired yet (issue 17)",
     breadthFirst:
       "getRecursive yields the closure object's frame order, root to leaves but depth first (README: Object layout)",
   },

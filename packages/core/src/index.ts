@@ -19,3 +19,5 @@ export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
 export * from "./blob/service.js";
 export * from "./blob/registry.js";
+export * from "./blob/chunked.js";
+export { type ChunkingOptions, SNIX_CHUNKING, findCutPoint, FastCdcChunker } from "./blob/fastcdc.js";
