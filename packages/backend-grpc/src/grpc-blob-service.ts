@@ -41,6 +41,7 @@ import {
   Digest,
   isCastoreError,
   NotFoundError,
+  ValidationError,
 } from "@castore-ts/core";
 import {
   BlobChunkSchema,
@@ -216,9 +217,9 @@ export class GrpcBlobService implements BlobService {
     const offset = opts.offset ?? 0;
     const length = opts.length ?? Infinity;
     if (!Number.isSafeInteger(offset) || offset < 0)
-      throw new RangeError(`offset must be a non-negative integer, got ${offset}`);
+      throw new ValidationError(`read offset must be a non-negative integer, got ${opts.offset}`);
     if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0)) {
-      throw new RangeError(`length must be a non-negative integer, got ${length}`);
+      throw new ValidationError(`read length must be a non-negative integer, got ${opts.length}`);
     }
     if (digest.equals(EMPTY_BLOB)) return (async function* () {})();
     const plan = await this.plan(digest, signal);
@@ -246,7 +247,9 @@ export class GrpcBlobService implements BlobService {
       if (at + chunk.size > offset && at < end) needed.push({ chunk, start: at });
       at += chunk.size;
     }
-    const hasher = full ? createBlake3Hasher() : undefined;
+    // A blob of one chunk is that chunk: its check covers the blob. Otherwise a full read hashes the whole again.
+    const oneChunk = chunks.length === 1 && chunks[0]!.digest.equals(blob);
+    const hasher = full && !oneChunk ? createBlake3Hasher() : undefined;
     const controller = new AbortController();
     const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
     const inFlight: Promise<Uint8Array>[] = [];
