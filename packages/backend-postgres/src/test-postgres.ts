@@ -17,7 +17,7 @@ export function postgresTestStoresForFile(options: PostgresTestServerOptions = {
   const stores = new PostgresTestStores();
   beforeAll(() => stores.start(options), 180_000);
   afterEach(() => stores.cleanup());
-  afterAll(() => stores.stop());
+  afterAll(() => stores.stop(), 180_000); // stopping a server is slow on a loaded machine
   return stores;
 }
 
