@@ -304,6 +304,49 @@ describe("uploads", () => {
   });
 });
 
+describe("upload backpressure", () => {
+  it("a backend that stops taking writes holds our client's writer: it accepts a bounded amount ahead", async () => {
+    const blobs = new MapBlobService();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let received = 0;
+    const openWriter = blobs.openWriter.bind(blobs);
+    blobs.openWriter = (opts) => {
+      const inner = openWriter(opts);
+      return {
+        ...inner,
+        async write(bytes) {
+          received += bytes.length;
+          await gate;
+          return inner.write(bytes);
+        },
+      };
+    };
+    const server = await serveBlobs(blobs);
+    const c = clientOf(server);
+    const piece = testBytes(MiB, 17);
+    const total = 32 * MiB;
+    const w = c.openWriter();
+    const progress = { accepted: 0, waiting: false };
+    const writing = (async () => {
+      for (let at = 0; at < total; at += MiB) {
+        progress.waiting = true;
+        await w.write(piece);
+        progress.waiting = false;
+        progress.accepted += MiB;
+      }
+      return w.close();
+    })();
+    await waitFor(() => received > 0 && progress.waiting, "the writer to wait on a held backend");
+    // the client's queue (4 messages), the replay buffer (1 MiB), the HTTP/2 windows and socket buffers: not 32 MiB
+    expect(progress.accepted).toBeLessThan(16 * MiB);
+    release();
+    const written = await writing;
+    expect(written.size).toBe(total);
+    expect(received).toBe(total);
+  });
+});
+
 describe("upload limits", () => {
   it("a Put stalled past the idle timeout ends with DEADLINE_EXCEEDED and stores nothing", async () => {
     const blobs = new MapBlobService();
