@@ -1,9 +1,14 @@
 export * from "./gen/tvix/castore/v1/castore_pb.js";
 export * from "./gen/tvix/castore/v1/rpc_directory_pb.js";
+export * from "./gen/tvix/castore/v1/rpc_blobstore_pb.js";
 export {
   DirectoryService as SnixDirectoryService,
   file_snix_castore_v1_rpc_directory,
 } from "./gen/snix/castore/v1/rpc_directory_pb.js";
+export {
+  BlobService as SnixBlobService,
+  file_snix_castore_v1_rpc_blobstore,
+} from "./gen/snix/castore/v1/rpc_blobstore_pb.js";
 export {
   file_grpc_health_v1_health,
   Health,

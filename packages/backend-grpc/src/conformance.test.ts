@@ -1,12 +1,17 @@
 /**
  * The conformance suite against client → server → a Map-backed store, over
  * TCP and over a Unix socket: a fresh store, server and client per scenario.
- * (Not the memory backend: a backend's tests know no other backend.)
+ * Directories and blobs (core's ChunkedBlobService over a Map BlobStore)
+ * both travel over gRPC: GrpcDirectoryService and GrpcBlobService against
+ * one server. (Not the memory backend: a backend's tests know no other backend.)
  */
 import * as fs from "node:fs";
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
+import { ChunkedBlobService } from "@castore-ts/core";
 import { GRPC_REPAIR_UNSUPPORTED, GrpcDirectoryService } from "./grpc-directory-service.js";
+import { GrpcBlobService } from "./grpc-blob-service.js";
 import { memoryService, tempSocketPath } from "./memory-store.test-helper.js";
+import { MapBlobStore } from "./blob-store.test-helper.js";
 import { createDirectoryServiceServer } from "./server.js";
 
 for (const transport of ["tcp", "unix"] as const) {
@@ -14,22 +19,27 @@ for (const transport of ["tcp", "unix"] as const) {
     name: `grpc over ${transport} → map store`,
     factory: async () => {
       const { store, service: backend } = memoryService();
+      const blobStore = new MapBlobStore();
       const tmp = transport === "unix" ? tempSocketPath() : undefined;
       const server = createDirectoryServiceServer(backend, {
         listen: tmp ? { path: tmp.socket } : { host: "127.0.0.1", port: 0 },
+        blobs: new ChunkedBlobService(blobStore),
       });
       await server.listen();
       const service = GrpcDirectoryService.fromUrl(server.url!);
+      const blobs = GrpcBlobService.fromUrl(server.url!);
       return {
         service,
+        blobs,
         corrupt: async (digest, bytes) => store.corrupt(digest, bytes),
+        corruptChunk: async (digest, bytes) => blobStore.corruptChunk(digest, bytes),
         async teardown() {
-          await service.close();
+          await Promise.all([service.close(), blobs.close()]);
           await server.close({ deadlineMs: 1000 });
           if (tmp) fs.rmSync(tmp.dir, { recursive: true, force: true });
         },
       };
     },
-    capabilities: { corruption: true, repair: GRPC_REPAIR_UNSUPPORTED, blobs: "blob store not wired yet (issue 17)" },
+    capabilities: { corruption: true, repair: GRPC_REPAIR_UNSUPPORTED },
   });
 }

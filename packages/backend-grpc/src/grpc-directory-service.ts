@@ -7,7 +7,7 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createNodeHttpClient, type Http2SessionManager } from "@connectrpc/connect-node";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import {
   AbortError,
   BackendError,
@@ -27,31 +27,14 @@ import {
 import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore-ts/proto";
 import { BoundedQueue } from "./bounded-queue.js";
 import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
-import { describeTarget, type GrpcTarget, parseGrpcUrl, type ServiceName } from "./grpc-url.js";
-import { baseUrlOf, type ConnectionOptions, createSessionManager } from "./http2-connection.js";
+import type { GrpcTarget, ServiceName } from "./grpc-url.js";
+import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
 import { decodeReceived, type ReceivedDirectory } from "./wire-directory.js";
 import { fromConnectError } from "./status.js";
 
-export interface GrpcDirectoryServiceOptions {
-  /** Which service name to call (default "tvix"; snix servers want "snix"). */
-  serviceName?: ServiceName;
-  /** A connection not established within this time fails the call with a BackendError (default 10 s). */
-  connectTimeoutMs?: number;
-  /** Largest message accepted from the server (default 4 MiB; fromUrl takes `?maxMessageBytes=`). */
-  maxMessageBytes?: number;
+export interface GrpcDirectoryServiceOptions extends ClientConnectionOptions {
   /** Directories an upload holds in memory ahead of the network before put() waits (default 256). */
   putQueueLength?: number;
-  /** HTTP/2 flow-control window for responses, per stream and per connection (default 1 MiB). */
-  windowBytes?: number;
-  /** TLS options for grpc+https (extra CA, client certificate). */
-  tls?: ConnectionOptions["tls"];
-  /** Keepalive PING interval in ms (default: none). */
-  pingIntervalMs?: number;
-  /**
-   * Bearer token sent with every call (`authorization: Bearer …`). fromUrl
-   * takes it from the URL's `?token=`, else from CASTORE_AUTH_TOKEN.
-   */
-  authToken?: string;
   /**
    * How this client re-checks the declared sizes of what getRecursive
    * receives (spec §1.1; default "exact"). Uploads are the server's to check.
@@ -59,10 +42,7 @@ export interface GrpcDirectoryServiceOptions {
   sizeCheck?: SizeCheck;
 }
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_PUT_QUEUE_LENGTH = 256;
-const DEFAULT_WINDOW_BYTES = 1024 * 1024;
 
 /**
  * Why the gRPC client has no `repair` (DirectoryService.repair): the
@@ -89,35 +69,18 @@ export class GrpcDirectoryService implements DirectoryService {
 
   /** Opens a client for a grpc+http://, grpc+https:// or grpc+unix:// URL (see grpc-url.ts for options). */
   static fromUrl(url: string | URL, options: GrpcDirectoryServiceOptions = {}): GrpcDirectoryService {
-    const parsed = parseGrpcUrl(typeof url === "string" ? new URL(url) : url);
-    return new GrpcDirectoryService(parsed.target, {
-      serviceName: parsed.serviceName,
-      connectTimeoutMs: parsed.connectTimeoutMs,
-      maxMessageBytes: parsed.maxMessageBytes,
-      ...options,
-      authToken: options.authToken ?? parsed.token ?? (process.env.CASTORE_AUTH_TOKEN || undefined),
-      tls: parsed.ca ? { ca: parsed.ca, ...options.tls } : options.tls,
-    });
+    const resolved = optionsFromUrl(url, options);
+    return new GrpcDirectoryService(resolved.target, resolved.options);
   }
 
   constructor(target: GrpcTarget, options: GrpcDirectoryServiceOptions = {}) {
-    this.address = describeTarget(target);
-    this.serviceName = options.serviceName ?? "tvix";
+    const connection = openClientConnection(target, options);
+    this.address = connection.address;
+    this.serviceName = connection.serviceName;
+    this.sessionManager = connection.sessionManager;
+    this.target = connection.target;
     this.putQueueLength = options.putQueueLength ?? DEFAULT_PUT_QUEUE_LENGTH;
     this.sizeCheck = options.sizeCheck;
-    this.sessionManager = createSessionManager(target, {
-      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      windowBytes: options.windowBytes ?? DEFAULT_WINDOW_BYTES,
-      tls: options.tls,
-      pingIntervalMs: options.pingIntervalMs,
-    });
-    const sessionManager = this.sessionManager;
-    this.target = {
-      httpClient: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessionManager }),
-      baseUrl: baseUrlOf(target),
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      authToken: options.authToken,
-    };
     const service = `/${this.serviceName}.castore.v1.DirectoryService`;
     this.paths = { get: `${service}/Get`, put: `${service}/Put` };
   }

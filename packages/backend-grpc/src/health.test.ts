@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BackendError, type CallOptions, type Digest, type Directory, type DirectoryService } from "@castore-ts/core";
 import { grpcJsAddress, PROTO_ROOT } from "./grpc-js.test-helper.js";
 import { memoryService } from "./memory-store.test-helper.js";
+import { MapBlobService } from "./blob-store.test-helper.js";
 import { createDirectoryServiceServer } from "./server.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -42,9 +43,10 @@ function check(c: HealthClient, service: string): Promise<{ status?: string; cod
   );
 }
 
-async function serve(service: DirectoryService, healthPollMs = 50) {
+async function serve(service: DirectoryService, healthPollMs = 50, blobs?: MapBlobService) {
   const server = createDirectoryServiceServer(service, {
     listen: { host: "127.0.0.1", port: 0 },
+    blobs,
     healthPollMs,
     closeBackend: false,
   });
@@ -76,6 +78,23 @@ describe("grpc.health.v1.Health", () => {
     expect(await check(c, "tvix.castore.v1.DirectoryService")).toEqual({ status: "SERVING" });
     expect(await check(c, "snix.castore.v1.DirectoryService")).toEqual({ status: "SERVING" });
     expect(await check(c, "no.such.Service")).toEqual({ code: grpc.status.NOT_FOUND });
+  });
+
+  it("Check: the BlobService names when blobs are served; NOT_SERVING follows the blob backend", async () => {
+    const blobs = new MapBlobService();
+    const down = { now: false };
+    const stat = blobs.stat.bind(blobs);
+    blobs.stat = (d, o) =>
+      down.now ? Promise.reject(new BackendError("test", "blobs unreachable", { unavailable: true })) : stat(d, o);
+    const withBlobs = healthClient((await serve(memoryService().service, 50, blobs)).url!);
+    expect(await check(withBlobs, "tvix.castore.v1.BlobService")).toEqual({ status: "SERVING" });
+    expect(await check(withBlobs, "snix.castore.v1.BlobService")).toEqual({ status: "SERVING" });
+    down.now = true;
+    expect(await check(withBlobs, "tvix.castore.v1.BlobService")).toEqual({ status: "NOT_SERVING" });
+    expect(await check(withBlobs, "")).toEqual({ status: "NOT_SERVING" });
+    expect(await check(withBlobs, "tvix.castore.v1.DirectoryService")).toEqual({ status: "SERVING" });
+    const without = healthClient((await serve(memoryService().service)).url!);
+    expect(await check(without, "tvix.castore.v1.BlobService")).toEqual({ code: grpc.status.NOT_FOUND });
   });
 
   it("Check: NOT_SERVING when the backend throws a BackendError", async () => {

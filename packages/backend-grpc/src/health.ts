@@ -1,11 +1,13 @@
 /**
  * grpc.health.v1.Health for a castore server: SERVING while the backend
- * answers a cheap probe (a get of a fixed digest that is never stored),
- * NOT_SERVING while the probe throws a BackendError.
+ * answers a cheap probe (a get, or a blob stat, of a fixed digest that is
+ * never stored), NOT_SERVING while the probe throws a BackendError. The
+ * DirectoryService names probe the directory backend, the BlobService names
+ * the blob backend, and the server ("") both.
  */
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { BackendError, Digest, type DirectoryService } from "@castore-ts/core";
+import { BackendError, type BlobService, Digest, type DirectoryService } from "@castore-ts/core";
 import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status } from "@castore-ts/proto";
 import { CallSignal } from "./call-signal.js";
 
@@ -20,6 +22,8 @@ const PROBE_DIGEST = Digest.fromBytes(new Uint8Array(32).fill(0xff));
 export interface HealthOptions {
   /** Service names reported: "" (the server), and the castore services. */
   serviceNames: readonly ("tvix" | "snix")[];
+  /** The blob backend, when the server serves the BlobService. */
+  blobs?: BlobService;
   /** Watch polls the backend this often (ms). */
   pollMs?: number;
   /** Aborted when the server shuts down: Watch streams end. */
@@ -28,8 +32,17 @@ export interface HealthOptions {
 
 /** Probes the backend: SERVING when it answers, NOT_SERVING when it throws a BackendError. */
 export async function probeBackend(service: DirectoryService, signal?: AbortSignal): Promise<Status> {
+  return probe(() => service.get(PROBE_DIGEST, { signal }), signal);
+}
+
+/** Probes a blob backend: a stat of a digest that is never stored. */
+export async function probeBlobBackend(blobs: BlobService, signal?: AbortSignal): Promise<Status> {
+  return probe(() => blobs.stat(PROBE_DIGEST, { signal }), signal);
+}
+
+async function probe(call: () => Promise<unknown>, signal: AbortSignal | undefined): Promise<Status> {
   try {
-    await service.get(PROBE_DIGEST, { signal });
+    await call();
     return Status.SERVING;
   } catch (e) {
     if (e instanceof BackendError) return Status.NOT_SERVING;
@@ -55,14 +68,25 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** Registers grpc.health.v1.Health on a connect router. */
 export function healthRoutes(service: DirectoryService, opts: HealthOptions): (router: ConnectRouter) => void {
-  const known = new Set<string>(["", ...opts.serviceNames.map((n) => `${n}.castore.v1.DirectoryService`)]);
+  const directories = (signal: AbortSignal) => probeBackend(service, signal);
+  const { blobs } = opts;
+  const blobStore = blobs && ((signal: AbortSignal) => probeBlobBackend(blobs, signal));
+  const both = async (signal: AbortSignal) => {
+    const d = await directories(signal);
+    return d === Status.SERVING && blobStore ? blobStore(signal) : d;
+  };
+  const probes = new Map<string, (signal: AbortSignal) => Promise<Status>>([["", both]]);
+  for (const n of opts.serviceNames) {
+    probes.set(`${n}.castore.v1.DirectoryService`, directories);
+    if (blobStore) probes.set(`${n}.castore.v1.BlobService`, blobStore);
+  }
   const pollMs = opts.pollMs ?? DEFAULT_HEALTH_POLL_MS;
   return (router) =>
     router.service(Health, {
       async check(req, ctx: HandlerContext) {
-        if (!known.has(req.service))
-          throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
-        return create(HealthCheckResponseSchema, { status: await probeBackend(service, ctx.signal) });
+        const probeOf = probes.get(req.service);
+        if (!probeOf) throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
+        return create(HealthCheckResponseSchema, { status: await probeOf(ctx.signal) });
       },
       async *watch(req, ctx: HandlerContext) {
         // The call's signal, or the shutdown's; connect aborts ctx.signal when
@@ -71,7 +95,8 @@ export function healthRoutes(service: DirectoryService, opts: HealthOptions): (r
         const call = new CallSignal().follow(ctx.signal).follow(opts.shutdownSignal);
         const { signal } = call;
         try {
-          if (!known.has(req.service)) {
+          const probeOf = probes.get(req.service);
+          if (!probeOf) {
             yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
             // Unknown services stay unknown: wait for the client or the shutdown.
             await sleep(2 ** 31 - 1, signal);
@@ -81,7 +106,7 @@ export function healthRoutes(service: DirectoryService, opts: HealthOptions): (r
           while (!signal.aborted) {
             let status: Status;
             try {
-              status = await probeBackend(service, signal);
+              status = await probeOf(signal);
             } catch {
               break;
             }

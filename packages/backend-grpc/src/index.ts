@@ -1,11 +1,13 @@
 /**
- * @castore-ts/backend-grpc: a gRPC server for any castore DirectoryService and a
- * DirectoryService client for remote castore, tvix and snix servers
- * (tvix.castore.v1 / snix.castore.v1). Importing this module registers the
- * grpc+http, grpc+https and grpc+unix store URL schemes.
+ * @castore-ts/backend-grpc: a gRPC server for any castore DirectoryService
+ * (and BlobService), and DirectoryService and BlobService clients for remote
+ * castore, tvix and snix servers (tvix.castore.v1 / snix.castore.v1).
+ * Importing this module registers the grpc+http, grpc+https and grpc+unix
+ * store URL schemes, for directories and for blobs.
  */
-import { registerDirectoryServiceScheme } from "@castore-ts/core";
+import { registerBlobServiceScheme, registerDirectoryServiceScheme } from "@castore-ts/core";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
+import { GrpcBlobService } from "./grpc-blob-service.js";
 
 export {
   GrpcDirectoryService,
@@ -13,6 +15,8 @@ export {
   GRPC_REPAIR_UNSUPPORTED,
   type GrpcDirectoryServiceOptions,
 } from "./grpc-directory-service.js";
+export { GrpcBlobService, GrpcBlobWriter, type GrpcBlobServiceOptions } from "./grpc-blob-service.js";
+export { MAX_SENT_BLOB_CHUNK_BYTES } from "./blob-service-handler.js";
 export {
   createDirectoryServiceServer,
   DEFAULT_CONNECTION_IDLE_TIMEOUT_MS,
@@ -36,7 +40,14 @@ export {
 export { parseGrpcUrl, describeTarget, type GrpcTarget, type ParsedGrpcUrl, type ServiceName } from "./grpc-url.js";
 export { BearerTokens, parseAuthTokens } from "./auth.js";
 export { CASTORE_ERROR_CODE_TRAILER, castoreCodeOf, grpcCodeOf, transportFailureOf } from "./status.js";
-export { HealthStatus, DEFAULT_HEALTH_POLL_MS, probeBackend, healthRoutes, type HealthOptions } from "./health.js";
+export {
+  HealthStatus,
+  DEFAULT_HEALTH_POLL_MS,
+  probeBackend,
+  probeBlobBackend,
+  healthRoutes,
+  type HealthOptions,
+} from "./health.js";
 export { createServerMetrics, type ServerMetrics, type ServerMetricsOptions } from "./metrics.js";
 
 registerDirectoryServiceScheme("grpc+http", "grpc+http://host:port", (url, opts) =>
@@ -48,3 +59,6 @@ registerDirectoryServiceScheme("grpc+https", "grpc+https://host:port", (url, opt
 registerDirectoryServiceScheme("grpc+unix", "grpc+unix:///path/to/socket", (url, opts) =>
   GrpcDirectoryService.fromUrl(url, { sizeCheck: opts.sizeCheck }),
 );
+registerBlobServiceScheme("grpc+http", (url) => GrpcBlobService.fromUrl(url));
+registerBlobServiceScheme("grpc+https", (url) => GrpcBlobService.fromUrl(url));
+registerBlobServiceScheme("grpc+unix", (url) => GrpcBlobService.fromUrl(url));

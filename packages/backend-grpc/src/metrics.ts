@@ -1,12 +1,15 @@
 /**
  * Prometheus metrics for a castore server (prom-client): calls by service,
  * method and gRPC status code, latency, directories and bytes in and out,
- * backend errors by kind, uploads in flight, connections (open, refused
- * over the limit, closed when idle), and the process defaults.
+ * blob bytes, BlobChunk messages and blob requests by status, backend errors
+ * by kind, uploads in flight, connections (open, refused over the limit,
+ * closed when idle), and the process defaults.
  */
 import type * as http2 from "node:http2";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type {
+  BlobService,
+  BlobWriter,
   CallOptions,
   Digest,
   Directory,
@@ -25,6 +28,18 @@ export interface ServerMetrics {
   readonly bytesSent: Counter;
   readonly backendErrors: Counter<"kind">;
   readonly uploadsInFlight: Gauge;
+  /** Blob bytes received in Put calls (the BlobChunk data, without framing). */
+  readonly blobBytesReceived: Counter;
+  /** Blob bytes sent in Read responses. */
+  readonly blobBytesSent: Counter;
+  /** BlobChunk messages received (Put). */
+  readonly blobChunksReceived: Counter;
+  /** BlobChunk messages sent (Read). */
+  readonly blobChunksSent: Counter;
+  /** BlobService calls completed, by method and status code. */
+  readonly blobRequests: Counter<"grpc_method" | "grpc_code">;
+  /** Blob uploads (BlobService Put calls) currently running. */
+  readonly blobUploadsInFlight: Gauge;
   /** HTTP/2 connections currently open. */
   readonly connectionsOpen: Gauge;
   /** Connections refused because maxConnections were open. */
@@ -111,6 +126,37 @@ export function createServerMetrics(opts: ServerMetricsOptions = {}): ServerMetr
       help: "Uploads (Put calls) currently running",
       registers,
     }),
+    blobBytesReceived: new Counter({
+      name: "castore_blob_received_bytes_total",
+      help: "Blob bytes received in uploads (BlobService Put; BlobChunk data without framing)",
+      registers,
+    }),
+    blobBytesSent: new Counter({
+      name: "castore_blob_sent_bytes_total",
+      help: "Blob bytes sent in BlobService Read responses (BlobChunk data without framing)",
+      registers,
+    }),
+    blobChunksReceived: new Counter({
+      name: "castore_blob_chunks_received_total",
+      help: "BlobChunk messages received (BlobService Put)",
+      registers,
+    }),
+    blobChunksSent: new Counter({
+      name: "castore_blob_chunks_sent_total",
+      help: "BlobChunk messages sent (BlobService Read)",
+      registers,
+    }),
+    blobRequests: new Counter({
+      name: "castore_blob_requests_total",
+      help: "BlobService calls completed, by method and status code",
+      labelNames: ["grpc_method", "grpc_code"],
+      registers,
+    }),
+    blobUploadsInFlight: new Gauge({
+      name: "castore_blob_uploads_in_flight",
+      help: "Blob uploads (BlobService Put calls) currently running",
+      registers,
+    }),
     connectionsOpen: new Gauge({
       name: "castore_grpc_server_connections",
       help: "HTTP/2 connections currently open",
@@ -161,7 +207,11 @@ export function instrumentCall(
   req.stream.on("data", (chunk: Buffer) => metrics.bytesReceived.inc(chunk.length));
   res.once("close", () => {
     stopTimer();
-    metrics.calls.inc({ ...labels, grpc_code: code ?? "CANCELLED" });
+    const grpc_code = code ?? "CANCELLED";
+    metrics.calls.inc({ ...labels, grpc_code });
+    if (labels.grpc_service.endsWith(".castore.v1.BlobService")) {
+      metrics.blobRequests.inc({ grpc_method: labels.grpc_method, grpc_code });
+    }
   });
 }
 
@@ -224,6 +274,61 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
         async abort(reason?: unknown): Promise<void> {
           try {
             await putter.abort(reason);
+          } finally {
+            finish();
+          }
+        },
+      };
+    },
+  };
+}
+
+/** The blob service, counting backend errors and uploads in flight (bytes and messages are counted on the wire). */
+export function instrumentBlobService(blobs: BlobService, metrics: ServerMetrics): BlobService {
+  async function counted<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      countError(metrics, e);
+      throw e;
+    }
+  }
+  async function* countedStream(bytes: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    try {
+      yield* bytes;
+    } catch (e) {
+      countError(metrics, e);
+      throw e;
+    }
+  }
+  return {
+    stat: (digest, opts) => counted(blobs.stat(digest, opts)),
+    has: (digests, opts) => counted(blobs.has(digests, opts)),
+    close: () => blobs.close(),
+    async read(digest, opts) {
+      const bytes = await counted(blobs.read(digest, opts));
+      return bytes === undefined ? undefined : countedStream(bytes);
+    },
+    openWriter(opts?: CallOptions): BlobWriter {
+      const writer = blobs.openWriter(opts);
+      metrics.blobUploadsInFlight.inc();
+      let done = false;
+      const finish = () => {
+        if (!done) metrics.blobUploadsInFlight.dec();
+        done = true;
+      };
+      return {
+        write: (bytes) => counted(writer.write(bytes)),
+        async close() {
+          try {
+            return await counted(writer.close());
+          } finally {
+            finish();
+          }
+        },
+        async abort(reason?: unknown) {
+          try {
+            await writer.abort(reason);
           } finally {
             finish();
           }

@@ -8,6 +8,7 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
 import { grpcJsAddress, PROTO_ROOT } from "./grpc-js.test-helper.js";
 import { memoryService } from "./memory-store.test-helper.js";
+import { MapBlobService } from "./blob-store.test-helper.js";
 import { createDirectoryServiceServer } from "./server.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -63,8 +64,11 @@ async function ask(c: ReflectionClient, requests: Record<string, unknown>[]): Pr
   return out;
 }
 
-async function serve() {
-  const server = createDirectoryServiceServer(memoryService().service, { listen: { host: "127.0.0.1", port: 0 } });
+async function serve(blobs?: MapBlobService) {
+  const server = createDirectoryServiceServer(memoryService().service, {
+    listen: { host: "127.0.0.1", port: 0 },
+    blobs,
+  });
   await server.listen();
   cleanups.push(() => server.close({ deadlineMs: 500 }));
   return server;
@@ -114,4 +118,30 @@ describe("grpc.reflection ServerReflection", () => {
       expect(missing!.errorResponse!.errorCode).toBe(grpc.status.NOT_FOUND);
     },
   );
+});
+
+describe("grpc.reflection with blobs served", () => {
+  it("lists both BlobService names; the BlobService descriptor names Stat, Read and Put", async () => {
+    const server = await serve(new MapBlobService());
+    const c = reflectionClient(server.url!, "v1");
+    const [list, byService, snix] = await ask(c, [
+      { listServices: "" },
+      { fileContainingSymbol: "tvix.castore.v1.BlobService" },
+      { fileContainingSymbol: "snix.castore.v1.BlobService.Read" },
+    ]);
+    const names = list!.listServicesResponse!.service.map((s) => s.name);
+    expect(names).toContain("tvix.castore.v1.BlobService");
+    expect(names).toContain("snix.castore.v1.BlobService");
+    const file = fromBinary(FileDescriptorProtoSchema, byService!.fileDescriptorResponse!.fileDescriptorProto[0]!);
+    expect(file.name).toBe("tvix/castore/v1/rpc_blobstore.proto");
+    const svc = file.service.find((s) => s.name === "BlobService")!;
+    expect(svc.method.map((m) => [m.name, m.clientStreaming, m.serverStreaming])).toEqual([
+      ["Stat", false, false],
+      ["Read", false, true],
+      ["Put", true, false],
+    ]);
+    expect(fromBinary(FileDescriptorProtoSchema, snix!.fileDescriptorResponse!.fileDescriptorProto[0]!).name).toBe(
+      "snix/castore/v1/rpc_blobstore.proto",
+    );
+  });
 });

@@ -12,7 +12,9 @@ import {
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
+  file_snix_castore_v1_rpc_blobstore,
   file_snix_castore_v1_rpc_directory,
+  file_tvix_castore_v1_rpc_blobstore,
   file_tvix_castore_v1_rpc_directory,
   ServerReflection,
   ServerReflectionResponseSchema,
@@ -41,6 +43,8 @@ function fileRegistry(): FileRegistry {
   const roots = [
     file_tvix_castore_v1_rpc_directory,
     file_snix_castore_v1_rpc_directory,
+    file_tvix_castore_v1_rpc_blobstore,
+    file_snix_castore_v1_rpc_blobstore,
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,

@@ -2,16 +2,17 @@
  * createDirectoryServiceServer: serves any castore DirectoryService over gRPC
  * (HTTP/2; h2c without TLS, or TLS when a certificate and key are given) on
  * TCP or a Unix socket, under both tvix.castore.v1.DirectoryService and
- * snix.castore.v1.DirectoryService, with connect-node in gRPC mode so any
- * gRPC client (grpc-go, tonic, grpcio, @grpc/grpc-js, connect-es) can call it.
+ * snix.castore.v1.DirectoryService, and, when given a BlobService, the
+ * BlobService under both names beside it, so any gRPC client (grpc-go,
+ * tonic, grpcio, @grpc/grpc-js, connect-es) can call it.
  */
 import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { DirectoryService } from "@castore-ts/core";
+import type { BlobService, DirectoryService } from "@castore-ts/core";
 import {
-  createDirectoryServiceHandler,
+  directoryRoutes,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
   DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
@@ -19,6 +20,8 @@ import {
   type Logger,
   silentLogger,
 } from "./directory-service-handler.js";
+import { createCallHandler } from "./grpc-call-handler.js";
+import { blobPaths, blobRoutes } from "./blob-service-handler.js";
 import { BearerTokens } from "./auth.js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { healthRoutes } from "./health.js";
@@ -28,6 +31,7 @@ import { respondWithStatus } from "./status-response.js";
 import { guardRequestHandler } from "./guarded-request-handler.js";
 import {
   createServerMetrics,
+  instrumentBlobService,
   instrumentCall,
   instrumentService,
   type ServerMetrics,
@@ -42,6 +46,11 @@ export type ServerAddress =
 
 export interface DirectoryServiceServerOptions {
   listen: ListenTarget;
+  /**
+   * Blobs to serve as tvix.castore.v1.BlobService (and snix.): Stat, Read,
+   * Put. Without, BlobService calls answer UNIMPLEMENTED.
+   */
+  blobs?: BlobService;
   /** PEM certificate and key: serve gRPC over TLS (ALPN h2) instead of h2c. */
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   /** Largest single message accepted (default 4 MiB, the usual gRPC limit); larger is RESOURCE_EXHAUSTED. */
@@ -81,7 +90,7 @@ export interface DirectoryServiceServerOptions {
   authTokens?: readonly string[];
   /** Service names to serve (default both). */
   serviceNames?: ("tvix" | "snix")[];
-  /** Whether close() also closes the backend (default true). */
+  /** Whether close() also closes the backend (default true), the blob service too. */
   closeBackend?: boolean;
   /** Default deadline for close() to let running calls finish (default 10 s). */
   shutdownDeadlineMs?: number;
@@ -153,24 +162,34 @@ export function createDirectoryServiceServer(
       : "calls" in options.metrics
         ? options.metrics
         : createServerMetrics(options.metrics);
+  const { blobs } = options;
   const knownPaths = new Set<string>([
     ...serviceNames.flatMap((n) => [`/${n}.castore.v1.DirectoryService/Get`, `/${n}.castore.v1.DirectoryService/Put`]),
+    ...(blobs ? blobPaths(serviceNames) : []),
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
   ]);
-  const handler = createDirectoryServiceHandler(metrics ? instrumentService(service, metrics) : service, {
+  const authTokens = options.authTokens ? new BearerTokens(options.authTokens) : undefined;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const directoryOptions = {
     maxMessageBytes,
     maxDirectoriesPerUpload: options.maxDirectoriesPerUpload ?? DEFAULT_MAX_DIRECTORIES_PER_UPLOAD,
     maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
     maxEntriesPerDirectory: options.maxEntriesPerDirectory ?? DEFAULT_MAX_ENTRIES_PER_DIRECTORY,
-    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-    authTokens: options.authTokens ? new BearerTokens(options.authTokens) : undefined,
+    idleTimeoutMs,
+    authTokens,
     serviceNames,
     shutdownSignal: shutdown.signal,
     logger,
-  });
+  };
+  const routes = directoryRoutes(metrics ? instrumentService(service, metrics) : service, directoryOptions);
+  if (blobs) {
+    const served = metrics ? instrumentBlobService(blobs, metrics) : blobs;
+    for (const [path, route] of blobRoutes(served, { serviceNames, logger, metrics })) routes.set(path, route);
+  }
+  const handler = createCallHandler(routes, directoryOptions);
   // grpc.health.v1.Health (unauthenticated: probes send no credentials, and it tells only a status).
   const healthShutdown = new AbortController();
   const opsHandler = connectNodeAdapter({
@@ -178,12 +197,16 @@ export function createDirectoryServiceServer(
     connect: false,
     grpcWeb: false,
     routes: (router) => {
-      healthRoutes(service, { serviceNames, pollMs: options.healthPollMs, shutdownSignal: healthShutdown.signal })(
-        router,
-      );
+      healthRoutes(service, {
+        serviceNames,
+        blobs,
+        pollMs: options.healthPollMs,
+        shutdownSignal: healthShutdown.signal,
+      })(router);
       reflectionRoutes({
         services: [
           ...serviceNames.map((n) => `${n}.castore.v1.DirectoryService`),
+          ...(blobs ? serviceNames.map((n) => `${n}.castore.v1.BlobService`) : []),
           "grpc.health.v1.Health",
           ...REFLECTION_SERVICE_NAMES,
         ],
@@ -420,7 +443,7 @@ export function createDirectoryServiceServer(
           for (const session of sessions) session.destroy();
           await closed;
         }
-        if (options.closeBackend ?? true) await service.close();
+        if (options.closeBackend ?? true) await Promise.all([service.close(), blobs?.close()]);
         logger.info({}, "castore gRPC server closed");
       })();
       return closing;

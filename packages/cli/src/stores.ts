@@ -7,10 +7,24 @@ import "@castore-ts/backend-lmdb";
 import "@castore-ts/backend-grpc";
 import "@castore-ts/backend-postgres";
 import "@castore-ts/backend-s3";
-import { openDirectoryService, type DirectoryService, type SizeCheck } from "@castore-ts/core";
+import {
+  type BlobService,
+  knownBlobSchemes,
+  openBlobService,
+  openDirectoryService,
+  parseStoreUrl,
+  type DirectoryService,
+  type SizeCheck,
+} from "@castore-ts/core";
 
 export const DEFAULT_STORE = "lmdb://./castore-data";
 
 export function openStore(url: string, opts: { sizeCheck?: SizeCheck } = {}): Promise<DirectoryService> {
   return openDirectoryService(url, opts);
+}
+
+/** The store's blobs, or undefined when its scheme stores no blobs (yet). */
+export async function openBlobsIfAny(url: string): Promise<BlobService | undefined> {
+  const scheme = parseStoreUrl(url).protocol.slice(0, -1).toLowerCase();
+  return knownBlobSchemes().includes(scheme) ? openBlobService(url) : undefined;
 }

@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type LogLevel } from "../logger.js";
-import { DEFAULT_STORE, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobsIfAny, openStore } from "../stores.js";
 import { SIZE_CHECK_HELP, nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
 
 /** Bearer tokens from a token file; errors name the file, never its content. */
@@ -58,7 +58,9 @@ export function parseMetricsListen(text: string): { host: string; port: number }
 
 export function serveCommand(): Command {
   return new Command("serve")
-    .description("Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService) until SIGINT/SIGTERM")
+    .description(
+      "Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService, and BlobService when the store keeps blobs) until SIGINT/SIGTERM",
+    )
     .addOption(
       new Option("--listen <address>", "HOST:PORT or unix:/path/to/socket")
         .default("127.0.0.1:8000")
@@ -162,8 +164,11 @@ export function serveCommand(): Command {
       const metricsListen = opts.metricsListen ? parseMetricsListen(opts.metricsListen) : undefined;
       const authTokens = opts.authTokenFile ? readAuthTokenFile(opts.authTokenFile) : undefined;
       const service = await openStore(opts.store, { sizeCheck: opts.sizeCheck });
+      // The same store's blobs, when its backend stores blobs; else BlobService calls answer UNIMPLEMENTED.
+      const blobs = await openBlobsIfAny(opts.store);
       const server = createDirectoryServiceServer(service, {
         listen,
+        blobs,
         tls: opts.tlsCert ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
         maxMessageBytes: opts.maxMessageBytes,
         maxDirectoriesPerUpload: opts.maxUploadDirectories,
@@ -209,6 +214,7 @@ export function serveCommand(): Command {
           url: server.url,
           store: redactUrl(opts.store),
           sizeCheck: opts.sizeCheck,
+          blobs: blobs ? "served" : "not served: this store's scheme keeps no blobs",
           maxMessageBytes: opts.maxMessageBytes,
           maxUploadDirectories: opts.maxUploadDirectories,
           maxUploadBytes: opts.maxUploadBytes,
@@ -224,7 +230,10 @@ export function serveCommand(): Command {
         "castore serving",
       );
       // One line on stderr even at the default log level: where to connect.
-      process.stderr.write(`castore: serving ${redactUrl(opts.store)} at ${server.url}\n`);
+      process.stderr.write(
+        `castore: serving ${redactUrl(opts.store)} at ${server.url}` +
+          (blobs ? " (directories and blobs)\n" : " (directories only: this store's scheme keeps no blobs)\n"),
+      );
       if (metricsUrl) process.stderr.write(`castore: metrics at ${metricsUrl}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
