@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import {
@@ -6,9 +7,9 @@ import {
   type ScenarioFilter,
   type ScenarioResult,
 } from "@castore-ts/conformance";
-import { transportFailureOf } from "@castore-ts/backend-grpc";
-import { type Digest, redactUrl } from "@castore-ts/core";
-import { openStore } from "../stores.js";
+import { grpcCodeOf, transportFailureOf } from "@castore-ts/backend-grpc";
+import { type BlobService, Digest, redactUrl } from "@castore-ts/core";
+import { openBlobsIfAny, openStore } from "../stores.js";
 import { jsonReport, junitXml } from "../conformance/report-formats.js";
 import { probeTypedErrors } from "../conformance/typed-errors-probe.js";
 import { SIZE_CHECK_HELP, parseDigest, parseSizeCheck } from "./options.js";
@@ -62,6 +63,29 @@ async function decideTypedErrors(
   }
 }
 
+/**
+ * Whether the blob.* scenarios run: the URL's scheme must store blobs, and a
+ * server must offer a BlobService. Probed with one has() (a gRPC Stat of a
+ * digest nobody stores); only UNIMPLEMENTED means "no BlobService": any other
+ * failure is left to the scenarios to report.
+ */
+const GRPC_UNIMPLEMENTED = 12;
+
+async function decideBlobs(url: string): Promise<true | string> {
+  let blobs: BlobService | undefined;
+  try {
+    blobs = await openBlobsIfAny(url);
+    if (!blobs) return "the URL's scheme stores no blobs";
+    await blobs.has([Digest.of(randomBytes(32))]); // not the empty blob: a client answers that without a call
+    return true;
+  } catch (e) {
+    if (grpcCodeOf(e) === GRPC_UNIMPLEMENTED) return "the server offers no BlobService (UNIMPLEMENTED)";
+    return true;
+  } finally {
+    await blobs?.close();
+  }
+}
+
 const HELP = `
 Typed-error detection: before the scenarios, one deliberately invalid upload
 (directory B without its child A) probes the server. When its rejection carries
@@ -72,6 +96,10 @@ INTERNAL, UNKNOWN, …): only that the call fails and nothing is stored is check
 --typed-errors / --no-typed-errors skip the probe and force the choice. Either
 way a transport failure (UNAVAILABLE, DEADLINE_EXCEEDED, a reset connection) is
 never a rejection: the scenario fails, saying the server went away.
+
+Blobs: the blob.* scenarios run when the URL's scheme stores blobs and the
+server answers BlobService calls (probed with one Stat; UNIMPLEMENTED skips
+them, saying so). blob.large (1 GiB) runs only with --large-blobs.
 
 Scenario ids: every line shows the scenario's stable id, e.g.
   FAIL      3 ms  [closure.dangling-child] §7.4 upload [B] → …
@@ -136,11 +164,13 @@ export function conformanceCommand(): Command {
     )
     .option("--typed-errors", "check error classes without probing the server")
     .option("--no-typed-errors", "never check error classes: any rejection that is not a transport failure counts")
+    .option("--large-blobs", "also run blob.large: a 1 GiB blob in and out (minutes over a network)")
     .option("--json", "print one JSON report instead of a line per scenario")
     .option("--junit <file>", "also write the results as JUnit XML to FILE")
     .addHelpText("after", HELP)
     .action(async (url: string, opts) => {
       const typedErrors = await decideTypedErrors(url, opts);
+      const blobs = await decideBlobs(url);
       const report: ConformanceReport = await runConformance(
         {
           name: redactUrl(url),
@@ -148,15 +178,24 @@ export function conformanceCommand(): Command {
             // Without --size-check, reads accept every size snix accepts: the scenarios judge
             // sizes themselves (a legacy one is a note in roots.closure).
             const service = await openStore(url, { sizeCheck: opts.sizeCheck ?? "snix-compat" });
-            return { service, teardown: () => service.close() };
+            const blobService = blobs === true ? await openBlobsIfAny(url) : undefined;
+            return {
+              service,
+              blobs: blobService,
+              teardown: async () => {
+                await Promise.all([service.close(), blobService?.close()]);
+              },
+            };
           },
           roots: opts.root,
           sizeCheck: opts.sizeCheck,
           transportFailure: transportFailureOf,
           capabilities: {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",
+            blobCorruption: "a store opened by URL offers no way to inject corrupt bytes",
             isolated: "every scenario opens the same URL, so they share one store",
-            blobs: "the blob scenarios do not run against a URL yet (issue 17)",
+            blobs,
+            largeBlobs: opts.largeBlobs ? true : "a 1 GiB blob only with --large-blobs",
             breadthFirst: "a server may yield any root-to-leaves order (spec §3.2: castore over S3, tvix, snix)",
             typedErrors,
             ...(opts.readOnly ? { write: "--read-only was given" } : {}),
