@@ -14,6 +14,9 @@ export {
   DEFAULT_SOCKET_TIMEOUT_MS,
   type S3DirectoryServiceOptions,
 } from "./s3-service.js";
+export { S3BlobStore } from "./s3-blob-store.js";
+export { S3Objects, connectionOptionsFromUrl, type S3ConnectionOptions } from "./s3-objects.js";
+export { MANIFEST_MAGIC, encodeManifest, decodeManifest } from "./blob-manifest.js";
 export {
   parseS3Url,
   normalizePrefix,
