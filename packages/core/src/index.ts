@@ -17,5 +17,6 @@ export * from "./registry.js";
 export { parseBooleanOption, readStoreUrl } from "./store-url.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
+export * from "./cache-blobs.js";
 export * from "./blob/service.js";
 export * from "./blob/registry.js";
