@@ -97,7 +97,7 @@ describe("has", () => {
       ] as const) {
         counter.reset();
         expect(await store.has([digest])).toEqual([expected]);
-        expect(counter.take()).toEqual({ total: 1, byOperation: { ListObjectsV2: 1 } });
+        expect(counter.take()).toEqual({ total: 1, byOperation: { ListObjects: 1 } });
       }
     } finally {
       await store.close();
@@ -133,7 +133,7 @@ describe("has", () => {
       const presentHex = new Set(present.map((d) => d.hex));
       expect(answers).toEqual(askedDigests.map((d) => presentHex.has(d.hex)));
       const { total, byOperation } = counter.take();
-      expect(byOperation).toEqual({ ListObjectsV2: total });
+      expect(byOperation).toEqual({ ListObjects: total });
       const n = present.length + absent.length; // distinct
       expect(total).toBeLessThanOrEqual(Math.min(n, Math.floor(keys / page) + 2 * concurrency));
     } finally {

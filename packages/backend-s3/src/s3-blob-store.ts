@@ -8,7 +8,7 @@
  *   blobs/<hex>/manifest   a blob's chunk list (blob-manifest.ts), PUT last
  *
  * Both objects of a digest share the key prefix `blobs/<hex>/`, so one
- * ListObjectsV2 answers "chunk or manifest?" for a digest, and one listing
+ * listing request answers "chunk or manifest?" for a digest, and one listing
  * page answers it for every digest whose keys fall inside the page: `has`
  * of N digests costs at most N requests, and fewer when digests are dense
  * in the store's key range (see `has`).
@@ -17,7 +17,7 @@ import type { BlobStore, CallOptions, ChunkMeta, Digest } from "@castore-ts/core
 import { decodeManifest, encodeManifest } from "./blob-manifest.js";
 import { type S3ConnectionOptions, S3Objects, connectionOptionsFromUrl } from "./s3-objects.js";
 
-/** Keys per ListObjectsV2 page: S3's maximum. */
+/** Keys per listing page: S3's maximum. */
 export const LIST_PAGE_KEYS = 1000;
 
 export interface S3BlobStoreTuning {
@@ -93,7 +93,7 @@ export class S3BlobStore implements BlobStore {
    * keys sort inside it; the run's last digest alone is asked with a listing
    * of its own prefix `blobs/<hex>/`. Each request answers at least one
    * digest, and full pages of one run never overlap, so the cost is at most
-   * min(N, ⌊K/1000⌋ + 2g) ListObjectsV2 requests for K objects under
+   * min(N, ⌊K/1000⌋ + 2g) listing requests for K objects under
    * `blobs/`, in about that divided by g round trips.
    */
   async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
@@ -124,14 +124,14 @@ export class S3BlobStore implements BlobStore {
       const hex = run[i];
       if (i === run.length - 1) {
         // One digest left: list its own two keys, not a page of others'.
-        const page = await this.objects.listPage({ prefix: `${base}${hex}/`, maxKeys: 2 }, signal);
+        const page = await this.objects.listAfter({ prefix: `${base}${hex}/`, maxKeys: 2 }, signal);
         if (page.keys.some(isOurs)) present.add(hex);
         return;
       }
       // `blobs/<hex>` sorts just before `blobs/<hex>/chunk`; a page of foreign keys is stepped over by lastKey.
       const from = `${base}${hex}`;
-      const page = await this.objects.listPage(
-        { prefix: base, startAfter: from > lastKey ? from : lastKey, maxKeys: this.listPageKeys },
+      const page = await this.objects.listAfter(
+        { prefix: base, marker: from > lastKey ? from : lastKey, maxKeys: this.listPageKeys },
         signal,
       );
       for (const key of page.keys) if (isOurs(key)) present.add(key.slice(base.length, base.length + 64));

@@ -12,6 +12,8 @@ import type { Readable } from "node:stream";
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsCommand,
+  type ListObjectsCommandOutput,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
@@ -230,20 +232,25 @@ export class S3Objects {
     }
   }
 
-  /** One ListObjectsV2 request: up to `maxKeys` keys under `prefix` after `startAfter`, in key order. */
-  async listPage(
-    query: { prefix: string; startAfter?: string; continuationToken?: string; maxKeys?: number },
+  /**
+   * One listing request: up to `maxKeys` keys under `prefix` that sort after
+   * `marker`, in key order, and whether more follow. ListObjects (v1) with a
+   * Marker, not v2: a caller that restarts after a key of its choosing needs
+   * no continuation token, and s3rver (the test server) cannot make v2 tokens
+   * under OpenSSL 3 (it answers 500 to every truncated v2 listing).
+   */
+  async listAfter(
+    query: { prefix: string; marker?: string; maxKeys?: number },
     signal?: AbortSignal,
-  ): Promise<{ keys: string[]; truncated: boolean; nextToken?: string }> {
+  ): Promise<{ keys: string[]; truncated: boolean }> {
     throwIfAborted(signal);
-    let res: ListObjectsV2CommandOutput;
+    let res: ListObjectsCommandOutput;
     try {
       res = await this.client.send(
-        new ListObjectsV2Command({
+        new ListObjectsCommand({
           Bucket: this.location.bucket,
           Prefix: query.prefix,
-          StartAfter: query.startAfter,
-          ContinuationToken: query.continuationToken,
+          Marker: query.marker,
           MaxKeys: query.maxKeys,
         }),
         { abortSignal: signal },
@@ -253,16 +260,25 @@ export class S3Objects {
     }
     const keys: string[] = [];
     for (const object of res.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
-    return { keys, truncated: res.IsTruncated === true, nextToken: res.NextContinuationToken };
+    return { keys, truncated: res.IsTruncated === true };
   }
 
   /** Every key under `prefix` (one ListObjectsV2 request per 1 000). */
   async *listKeys(prefix: string, signal?: AbortSignal): AsyncGenerator<string, void, undefined> {
     let token: string | undefined;
     do {
-      const page = await this.listPage({ prefix, continuationToken: token }, signal);
-      yield* page.keys;
-      token = page.truncated ? page.nextToken : undefined;
+      throwIfAborted(signal);
+      let res: ListObjectsV2CommandOutput;
+      try {
+        res = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, ContinuationToken: token }),
+          { abortSignal: signal },
+        );
+      } catch (e) {
+        throw this.wrap(e, `LIST ${prefix}`, signal);
+      }
+      for (const object of res.Contents ?? []) if (object.Key !== undefined) yield object.Key;
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
   }
 
