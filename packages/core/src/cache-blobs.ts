@@ -52,7 +52,7 @@ export class CachedBlobService implements BlobService {
     fromFar: AsyncIterable<Uint8Array>,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<Uint8Array> {
-    const copy = new NearCopy(this.near.openWriter({ signal }));
+    const copy = NearCopy.open(this.near, { signal });
     const hasher = createBlake3Hasher();
     let finished = false;
     try {
@@ -90,7 +90,7 @@ export class CachedBlobService implements BlobService {
   }
 
   openWriter(opts?: CallOptions): BlobWriter {
-    return new WriteThrough(this.far.openWriter(opts), new NearCopy(this.near.openWriter(opts)));
+    return new WriteThrough(this.far.openWriter(opts), NearCopy.open(this.near, opts));
   }
 
   async close(): Promise<void> {
@@ -104,14 +104,25 @@ export class CachedBlobService implements BlobService {
  * comment).
  */
 class NearCopy {
-  private failed = false;
+  private failed: boolean;
 
-  constructor(private readonly writer: BlobWriter) {}
+  private constructor(private readonly writer: BlobWriter | undefined) {
+    this.failed = writer === undefined;
+  }
+
+  /** A copy into `near`; a near that cannot even open a writer gets none. */
+  static open(near: BlobService, opts?: CallOptions): NearCopy {
+    try {
+      return new NearCopy(near.openWriter(opts));
+    } catch {
+      return new NearCopy(undefined);
+    }
+  }
 
   async write(bytes: Uint8Array): Promise<void> {
     if (this.failed) return;
     try {
-      await this.writer.write(bytes);
+      await this.writer!.write(bytes);
     } catch {
       await this.abort();
     }
@@ -120,7 +131,7 @@ class NearCopy {
   async close(): Promise<void> {
     if (this.failed) return;
     try {
-      await this.writer.close();
+      await this.writer!.close();
     } catch {
       this.failed = true; // a writer whose close failed stores nothing
     }
@@ -128,7 +139,7 @@ class NearCopy {
 
   async abort(reason?: unknown): Promise<void> {
     this.failed = true;
-    await this.writer.abort(reason).catch(() => {});
+    await this.writer?.abort(reason).catch(() => {});
   }
 }
 
