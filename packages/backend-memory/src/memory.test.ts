@@ -3,7 +3,7 @@ import { taggedDirectory } from "@castore-ts/conformance";
 import { gcFunction } from "@castore-ts/conformance/internal";
 import { InvalidUrlError, fixtures, openDirectoryService } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
-import { MemoryDirectoryService } from "./index.js";
+import { MemoryBlobService, MemoryDirectoryService } from "./index.js";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;
 
@@ -11,7 +11,13 @@ describeDirectoryService({
   name: "memory",
   factory: async () => {
     const service = new MemoryDirectoryService();
-    return { service, corrupt: async (digest, bytes) => service.injectCorruption(digest, bytes) };
+    const blobs = new MemoryBlobService();
+    return {
+      service,
+      corrupt: async (digest, bytes) => service.injectCorruption(digest, bytes),
+      blobs,
+      corruptChunk: async (digest, bytes) => blobs.store.corruptChunk(digest, bytes),
+    };
   },
   capabilities: { corruption: true },
 });

@@ -37,6 +37,7 @@ describeDirectoryService({
     };
   },
   capabilities: {
+    blobs: "blob store not wired yet (issue 17)",
     repair:
       "cache:// has no repair of its own: each tier is a store of its own URL; repair near and far with castore verify --repair",
   },

@@ -87,6 +87,26 @@ const expectedFailures: Record<keyof typeof brokenBackends, string[]> = {
     "validation.size-not-uint64", // A, put before the invalid directory, stays behind
   ],
   noClosingState: ["closing.put-during-close", "closing.close-twice-concurrent", "closing.abort-during-close"],
+  // Every scenario that reads a multi-piece blob back whole and compares (a chunk read alone is one piece).
+  blobOtherBytes: ["blob.round-trip", "blob.piece-sizes", "blob.concurrent-writes", "blob.ranged-read"],
+  // The same, and a damaged blob whose read ends cleanly before reaching the damage.
+  blobTruncates: [
+    "blob.round-trip",
+    "blob.piece-sizes",
+    "blob.concurrent-writes",
+    "blob.ranged-read",
+    "blob.corruption",
+  ],
+  // Only writes in more than one piece get the wrong digest.
+  blobWrongDigest: ["blob.piece-sizes", "blob.concurrent-writes"],
+  // Every scenario that reads the last blob it wrote before writing another.
+  blobWriteBehind: [
+    "blob.round-trip",
+    "blob.concurrent-writes",
+    "blob.ranged-read",
+    "blob.chunk-by-digest",
+    "blob.corruption",
+  ],
 };
 
 function known(id: string): string {
@@ -107,8 +127,9 @@ describe("broken backends fail exactly the scenarios their bug touches", () => {
       expect(failed.map((r) => r.id).sort()).toEqual(expected);
       for (const r of failed)
         expect(r.message).toMatch(new RegExp(`^${escape(`${backend.name}: [${r.id}] ${r.title}: `)}.+`));
-      expect(report.skipped).toBe(0);
-      expect(report.passed).toBe(scenarios.length - expected.length);
+      // blob.large is left to the real backends' suites (LARGE_BLOBS_ELSEWHERE)
+      expect(report.results.filter((r) => r.status === "skip").map((r) => r.id)).toEqual(["blob.large"]);
+      expect(report.passed).toBe(scenarios.length - expected.length - 1);
     }, 120_000);
   }
 });

@@ -20,6 +20,14 @@ import {
   throwIfAborted,
   validateDirectory,
 } from "@castore-ts/core";
+import {
+  LARGE_BLOBS_ELSEWHERE,
+  MapBlobService,
+  OtherBytesBlobService,
+  TruncatingBlobService,
+  WriteBehindBlobService,
+  WrongDigestBlobService,
+} from "./broken-blobs.js";
 import type { ConformanceInstance, ConformanceTarget } from "./types.js";
 
 export interface BrokenBackend extends ConformanceTarget {
@@ -95,8 +103,17 @@ class StringNameStore extends MapStore {
   }
 }
 
-function instance(service: StoreDirectoryService & { store: MapStore }): ConformanceInstance {
-  return { service, corrupt: async (digest, bytes) => service.store.corrupt(digest, bytes) };
+/** Directories and blobs; the blob layer is the correct one unless the bug is in blobs. */
+function instance(
+  service: StoreDirectoryService & { store: MapStore },
+  blobs: MapBlobService = new MapBlobService(),
+): ConformanceInstance {
+  return {
+    service,
+    corrupt: async (digest, bytes) => service.store.corrupt(digest, bytes),
+    blobs,
+    corruptChunk: async (digest, bytes) => blobs.store.corruptChunk(digest, bytes),
+  };
 }
 
 class MapService extends StoreDirectoryService {
@@ -365,6 +382,17 @@ function broken(name: string, bug: string, make: () => MapService): BrokenBacken
     name: `broken:${name}`,
     bug,
     factory: async () => instance(make()),
+    capabilities: { largeBlobs: LARGE_BLOBS_ELSEWHERE },
+  };
+}
+
+/** A backend whose directories are correct and whose blobs have the bug. */
+function brokenBlobs(name: string, bug: string, makeBlobs: () => MapBlobService): BrokenBackend {
+  return {
+    name: `broken:${name}`,
+    bug,
+    factory: async () => instance(new MapService(new MapStore(name)), makeBlobs()),
+    capabilities: { largeBlobs: LARGE_BLOBS_ELSEWHERE },
   };
 }
 
@@ -424,5 +452,25 @@ export const brokenBackends = {
     "no-closing-state",
     "while close() runs, put() and a second close() are accepted, and abort() resolves while the commit goes on",
     () => new NoClosingStateService(new MapStore("no-closing-state")),
+  ),
+  blobOtherBytes: brokenBlobs(
+    "blob-other-bytes",
+    "blob reads return other bytes than were stored (one bit flipped)",
+    () => new OtherBytesBlobService(),
+  ),
+  blobTruncates: brokenBlobs(
+    "blob-truncates",
+    "blob reads end cleanly after the first piece",
+    () => new TruncatingBlobService(),
+  ),
+  blobWrongDigest: brokenBlobs(
+    "blob-wrong-digest",
+    "stores a blob under the digest of all but its last write",
+    () => new WrongDigestBlobService(),
+  ),
+  blobWriteBehind: brokenBlobs(
+    "blob-write-behind",
+    "acknowledges chunk writes before storing them, so a blob is visible before its chunks",
+    () => new WriteBehindBlobService(),
   ),
 } satisfies Record<string, BrokenBackend>;

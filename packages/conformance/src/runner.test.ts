@@ -1,4 +1,5 @@
 import { BackendError, type DirectoryService, ValidationError } from "@castore-ts/core";
+import { LARGE_BLOBS_ELSEWHERE, MapBlobService } from "./broken-blobs.js";
 import { describe, expect, it, vi } from "vitest";
 import { MyDirectoryService } from "./readme-example/my-backend.js";
 import { type ConformanceTarget, type Scenario, runConformance, runScenario, scenarios, skipReason } from "./index.js";
@@ -7,8 +8,15 @@ const correct = (): ConformanceTarget => ({
   name: "map",
   factory: async () => {
     const service = new MyDirectoryService();
-    return { service, corrupt: async (digest, bytes) => service.corrupt(digest, bytes) };
+    const blobs = new MapBlobService();
+    return {
+      service,
+      corrupt: async (digest, bytes) => service.corrupt(digest, bytes),
+      blobs,
+      corruptChunk: async (digest, bytes) => blobs.store.corruptChunk(digest, bytes),
+    };
   },
+  capabilities: { largeBlobs: LARGE_BLOBS_ELSEWHERE },
 });
 
 /** A service whose errors are plain Errors with the same message, as a remote client might produce. */
@@ -59,7 +67,10 @@ describe("scenarios", () => {
 
 describe("runConformance", () => {
   it("reports capability skips with the declared reason, and runs the rest", async () => {
-    const report = await runConformance({ ...correct(), capabilities: { write: "read-only mirror" } });
+    const report = await runConformance({
+      ...correct(),
+      capabilities: { write: "read-only mirror", largeBlobs: LARGE_BLOBS_ELSEWHERE },
+    });
     const needsWrite = scenarios.filter((s) => s.requires.includes("write"));
     expect(report.skipped).toBe(needsWrite.length);
     for (const r of report.results.filter((x) => x.status === "skip")) {
@@ -89,6 +100,19 @@ describe("runConformance", () => {
     expect(closure.failed).toBe(0);
   });
 
+  it("filters with a function of the id and the title", async () => {
+    const asked: string[] = [];
+    const report = await runConformance(correct(), {
+      filter: (s) => {
+        asked.push(`${s.id} ${s.name}`);
+        return s.id.startsWith("closure.") && s.id !== "closure.dangling-child";
+      },
+    });
+    expect(asked).toEqual(scenarios.map((s) => `${s.id} ${s.name}`));
+    const expected = scenarios.filter((s) => s.id.startsWith("closure.") && s.id !== "closure.dangling-child");
+    expect(report.results.map((r) => r.id)).toEqual(expected.map((s) => s.id));
+  });
+
   it("gives every scenario a unique lowercase dotted id", () => {
     const ids = scenarios.map((s) => s.id);
     expect(new Set(ids).size).toBe(ids.length);
@@ -99,7 +123,11 @@ describe("runConformance", () => {
     const target = (typedErrors?: string): ConformanceTarget => ({
       name: "untyped",
       factory: async () => ({ service: untyped(new MyDirectoryService()) }),
-      capabilities: { corruption: "not wired", ...(typedErrors ? { typedErrors } : {}) },
+      capabilities: {
+        corruption: "not wired",
+        blobs: "this target stores directories only",
+        ...(typedErrors ? { typedErrors } : {}),
+      },
     });
     const notLarge = /^(?!§7\.1[56] )/;
     const strict = await runConformance(target(), { filter: notLarge });
@@ -120,7 +148,10 @@ describe("runConformance", () => {
     ): ConformanceTarget => ({
       name: "remote",
       factory: async () => ({ service: untyped(new MyDirectoryService(), wrap) }),
-      capabilities: { typedErrors: "a server without the error-code trailer" },
+      capabilities: {
+        typedErrors: "a server without the error-code trailer",
+        blobs: "this target stores directories only",
+      },
       ...(transportFailure ? { transportFailure } : {}),
     });
     const gone = (e: unknown) =>
@@ -152,12 +183,18 @@ describe("runConformance", () => {
           teardown: async () => {},
           corrupt: async (d, b) => shared.corrupt(d, b),
         }),
-        capabilities: { isolated: "one running server for every scenario" },
+        capabilities: {
+          isolated: "one running server for every scenario",
+          blobs: "this target stores directories only",
+        },
       },
       { filter: /^(?!§7\.1[56] )/ },
     );
     expect(report.results.filter((r) => r.status === "fail")).toEqual([]);
-    expect(report.results.filter((r) => r.status === "skip").map((r) => r.message)).toEqual([
+    const skips = report.results.filter((r) => r.status === "skip").map((r) => r.message);
+    const blobSkips = skips.filter((m) => m?.startsWith('capability "blobs" not supported'));
+    expect(blobSkips.length).toBe(scenarios.filter((s) => s.id.startsWith("blob.")).length);
+    expect(skips.filter((m) => !blobSkips.includes(m))).toEqual([
       'capability "isolated" not supported: one running server for every scenario',
       "the service has no listDigests (optional in the interface)",
       'capability "isolated" not supported: one running server for every scenario',

@@ -29,11 +29,12 @@ class ScenarioSkipped extends Error {
 /**
  * A predicate for a filter: a string selects the scenario with that id or the
  * ids it prefixes; a RegExp (copied without the stateful g and y flags) is
- * tested against the title, as before ids existed.
+ * tested against the title, as before ids existed; a function decides itself.
  */
 export function scenarioMatcher(filter: ScenarioFilter | undefined): (scenario: Scenario) => boolean {
   if (filter === undefined) return () => true;
   if (typeof filter === "string") return (s) => s.id.startsWith(filter);
+  if (typeof filter === "function") return (s) => filter({ id: s.id, name: s.name });
   const re = new RegExp(filter.source, filter.flags.replace(/[gy]/g, ""));
   return (s) => re.test(s.name);
 }
@@ -64,7 +65,7 @@ function typedErrors(target: ConformanceTarget): boolean {
 
 async function release(instance: ConformanceInstance): Promise<void> {
   if (instance.teardown) await instance.teardown();
-  else await instance.service.close();
+  else await Promise.all([instance.service.close(), instance.blobs?.close()]);
 }
 
 /** Runs one scenario on a fresh instance of the target. Never throws: failures are results. */
@@ -99,6 +100,7 @@ export async function runScenario(target: ConformanceTarget, scenario: Scenario)
       target,
       instance,
       service: instance.service,
+      blobs: instance.blobs,
       typedErrors: typedErrors(target),
       isolated: target.capabilities?.isolated === undefined || target.capabilities.isolated === true,
       signal: controller.signal,

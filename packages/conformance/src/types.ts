@@ -2,7 +2,7 @@
  * What a backend hands the suite (a target: a factory and its declared
  * capabilities) and what the suite hands back (a report).
  */
-import type { Digest, DirectoryService } from "@castore-ts/core";
+import type { BlobService, Digest, DirectoryService } from "@castore-ts/core";
 
 export interface ConformanceTarget {
   /** The backend's name, shown in every message. */
@@ -32,6 +32,13 @@ export interface ConformanceInstance {
    * says why the backend cannot inject corruption.
    */
   corrupt?(digest: Digest, bytes: Uint8Array): Promise<void>;
+  /** The same store's blobs (spec §8): needed unless `capabilities.blobs` says why there are none. */
+  blobs?: BlobService;
+  /**
+   * Replaces the stored bytes of one blob chunk, bypassing every check (the
+   * blob.corruption scenario). Needed unless `capabilities.blobCorruption` says why not.
+   */
+  corruptChunk?(digest: Digest, bytes: Uint8Array): Promise<void>;
 }
 
 /**
@@ -85,6 +92,12 @@ export interface Capabilities {
    * The corruption scenarios need it: they damage what they corrupt.
    */
   isolated?: true | string;
+  /** The target stores blobs: `instance.blobs` is set (the blob.* scenarios, spec §8). */
+  blobs?: true | string;
+  /** A blob of 1 GiB round-trips, streamed (blob.large). */
+  largeBlobs?: true | string;
+  /** A stored chunk can be damaged through `instance.corruptChunk` (blob.corruption). */
+  blobCorruption?: true | string;
 }
 
 export type CapabilityName = keyof Capabilities;
@@ -94,6 +107,8 @@ export interface ScenarioContext {
   readonly target: ConformanceTarget;
   readonly instance: ConformanceInstance;
   readonly service: DirectoryService;
+  /** The store's blobs; set for every scenario that requires "blobs". */
+  readonly blobs: BlobService | undefined;
   /** Whether error classes are checked (capabilities.typedErrors). */
   readonly typedErrors: boolean;
   /** Whether the store starts empty and is this scenario's alone (capabilities.isolated). */
@@ -153,6 +168,7 @@ export interface RunOptions {
 /**
  * Which scenarios to run: a string is an id or an id prefix ("closure." or
  * "closure" runs every closure.* scenario); a RegExp is tested against the
- * title.
+ * title; a function is asked about each scenario (its id and title), e.g. to
+ * leave some out.
  */
-export type ScenarioFilter = string | RegExp;
+export type ScenarioFilter = string | RegExp | ((scenario: { id: string; name: string }) => boolean);

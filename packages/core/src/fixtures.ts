@@ -12,8 +12,10 @@ import {
   type Directory,
 } from "./model.js";
 
+import { EMPTY_BLOB_DIGEST } from "./blob/chunked.js";
+
 /** BLAKE3 of the empty string: the digest of an empty blob (and of the empty directory). */
-export const EMPTY_BLOB_DIGEST = Digest.parse("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+export { EMPTY_BLOB_DIGEST };
 
 function dirNode(name: string, d: Directory) {
   return makeDirectoryNode(name, directoryDigest(d), directorySize(d));

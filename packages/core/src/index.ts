@@ -20,3 +20,5 @@ export * from "./cache.js";
 export * from "./cache-blobs.js";
 export * from "./blob/service.js";
 export * from "./blob/registry.js";
+export * from "./blob/chunked.js";
+export { type ChunkingOptions, SNIX_CHUNKING, findCutPoint, FastCdcChunker } from "./blob/fastcdc.js";

@@ -23,6 +23,19 @@ export function parseFilter(value: string): ScenarioFilter {
   return /^[a-z0-9.-]+$/.test(value) ? value : new RegExp(value);
 }
 
+/** --filter (one id, id prefix or title regex) and --skip (ids or id prefixes to leave out) as one filter. */
+export function scenarioSelection(filter: string | undefined, skip: string[]): ScenarioFilter | undefined {
+  if (skip.length === 0) return filter === undefined ? undefined : parseFilter(filter);
+  const byTitle = filter !== undefined && typeof parseFilter(filter) !== "string" ? new RegExp(filter) : undefined;
+  const selected = (s: { id: string; name: string }) =>
+    filter === undefined || (byTitle ? byTitle.test(s.name) : s.id.startsWith(filter));
+  return (s) => selected(s) && !skip.some((prefix) => s.id.startsWith(prefix));
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 /** typedErrors for the target: forced by --typed-errors / --no-typed-errors, else probed (not with --read-only). */
 async function decideTypedErrors(
   url: string,
@@ -54,6 +67,8 @@ Scenario ids: every line shows the scenario's stable id, e.g.
   FAIL      3 ms  [closure.dangling-child] §7.4 upload [B] → …
 --filter takes an id (closure.dangling-child) or an id prefix (closure.),
 or else a regular expression matched against the titles ('^§7\\.1[0-2] ').
+--skip (repeatable) leaves out an id or every id it prefixes: --skip scale.
+runs without the large trees (about 15 s instead of a minute).
 
 Reports for CI: --json prints one JSON document instead of the lines:
   { target, results: [{ id, title, status, message, ms }], passed, failed, skipped }
@@ -75,6 +90,12 @@ export function conformanceCommand(): Command {
         "run only scenarios with this id or id prefix (closure.), or whose title matches the regex",
       ),
     )
+    .option(
+      "--skip <id>",
+      "leave out the scenario with this id, or every id it prefixes (scale.); repeatable",
+      collect,
+      [],
+    )
     .option("--typed-errors", "check error classes without probing the server")
     .option("--no-typed-errors", "never check error classes: any rejection that is not a transport failure counts")
     .option("--json", "print one JSON report instead of a line per scenario")
@@ -93,13 +114,14 @@ export function conformanceCommand(): Command {
           capabilities: {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",
             isolated: "every scenario opens the same URL, so they share one store",
+            blobs: "the blob scenarios do not run against a URL yet (issue 17)",
             breadthFirst: "a server may yield any root-to-leaves order (spec §3.2: castore over S3, tvix, snix)",
             typedErrors,
             ...(opts.readOnly ? { write: "--read-only was given" } : {}),
           },
         },
         {
-          filter: opts.filter ? parseFilter(opts.filter) : undefined,
+          filter: scenarioSelection(opts.filter, opts.skip),
           onResult: opts.json ? undefined : (r) => process.stdout.write(`${row(r)}\n`),
         },
       );

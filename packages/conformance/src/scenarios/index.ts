@@ -4,6 +4,7 @@
  */
 import type { Scenario } from "../types.js";
 import { abortScenarios } from "./abort.js";
+import { blobScenarios } from "./blobs.js";
 import { closingScenarios } from "./closing.js";
 import { corruptionScenarios } from "./corruption.js";
 import { isolationScenarios } from "./isolation.js";
@@ -31,6 +32,7 @@ export const scenarios: Scenario[] = [
   ...closingScenarios,
   ...isolationScenarios,
   ...orderScenarios,
+  ...blobScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 /** Ids: lowercase dotted `module.name`, e.g. "closure.dangling-child". */

@@ -1,0 +1,174 @@
+/**
+ * Blob benchmark (spec §8): write and read of one large blob per backend,
+ * each against bare BLAKE3 hashing of the same bytes in the same run;
+ * FastCDC chunking alone against bare hashing; and the dedup measure (a file
+ * stored again with one byte inserted at its middle: new bytes stored over
+ * the file's size). Run: pnpm bench blobs (root), or node dist/blobs.js here.
+ *
+ * CASTORE_BENCH_BLOB_MIB sets the blob size (default 1024), and
+ * CASTORE_BENCH_BLOB_STORES the store URLs (default memory:// and an lmdb
+ * store in a temporary directory).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import "@castore-ts/backend-lmdb";
+import { MemoryBlobService } from "@castore-ts/backend-memory";
+import {
+  type BlobService,
+  createBlake3Hasher,
+  FastCdcChunker,
+  knownBlobSchemes,
+  openBlobService,
+  redactUrl,
+} from "@castore-ts/core";
+import { type BenchResult, recordBenchResults } from "./results.js";
+
+const MiB = 1024 * 1024;
+const SIZE_MIB = Number(process.env.CASTORE_BENCH_BLOB_MIB ?? 1024);
+const PIECE = 4 * MiB;
+
+/** One 4 MiB piece of noise, varied per index so the blob does not repeat (and chunks do not dedup). */
+function makePieces(): (i: number) => Uint8Array {
+  const piece = new Uint8Array(PIECE);
+  const words = new Uint32Array(piece.buffer);
+  let x = 2463534242;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x;
+  }
+  return (i) => {
+    for (let k = 0; k < 8; k++) piece[k * 524287] = (i * 31 + k) & 0xff; // one byte per 512 KiB
+    return piece;
+  };
+}
+
+async function seconds(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+const pieces = makePieces();
+const count = SIZE_MIB / 4;
+const mib = (s: number) => SIZE_MIB / s;
+
+async function bareHash(): Promise<number> {
+  return seconds(async () => {
+    const h = createBlake3Hasher();
+    for (let i = 0; i < count; i++) h.update(pieces(i));
+    h.digest();
+  });
+}
+
+async function chunkOnly(): Promise<number> {
+  return seconds(async () => {
+    const chunker = new FastCdcChunker();
+    let n = 0;
+    for (let i = 0; i < count; i++) n += chunker.push(pieces(i)).length;
+    n += chunker.finish().length;
+    if (n === 0) throw new Error("no chunks");
+  });
+}
+
+async function writeRead(service: BlobService): Promise<{ write: number; read: number }> {
+  let digest;
+  const write = await seconds(async () => {
+    const writer = service.openWriter();
+    for (let i = 0; i < count; i++) await writer.write(pieces(i));
+    digest = (await writer.close()).digest;
+  });
+  const read = await seconds(async () => {
+    const stream = await service.read(digest!);
+    let total = 0;
+    for await (const part of stream!) total += part.length;
+    if (total !== SIZE_MIB * MiB) throw new Error(`read ${total} bytes`);
+  });
+  return { write, read };
+}
+
+/** A 256 MiB file, stored; then again with one byte inserted at its middle: the new bytes stored, over its size. */
+async function dedup(): Promise<{ ratio: number; newBytes: number; chunks: number }> {
+  const size = 256 * MiB;
+  const file = new Uint8Array(size);
+  for (let at = 0, i = 0; at < size; at += PIECE, i++) file.set(pieces(1000 + i), at);
+  const edited = new Uint8Array(size + 1);
+  edited.set(file.subarray(0, size / 2));
+  edited[size / 2] = 42;
+  edited.set(file.subarray(size / 2), size / 2 + 1);
+  const service = new MemoryBlobService();
+  const store = async (bytes: Uint8Array) => {
+    const writer = service.openWriter();
+    await writer.write(bytes);
+    await writer.close();
+  };
+  await store(file);
+  const before = service.store.stats;
+  await store(edited);
+  const after = service.store.stats;
+  const newBytes = after.bytes - before.bytes;
+  return { ratio: newBytes / size, newBytes, chunks: after.chunks - before.chunks };
+}
+
+const results: BenchResult[] = [];
+const bare = await bareHash();
+console.log(`bare BLAKE3: ${mib(bare).toFixed(0)} MiB/s over ${SIZE_MIB} MiB`);
+const chunking = await chunkOnly();
+console.log(`FastCDC alone: ${mib(chunking).toFixed(0)} MiB/s`);
+results.push({
+  name: "blobs: FastCDC chunking vs bare BLAKE3",
+  value: mib(chunking),
+  unit: "MiB/s",
+  baseline: mib(bare),
+  ratio: bare / chunking,
+  notes: `${SIZE_MIB} MiB in 4 MiB pieces, snix's 128/256/512 KiB`,
+});
+
+const dir = mkdtempSync(join(tmpdir(), "castore-bench-blobs-"));
+const urls = (process.env.CASTORE_BENCH_BLOB_STORES ?? `memory://,lmdb://${join(dir, "lmdb")}`)
+  .split(",")
+  .filter(Boolean);
+try {
+  for (const url of urls) {
+    const scheme = url.slice(0, url.indexOf(":"));
+    if (!knownBlobSchemes().includes(scheme)) {
+      console.log(`${redactUrl(url)}: no blob store registered for ${scheme}: skipped`);
+      continue;
+    }
+    const service = await openBlobService(url);
+    try {
+      const { write, read } = await writeRead(service);
+      console.log(`${scheme}: write ${mib(write).toFixed(0)} MiB/s, read ${mib(read).toFixed(0)} MiB/s`);
+      for (const [what, s] of [
+        ["write", write],
+        ["read", read],
+      ] as const) {
+        results.push({
+          name: `blobs: ${scheme} ${what} of ${SIZE_MIB} MiB vs bare BLAKE3`,
+          value: mib(s),
+          unit: "MiB/s",
+          baseline: mib(bare),
+          ratio: bare / s,
+          notes: `one blob in 4 MiB pieces; ${what === "read" ? "every chunk re-hashed, and the whole blob" : "chunked, hashed, stored"}`,
+        });
+      }
+    } finally {
+      await service.close();
+    }
+  }
+  const d = await dedup();
+  console.log(`dedup: ${(d.ratio * 100).toFixed(3)} % new bytes (${d.chunks} new chunks)`);
+  results.push({
+    name: "blobs: dedup, 256 MiB file with 1 byte inserted at its middle: new bytes / file size",
+    value: d.ratio,
+    unit: "fraction",
+    baseline: null,
+    ratio: null,
+    notes: `${d.newBytes} new bytes in ${d.chunks} new chunks`,
+  });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`wrote ${recordBenchResults(results)}`);

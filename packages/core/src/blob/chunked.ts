@@ -1,0 +1,261 @@
+/**
+ * ChunkedBlobService: a BlobService over any BlobStore (spec §8).
+ *
+ * Writing: bytes are cut into content-defined chunks (FastCDC with snix's
+ * parameters), each chunk hashed and stored as soon as it is complete, with
+ * a bounded number of chunk puts in flight, while the whole blob is hashed
+ * incrementally. The manifest (the chunk list) is stored last: a blob is
+ * visible only once every chunk of it is.
+ *
+ * Reading: the manifest says which chunks cover the range; they are fetched
+ * a bounded number ahead, each checked against its digest and size before a
+ * byte of it is yielded, and a full read checks the blob's digest at the end.
+ */
+import { Digest } from "../digest.js";
+import { AbortError, ClosureError, CorruptionError, ValidationError } from "../errors.js";
+import { blake3, createBlake3Hasher, type Blake3Hasher } from "../hash.js";
+import type { CallOptions } from "../service.js";
+import { FastCdcChunker, SNIX_CHUNKING, type ChunkingOptions } from "./fastcdc.js";
+import type {
+  BlobReadOptions,
+  BlobService,
+  BlobStat,
+  BlobStatOptions,
+  BlobStore,
+  BlobWriter,
+  BlobWritten,
+  ChunkMeta,
+} from "./service.js";
+
+/** The digest of zero bytes: the empty blob, present in every store. */
+export const EMPTY_BLOB_DIGEST: Digest = Digest.parse(
+  "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+);
+
+export interface ChunkedBlobServiceOptions {
+  /** Chunk boundaries (default: snix's 128 / 256 / 512 KiB). */
+  chunking?: ChunkingOptions;
+  /** Chunk puts in flight per writer, and chunks fetched ahead per reader (default 4). */
+  parallelism?: number;
+}
+
+export class ChunkedBlobService implements BlobService {
+  private readonly chunking: ChunkingOptions;
+  private readonly parallelism: number;
+
+  constructor(
+    /** Where chunks and manifests live. Closed by close(). */
+    readonly store: BlobStore,
+    opts: ChunkedBlobServiceOptions = {},
+  ) {
+    this.chunking = opts.chunking ?? SNIX_CHUNKING;
+    this.parallelism = opts.parallelism ?? 4;
+    if (!Number.isInteger(this.parallelism) || this.parallelism < 1)
+      throw new RangeError(`parallelism must be a positive integer, got ${opts.parallelism}`);
+  }
+
+  openWriter(opts: CallOptions = {}): BlobWriter {
+    return new ChunkedBlobWriter(this.store, new FastCdcChunker(this.chunking), this.parallelism, opts.signal);
+  }
+
+  async stat(digest: Digest, opts: BlobStatOptions = {}): Promise<BlobStat | undefined> {
+    const chunks = await this.chunksOf(digest, opts);
+    if (!chunks) return undefined;
+    const size = chunks.reduce((sum, c) => sum + c.size, 0);
+    return opts.chunks ? { size, chunks } : { size };
+  }
+
+  async has(digests: readonly Digest[], opts: CallOptions = {}): Promise<boolean[]> {
+    const stored = await this.store.has(digests, opts);
+    return digests.map((d, i) => stored[i] || d.equals(EMPTY_BLOB_DIGEST));
+  }
+
+  async read(digest: Digest, opts: BlobReadOptions = {}): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const offset = opts.offset ?? 0;
+    const length = opts.length ?? Infinity;
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw new ValidationError(`read offset must be a non-negative integer, got ${opts.offset}`);
+    if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0))
+      throw new ValidationError(`read length must be a non-negative integer, got ${opts.length}`);
+    const chunks = await this.chunksOf(digest, opts);
+    if (!chunks) return undefined;
+    return this.readChunks(digest, chunks, offset, length, opts.signal);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  /**
+   * A blob's chunk list: its manifest; else, for a digest that is a chunk
+   * (readable on its own, as in tvix), that one chunk; the empty blob has none.
+   */
+  private async chunksOf(digest: Digest, opts: CallOptions): Promise<readonly ChunkMeta[] | undefined> {
+    const manifest = await this.store.getManifest(digest, opts);
+    if (manifest) {
+      checkManifest(digest, manifest);
+      return manifest;
+    }
+    if (digest.equals(EMPTY_BLOB_DIGEST)) return [];
+    const size = this.store.chunkSize
+      ? await this.store.chunkSize(digest, opts)
+      : (await this.store.getChunk(digest, opts))?.length;
+    return size === undefined ? undefined : [{ digest, size }];
+  }
+
+  private async *readChunks(
+    blob: Digest,
+    chunks: readonly ChunkMeta[],
+    offset: number,
+    length: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Uint8Array> {
+    const total = chunks.reduce((sum, c) => sum + c.size, 0);
+    const end = Math.min(total, offset + length);
+    const whole = offset === 0 && end === total;
+    // The chunks that overlap [offset, end), with where each starts in the blob.
+    const wanted: { chunk: ChunkMeta; start: number }[] = [];
+    let start = 0;
+    for (const chunk of chunks) {
+      if (start + chunk.size > offset && start < end) wanted.push({ chunk, start });
+      start += chunk.size;
+    }
+    // A blob of one chunk is that chunk: its check covers the blob. Otherwise a full read re-hashes the whole.
+    const oneChunk = chunks.length === 1 && chunks[0].digest.equals(blob);
+    const hasher = whole && chunks.length > 0 && !oneChunk ? createBlake3Hasher() : undefined;
+    const fetches: Promise<Uint8Array>[] = [];
+    const fetchAhead = (i: number) => {
+      while (fetches.length < Math.min(wanted.length, i + this.parallelism)) {
+        const fetch = this.fetchChunk(wanted[fetches.length].chunk, blob, signal);
+        fetch.catch(() => {}); // awaited in order below; an early failure must not be unhandled meanwhile
+        fetches.push(fetch);
+      }
+    };
+    for (let i = 0; i < wanted.length; i++) {
+      fetchAhead(i);
+      if (signal?.aborted) throw new AbortError("blob read was aborted", { cause: signal.reason });
+      const bytes = await fetches[i];
+      fetches[i] = DONE; // let it be collected
+      hasher?.update(bytes);
+      const { start: at } = wanted[i];
+      yield bytes.subarray(Math.max(0, offset - at), Math.min(bytes.length, end - at));
+    }
+    if (hasher && !Digest.fromBytes(hasher.digest()).equals(blob))
+      throw new CorruptionError(`blob ${blob.hex}: its chunks are intact but together hash to another digest`);
+  }
+
+  private async fetchChunk(chunk: ChunkMeta, blob: Digest, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const bytes = await this.store.getChunk(chunk.digest, { signal });
+    const where = chunk.digest.equals(blob) ? `blob ${blob.hex}` : `chunk ${chunk.digest.hex} of blob ${blob.hex}`;
+    if (!bytes) throw new CorruptionError(`${where} is missing from the store`);
+    if (bytes.length !== chunk.size)
+      throw new CorruptionError(`${where}: stored ${bytes.length} bytes, the manifest says ${chunk.size}`);
+    if (!Digest.of(bytes).equals(chunk.digest))
+      throw new CorruptionError(`${where}: the stored bytes do not hash to its digest`);
+    return bytes;
+  }
+}
+
+const DONE: Promise<Uint8Array> = Promise.resolve(new Uint8Array(0));
+
+/** A manifest read from a store is data too: sizes must be sane before they are summed or sliced. */
+function checkManifest(blob: Digest, manifest: readonly ChunkMeta[]): void {
+  for (const c of manifest) {
+    if (!Number.isSafeInteger(c.size) || c.size <= 0)
+      throw new CorruptionError(`blob ${blob.hex}: manifest lists chunk ${c.digest.hex} with size ${c.size}`);
+  }
+}
+
+type WriterState = "open" | "closing" | "closed" | "aborted";
+
+class ChunkedBlobWriter implements BlobWriter {
+  private state: WriterState = "open";
+  private readonly hasher: Blake3Hasher = createBlake3Hasher();
+  private size = 0;
+  private readonly chunks: ChunkMeta[] = [];
+  /** Chunk puts in flight; at most `parallelism`. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  /** Aborts the chunk puts in flight on abort() or failure, and on the caller's signal. */
+  private readonly controller = new AbortController();
+  private readonly putSignal: AbortSignal;
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly chunker: FastCdcChunker,
+    private readonly parallelism: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.putSignal = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    this.checkOpen("write");
+    this.hasher.update(bytes);
+    this.size += bytes.length;
+    // The chunker returns copies: a put that outlives this call holds no view of the caller's piece.
+    for (const chunk of this.chunker.push(bytes)) await this.storeChunk(chunk);
+  }
+
+  async close(): Promise<BlobWritten> {
+    this.checkOpen("close");
+    this.state = "closing";
+    try {
+      for (const chunk of this.chunker.finish()) await this.storeChunk(chunk);
+      await this.drain();
+      this.checkSignal();
+      const digest = Digest.fromBytes(this.hasher.digest());
+      // One chunk is the blob itself; it gets a manifest all the same, so stat knows it as a blob.
+      if (this.size > 0) await this.store.putManifest(digest, this.chunks, { signal: this.signal });
+      this.state = "closed";
+      return { digest, size: this.size };
+    } catch (error) {
+      this.state = "aborted";
+      this.controller.abort(error);
+      throw error;
+    }
+  }
+
+  async abort(reason?: unknown): Promise<void> {
+    if (this.state === "closed" || this.state === "aborted") return;
+    this.state = "aborted";
+    this.controller.abort(reason);
+    await Promise.allSettled(this.inFlight);
+  }
+
+  private checkOpen(what: string): void {
+    if (this.state === "aborted") throw new AbortError(`blob write was aborted; ${what}() refused`);
+    if (this.state !== "open") throw new ClosureError(`blob write is ${this.state}; ${what}() refused`);
+    this.checkSignal();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private checkSignal(): void {
+    if (this.signal?.aborted) {
+      this.state = "aborted";
+      this.controller.abort(this.signal.reason);
+      throw new AbortError("blob write was aborted", { cause: this.signal.reason });
+    }
+  }
+
+  /** Hashes and stores one chunk, waiting while `parallelism` puts are in flight (the bound on memory). */
+  private async storeChunk(bytes: Uint8Array): Promise<void> {
+    const digest = Digest.of(bytes);
+    this.chunks.push({ digest, size: bytes.length });
+    while (this.inFlight.size >= this.parallelism) await Promise.race(this.inFlight);
+    if (this.failure !== undefined) throw this.failure;
+    const put: Promise<void> = this.store.putChunk(digest, bytes, { signal: this.putSignal }).then(
+      () => void this.inFlight.delete(put),
+      (error: unknown) => {
+        this.inFlight.delete(put);
+        this.failure ??= error;
+      },
+    );
+    this.inFlight.add(put);
+  }
+
+  private async drain(): Promise<void> {
+    await Promise.all(this.inFlight);
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
