@@ -1,13 +1,11 @@
 /**
  * core's CachedBlobService (the blob side of cache://) with memory near and
  * far stores: read-through fill, verification of what far sends, ranged
- * misses, writes to both, a failing near, the URL, and the blob conformance
- * scenarios.
+ * misses, writes to both, a failing near, and the URL. The blob conformance
+ * scenarios run through cache:// in packages/cli/src/cache.test.ts.
  */
-import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import {
   type BlobService,
-  CacheDirectoryService,
   CachedBlobService,
   CorruptionError,
   Digest,
@@ -15,7 +13,7 @@ import {
   openBlobService,
 } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
-import { MemoryBlobService, MemoryDirectoryService } from "./index.js";
+import { MemoryBlobService } from "./index.js";
 
 function bytesOf(seed: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -161,24 +159,4 @@ describe("CachedBlobService", () => {
     }
     await expect(openBlobService("cache://?near=memory%3A%2F%2F")).rejects.toThrow(/near= and far=/);
   });
-});
-
-describeDirectoryService({
-  name: "cache (memory near, memory far) with blobs",
-  factory: async () => {
-    const nearBlobs = new MemoryBlobService();
-    const farBlobs = new MemoryBlobService();
-    return {
-      service: new CacheDirectoryService(new MemoryDirectoryService(), new MemoryDirectoryService()),
-      blobs: new CachedBlobService(nearBlobs, farBlobs),
-      // Both copies: a read may be served by either.
-      corruptChunk: async (digest, bytes) => {
-        nearBlobs.store.corruptChunk(digest, bytes);
-        farBlobs.store.corruptChunk(digest, bytes);
-      },
-    };
-  },
-  capabilities: {
-    corruption: "the directory side's corruption scenarios run against memory:// itself",
-  },
 });
