@@ -175,7 +175,10 @@ describe("max connections", () => {
     await h.client.close();
     await waitFor(() => h.server.openConnections === 0);
     // grpc-js backs off (1 s, then longer) after a failed connection: poll instead of racing it.
-    await waitFor(async () => (await rawGet(other, request)).messages.length === 1, 10_000);
+    await waitFor(
+      async () => (await rawGet(other, request)).messages.length === 1,
+      "a new connection is accepted once the first one closed",
+    );
     expect(h.server.openConnections).toBe(1);
   });
   it("over a Unix socket too", async () => {

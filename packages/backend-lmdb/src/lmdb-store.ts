@@ -6,8 +6,6 @@
  * It only stores and fetches bytes: StoreDirectoryService (core) validates
  * uploads, checks closures, re-hashes every read and walks trees.
  */
-import { closeSync, openSync, readSync, statSync } from "node:fs";
-import { join } from "node:path";
 import {
   BackendError,
   Digest,
@@ -18,47 +16,12 @@ import {
   type DirectoryStore,
   type OnInvalidKey,
 } from "@castore-ts/core";
-import { open, type Database, type RootDatabase } from "lmdb";
+import type { Database, RootDatabase } from "lmdb";
+import { openLmdbEnv } from "./lmdb-env.js";
 import type { LmdbStoreOptions } from "./lmdb-url.js";
 
 /** Name of the LMDB database (inside the environment) that holds directories. */
 export const DIRECTORIES_DB = "directories";
-
-/**
- * LMDB's meta page starts with a page header (24 bytes in the LMDB 1.x that
- * lmdb-js 3 embeds) followed by the magic 0xBEEFC0DE, little endian.
- */
-const META_MAGIC_OFFSET = 24;
-const META_MAGIC = 0xbeefc0de;
-const MIN_DATA_FILE = 8192; // two meta pages of the smallest page size
-
-/**
- * LMDB trusts its data file: opening one that is not LMDB crashes the
- * process (SIGSEGV) instead of failing. So look before opening: an existing,
- * non-empty data.mdb must be at least two pages long and carry the magic.
- */
-function checkDataFile(path: string): string | undefined {
-  const file = join(path, "data.mdb");
-  let fd: number;
-  try {
-    fd = openSync(file, "r");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    return `cannot read ${file}: ${(e as Error).message}`;
-  }
-  try {
-    const size = statSync(file).size;
-    if (size === 0) return undefined; // LMDB initialises an empty file
-    const head = Buffer.alloc(META_MAGIC_OFFSET + 4);
-    const read = readSync(fd, head, 0, head.length, 0);
-    if (size < MIN_DATA_FILE || read < head.length || head.readUInt32LE(META_MAGIC_OFFSET) !== META_MAGIC) {
-      return `${file} is not an LMDB data file (no LMDB meta page at its start)`;
-    }
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Keys per page when listing digests; each page is its own short read transaction. */
 const LIST_PAGE = 4096;
@@ -86,40 +49,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
    * an LMDB environment — is a BackendError naming the path.
    */
   static open(path: string, opts: LmdbStoreOptions = {}): LmdbDirectoryStore {
-    const backend = `lmdb:${path}`;
-    const fail = (why: string, cause?: unknown): never => {
-      throw new BackendError(backend, `cannot open LMDB store at ${path}: ${why}`, { cause, unavailable: true });
-    };
-    try {
-      if (!statSync(path).isDirectory()) fail("it exists and is not a directory");
-    } catch (e) {
-      if (e instanceof BackendError) throw e;
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") fail((e as Error).message, e);
-      // absent: lmdb creates it (and its parents)
-    }
-    const bad = checkDataFile(path);
-    if (bad) fail(bad);
-    let env: RootDatabase<Uint8Array, Uint8Array> | undefined;
-    try {
-      env = open<Uint8Array, Uint8Array>({
-        path,
-        // The URL always names a directory, even one whose name has a dot in it.
-        noSubdir: false,
-        keyEncoding: "binary",
-        encoding: "binary",
-        mapSize: opts.mapSize,
-        noSync: opts.noSync ?? false,
-        maxDbs: 4,
-      });
-      const directories = env.openDB<Uint8Array, Uint8Array>(DIRECTORIES_DB, {
-        keyEncoding: "binary",
-        encoding: "binary",
-      });
-      return new LmdbDirectoryStore(path, env, directories, opts.noSync ?? false);
-    } catch (e) {
-      void env?.close().catch(() => undefined);
-      return fail((e as Error).message ?? String(e), e);
-    }
+    const { env, dbs } = openLmdbEnv(path, [DIRECTORIES_DB], opts);
+    return new LmdbDirectoryStore(path, env, dbs[DIRECTORIES_DB], opts.noSync ?? false);
   }
 
   private checkOpen(): void {

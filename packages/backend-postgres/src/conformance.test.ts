@@ -1,4 +1,6 @@
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
+import { ChunkedBlobService } from "@castore-ts/core";
+import { PostgresBlobStore } from "./index.js";
 import { postgresTestStoresForFile } from "./test-postgres.js";
 
 // One server for the file; every factory() call gets its own fresh schema.
@@ -9,9 +11,13 @@ describeDirectoryService({
   factory: async () => {
     const service = stores.open();
     const schema = service.store.schema;
+    // Blobs in the same schema, on the directory store's pool.
+    const blobs = new ChunkedBlobService(PostgresBlobStore.sharing(service.store));
     return {
       service,
+      blobs,
       teardown: async () => {
+        await blobs.close();
         await service.close();
         await stores.dropSchema(schema);
       },
@@ -24,7 +30,14 @@ describeDirectoryService({
           [Buffer.from(digest.bytes), Buffer.from(bytes)],
         );
       },
+      corruptChunk: async (digest, bytes) => {
+        await service.store.init();
+        await stores.admin.query(`UPDATE "${schema}".chunks SET data = $2 WHERE digest = $1`, [
+          Buffer.from(digest.bytes),
+          Buffer.from(bytes),
+        ]);
+      },
     };
   },
-  capabilities: { corruption: true, blobs: "blob store not wired yet (issue 17)" },
+  capabilities: { corruption: true },
 });

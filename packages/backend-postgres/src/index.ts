@@ -1,13 +1,21 @@
 /**
  * @castore-ts/backend-postgres: the PostgreSQL DirectoryService. Importing this
  * module registers the `postgres:` and `postgresql:` URL schemes with core's
- * openDirectoryService.
+ * openDirectoryService and openBlobService.
  */
-import { type DirectoryServiceOpener, registerDirectoryServiceScheme } from "@castore-ts/core";
+import {
+  type BlobServiceOpener,
+  ChunkedBlobService,
+  type DirectoryServiceOpener,
+  registerBlobServiceScheme,
+  registerDirectoryServiceScheme,
+} from "@castore-ts/core";
+import { PostgresBlobStore } from "./postgres-blob-store.js";
 import { PostgresDirectoryService } from "./postgres-service.js";
 import { POSTGRES_URL_EXAMPLE } from "./postgres-url.js";
 
 export { PostgresDirectoryService, type PostgresDirectoryServiceOptions } from "./postgres-service.js";
+export { PostgresBlobStore } from "./postgres-blob-store.js";
 export {
   PostgresDirectoryStore,
   SCHEMA_VERSION,
@@ -31,3 +39,7 @@ export { isConnectionFailure } from "./postgres-errors.js";
 const open: DirectoryServiceOpener = (url, opts) => PostgresDirectoryService.open(url, { sizeCheck: opts.sizeCheck });
 registerDirectoryServiceScheme("postgres", POSTGRES_URL_EXAMPLE, open);
 registerDirectoryServiceScheme("postgresql", "postgresql://… (the same as postgres://)", open);
+
+const openBlobs: BlobServiceOpener = (url) => new ChunkedBlobService(PostgresBlobStore.open(url));
+registerBlobServiceScheme("postgres", openBlobs);
+registerBlobServiceScheme("postgresql", openBlobs);

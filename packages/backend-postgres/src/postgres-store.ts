@@ -1,8 +1,10 @@
 /**
  * PostgresDirectoryStore: castore's DirectoryStore on PostgreSQL through a
- * `pg` connection pool. One table, `<schema>.directories`: digest (bytea, the
+ * `pg` connection pool. Its table, `<schema>.directories`: digest (bytea, the
  * 32 digest bytes, primary key) → bytes (bytea, the canonical protobuf
- * encoding); `<schema>.schema_version` records which layout is in place.
+ * encoding); `<schema>.schema_version` records which layout is in place. The
+ * store also creates the blob tables of the schema (postgres-schema.ts) and
+ * lends its pool to PostgresBlobStore.
  *
  * It only stores and fetches bytes: StoreDirectoryService (core) validates
  * uploads, checks closures, re-hashes every read and walks trees.
@@ -36,13 +38,14 @@ import {
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";
+import { ident, migrations, SCHEMA_VERSION, schemaTables, type SchemaTables } from "./postgres-schema.js";
 import { checkSchemaName, type PostgresStoreOptions } from "./postgres-url.js";
 import { StreamingCopy } from "./postgres-streaming-copy.js";
 import { PostgresUpload, type UploadHost } from "./postgres-upload.js";
 import { binaryCopyChunks, byteaArray } from "./postgres-wire.js";
 
-/** The table layout this code writes and reads; recorded in `<schema>.schema_version`. */
-export const SCHEMA_VERSION = 1;
+export { SCHEMA_VERSION };
+
 export const DEFAULT_SCHEMA = "castore";
 export const DEFAULT_POOL_MAX = 10;
 export const DEFAULT_BATCH_SIZE = 32768;
@@ -91,11 +94,6 @@ interface Session {
   begun(): void;
 }
 
-/** A double-quoted SQL identifier. Names are checked beforehand; quoting keeps them exact. */
-function ident(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
 /** Bytewise digest order (lowercase hex sorts the same; comparing strings is much faster than Buffer.compare calls). */
 function compareDigests(a: ClosureEntry, b: ClosureEntry): number {
   return a.digest.hex < b.digest.hex ? -1 : a.digest.hex > b.digest.hex ? 1 : 0;
@@ -128,6 +126,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
 
   /** The quoted directories table. */
   readonly table: string;
+  /** Every table of the schema, quoted (the blob store of this package uses the blob ones). */
+  readonly tables: SchemaTables;
   private readonly versionTable: string;
   private readonly uploadMethod: UploadMethod;
   private readonly streamIdleTimeoutMs: number;
@@ -151,8 +151,9 @@ export class PostgresDirectoryStore implements DirectoryStore {
     this.uploadMethod = config.uploadMethod ?? "auto";
     this.streamIdleTimeoutMs = config.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
     this.maxStreams = Math.floor((config.poolMax ?? DEFAULT_POOL_MAX) / 2);
-    this.table = `${ident(this.schema)}.directories`;
-    this.versionTable = `${ident(this.schema)}.schema_version`;
+    this.tables = schemaTables(this.schema);
+    this.table = this.tables.directories;
+    this.versionTable = this.tables.version;
 
     // pg resolves the connection string (and PG* environment defaults) the same way for the pool.
     const probe = new pg.Client({ connectionString });
@@ -241,8 +242,11 @@ export class PostgresDirectoryStore implements DirectoryStore {
    * idempotent. Once `fn` calls `session.begun()` (a transaction is open), a
    * broken connection fails the operation instead. An upload that lost a
    * deadlock is retried.
+   *
+   * Not private: PostgresBlobStore (this package) runs its queries through
+   * the same pool and rules. Not for use outside the package.
    */
-  private async withClient<T>(
+  async withClient<T>(
     what: string,
     signal: AbortSignal | undefined,
     fn: (client: pg.PoolClient, session: Session) => Promise<T>,
@@ -300,15 +304,15 @@ export class PostgresDirectoryStore implements DirectoryStore {
     return this.ready;
   }
 
-  private checkVersion(version: number | null): boolean {
-    if (version === null) return false;
-    if (version > SCHEMA_VERSION) {
+  /** The recorded layout version (0 when none); a newer one than this code knows is an error. */
+  private checkVersion(version: number | null): number {
+    if (version !== null && version > SCHEMA_VERSION) {
       throw new BackendError(
         this.backend,
         `schema "${this.schema}" has table layout version ${version}, newer than this castore understands (${SCHEMA_VERSION}); upgrade castore`,
       );
     }
-    return version === SCHEMA_VERSION;
+    return version ?? 0;
   }
 
   private async ensureSchema(): Promise<void> {
@@ -318,7 +322,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
         const { rows } = await client.query<{ version: number | null }>(
           `SELECT max(version) AS version FROM ${this.versionTable}`,
         );
-        if (this.checkVersion(rows[0]?.version ?? null)) return;
+        if (this.checkVersion(rows[0]?.version ?? null) === SCHEMA_VERSION) return;
       } catch (error) {
         const state = sqlState(error);
         if (state !== "42P01" && state !== "3F000") throw error; // not "no such table / schema"
@@ -340,14 +344,12 @@ export class PostgresDirectoryStore implements DirectoryStore {
         const { rows } = await client.query<{ version: number | null }>(
           `SELECT max(version) AS version FROM ${this.versionTable}`,
         );
-        if (!this.checkVersion(rows[0]?.version ?? null)) {
-          // Version 1: digest → canonical directory bytes.
-          await client.query(
-            `CREATE TABLE IF NOT EXISTS ${this.table} (
-               digest bytea PRIMARY KEY CHECK (octet_length(digest) = 32),
-               bytes bytea NOT NULL
-             )`,
-          );
+        const current = this.checkVersion(rows[0]?.version ?? null);
+        if (current < SCHEMA_VERSION) {
+          for (const step of migrations(this.tables)) {
+            if (step.version <= current) continue;
+            for (const statement of step.statements) await client.query(statement);
+          }
           await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [
             SCHEMA_VERSION,
           ]);

@@ -6,7 +6,12 @@ import { randomBytes } from "node:crypto";
 import { startPostgresTestServer, type PostgresTestServer, type PostgresTestServerOptions } from "@castore-ts/testing";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll } from "vitest";
-import { PostgresDirectoryService, type PostgresDirectoryServiceOptions } from "./index.js";
+import {
+  PostgresBlobStore,
+  PostgresDirectoryService,
+  type PostgresDirectoryServiceOptions,
+  type PostgresStoreConfig,
+} from "./index.js";
 
 /**
  * One PostgreSQL test server for the calling test file: started before its
@@ -17,12 +22,12 @@ export function postgresTestStoresForFile(options: PostgresTestServerOptions = {
   const stores = new PostgresTestStores();
   beforeAll(() => stores.start(options), 180_000);
   afterEach(() => stores.cleanup());
-  afterAll(() => stores.stop());
+  afterAll(() => stores.stop(), 180_000); // stopping a server is slow on a loaded machine
   return stores;
 }
 
 export class PostgresTestStores {
-  private readonly services: PostgresDirectoryService[] = [];
+  private readonly services: { close(): Promise<void> }[] = [];
   private readonly schemas = new Set<string>();
   private running?: { server: PostgresTestServer; admin: pg.Pool };
 
@@ -73,6 +78,14 @@ export class PostgresTestStores {
     return service;
   }
 
+  /** A blob store with a pool of its own on `schema` (default: a fresh one), closed and dropped by cleanup(). */
+  openBlobs(schema: string = this.freshSchema(), config: PostgresStoreConfig = {}): PostgresBlobStore {
+    this.schemas.add(schema);
+    const store = PostgresBlobStore.open(this.url({ schema }), config);
+    this.services.push(store);
+    return store;
+  }
+
   /** Remembers a service opened elsewhere so cleanup() closes it. */
   track<T extends PostgresDirectoryService>(service: T): T {
     this.services.push(service);
@@ -100,10 +113,15 @@ export class PostgresTestStores {
   }
 }
 
-/** Counts every query the store's connections send, including COPY (wrapped when each connection opens). */
-export function countQueries(service: PostgresDirectoryService): { count: number; texts: string[] } {
+/**
+ * Counts every query the store's connections send, including COPY (wrapped
+ * when each connection opens): of a directory service's store, or of a blob
+ * store's (its `db`).
+ */
+export function countQueries(of: PostgresDirectoryService | PostgresBlobStore): { count: number; texts: string[] } {
   const counter = { count: 0, texts: [] as string[] };
-  service.store.pool.on("connect", (client) => {
+  const pool = of instanceof PostgresBlobStore ? of.db.pool : of.store.pool;
+  pool.on("connect", (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: unknown }).query = (...args: unknown[]) => {
       counter.count++;

@@ -29,7 +29,7 @@ import type { S3ConnectionOptions } from "./s3-objects.js";
 export function s3TestStoresForFile(): S3TestStores {
   const stores = new S3TestStores();
   beforeAll(() => stores.start(), 180_000);
-  afterAll(() => stores.stop());
+  afterAll(() => stores.stop(), 180_000); // removing a container is slow on a loaded machine
   return stores;
 }
 

@@ -57,6 +57,7 @@ import { promisify } from "node:util";
 import { join as joinPath } from "node:path";
 import pLimit from "p-limit";
 import {
+  type BlobService,
   Digest,
   type DirectoryService,
   ValidationError,
@@ -93,6 +94,8 @@ export interface ImportOptions {
   spoolDir?: string;
   /** Small files read with sync system calls (true), through the thread pool (false), or whichever measures faster (undefined, the default; see IoMode). */
   syncIo?: boolean;
+  /** Where file contents are stored as blobs; without it, files are only hashed (`--no-contents`). */
+  blobs?: BlobService;
   onProgress?(p: ImportProgress): void;
   signal?: AbortSignal;
 }
@@ -316,6 +319,40 @@ async function hashFile(
 }
 
 /**
+ * Reads one regular file once and stores it as a blob: the blob writer
+ * chunks and hashes what it is given, so the digest comes from the store's
+ * own close(). Reads go through the thread pool into `buf` (reused: the
+ * writer copies what it keeps before write() resolves).
+ */
+async function storeFile(
+  path: Buffer,
+  place: Place,
+  buf: Buffer,
+  signal: AbortSignal,
+  blobs: BlobService,
+): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
+  const fd = await open(path);
+  const writer = blobs.openWriter({ signal });
+  try {
+    const st = await fstat(fd);
+    if (!st.isFile()) throw unsupported(place, kindOf(st)); // replaced since readdir
+    for (;;) {
+      signal.throwIfAborted();
+      const n = await read(fd, buf, 0, buf.length);
+      if (n === 0) break;
+      await writer.write(buf.subarray(0, n));
+    }
+    const written = await writer.close();
+    return { digest: written.digest.bytes, size: written.size, executable: (st.mode & 0o100) !== 0 };
+  } catch (e) {
+    await writer.abort(e);
+    throw e;
+  } finally {
+    await close(fd);
+  }
+}
+
+/**
  * Encoded directories, leaves to root, in memory up to a limit and then in a
  * temporary file as length-prefixed records (u32 LE length, bytes).
  */
@@ -438,7 +475,9 @@ export async function importTree(
       signal.throwIfAborted();
       const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
       try {
-        return await hashFile(path, place, buf, signal, io);
+        return opts.blobs
+          ? await storeFile(path, place, buf, signal, opts.blobs)
+          : await hashFile(path, place, buf, signal, io);
       } catch (e) {
         throw fileSystemError(e, place);
       } finally {

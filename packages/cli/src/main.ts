@@ -5,7 +5,9 @@
  */
 import { Command, Option, CommanderError } from "commander";
 import { knownSchemes } from "@castore-ts/core";
+import { catCommand } from "./commands/cat.js";
 import { conformanceCommand } from "./commands/conformance.js";
+import { exportCommand } from "./commands/export.js";
 import { getCommand } from "./commands/get.js";
 import { importCommand } from "./commands/import.js";
 import { lsCommand } from "./commands/ls.js";
@@ -34,6 +36,8 @@ export function createProgram(): Command {
     importCommand(),
     lsCommand(),
     getCommand(),
+    catCommand(),
+    exportCommand(),
     conformanceCommand(),
     verifyCommand(),
   ]) {

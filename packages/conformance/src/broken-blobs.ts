@@ -10,7 +10,6 @@ import {
   ChunkedBlobService,
   type ChunkMeta,
   Digest,
-  blake3,
   throwIfAborted,
 } from "@castore-ts/core";
 

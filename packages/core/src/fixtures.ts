@@ -2,7 +2,6 @@
  * The fixtures of spec §7, shared by core's tests and the conformance suite.
  */
 import { directoryDigest } from "./canonical.js";
-import { Digest } from "./digest.js";
 import {
   directorySize,
   makeDirectory,

@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { openBlobService } from "@castore-ts/core";
 import { DEFAULT_SPOOL_MEMORY_BYTES, type ImportProgress, importTree } from "../importer.js";
 import { createProgress } from "../progress.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
@@ -10,7 +11,8 @@ export function importCommand(): Command {
   return new Command("import")
     .description(
       "Import a directory tree into a store and print its root digest (hex) on stdout. " +
-        "The tree is walked and its files hashed first; the upload to the store is opened only then and " +
+        "File contents are stored as blobs (chunked, deduplicated by chunk) as the files are read; " +
+        "--no-contents only hashes them. The tree is walked and its files read first; the upload to the store is opened only then and " +
         "sends the tree's directories back to back (a remote store's idle timeout does not run while files are hashed).",
     )
     .argument("<path>", "directory to import")
@@ -38,9 +40,16 @@ export function importCommand(): Command {
         "where the spilled directories go (removed at the end); default: the OS temporary directory ($TMPDIR)",
       ).env("CASTORE_IMPORT_SPOOL_DIR"),
     )
+    .option("--no-contents", "store only the directories; file contents are hashed, not stored")
     .option("--no-progress", "no progress output")
     .action(async (path: string, opts) => {
       const service = await openStore(opts.store);
+      const blobs = opts.contents
+        ? await openBlobService(opts.store).catch(async (e: unknown) => {
+            await service.close();
+            throw e;
+          })
+        : undefined;
       const progress = createProgress("import", { enabled: opts.progress });
       const controller = new AbortController();
       const onSignal = () => controller.abort(new Error("interrupted"));
@@ -65,6 +74,7 @@ export function importCommand(): Command {
           concurrency: opts.jobs,
           spoolMemoryBytes: opts.spoolMemory * 1024 * 1024,
           spoolDir: opts.spoolDir,
+          blobs,
           signal: controller.signal,
           onProgress: (p) => {
             latest = p;
@@ -78,7 +88,7 @@ export function importCommand(): Command {
         show(true);
         progress.stop();
         process.off("SIGINT", onSignal);
-        await service.close();
+        await Promise.all([service.close(), blobs?.close()]);
       }
     });
 }

@@ -1,6 +1,6 @@
 /** Spec §8: blobs (file contents), content-addressed and chunked. */
 import { randomFillSync } from "node:crypto";
-import { type BlobService, createBlake3Hasher, Digest, blake3, EMPTY_BLOB_DIGEST } from "@castore-ts/core";
+import { type BlobService, createBlake3Hasher, Digest, EMPTY_BLOB_DIGEST } from "@castore-ts/core";
 import { checkErrorClass, expectOk } from "../checks.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 

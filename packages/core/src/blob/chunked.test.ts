@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Digest } from "../digest.js";
 import { AbortError, ClosureError, CorruptionError, ValidationError } from "../errors.js";
-import { blake3 } from "../hash.js";
 import type { CallOptions } from "../service.js";
 import { ChunkedBlobService, EMPTY_BLOB_DIGEST } from "./chunked.js";
 import type { BlobStore, ChunkMeta } from "./service.js";

@@ -13,7 +13,7 @@
  */
 import { Digest } from "../digest.js";
 import { AbortError, ClosureError, CorruptionError, ValidationError } from "../errors.js";
-import { blake3, createBlake3Hasher, type Blake3Hasher } from "../hash.js";
+import { createBlake3Hasher, type Blake3Hasher } from "../hash.js";
 import type { CallOptions } from "../service.js";
 import { FastCdcChunker, SNIX_CHUNKING, type ChunkingOptions } from "./fastcdc.js";
 import type {

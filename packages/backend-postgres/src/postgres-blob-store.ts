@@ -1,0 +1,218 @@
+/**
+ * PostgresBlobStore: castore's BlobStore in the same schema as the directory
+ * store of a `postgres:` URL (the tables are created by its migrations, see
+ * postgres-schema.ts):
+ * - `chunks` (digest bytea primary key, data bytea): one row per chunk;
+ * - `blobs` (digest bytea primary key, size, chunk_count): one row per blob,
+ *   the row that makes it visible;
+ * - `blob_chunks` (blob, idx) → (chunk, size): the blob's chunk list, one
+ *   small row per chunk, so no row grows with the blob.
+ *
+ * Round trips: putChunk, getChunk, chunkSize, putManifest, getManifest and
+ * has are one statement each (plus one query on the first call of a store,
+ * which checks the schema). It only stores and fetches bytes:
+ * ChunkedBlobService (core) chunks, hashes, verifies every read and decides
+ * when a blob becomes visible.
+ */
+import {
+  BackendError,
+  CorruptionError,
+  Digest,
+  type BlobStore,
+  type CallOptions,
+  type ChunkMeta,
+} from "@castore-ts/core";
+import type pg from "pg";
+import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
+import { parsePostgresUrl } from "./postgres-url.js";
+import { byteaArray } from "./postgres-wire.js";
+
+/** A Buffer view of bytes (no copy): pg sends Buffer parameters as binary. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export class PostgresBlobStore implements BlobStore {
+  readonly backend: string;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    /** The store whose pool, schema and connection rules this one uses. */
+    readonly db: PostgresDirectoryStore,
+    /** Whether closing this store closes that one (it was opened for this store alone). */
+    private readonly ownsDb: boolean,
+  ) {
+    this.backend = db.backend;
+  }
+
+  /**
+   * Opens the blob store a `postgres:` or `postgresql:` URL names, with a
+   * pool of its own. No connection is made yet. Options given here win over
+   * the URL's.
+   */
+  static open(url: URL | string, config: PostgresStoreConfig = {}): PostgresBlobStore {
+    const { connectionString, options } = parsePostgresUrl(url);
+    const defined = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined));
+    return new PostgresBlobStore(new PostgresDirectoryStore(connectionString, { ...options, ...defined }), true);
+  }
+
+  /** A blob store on the pool and schema of an open directory store; closing it leaves that store open. */
+  static sharing(db: PostgresDirectoryStore): PostgresBlobStore {
+    return new PostgresBlobStore(db, false);
+  }
+
+  private async ready(): Promise<void> {
+    if (this.closed) throw new BackendError(this.backend, "store is closed");
+    await this.db.init();
+  }
+
+  /** One INSERT; a chunk already stored is left alone, and a concurrent writer of the same chunk waits, then does nothing. */
+  async putChunk(digest: Digest, bytes: Uint8Array, opts?: CallOptions): Promise<void> {
+    await this.ready();
+    await this.db.withClient("storing a chunk", opts?.signal, (client) =>
+      client.query(
+        `INSERT INTO ${this.db.tables.chunks} (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING`,
+        [asBuffer(digest.bytes), asBuffer(bytes)],
+      ),
+    );
+  }
+
+  /**
+   * One SELECT. The bytes travel as hex text: pg's per-query `binary` result
+   * format decodes every field as UTF-8 text first (pg-protocol 1.x), which
+   * mangles bytea, so it cannot be used here.
+   */
+  async getChunk(digest: Digest, opts?: CallOptions): Promise<Uint8Array | undefined> {
+    await this.ready();
+    const rows = await this.db.withClient("reading a chunk", opts?.signal, async (client) => {
+      const query: pg.QueryArrayConfig = {
+        text: `SELECT data FROM ${this.db.tables.chunks} WHERE digest = $1`,
+        values: [asBuffer(digest.bytes)],
+        rowMode: "array",
+      };
+      const result = await client.query<[Buffer]>(query);
+      return result.rows;
+    });
+    const data = rows[0]?.[0];
+    return data && new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** One SELECT of octet_length, which PostgreSQL answers from the stored value's header without reading it. */
+  async chunkSize(digest: Digest, opts?: CallOptions): Promise<number | undefined> {
+    await this.ready();
+    const rows = await this.db.withClient("reading a chunk's size", opts?.signal, async (client) => {
+      const result = await client.query<[number]>({
+        text: `SELECT octet_length(data) FROM ${this.db.tables.chunks} WHERE digest = $1`,
+        values: [asBuffer(digest.bytes)],
+        rowMode: "array",
+      });
+      return result.rows;
+    });
+    return rows[0]?.[0];
+  }
+
+  /**
+   * One statement, so one transaction: the blob's row and all its chunk rows
+   * appear together. When the blob is already stored (or a concurrent writer
+   * of it commits first) nothing is written: the first list stays, never a
+   * mix of two.
+   */
+  async putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: CallOptions): Promise<void> {
+    await this.ready();
+    let size = 0;
+    for (const [i, chunk] of chunks.entries()) {
+      if (!Number.isInteger(chunk.size) || chunk.size < 0 || chunk.size > 0x7fffffff) {
+        throw new RangeError(`chunk ${i} of the manifest has size ${chunk.size}, not a PostgreSQL integer`);
+      }
+      size += chunk.size;
+    }
+    const t = this.db.tables;
+    await this.db.withClient("storing a blob manifest", opts?.signal, (client) =>
+      client.query(
+        `WITH head AS (
+           INSERT INTO ${t.blobs} (digest, size, chunk_count) VALUES ($1, $2, $3)
+           ON CONFLICT (digest) DO NOTHING
+           RETURNING digest
+         )
+         INSERT INTO ${t.blobChunks} (blob, idx, chunk, size)
+         SELECT head.digest, u.idx - 1, u.chunk, u.size
+         FROM head, unnest($4::bytea[], $5::integer[]) WITH ORDINALITY AS u(chunk, size, idx)`,
+        [
+          asBuffer(digest.bytes),
+          String(size),
+          chunks.length,
+          byteaArray(chunks.map((c) => c.digest.bytes)),
+          chunks.map((c) => c.size),
+        ],
+      ),
+    );
+  }
+
+  /**
+   * One SELECT: the blob's row joined with its chunk rows in order. A list
+   * that does not match the blob's row (rows missing, or sizes that do not
+   * add up) is CorruptionError: it can only come from edits behind castore's back.
+   */
+  async getManifest(digest: Digest, opts?: CallOptions): Promise<readonly ChunkMeta[] | undefined> {
+    await this.ready();
+    const t = this.db.tables;
+    const rows = await this.db.withClient("reading a blob manifest", opts?.signal, async (client) => {
+      const result = await client.query<[string, number, number | null, Buffer | null, number | null]>({
+        text: `SELECT b.size, b.chunk_count, c.idx, c.chunk, c.size
+               FROM ${t.blobs} b LEFT JOIN ${t.blobChunks} c ON c.blob = b.digest
+               WHERE b.digest = $1
+               ORDER BY c.idx`,
+        values: [asBuffer(digest.bytes)],
+        rowMode: "array",
+      });
+      return result.rows;
+    });
+    if (rows.length === 0) return undefined;
+    const [size, count] = rows[0];
+    const listed = rows.filter((row) => row[2] !== null);
+    const chunks: ChunkMeta[] = [];
+    let total = 0;
+    for (const [i, [, , idx, chunk, chunkSize]] of listed.entries()) {
+      if (idx !== i) break;
+      chunks.push({ digest: Digest.fromBytes(chunk!), size: chunkSize! });
+      total += chunkSize!;
+    }
+    if (chunks.length !== count || listed.length !== count || String(total) !== size) {
+      throw new CorruptionError(
+        `${this.backend}: the stored chunk list of blob ${digest.hex} does not match its row ` +
+          `(${count} chunks of ${size} bytes recorded, ${listed.length} rows found adding up to ${total} bytes)`,
+      );
+    }
+    return chunks;
+  }
+
+  /** One SELECT over both tables for all the digests. */
+  async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
+    if (digests.length === 0) return [];
+    await this.ready();
+    const t = this.db.tables;
+    const keys = byteaArray(digests.map((d) => d.bytes));
+    const rows = await this.db.withClient("looking up blobs", opts?.signal, async (client) => {
+      const result = await client.query<[Buffer]>({
+        text: `SELECT digest FROM ${t.blobs} WHERE digest = ANY($1::bytea[])
+               UNION
+               SELECT digest FROM ${t.chunks} WHERE digest = ANY($1::bytea[])`,
+        values: [keys],
+        rowMode: "array",
+      });
+      return result.rows;
+    });
+    const found = new Set(rows.map(([d]) => d.toString("hex")));
+    return digests.map((d) => found.has(d.hex));
+  }
+
+  /** Closes the pool if this store opened it. Closing twice is fine. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      this.closing = this.ownsDb ? this.db.close() : Promise.resolve();
+    }
+    return this.closing;
+  }
+}

@@ -1,0 +1,39 @@
+import { Command, Option } from "commander";
+import { type Digest, openBlobService } from "@castore-ts/core";
+import { exportTree } from "../exporter.js";
+import { DEFAULT_STORE, openStore } from "../stores.js";
+import { parseDigest, positiveInt } from "./options.js";
+
+export function exportCommand(): Command {
+  return new Command("export")
+    .description(
+      "Write the tree under a root directory to DEST: directories, file contents (verified as they are read), " +
+        "the executable bit, symlinks with their exact targets, names as bytes. DEST must not exist or be an " +
+        "empty directory; the tree is written next to it and renamed into place at the end, so a failure or " +
+        "Ctrl-C leaves nothing at DEST",
+    )
+    .argument("<digest>", "root directory digest (hex or b3:base64)", parseDigest)
+    .argument("<dest>", "where to write the tree")
+    .option("--jobs <n>", "files written at once", positiveInt, 4)
+    .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
+    .action(async (digest: Digest, dest: string, opts) => {
+      const controller = new AbortController();
+      const interrupt = () => controller.abort(new Error("interrupted"));
+      process.once("SIGINT", interrupt);
+      process.once("SIGTERM", interrupt);
+      const [directories, blobs] = await Promise.all([openStore(opts.store), openBlobService(opts.store)]);
+      try {
+        const done = await exportTree(directories, blobs, digest, dest, {
+          concurrency: opts.jobs,
+          signal: controller.signal,
+        });
+        process.stderr.write(
+          `exported ${done.directories} directories, ${done.files} files, ${done.bytes} bytes to ${dest}\n`,
+        );
+      } finally {
+        process.off("SIGINT", interrupt);
+        process.off("SIGTERM", interrupt);
+        await Promise.all([directories.close(), blobs.close()]);
+      }
+    });
+}
