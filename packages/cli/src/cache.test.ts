@@ -9,13 +9,15 @@ import { join } from "node:path";
 import {
   CacheDirectoryService,
   CachedBlobService,
+  type ChunkedBlobService,
   InvalidUrlError,
   directoryDigest,
   fixtures,
+  openBlobService,
   openDirectoryService,
 } from "@castore-ts/core";
 import { MemoryBlobService, MemoryDirectoryService } from "@castore-ts/backend-memory";
-import { LmdbDirectoryService } from "@castore-ts/backend-lmdb";
+import { type LmdbBlobStore, LmdbDirectoryService } from "@castore-ts/backend-lmdb";
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import "./stores.js";
 
@@ -28,9 +30,8 @@ describeDirectoryService({
   factory: async () => {
     const url = `cache://?near=${encodeURIComponent("memory://")}&far=${encodeURIComponent(`lmdb://${join(dir, `far-${n++}`)}`)}`;
     const service = (await openDirectoryService(url)) as CacheDirectoryService;
-    // Blobs: memory near and far, built directly (lmdb:// blobs are another branch's; then open the URL above).
-    const nearBlobs = new MemoryBlobService();
-    const farBlobs = new MemoryBlobService();
+    // The same URL's blobs: memory near, lmdb far.
+    const blobs = (await openBlobService(url)) as CachedBlobService;
     return {
       service,
       // Corrupt both tiers: a read must report it whichever tier answers.
@@ -38,10 +39,10 @@ describeDirectoryService({
         (service.near as MemoryDirectoryService).injectCorruption(digest, bytes);
         await (service.far as LmdbDirectoryService).store.directories.put(digest.bytes, bytes);
       },
-      blobs: new CachedBlobService(nearBlobs, farBlobs),
+      blobs,
       corruptChunk: async (digest, bytes) => {
-        nearBlobs.store.corruptChunk(digest, bytes);
-        farBlobs.store.corruptChunk(digest, bytes);
+        (blobs.near as MemoryBlobService).store.corruptChunk(digest, bytes);
+        ((blobs.far as ChunkedBlobService).store as LmdbBlobStore).chunks.putSync(digest.bytes, bytes);
       },
     };
   },
