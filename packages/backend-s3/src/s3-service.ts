@@ -14,21 +14,9 @@
  * Every read is re-hashed and re-validated; the frames of a closure are
  * checked root to leaves as they arrive.
  */
-import { setMaxListeners } from "node:events";
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
 import type { Readable } from "node:stream";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from "@aws-sdk/client-s3";
-import {
-  AbortError,
-  BackendError,
   type CallOptions,
   type ClosureEntry,
   ClosurePutter,
@@ -42,7 +30,6 @@ import {
   type ValidatedClosure,
   decodeDirectory,
   decodeStoredDirectory,
-  isCastoreError,
   type ListDigestsOptions,
   repairEntries,
   reportInvalidKey,
@@ -57,95 +44,14 @@ import {
   readFrames,
 } from "./closure-format.js";
 import { movedIndex, rebuiltClosure, repairedIndex } from "./s3-repair.js";
-import { BackoffRetryStrategy, type RetryOptions, resolveRetryOptions } from "./retry.js";
-import { type ConditionalWrites, type S3Location, normalizePrefix, parseS3Url } from "./s3-url.js";
+import { isNotFound, isPreconditionFailed, s3Status, sleep } from "./s3-errors.js";
+import { type S3ConnectionOptions, S3Objects, connectionOptionsFromUrl, linkedController } from "./s3-objects.js";
+import type { S3Location } from "./s3-url.js";
 
-export interface S3DirectoryServiceOptions {
-  bucket: string;
-  /** Key prefix under which the store lives ("" or e.g. "castore/"; a trailing slash is added). */
-  prefix?: string;
-  /** A ready client (not destroyed by close()); otherwise one is built from `clientConfig`. */
-  client?: S3Client;
-  /** Settings for the client this service builds (endpoint, region, credentials, forcePathStyle, …). */
-  clientConfig?: S3ClientConfig;
-  /** Most requests one upload keeps in flight. Default 32. */
-  concurrency?: number;
-  /** Retries of failed requests (for a built client) and resumptions of interrupted downloads. */
-  retry?: RetryOptions;
-  /**
-   * A connection silent this long is dropped and the request retried (a
-   * stalled download resumes where it stopped). Default 60 000 ms; 0: never.
-   */
-  socketTimeoutMs?: number;
-  /** Whether PUTs carry `If-None-Match: *`. Default "auto". */
-  conditionalWrites?: ConditionalWrites;
+export { DEFAULT_CONCURRENCY, DEFAULT_SOCKET_TIMEOUT_MS } from "./s3-objects.js";
+
+export interface S3DirectoryServiceOptions extends S3ConnectionOptions {
   sizeCheck?: SizeCheck;
-}
-
-export const DEFAULT_CONCURRENCY = 32;
-export const DEFAULT_SOCKET_TIMEOUT_MS = 60_000;
-
-/** The S3 error name or HTTP status of an SDK error. */
-function s3Status(e: unknown): { name: string; status?: number } {
-  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
-  return { name: err?.name ?? "", status: err?.$metadata?.httpStatusCode };
-}
-
-function isNotFound(e: unknown): boolean {
-  const { name, status } = s3Status(e);
-  return name === "NoSuchKey" || name === "NotFound" || (status === 404 && name !== "NoSuchBucket");
-}
-
-function isPreconditionFailed(e: unknown): boolean {
-  const { name, status } = s3Status(e);
-  return name === "PreconditionFailed" || status === 412;
-}
-
-function isSdkAbort(e: unknown): boolean {
-  return (e as { name?: string } | undefined)?.name === "AbortError";
-}
-
-const UNAVAILABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-]);
-
-function isUnavailable(e: unknown, depth = 0): boolean {
-  const err = e as { code?: string; name?: string; cause?: unknown } | undefined;
-  if (!err) return false;
-  if ((err.code && UNAVAILABLE_CODES.has(err.code)) || err.name === "TimeoutError") return true;
-  return depth < 5 && err.cause !== undefined && isUnavailable(err.cause, depth + 1);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortError("operation aborted", { cause: signal.reason }));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortError("operation aborted", { cause: signal!.reason }));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/** An AbortController that also fires when `parent` does; `dispose` unhooks it. */
-function linkedController(parent?: AbortSignal): { controller: AbortController; dispose(): void } {
-  const controller = new AbortController();
-  // One listener per request in flight: an upload keeps up to `concurrency` of them.
-  setMaxListeners(0, controller.signal);
-  if (!parent) return { controller, dispose: () => {} };
-  if (parent.aborted) controller.abort(parent.reason);
-  const onAbort = () => controller.abort(parent.reason);
-  parent.addEventListener("abort", onAbort, { once: true });
-  return { controller, dispose: () => parent.removeEventListener("abort", onAbort) };
 }
 
 /** A max-heap of hex digests by priority: the ready index objects of an upload. */
@@ -190,78 +96,31 @@ class ReadyQueue {
 }
 
 export class S3DirectoryService implements DirectoryService {
-  readonly client: S3Client;
-  readonly location: S3Location;
-  /** Names the store in errors: bucket, prefix and endpoint, never credentials. */
-  readonly backend: string;
-  private readonly ownsClient: boolean;
-  private readonly concurrency: number;
-  private readonly retry: Required<RetryOptions>;
+  /** The bucket, prefix and client (shared object operations with the blob store). */
+  readonly objects: S3Objects;
   private readonly sizeCheck: SizeCheck | undefined;
-  /** Whether PUTs send If-None-Match: * (turned off in "auto" mode when the server answers 501). */
-  private conditional: boolean;
-  private readonly conditionalMode: ConditionalWrites;
 
   constructor(opts: S3DirectoryServiceOptions) {
-    this.location = { bucket: opts.bucket, prefix: normalizePrefix(opts.prefix ?? "") };
-    this.concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
-      throw new RangeError(`concurrency must be a positive integer, got ${opts.concurrency}`);
-    }
-    this.retry = resolveRetryOptions(opts.retry);
+    this.objects = new S3Objects(opts);
     this.sizeCheck = opts.sizeCheck;
-    this.conditionalMode = opts.conditionalWrites ?? "auto";
-    this.conditional = this.conditionalMode !== false;
-    if (opts.client) {
-      this.client = opts.client;
-      this.ownsClient = false;
-    } else {
-      const maxSockets = Math.max(64, this.concurrency * 2);
-      this.client = new S3Client({
-        maxAttempts: this.retry.maxAttempts,
-        retryStrategy: new BackoffRetryStrategy(this.retry),
-        requestHandler: {
-          httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
-          httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
-          connectionTimeout: 10_000,
-          socketTimeout: opts.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT_MS,
-        },
-        ...opts.clientConfig,
-      });
-      this.ownsClient = true;
-    }
-    const endpoint = opts.clientConfig?.endpoint;
-    let shown = "";
-    if (typeof endpoint === "string") {
-      try {
-        shown = ` at ${new URL(endpoint).origin}`; // origin: no user info, path or query
-      } catch {
-        shown = " at an invalid endpoint";
-      }
-    }
-    this.backend = `s3://${this.location.bucket}/${this.location.prefix}${shown}`;
+  }
+
+  get client(): S3Client {
+    return this.objects.client;
+  }
+
+  get location(): S3Location {
+    return this.objects.location;
+  }
+
+  /** Names the store in errors: bucket, prefix and endpoint, never credentials. */
+  get backend(): string {
+    return this.objects.backend;
   }
 
   /** Opens the store an `s3:` URL names (see parseS3Url for the forms and options). */
   static fromUrl(url: URL | string, opts: { sizeCheck?: SizeCheck } = {}): S3DirectoryService {
-    const u = parseS3Url(url);
-    const region =
-      u.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (u.endpoint ? "us-east-1" : undefined);
-    return new S3DirectoryService({
-      bucket: u.bucket,
-      prefix: u.prefix,
-      clientConfig: {
-        ...(u.endpoint ? { endpoint: u.endpoint } : {}),
-        ...(region ? { region } : {}),
-        forcePathStyle: u.forcePathStyle,
-        ...(u.credentials ? { credentials: u.credentials } : {}),
-      },
-      concurrency: u.concurrency,
-      retry: u.retry,
-      socketTimeoutMs: u.socketTimeoutMs,
-      conditionalWrites: u.conditionalWrites,
-      sizeCheck: opts.sizeCheck,
-    });
+    return new S3DirectoryService({ ...connectionOptionsFromUrl(url), sizeCheck: opts.sizeCheck });
   }
 
   /** Key of the closure object of `root`. */
@@ -274,54 +133,10 @@ export class S3DirectoryService implements DirectoryService {
     return `${this.location.prefix}dirs/${digest.hex}`;
   }
 
-  /** Engine failures become BackendError naming the store; castore's own errors pass through. */
-  private wrap(error: unknown, what: string, signal?: AbortSignal): unknown {
-    if (isCastoreError(error)) return error;
-    if (isSdkAbort(error) || signal?.aborted)
-      return new AbortError(`${what}: aborted`, { cause: signal?.reason ?? error });
-    const { name, status } = s3Status(error);
-    const message = error instanceof Error && error.message ? error.message : String(error);
-    const detail = [name && name !== "Error" && !message.includes(name) ? name : "", status ? `HTTP ${status}` : ""]
-      .filter(Boolean)
-      .join(", ");
-    return new BackendError(this.backend, `${what}: ${message}${detail ? ` (${detail})` : ""}`, {
-      cause: error,
-      unavailable: isUnavailable(error),
-    });
-  }
-
   // ---- reads ----
 
-  /** A whole (small) object, or undefined when absent; an interrupted body is fetched again. */
-  private async getObjectBytes(key: string, signal?: AbortSignal): Promise<Uint8Array | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      throwIfAborted(signal);
-      let res;
-      try {
-        res = await this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), {
-          abortSignal: signal,
-        });
-      } catch (e) {
-        if (isNotFound(e)) return undefined;
-        throw this.wrap(e, `GET ${key}`, signal);
-      }
-      try {
-        return await res.Body!.transformToByteArray();
-      } catch (e) {
-        (res.Body as Readable | undefined)?.destroy?.();
-        if (signal?.aborted || attempt >= this.retry.maxAttempts)
-          throw this.wrap(e, `GET ${key} (reading the body)`, signal);
-        await sleep(this.backoff(attempt), signal);
-      }
-    }
-  }
-
-  private backoff(attempt: number): number {
-    return Math.floor(Math.random() * Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)));
-  }
-
   private async getIndex(digest: Digest, signal?: AbortSignal): Promise<IndexRecord | undefined> {
-    const data = await this.getObjectBytes(this.indexKey(digest), signal);
+    const data = await this.objects.getBytes(this.indexKey(digest), signal);
     return data === undefined ? undefined : decodeIndex(digest, data);
   }
 
@@ -365,13 +180,13 @@ export class S3DirectoryService implements DirectoryService {
           if (isNotFound(e)) throw new CorruptionError(`${what()}: closure object ${key} is missing`, { cause: e });
           const { name, status } = s3Status(e);
           if (name === "InvalidRange" || status === 416) return; // the object ends before `pos`
-          if (isPreconditionFailed(e) && etag && attempt < this.retry.maxAttempts) {
+          if (isPreconditionFailed(e) && etag && attempt < this.objects.retry.maxAttempts) {
             // Rewritten between two ranged reads (by an upload of the same closure: same bytes). Go on without the ETag.
             etag = undefined;
             attempt++;
             continue;
           }
-          throw this.wrap(e, `GET ${key} bytes ${pos}-${end - 1}`, signal);
+          throw this.objects.wrap(e, `GET ${key} bytes ${pos}-${end - 1}`, signal);
         }
         etag ??= res.ETag;
         const body = res.Body as Readable;
@@ -394,10 +209,10 @@ export class S3DirectoryService implements DirectoryService {
           }
           if (pos < end) return; // the body ended cleanly: the object is shorter than the span (the frame reader says so)
         } catch (e) {
-          if (controller.signal.aborted) throw this.wrap(e, `GET ${key}`, signal);
-          if (attempt >= this.retry.maxAttempts)
-            throw this.wrap(e, `GET ${key} (body broke off at byte ${pos})`, signal);
-          await sleep(this.backoff(attempt), controller.signal);
+          if (controller.signal.aborted) throw this.objects.wrap(e, `GET ${key}`, signal);
+          if (attempt >= this.objects.retry.maxAttempts)
+            throw this.objects.wrap(e, `GET ${key} (body broke off at byte ${pos})`, signal);
+          await sleep(this.objects.backoff(attempt), controller.signal);
           attempt++;
         } finally {
           body.destroy();
@@ -488,49 +303,6 @@ export class S3DirectoryService implements DirectoryService {
   }
 
   /**
-   * PUTs an object, with If-None-Match: * when enabled. Returns false when it
-   * was already there (412 from a server that honours the condition).
-   */
-  private async putObject(key: string, body: Uint8Array, signal?: AbortSignal): Promise<boolean> {
-    for (;;) {
-      const conditional = this.conditional;
-      try {
-        await this.client.send(
-          new PutObjectCommand({
-            Bucket: this.location.bucket,
-            Key: key,
-            Body: body,
-            ContentType: "application/octet-stream",
-            ...(conditional ? { IfNoneMatch: "*" } : {}),
-          }),
-          { abortSignal: signal },
-        );
-        return true;
-      } catch (e) {
-        if (conditional && isPreconditionFailed(e)) return false;
-        const { name, status } = s3Status(e);
-        if (conditional && this.conditionalMode === "auto" && (name === "NotImplemented" || status === 501)) {
-          this.conditional = false; // the server does not do conditional writes: plain PUTs from now on
-          continue;
-        }
-        throw this.wrap(e, `PUT ${key}`, signal);
-      }
-    }
-  }
-
-  private async exists(key: string, signal?: AbortSignal): Promise<boolean> {
-    try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }), {
-        abortSignal: signal,
-      });
-      return true;
-    } catch (e) {
-      if (isNotFound(e)) return false;
-      throw this.wrap(e, `HEAD ${key}`, signal);
-    }
-  }
-
-  /**
    * Stores a checked closure. Order is what keeps the invariant:
    * 1. the closure object (when the root has child directories), so every
    *    index object that points into it points at a complete closure;
@@ -548,9 +320,9 @@ export class S3DirectoryService implements DirectoryService {
     if (rootEntry.directory.directories.length > 0) {
       const layout = layoutClosure(entries, root);
       placements = layout.placements;
-      const created = await this.putObject(this.closureKey(root), layout.body, signal);
+      const created = await this.objects.putIfAbsent(this.closureKey(root), layout.body, signal);
       // The closure object was there already: if the root's index is too, so is everything below it.
-      if (!created && (await this.exists(this.indexKey(root), signal))) return;
+      if (!created && (await this.objects.head(this.indexKey(root), signal)) !== undefined) return;
     }
 
     const indexBody = (e: ClosureEntry): Uint8Array =>
@@ -600,11 +372,11 @@ export class S3DirectoryService implements DirectoryService {
         }
       };
       const pump = () => {
-        while (!failure && inFlight < this.concurrency && ready.size > 0) {
+        while (!failure && inFlight < this.objects.concurrency && ready.size > 0) {
           const hex = ready.pop();
           const entry = byHex.get(hex)!;
           inFlight++;
-          this.putObject(this.indexKey(entry.digest), indexBody(entry), controller.signal).then(
+          this.objects.putIfAbsent(this.indexKey(entry.digest), indexBody(entry), controller.signal).then(
             () => {
               inFlight--;
               done++;
@@ -635,29 +407,10 @@ export class S3DirectoryService implements DirectoryService {
 
   // ---- listing and lifecycle ----
 
-  /** Every key under `prefix` (one ListObjectsV2 request per 1 000). */
-  private async *listKeys(prefix: string, signal?: AbortSignal): AsyncGenerator<string, void, undefined> {
-    let token: string | undefined;
-    do {
-      throwIfAborted(signal);
-      let res;
-      try {
-        res = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, ContinuationToken: token }),
-          { abortSignal: signal },
-        );
-      } catch (e) {
-        throw this.wrap(e, `LIST ${prefix}`, signal);
-      }
-      for (const object of res.Contents ?? []) if (object.Key !== undefined) yield object.Key;
-      token = res.IsTruncated ? res.NextContinuationToken : undefined;
-    } while (token);
-  }
-
   /** Every stored directory: the keys under `dirs/` (one ListObjectsV2 request per 1 000). */
   async *listDigests(opts?: ListDigestsOptions): AsyncGenerator<Digest, void, undefined> {
     const prefix = `${this.location.prefix}dirs/`;
-    for await (const key of this.listKeys(prefix, opts?.signal)) {
+    for await (const key of this.objects.listKeys(prefix, opts?.signal)) {
       // castore names index objects by the lowercase hex digest; any other name under dirs/ is not its own.
       const hex = key.slice(prefix.length);
       if (/^[0-9a-f]{64}$/.test(hex)) yield Digest.parse(hex);
@@ -685,55 +438,38 @@ export class S3DirectoryService implements DirectoryService {
     const repairs = new Map(entries.map((e) => [e.digest.hex, e]));
     const closureLengths = new Map<string, number>();
     const closuresPrefix = `${this.location.prefix}closures/`;
-    for await (const key of this.listKeys(closuresPrefix, signal)) {
+    for await (const key of this.objects.listKeys(closuresPrefix, signal)) {
       const hex = key.slice(closuresPrefix.length);
       if (!/^[0-9a-f]{64}$/.test(hex)) continue;
-      const body = await this.getObjectBytes(key, signal);
+      const body = await this.objects.getBytes(key, signal);
       if (body === undefined) continue; // deleted meanwhile
       const root = Digest.parse(hex);
       const rebuilt = rebuiltClosure(root, body, repairs);
       closureLengths.set(hex, (rebuilt?.body ?? body).length);
       if (!rebuilt) continue;
-      await this.putObjectReplacing(key, rebuilt.body, signal);
+      await this.objects.putReplacing(key, rebuilt.body, signal);
       // Frames may have changed length: the index objects pointing into this object move with them.
       for (const [member, placement] of rebuilt.placements) {
         const digest = Digest.parse(member);
-        const stored = await this.getObjectBytes(this.indexKey(digest), signal);
+        const stored = await this.objects.getBytes(this.indexKey(digest), signal);
         const moved = stored && movedIndex(digest, stored, root, placement, repairs.get(member));
-        if (moved) await this.putObjectReplacing(this.indexKey(digest), moved, signal);
+        if (moved) await this.objects.putReplacing(this.indexKey(digest), moved, signal);
       }
     }
     const replaced: Digest[] = [];
     for (const entry of entries) {
       const key = this.indexKey(entry.digest);
-      const stored = await this.getObjectBytes(key, signal);
+      const stored = await this.objects.getBytes(key, signal);
       if (stored === undefined) continue;
       const index = repairedIndex(entry, stored, closureLengths.get(entry.digest.hex));
       if (!index) continue;
-      await this.putObjectReplacing(key, index, signal);
+      await this.objects.putReplacing(key, index, signal);
       replaced.push(entry.digest);
     }
     return replaced;
   }
 
-  /** A plain PUT, replacing what is there (repair only: uploads never overwrite). */
-  private async putObjectReplacing(key: string, body: Uint8Array, signal?: AbortSignal): Promise<void> {
-    try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.location.bucket,
-          Key: key,
-          Body: body,
-          ContentType: "application/octet-stream",
-        }),
-        { abortSignal: signal },
-      );
-    } catch (e) {
-      throw this.wrap(e, `PUT ${key}`, signal);
-    }
-  }
-
   async close(): Promise<void> {
-    if (this.ownsClient) this.client.destroy();
+    await this.objects.close();
   }
 }

@@ -18,6 +18,8 @@ import { CLOSURE_MAGIC, FRAME_PREFIX_LENGTH, INDEX_HEADER_LENGTH, decodeIndex, e
 import { afterAll, beforeAll } from "vitest";
 import { RequestCounter } from "./request-counter.js";
 import { type S3DirectoryServiceOptions, S3DirectoryService } from "./s3-service.js";
+import { S3BlobStore } from "./s3-blob-store.js";
+import type { S3ConnectionOptions } from "./s3-objects.js";
 
 /**
  * One S3 server and bucket for the calling test file: started before its
@@ -73,6 +75,26 @@ export class S3TestStores {
       clientConfig: { ...this.server.clientConfig(), ...(endpoint ? { endpoint } : {}), ...rest.clientConfig },
     });
     return { service, counter: RequestCounter.attach(service.client), prefix };
+  }
+
+  /** A blob store on a fresh prefix (or `opts.prefix`), talking to `endpoint` (default: the server itself), with a request counter. */
+  openBlobStore(opts: Partial<S3ConnectionOptions> & { endpoint?: string; listPageKeys?: number } = {}): {
+    store: S3BlobStore;
+    counter: RequestCounter;
+    prefix: string;
+  } {
+    const prefix = opts.prefix ?? `t-${randomUUID()}/`;
+    const { endpoint, listPageKeys, ...rest } = opts;
+    const store = new S3BlobStore(
+      {
+        bucket: this.bucket,
+        prefix,
+        ...rest,
+        clientConfig: { ...this.server.clientConfig(), ...(endpoint ? { endpoint } : {}), ...rest.clientConfig },
+      },
+      { listPageKeys },
+    );
+    return { store, counter: RequestCounter.attach(store.objects.client), prefix };
   }
 
   async stop(): Promise<void> {

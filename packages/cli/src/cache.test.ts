@@ -8,13 +8,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   CacheDirectoryService,
+  CachedBlobService,
+  type ChunkedBlobService,
   InvalidUrlError,
   directoryDigest,
   fixtures,
+  openBlobService,
   openDirectoryService,
 } from "@castore-ts/core";
-import { MemoryDirectoryService } from "@castore-ts/backend-memory";
-import { LmdbDirectoryService } from "@castore-ts/backend-lmdb";
+import { MemoryBlobService, MemoryDirectoryService } from "@castore-ts/backend-memory";
+import { type LmdbBlobStore, LmdbDirectoryService } from "@castore-ts/backend-lmdb";
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import "./stores.js";
 
@@ -27,6 +30,8 @@ describeDirectoryService({
   factory: async () => {
     const url = `cache://?near=${encodeURIComponent("memory://")}&far=${encodeURIComponent(`lmdb://${join(dir, `far-${n++}`)}`)}`;
     const service = (await openDirectoryService(url)) as CacheDirectoryService;
+    // The same URL's blobs: memory near, lmdb far.
+    const blobs = (await openBlobService(url)) as CachedBlobService;
     return {
       service,
       // Corrupt both tiers: a read must report it whichever tier answers.
@@ -34,10 +39,15 @@ describeDirectoryService({
         (service.near as MemoryDirectoryService).injectCorruption(digest, bytes);
         await (service.far as LmdbDirectoryService).store.directories.put(digest.bytes, bytes);
       },
+      blobs,
+      corruptChunk: async (digest, bytes) => {
+        (blobs.near as MemoryBlobService).store.corruptChunk(digest, bytes);
+        ((blobs.far as ChunkedBlobService).store as LmdbBlobStore).chunks.putSync(digest.bytes, bytes);
+      },
     };
   },
   capabilities: {
-    blobs: "blob store not wired yet (issue 17)",
+    blobCorruption: true,
     repair:
       "cache:// has no repair of its own: each tier is a store of its own URL; repair near and far with castore verify --repair",
   },

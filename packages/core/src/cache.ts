@@ -107,8 +107,8 @@ function invalidCacheUrl(text: string, why: string): InvalidUrlError {
   );
 }
 
-/** The near and far store URLs of a cache:// URL; anything else in it is an error naming it. */
-function parseCacheUrl(input: URL): { near: string; far: string } {
+/** The near and far store URLs of a cache:// URL; anything else in it is an error naming it. (Shared with cache-blobs.ts.) */
+export function parseCacheUrl(input: URL): { near: string; far: string } {
   const { url, text } = readStoreUrl(input, "cache:", invalidCacheUrl);
   const stores: { near?: string; far?: string } = {};
   for (const [name, value] of url.searchParams) {

@@ -19,6 +19,7 @@ export * from "./registry.js";
 export { parseBooleanOption, readStoreUrl } from "./store-url.js";
 export * as fixtures from "./fixtures.js";
 export * from "./cache.js";
+export * from "./cache-blobs.js";
 export * from "./blob/service.js";
 export * from "./blob/registry.js";
 export * from "./blob/chunked.js";
