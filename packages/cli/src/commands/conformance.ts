@@ -109,7 +109,8 @@ or else a regular expression matched against the titles ('^§7\\.1[0-2] ').
 runs without the large trees (about 15 s instead of a minute).
 
 Read-only runs against a production server: --read-only uploads nothing, so
-without roots only uploads.absent runs. Give --root DIGEST (repeatable) for
+without roots only uploads.absent runs (and blob.empty, where the store keeps
+blobs). Give --root DIGEST (repeatable) for
 directories the server already holds: the roots.* scenarios then read each
 root's closure and check every directory received (it hashes to a digest that
 was asked for or referred to, it is valid, it arrives root to leaves and once,
