@@ -6,14 +6,18 @@
  * the file's size). Run: pnpm bench blobs (root), or node dist/blobs.js here.
  *
  * CASTORE_BENCH_BLOB_MIB sets the blob size (default 1024), and
- * CASTORE_BENCH_BLOB_STORES the store URLs (default memory:// and an lmdb
- * store in a temporary directory).
+ * CASTORE_BENCH_BLOB_STORES the store URLs (default memory://, an lmdb
+ * store in a temporary directory, and "grpc": a gRPC server in this process
+ * over loopback, in front of memory blobs, compared with memory in process).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createDirectoryServiceServer } from "@castore-ts/backend-grpc";
 import "@castore-ts/backend-lmdb";
-import { MemoryBlobService } from "@castore-ts/backend-memory";
+import "@castore-ts/backend-postgres";
+import "@castore-ts/backend-s3";
+import { MemoryBlobService, MemoryDirectoryService } from "@castore-ts/backend-memory";
 import {
   type BlobService,
   createBlake3Hasher,
@@ -127,11 +131,44 @@ results.push({
 });
 
 const dir = mkdtempSync(join(tmpdir(), "castore-bench-blobs-"));
-const urls = (process.env.CASTORE_BENCH_BLOB_STORES ?? `memory://,lmdb://${join(dir, "lmdb")}`)
+const urls = (process.env.CASTORE_BENCH_BLOB_STORES ?? `memory://,lmdb://${join(dir, "lmdb")},grpc`)
   .split(",")
   .filter(Boolean);
 try {
+  const inProcess: Record<string, number> = {};
   for (const url of urls) {
+    if (url === "grpc") {
+      const server = createDirectoryServiceServer(new MemoryDirectoryService(), {
+        listen: { host: "127.0.0.1", port: 0 },
+        blobs: new MemoryBlobService(),
+      });
+      await server.listen();
+      const client = await openBlobService(server.url!);
+      try {
+        const { write, read } = await writeRead(client);
+        console.log(
+          `grpc (loopback → memory): write ${mib(write).toFixed(0)} MiB/s, read ${mib(read).toFixed(0)} MiB/s`,
+        );
+        for (const [what, s] of [
+          ["write", write],
+          ["read", read],
+        ] as const) {
+          const local = inProcess[what];
+          results.push({
+            name: `blobs: grpc loopback ${what} of ${SIZE_MIB} MiB vs memory in process`,
+            value: mib(s),
+            unit: "MiB/s",
+            baseline: local ?? null,
+            ratio: local ? mib(s) / local : null,
+            notes: "castore's gRPC client and server in one process, memory blobs behind the server",
+          });
+        }
+      } finally {
+        await client.close();
+        await server.close({ deadlineMs: 5_000 });
+      }
+      continue;
+    }
     const scheme = url.slice(0, url.indexOf(":"));
     if (!knownBlobSchemes().includes(scheme)) {
       console.log(`${redactUrl(url)}: no blob store registered for ${scheme}: skipped`);
@@ -141,6 +178,7 @@ try {
     try {
       const { write, read } = await writeRead(service);
       console.log(`${scheme}: write ${mib(write).toFixed(0)} MiB/s, read ${mib(read).toFixed(0)} MiB/s`);
+      if (scheme === "memory") Object.assign(inProcess, { write: mib(write), read: mib(read) });
       for (const [what, s] of [
         ["write", write],
         ["read", read],
