@@ -221,16 +221,29 @@ function countError(metrics: ServerMetrics, e: unknown): void {
   else if (!(e instanceof Error && e.name === "AbortError")) metrics.backendErrors.inc({ kind: "OTHER" });
 }
 
+/** `p`, counting its failure as a backend error. */
+async function countErrors<T>(metrics: ServerMetrics, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    countError(metrics, e);
+    throw e;
+  }
+}
+
+/** Counts one upload in flight on `gauge` now; the returned release counts it out, once however often it is called. */
+function inFlight(gauge: { inc(): void; dec(): void }): () => void {
+  gauge.inc();
+  let done = false;
+  return () => {
+    if (!done) gauge.dec();
+    done = true;
+  };
+}
+
 /** The service, counting directories in and out, backend errors and uploads in flight. */
 export function instrumentService(service: DirectoryService, metrics: ServerMetrics): DirectoryService {
-  async function counted<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p;
-    } catch (e) {
-      countError(metrics, e);
-      throw e;
-    }
-  }
+  const counted = <T>(p: Promise<T>) => countErrors(metrics, p);
   return {
     put: (directory, opts) => counted(service.put(directory, opts)),
     close: () => service.close(),
@@ -253,12 +266,7 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
     },
     putMultipleStart(opts?: CallOptions): DirectoryPutter {
       const putter = service.putMultipleStart(opts);
-      metrics.uploadsInFlight.inc();
-      let done = false;
-      const finish = () => {
-        if (!done) metrics.uploadsInFlight.dec();
-        done = true;
-      };
+      const finish = inFlight(metrics.uploadsInFlight);
       return {
         async put(directory: Directory, encoded?: Uint8Array): Promise<void> {
           await counted(putter.put(directory, encoded));
@@ -285,14 +293,7 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
 
 /** The blob service, counting backend errors and uploads in flight (bytes and messages are counted on the wire). */
 export function instrumentBlobService(blobs: BlobService, metrics: ServerMetrics): BlobService {
-  async function counted<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p;
-    } catch (e) {
-      countError(metrics, e);
-      throw e;
-    }
-  }
+  const counted = <T>(p: Promise<T>) => countErrors(metrics, p);
   async function* countedStream(bytes: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     try {
       yield* bytes;
@@ -311,12 +312,7 @@ export function instrumentBlobService(blobs: BlobService, metrics: ServerMetrics
     },
     openWriter(opts?: CallOptions): BlobWriter {
       const writer = blobs.openWriter(opts);
-      metrics.blobUploadsInFlight.inc();
-      let done = false;
-      const finish = () => {
-        if (!done) metrics.blobUploadsInFlight.dec();
-        done = true;
-      };
+      const finish = inFlight(metrics.blobUploadsInFlight);
       return {
         write: (bytes) => counted(writer.write(bytes)),
         async close() {
