@@ -1,6 +1,5 @@
 /**
- * Test fixtures: a Map-backed BlobStore for core's ChunkedBlobService, and a
- * small Map-backed BlobService (fixed-size chunks, each
+ * Test fixtures: a small Map-backed BlobService (fixed-size chunks, each
  * readable by its digest), standing in for core's ChunkedBlobService so the
  * gRPC layer is tested on its own. It verifies nothing on read, so a test
  * can make the server send corrupted bytes; it counts what its reads yield.
@@ -9,15 +8,13 @@ import {
   type BlobReadOptions,
   type BlobService,
   type BlobStat,
-  type BlobStore,
   type BlobStatOptions,
   type BlobWriter,
   type CallOptions,
   type ChunkMeta,
   Digest,
+  EMPTY_BLOB_DIGEST,
 } from "@castore-ts/core";
-
-const EMPTY_BLOB = Digest.of(new Uint8Array(0));
 
 export class MapBlobService implements BlobService {
   readonly chunks = new Map<string, Uint8Array>();
@@ -46,7 +43,7 @@ export class MapBlobService implements BlobService {
       write: async (bytes) => {
         if (state !== "open") throw new Error(`writer is ${state}`);
         if (opts.signal?.aborted) throw opts.signal.reason;
-        pieces.push(bytes.slice());
+        pieces.push(new Uint8Array(bytes)); // a copy, also of a Buffer (whose slice() is a view)
       },
       close: async () => {
         if (state !== "open") throw new Error(`writer is ${state}`);
@@ -76,7 +73,7 @@ export class MapBlobService implements BlobService {
 
   private chunkListOf(digest: Digest): ChunkMeta[] | undefined {
     // The empty blob exists in every store.
-    if (digest.equals(EMPTY_BLOB)) return [];
+    if (digest.equals(EMPTY_BLOB_DIGEST)) return [];
     const manifest = this.manifests.get(digest.hex);
     if (manifest) return manifest;
     const chunk = this.chunks.get(digest.hex);
@@ -146,44 +143,4 @@ export function testBytes(length: number, seed = 1): Uint8Array {
     out[i] = x & 0xff;
   }
   return out;
-}
-
-/**
- * A Map-backed BlobStore for core's ChunkedBlobService (the real chunking and
- * verification behind the server), with a way to damage a stored chunk.
- */
-export class MapBlobStore implements BlobStore {
-  private readonly chunks = new Map<string, Uint8Array>();
-  private readonly manifests = new Map<string, readonly ChunkMeta[]>();
-
-  async putChunk(digest: Digest, bytes: Uint8Array): Promise<void> {
-    if (!this.chunks.has(digest.hex)) this.chunks.set(digest.hex, bytes.slice());
-  }
-
-  async getChunk(digest: Digest): Promise<Uint8Array | undefined> {
-    return this.chunks.get(digest.hex)?.slice();
-  }
-
-  async chunkSize(digest: Digest): Promise<number | undefined> {
-    return this.chunks.get(digest.hex)?.length;
-  }
-
-  async putManifest(digest: Digest, chunks: readonly ChunkMeta[]): Promise<void> {
-    this.manifests.set(digest.hex, [...chunks]);
-  }
-
-  async getManifest(digest: Digest): Promise<readonly ChunkMeta[] | undefined> {
-    return this.manifests.get(digest.hex);
-  }
-
-  async has(digests: readonly Digest[]): Promise<boolean[]> {
-    return digests.map((d) => this.manifests.has(d.hex) || this.chunks.has(d.hex));
-  }
-
-  /** Replaces a stored chunk's bytes, bypassing every check. */
-  corruptChunk(digest: Digest, bytes: Uint8Array): void {
-    this.chunks.set(digest.hex, bytes.slice());
-  }
-
-  async close(): Promise<void> {}
 }

@@ -11,7 +11,7 @@ import { ChunkedBlobService } from "@castore-ts/core";
 import { GRPC_REPAIR_UNSUPPORTED, GrpcDirectoryService } from "./grpc-directory-service.js";
 import { GrpcBlobService } from "./grpc-blob-service.js";
 import { memoryService, tempSocketPath } from "./memory-store.test-helper.js";
-import { MapBlobStore } from "./blob-store.test-helper.js";
+import { MapBlobStore } from "@castore-ts/conformance/broken";
 import { createDirectoryServiceServer } from "./server.js";
 
 for (const transport of ["tcp", "unix"] as const) {

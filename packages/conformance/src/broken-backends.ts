@@ -30,6 +30,9 @@ import {
 } from "./broken-blobs.js";
 import type { ConformanceInstance, ConformanceTarget } from "./types.js";
 
+/** The correct Map-backed blob store and service the broken backends build on, for other packages' tests. */
+export { MapBlobService, MapBlobStore } from "./broken-blobs.js";
+
 export interface BrokenBackend extends ConformanceTarget {
   /** The bug, in one line. */
   bug: string;
