@@ -18,8 +18,8 @@ export class MemoryBlobStore implements BlobStore {
 
   async putChunk(digest: Digest, bytes: Uint8Array, opts: CallOptions = {}): Promise<void> {
     throwIfAborted(opts.signal);
-    // A copy: the caller may reuse its buffer.
-    if (!this.chunks.has(digest.hex)) this.chunks.set(digest.hex, new Uint8Array(bytes));
+    // Kept as given: the BlobStore contract hands the bytes over (ChunkedBlobService passes fresh copies).
+    if (!this.chunks.has(digest.hex)) this.chunks.set(digest.hex, bytes);
   }
 
   async getChunk(digest: Digest, opts: CallOptions = {}): Promise<Uint8Array | undefined> {

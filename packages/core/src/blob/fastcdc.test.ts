@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createBlake3Hasher } from "../hash.js";
@@ -71,8 +73,7 @@ describe("tables and masks are the crate's", () => {
 
   const masksOf = (o: ChunkingOptions) => {
     const p = resolveChunking(o);
-    const join = (hi: number, lo: number) => ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16);
-    return { s: join(p.maskSHi, p.maskSLo), l: join(p.maskLHi, p.maskLLo) };
+    return { s: p.maskS.toString(16), l: p.maskL.toString(16) };
   };
 
   it("test_masks: level 1 takes MASKS[bits + 1] below the average and MASKS[bits - 1] above", () => {
@@ -314,6 +315,25 @@ describe("FastCdcChunker", () => {
     expect(chunks.map((c) => c.length)).toEqual(expected);
   });
 
+  it("matches one-shot past its 4 MiB window, with pieces from 1 byte to larger than the window", () => {
+    const data = new Uint8Array(11 * 1024 * 1024);
+    let x = 0x2545f491;
+    for (let i = 0; i < data.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      data[i] = x >>> 24;
+    }
+    const expected = cutAll(data, SNIX_CHUNKING).map(([, length]) => length);
+    const sizes = [1, 5 * 1024 * 1024, 3, 524_287, 524_289, 4 * 1024 * 1024, 65_536];
+    const chunks = streamAll(data, SNIX_CHUNKING, sizes);
+    expect(chunks.map((c) => c.length)).toEqual(expected);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    // Each chunk owns exactly its bytes: a store may keep it without pinning a larger buffer.
+    expect(chunks.every((c) => c.byteOffset === 0 && c.buffer.byteLength === c.length)).toBe(true);
+    expect(new Set(chunks.map((c) => c.buffer)).size).toBe(chunks.length);
+  });
+
   it("returns copies: overwriting a pushed piece afterwards changes no chunk", () => {
     const chunker = new FastCdcChunker(opts(64, 256, 1024));
     const piece = SEKIEN.slice(0, 5000);
@@ -366,5 +386,14 @@ describe("option checks (the crate's MINIMUM/AVERAGE/MAXIMUM limits)", () => {
     expect(() => findCutPoint(data, -1, 100, SNIX_CHUNKING)).toThrow(RangeError);
     expect(() => findCutPoint(data, 50, 40, SNIX_CHUNKING)).toThrow(RangeError);
     expect(() => findCutPoint(data, 0, 101, SNIX_CHUNKING)).toThrow(RangeError);
+  });
+});
+
+describe("the scan module", () => {
+  it("fastcdc-wasm.ts is the assembly of fastcdc.wat as committed", () => {
+    const script = new URL("../../scripts/build-fastcdc-wasm.mjs", import.meta.url);
+    const run = spawnSync(process.execPath, [fileURLToPath(script), "--check"], { encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
   });
 });

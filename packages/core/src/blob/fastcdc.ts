@@ -13,20 +13,15 @@
  * table (GEAR_LS = GEAR << 1) and a left-shifted mask, so the hash it reports
  * at an even cut position is the gear hash shifted left by one.
  *
- * JavaScript has no fast 64-bit integers (BigInt allocates per operation), and
- * the masks reach bit 47, so this module splits the work instead:
- * - the scan keeps only the low 32 bits of the hash in an int32. Carries only
- *   move upwards, so those bits are exact; they decide most candidates alone,
- *   since every mask has at least 5 of its bits in the low word;
- * - when the low word passes, the full 64-bit hash is rebuilt in two 32-bit
- *   halves from the last 64 bytes (older bytes are shifted out of a 64-bit
- *   hash), and its high word checked. That costs ~64 steps once every
- *   2^(low mask bits) bytes: 1/512 to 1/1024 of the bytes at snix's sizes.
- * Checking `(hash << 1) & (mask << 1)` at even positions, as the crate does, is
- * the same test as `hash & mask` (no mask has bit 63), so the scan needs no
- * GEAR_LS; the shift is applied to the reported hash only. Measured on random
- * data this ran ~1.5x the speed of a literal two-halves port of the crate loop.
+ * The scan itself runs in WebAssembly (fastcdc.wat, assembled into
+ * fastcdc-wasm.ts), which has the 64-bit integers JavaScript lacks; JavaScript
+ * keeps the options, the tables and the streaming. Checking
+ * `(hash << 1) & (mask << 1)` at even positions, as the crate does, is the same
+ * test as `hash & mask` (no mask has bit 63), so the scan needs no GEAR_LS and
+ * steps a byte at a time; the shift is applied to the reported hash only.
  */
+
+import { FASTCDC_WASM_BASE64 } from "./fastcdc-wasm.js";
 
 /** Chunk size bounds, in bytes, and how tightly sizes cluster around `avgSize`. */
 export interface ChunkingOptions {
@@ -145,22 +140,13 @@ export const GEAR_HEX: readonly string[] = [
   "8e3e4221d3614413", "ef14d0d86bf1a22c", "e1d830d3f16c5ddb", "aabd2b2a451504e1",
 ];
 
-const GEAR_HI = new Int32Array(256);
-const GEAR_LO = new Int32Array(256);
-for (let i = 0; i < 256; i++) {
-  GEAR_HI[i] = parseInt(GEAR_HEX[i].slice(0, 8), 16) | 0;
-  GEAR_LO[i] = parseInt(GEAR_HEX[i].slice(8), 16) | 0;
-}
-
-/** Validated options with the masks split into 32-bit halves, ready for the scan. */
+/** Validated options with the masks as 64-bit integers, ready for the scan. */
 export interface CutParams {
   readonly minSize: number;
   readonly avgSize: number;
   readonly maxSize: number;
-  readonly maskSHi: number;
-  readonly maskSLo: number;
-  readonly maskLHi: number;
-  readonly maskLLo: number;
+  readonly maskS: bigint;
+  readonly maskL: bigint;
 }
 
 /** Checks `opts` against the crate's limits and picks the masks; RangeError naming the bad option. */
@@ -190,102 +176,73 @@ export function resolveChunking(opts: ChunkingOptions): CutParams {
     minSize,
     avgSize,
     maxSize,
-    maskSHi: parseInt(maskS.slice(0, 8), 16) | 0,
-    maskSLo: parseInt(maskS.slice(8), 16) | 0,
-    maskLHi: parseInt(maskL.slice(0, 8), 16) | 0,
-    maskLLo: parseInt(maskL.slice(8), 16) | 0,
+    maskS: BigInt(`0x${maskS}`),
+    maskL: BigInt(`0x${maskL}`),
   };
 }
 
-// The last result of fullHashAt, as two int32 halves (no allocation per call).
-let fullHi = 0;
-let fullLo = 0;
+/** Where the scan module keeps the bytes to cut: after the 256 × 8-byte GEAR table. */
+const WINDOW_OFFSET = 2048;
+const WASM_PAGE = 65536;
+
+/** What the scanner needs of the WebAssembly JS API (the compiler's libs here do not declare it). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+let scanModule: object | undefined;
 
 /**
- * The crate's 64-bit gear hash after byte `pos`, hashing having started (from
- * zero) at byte `start`. Only the last 64 bytes still count: each older one
- * has been shifted out of the 64 bits.
+ * One instance of the scan module (fastcdc.wat) with a memory of its own: the
+ * GEAR table and a window of `capacity` bytes that the caller fills and cuts
+ * in place. The scan runs in WebAssembly for its 64-bit integers; a JavaScript
+ * port of the loop ran at ~0.1–0.3 GB/s here, the module at several times that.
  */
-function fullHashAt(data: Uint8Array, start: number, pos: number): void {
-  let hi = 0;
-  let lo = 0;
-  for (let i = pos - 63 > start ? pos - 63 : start; i <= pos; i++) {
-    const byte = data[i];
-    hi = (hi << 1) | (lo >>> 31);
-    lo <<= 1;
-    const add = GEAR_LO[byte];
-    const sum = (lo + add) | 0;
-    // Carry out of the low word: the sign bit of the majority of (lo, add, ~sum).
-    const carry = ((lo & add) | ((lo | add) & ~sum)) >>> 31;
-    hi = (hi + GEAR_HI[byte] + carry) | 0;
-    lo = sum;
+class CutScanner {
+  /** The bytes to cut, written by the caller: a view of the module's memory (it never grows). */
+  readonly window: Uint8Array;
+  private readonly cutExport: (
+    offset: number,
+    end: number,
+    min: number,
+    avg: number,
+    max: number,
+    maskS: bigint,
+    maskL: bigint,
+  ) => number;
+  private readonly hashGlobal: { value: bigint };
+
+  constructor(readonly capacity: number) {
+    scanModule ??= new wasmApi.Module(Buffer.from(FASTCDC_WASM_BASE64, "base64"));
+    const memory = new wasmApi.Memory({ initial: Math.ceil((WINDOW_OFFSET + capacity) / WASM_PAGE) });
+    const instance = new wasmApi.Instance(scanModule, { env: { memory } });
+    const gear = new BigUint64Array(memory.buffer, 0, 256);
+    GEAR_HEX.forEach((hex, i) => (gear[i] = BigInt(`0x${hex}`)));
+    this.window = new Uint8Array(memory.buffer, WINDOW_OFFSET, capacity);
+    this.cutExport = instance.exports.cut as CutScanner["cutExport"];
+    this.hashGlobal = instance.exports.hash as { value: bigint };
   }
-  fullHi = hi;
-  fullLo = lo;
+
+  /**
+   * The crate's `cut_gear` for `window[offset, end)`, returning the chunk
+   * length only. With `end - offset >= maxSize` the answer does not depend on
+   * later bytes; with less, it is right only if no bytes follow `end`.
+   */
+  cut(offset: number, end: number, p: CutParams): number {
+    return this.cutExport(offset, end, p.minSize, p.avgSize, p.maxSize, p.maskS, p.maskL);
+  }
+
+  /** The crate's gear hash at the last cut (0 when fewer than minSize + 1 bytes were left). */
+  get lastHash(): bigint {
+    return BigInt.asUintN(64, this.hashGlobal.value);
+  }
 }
 
-/**
- * The crate's `cut_gear` for `data[offset, end)`, returning the chunk length
- * only. With `end - offset >= maxSize` the answer does not depend on later
- * bytes; with less, it is right only if no bytes follow `end`.
- */
-export function cutLength(data: Uint8Array, offset: number, end: number, p: CutParams): number {
-  let remaining = end - offset;
-  if (remaining <= p.minSize) return remaining;
-  let center = p.avgSize;
-  if (remaining > p.maxSize) remaining = p.maxSize;
-  else if (remaining < center) center = remaining;
-  // The crate hashes in pairs from byte 2*floor(min/2) up to (not including)
-  // 2*floor(center/2) with maskS, then up to 2*floor(remaining/2) with maskL.
-  const start = offset + (p.minSize & ~1);
-  let i = start;
-  let limit = offset + (center & ~1);
-  let maskHi = p.maskSHi;
-  let maskLo = p.maskSLo;
-  let lo = 0;
-  for (let phase = 0; phase < 2; phase++) {
-    while (i < limit) {
-      lo = ((lo << 1) + GEAR_LO[data[i]]) | 0;
-      if ((lo & maskLo) === 0) {
-        fullHashAt(data, start, i);
-        if ((fullHi & maskHi) === 0) return i - offset;
-      }
-      lo = ((lo << 1) + GEAR_LO[data[i + 1]]) | 0;
-      if ((lo & maskLo) === 0) {
-        fullHashAt(data, start, i + 1);
-        if ((fullHi & maskHi) === 0) return i + 1 - offset;
-      }
-      i += 2;
-    }
-    limit = offset + (remaining & ~1);
-    maskHi = p.maskLHi;
-    maskLo = p.maskLLo;
-  }
-  return remaining;
-}
-
-const TWO_64 = 1n << 64n;
-
-/** The hash the crate's `cut` reports with a chunk of `length` bytes at `offset` (cut by cutLength). */
-function reportedHash(data: Uint8Array, offset: number, end: number, length: number, p: CutParams): bigint {
-  const available = end - offset;
-  if (available <= p.minSize) return 0n;
-  const startRel = p.minSize & ~1;
-  const limit = Math.min(available, p.maxSize);
-  let lastHashed: number;
-  if (length === limit) {
-    // No cut point found: the hash stands after the last pair the loop took.
-    lastHashed = (limit & ~1) - 1;
-    if (lastHashed < startRel) return 0n;
-  } else {
-    // Cut found: the byte at `length` was hashed last (it begins the next chunk).
-    lastHashed = length;
-  }
-  fullHashAt(data, offset + startRel, offset + lastHashed);
-  const hash = (BigInt(fullHi >>> 0) << 32n) | BigInt(fullLo >>> 0);
-  // An even position was checked through GEAR_LS, in the left-shifted form.
-  return lastHashed % 2 === 0 ? (hash << 1n) % TWO_64 : hash;
-}
+/** findCutPoint's scanner, made on first use and replaced by a larger one when a call needs it. */
+let sharedScanner: CutScanner | undefined;
 
 /**
  * One cut point within `data` starting at `offset`: returns the chunk length
@@ -305,8 +262,22 @@ export function findCutPoint(
     throw new RangeError(`findCutPoint: need 0 <= offset <= end <= data.length, got ${offset}, ${end}, ${data.length}`);
   }
   const p = resolveChunking(opts);
-  const length = cutLength(data, offset, end, p);
-  return { length, hash: reportedHash(data, offset, end, length, p) };
+  // No byte past maxSize can matter: only those are copied into the scanner.
+  const length = Math.min(end - offset, p.maxSize);
+  if (!sharedScanner || sharedScanner.capacity < length) sharedScanner = new CutScanner(Math.max(length, 1 << 20));
+  sharedScanner.window.set(data.subarray(offset, offset + length));
+  return { length: sharedScanner.cut(0, length, p), hash: sharedScanner.lastHash };
+}
+
+/**
+ * A fresh, unshared array of `length` bytes that the caller overwrites at once.
+ * Skips the zero-filling of `new Uint8Array`, which cost as much as the copy
+ * that follows it: a chunk is a quarter MiB. (Buffer.allocUnsafe takes sizes
+ * this large from no pool, so the bytes are not shared.)
+ */
+function uninitializedBytes(length: number): Uint8Array {
+  const buffer = Buffer.allocUnsafeSlow(length);
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
 }
 
 /**
@@ -314,65 +285,61 @@ export function findCutPoint(
  * complete; finish() returns the rest. The boundaries are those of
  * findCutPoint over the whole stream at once, however it was split. Every
  * returned chunk is a fresh copy the caller owns: the chunker keeps no
- * reference to it, nor to any pushed piece after push() returns. Memory held
- * between calls: one buffer of maxSize bytes.
+ * reference to it, nor to any pushed piece after push() returns.
+ *
+ * Pieces are copied into the scanner's window, cut there while at least
+ * maxSize bytes are in view (a cut needs that many to be final), and what is
+ * left moved to the window's front. A window of several maxSize makes that
+ * move rare. Memory held: the window, max(4 MiB, 2 × maxSize).
  */
 export class FastCdcChunker {
   private readonly params: CutParams;
-  /** Bytes not yet cut, always fewer than maxSize between calls. */
-  private readonly pending: Uint8Array;
-  private pendingLength = 0;
+  private readonly scanner: CutScanner;
+  /** window[start, fill) holds the bytes not yet cut. */
+  private start = 0;
+  private fill = 0;
 
   constructor(opts: ChunkingOptions = SNIX_CHUNKING) {
     this.params = resolveChunking(opts);
-    this.pending = new Uint8Array(this.params.maxSize);
+    this.scanner = new CutScanner(Math.max(4 << 20, 2 * this.params.maxSize));
   }
 
   push(piece: Uint8Array): Uint8Array[] {
     const chunks: Uint8Array[] = [];
+    const { window, capacity } = this.scanner;
     const max = this.params.maxSize;
     let pos = 0;
-    // A cut needs maxSize bytes in view. While old bytes are pending, top the
-    // buffer up from the piece and cut there.
-    while (this.pendingLength > 0) {
-      const before = this.pendingLength;
-      const take = Math.min(max - before, piece.length - pos);
-      this.pending.set(piece.subarray(pos, pos + take), before);
-      this.pendingLength += take;
+    while (pos < piece.length) {
+      if (this.fill === capacity) this.compact();
+      const take = Math.min(capacity - this.fill, piece.length - pos);
+      window.set(piece.subarray(pos, pos + take), this.fill);
+      this.fill += take;
       pos += take;
-      if (this.pendingLength < max) return chunks;
-      const length = cutLength(this.pending, 0, max, this.params);
-      chunks.push(this.pending.slice(0, length));
-      if (length >= before) {
-        // Every byte left after the cut came from the piece: go on reading there.
-        pos -= max - length;
-        this.pendingLength = 0;
-      } else {
-        this.pending.copyWithin(0, length, max);
-        this.pendingLength = max - length;
-      }
+      while (this.fill - this.start >= max) chunks.push(this.cutNext());
     }
-    while (piece.length - pos >= max) {
-      const length = cutLength(piece, pos, piece.length, this.params);
-      // Uint8Array.prototype.slice: a copy even when the piece is a Buffer (whose own slice() is a view)
-      chunks.push(Uint8Array.prototype.slice.call(piece, pos, pos + length));
-      pos += length;
-    }
-    this.pending.set(piece.subarray(pos));
-    this.pendingLength = piece.length - pos;
     return chunks;
   }
 
   /** Cuts what is left as the end of the stream; the chunker is then empty and can start a new stream. */
   finish(): Uint8Array[] {
     const chunks: Uint8Array[] = [];
-    let pos = 0;
-    while (pos < this.pendingLength) {
-      const length = cutLength(this.pending, pos, this.pendingLength, this.params);
-      chunks.push(this.pending.slice(pos, pos + length));
-      pos += length;
-    }
-    this.pendingLength = 0;
+    while (this.start < this.fill) chunks.push(this.cutNext());
+    this.start = this.fill = 0;
     return chunks;
+  }
+
+  private cutNext(): Uint8Array {
+    const length = this.scanner.cut(this.start, this.fill, this.params);
+    const chunk = uninitializedBytes(length);
+    chunk.set(this.scanner.window.subarray(this.start, this.start + length));
+    this.start += length;
+    return chunk;
+  }
+
+  /** Moves the bytes not yet cut (fewer than maxSize) to the window's front. */
+  private compact(): void {
+    this.scanner.window.copyWithin(0, this.start, this.fill);
+    this.fill -= this.start;
+    this.start = 0;
   }
 }

@@ -78,9 +78,14 @@ export interface BlobService {
  * everything it reads.
  */
 export interface BlobStore {
-  /** Stores a chunk under its digest. Idempotent: storing a chunk that is present again is fine. */
+  /**
+   * Stores a chunk under its digest. Idempotent: storing a chunk that is
+   * present again is fine. `bytes` is handed over: the caller never reads or
+   * changes it afterwards (ChunkedBlobService passes each chunk as a fresh
+   * copy), so a store may keep it as it is.
+   */
   putChunk(digest: Digest, bytes: Uint8Array, opts?: CallOptions): Promise<void>;
-  /** The chunk's stored bytes, or undefined. */
+  /** The chunk's stored bytes, or undefined: the caller's to keep and change (never a view of the store's own). */
   getChunk(digest: Digest, opts?: CallOptions): Promise<Uint8Array | undefined>;
   /**
    * Makes a blob visible: records its chunk list. Called only after every
