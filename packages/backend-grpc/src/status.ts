@@ -20,6 +20,7 @@ import {
   type CastoreError,
   type CastoreErrorCode,
   ClosureError,
+  ConflictError,
   CorruptionError,
   InvalidDigest,
   isCastoreError,
@@ -62,6 +63,9 @@ export function toConnectError(error: unknown): ConnectError {
       return withCode(new ConnectError(e.message, Code.NotFound, undefined, undefined, e), e.code);
     case "ABORTED":
       return withCode(new ConnectError(e.message, Code.Canceled, undefined, undefined, e), e.code);
+    case "CONFLICT":
+      // gRPC's code for a lost read-modify-write race.
+      return withCode(new ConnectError(e.message, Code.Aborted, undefined, undefined, e), e.code);
     case "BACKEND":
       return withCode(
         new ConnectError(
@@ -104,6 +108,8 @@ export function fromConnectError(error: unknown, address: string, signal?: Abort
       return new NotFoundError(message, opts);
     case "CORRUPTION":
       return new CorruptionError(`${address}: ${message}`, opts);
+    case "CONFLICT":
+      return new ConflictError(message, opts);
     default:
       break;
   }

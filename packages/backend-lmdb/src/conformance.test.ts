@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
-import { ChunkedBlobService } from "@castore-ts/core";
-import { LmdbBlobStore, LmdbDirectoryService } from "./index.js";
+import { ChunkedBlobService, RefService } from "@castore-ts/core";
+import { LmdbBlobStore, LmdbDirectoryService, LmdbRefStore } from "./index.js";
 
 describeDirectoryService({
   name: "lmdb",
@@ -13,11 +13,13 @@ describeDirectoryService({
     const service = await LmdbDirectoryService.open(join(dir, "store"));
     const blobStore = LmdbBlobStore.open(join(dir, "store"));
     const blobs = new ChunkedBlobService(blobStore);
+    const refs = new RefService(LmdbRefStore.open(join(dir, "store")), service, blobs);
     return {
       service,
       blobs,
+      refs,
       teardown: async () => {
-        await Promise.all([service.close(), blobs.close()]);
+        await Promise.all([service.close(), blobs.close(), refs.close()]);
         rmSync(dir, { recursive: true, force: true });
       },
       // Bad bytes written straight through lmdb, replacing what is stored.

@@ -4,17 +4,25 @@
  * module registers the `lmdb:` URL scheme with core's openDirectoryService
  * and openBlobService.
  */
-import { ChunkedBlobService, registerBlobServiceScheme, registerDirectoryServiceScheme } from "@castore-ts/core";
+import {
+  ChunkedBlobService,
+  registerBlobServiceScheme,
+  registerDirectoryServiceScheme,
+  registerRefStoreScheme,
+} from "@castore-ts/core";
 import { LmdbBlobStore } from "./lmdb-blob-store.js";
+import { LmdbRefStore } from "./lmdb-ref-store.js";
 import { LmdbDirectoryService } from "./lmdb-service.js";
 import { LMDB_URL_EXAMPLE } from "./lmdb-url.js";
 
 export { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "./lmdb-service.js";
 export { LmdbDirectoryStore, DIRECTORIES_DB } from "./lmdb-store.js";
 export { LmdbBlobStore, BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB } from "./lmdb-blob-store.js";
+export { LmdbRefStore, REFS_DB } from "./lmdb-ref-store.js";
 export { parseLmdbUrl, LMDB_URL_EXAMPLE, type LmdbStoreOptions, type LmdbUrl } from "./lmdb-url.js";
 
 registerDirectoryServiceScheme("lmdb", LMDB_URL_EXAMPLE, (url, opts) =>
   LmdbDirectoryService.openUrl(url, { sizeCheck: opts.sizeCheck }),
 );
 registerBlobServiceScheme("lmdb", (url) => new ChunkedBlobService(LmdbBlobStore.openUrl(url)));
+registerRefStoreScheme("lmdb", (url) => LmdbRefStore.openUrl(url));

@@ -13,9 +13,10 @@ import type { LmdbStoreOptions } from "./lmdb-url.js";
 
 /**
  * Named databases an environment may hold: "directories", "blob-chunks",
- * "blob-manifests", and one spare.
+ * "blob-manifests", "refs", and spares (LMDB's maxdbs is a limit of the open
+ * environment, not stored in the file: raising it needs no migration).
  */
-const MAX_DBS = 4;
+const MAX_DBS = 8;
 
 /**
  * LMDB's meta page starts with a page header (24 bytes in the LMDB 1.x that

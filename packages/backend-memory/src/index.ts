@@ -5,7 +5,9 @@
 import {
   InvalidUrlError,
   readStoreUrl,
+  MapRefStore,
   registerBlobServiceScheme,
+  registerRefStoreScheme,
   registerDirectoryServiceScheme,
 } from "@castore-ts/core";
 import { MemoryBlobService } from "./memory-blobs.js";
@@ -27,6 +29,11 @@ function checkMemoryUrl(input: URL): void {
 registerDirectoryServiceScheme("memory", "memory://", (url, opts) => {
   checkMemoryUrl(url);
   return new MemoryDirectoryService({ sizeCheck: opts.sizeCheck });
+});
+
+registerRefStoreScheme("memory", (url) => {
+  checkMemoryUrl(url);
+  return new MapRefStore();
 });
 
 registerBlobServiceScheme("memory", (url) => {

@@ -1,7 +1,7 @@
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { taggedDirectory } from "@castore-ts/conformance";
 import { gcFunction } from "@castore-ts/conformance/internal";
-import { InvalidUrlError, fixtures, openDirectoryService } from "@castore-ts/core";
+import { InvalidUrlError, MapRefStore, RefService, fixtures, openDirectoryService } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import { MemoryBlobService, MemoryDirectoryService } from "./index.js";
 
@@ -17,6 +17,7 @@ describeDirectoryService({
       corrupt: async (digest, bytes) => service.injectCorruption(digest, bytes),
       blobs,
       corruptChunk: async (digest, bytes) => blobs.store.corruptChunk(digest, bytes),
+      refs: new RefService(new MapRefStore(), service, blobs),
     };
   },
   capabilities: { corruption: true },

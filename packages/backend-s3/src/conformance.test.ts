@@ -24,6 +24,7 @@ describeDirectoryService({
     corruption: true,
     getNonRoot: true,
     blobCorruption: true,
+    refs: "refs are not stored in S3 yet (issue 20: ref objects with conditional writes)",
     largeBlobs: true, // 1 GiB: about 4 100 chunk objects, 3 minutes on s3rver on the shared 2-core test machine
     breadthFirst:
       "getRecursive yields the closure object's frame order, root to leaves but depth first (README: Object layout)",

@@ -17,6 +17,8 @@ import {
   decodeDirectory,
   encodeDirectory,
   makeDirectory,
+  MapRefStore,
+  RefService,
   throwIfAborted,
   validateDirectory,
 } from "@castore-ts/core";
@@ -116,6 +118,8 @@ function instance(
     corrupt: async (digest, bytes) => service.store.corrupt(digest, bytes),
     blobs,
     corruptChunk: async (digest, bytes) => blobs.store.corruptChunk(digest, bytes),
+    // Correct refs over the (possibly broken) layers: a broken layer shows through them too.
+    refs: new RefService(new MapRefStore(), service, blobs),
   };
 }
 

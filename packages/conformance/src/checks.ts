@@ -7,6 +7,7 @@ import {
   AbortError,
   BackendError,
   ClosureError,
+  ConflictError,
   CorruptionError,
   Digest,
   type Directory,
@@ -22,13 +23,14 @@ import {
 import type { ScenarioContext } from "./types.js";
 
 /** The error classes scenarios expect, by their stable `code`. */
-export type ExpectedCode = "VALIDATION" | "CLOSURE" | "CORRUPTION" | "ABORTED";
+export type ExpectedCode = "VALIDATION" | "CLOSURE" | "CORRUPTION" | "ABORTED" | "CONFLICT";
 
 const CLASSES: Record<ExpectedCode, { name: string; cls: abstract new (...args: never[]) => Error }> = {
   VALIDATION: { name: "ValidationError", cls: ValidationError },
   CLOSURE: { name: "ClosureError", cls: ClosureError },
   CORRUPTION: { name: "CorruptionError", cls: CorruptionError },
   ABORTED: { name: "AbortError", cls: AbortError },
+  CONFLICT: { name: "ConflictError", cls: ConflictError },
 };
 
 export function describeError(e: unknown): string {

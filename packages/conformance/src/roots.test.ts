@@ -45,6 +45,7 @@ function holding(tree: Directory[], readCheck: SizeCheck = "snix-compat"): Confo
       write: "read-only test target",
       isolated: "one store for all scenarios",
       blobs: "directories only",
+      refs: "directories only",
     },
     roots: [directoryDigest(tree[tree.length - 1])],
   };

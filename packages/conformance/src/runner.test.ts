@@ -1,4 +1,4 @@
-import { BackendError, type DirectoryService, ValidationError } from "@castore-ts/core";
+import { BackendError, type DirectoryService, MapRefStore, RefService, ValidationError } from "@castore-ts/core";
 import { LARGE_BLOBS_ELSEWHERE, MapBlobService } from "./broken-blobs.js";
 import { describe, expect, it, vi } from "vitest";
 import { MyDirectoryService } from "./readme-example/my-backend.js";
@@ -14,6 +14,7 @@ const correct = (): ConformanceTarget => ({
       corrupt: async (digest, bytes) => service.corrupt(digest, bytes),
       blobs,
       corruptChunk: async (digest, bytes) => blobs.store.corruptChunk(digest, bytes),
+      refs: new RefService(new MapRefStore(), service, blobs),
     };
   },
   capabilities: { largeBlobs: LARGE_BLOBS_ELSEWHERE },
@@ -126,6 +127,7 @@ describe("runConformance", () => {
       capabilities: {
         corruption: "not wired",
         blobs: "this target stores directories only",
+        refs: "this target stores directories only",
         ...(typedErrors ? { typedErrors } : {}),
       },
     });
@@ -175,6 +177,7 @@ describe("runConformance", () => {
 
   it("runs on a shared store that declares isolated, noting absence checks and skipping corruption", async () => {
     const shared = new MyDirectoryService();
+    const sharedRefs = new RefService(new MapRefStore(), shared, undefined);
     const report = await runConformance(
       {
         name: "shared",
@@ -182,6 +185,8 @@ describe("runConformance", () => {
           service: shared,
           teardown: async () => {},
           corrupt: async (d, b) => shared.corrupt(d, b),
+          // Refs on the shared store too: the refs.* scenarios use names no other run used.
+          refs: sharedRefs,
         }),
         capabilities: {
           isolated: "one running server for every scenario",

@@ -2,7 +2,7 @@
  * What a backend hands the suite (a target: a factory and its declared
  * capabilities) and what the suite hands back (a report).
  */
-import type { BlobService, Digest, DirectoryService, SizeCheck } from "@castore-ts/core";
+import type { BlobService, Digest, DirectoryService, RefService, SizeCheck } from "@castore-ts/core";
 
 export interface ConformanceTarget {
   /** The backend's name, shown in every message. */
@@ -53,6 +53,8 @@ export interface ConformanceInstance {
    * blob.corruption scenario). Needed unless `capabilities.blobCorruption` says why not.
    */
   corruptChunk?(digest: Digest, bytes: Uint8Array): Promise<void>;
+  /** The same store's refs (spec §9), over `service` and `blobs`: needed unless `capabilities.refs` says why there are none. */
+  refs?: RefService;
 }
 
 /**
@@ -112,6 +114,8 @@ export interface Capabilities {
   largeBlobs?: true | string;
   /** A stored chunk can be damaged through `instance.corruptChunk` (blob.corruption). */
   blobCorruption?: true | string;
+  /** The target stores refs: `instance.refs` is set (the refs.* scenarios, spec §9). */
+  refs?: true | string;
 }
 
 export type CapabilityName = keyof Capabilities;

@@ -4,7 +4,15 @@
  * across package copies where `instanceof` would fail.
  */
 export type CastoreErrorCode =
-  "VALIDATION" | "CLOSURE" | "CORRUPTION" | "NOT_FOUND" | "INVALID_DIGEST" | "INVALID_URL" | "BACKEND" | "ABORTED";
+  | "VALIDATION"
+  | "CLOSURE"
+  | "CORRUPTION"
+  | "NOT_FOUND"
+  | "INVALID_DIGEST"
+  | "INVALID_URL"
+  | "BACKEND"
+  | "ABORTED"
+  | "CONFLICT";
 
 export abstract class CastoreError extends Error {
   abstract readonly code: CastoreErrorCode;
@@ -49,6 +57,14 @@ export class AbortError extends CastoreError {
   readonly code = "ABORTED" as const;
 }
 
+/**
+ * A compare-and-swap lost: a ref did not hold the value the caller expected
+ * (spec §9). Says what it held instead, so the caller can decide again.
+ */
+export class ConflictError extends CastoreError {
+  readonly code = "CONFLICT" as const;
+}
+
 /** The storage engine failed. Says which backend; carries the engine's error as `cause`. */
 export class BackendError extends CastoreError {
   readonly code = "BACKEND" as const;
@@ -73,6 +89,7 @@ const CASTORE_ERROR_CODES: ReadonlySet<string> = new Set<CastoreErrorCode>([
   "INVALID_URL",
   "BACKEND",
   "ABORTED",
+  "CONFLICT",
 ]);
 
 /**

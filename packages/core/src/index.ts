@@ -24,3 +24,7 @@ export * from "./blob/service.js";
 export * from "./blob/registry.js";
 export * from "./blob/chunked.js";
 export { type ChunkingOptions, SNIX_CHUNKING, findCutPoint, FastCdcChunker } from "./blob/fastcdc.js";
+export * from "./refs/name.js";
+export * from "./refs/service.js";
+export * from "./refs/registry.js";
+export { MapRefStore, refHolds, compareNames as compareRefNames } from "./refs/memory-ref-store.js";

@@ -5,7 +5,11 @@ const report = await runConformance(
   {
     name: "my-backend",
     factory: async () => ({ service: new MyDirectoryService() }),
-    capabilities: { corruption: "this example wires no corrupt() hook", blobs: "the example stores directories only" },
+    capabilities: {
+      corruption: "this example wires no corrupt() hook",
+      blobs: "the example stores directories only",
+      refs: "nor refs",
+    },
   },
   { filter: /^§7\.[1-9] /, onResult: (r) => console.log(r.status, r.id, r.title, r.message ?? "") },
 );

@@ -7,5 +7,9 @@ describeDirectoryService({
     const service = new MyDirectoryService();
     return { service, corrupt: async (digest, bytes) => service.corrupt(digest, bytes) };
   },
-  capabilities: { repair: "the example store implements no repair()", blobs: "the example stores directories only" },
+  capabilities: {
+    repair: "the example store implements no repair()",
+    blobs: "the example stores directories only",
+    refs: "nor refs",
+  },
 });

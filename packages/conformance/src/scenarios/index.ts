@@ -10,6 +10,7 @@ import { corruptionScenarios } from "./corruption.js";
 import { isolationScenarios } from "./isolation.js";
 import { nameScenarios } from "./names.js";
 import { orderScenarios } from "./order.js";
+import { refScenarios } from "./refs.js";
 import { repairScenarios } from "./repair.js";
 import { rootScenarios } from "./roots.js";
 import { scaleScenarios } from "./scale.js";
@@ -36,6 +37,7 @@ export const scenarios: Scenario[] = [
   ...isolationScenarios,
   ...orderScenarios,
   ...blobScenarios,
+  ...refScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 /**
