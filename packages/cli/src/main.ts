@@ -11,6 +11,7 @@ import { exportCommand } from "./commands/export.js";
 import { getCommand } from "./commands/get.js";
 import { importCommand } from "./commands/import.js";
 import { lsCommand } from "./commands/ls.js";
+import { refCommand } from "./commands/ref.js";
 import { serveCommand } from "./commands/serve.js";
 import { verifyCommand } from "./commands/verify.js";
 import { DEFAULT_STORE } from "./stores.js";
@@ -40,6 +41,7 @@ export function createProgram(): Command {
     exportCommand(),
     conformanceCommand(),
     verifyCommand(),
+    refCommand(),
   ]) {
     program.addCommand(cmd);
   }

@@ -7,7 +7,7 @@
 import type { BlobService } from "../blob/service.js";
 import { directoryDigest } from "../canonical.js";
 import { Digest } from "../digest.js";
-import { ClosureError, ConflictError, throwIfAborted } from "../errors.js";
+import { ClosureError, ConflictError, throwIfAborted, ValidationError } from "../errors.js";
 import type { CallOptions, DirectoryService } from "../service.js";
 import { checkRefName } from "./name.js";
 
@@ -142,6 +142,8 @@ export class RefService {
   }
 
   private async swap(name: string, digest: Digest | null, opts: SetRefOptions) {
+    if (opts.expect !== undefined && opts.expect !== null && !(opts.expect instanceof Digest))
+      throw new ValidationError(`expect must be a Digest, null or undefined, got ${typeof opts.expect}`);
     const result = await this.store.compareAndSetRef(name, digest, opts.expect, opts);
     if (!result.swapped) {
       const held = result.current ? `holds ${result.current.hex}` : "does not exist";
