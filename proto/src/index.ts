@@ -32,3 +32,4 @@ export {
   ServerReflectionRequestSchema as ServerReflectionV1alphaRequestSchema,
   ServerReflectionResponseSchema as ServerReflectionV1alphaResponseSchema,
 } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
+export * from "./gen/castore/refs/v1/refs_pb.js";

@@ -3,9 +3,11 @@
  * (and BlobService), and DirectoryService and BlobService clients for remote
  * castore, tvix and snix servers (tvix.castore.v1 / snix.castore.v1).
  * Importing this module registers the grpc+http, grpc+https and grpc+unix
- * store URL schemes, for directories and for blobs.
+ * store URL schemes, for directories, blobs and refs (castore's refs
+ * extension service, castore.refs.v1).
  */
-import { registerBlobServiceScheme, registerDirectoryServiceScheme } from "@castore-ts/core";
+import { registerBlobServiceScheme, registerDirectoryServiceScheme, registerRefStoreScheme } from "@castore-ts/core";
+import { GrpcRefStore } from "./grpc-ref-store.js";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { GrpcBlobService } from "./grpc-blob-service.js";
 
@@ -16,6 +18,8 @@ export {
   type GrpcDirectoryServiceOptions,
 } from "./grpc-directory-service.js";
 export { GrpcBlobService, GrpcBlobWriter, type GrpcBlobServiceOptions } from "./grpc-blob-service.js";
+export { GrpcRefStore } from "./grpc-ref-store.js";
+export { REF_SERVICE } from "./ref-service-handler.js";
 export { MAX_SENT_BLOB_CHUNK_BYTES } from "./blob-service-handler.js";
 export {
   createDirectoryServiceServer,
@@ -62,3 +66,6 @@ registerDirectoryServiceScheme("grpc+unix", "grpc+unix:///path/to/socket", (url,
 registerBlobServiceScheme("grpc+http", (url) => GrpcBlobService.fromUrl(url));
 registerBlobServiceScheme("grpc+https", (url) => GrpcBlobService.fromUrl(url));
 registerBlobServiceScheme("grpc+unix", (url) => GrpcBlobService.fromUrl(url));
+registerRefStoreScheme("grpc+http", (url) => GrpcRefStore.fromUrl(url));
+registerRefStoreScheme("grpc+https", (url) => GrpcRefStore.fromUrl(url));
+registerRefStoreScheme("grpc+unix", (url) => GrpcRefStore.fromUrl(url));

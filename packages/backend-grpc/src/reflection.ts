@@ -9,6 +9,7 @@ import { Code, type ConnectRouter } from "@connectrpc/connect";
 import { create, createRegistry, type DescFile, type DescMessage, type Registry, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
+  file_castore_refs_v1_refs,
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
@@ -45,6 +46,7 @@ function fileRegistry(): FileRegistry {
     file_snix_castore_v1_rpc_directory,
     file_tvix_castore_v1_rpc_blobstore,
     file_snix_castore_v1_rpc_blobstore,
+    file_castore_refs_v1_refs,
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,

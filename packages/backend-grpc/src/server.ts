@@ -10,7 +10,8 @@ import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { BlobService, DirectoryService } from "@castore-ts/core";
+import type { BlobService, DirectoryService, RefService } from "@castore-ts/core";
+import { REF_SERVICE, refRoutes } from "./ref-service-handler.js";
 import {
   directoryRoutes,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -51,6 +52,12 @@ export interface DirectoryServiceServerOptions {
    * Put. Without, BlobService calls answer UNIMPLEMENTED.
    */
   blobs?: BlobService;
+  /**
+   * Refs to serve as castore.refs.v1.RefService (castore's extension: Get,
+   * Set, Delete, List), over the same store as `service` and `blobs`.
+   * Without, its calls answer UNIMPLEMENTED.
+   */
+  refs?: RefService;
   /** PEM certificate and key: serve gRPC over TLS (ALPN h2) instead of h2c. */
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   /** Largest single message accepted (default 4 MiB, the usual gRPC limit); larger is RESOURCE_EXHAUSTED. */
@@ -189,6 +196,7 @@ export function createDirectoryServiceServer(
     const served = metrics ? instrumentBlobService(blobs, metrics) : blobs;
     for (const [path, route] of blobRoutes(served, { serviceNames, logger, metrics })) routes.set(path, route);
   }
+  if (options.refs) for (const [path, route] of refRoutes(options.refs)) routes.set(path, route);
   const handler = createCallHandler(routes, directoryOptions);
   // grpc.health.v1.Health (unauthenticated: probes send no credentials, and it tells only a status).
   const healthShutdown = new AbortController();
@@ -207,6 +215,7 @@ export function createDirectoryServiceServer(
         services: [
           ...serviceNames.map((n) => `${n}.castore.v1.DirectoryService`),
           ...(blobs ? serviceNames.map((n) => `${n}.castore.v1.BlobService`) : []),
+          ...(options.refs ? [REF_SERVICE] : []),
           "grpc.health.v1.Health",
           ...REFLECTION_SERVICE_NAMES,
         ],
@@ -443,7 +452,8 @@ export function createDirectoryServiceServer(
           for (const session of sessions) session.destroy();
           await closed;
         }
-        if (options.closeBackend ?? true) await Promise.all([service.close(), blobs?.close()]);
+        if (options.closeBackend ?? true)
+          await Promise.all([service.close(), blobs?.close(), options.refs?.store.close()]);
         logger.info({}, "castore gRPC server closed");
       })();
       return closing;

@@ -10,7 +10,10 @@ import "@castore-ts/backend-s3";
 import {
   type BlobService,
   knownBlobSchemes,
+  knownRefSchemes,
   openBlobService,
+  openRefStore,
+  type RefStore,
   openDirectoryService,
   parseStoreUrl,
   type DirectoryService,
@@ -27,4 +30,10 @@ export function openStore(url: string, opts: { sizeCheck?: SizeCheck } = {}): Pr
 export async function openBlobsIfAny(url: string): Promise<BlobService | undefined> {
   const scheme = parseStoreUrl(url).protocol.slice(0, -1).toLowerCase();
   return knownBlobSchemes().includes(scheme) ? openBlobService(url) : undefined;
+}
+
+/** The store's ref store, or undefined when its scheme keeps no refs (yet). */
+export async function openRefStoreIfAny(url: string): Promise<RefStore | undefined> {
+  const scheme = parseStoreUrl(url).protocol.slice(0, -1).toLowerCase();
+  return knownRefSchemes().includes(scheme) ? openRefStore(url) : undefined;
 }

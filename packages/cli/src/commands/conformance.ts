@@ -8,8 +8,8 @@ import {
   type ScenarioResult,
 } from "@castore-ts/conformance";
 import { grpcCodeOf, transportFailureOf } from "@castore-ts/backend-grpc";
-import { type BlobService, Digest, redactUrl } from "@castore-ts/core";
-import { openBlobsIfAny, openStore } from "../stores.js";
+import { type BlobService, Digest, RefService, type RefStore, redactUrl } from "@castore-ts/core";
+import { openBlobsIfAny, openRefStoreIfAny, openStore } from "../stores.js";
 import { jsonReport, junitXml } from "../conformance/report-formats.js";
 import { probeTypedErrors } from "../conformance/typed-errors-probe.js";
 import { SIZE_CHECK_HELP, parseDigest, parseSizeCheck } from "./options.js";
@@ -86,6 +86,24 @@ async function decideBlobs(url: string): Promise<true | string> {
   }
 }
 
+/** Whether the refs.* scenarios can run: the scheme keeps refs and (a server) answers castore.refs.v1 calls. */
+async function decideRefs(url: string): Promise<true | string> {
+  let refs: RefStore | undefined;
+  try {
+    refs = await openRefStoreIfAny(url);
+    if (!refs) return "the URL's scheme stores no refs";
+    await refs.getRef(`conformance/probe-${randomBytes(6).toString("hex")}`);
+    return true;
+  } catch (e) {
+    const cause = (e as { cause?: unknown }).cause;
+    if (grpcCodeOf(cause ?? e) === GRPC_UNIMPLEMENTED)
+      return "the server offers no refs service (castore.refs.v1: UNIMPLEMENTED; tvix and snix have none)";
+    return true;
+  } finally {
+    await refs?.close();
+  }
+}
+
 const HELP = `
 Typed-error detection: before the scenarios, one deliberately invalid upload
 (directory B without its child A) probes the server. When its rejection carries
@@ -99,7 +117,9 @@ never a rejection: the scenario fails, saying the server went away.
 
 Blobs: the blob.* scenarios run when the URL's scheme stores blobs and the
 server answers BlobService calls (probed with one Stat; UNIMPLEMENTED skips
-them, saying so). blob.large (1 GiB) runs only with --large-blobs.
+them, saying so). blob.large (1 GiB) runs only with --large-blobs. The refs.*
+scenarios run likewise when the server answers castore's refs extension
+service (castore.refs.v1); tvix and snix servers have none.
 
 Scenario ids: every line shows the scenario's stable id, e.g.
   FAIL      3 ms  [closure.dangling-child] §7.4 upload [B] → …
@@ -172,6 +192,7 @@ export function conformanceCommand(): Command {
     .action(async (url: string, opts) => {
       const typedErrors = await decideTypedErrors(url, opts);
       const blobs = await decideBlobs(url);
+      const refsCapability = await decideRefs(url);
       const report: ConformanceReport = await runConformance(
         {
           name: redactUrl(url),
@@ -180,11 +201,14 @@ export function conformanceCommand(): Command {
             // sizes themselves (a legacy one is a note in roots.closure).
             const service = await openStore(url, { sizeCheck: opts.sizeCheck ?? "snix-compat" });
             const blobService = blobs === true ? await openBlobsIfAny(url) : undefined;
+            const refStore = refsCapability === true ? await openRefStoreIfAny(url) : undefined;
+            const refs = refStore ? new RefService(refStore, service, blobService) : undefined;
             return {
               service,
               blobs: blobService,
+              refs,
               teardown: async () => {
-                await Promise.all([service.close(), blobService?.close()]);
+                await Promise.all([service.close(), blobService?.close(), refs?.close()]);
               },
             };
           },
@@ -196,7 +220,7 @@ export function conformanceCommand(): Command {
             blobCorruption: "a store opened by URL offers no way to inject corrupt bytes",
             isolated: "every scenario opens the same URL, so they share one store",
             blobs,
-            refs: "refs are not served over gRPC yet (issue 20: castore.refs.v1)",
+            refs: refsCapability,
             largeBlobs: opts.largeBlobs ? true : "a 1 GiB blob only with --large-blobs",
             breadthFirst: "a server may yield any root-to-leaves order (spec §3.2: castore over S3, tvix, snix)",
             typedErrors,

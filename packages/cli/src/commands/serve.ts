@@ -9,12 +9,12 @@ import {
   type ListenTarget,
   parseAuthTokens,
 } from "@castore-ts/backend-grpc";
-import { redactUrl } from "@castore-ts/core";
+import { RefService, redactUrl } from "@castore-ts/core";
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type LogLevel } from "../logger.js";
-import { DEFAULT_STORE, openBlobsIfAny, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobsIfAny, openRefStoreIfAny, openStore } from "../stores.js";
 import { SIZE_CHECK_HELP, nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
 
 /** Bearer tokens from a token file; errors name the file, never its content. */
@@ -166,9 +166,13 @@ export function serveCommand(): Command {
       const service = await openStore(opts.store, { sizeCheck: opts.sizeCheck });
       // The same store's blobs, when its backend stores blobs; else BlobService calls answer UNIMPLEMENTED.
       const blobs = await openBlobsIfAny(opts.store);
+      // Its refs too (castore.refs.v1, castore's extension service), checked against this same store.
+      const refStore = await openRefStoreIfAny(opts.store);
+      const refs = refStore ? new RefService(refStore, service, blobs) : undefined;
       const server = createDirectoryServiceServer(service, {
         listen,
         blobs,
+        refs,
         tls: opts.tlsCert ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
         maxMessageBytes: opts.maxMessageBytes,
         maxDirectoriesPerUpload: opts.maxUploadDirectories,
@@ -215,6 +219,7 @@ export function serveCommand(): Command {
           store: redactUrl(opts.store),
           sizeCheck: opts.sizeCheck,
           blobs: blobs ? "served" : "not served: this store's scheme keeps no blobs",
+          refs: refs ? "served" : "not served: this store's scheme keeps no refs",
           maxMessageBytes: opts.maxMessageBytes,
           maxUploadDirectories: opts.maxUploadDirectories,
           maxUploadBytes: opts.maxUploadBytes,

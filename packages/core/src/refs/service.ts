@@ -26,6 +26,11 @@ export interface RefListOptions extends CallOptions {
 
 /** What a backend implements to store refs. Names come checked; digests are not looked at. */
 export interface RefStore {
+  /**
+   * The store checks the closure of what it is set to itself (a gRPC client:
+   * the server does), so RefService does not read the tree again.
+   */
+  readonly checksClosure?: boolean;
   getRef(name: string, opts?: CallOptions): Promise<Digest | undefined>;
   /**
    * One atomic step: when the ref holds `expect` (see RefExpectation), it is
@@ -38,7 +43,7 @@ export interface RefStore {
     digest: Digest | null,
     expect: RefExpectation,
     opts?: CallOptions,
-  ): Promise<{ swapped: boolean; current: Digest | undefined }>;
+  ): Promise<SwapResult>;
   /** Every ref (or those under `opts.prefix`), in ascending order of name. */
   listRefs(opts?: RefListOptions): AsyncIterable<Ref>;
   close(): Promise<void>;
@@ -120,16 +125,29 @@ export class RefService {
    * (ConflictError naming what it holds otherwise).
    */
   async set(name: string, digest: Digest, opts: SetRefOptions = {}): Promise<void> {
+    conflictUnlessSwapped(name, opts.expect, await this.trySet(name, digest, opts));
+  }
+
+  /** set(), but a lost compare-and-swap is an answer: what the ref held, and whether it changed. */
+  async trySet(name: string, digest: Digest, opts: SetRefOptions = {}): Promise<SwapResult> {
     checkRefName(name);
-    await checkClosureStored(this.directories, this.blobs, digest, opts);
-    await this.swap(name, digest, opts);
+    checkExpectation(opts.expect);
+    if (!this.store.checksClosure) await checkClosureStored(this.directories, this.blobs, digest, opts);
+    return this.store.compareAndSetRef(name, digest, opts.expect, opts);
   }
 
   /** Removes `name`; false when there was none (and no `expect` was given). */
   async delete(name: string, opts: SetRefOptions = {}): Promise<boolean> {
+    const result = await this.tryDelete(name, opts);
+    conflictUnlessSwapped(name, opts.expect, result);
+    return result.current !== undefined;
+  }
+
+  /** delete(), but a lost compare-and-swap is an answer, as for trySet. */
+  async tryDelete(name: string, opts: SetRefOptions = {}): Promise<SwapResult> {
     checkRefName(name);
-    const { current } = await this.swap(name, null, opts);
-    return current !== undefined;
+    checkExpectation(opts.expect);
+    return this.store.compareAndSetRef(name, null, opts.expect, opts);
   }
 
   list(opts?: RefListOptions): AsyncIterable<Ref> {
@@ -140,16 +158,22 @@ export class RefService {
     if (!this.options.closeAll) return this.store.close();
     await Promise.all([this.store.close(), this.directories.close(), this.blobs?.close()]);
   }
+}
 
-  private async swap(name: string, digest: Digest | null, opts: SetRefOptions) {
-    if (opts.expect !== undefined && opts.expect !== null && !(opts.expect instanceof Digest))
-      throw new ValidationError(`expect must be a Digest, null or undefined, got ${typeof opts.expect}`);
-    const result = await this.store.compareAndSetRef(name, digest, opts.expect, opts);
-    if (!result.swapped) {
-      const held = result.current ? `holds ${result.current.hex}` : "does not exist";
-      const wanted = opts.expect ? `hold ${opts.expect.hex}` : "not exist";
-      throw new ConflictError(`ref ${name} ${held}; the change expected it to ${wanted}`);
-    }
-    return result;
-  }
+/** What a compare-and-set did: whether it changed the ref, and what the ref held before. */
+export interface SwapResult {
+  swapped: boolean;
+  current: Digest | undefined;
+}
+
+function checkExpectation(expect: unknown): void {
+  if (expect !== undefined && expect !== null && !(expect instanceof Digest))
+    throw new ValidationError(`expect must be a Digest, null or undefined, got ${typeof expect}`);
+}
+
+function conflictUnlessSwapped(name: string, expect: Digest | null | undefined, result: SwapResult): void {
+  if (result.swapped) return;
+  const held = result.current ? `holds ${result.current.hex}` : "does not exist";
+  const wanted = expect ? `hold ${expect.hex}` : "not exist";
+  throw new ConflictError(`ref ${name} ${held}; the change expected it to ${wanted}`);
 }
