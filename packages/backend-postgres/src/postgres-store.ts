@@ -36,13 +36,23 @@ import {
   type ClosureSink,
 } from "@castore-ts/core";
 import pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
+import { from as copyFrom, to as copyTo } from "pg-copy-streams";
+import { ClosureRowParser, closureCopyStatement, packRowBytes, type ClosureRow } from "./postgres-closure-read.js";
 import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";
-import { ident, migrations, SCHEMA_VERSION, schemaTables, type SchemaTables } from "./postgres-schema.js";
+import {
+  EDGES_TABLE_VERSION,
+  ident,
+  migrations,
+  SCHEMA_VERSION,
+  schemaTables,
+  type SchemaTables,
+} from "./postgres-schema.js";
+import { fillEdges } from "./postgres-edges-fill.js";
 import { checkSchemaName, type PostgresStoreOptions } from "./postgres-url.js";
 import { StreamingCopy } from "./postgres-streaming-copy.js";
 import { PostgresUpload, type UploadHost } from "./postgres-upload.js";
 import { binaryCopyChunks, byteaArray } from "./postgres-wire.js";
+import { copyEdges, edgeColumns, int4Array } from "./postgres-edges.js";
 
 export { SCHEMA_VERSION };
 
@@ -62,6 +72,8 @@ const CONNECTION_ATTEMPTS = 3;
 const CONFLICT_ATTEMPTS = 5;
 /** Name of the per-connection temporary table that COPY fills. */
 const UPLOAD_TABLE = "castore_upload";
+/** Name of the per-connection temporary table that holds the edges of UPLOAD_TABLE's rows. */
+const UPLOAD_EDGES_TABLE = "castore_upload_edges";
 
 /**
  * How uploads reach the table (exposed for the benchmark and tests):
@@ -84,6 +96,28 @@ export interface PostgresStoreConfig extends PostgresStoreOptions {
    * connection back and is stored at close instead. Default 30 s.
    */
   streamIdleTimeoutMs?: number;
+  /**
+   * Where one-time progress lines go: the fill of the edges table when the
+   * store opens a database written by an older castore. Default: standard error.
+   */
+  log?: (line: string) => void;
+  /** For tests: directories per transaction of the edges fill (default 5000). */
+  edgesFillBatch?: number;
+}
+
+/**
+ * Settings of castore's own connections (sent at connection start-up, no
+ * round trip). Every statement castore runs looks rows up by primary key:
+ * - the closure query's row estimates are blind (a recursive query), which
+ *   made the planner JIT-compile it for about 100 ms per read and pick bitmap
+ *   scans whose per-lookup setup made it about 40 % slower (measured);
+ *   getMany and the blob lookups lose nothing by it either.
+ */
+const SESSION_SETTINGS = "-c jit=off -c enable_bitmapscan=off";
+
+/** Progress lines of the store (the edges fill), by default on standard error. */
+function logToStderr(line: string): void {
+  process.stderr.write(`castore: ${line}\n`);
 }
 
 /** What withClient's callback may tell it about the connection. */
@@ -131,6 +165,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
   private readonly versionTable: string;
   private readonly uploadMethod: UploadMethod;
   private readonly streamIdleTimeoutMs: number;
+  private readonly log: (line: string) => void;
+  private readonly edgesFillBatch: number | undefined;
   /**
    * Streaming uploads holding a connection. At most half the pool: they are
    * paced by their clients, so reads and close-time uploads must not starve
@@ -150,6 +186,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
     this.batchSize = config.batchSize ?? DEFAULT_BATCH_SIZE;
     this.uploadMethod = config.uploadMethod ?? "auto";
     this.streamIdleTimeoutMs = config.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.log = config.log ?? logToStderr;
+    this.edgesFillBatch = config.edgesFillBatch;
     this.maxStreams = Math.floor((config.poolMax ?? DEFAULT_POOL_MAX) / 2);
     this.tables = schemaTables(this.schema);
     this.table = this.tables.directories;
@@ -174,6 +212,9 @@ export class PostgresDirectoryStore implements DirectoryStore {
     class TimedClient extends pg.Client {
       constructor(clientConfig?: pg.ClientConfig) {
         super({ ...clientConfig, connectionTimeoutMillis: connectTimeoutMs });
+        // castore's settings go after the user's own `options` (from the URL or PGOPTIONS), whichever way pg read them.
+        const parameters = (this as unknown as { connectionParameters: { options?: string } }).connectionParameters;
+        parameters.options = [parameters.options, SESSION_SETTINGS].filter(Boolean).join(" ");
         // Never without an "error" listener: between pg-pool handing a fresh client out
         // and withClient attaching its own, a FATAL from the server (pg_terminate_backend)
         // arriving in the same read as the handshake would otherwise crash the process.
@@ -316,13 +357,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   private async ensureSchema(): Promise<void> {
-    await this.withClient("creating the schema", undefined, async (client, session) => {
+    const recorded = await this.withClient("creating the schema", undefined, async (client, session) => {
       // Fast path, no DDL and no privileges needed: the layout is already in place.
       try {
         const { rows } = await client.query<{ version: number | null }>(
           `SELECT max(version) AS version FROM ${this.versionTable}`,
         );
-        if (this.checkVersion(rows[0]?.version ?? null) === SCHEMA_VERSION) return;
+        const version = this.checkVersion(rows[0]?.version ?? null);
+        if (version === SCHEMA_VERSION) return version;
       } catch (error) {
         const state = sqlState(error);
         if (state !== "42P01" && state !== "3F000") throw error; // not "no such table / schema"
@@ -345,21 +387,34 @@ export class PostgresDirectoryStore implements DirectoryStore {
           `SELECT max(version) AS version FROM ${this.versionTable}`,
         );
         const current = this.checkVersion(rows[0]?.version ?? null);
-        if (current < SCHEMA_VERSION) {
+        // A new schema has no rows without edges: it is complete at once. An older one gets the
+        // edges table now (from here on every upload writes its edges) and is filled below.
+        const target = current === 0 ? SCHEMA_VERSION : Math.max(current, EDGES_TABLE_VERSION);
+        if (current < target) {
           for (const step of migrations(this.tables)) {
             if (step.version <= current) continue;
             for (const statement of step.statements) await client.query(statement);
           }
-          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [
-            SCHEMA_VERSION,
-          ]);
+          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [target]);
         }
         await client.query("COMMIT");
+        return target;
       } catch (error) {
         await client.query("ROLLBACK").catch(session.discard);
         throw error;
       }
     });
+    if (recorded < SCHEMA_VERSION) {
+      await fillEdges(
+        {
+          schema: this.schema,
+          tables: this.tables,
+          withClient: (what, signal, fn) => this.withClient(what, signal, fn),
+          log: this.log,
+        },
+        this.edgesFillBatch,
+      );
+    }
   }
 
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
@@ -377,6 +432,61 @@ export class PostgresDirectoryStore implements DirectoryStore {
     const found = new Map<string, Uint8Array>();
     for (const [digest, bytes] of rows) found.set(digest.toString("hex"), plainBytes(bytes));
     return digests.map((d) => found.get(d.hex));
+  }
+
+  /**
+   * The closure of `root` as stored rows, breadth first, each directory once
+   * (see postgres-closure-read.ts): one statement, streamed. Nothing when the root is absent. A pooled
+   * connection found dead before any row arrived is replaced (up to 3
+   * attempts); a connection that breaks later fails the read (BackendError,
+   * `unavailable`). A read not consumed to its end closes its connection
+   * (it is in the middle of a COPY).
+   */
+  async *readClosure(root: Digest, signal?: AbortSignal): AsyncGenerator<ClosureRow, void, undefined> {
+    await this.init();
+    const what = `reading the closure of ${root}`;
+    for (let attempt = 1; ; attempt++) {
+      this.checkOpen();
+      if (signal?.aborted) throw new AbortError(`${what} aborted`, { cause: signal.reason });
+      const client = await this.connect();
+      let broken: unknown;
+      let complete = false;
+      let received = false;
+      // While checked out a client has no pool listener: an "error" event then would crash the process.
+      const onError = (error: Error) => {
+        broken ??= error;
+      };
+      client.on("error", onError);
+      const stream = client.query(copyTo(closureCopyStatement(this.tables, root)));
+      const onAbort = () => stream.destroy(new AbortError(`${what} aborted`, { cause: signal?.reason }));
+      signal?.addEventListener("abort", onAbort);
+      try {
+        const parser = new ClosureRowParser();
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          received = true;
+          yield* packRowBytes(parser.push(chunk));
+        }
+        parser.end();
+        complete = true;
+        return;
+      } catch (error) {
+        broken ??= error;
+        if (signal?.aborted) throw new AbortError(`${what} aborted`, { cause: signal.reason });
+        const retry = isConnectionFailure(error) && !received && attempt < CONNECTION_ATTEMPTS && !this.closed;
+        if (!retry) throw this.fail(what, error);
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+        client.off("error", onError);
+        // Cut short (the consumer stopped, a failure): the connection is inside a COPY. Close it.
+        client.release(
+          complete && broken === undefined
+            ? undefined
+            : broken instanceof Error
+              ? broken
+              : new Error(broken === undefined ? "closure read stopped early" : String(broken)),
+        );
+      }
+    }
   }
 
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
@@ -447,12 +557,29 @@ export class PostgresDirectoryStore implements DirectoryStore {
     const sorted = [...entries].sort(compareDigests);
     const rows = await this.withClient("repairing directories", signal, async (client, session) => {
       session.begun();
+      // The edges of a repaired row are written too: a row that was damaged when the
+      // edges table was filled got none (postgres-edges-fill.ts).
+      const edges = edgeColumns(sorted);
       const result = await client.query<[Buffer]>({
-        text: `UPDATE ${this.table} AS t SET bytes = u.bytes
-               FROM unnest($1::bytea[], $2::bytea[]) AS u(digest, bytes)
-               WHERE t.digest = u.digest
-               RETURNING t.digest`,
-        values: [byteaArray(sorted.map((e) => e.digest.bytes)), byteaArray(sorted.map((e) => e.bytes))],
+        text: `WITH repaired AS (
+                 UPDATE ${this.table} AS t SET bytes = u.bytes
+                 FROM unnest($1::bytea[], $2::bytea[]) AS u(digest, bytes)
+                 WHERE t.digest = u.digest
+                 RETURNING t.digest
+               ), edges AS (
+                 INSERT INTO ${this.tables.edges} (parent, child, idx)
+                 SELECT e.parent, e.child, e.idx FROM unnest($3::bytea[], $4::bytea[], $5::int4[]) AS e(parent, child, idx)
+                 WHERE e.parent IN (SELECT digest FROM repaired)
+                 ON CONFLICT DO NOTHING
+               )
+               SELECT digest FROM repaired`,
+        values: [
+          byteaArray(sorted.map((e) => e.digest.bytes)),
+          byteaArray(sorted.map((e) => e.bytes)),
+          byteaArray(edges.parents),
+          byteaArray(edges.children),
+          int4Array(edges.indexes),
+        ],
         rowMode: "array",
       });
       return result.rows;
@@ -460,12 +587,30 @@ export class PostgresDirectoryStore implements DirectoryStore {
     return rows.map(([digest]) => Digest.fromBytes(digest));
   }
 
+  /**
+   * One statement: the rows, then the edges of the rows it inserted (a row
+   * another upload stored already has its edges, written with it).
+   */
   private insertUnnest(client: pg.ClientBase, entries: ClosureEntry[]): Promise<unknown> {
+    const edges = edgeColumns(entries);
     return client.query(
-      `INSERT INTO ${this.table} (digest, bytes)
-       SELECT * FROM unnest($1::bytea[], $2::bytea[])
-       ON CONFLICT (digest) DO NOTHING`,
-      [byteaArray(entries.map((e) => e.digest.bytes)), byteaArray(entries.map((e) => e.bytes))],
+      `WITH stored AS (
+         INSERT INTO ${this.table} (digest, bytes)
+         SELECT * FROM unnest($1::bytea[], $2::bytea[])
+         ON CONFLICT (digest) DO NOTHING
+         RETURNING digest
+       )
+       INSERT INTO ${this.tables.edges} (parent, child, idx)
+       SELECT e.parent, e.child, e.idx FROM unnest($3::bytea[], $4::bytea[], $5::int4[]) AS e(parent, child, idx)
+       WHERE e.parent IN (SELECT digest FROM stored)
+       ON CONFLICT DO NOTHING`,
+      [
+        byteaArray(entries.map((e) => e.digest.bytes)),
+        byteaArray(entries.map((e) => e.bytes)),
+        byteaArray(edges.parents),
+        byteaArray(edges.children),
+        int4Array(edges.indexes),
+      ],
     );
   }
 
@@ -490,12 +635,12 @@ export class PostgresDirectoryStore implements DirectoryStore {
   /**
    * The default for large uploads: ask the server which entries are missing,
    * in digest order (one query: their positions, as one comma-separated text),
-   * then binary-COPY only those rows straight into the table — one statement,
-   * so all of them or none. Content is never deleted, so what the first query
-   * found stays. If another upload stores some of the same directories between
-   * the two statements, the COPY fails on the primary key (after waiting for
-   * that upload to commit); the rows then go through mergeCopy, which skips
-   * whatever is present.
+   * then binary-COPY only those rows straight into the table, and their
+   * edges into the edges table, in one transaction: all of them or none.
+   * Content is never deleted, so what the first query found stays. If
+   * another upload stores some of the same directories meanwhile, the COPY
+   * fails on the primary key (after waiting for that upload to commit); the
+   * rows then go through mergeCopy, which skips whatever is present.
    */
   private async copyMissing(
     client: pg.PoolClient,
@@ -514,9 +659,11 @@ export class PostgresDirectoryStore implements DirectoryStore {
     if (!positions) return; // all stored already
     const missing = positions.split(",").map((i) => entries[Number(i) - 1]);
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
-    session.begun();
     try {
-      await this.copyRows(client, this.table, missing, signal);
+      await this.inTransaction(client, session, signal, async () => {
+        await this.copyRows(client, this.table, missing, signal);
+        await copyEdges(client, this.tables.edges, missing);
+      });
     } catch (error) {
       if (sqlState(error) !== "23505") throw error; // unique_violation: a concurrent upload won the race
       await this.inTransaction(client, session, signal, () => this.mergeCopy(client, missing, signal));
@@ -538,22 +685,32 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /**
-   * Binary COPY into a per-connection temporary table (emptied at every commit),
-   * then one INSERT … SELECT … ON CONFLICT DO NOTHING into the real table, inside
-   * the caller's transaction.
+   * Binary COPY of the rows and of their edges into per-connection temporary
+   * tables (emptied at every commit), then one statement that inserts the
+   * rows into the real table (ON CONFLICT DO NOTHING) and the edges of those
+   * it inserted, inside the caller's transaction.
    */
   private async mergeCopy(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     // CREATE … IF NOT EXISTS only once per connection (a rolled-back transaction may undo it: then again).
     if (!this.withUploadTable.has(client)) {
       await client.query(
-        `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL) ON COMMIT DELETE ROWS`,
+        `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL) ON COMMIT DELETE ROWS;
+         CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_EDGES_TABLE} (parent bytea NOT NULL, child bytea NOT NULL, idx integer NOT NULL) ON COMMIT DELETE ROWS`,
       );
     }
     await this.copyRows(client, UPLOAD_TABLE, entries, signal);
+    await copyEdges(client, UPLOAD_EDGES_TABLE, entries);
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
     // The temporary table is read back in the order COPY wrote it (digest order): see putClosure.
     await client.query(
-      `INSERT INTO ${this.table} (digest, bytes) SELECT digest, bytes FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
+      `WITH stored AS (
+         INSERT INTO ${this.table} (digest, bytes) SELECT digest, bytes FROM ${UPLOAD_TABLE}
+         ON CONFLICT (digest) DO NOTHING
+         RETURNING digest
+       )
+       INSERT INTO ${this.tables.edges} (parent, child, idx)
+       SELECT e.parent, e.child, e.idx FROM ${UPLOAD_EDGES_TABLE} e WHERE e.parent IN (SELECT digest FROM stored)
+       ON CONFLICT DO NOTHING`,
     );
     this.withUploadTable.add(client);
   }
@@ -581,6 +738,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
       const copy = new StreamingCopy(
         {
           table: this.table,
+          edgesTable: this.tables.edges,
           connect: () => this.connect(),
           streamEnded: (ended) => this.streams.delete(ended),
         },
