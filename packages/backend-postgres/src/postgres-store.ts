@@ -1,21 +1,28 @@
 /**
  * PostgresDirectoryStore: castore's DirectoryStore on PostgreSQL through a
- * `pg` connection pool. Its table, `<schema>.directories`: digest (bytea, the
- * 32 digest bytes, primary key) → bytes (bytea, the canonical protobuf
- * encoding); `<schema>.schema_version` records which layout is in place. The
- * store also creates the blob tables of the schema (postgres-schema.ts) and
- * lends its pool to PostgresBlobStore.
+ * `pg` connection pool. Its tables: `<schema>.directories`, digest (bytea,
+ * the 32 digest bytes, primary key) → bytes (bytea, the canonical protobuf
+ * encoding); `<schema>.edges`, each directory's child directories, written
+ * with it (postgres-edges.ts); `<schema>.schema_version` records which
+ * layout is in place (opening an older one fills its edges:
+ * postgres-edges-fill.ts). The store also creates the blob tables of the
+ * schema (postgres-schema.ts) and lends its pool to PostgresBlobStore.
  *
- * It only stores and fetches bytes: StoreDirectoryService (core) validates
- * uploads, checks closures, re-hashes every read and walks trees.
+ * It stores and fetches bytes: StoreDirectoryService (core) validates
+ * uploads, checks closures and re-hashes every read; PostgresDirectoryService
+ * walks trees over readClosure, one recursive query per closure.
  *
  * Statements per call: getMany is one query (`digest = ANY($1::bytea[])`, a
- * binary array); a small upload (≤ 256 KiB) is one INSERT … unnest … ON
- * CONFLICT DO NOTHING; a larger one is one query for the digests already
- * stored and one binary COPY of the rest (if another upload races it to the
- * same rows: BEGIN, COPY into a temporary table, INSERT … SELECT … ON CONFLICT
- * DO NOTHING, COMMIT). Every close-time upload writes in digest order, so
- * concurrent overlapping uploads wait for each other instead of deadlocking.
+ * binary array); readClosure one COPY (postgres-closure-read.ts); a small
+ * upload (≤ 256 KiB) is one INSERT … unnest … ON CONFLICT DO NOTHING that
+ * also inserts the edges of the rows it inserted; a larger one is one query
+ * for the digests already stored, then BEGIN, one binary COPY of the rest,
+ * one of their edges, COMMIT (if another upload races it to the same rows:
+ * BEGIN, COPY rows and edges into temporary tables, one INSERT of both …
+ * ON CONFLICT DO NOTHING, COMMIT). Every close-time upload writes in digest
+ * order, so concurrent overlapping uploads wait for each other instead of
+ * deadlocking. Edges never conflict between uploads: a row's edges are
+ * inserted only by the upload that inserted the row.
  *
  * A large upload streams instead (openUpload, PostgresUpload): its rows go
  * into one COPY inside a transaction while core is still checking the rest,
@@ -151,7 +158,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   readonly backend: string;
   readonly endpoint: PostgresEndpoint;
   readonly schema: string;
-  /** Digests per getRecursive read this store was configured with (the service passes it to core). */
+  /** Digests per query where getRecursive reads level by level (edges missing, a broken stream). */
   readonly batchSize: number;
   /** The connection pool. Exposed for tests (e.g. counting queries through its "connect" event). */
   readonly pool: pg.Pool;
