@@ -105,7 +105,7 @@ describe("schema", () => {
     await blobs.putChunk(c.meta.digest, c.bytes);
     expect(hex(await blobs.getChunk(c.meta.digest))).toBe(hex(c.bytes));
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`);
-    // The DDL steps up to the edges table (3), then the fill of the edges of the stored rows (4).
+    // The DDL steps up to the children column (3), then the fill of the stored rows' children (4).
     expect(versions.rows).toEqual([{ version: 1 }, { version: 3 }, { version: 4 }]);
     const reopened = stores.track(PostgresDirectoryService.open(stores.url({ schema })));
     expect(await reopened.get(root)).toEqual(fixtures.DIRECTORY_A);

@@ -1,31 +1,33 @@
 /**
  * getRecursive's one statement: the whole closure of a root, read with one
- * recursive query over the edges table and streamed back as binary
- * `COPY (…) TO STDOUT`, so the client holds no more than what it has not
- * consumed yet (the socket's backpressure holds the server back), and there
- * are no cursor round trips.
+ * recursive query over the directories' `children` column
+ * (postgres-children.ts) and streamed back as binary `COPY (…) TO STDOUT`, so
+ * the client holds no more than what it has not consumed yet (the socket's
+ * backpressure holds the server back), and there are no cursor round trips.
  *
  * The query is breadth first itself, in the same order as core's
  * breadthFirst: PostgreSQL evaluates a recursive query a level at a time,
  * and this one is written so that its plan cannot reorder a level. The
  * recursive step is a nested loop over the previous level in the order it
- * was emitted (the work table keeps insertion order), each parent's
- * children coming from a LATERAL subquery in list order (ORDER BY idx; the
- * OFFSET 0 keeps the planner from flattening it into a join it could run as
- * a hash join). UNION (not UNION ALL) drops every digest already emitted,
- * in this level or an earlier one, exactly as breadth first's "seen" set
- * does: each directory comes once, diamonds included. The rows it compares
- * are digests only; the bytes are fetched per emitted row, outside the
- * recursion. The server's memory for that set grows with the closure (about
- * 80 bytes a directory), as breadth first's does in the client.
+ * was emitted (the work table keeps insertion order): for each, its row's
+ * `children` (a LATERAL subquery; OFFSET 0 keeps the planner from
+ * flattening it into a join it could run as a hash join), split into
+ * digests by generate_series, which counts up: list order. UNION (not UNION
+ * ALL) drops every digest already emitted, in this level or an earlier one,
+ * exactly as breadth first's "seen" set does: each directory comes once,
+ * diamonds included. The rows it compares are digests only; the bytes are
+ * fetched per emitted row, outside the recursion. The server's memory for
+ * that set grows with the closure (digests only), as breadth first's does in
+ * the client.
  *
- * A directory the edges name but the table lacks comes with NULL bytes, so
- * the reader can report it.
+ * A directory named but not stored comes with NULL bytes, so the reader can
+ * report it. A row whose children are NULL (not filled in) adds none: the
+ * reader notices the directories it still expects.
  */
 import type { Digest } from "@castore-ts/core";
 import type { SchemaTables } from "./postgres-schema.js";
 
-/** One row of a closure read. `bytes` is null when the edges name a directory the store does not have. */
+/** One row of a closure read. `bytes` is null when a directory is named but not stored. */
 export interface ClosureRow {
   digest: Buffer;
   bytes: Uint8Array | null;
@@ -33,15 +35,16 @@ export interface ClosureRow {
 
 /** The COPY statement that streams the closure of `root` (its digest inlined: COPY takes no parameters). */
 export function closureCopyStatement(tables: SchemaTables, root: Digest): string {
-  const { directories, edges } = tables;
+  const { directories } = tables;
   // root.hex is 64 lowercase hex digits (a Digest), so inlining it is safe.
   return `COPY (
   WITH RECURSIVE walk (digest) AS (
     SELECT digest FROM ${directories} WHERE digest = decode('${root.hex}', 'hex')
     UNION
-    SELECT c.child FROM walk w CROSS JOIN LATERAL (
-      SELECT e.child FROM ${edges} e WHERE e.parent = w.digest ORDER BY e.idx OFFSET 0
-    ) c
+    SELECT substring(p.children FROM i * 32 + 1 FOR 32)
+    FROM walk w
+    CROSS JOIN LATERAL (SELECT d.children FROM ${directories} d WHERE d.digest = w.digest OFFSET 0) p
+    CROSS JOIN LATERAL generate_series(0, octet_length(p.children) / 32 - 1) AS i
   )
   SELECT walk.digest, (SELECT d.bytes FROM ${directories} d WHERE d.digest = walk.digest) FROM walk
 ) TO STDOUT (FORMAT binary)`;

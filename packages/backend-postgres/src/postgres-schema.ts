@@ -5,16 +5,17 @@
  * step's DDL is idempotent (IF NOT EXISTS), so a step that a crash cut short
  * simply runs again.
  *
- * Version 4 is a data step, not DDL: the edges of every directory stored
- * before version 3 are filled in from the stored rows, in batches, each its
- * own transaction that records how far it got in `<schema>.edges_fill`
- * (postgres-edges-fill.ts). A new, empty schema goes to version 4 at once.
+ * Version 4 is a data step, not DDL: the `children` column of every
+ * directory stored before version 3 is filled in from its stored bytes, in
+ * batches, each its own transaction that records how far it got in
+ * `<schema>.children_fill` (postgres-children-fill.ts). A new, empty schema
+ * goes to version 4 at once.
  */
 
 /** The table layout this code writes and reads; recorded in `<schema>.schema_version`. */
 export const SCHEMA_VERSION = 4;
-/** The layout from which every upload also writes its directories' edges (the table exists; older rows may lack theirs). */
-export const EDGES_TABLE_VERSION = 3;
+/** The layout from which every upload also writes each directory's `children` (older rows may lack theirs). */
+export const CHILDREN_COLUMN_VERSION = 3;
 
 /** A double-quoted SQL identifier. Names are checked beforehand; quoting keeps them exact. */
 export function ident(name: string): string {
@@ -23,7 +24,7 @@ export function ident(name: string): string {
 
 /** The quoted, schema-qualified names of castore's tables in `schema`. */
 export interface SchemaTables {
-  /** Directories: digest → canonical protobuf bytes. */
+  /** Directories: digest → canonical protobuf bytes, and the digests of its child directories (postgres-children.ts). */
   directories: string;
   /** Blob chunks: digest → bytes (≤ 512 KiB each with core's chunking). */
   chunks: string;
@@ -31,10 +32,8 @@ export interface SchemaTables {
   blobs: string;
   /** Each blob's chunk list, one small row per chunk: (blob, idx) → chunk digest, size. */
   blobChunks: string;
-  /** Child edges: (parent, idx) → child, idx being the child's first position in the parent's `directories`. */
-  edges: string;
-  /** How far the fill of edges for rows stored before version 3 got (one row). */
-  edgesFill: string;
+  /** How far the fill of `children` for rows stored before version 3 got (one row). */
+  childrenFill: string;
   /** Which layout versions were applied. */
   version: string;
 }
@@ -46,13 +45,12 @@ export function schemaTables(schema: string): SchemaTables {
     chunks: `${q}.chunks`,
     blobs: `${q}.blobs`,
     blobChunks: `${q}.blob_chunks`,
-    edges: `${q}.edges`,
-    edgesFill: `${q}.edges_fill`,
+    childrenFill: `${q}.children_fill`,
     version: `${q}.schema_version`,
   };
 }
 
-/** DDL statements that bring a schema from `version - 1` to `version` (up to EDGES_TABLE_VERSION; see above for 4). */
+/** DDL statements that bring a schema from `version - 1` to `version` (up to CHILDREN_COLUMN_VERSION; see above for 4). */
 export function migrations(t: SchemaTables): { version: number; statements: string[] }[] {
   return [
     {
@@ -92,27 +90,23 @@ export function migrations(t: SchemaTables): { version: number; statements: stri
       ],
     },
     {
-      // Edges: each directory's distinct child directories, written in the same transaction
-      // as the directory's row, so that getRecursive can read a closure with one recursive
-      // query. The primary key (parent, idx) is the index that query walks, each parent's
-      // children in list order (idx: where the child is first named), as breadth first does.
+      // Each directory's child directories, in the directory's own row (so written with it,
+      // all or nothing), so that getRecursive can read a closure with one recursive query.
+      // NULL: not known yet (a row stored before this version, until the fill reaches it).
       version: 3,
       statements: [
-        `CREATE TABLE IF NOT EXISTS ${t.edges} (
-           parent bytea NOT NULL CHECK (octet_length(parent) = 32),
-           idx integer NOT NULL CHECK (idx >= 0),
-           child bytea NOT NULL CHECK (octet_length(child) = 32),
-           PRIMARY KEY (parent, idx)
-         )`,
-        // The fill's progress: directories up to digest `after` (bytewise) have their edges.
-        `CREATE TABLE IF NOT EXISTS ${t.edgesFill} (
+        // Instant on a table of any size: a nullable column without default, and no CHECK
+        // (which would scan the whole table under an exclusive lock).
+        `ALTER TABLE ${t.directories} ADD COLUMN IF NOT EXISTS children bytea`,
+        // The fill's progress: directories up to digest `after` (bytewise) have their children.
+        `CREATE TABLE IF NOT EXISTS ${t.childrenFill} (
            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
            after bytea,
            directories bigint NOT NULL DEFAULT 0,
            unreadable bigint NOT NULL DEFAULT 0,
            started_at timestamptz NOT NULL DEFAULT now()
          )`,
-        `INSERT INTO ${t.edgesFill} DEFAULT VALUES ON CONFLICT DO NOTHING`,
+        `INSERT INTO ${t.childrenFill} DEFAULT VALUES ON CONFLICT DO NOTHING`,
       ],
     },
   ];

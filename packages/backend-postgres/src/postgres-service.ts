@@ -3,18 +3,21 @@
  * checks, re-hashing reads — from core's StoreDirectoryService) over a
  * PostgresDirectoryStore, with its own getRecursive: the whole closure in
  * one statement (PostgresDirectoryStore.readClosure, a recursive query over
- * the edges table streamed as COPY), breadth first, root first.
+ * the directories' `children` column, streamed as COPY), breadth first, root
+ * first.
  *
- * The edges only say where to look. Every directory is re-hashed and
- * re-validated as it arrives, declared sizes are re-checked, and a row is
- * taken only when a directory already yielded names it (the root first): a
- * row the edges wrongly point to is skipped. If directories are still expected when the statement ends — the
- * edges of some row are missing (written by a castore from before the edges
- * table while this one was already running, or deleted behind the store's
- * back) — or the connection broke mid-read, the walk goes on from the
- * expected ones level by level (one getMany per level), so a closure is never
- * cut short by its edges; its order is then root to leaves, not strictly
- * breadth first. A directory missing from the table is a CorruptionError.
+ * The `children` column only says where to look. Every directory is
+ * re-hashed and re-validated as it arrives, declared sizes are re-checked,
+ * and a row is taken only when a directory already yielded names it (the
+ * root first): a row a wrong `children` value points to is skipped. If
+ * directories are still expected when the statement ends (some row's
+ * children are NULL: stored by a castore from before the column while this
+ * one was already running, or changed behind the store's back), or the
+ * connection broke or the statement was cancelled (statement_timeout)
+ * mid-read, the walk goes on from the expected ones level by level (one
+ * getMany per level), so a closure is never cut short by the column; its
+ * order is then root to leaves, not strictly breadth first. A directory
+ * missing from the table is a CorruptionError.
  */
 import {
   BackendError,
@@ -30,6 +33,7 @@ import {
   type StoreDirectoryServiceOptions,
 } from "@castore-ts/core";
 import { digestKey } from "@castore-ts/core/internal";
+import { sqlState } from "./postgres-errors.js";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
 import { parsePostgresUrl } from "./postgres-url.js";
 
@@ -70,14 +74,16 @@ export class PostgresDirectoryService extends StoreDirectoryService {
     try {
       for await (const row of this.store.readClosure(root, signal)) {
         const key = digestKey(row.digest);
-        if (!state.expects(key)) continue; // an edge its parent does not name (the edges table was changed by hand)
+        if (!state.expects(key)) continue; // a child its parent does not name (`children` changed by hand)
         yield state.take(key, Digest.fromBytes(row.digest), row.bytes);
         throwIfAborted(signal);
       }
       complete = true;
     } catch (error) {
-      // A connection that broke mid-read: what came is checked; the rest comes level by level.
-      if (signal?.aborted || !(error instanceof BackendError && error.unavailable)) throw error;
+      // The connection broke, or the statement was cancelled (statement_timeout: a slow consumer
+      // holds the one statement open): what came is checked; the rest comes level by level.
+      if (signal?.aborted || !(error instanceof BackendError && (error.unavailable || isQueryCanceled(error.cause))))
+        throw error;
     }
     if (complete && state.received === 0) return; // the root is absent: the statement read nothing
     yield* this.readRest(state, signal);
@@ -100,6 +106,11 @@ export class PostgresDirectoryService extends StoreDirectoryService {
       }
     }
   }
+}
+
+/** query_canceled: statement_timeout, or pg_cancel_backend. */
+function isQueryCanceled(error: unknown): boolean {
+  return sqlState(error) === "57014";
 }
 
 /** A copy the caller owns (getMany may return views of what a store keeps). */

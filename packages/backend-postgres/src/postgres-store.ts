@@ -1,11 +1,11 @@
 /**
  * PostgresDirectoryStore: castore's DirectoryStore on PostgreSQL through a
- * `pg` connection pool. Its tables: `<schema>.directories`, digest (bytea,
+ * `pg` connection pool. Its table, `<schema>.directories`: digest (bytea,
  * the 32 digest bytes, primary key) → bytes (bytea, the canonical protobuf
- * encoding); `<schema>.edges`, each directory's child directories, written
- * with it (postgres-edges.ts); `<schema>.schema_version` records which
- * layout is in place (opening an older one fills its edges:
- * postgres-edges-fill.ts). The store also creates the blob tables of the
+ * encoding) and children (the digests of its child directories, written in
+ * the same row: postgres-children.ts); `<schema>.schema_version` records which
+ * layout is in place (opening an older one fills in the children:
+ * postgres-children-fill.ts). The store also creates the blob tables of the
  * schema (postgres-schema.ts) and lends its pool to PostgresBlobStore.
  *
  * It stores and fetches bytes: StoreDirectoryService (core) validates
@@ -14,15 +14,12 @@
  *
  * Statements per call: getMany is one query (`digest = ANY($1::bytea[])`, a
  * binary array); readClosure one COPY (postgres-closure-read.ts); a small
- * upload (≤ 256 KiB) is one INSERT … unnest … ON CONFLICT DO NOTHING that
- * also inserts the edges of the rows it inserted; a larger one is one query
- * for the digests already stored, then BEGIN, one binary COPY of the rest,
- * one of their edges, COMMIT (if another upload races it to the same rows:
- * BEGIN, COPY rows and edges into temporary tables, one INSERT of both …
- * ON CONFLICT DO NOTHING, COMMIT). Every close-time upload writes in digest
- * order, so concurrent overlapping uploads wait for each other instead of
- * deadlocking. Edges never conflict between uploads: a row's edges are
- * inserted only by the upload that inserted the row.
+ * upload (≤ 256 KiB) is one INSERT … unnest … ON CONFLICT DO NOTHING; a
+ * larger one is one query for the digests already stored and one binary
+ * COPY of the rest (if another upload races it to the same rows: BEGIN, COPY
+ * into a temporary table, INSERT … SELECT … ON CONFLICT DO NOTHING, COMMIT).
+ * Every close-time upload writes in digest order, so concurrent overlapping
+ * uploads wait for each other instead of deadlocking.
  *
  * A large upload streams instead (openUpload, PostgresUpload): its rows go
  * into one COPY inside a transaction while core is still checking the rest,
@@ -47,19 +44,19 @@ import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 import { ClosureRowParser, closureCopyStatement, packRowBytes, type ClosureRow } from "./postgres-closure-read.js";
 import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";
 import {
-  EDGES_TABLE_VERSION,
+  CHILDREN_COLUMN_VERSION,
   ident,
   migrations,
   SCHEMA_VERSION,
   schemaTables,
   type SchemaTables,
 } from "./postgres-schema.js";
-import { fillEdges } from "./postgres-edges-fill.js";
+import { fillChildren } from "./postgres-children-fill.js";
 import { checkSchemaName, type PostgresStoreOptions } from "./postgres-url.js";
 import { StreamingCopy } from "./postgres-streaming-copy.js";
 import { PostgresUpload, type UploadHost } from "./postgres-upload.js";
 import { binaryCopyChunks, byteaArray } from "./postgres-wire.js";
-import { copyEdges, edgeColumns, int4Array } from "./postgres-edges.js";
+import { childrenColumn, entryBytes } from "./postgres-children.js";
 
 export { SCHEMA_VERSION };
 
@@ -79,8 +76,6 @@ const CONNECTION_ATTEMPTS = 3;
 const CONFLICT_ATTEMPTS = 5;
 /** Name of the per-connection temporary table that COPY fills. */
 const UPLOAD_TABLE = "castore_upload";
-/** Name of the per-connection temporary table that holds the edges of UPLOAD_TABLE's rows. */
-const UPLOAD_EDGES_TABLE = "castore_upload_edges";
 
 /**
  * How uploads reach the table (exposed for the benchmark and tests):
@@ -104,12 +99,12 @@ export interface PostgresStoreConfig extends PostgresStoreOptions {
    */
   streamIdleTimeoutMs?: number;
   /**
-   * Where one-time progress lines go: the fill of the edges table when the
+   * Where one-time progress lines go: the fill of the children column when the
    * store opens a database written by an older castore. Default: standard error.
    */
   log?: (line: string) => void;
-  /** For tests: directories per transaction of the edges fill (default 5000). */
-  edgesFillBatch?: number;
+  /** For tests: directories per transaction of the children fill (default 5000). */
+  childrenFillBatch?: number;
 }
 
 /**
@@ -122,7 +117,7 @@ export interface PostgresStoreConfig extends PostgresStoreOptions {
  */
 const SESSION_SETTINGS = "-c jit=off -c enable_bitmapscan=off";
 
-/** Progress lines of the store (the edges fill), by default on standard error. */
+/** Progress lines of the store (the children fill), by default on standard error. */
 function logToStderr(line: string): void {
   process.stderr.write(`castore: ${line}\n`);
 }
@@ -158,7 +153,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   readonly backend: string;
   readonly endpoint: PostgresEndpoint;
   readonly schema: string;
-  /** Digests per query where getRecursive reads level by level (edges missing, a broken stream). */
+  /** Digests per query where getRecursive reads level by level (children unknown, a broken stream). */
   readonly batchSize: number;
   /** The connection pool. Exposed for tests (e.g. counting queries through its "connect" event). */
   readonly pool: pg.Pool;
@@ -173,7 +168,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   private readonly uploadMethod: UploadMethod;
   private readonly streamIdleTimeoutMs: number;
   private readonly log: (line: string) => void;
-  private readonly edgesFillBatch: number | undefined;
+  private readonly childrenFillBatch: number | undefined;
   /**
    * Streaming uploads holding a connection. At most half the pool: they are
    * paced by their clients, so reads and close-time uploads must not starve
@@ -194,7 +189,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
     this.uploadMethod = config.uploadMethod ?? "auto";
     this.streamIdleTimeoutMs = config.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
     this.log = config.log ?? logToStderr;
-    this.edgesFillBatch = config.edgesFillBatch;
+    this.childrenFillBatch = config.childrenFillBatch;
     this.maxStreams = Math.floor((config.poolMax ?? DEFAULT_POOL_MAX) / 2);
     this.tables = schemaTables(this.schema);
     this.table = this.tables.directories;
@@ -394,9 +389,9 @@ export class PostgresDirectoryStore implements DirectoryStore {
           `SELECT max(version) AS version FROM ${this.versionTable}`,
         );
         const current = this.checkVersion(rows[0]?.version ?? null);
-        // A new schema has no rows without edges: it is complete at once. An older one gets the
-        // edges table now (from here on every upload writes its edges) and is filled below.
-        const target = current === 0 ? SCHEMA_VERSION : Math.max(current, EDGES_TABLE_VERSION);
+        // A new schema has no rows without children: it is complete at once. An older one gets the
+        // column now (from here on every upload writes it) and is filled below.
+        const target = current === 0 ? SCHEMA_VERSION : Math.max(current, CHILDREN_COLUMN_VERSION);
         if (current < target) {
           for (const step of migrations(this.tables)) {
             if (step.version <= current) continue;
@@ -412,14 +407,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
       }
     });
     if (recorded < SCHEMA_VERSION) {
-      await fillEdges(
+      await fillChildren(
         {
           schema: this.schema,
           tables: this.tables,
           withClient: (what, signal, fn) => this.withClient(what, signal, fn),
           log: this.log,
         },
-        this.edgesFillBatch,
+        this.childrenFillBatch,
       );
     }
   }
@@ -564,28 +559,16 @@ export class PostgresDirectoryStore implements DirectoryStore {
     const sorted = [...entries].sort(compareDigests);
     const rows = await this.withClient("repairing directories", signal, async (client, session) => {
       session.begun();
-      // The edges of a repaired row are written too: a row that was damaged when the
-      // edges table was filled got none (postgres-edges-fill.ts).
-      const edges = edgeColumns(sorted);
+      // The children are written too: a row that was damaged when the column was filled got none.
       const result = await client.query<[Buffer]>({
-        text: `WITH repaired AS (
-                 UPDATE ${this.table} AS t SET bytes = u.bytes
-                 FROM unnest($1::bytea[], $2::bytea[]) AS u(digest, bytes)
-                 WHERE t.digest = u.digest
-                 RETURNING t.digest
-               ), edges AS (
-                 INSERT INTO ${this.tables.edges} (parent, child, idx)
-                 SELECT e.parent, e.child, e.idx FROM unnest($3::bytea[], $4::bytea[], $5::int4[]) AS e(parent, child, idx)
-                 WHERE e.parent IN (SELECT digest FROM repaired)
-                 ON CONFLICT DO NOTHING
-               )
-               SELECT digest FROM repaired`,
+        text: `UPDATE ${this.table} AS t SET bytes = u.bytes, children = u.children
+               FROM unnest($1::bytea[], $2::bytea[], $3::bytea[]) AS u(digest, bytes, children)
+               WHERE t.digest = u.digest
+               RETURNING t.digest`,
         values: [
           byteaArray(sorted.map((e) => e.digest.bytes)),
           byteaArray(sorted.map((e) => e.bytes)),
-          byteaArray(edges.parents),
-          byteaArray(edges.children),
-          int4Array(edges.indexes),
+          byteaArray(sorted.map((e) => childrenColumn(entryBytes(e)))),
         ],
         rowMode: "array",
       });
@@ -594,29 +577,15 @@ export class PostgresDirectoryStore implements DirectoryStore {
     return rows.map(([digest]) => Digest.fromBytes(digest));
   }
 
-  /**
-   * One statement: the rows, then the edges of the rows it inserted (a row
-   * another upload stored already has its edges, written with it).
-   */
   private insertUnnest(client: pg.ClientBase, entries: ClosureEntry[]): Promise<unknown> {
-    const edges = edgeColumns(entries);
     return client.query(
-      `WITH stored AS (
-         INSERT INTO ${this.table} (digest, bytes)
-         SELECT * FROM unnest($1::bytea[], $2::bytea[])
-         ON CONFLICT (digest) DO NOTHING
-         RETURNING digest
-       )
-       INSERT INTO ${this.tables.edges} (parent, child, idx)
-       SELECT e.parent, e.child, e.idx FROM unnest($3::bytea[], $4::bytea[], $5::int4[]) AS e(parent, child, idx)
-       WHERE e.parent IN (SELECT digest FROM stored)
-       ON CONFLICT DO NOTHING`,
+      `INSERT INTO ${this.table} (digest, bytes, children)
+       SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
+       ON CONFLICT (digest) DO NOTHING`,
       [
         byteaArray(entries.map((e) => e.digest.bytes)),
         byteaArray(entries.map((e) => e.bytes)),
-        byteaArray(edges.parents),
-        byteaArray(edges.children),
-        int4Array(edges.indexes),
+        byteaArray(entries.map((e) => childrenColumn(entryBytes(e)))),
       ],
     );
   }
@@ -642,12 +611,12 @@ export class PostgresDirectoryStore implements DirectoryStore {
   /**
    * The default for large uploads: ask the server which entries are missing,
    * in digest order (one query: their positions, as one comma-separated text),
-   * then binary-COPY only those rows straight into the table, and their
-   * edges into the edges table, in one transaction: all of them or none.
-   * Content is never deleted, so what the first query found stays. If
-   * another upload stores some of the same directories meanwhile, the COPY
-   * fails on the primary key (after waiting for that upload to commit); the
-   * rows then go through mergeCopy, which skips whatever is present.
+   * then binary-COPY only those rows straight into the table — one statement,
+   * so all of them or none. Content is never deleted, so what the first query
+   * found stays. If another upload stores some of the same directories between
+   * the two statements, the COPY fails on the primary key (after waiting for
+   * that upload to commit); the rows then go through mergeCopy, which skips
+   * whatever is present.
    */
   private async copyMissing(
     client: pg.PoolClient,
@@ -666,25 +635,23 @@ export class PostgresDirectoryStore implements DirectoryStore {
     if (!positions) return; // all stored already
     const missing = positions.split(",").map((i) => entries[Number(i) - 1]);
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+    session.begun();
     try {
-      await this.inTransaction(client, session, signal, async () => {
-        await this.copyRows(client, this.table, missing, signal);
-        await copyEdges(client, this.tables.edges, missing);
-      });
+      await this.copyRows(client, this.table, missing, signal);
     } catch (error) {
       if (sqlState(error) !== "23505") throw error; // unique_violation: a concurrent upload won the race
       await this.inTransaction(client, session, signal, () => this.mergeCopy(client, missing, signal));
     }
   }
 
-  /** Binary COPY of (digest, bytes) rows, in the given order, into `table`. */
+  /** Binary COPY of (digest, bytes, children) rows, in the given order, into `table`. */
   private async copyRows(
     client: pg.ClientBase,
     table: string,
     entries: ClosureEntry[],
     signal?: AbortSignal,
   ): Promise<void> {
-    const copy = client.query(copyFrom(`COPY ${table} (digest, bytes) FROM STDIN (FORMAT binary)`));
+    const copy = client.query(copyFrom(`COPY ${table} (digest, bytes, children) FROM STDIN (FORMAT binary)`));
     await pipeline(
       Readable.from(binaryCopyChunks(entries, { header: true, trailer: true, signal }), { objectMode: false }),
       copy,
@@ -692,32 +659,22 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /**
-   * Binary COPY of the rows and of their edges into per-connection temporary
-   * tables (emptied at every commit), then one statement that inserts the
-   * rows into the real table (ON CONFLICT DO NOTHING) and the edges of those
-   * it inserted, inside the caller's transaction.
+   * Binary COPY into a per-connection temporary table (emptied at every commit),
+   * then one INSERT … SELECT … ON CONFLICT DO NOTHING into the real table, inside
+   * the caller's transaction.
    */
   private async mergeCopy(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     // CREATE … IF NOT EXISTS only once per connection (a rolled-back transaction may undo it: then again).
     if (!this.withUploadTable.has(client)) {
       await client.query(
-        `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL) ON COMMIT DELETE ROWS;
-         CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_EDGES_TABLE} (parent bytea NOT NULL, child bytea NOT NULL, idx integer NOT NULL) ON COMMIT DELETE ROWS`,
+        `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL, children bytea NOT NULL) ON COMMIT DELETE ROWS`,
       );
     }
     await this.copyRows(client, UPLOAD_TABLE, entries, signal);
-    await copyEdges(client, UPLOAD_EDGES_TABLE, entries);
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
     // The temporary table is read back in the order COPY wrote it (digest order): see putClosure.
     await client.query(
-      `WITH stored AS (
-         INSERT INTO ${this.table} (digest, bytes) SELECT digest, bytes FROM ${UPLOAD_TABLE}
-         ON CONFLICT (digest) DO NOTHING
-         RETURNING digest
-       )
-       INSERT INTO ${this.tables.edges} (parent, child, idx)
-       SELECT e.parent, e.child, e.idx FROM ${UPLOAD_EDGES_TABLE} e WHERE e.parent IN (SELECT digest FROM stored)
-       ON CONFLICT DO NOTHING`,
+      `INSERT INTO ${this.table} (digest, bytes, children) SELECT digest, bytes, children FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
     );
     this.withUploadTable.add(client);
   }
@@ -745,7 +702,6 @@ export class PostgresDirectoryStore implements DirectoryStore {
       const copy = new StreamingCopy(
         {
           table: this.table,
-          edgesTable: this.tables.edges,
           connect: () => this.connect(),
           streamEnded: (ended) => this.streams.delete(ended),
         },

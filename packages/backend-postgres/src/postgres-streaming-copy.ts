@@ -12,14 +12,11 @@ import { AbortError, type ClosureEntry } from "@castore-ts/core";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { binaryCopyChunks, byteaArray, COPY_CHUNK_BYTES, COPY_TRAILER } from "./postgres-wire.js";
-import { copyEdges } from "./postgres-edges.js";
 
 /** What a StreamingCopy needs from its store. */
 export interface StreamingCopyHost {
   /** The quoted table the rows go into. */
   readonly table: string;
-  /** The quoted edges table, which gets the edges of every row at finish(). */
-  readonly edgesTable: string;
   /** A pooled connection (a BackendError when there is none to be had). */
   connect(): Promise<pg.PoolClient>;
   /** Called once when the copy gave its connection back (or never got one): its streaming slot is free again. */
@@ -174,7 +171,7 @@ export class StreamingCopy {
       });
       if (rows[0][0]) return false;
       const copy = client.query(
-        copyFrom(`COPY ${this.host.table} (digest, bytes) FROM STDIN (FORMAT binary)`, {
+        copyFrom(`COPY ${this.host.table} (digest, bytes, children) FROM STDIN (FORMAT binary)`, {
           highWaterMark: COPY_HIGH_WATER_BYTES,
         }),
       );
@@ -204,20 +201,14 @@ export class StreamingCopy {
     this.written += entries.length;
   }
 
-  /**
-   * Ends the COPY, writes the edges of `entries` (every row written: the
-   * whole closure) in the same transaction, and commits: every row and edge
-   * becomes visible at once. The caller cancel()s after a failure.
-   */
-  finish(entries: readonly ClosureEntry[]): Promise<void> {
+  /** Ends the COPY and commits: every row written becomes visible at once. The caller cancel()s after a failure. */
+  finish(): Promise<void> {
     return this.step(async () => {
       const { copy, client } = this;
       if (!copy || !client) throw new Error("the COPY was not started");
       if (this.failure !== undefined) throw this.failure;
       copy.end(COPY_TRAILER);
       await finished(copy);
-      if (this.failure !== undefined) throw this.failure;
-      await copyEdges(client, this.host.edgesTable, entries);
       if (this.failure !== undefined) throw this.failure;
       await client.query("COMMIT");
       this.inTransaction = false;

@@ -143,7 +143,7 @@ export class PostgresUpload implements ClosureSink {
       // Every entry of the closure went into the COPY (a safety net: core writes them all).
       if (phase.copy.written === entries.length) {
         try {
-          await phase.copy.finish(entries);
+          await phase.copy.finish();
           return;
         } catch {
           // The COPY or COMMIT failed (e.g. a row another upload committed meanwhile): store the close-time way.

@@ -246,7 +246,7 @@ for (const method of ["copy", "merge", "unnest"] as const) {
     unit: "directories/s",
     baseline: rate(best(selects)),
     ratio: value / rate(best(selects)),
-    notes: `breadth first (one recursive query over the edges table, streamed by COPY), re-hashed and re-validated, ${levels} queries for a tree of depth ${depth}; baseline: one bare SELECT of every row`,
+    notes: `breadth first (one recursive query over the children column, streamed by COPY), re-hashed and re-validated, ${levels} queries for a tree of depth ${depth}; baseline: one bare SELECT of every row`,
   });
   results.push({
     name: `postgres: getRecursive ${label} directories, round trips`,

@@ -1,6 +1,7 @@
 /**
- * The edges table: written with every upload, filled in for a database of
- * an older layout, and read by getRecursive's one recursive statement.
+ * The directories' `children` column (their child edges): written with
+ * every upload, filled in for a database of an older layout, and read by
+ * getRecursive's one recursive statement.
  */
 import { deepChain, generateTree } from "@castore-ts/conformance";
 import {
@@ -19,7 +20,7 @@ import {
   type DirectoryService,
 } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
-import { childEdges } from "./postgres-edges.js";
+import { childEdges } from "./postgres-children.js";
 import { PostgresDirectoryService, SCHEMA_VERSION, type UploadMethod } from "./index.js";
 import { countQueries, postgresTestStoresForFile } from "./test-postgres.js";
 
@@ -82,27 +83,32 @@ function randomDag(n: number, seed: number): { directories: Directory[]; root: D
   return { directories: made, root: directoryDigest(made[made.length - 1]) };
 }
 
-async function edgeRows(schema: string): Promise<{ parent: string; idx: number; child: string }[]> {
+/** Each stored row's digest and children column, hex (null: not filled in). */
+async function childrenRows(schema: string): Promise<{ digest: string; children: string | null }[]> {
   const { rows } = await stores.admin.query(
-    `SELECT encode(parent, 'hex') AS parent, idx, encode(child, 'hex') AS child FROM "${schema}".edges ORDER BY parent, idx`,
+    `SELECT encode(digest, 'hex') AS digest, encode(children, 'hex') AS children FROM "${schema}".directories ORDER BY digest`,
   );
   return rows;
 }
 
-/** The edges a set of directories should have, as edgeRows returns them. */
-function expectedEdges(directories: Directory[]): { parent: string; idx: number; child: string }[] {
-  const out: { parent: string; idx: number; child: string }[] = [];
+/** What childrenRows should give for these directories (each child once, where first named); `unknown` ones null. */
+function expectedChildren(
+  directories: Directory[],
+  unknown: Digest[] = [],
+): { digest: string; children: string | null }[] {
+  const rows = new Map<string, string | null>();
   for (const d of directories) {
-    const seen = new Set<string>();
-    d.directories.forEach((c, idx) => {
+    const children: string[] = [];
+    for (const c of d.directories) {
       const child = Buffer.from(c.digest).toString("hex");
-      if (seen.has(child)) return;
-      seen.add(child);
-      out.push({ parent: directoryDigest(d).hex, idx, child });
-    });
+      if (!children.includes(child)) children.push(child);
+    }
+    rows.set(directoryDigest(d).hex, children.join(""));
   }
-  const distinct = new Map(out.map((e) => [`${e.parent}:${e.idx}`, e]));
-  return [...distinct.values()].sort((a, b) => (a.parent < b.parent ? -1 : a.parent > b.parent ? 1 : a.idx - b.idx));
+  for (const d of unknown) rows.set(d.hex, null);
+  return [...rows]
+    .map(([digest, children]) => ({ digest, children }))
+    .sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
 }
 
 describe("childEdges", () => {
@@ -123,7 +129,7 @@ describe("childEdges", () => {
   });
 });
 
-describe("getRecursive over the edges", () => {
+describe("getRecursive over the children column", () => {
   it("yields exactly core's breadth-first order, each directory once, for random DAGs with diamonds", async () => {
     const service = stores.open();
     for (const seed of [1, 2, 3, 4]) {
@@ -141,33 +147,35 @@ describe("getRecursive over the edges", () => {
     }
   });
 
-  it("reads a directory whose edges are missing (stored by an older castore) level by level from there", async () => {
+  it("reads below a directory whose children are not filled in (stored by an older castore) level by level", async () => {
     const service = stores.open();
     const tree = generateTree({ directories: 2000, seed: 41 });
     await upload(service, tree.directories);
     const schema = service.store.schema;
-    // A directory with children whose edges are gone, as if an older castore stored it after the fill.
+    // A directory with children whose column is NULL, as if an older castore stored it after the fill.
     const cut = tree.directories.findIndex((d, i) => i > 1000 && d.directories.length > 1);
-    await stores.admin.query(`DELETE FROM "${schema}".edges WHERE parent = $1`, [Buffer.from(tree.digests[cut].bytes)]);
+    await stores.admin.query(`UPDATE "${schema}".directories SET children = NULL WHERE digest = $1`, [
+      Buffer.from(tree.digests[cut].bytes),
+    ]);
     const got = await collect(service.getRecursive(tree.root));
     expect(new Set(hexes(got))).toEqual(new Set(tree.digests.map((d) => d.hex)));
     expect(got).toHaveLength(2000);
   });
 
-  it("skips rows an edge names that its parent does not refer to", async () => {
+  it("skips rows a children column names that its directory does not refer to", async () => {
     const service = stores.open();
     const tree = deepChain(50);
     const root = await upload(service, tree.directories);
     const stray = await upload(service, [fixtures.DIRECTORY_A, fixtures.DIRECTORY_B]);
-    await stores.admin.query(`INSERT INTO "${service.store.schema}".edges (parent, idx, child) VALUES ($1, 7, $2)`, [
-      Buffer.from(root.bytes),
-      Buffer.from(stray.bytes),
-    ]);
+    await stores.admin.query(
+      `UPDATE "${service.store.schema}".directories SET children = children || $2 WHERE digest = $1`,
+      [Buffer.from(root.bytes), Buffer.from(stray.bytes)],
+    );
     const got = await collect(service.getRecursive(root));
     expect(hexes(got)).toEqual(tree.digests.map((d) => d.hex).reverse());
   });
 
-  it("reports a directory the edges name but the table lacks as missing", async () => {
+  it("reports a directory named but not stored as missing", async () => {
     const service = stores.open();
     const tree = deepChain(20);
     const root = await upload(service, tree.directories);
@@ -188,27 +196,35 @@ describe("getRecursive over the edges", () => {
   });
 });
 
-describe("every upload writes its edges in the same transaction", () => {
+describe("every upload writes each directory's children in its row", () => {
   it.each(["copy", "merge", "unnest", "stream", "auto"] as const)("%s", async (uploadMethod: UploadMethod) => {
     const service = stores.open({ uploadMethod });
     const tree = randomDag(3000, 9);
     await upload(service, tree.directories);
-    // Overlapping upload: the shared rows are skipped, and so are their edges (written already).
+    // An overlapping upload: the shared rows are skipped.
     const more = randomDag(500, 10);
     await upload(service, more.directories);
     await upload(service, [fixtures.DIRECTORY_A, fixtures.DIRECTORY_B, fixtures.DIRECTORY_D]);
-    expect(await edgeRows(service.store.schema)).toEqual(
-      expectedEdges([...tree.directories, ...more.directories, fixtures.DIRECTORY_B, fixtures.DIRECTORY_D]),
+    expect(await childrenRows(service.store.schema)).toEqual(
+      expectedChildren([
+        ...tree.directories,
+        ...more.directories,
+        fixtures.DIRECTORY_A,
+        fixtures.DIRECTORY_B,
+        fixtures.DIRECTORY_D,
+      ]),
     );
   });
 
-  it("repair writes the edges of the rows it restores", async () => {
+  it("repair writes the children of the rows it restores", async () => {
     const service = stores.open();
     const root = await upload(service, [fixtures.DIRECTORY_A, fixtures.DIRECTORY_B, fixtures.DIRECTORY_D]);
     const schema = service.store.schema;
-    await stores.admin.query(`DELETE FROM "${schema}".edges`);
+    await stores.admin.query(`UPDATE "${schema}".directories SET children = NULL`);
     await service.repair!([fixtures.DIRECTORY_D]);
-    expect(await edgeRows(schema)).toEqual(expectedEdges([fixtures.DIRECTORY_D]));
+    const a = directoryDigest(fixtures.DIRECTORY_A);
+    const b = directoryDigest(fixtures.DIRECTORY_B);
+    expect(await childrenRows(schema)).toEqual(expectedChildren([fixtures.DIRECTORY_D], [a, b]));
     expect(hexes(await collect(service.getRecursive(root)))).toEqual(
       hexes([fixtures.DIRECTORY_D, fixtures.DIRECTORY_A, fixtures.DIRECTORY_B]),
     );
@@ -249,19 +265,21 @@ async function layoutTwoSchema(
   return schema;
 }
 
-describe("a database of layout version 2 (no edges) migrates when a store opens it", () => {
-  it("fills the edges from the stored rows in batches, with progress in the log, and records version 4", async () => {
+describe("a database of layout version 2 (no children column) migrates when a store opens it", () => {
+  it("fills the children in from the stored rows in batches, with progress in the log, and records version 4", async () => {
     const tree = generateTree({ directories: 3000, seed: 51 });
     const schema = await layoutTwoSchema(tree.directories);
     const log: string[] = [];
     const service = stores.track(
-      PostgresDirectoryService.open(stores.url({ schema }), { log: (line) => log.push(line), edgesFillBatch: 1000 }),
+      PostgresDirectoryService.open(stores.url({ schema }), { log: (line) => log.push(line), childrenFillBatch: 1000 }),
     );
     const counted = countQueries(service);
     await service.store.init();
-    expect(log[0]).toMatch(new RegExp(`^postgres schema "${schema}": filling the edges table .*in batches of 1000`));
-    expect(log.at(-1)).toBe(`postgres schema "${schema}": edges filled for all 3000 directories; layout version 4`);
-    expect(await edgeRows(schema)).toEqual(expectedEdges(tree.directories));
+    expect(log[0]).toMatch(
+      new RegExp(`^postgres schema "${schema}": filling in the child directories .*in batches of 1000`),
+    );
+    expect(log.at(-1)).toBe(`postgres schema "${schema}": children filled for all 3000 directories; layout version 4`);
+    expect(await childrenRows(schema)).toEqual(expectedChildren(tree.directories));
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`);
     expect(versions.rows).toEqual([{ version: 2 }, { version: 3 }, { version: SCHEMA_VERSION }]);
     // Four batches (the fourth finds the end), each one transaction.
@@ -281,23 +299,23 @@ describe("a database of layout version 2 (no edges) migrates when a store opens 
     // The process "dies" after its first batch committed: its first progress line throws.
     const dying = stores.track(
       PostgresDirectoryService.open(stores.url({ schema }), {
-        edgesFillBatch: 1000,
+        childrenFillBatch: 1000,
         log: () => {
           throw new Error("killed");
         },
       }),
     );
     await expect(dying.store.init()).rejects.toThrow("killed");
-    const progress = await stores.admin.query(`SELECT directories FROM "${schema}".edges_fill`);
+    const progress = await stores.admin.query(`SELECT directories FROM "${schema}".children_fill`);
     expect(progress.rows).toEqual([{ directories: "1000" }]);
 
     const log: string[] = [];
     const service = stores.track(
-      PostgresDirectoryService.open(stores.url({ schema }), { log: (line) => log.push(line), edgesFillBatch: 1000 }),
+      PostgresDirectoryService.open(stores.url({ schema }), { log: (line) => log.push(line), childrenFillBatch: 1000 }),
     );
     await service.store.init();
-    expect(log.at(-1)).toBe(`postgres schema "${schema}": edges filled for all 2500 directories; layout version 4`);
-    expect(await edgeRows(schema)).toEqual(expectedEdges(tree.directories));
+    expect(log.at(-1)).toBe(`postgres schema "${schema}": children filled for all 2500 directories; layout version 4`);
+    expect(await childrenRows(schema)).toEqual(expectedChildren(tree.directories));
     expect(await collect(service.getRecursive(tree.root))).toHaveLength(2500);
   });
 
@@ -305,29 +323,29 @@ describe("a database of layout version 2 (no edges) migrates when a store opens 
     const tree = generateTree({ directories: 4000, seed: 53 });
     const schema = await layoutTwoSchema(tree.directories);
     const services = Array.from({ length: 4 }, () =>
-      stores.track(PostgresDirectoryService.open(stores.url({ schema }), { log: () => {}, edgesFillBatch: 500 })),
+      stores.track(PostgresDirectoryService.open(stores.url({ schema }), { log: () => {}, childrenFillBatch: 500 })),
     );
     await Promise.all(services.map((s) => s.store.init()));
-    const progress = await stores.admin.query(`SELECT directories FROM "${schema}".edges_fill`);
+    const progress = await stores.admin.query(`SELECT directories FROM "${schema}".children_fill`);
     expect(progress.rows).toEqual([{ directories: "4000" }]);
-    expect(await edgeRows(schema)).toEqual(expectedEdges(tree.directories));
+    expect(await childrenRows(schema)).toEqual(expectedChildren(tree.directories));
   });
 
-  it("a damaged row gets no edges and is named in the log; a repair restores it and its edges", async () => {
+  it("a damaged row gets no children and is named in the log; a repair restores it and its children", async () => {
     const directories = [fixtures.DIRECTORY_A, fixtures.DIRECTORY_B, fixtures.DIRECTORY_D];
     const d = directoryDigest(fixtures.DIRECTORY_D);
     const schema = await layoutTwoSchema(directories, { digest: d, bytes: encodeDirectory(fixtures.DIRECTORY_A) });
     const log: string[] = [];
     const service = stores.track(PostgresDirectoryService.open(stores.url({ schema }), { log: (l) => log.push(l) }));
     await service.store.init();
-    expect(log.at(-1)).toContain(`1 stored rows are corrupt and have no edges (${d.hex})`);
-    expect(await edgeRows(schema)).toEqual(expectedEdges([fixtures.DIRECTORY_B]));
+    expect(log.at(-1)).toContain(`1 stored rows are corrupt and have none (${d.hex})`);
+    expect(await childrenRows(schema)).toEqual(expectedChildren(directories, [d]));
     await expect(collect(service.getRecursive(d))).rejects.toBeInstanceOf(CorruptionError);
     await service.repair!([fixtures.DIRECTORY_D]);
     expect(hexes(await collect(service.getRecursive(d)))).toEqual(
       hexes([fixtures.DIRECTORY_D, fixtures.DIRECTORY_A, fixtures.DIRECTORY_B]),
     );
-    expect(await edgeRows(schema)).toEqual(expectedEdges([fixtures.DIRECTORY_B, fixtures.DIRECTORY_D]));
+    expect(await childrenRows(schema)).toEqual(expectedChildren(directories));
   });
 
   it("an empty one is complete at once and logs nothing", async () => {

@@ -1,25 +1,25 @@
 /**
- * Layout version 4: the edges of every directory stored before the edges
- * table existed (version 3), filled in from the stored rows when a store
- * opens a database written by an older castore.
+ * Layout version 4: the `children` column (postgres-children.ts) of every
+ * directory stored before it existed (version 3), filled in from the stored
+ * bytes when a store opens a database written by an older castore.
  *
  * Batches of FILL_BATCH directories in digest order, each its own
- * transaction: lock the progress row (`<schema>.edges_fill`, so processes
+ * transaction: lock the progress row (`<schema>.children_fill`, so processes
  * that open the store at once take turns instead of doing the same batch),
  * read the next rows after the digest it records, re-hash and decode each,
- * insert its edges, move the progress row on. The batch that finds the end
+ * set its children, move the progress row on. The batch that finds the end
  * records version 4 in the same transaction. A fill that stops (a crash, a
  * lost connection) goes on from its last committed batch when the store is
- * opened again. Uploads made meanwhile by this castore write their own edges.
+ * opened again. Uploads made meanwhile by this castore write their own.
  *
- * A row that does not hash to its digest or is no valid directory gets no
- * edges (they would be made up): it is counted and named in the log. Every
- * read of it reports the corruption anyway; `castore verify` lists it and a
- * repair writes its edges with its bytes.
+ * A row that does not hash to its digest or is no valid directory keeps
+ * NULL (its children would be made up): it is counted and named in the log.
+ * Every read of it reports the corruption anyway; `castore verify` lists it
+ * and a repair writes its bytes and children.
  */
 import { CorruptionError, Digest, decodeStoredDirectory } from "@castore-ts/core";
 import type pg from "pg";
-import { childEdges, int4Array } from "./postgres-edges.js";
+import { childrenColumn } from "./postgres-children.js";
 import { SCHEMA_VERSION, type SchemaTables } from "./postgres-schema.js";
 import { byteaArray } from "./postgres-wire.js";
 
@@ -30,7 +30,7 @@ const LOG_EVERY_MS = 5000;
 /** Unreadable digests named in the log, at most. */
 const SHOWN_UNREADABLE = 5;
 
-export interface EdgesFillHost {
+export interface ChildrenFillHost {
   readonly schema: string;
   readonly tables: SchemaTables;
   /** Runs `fn` on a pooled connection (PostgresDirectoryStore.withClient). */
@@ -55,8 +55,8 @@ interface BatchResult {
   read: number;
 }
 
-/** Fills the edges of every stored directory that may lack them, then records SCHEMA_VERSION. */
-export async function fillEdges(host: EdgesFillHost, batchSize = FILL_BATCH): Promise<void> {
+/** Fills the children of every stored directory that may lack them, then records SCHEMA_VERSION. */
+export async function fillChildren(host: ChildrenFillHost, batchSize = FILL_BATCH): Promise<void> {
   const { tables } = host;
   const prefix = `postgres schema "${host.schema}"`;
   let started = false;
@@ -64,23 +64,27 @@ export async function fillEdges(host: EdgesFillHost, batchSize = FILL_BATCH): Pr
   let total = 0;
   const unreadable: string[] = [];
   for (;;) {
-    const result = await host.withClient("filling the edges table", undefined, async (client, session) => {
-      await client.query("BEGIN");
-      session.begun();
-      try {
-        const batch = await fillBatch(client, tables, batchSize);
-        await client.query("COMMIT");
-        return batch;
-      } catch (error) {
-        await client.query("ROLLBACK").catch(session.discard);
-        throw error;
-      }
-    });
+    const result = await host.withClient(
+      "filling the children of stored directories",
+      undefined,
+      async (client, session) => {
+        await client.query("BEGIN");
+        session.begun();
+        try {
+          const batch = await fillBatch(client, tables, batchSize);
+          await client.query("COMMIT");
+          return batch;
+        } catch (error) {
+          await client.query("ROLLBACK").catch(session.discard);
+          throw error;
+        }
+      },
+    );
     if (result.read > 0 && !started) {
       started = true;
       total = await estimateRows(host);
       host.log(
-        `${prefix}: filling the edges table (layout version ${SCHEMA_VERSION}) from the directories stored before it` +
+        `${prefix}: filling in the child directories of the directories stored before layout version ${SCHEMA_VERSION}` +
           `${total > 0 ? `, about ${total}` : ""}; resumable, in batches of ${batchSize}`,
       );
     }
@@ -88,15 +92,17 @@ export async function fillEdges(host: EdgesFillHost, batchSize = FILL_BATCH): Pr
     const now = Date.now();
     if (started && !result.finished && now - lastLog >= LOG_EVERY_MS) {
       lastLog = now;
-      host.log(`${prefix}: edges filled for ${result.directories}${total > 0 ? ` of about ${total}` : ""} directories`);
+      host.log(
+        `${prefix}: children filled for ${result.directories}${total > 0 ? ` of about ${total}` : ""} directories`,
+      );
     }
     if (result.finished) {
       if (started) {
         host.log(
-          `${prefix}: edges filled for all ${result.directories} directories; layout version ${SCHEMA_VERSION}` +
+          `${prefix}: children filled for all ${result.directories} directories; layout version ${SCHEMA_VERSION}` +
             (result.unreadable > 0
-              ? `; ${result.unreadable} stored rows are corrupt and have no edges (${unreadable.join(", ")}` +
-                `${result.unreadable > unreadable.length ? ", …" : ""}): castore verify reports them, a repair restores them and their edges`
+              ? `; ${result.unreadable} stored rows are corrupt and have none (${unreadable.join(", ")}` +
+                `${result.unreadable > unreadable.length ? ", …" : ""}): castore verify reports them, a repair restores them and their children`
               : ""),
         );
       }
@@ -106,7 +112,7 @@ export async function fillEdges(host: EdgesFillHost, batchSize = FILL_BATCH): Pr
 }
 
 /** The planner's row estimate of the directories table (0 when it has none yet). */
-async function estimateRows(host: EdgesFillHost): Promise<number> {
+async function estimateRows(host: ChildrenFillHost): Promise<number> {
   return host.withClient("estimating the directories to fill", undefined, async (client) => {
     const { rows } = await client.query<{ n: string | null }>(
       `SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`,
@@ -120,7 +126,7 @@ async function estimateRows(host: EdgesFillHost): Promise<number> {
 async function fillBatch(client: pg.ClientBase, tables: SchemaTables, batchSize: number): Promise<BatchResult> {
   // Taking turns: a second process waits here for the first one's batch to commit.
   const progress = await client.query<{ after: Buffer | null; directories: string; unreadable: string }>(
-    `SELECT after, directories, unreadable FROM ${tables.edgesFill} FOR UPDATE`,
+    `SELECT after, directories, unreadable FROM ${tables.childrenFill} FOR UPDATE`,
   );
   const state = progress.rows[0];
   const { rows: versions } = await client.query(`SELECT 1 FROM ${tables.version} WHERE version >= $1`, [
@@ -143,37 +149,34 @@ async function fillBatch(client: pg.ClientBase, tables: SchemaTables, batchSize:
     values: state.after === null ? [batchSize] : [batchSize, state.after],
     rowMode: "array",
   });
-  const parents: Uint8Array[] = [];
-  const children: Uint8Array[] = [];
-  const indexes: number[] = [];
+  const digests: Buffer[] = [];
+  const columns: Uint8Array[] = [];
   const unreadableHere: string[] = [];
   for (const [digest, bytes] of rows) {
     try {
-      // Re-hashed and validated like every read: edges made from damaged bytes would be made up.
+      // Re-hashed and validated like every read: children read from damaged bytes would be made up.
       decodeStoredDirectory(Digest.fromBytes(digest), bytes);
     } catch (error) {
       if (!(error instanceof CorruptionError)) throw error;
       unreadableHere.push(digest.toString("hex"));
       continue;
     }
-    for (const { child, idx } of childEdges(bytes)) {
-      parents.push(digest);
-      children.push(child);
-      indexes.push(idx);
-    }
+    digests.push(digest);
+    columns.push(childrenColumn(bytes));
   }
-  if (parents.length > 0) {
+  if (digests.length > 0) {
+    // Rows an upload of this castore stored meanwhile have theirs already (not NULL).
     await client.query(
-      `INSERT INTO ${tables.edges} (parent, child, idx)
-       SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int4[])
-       ON CONFLICT DO NOTHING`,
-      [byteaArray(parents), byteaArray(children), int4Array(indexes)],
+      `UPDATE ${tables.directories} AS t SET children = u.children
+       FROM unnest($1::bytea[], $2::bytea[]) AS u(digest, children)
+       WHERE t.digest = u.digest AND t.children IS NULL`,
+      [byteaArray(digests), byteaArray(columns)],
     );
   }
   const finished = rows.length < batchSize;
   const after = rows.length > 0 ? rows[rows.length - 1][0] : state.after;
   const updated = await client.query<{ directories: string; unreadable: string }>(
-    `UPDATE ${tables.edgesFill} SET after = $1, directories = directories + $2, unreadable = unreadable + $3
+    `UPDATE ${tables.childrenFill} SET after = $1, directories = directories + $2, unreadable = unreadable + $3
      RETURNING directories, unreadable`,
     [after, rows.length, unreadableHere.length],
   );
