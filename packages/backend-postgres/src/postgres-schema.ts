@@ -98,16 +98,25 @@ export function migrations(t: SchemaTables): { version: number; statements: stri
         // Instant on a table of any size: a nullable column without default, and no CHECK
         // (which would scan the whole table under an exclusive lock).
         `ALTER TABLE ${t.directories} ADD COLUMN IF NOT EXISTS children bytea`,
-        // The fill's progress: directories up to digest `after` (bytewise) have their children.
-        `CREATE TABLE IF NOT EXISTS ${t.childrenFill} (
-           singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-           after bytea,
-           directories bigint NOT NULL DEFAULT 0,
-           unreadable bigint NOT NULL DEFAULT 0,
-           started_at timestamptz NOT NULL DEFAULT now()
-         )`,
-        `INSERT INTO ${t.childrenFill} DEFAULT VALUES ON CONFLICT DO NOTHING`,
       ],
     },
+  ];
+}
+
+/**
+ * The fill's progress row (version 4, postgres-children-fill.ts): rows up to
+ * digest `after` (bytewise) have their children. Created with the version 3
+ * step only when an older schema is upgraded: a new one has nothing to fill.
+ */
+export function childrenFillStatements(t: SchemaTables): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t.childrenFill} (
+       singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+       after bytea,
+       directories bigint NOT NULL DEFAULT 0,
+       unreadable bigint NOT NULL DEFAULT 0,
+       started_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    `INSERT INTO ${t.childrenFill} DEFAULT VALUES ON CONFLICT DO NOTHING`,
   ];
 }

@@ -46,6 +46,7 @@ import { describeError, isConnectionFailure, isRetryableConflict, sqlState } fro
 import {
   CHILDREN_COLUMN_VERSION,
   ident,
+  childrenFillStatements,
   migrations,
   SCHEMA_VERSION,
   schemaTables,
@@ -397,6 +398,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
             if (step.version <= current) continue;
             for (const statement of step.statements) await client.query(statement);
           }
+          if (target < SCHEMA_VERSION)
+            for (const statement of childrenFillStatements(this.tables)) await client.query(statement);
           await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [target]);
         }
         await client.query("COMMIT");
