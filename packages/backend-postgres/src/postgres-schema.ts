@@ -1,13 +1,21 @@
 /**
  * The table layout of a castore schema, one step per version. A store
- * applies, in one transaction under an advisory lock, every step past the
- * version recorded in `<schema>.schema_version`, then records the newest.
- * Each step's DDL is idempotent (IF NOT EXISTS), so a step that a crash cut
- * short simply runs again.
+ * applies, in one transaction under an advisory lock, every DDL step past the
+ * version recorded in `<schema>.schema_version`, then records it. Each
+ * step's DDL is idempotent (IF NOT EXISTS), so a step that a crash cut short
+ * simply runs again.
+ *
+ * Version 4 is a data step, not DDL: the `children` column of every
+ * directory stored before version 3 is filled in from its stored bytes, in
+ * batches, each its own transaction that records how far it got in
+ * `<schema>.children_fill` (postgres-children-fill.ts). A new, empty schema
+ * goes to version 4 at once.
  */
 
 /** The table layout this code writes and reads; recorded in `<schema>.schema_version`. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 4;
+/** The layout from which every upload also writes each directory's `children` (older rows may lack theirs). */
+export const CHILDREN_COLUMN_VERSION = 3;
 
 /** A double-quoted SQL identifier. Names are checked beforehand; quoting keeps them exact. */
 export function ident(name: string): string {
@@ -16,7 +24,7 @@ export function ident(name: string): string {
 
 /** The quoted, schema-qualified names of castore's tables in `schema`. */
 export interface SchemaTables {
-  /** Directories: digest → canonical protobuf bytes. */
+  /** Directories: digest → canonical protobuf bytes, and the digests of its child directories (postgres-children.ts). */
   directories: string;
   /** Blob chunks: digest → bytes (≤ 512 KiB each with core's chunking). */
   chunks: string;
@@ -24,6 +32,8 @@ export interface SchemaTables {
   blobs: string;
   /** Each blob's chunk list, one small row per chunk: (blob, idx) → chunk digest, size. */
   blobChunks: string;
+  /** How far the fill of `children` for rows stored before version 3 got (one row). */
+  childrenFill: string;
   /** Which layout versions were applied. */
   version: string;
 }
@@ -35,11 +45,12 @@ export function schemaTables(schema: string): SchemaTables {
     chunks: `${q}.chunks`,
     blobs: `${q}.blobs`,
     blobChunks: `${q}.blob_chunks`,
+    childrenFill: `${q}.children_fill`,
     version: `${q}.schema_version`,
   };
 }
 
-/** Statements that bring a schema from `version - 1` to `version`. */
+/** DDL statements that bring a schema from `version - 1` to `version` (up to CHILDREN_COLUMN_VERSION; see above for 4). */
 export function migrations(t: SchemaTables): { version: number; statements: string[] }[] {
   return [
     {
@@ -78,5 +89,34 @@ export function migrations(t: SchemaTables): { version: number; statements: stri
          )`,
       ],
     },
+    {
+      // Each directory's child directories, in the directory's own row (so written with it,
+      // all or nothing), so that getRecursive can read a closure with one recursive query.
+      // NULL: not known yet (a row stored before this version, until the fill reaches it).
+      version: 3,
+      statements: [
+        // Instant on a table of any size: a nullable column without default, and no CHECK
+        // (which would scan the whole table under an exclusive lock).
+        `ALTER TABLE ${t.directories} ADD COLUMN IF NOT EXISTS children bytea`,
+      ],
+    },
+  ];
+}
+
+/**
+ * The fill's progress row (version 4, postgres-children-fill.ts): rows up to
+ * digest `after` (bytewise) have their children. Created with the version 3
+ * step only when an older schema is upgraded: a new one has nothing to fill.
+ */
+export function childrenFillStatements(t: SchemaTables): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t.childrenFill} (
+       singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+       after bytea,
+       directories bigint NOT NULL DEFAULT 0,
+       unreadable bigint NOT NULL DEFAULT 0,
+       started_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    `INSERT INTO ${t.childrenFill} DEFAULT VALUES ON CONFLICT DO NOTHING`,
   ];
 }

@@ -1,11 +1,39 @@
 /**
  * PostgresDirectoryService: a whole DirectoryService (validation, closure
- * checks, re-hashing reads, breadth-first getRecursive — all from core's
- * StoreDirectoryService) over a PostgresDirectoryStore. getRecursive reads
- * each level of the tree with one query per `batchSize` digests, so a tree of
- * depth d whose levels are at most `batchSize` wide takes d + 1 queries.
+ * checks, re-hashing reads — from core's StoreDirectoryService) over a
+ * PostgresDirectoryStore, with its own getRecursive: the whole closure in
+ * one statement (PostgresDirectoryStore.readClosure, a recursive query over
+ * the directories' `children` column, streamed as COPY), breadth first, root
+ * first.
+ *
+ * The `children` column only says where to look. Every directory is
+ * re-hashed and re-validated as it arrives, declared sizes are re-checked,
+ * and a row is taken only when a directory already yielded names it (the
+ * root first): a row a wrong `children` value points to is skipped. If
+ * directories are still expected when the statement ends (some row's
+ * children are NULL: stored by a castore from before the column while this
+ * one was already running, or changed behind the store's back), or the
+ * connection broke or the statement was cancelled (statement_timeout)
+ * mid-read, the walk goes on from the expected ones level by level (one
+ * getMany per level), so a closure is never cut short by the column; its
+ * order is then root to leaves, not strictly breadth first. A directory
+ * missing from the table is a CorruptionError.
  */
-import { StoreDirectoryService, type StoreDirectoryServiceOptions } from "@castore-ts/core";
+import {
+  BackendError,
+  CorruptionError,
+  Digest,
+  ReadSizeChecker,
+  StoreDirectoryService,
+  decodeStoredDirectory,
+  throwIfAborted,
+  type CallOptions,
+  type Directory,
+  type SizeCheck,
+  type StoreDirectoryServiceOptions,
+} from "@castore-ts/core";
+import { digestKey } from "@castore-ts/core/internal";
+import { sqlState } from "./postgres-errors.js";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
 import { parsePostgresUrl } from "./postgres-url.js";
 
@@ -13,9 +41,11 @@ export type PostgresDirectoryServiceOptions = PostgresStoreConfig & Omit<StoreDi
 
 export class PostgresDirectoryService extends StoreDirectoryService {
   declare readonly store: PostgresDirectoryStore;
+  private readonly sizeCheck: SizeCheck | undefined;
 
   constructor(store: PostgresDirectoryStore, opts: Omit<StoreDirectoryServiceOptions, "batchSize"> = {}) {
     super(store, { ...opts, batchSize: store.batchSize });
+    this.sizeCheck = opts.sizeCheck;
   }
 
   /**
@@ -31,5 +61,106 @@ export class PostgresDirectoryService extends StoreDirectoryService {
     return new PostgresDirectoryService(new PostgresDirectoryStore(connectionString, { ...options, ...defined }), {
       sizeCheck,
     });
+  }
+
+  override getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    return this.walk(root, opts?.signal);
+  }
+
+  private async *walk(root: Digest, signal?: AbortSignal): AsyncGenerator<Directory, void, undefined> {
+    throwIfAborted(signal);
+    const state = new WalkState(root, this.sizeCheck);
+    let complete = false;
+    try {
+      for await (const row of this.store.readClosure(root, signal)) {
+        const key = digestKey(row.digest);
+        if (!state.expects(key)) continue; // a child its parent does not name (`children` changed by hand)
+        yield state.take(key, Digest.fromBytes(row.digest), row.bytes);
+        throwIfAborted(signal);
+      }
+      complete = true;
+    } catch (error) {
+      // The connection broke, or the statement was cancelled (statement_timeout: a slow consumer
+      // holds the one statement open): what came is checked; the rest comes level by level.
+      if (signal?.aborted || !(error instanceof BackendError && (error.unavailable || isQueryCanceled(error.cause))))
+        throw error;
+    }
+    if (complete && state.received === 0) return; // the root is absent: the statement read nothing
+    yield* this.readRest(state, signal);
+  }
+
+  /** The directories still expected, level by level (nothing when none is). */
+  private async *readRest(state: WalkState, signal?: AbortSignal): AsyncGenerator<Directory, void, undefined> {
+    const batchSize = this.store.batchSize;
+    for (let level = state.takeExpected(); level.length > 0; level = state.takeExpected()) {
+      for (let start = 0; start < level.length; start += batchSize) {
+        throwIfAborted(signal);
+        const chunk = level.slice(start, start + batchSize);
+        const found = await this.store.getMany(chunk, signal);
+        for (let i = 0; i < chunk.length; i++) {
+          const bytes = found[i];
+          if (bytes === undefined && state.received === 0) return; // an absent root
+          yield state.take(digestKey(chunk[i].bytes), chunk[i], bytes === undefined ? null : copyOf(bytes));
+          throwIfAborted(signal);
+        }
+      }
+    }
+  }
+}
+
+/** query_canceled: statement_timeout, or pg_cancel_backend. */
+function isQueryCanceled(error: unknown): boolean {
+  return sqlState(error) === "57014";
+}
+
+/** A copy the caller owns (getMany may return views of what a store keeps). */
+function copyOf(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
+/** What a walk has received and still expects, and the re-check of declared sizes. */
+class WalkState {
+  /** digestKey of each directory named by one received (or the root), not received yet; in the order first named. */
+  private readonly expected = new Set<string>();
+  private readonly seen = new Set<string>();
+  private readonly sizes: ReadSizeChecker;
+
+  constructor(
+    private readonly root: Digest,
+    sizeCheck: SizeCheck | undefined,
+  ) {
+    this.expected.add(digestKey(root.bytes));
+    this.sizes = new ReadSizeChecker({ sizeCheck });
+  }
+
+  get received(): number {
+    return this.seen.size;
+  }
+
+  expects(key: string): boolean {
+    return this.expected.has(key);
+  }
+
+  /** Checks one expected directory's stored bytes (null: not stored) and returns it decoded. */
+  take(key: string, digest: Digest, bytes: Uint8Array | null): Directory {
+    if (bytes === null) {
+      throw new CorruptionError(
+        `directory ${digest} below root ${this.root} is missing: the store lost part of a closure`,
+      );
+    }
+    const directory = decodeStoredDirectory(digest, bytes);
+    this.expected.delete(key);
+    this.seen.add(key);
+    this.sizes.receive(digest, directory);
+    for (const child of directory.directories) {
+      const childKey = digestKey(child.digest);
+      if (!this.seen.has(childKey)) this.expected.add(childKey);
+    }
+    return directory;
+  }
+
+  /** The directories expected now, in the order they were first named (a level for readRest). */
+  takeExpected(): Digest[] {
+    return [...this.expected].map((key) => Digest.fromBytes(Buffer.from(key, "latin1")));
   }
 }

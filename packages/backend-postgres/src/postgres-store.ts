@@ -1,21 +1,25 @@
 /**
  * PostgresDirectoryStore: castore's DirectoryStore on PostgreSQL through a
- * `pg` connection pool. Its table, `<schema>.directories`: digest (bytea, the
- * 32 digest bytes, primary key) → bytes (bytea, the canonical protobuf
- * encoding); `<schema>.schema_version` records which layout is in place. The
- * store also creates the blob tables of the schema (postgres-schema.ts) and
- * lends its pool to PostgresBlobStore.
+ * `pg` connection pool. Its table, `<schema>.directories`: digest (bytea,
+ * the 32 digest bytes, primary key) → bytes (bytea, the canonical protobuf
+ * encoding) and children (the digests of its child directories, written in
+ * the same row: postgres-children.ts); `<schema>.schema_version` records which
+ * layout is in place (opening an older one fills in the children:
+ * postgres-children-fill.ts). The store also creates the blob tables of the
+ * schema (postgres-schema.ts) and lends its pool to PostgresBlobStore.
  *
- * It only stores and fetches bytes: StoreDirectoryService (core) validates
- * uploads, checks closures, re-hashes every read and walks trees.
+ * It stores and fetches bytes: StoreDirectoryService (core) validates
+ * uploads, checks closures and re-hashes every read; PostgresDirectoryService
+ * walks trees over readClosure, one recursive query per closure.
  *
  * Statements per call: getMany is one query (`digest = ANY($1::bytea[])`, a
- * binary array); a small upload (≤ 256 KiB) is one INSERT … unnest … ON
- * CONFLICT DO NOTHING; a larger one is one query for the digests already
- * stored and one binary COPY of the rest (if another upload races it to the
- * same rows: BEGIN, COPY into a temporary table, INSERT … SELECT … ON CONFLICT
- * DO NOTHING, COMMIT). Every close-time upload writes in digest order, so
- * concurrent overlapping uploads wait for each other instead of deadlocking.
+ * binary array); readClosure one COPY (postgres-closure-read.ts); a small
+ * upload (≤ 256 KiB) is one INSERT … unnest … ON CONFLICT DO NOTHING; a
+ * larger one is one query for the digests already stored and one binary
+ * COPY of the rest (if another upload races it to the same rows: BEGIN, COPY
+ * into a temporary table, INSERT … SELECT … ON CONFLICT DO NOTHING, COMMIT).
+ * Every close-time upload writes in digest order, so concurrent overlapping
+ * uploads wait for each other instead of deadlocking.
  *
  * A large upload streams instead (openUpload, PostgresUpload): its rows go
  * into one COPY inside a transaction while core is still checking the rest,
@@ -36,13 +40,24 @@ import {
   type ClosureSink,
 } from "@castore-ts/core";
 import pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
+import { from as copyFrom, to as copyTo } from "pg-copy-streams";
+import { ClosureRowParser, closureCopyStatement, packRowBytes, type ClosureRow } from "./postgres-closure-read.js";
 import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";
-import { ident, migrations, SCHEMA_VERSION, schemaTables, type SchemaTables } from "./postgres-schema.js";
+import {
+  CHILDREN_COLUMN_VERSION,
+  ident,
+  childrenFillStatements,
+  migrations,
+  SCHEMA_VERSION,
+  schemaTables,
+  type SchemaTables,
+} from "./postgres-schema.js";
+import { fillChildren } from "./postgres-children-fill.js";
 import { checkSchemaName, type PostgresStoreOptions } from "./postgres-url.js";
 import { StreamingCopy } from "./postgres-streaming-copy.js";
 import { PostgresUpload, type UploadHost } from "./postgres-upload.js";
 import { binaryCopyChunks, byteaArray } from "./postgres-wire.js";
+import { childrenColumn, entryBytes } from "./postgres-children.js";
 
 export { SCHEMA_VERSION };
 
@@ -84,6 +99,28 @@ export interface PostgresStoreConfig extends PostgresStoreOptions {
    * connection back and is stored at close instead. Default 30 s.
    */
   streamIdleTimeoutMs?: number;
+  /**
+   * Where one-time progress lines go: the fill of the children column when the
+   * store opens a database written by an older castore. Default: standard error.
+   */
+  log?: (line: string) => void;
+  /** For tests: directories per transaction of the children fill (default 5000). */
+  childrenFillBatch?: number;
+}
+
+/**
+ * Settings of castore's own connections (sent at connection start-up, no
+ * round trip). Every statement castore runs looks rows up by primary key:
+ * - the closure query's row estimates are blind (a recursive query), which
+ *   made the planner JIT-compile it for about 100 ms per read and pick bitmap
+ *   scans whose per-lookup setup made it about 40 % slower (measured);
+ *   getMany and the blob lookups lose nothing by it either.
+ */
+const SESSION_SETTINGS = "-c jit=off -c enable_bitmapscan=off";
+
+/** Progress lines of the store (the children fill), by default on standard error. */
+function logToStderr(line: string): void {
+  process.stderr.write(`castore: ${line}\n`);
 }
 
 /** What withClient's callback may tell it about the connection. */
@@ -117,7 +154,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   readonly backend: string;
   readonly endpoint: PostgresEndpoint;
   readonly schema: string;
-  /** Digests per getRecursive read this store was configured with (the service passes it to core). */
+  /** Digests per query where getRecursive reads level by level (children unknown, a broken stream). */
   readonly batchSize: number;
   /** The connection pool. Exposed for tests (e.g. counting queries through its "connect" event). */
   readonly pool: pg.Pool;
@@ -131,6 +168,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
   private readonly versionTable: string;
   private readonly uploadMethod: UploadMethod;
   private readonly streamIdleTimeoutMs: number;
+  private readonly log: (line: string) => void;
+  private readonly childrenFillBatch: number | undefined;
   /**
    * Streaming uploads holding a connection. At most half the pool: they are
    * paced by their clients, so reads and close-time uploads must not starve
@@ -150,6 +189,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
     this.batchSize = config.batchSize ?? DEFAULT_BATCH_SIZE;
     this.uploadMethod = config.uploadMethod ?? "auto";
     this.streamIdleTimeoutMs = config.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.log = config.log ?? logToStderr;
+    this.childrenFillBatch = config.childrenFillBatch;
     this.maxStreams = Math.floor((config.poolMax ?? DEFAULT_POOL_MAX) / 2);
     this.tables = schemaTables(this.schema);
     this.table = this.tables.directories;
@@ -174,6 +215,9 @@ export class PostgresDirectoryStore implements DirectoryStore {
     class TimedClient extends pg.Client {
       constructor(clientConfig?: pg.ClientConfig) {
         super({ ...clientConfig, connectionTimeoutMillis: connectTimeoutMs });
+        // castore's settings go after the user's own `options` (from the URL or PGOPTIONS), whichever way pg read them.
+        const parameters = (this as unknown as { connectionParameters: { options?: string } }).connectionParameters;
+        parameters.options = [parameters.options, SESSION_SETTINGS].filter(Boolean).join(" ");
         // Never without an "error" listener: between pg-pool handing a fresh client out
         // and withClient attaching its own, a FATAL from the server (pg_terminate_backend)
         // arriving in the same read as the handshake would otherwise crash the process.
@@ -316,13 +360,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   private async ensureSchema(): Promise<void> {
-    await this.withClient("creating the schema", undefined, async (client, session) => {
+    const recorded = await this.withClient("creating the schema", undefined, async (client, session) => {
       // Fast path, no DDL and no privileges needed: the layout is already in place.
       try {
         const { rows } = await client.query<{ version: number | null }>(
           `SELECT max(version) AS version FROM ${this.versionTable}`,
         );
-        if (this.checkVersion(rows[0]?.version ?? null) === SCHEMA_VERSION) return;
+        const version = this.checkVersion(rows[0]?.version ?? null);
+        if (version === SCHEMA_VERSION) return version;
       } catch (error) {
         const state = sqlState(error);
         if (state !== "42P01" && state !== "3F000") throw error; // not "no such table / schema"
@@ -345,21 +390,36 @@ export class PostgresDirectoryStore implements DirectoryStore {
           `SELECT max(version) AS version FROM ${this.versionTable}`,
         );
         const current = this.checkVersion(rows[0]?.version ?? null);
-        if (current < SCHEMA_VERSION) {
+        // A new schema has no rows without children: it is complete at once. An older one gets the
+        // column now (from here on every upload writes it) and is filled below.
+        const target = current === 0 ? SCHEMA_VERSION : Math.max(current, CHILDREN_COLUMN_VERSION);
+        if (current < target) {
           for (const step of migrations(this.tables)) {
             if (step.version <= current) continue;
             for (const statement of step.statements) await client.query(statement);
           }
-          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [
-            SCHEMA_VERSION,
-          ]);
+          if (target < SCHEMA_VERSION)
+            for (const statement of childrenFillStatements(this.tables)) await client.query(statement);
+          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [target]);
         }
         await client.query("COMMIT");
+        return target;
       } catch (error) {
         await client.query("ROLLBACK").catch(session.discard);
         throw error;
       }
     });
+    if (recorded < SCHEMA_VERSION) {
+      await fillChildren(
+        {
+          schema: this.schema,
+          tables: this.tables,
+          withClient: (what, signal, fn) => this.withClient(what, signal, fn),
+          log: this.log,
+        },
+        this.childrenFillBatch,
+      );
+    }
   }
 
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
@@ -377,6 +437,61 @@ export class PostgresDirectoryStore implements DirectoryStore {
     const found = new Map<string, Uint8Array>();
     for (const [digest, bytes] of rows) found.set(digest.toString("hex"), plainBytes(bytes));
     return digests.map((d) => found.get(d.hex));
+  }
+
+  /**
+   * The closure of `root` as stored rows, breadth first, each directory once
+   * (see postgres-closure-read.ts): one statement, streamed. Nothing when the root is absent. A pooled
+   * connection found dead before any row arrived is replaced (up to 3
+   * attempts); a connection that breaks later fails the read (BackendError,
+   * `unavailable`). A read not consumed to its end closes its connection
+   * (it is in the middle of a COPY).
+   */
+  async *readClosure(root: Digest, signal?: AbortSignal): AsyncGenerator<ClosureRow, void, undefined> {
+    await this.init();
+    const what = `reading the closure of ${root}`;
+    for (let attempt = 1; ; attempt++) {
+      this.checkOpen();
+      if (signal?.aborted) throw new AbortError(`${what} aborted`, { cause: signal.reason });
+      const client = await this.connect();
+      let broken: unknown;
+      let complete = false;
+      let received = false;
+      // While checked out a client has no pool listener: an "error" event then would crash the process.
+      const onError = (error: Error) => {
+        broken ??= error;
+      };
+      client.on("error", onError);
+      const stream = client.query(copyTo(closureCopyStatement(this.tables, root)));
+      const onAbort = () => stream.destroy(new AbortError(`${what} aborted`, { cause: signal?.reason }));
+      signal?.addEventListener("abort", onAbort);
+      try {
+        const parser = new ClosureRowParser();
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          received = true;
+          yield* packRowBytes(parser.push(chunk));
+        }
+        parser.end();
+        complete = true;
+        return;
+      } catch (error) {
+        broken ??= error;
+        if (signal?.aborted) throw new AbortError(`${what} aborted`, { cause: signal.reason });
+        const retry = isConnectionFailure(error) && !received && attempt < CONNECTION_ATTEMPTS && !this.closed;
+        if (!retry) throw this.fail(what, error);
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+        client.off("error", onError);
+        // Cut short (the consumer stopped, a failure): the connection is inside a COPY. Close it.
+        client.release(
+          complete && broken === undefined
+            ? undefined
+            : broken instanceof Error
+              ? broken
+              : new Error(broken === undefined ? "closure read stopped early" : String(broken)),
+        );
+      }
+    }
   }
 
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
@@ -447,12 +562,17 @@ export class PostgresDirectoryStore implements DirectoryStore {
     const sorted = [...entries].sort(compareDigests);
     const rows = await this.withClient("repairing directories", signal, async (client, session) => {
       session.begun();
+      // The children are written too: a row that was damaged when the column was filled got none.
       const result = await client.query<[Buffer]>({
-        text: `UPDATE ${this.table} AS t SET bytes = u.bytes
-               FROM unnest($1::bytea[], $2::bytea[]) AS u(digest, bytes)
+        text: `UPDATE ${this.table} AS t SET bytes = u.bytes, children = u.children
+               FROM unnest($1::bytea[], $2::bytea[], $3::bytea[]) AS u(digest, bytes, children)
                WHERE t.digest = u.digest
                RETURNING t.digest`,
-        values: [byteaArray(sorted.map((e) => e.digest.bytes)), byteaArray(sorted.map((e) => e.bytes))],
+        values: [
+          byteaArray(sorted.map((e) => e.digest.bytes)),
+          byteaArray(sorted.map((e) => e.bytes)),
+          byteaArray(sorted.map((e) => childrenColumn(entryBytes(e)))),
+        ],
         rowMode: "array",
       });
       return result.rows;
@@ -462,10 +582,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
 
   private insertUnnest(client: pg.ClientBase, entries: ClosureEntry[]): Promise<unknown> {
     return client.query(
-      `INSERT INTO ${this.table} (digest, bytes)
-       SELECT * FROM unnest($1::bytea[], $2::bytea[])
+      `INSERT INTO ${this.table} (digest, bytes, children)
+       SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
        ON CONFLICT (digest) DO NOTHING`,
-      [byteaArray(entries.map((e) => e.digest.bytes)), byteaArray(entries.map((e) => e.bytes))],
+      [
+        byteaArray(entries.map((e) => e.digest.bytes)),
+        byteaArray(entries.map((e) => e.bytes)),
+        byteaArray(entries.map((e) => childrenColumn(entryBytes(e)))),
+      ],
     );
   }
 
@@ -523,14 +647,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
     }
   }
 
-  /** Binary COPY of (digest, bytes) rows, in the given order, into `table`. */
+  /** Binary COPY of (digest, bytes, children) rows, in the given order, into `table`. */
   private async copyRows(
     client: pg.ClientBase,
     table: string,
     entries: ClosureEntry[],
     signal?: AbortSignal,
   ): Promise<void> {
-    const copy = client.query(copyFrom(`COPY ${table} (digest, bytes) FROM STDIN (FORMAT binary)`));
+    const copy = client.query(copyFrom(`COPY ${table} (digest, bytes, children) FROM STDIN (FORMAT binary)`));
     await pipeline(
       Readable.from(binaryCopyChunks(entries, { header: true, trailer: true, signal }), { objectMode: false }),
       copy,
@@ -546,14 +670,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
     // CREATE … IF NOT EXISTS only once per connection (a rolled-back transaction may undo it: then again).
     if (!this.withUploadTable.has(client)) {
       await client.query(
-        `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL) ON COMMIT DELETE ROWS`,
+        `CREATE TEMPORARY TABLE IF NOT EXISTS ${UPLOAD_TABLE} (digest bytea NOT NULL, bytes bytea NOT NULL, children bytea NOT NULL) ON COMMIT DELETE ROWS`,
       );
     }
     await this.copyRows(client, UPLOAD_TABLE, entries, signal);
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
     // The temporary table is read back in the order COPY wrote it (digest order): see putClosure.
     await client.query(
-      `INSERT INTO ${this.table} (digest, bytes) SELECT digest, bytes FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
+      `INSERT INTO ${this.table} (digest, bytes, children) SELECT digest, bytes, children FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
     );
     this.withUploadTable.add(client);
   }

@@ -171,7 +171,7 @@ export class StreamingCopy {
       });
       if (rows[0][0]) return false;
       const copy = client.query(
-        copyFrom(`COPY ${this.host.table} (digest, bytes) FROM STDIN (FORMAT binary)`, {
+        copyFrom(`COPY ${this.host.table} (digest, bytes, children) FROM STDIN (FORMAT binary)`, {
           highWaterMark: COPY_HIGH_WATER_BYTES,
         }),
       );

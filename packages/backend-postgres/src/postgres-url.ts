@@ -8,7 +8,8 @@
  *   postgres:///db?host=/var/run/postgresql          (Unix socket)
  *
  * castore's options: `schema` (default "castore"), `poolMax` (connections,
- * default 10), `batchSize` (digests per getRecursive read, default 32768),
+ * default 10), `batchSize` (digests per query where getRecursive reads level
+ * by level, below directories whose edges are missing; default 32768),
  * `connect_timeout` (seconds, libpq's name; default 10, 0 = wait forever).
  * pg's connection options (PG_OPTIONS: sslmode, sslrootcert, sslcert,
  * sslkey, application_name, options, host, port, user, password, …) are
@@ -26,7 +27,7 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Most pooled connections. Default 10. */
   poolMax?: number;
-  /** Digests per read in getRecursive (one query each). Default 32768. */
+  /** Digests per query where getRecursive reads level by level (edges missing, a broken stream). Default 32768. */
   batchSize?: number;
   /** Milliseconds to wait for a connection to be established; 0 waits forever. Default 10 000. */
   connectTimeoutMs?: number;

@@ -3,16 +3,32 @@ import { generateTree } from "@castore-ts/conformance";
 import { describe, expect, it } from "vitest";
 import { binaryCopyChunks, singleFieldOfBinaryCopy } from "./postgres-wire.js";
 
-/** The rows as PostgreSQL's binary COPY format lays them out, written field by field. */
+/** The rows as PostgreSQL's binary COPY format lays them out, written field by field (children from the decoded directory). */
 function expectedCopy(entries: ClosureEntry[]): Buffer {
   const parts = [Buffer.concat([Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), Buffer.alloc(8)])];
+  const int32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(n, 0);
+    return b;
+  };
   for (const e of entries) {
-    const head = Buffer.alloc(10);
-    head.writeInt16BE(2, 0);
+    const head = Buffer.alloc(6);
+    head.writeInt16BE(3, 0);
     head.writeInt32BE(32, 2);
-    const length = Buffer.alloc(4);
-    length.writeInt32BE(e.bytes.length, 0);
-    parts.push(head.subarray(0, 6), Buffer.from(e.digest.bytes), length, Buffer.from(e.bytes));
+    const children: Buffer[] = [];
+    for (const c of e.directory.directories) {
+      const child = Buffer.from(c.digest);
+      if (!children.some((x) => x.equals(child))) children.push(child);
+    }
+    const column = Buffer.concat(children);
+    parts.push(
+      head,
+      Buffer.from(e.digest.bytes),
+      int32(e.bytes.length),
+      Buffer.from(e.bytes),
+      int32(column.length),
+      column,
+    );
   }
   parts.push(Buffer.from([0xff, 0xff]));
   return Buffer.concat(parts);

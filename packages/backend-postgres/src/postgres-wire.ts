@@ -1,9 +1,10 @@
 /**
  * The binary formats the store sends PostgreSQL: `bytea[]` parameters and
- * binary COPY data of (digest, bytes) rows. One place for each framing, used
+ * binary COPY data of (digest, bytes, children) rows. One place for each framing, used
  * by the close-time upload (putClosure) and the streaming one alike.
  */
 import { AbortError, type ClosureEntry } from "@castore-ts/core";
+import { childrenColumn } from "./postgres-children.js";
 
 /** pg_type OID of bytea. */
 const BYTEA_OID = 17;
@@ -48,8 +49,9 @@ export interface CopyFraming {
 }
 
 /**
- * Binary COPY data of (digest, bytes) rows in chunks of about 256 KiB: a whole
- * COPY (header and trailer), or one piece of a COPY that is streamed in batches.
+ * Binary COPY data of (digest, bytes, children) rows (children: see
+ * postgres-children.ts) in chunks of about 256 KiB: a whole COPY (header and
+ * trailer), or one piece of a COPY that is streamed in batches.
  */
 export function* binaryCopyChunks(entries: readonly ClosureEntry[], framing: CopyFraming): Generator<Buffer> {
   let chunk = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
@@ -59,14 +61,15 @@ export function* binaryCopyChunks(entries: readonly ClosureEntry[], framing: Cop
     // makes a Digest and views per row, a good part of the framing's time.
     const joined = entry.digestAndBytes;
     const length = joined ? joined.length - 32 : entry.bytes.length;
-    const need = 2 + 4 + 32 + 4 + length;
+    const children = childrenColumn(joined ? joined.subarray(32) : entry.bytes);
+    const need = 2 + 4 + 32 + 4 + length + 4 + children.length;
     if (at + need > chunk.length) {
       if (at > 0) yield chunk.subarray(0, at);
       if (framing.signal?.aborted) throw new AbortError("upload aborted", { cause: framing.signal.reason });
       chunk = Buffer.allocUnsafe(Math.max(COPY_CHUNK_BYTES, need + 2));
       at = 0;
     }
-    at = chunk.writeInt16BE(2, at);
+    at = chunk.writeInt16BE(3, at);
     at = chunk.writeInt32BE(32, at);
     if (joined) {
       // The row is digest, int32 length, bytes: copy digest+bytes 4 bytes on, so the bytes land
@@ -81,6 +84,9 @@ export function* binaryCopyChunks(entries: readonly ClosureEntry[], framing: Cop
       chunk.set(entry.bytes, at);
       at += length;
     }
+    at = chunk.writeInt32BE(children.length, at);
+    chunk.set(children, at);
+    at += children.length;
   }
   if (framing.trailer) {
     if (at + COPY_TRAILER.length > chunk.length) {

@@ -3,7 +3,7 @@
  * middleware on the client, against a real S3 server over loopback HTTP.
  */
 import { AbortError, Digest, encodeDirectory, fixtures, openDirectoryService } from "@castore-ts/core";
-import { generateTree } from "@castore-ts/conformance";
+import { deepChain, generateTree, wideDirectory } from "@castore-ts/conformance";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "./index.js";
 import { layoutClosure } from "./closure-format.js";
@@ -103,6 +103,36 @@ describe("request counts", () => {
     for (const d of tree.directories.slice(0, 20)) await putter.put(d);
     await putter.abort();
     expect(counter.total).toBe(0);
+  });
+});
+
+describe("getRecursive of deep and wide trees", () => {
+  // One GET of the root's index object, one of the closure object (streamed): never one per level.
+  it("a 1 000-deep chain is 2 GETs", async () => {
+    const tree = deepChain(1000);
+    const { service, counter } = stores.open();
+    try {
+      await upload(service, tree.directories);
+      counter.reset();
+      const got = await collect(service, tree.root);
+      expect(got.map((d) => Digest.of(encodeDirectory(d)).hex)).toEqual(tree.digests.map((d) => d.hex).reverse());
+      expect(counter.take()).toEqual({ total: 2, byOperation: { GetObject: 2 } });
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("a directory of 10 000 entries (2 000 of them directories) is 2 GETs", async () => {
+    const tree = wideDirectory(10_000);
+    const { service, counter } = stores.open();
+    try {
+      await upload(service, tree.directories);
+      counter.reset();
+      expect(await collect(service, tree.root)).toHaveLength(2);
+      expect(counter.take()).toEqual({ total: 2, byOperation: { GetObject: 2 } });
+    } finally {
+      await service.close();
+    }
   });
 });
 

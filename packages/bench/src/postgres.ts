@@ -8,7 +8,8 @@
  *   table; also the same upload stored only at close ("copy"), and the
  *   store's part alone (putClosure of the checked closure) per method;
  * - getRecursive of the tree: directories per second and queries (round
- *   trips), against one bare `SELECT digest, bytes` of every row.
+ *   trips: 1, the recursive query), against one bare `SELECT digest, bytes`
+ *   of every row.
  *
  *   pnpm bench postgres      (root; in packages/bench: node dist/postgres.js)
  *   CASTORE_BENCH_DIRECTORIES=20000 CASTORE_BENCH_ROUNDS=2 … for a quick run
@@ -245,7 +246,7 @@ for (const method of ["copy", "merge", "unnest"] as const) {
     unit: "directories/s",
     baseline: rate(best(selects)),
     ratio: value / rate(best(selects)),
-    notes: `breadth first, re-hashed and re-validated by core, ${levels} queries for a tree of depth ${depth}; baseline: one bare SELECT of every row`,
+    notes: `breadth first (one recursive query over the children column, streamed by COPY), re-hashed and re-validated, ${levels} queries for a tree of depth ${depth}; baseline: one bare SELECT of every row`,
   });
   results.push({
     name: `postgres: getRecursive ${label} directories, round trips`,
@@ -253,7 +254,7 @@ for (const method of ["copy", "merge", "unnest"] as const) {
     unit: "queries",
     baseline: depth + 1,
     ratio: levels / (depth + 1),
-    notes: `queries per getRecursive against depth + 1 (batchSize ${service.store.batchSize})`,
+    notes: `queries per getRecursive against depth + 1 (what a read per level takes)`,
   });
   await dropService(service);
 }
