@@ -67,6 +67,17 @@ describe("castore ref", () => {
     expect((await castore("ref", "rm", "cas", "--expect", root)).code).toBe(0);
   });
 
+  it("get takes ref:NAME wherever it takes a root; an unknown ref is an error naming it", async () => {
+    await castore("ref", "set", "for-get", root);
+    const byRef = await castore("get", "ref:for-get");
+    const byDigest = await castore("get", root);
+    expect(byRef.code, byRef.stderr).toBe(0);
+    expect(byRef.stdout.toString()).toBe(byDigest.stdout.toString());
+    const missing = await castore("get", "ref:no-such-ref");
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("no ref no-such-ref in lmdb://");
+  });
+
   it("refuses a bad name before touching the store", async () => {
     const r = await castore("ref", "set", "a//b", root);
     expect(r.code).not.toBe(0);

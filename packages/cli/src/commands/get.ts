@@ -1,19 +1,20 @@
 import { Command, Option } from "commander";
-import { NotFoundError, type Digest, directoryDigest, redactUrl } from "@castore-ts/core";
+import { NotFoundError, type RootArgument, directoryDigest, redactUrl } from "@castore-ts/core";
 import { directoryJson, directoryNodes, formatNode } from "../format.js";
 import { NAMES_HELP } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { parseDigest } from "./options.js";
+import { parseRoot, resolveRoot } from "../roots.js";
 
 export function getCommand(): Command {
   return new Command("get")
     .description("Print a directory, or with --recursive its whole closure root to leaves")
-    .argument("<digest>", "directory digest (hex or b3:base64)", parseDigest)
+    .argument("<digest>", `directory digest (hex or b3:base64), or ref:NAME`, parseRoot)
     .option("-r, --recursive", "print every directory reachable from it, breadth first")
     .option("--json", "one JSON object per directory per line; names as escaped text plus exact base64 (see README)")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
     .addHelpText("after", NAMES_HELP)
-    .action(async (digest: Digest, opts) => {
+    .action(async (root: RootArgument, opts) => {
+      const digest = await resolveRoot(root, opts.store);
       const service = await openStore(opts.store);
       try {
         let count = 0;
