@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { openBlobService } from "@castore-ts/core";
 import { DEFAULT_SPOOL_MEMORY_BYTES, type ImportProgress, importTree } from "../importer.js";
-import { createProgress } from "../progress.js";
+import { createProgress, humanBytes } from "../progress.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
 
@@ -65,8 +65,9 @@ export function importCommand(): Command {
         progress.update({
           directories: p.directories,
           files: p.files,
-          bytes: p.bytes,
-          ...(p.uploaded ? { uploaded: p.uploaded } : {}),
+          "bytes hashed": p.bytes,
+          ...(p.blobs ? { "bytes uploaded": p.blobs.uploadedBytes, "bytes skipped": p.blobs.skippedBytes } : {}),
+          ...(p.uploaded ? { "directories sent": p.uploaded } : {}),
         });
       };
       try {
@@ -83,6 +84,7 @@ export function importCommand(): Command {
         });
         show(true);
         progress.stop();
+        process.stderr.write(`${summary(result.progress)}\n`);
         process.stdout.write(`${result.digest.hex}\n`);
       } finally {
         show(true);
@@ -91,4 +93,16 @@ export function importCommand(): Command {
         await Promise.all([service.close(), blobs?.close()]);
       }
     });
+}
+
+/** The last line on stderr: what was read, and what was sent to the store or found there already. */
+export function summary(p: ImportProgress): string {
+  const read = `import: ${p.files} files, ${humanBytes(p.bytes)} hashed, ${p.directories} directories`;
+  if (!p.blobs) return `${read}; contents not stored (--no-contents)`;
+  const b = p.blobs;
+  const sent =
+    b.uploaded === 0
+      ? "no blob uploaded"
+      : `${b.uploaded} blob${b.uploaded === 1 ? "" : "s"} uploaded (${humanBytes(b.uploadedBytes)})`;
+  return `${read}; ${sent}, ${b.skipped} file${b.skipped === 1 ? "" : "s"} already stored (${humanBytes(b.skippedBytes)} skipped)`;
 }
