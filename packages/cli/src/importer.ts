@@ -104,13 +104,21 @@ export interface ImportOptions {
   syncIo?: boolean;
   /** Where file contents are stored as blobs; without it, files are only hashed (`--no-contents`). */
   blobs?: BlobService;
-  /** Blobs written at once (default 4). */
+  /** Blobs written at once (default DEFAULT_UPLOAD_CONCURRENCY). */
   uploadConcurrency?: number;
   onProgress?(p: ImportProgress): void;
   signal?: AbortSignal;
 }
 
 export const DEFAULT_SPOOL_MEMORY_BYTES = 64 * 1024 * 1024;
+/**
+ * Blobs written at once. Many: a small blob's write is mostly waiting (lmdb
+ * makes each blob durable before close() resolves, and commits the writes in
+ * flight together; a remote store answers after a round trip), and the bytes
+ * held are bounded by the BlobUploader anyway. 4 at once spent most of an
+ * import of /usr/share waiting for fsync.
+ */
+export const DEFAULT_UPLOAD_CONCURRENCY = 32;
 
 /** A file type castore cannot store (socket, device, FIFO): refused with its path. */
 export class UnsupportedFileTypeError extends ValidationError {}
@@ -470,7 +478,7 @@ export async function importTree(
   const io = new IoMode(opts.syncIo);
   const uploader = opts.blobs
     ? new BlobUploader(opts.blobs, {
-        concurrency: opts.uploadConcurrency,
+        concurrency: opts.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
         signal,
         onProgress: () => opts.onProgress?.(progress),
       })

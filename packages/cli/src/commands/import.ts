@@ -1,6 +1,11 @@
 import { Command, Option } from "commander";
 import { openBlobService } from "@castore-ts/core";
-import { DEFAULT_SPOOL_MEMORY_BYTES, type ImportProgress, importTree } from "../importer.js";
+import {
+  DEFAULT_SPOOL_MEMORY_BYTES,
+  DEFAULT_UPLOAD_CONCURRENCY,
+  type ImportProgress,
+  importTree,
+} from "../importer.js";
 import { createProgress, humanBytes } from "../progress.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
@@ -23,6 +28,14 @@ export function importCommand(): Command {
         "files read and hashed at once through the thread pool (large files; small ones too when that measures faster than reading them one at a time with sync calls, as on a cold cache)",
       )
         .default(8)
+        .argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        "--upload-jobs <n>",
+        "blobs written to the store at once (a local store commits concurrent writes together: more in flight, fewer waits for the disk)",
+      )
+        .default(DEFAULT_UPLOAD_CONCURRENCY)
         .argParser(positiveInt),
     )
     .addOption(
@@ -73,6 +86,7 @@ export function importCommand(): Command {
       try {
         const result = await importTree(service, path, {
           concurrency: opts.jobs,
+          uploadConcurrency: opts.uploadJobs,
           spoolMemoryBytes: opts.spoolMemory * 1024 * 1024,
           spoolDir: opts.spoolDir,
           blobs,

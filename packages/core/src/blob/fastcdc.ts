@@ -319,13 +319,25 @@ export function findCutPoint(
  */
 export class FastCdcChunker {
   private readonly params: CutParams;
-  /** Bytes not yet cut, always fewer than maxSize between calls. */
-  private readonly pending: Uint8Array;
+  /**
+   * Bytes not yet cut, always fewer than maxSize between calls. Grown as
+   * needed up to maxSize: a chunker per blob written, and most blobs (files)
+   * are small; allocating (and zeroing) 512 KiB for each was a good part of
+   * importing a tree of small files.
+   */
+  private pending: Uint8Array = new Uint8Array(0);
   private pendingLength = 0;
 
   constructor(opts: ChunkingOptions = SNIX_CHUNKING) {
     this.params = resolveChunking(opts);
-    this.pending = new Uint8Array(this.params.maxSize);
+  }
+
+  /** Room for `n` pending bytes (n <= maxSize), keeping those held. */
+  private reserve(n: number): void {
+    if (n <= this.pending.length) return;
+    const grown = new Uint8Array(Math.min(this.params.maxSize, Math.max(n, 2 * this.pending.length)));
+    grown.set(this.pending.subarray(0, this.pendingLength));
+    this.pending = grown;
   }
 
   push(piece: Uint8Array): Uint8Array[] {
@@ -337,6 +349,7 @@ export class FastCdcChunker {
     while (this.pendingLength > 0) {
       const before = this.pendingLength;
       const take = Math.min(max - before, piece.length - pos);
+      this.reserve(before + take);
       this.pending.set(piece.subarray(pos, pos + take), before);
       this.pendingLength += take;
       pos += take;
@@ -358,6 +371,7 @@ export class FastCdcChunker {
       chunks.push(Uint8Array.prototype.slice.call(piece, pos, pos + length));
       pos += length;
     }
+    this.reserve(piece.length - pos);
     this.pending.set(piece.subarray(pos));
     this.pendingLength = piece.length - pos;
     return chunks;
