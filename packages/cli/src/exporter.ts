@@ -83,7 +83,12 @@ export async function exportTree(
     const received = new Map<string, Directory>();
 
     const startFile = (file: FileNode, path: Buffer) => {
-      const write = limit(() => writeFile(blobs, file, path, path.subarray(tmp.length + 1), opts.signal)).then(
+      const write = limit(() => {
+        // Queued writes after a failure or an interruption end at once (not dropped: see the catch below).
+        if (failure !== undefined) throw failure;
+        opts.signal?.throwIfAborted();
+        return writeFile(blobs, file, path, path.subarray(tmp.length + 1), opts.signal);
+      }).then(
         (bytes) => {
           progress.files++;
           progress.bytes += bytes;
@@ -141,7 +146,8 @@ export async function exportTree(
     await rename(tmp, dest);
     return progress;
   } catch (e) {
-    limit.clearQueue();
+    // Not limit.clearQueue(): a dropped task's promise never settles, and this
+    // wait (then the whole command) would hang on it; queued writes fail fast.
     await Promise.allSettled(writes);
     await rm(tmp, { recursive: true, force: true });
     throw e;
