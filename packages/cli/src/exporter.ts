@@ -150,6 +150,7 @@ export async function exportTree(
     // wait (then the whole command) would hang on it; queued writes fail fast.
     await Promise.allSettled(writes);
     await rm(tmp, { recursive: true, force: true });
+    if (opts.signal?.aborted) throw opts.signal.reason; // interrupted: say so, not which call noticed
     throw e;
   }
 }

@@ -259,8 +259,11 @@ describe("an export killed half way leaves nothing at DEST", () => {
   it("SIGINT: DEST absent and the temporary tree removed; exit status 1", { timeout: 120_000 }, async () => {
     const parent = join(dir, "interrupted");
     const { child, exited } = await exportHalfWay(parent);
+    const stderr: string[] = [];
+    child.stderr!.on("data", (c: Buffer) => stderr.push(c.toString()));
     child.kill("SIGINT");
     expect(await exited).toBe(1);
+    expect(stderr.join("")).toContain("castore: interrupted");
     expect(readdirSync(parent)).toEqual([]);
   });
 });
