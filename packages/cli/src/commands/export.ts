@@ -40,6 +40,7 @@ export function exportCommand(): Command {
             progress.update({ directories: p.directories, files: p.files, bytes: p.bytes });
           },
         });
+        progress.update({ directories: done.directories, files: done.files, bytes: done.bytes }); // the last, unthrottled
         progress.stop();
         process.stderr.write(
           `exported ${done.directories} directories, ${done.files} files, ${done.bytes} bytes to ${dest}\n`,
