@@ -112,13 +112,20 @@ export interface ImportOptions {
 
 export const DEFAULT_SPOOL_MEMORY_BYTES = 64 * 1024 * 1024;
 /**
- * Blobs written at once. Many: a small blob's write is mostly waiting (lmdb
- * makes each blob durable before close() resolves, and commits the writes in
- * flight together; a remote store answers after a round trip), and the bytes
- * held are bounded by the BlobUploader anyway. 4 at once spent most of an
- * import of /usr/share waiting for fsync.
+ * Blobs written at once. Many: a small blob's write is mostly waiting (a
+ * remote store answers after a round trip; lmdb makes each blob durable
+ * before close() resolves, and commits the writes in flight together), and
+ * the bytes held are bounded by the BlobUploader anyway. 4 at once spent most
+ * of an import of /usr/share waiting for fsync.
  */
 export const DEFAULT_UPLOAD_CONCURRENCY = 32;
+/**
+ * Into a store on this machine (lmdb, memory): 256, where 20 000 small files
+ * imported about 40% faster than at 32 (1 024 was no faster). Not the default
+ * for remote stores: a server caps the streams of a connection (castore
+ * serve: 100), and a PostgreSQL pool has 10 connections.
+ */
+export const LOCAL_UPLOAD_CONCURRENCY = 256;
 
 /** A file type castore cannot store (socket, device, FIFO): refused with its path. */
 export class UnsupportedFileTypeError extends ValidationError {}

@@ -3,6 +3,7 @@ import { openBlobService } from "@castore-ts/core";
 import {
   DEFAULT_SPOOL_MEMORY_BYTES,
   DEFAULT_UPLOAD_CONCURRENCY,
+  LOCAL_UPLOAD_CONCURRENCY,
   type ImportProgress,
   importTree,
 } from "../importer.js";
@@ -11,6 +12,11 @@ import { DEFAULT_STORE, openStore } from "../stores.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
 
 const PROGRESS_INTERVAL_MS = 100;
+
+/** Blob writes in flight by default: many more into a store on this machine (see LOCAL_UPLOAD_CONCURRENCY). */
+function uploadConcurrencyFor(store: string): number {
+  return /^(lmdb|memory):/i.test(store) ? LOCAL_UPLOAD_CONCURRENCY : DEFAULT_UPLOAD_CONCURRENCY;
+}
 
 export function importCommand(): Command {
   return new Command("import")
@@ -33,10 +39,8 @@ export function importCommand(): Command {
     .addOption(
       new Option(
         "--upload-jobs <n>",
-        "blobs written to the store at once (a local store commits concurrent writes together: more in flight, fewer waits for the disk)",
-      )
-        .default(DEFAULT_UPLOAD_CONCURRENCY)
-        .argParser(positiveInt),
+        "blobs written to the store at once; default 256 into a local store (lmdb commits concurrent writes together and waits for the disk once per commit: more in flight, fewer waits), 32 into a remote one",
+      ).argParser(positiveInt),
     )
     .addOption(
       new Option(
@@ -86,7 +90,7 @@ export function importCommand(): Command {
       try {
         const result = await importTree(service, path, {
           concurrency: opts.jobs,
-          uploadConcurrency: opts.uploadJobs,
+          uploadConcurrency: opts.uploadJobs ?? uploadConcurrencyFor(opts.store),
           spoolMemoryBytes: opts.spoolMemory * 1024 * 1024,
           spoolDir: opts.spoolDir,
           blobs,
