@@ -22,7 +22,10 @@ export function importCommand(): Command {
   return new Command("import")
     .description(
       "Import a directory tree into a store and print its root digest (hex) on stdout. " +
-        "File contents are stored as blobs (chunked, deduplicated by chunk) as the files are read; " +
+        "File contents are stored as blobs (chunked, deduplicated by chunk), and only those the store lacks are sent: " +
+        "a file up to 1 MiB is read once and waits in a batch that asks the store about all its digests at once; a larger " +
+        "file is hashed first and read again only when its blob is missing. The last line on stderr says how many blobs " +
+        "were uploaded and how many files the store had already. " +
         "--no-contents only hashes them. The tree is walked and its files read first; the upload to the store is opened only then and " +
         "sends the tree's directories back to back (a remote store's idle timeout does not run while files are hashed).",
     )
