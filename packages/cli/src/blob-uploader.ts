@@ -20,8 +20,9 @@
  *   upload of every large file on every re-import; holding it in memory
  *   until the answer would break the memory bound.
  *
- * Either way the writer itself skips the chunks the store already has (core's
- * ChunkedBlobService), so an edited large file stores only its changed chunks.
+ * Either way a store keeps a chunk it holds already as it is (lmdb without
+ * even a write transaction), so an edited large file stores only its changed
+ * chunks; its bytes are all sent to the writer (over gRPC: to the server).
  *
  * Memory: the bytes of small files waiting or being written are at most
  * MAX_BUFFERED_BYTES; add() waits for room beyond that (which holds the

@@ -241,29 +241,18 @@ class ChunkedBlobWriter implements BlobWriter {
     }
   }
 
-  /**
-   * Hashes and stores one chunk, waiting while `parallelism` puts are in
-   * flight (the bound on memory). A chunk the store already has is not put
-   * again: one `has` first, in the same slot. It costs a lookup per new chunk
-   * and saves a write (a transaction, an INSERT, a PUT of up to 512 KiB) per
-   * chunk already stored, which is what makes re-storing an edited file cost
-   * only its changed chunks.
-   */
+  /** Hashes (unless given its digest) and stores one chunk, waiting while `parallelism` puts are in flight (the bound on memory). */
   private async storeChunk(bytes: Uint8Array, digest = Digest.of(bytes)): Promise<void> {
     this.chunks.push({ digest, size: bytes.length });
     while (this.inFlight.size >= this.parallelism) await Promise.race(this.inFlight);
     if (this.failure !== undefined) throw this.failure;
-    const opts = { signal: this.putSignal };
-    const put: Promise<void> = this.store
-      .has([digest], opts)
-      .then(([present]) => (present ? undefined : this.store.putChunk(digest, bytes, opts)))
-      .then(
-        () => void this.inFlight.delete(put),
-        (error: unknown) => {
-          this.inFlight.delete(put);
-          this.failure ??= error;
-        },
-      );
+    const put: Promise<void> = this.store.putChunk(digest, bytes, { signal: this.putSignal }).then(
+      () => void this.inFlight.delete(put),
+      (error: unknown) => {
+        this.inFlight.delete(put);
+        this.failure ??= error;
+      },
+    );
     this.inFlight.add(put);
   }
 
