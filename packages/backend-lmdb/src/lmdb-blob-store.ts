@@ -114,6 +114,9 @@ export class LmdbBlobStore implements BlobStore {
   async putChunk(digest: Digest, bytes: Uint8Array, opts?: CallOptions): Promise<void> {
     this.check(opts);
     const db = this.chunks;
+    // Already stored: no write transaction at all (a local read; re-importing an edited file stores only its
+    // changed chunks without a commit per unchanged one). A stale snapshot can only miss it: then noOverwrite.
+    if (db.doesExist(digest.bytes)) return;
     await db.childTransaction(() => {
       db.putSync(digest.bytes, bytes, { noOverwrite: true });
     });

@@ -5,7 +5,11 @@
  *    with BLAKE3 (a bounded number of files at a time, across directories);
  *    each directory is built once all its entries are known, encoded, and
  *    appended to a spool, so children always precede parents (leaves to
- *    root). No upload is open during this phase.
+ *    root). With contents, each hashed file goes to the BlobUploader, which
+ *    writes the blobs the store lacks (see blob-uploader.ts: batched `has`,
+ *    small files read once, large ones read again only when missing); every
+ *    blob write is fed as soon as it opens. No directory upload is open
+ *    during this phase, and all blobs are stored before it ends.
  * 2. Upload. Only then is the store's upload opened, and the spooled
  *    directories are streamed into it back to back and the upload closed.
  *
@@ -58,6 +62,7 @@ import { join as joinPath } from "node:path";
 import pLimit from "p-limit";
 import {
   type BlobService,
+  type BlobWriter,
   Digest,
   type DirectoryService,
   ValidationError,
@@ -75,6 +80,7 @@ import {
   type FileNode,
   type SymlinkNode,
 } from "@castore-ts/core";
+import { BlobUploader, type BlobUploadCounts } from "./blob-uploader.js";
 import { abbreviatePath } from "./names.js";
 
 export interface ImportProgress {
@@ -83,6 +89,8 @@ export interface ImportProgress {
   directories: number;
   /** Directories sent to the store (the upload phase, after the walk). */
   uploaded: number;
+  /** With contents: blobs (and their bytes) written to the store, and files whose blob it had already. */
+  blobs?: BlobUploadCounts;
 }
 
 export interface ImportOptions {
@@ -96,11 +104,28 @@ export interface ImportOptions {
   syncIo?: boolean;
   /** Where file contents are stored as blobs; without it, files are only hashed (`--no-contents`). */
   blobs?: BlobService;
+  /** Blobs written at once (default DEFAULT_UPLOAD_CONCURRENCY). */
+  uploadConcurrency?: number;
   onProgress?(p: ImportProgress): void;
   signal?: AbortSignal;
 }
 
 export const DEFAULT_SPOOL_MEMORY_BYTES = 64 * 1024 * 1024;
+/**
+ * Blobs written at once. Many: a small blob's write is mostly waiting (a
+ * remote store answers after a round trip; lmdb makes each blob durable
+ * before close() resolves, and commits the writes in flight together), and
+ * the bytes held are bounded by the BlobUploader anyway. 4 at once spent most
+ * of an import of /usr/share waiting for fsync.
+ */
+export const DEFAULT_UPLOAD_CONCURRENCY = 32;
+/**
+ * Into a store on this machine (lmdb, memory): 256, where 20 000 small files
+ * imported about 40% faster than at 32 (1 024 was no faster). Not the default
+ * for remote stores: a server caps the streams of a connection (castore
+ * serve: 100), and a PostgreSQL pool has 10 connections.
+ */
+export const LOCAL_UPLOAD_CONCURRENCY = 256;
 
 /** A file type castore cannot store (socket, device, FIFO): refused with its path. */
 export class UnsupportedFileTypeError extends ValidationError {}
@@ -273,7 +298,7 @@ async function hashFile(
   buf: Buffer,
   signal: AbortSignal,
   io: IoMode,
-): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
+): Promise<{ digest: Uint8Array; size: number; executable: boolean; whole: boolean }> {
   const sync = io.sync;
   const fd = sync ? openSync(path, OPEN_FLAGS) : await open(path);
   let syncRead = false;
@@ -297,7 +322,9 @@ async function hashFile(
         break;
       }
     }
-    if (atEnd && filled <= ONE_SHOT_MAX) return { digest: blake3(buf.subarray(0, filled)), size: filled, executable };
+    // whole: the file's bytes are all in buf[0, size) (read in one go).
+    if (atEnd && filled <= ONE_SHOT_MAX)
+      return { digest: blake3(buf.subarray(0, filled)), size: filled, executable, whole: true };
     const hasher = createBlake3Hasher();
     hasher.update(buf.subarray(0, filled));
     let size = filled;
@@ -310,7 +337,7 @@ async function hashFile(
         size += n;
       }
     }
-    return { digest: hasher.digest(), size, executable };
+    return { digest: hasher.digest(), size, executable, whole: atEnd };
   } finally {
     if (sync) closeSync(fd);
     else await close(fd);
@@ -319,34 +346,27 @@ async function hashFile(
 }
 
 /**
- * Reads one regular file once and stores it as a blob: the blob writer
- * chunks and hashes what it is given, so the digest comes from the store's
- * own close(). Reads go through the thread pool into `buf` (reused: the
- * writer copies what it keeps before write() resolves).
+ * Streams one regular file into a blob writer through `buf` (reused: the
+ * writer copies what it keeps before write() resolves). The second read of a
+ * large file the store lacks (see BlobUploader).
  */
-async function storeFile(
+async function streamFile(
   path: Buffer,
   place: Place,
   buf: Buffer,
   signal: AbortSignal,
-  blobs: BlobService,
-): Promise<{ digest: Uint8Array; size: number; executable: boolean }> {
+  writer: BlobWriter,
+): Promise<void> {
   const fd = await open(path);
-  const writer = blobs.openWriter({ signal });
   try {
     const st = await fstat(fd);
-    if (!st.isFile()) throw unsupported(place, kindOf(st)); // replaced since readdir
+    if (!st.isFile()) throw unsupported(place, kindOf(st)); // replaced since it was hashed
     for (;;) {
       signal.throwIfAborted();
       const n = await read(fd, buf, 0, buf.length);
       if (n === 0) break;
       await writer.write(buf.subarray(0, n));
     }
-    const written = await writer.close();
-    return { digest: written.digest.bytes, size: written.size, executable: (st.mode & 0o100) !== 0 };
-  } catch (e) {
-    await writer.abort(e);
-    throw e;
   } finally {
     await close(fd);
   }
@@ -463,6 +483,14 @@ export async function importTree(
 
   const buffers: Buffer[] = [];
   const io = new IoMode(opts.syncIo);
+  const uploader = opts.blobs
+    ? new BlobUploader(opts.blobs, {
+        concurrency: opts.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
+        signal,
+        onProgress: () => opts.onProgress?.(progress),
+      })
+    : undefined;
+  if (uploader) progress.blobs = uploader.counts;
   let lastYield = performance.now();
   const hashJob = (path: Buffer, place: Place) =>
     limit(async () => {
@@ -475,9 +503,18 @@ export async function importTree(
       signal.throwIfAborted();
       const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
       try {
-        return opts.blobs
-          ? await storeFile(path, place, buf, signal, opts.blobs)
-          : await hashFile(path, place, buf, signal, io);
+        const hashed = await hashFile(path, place, buf, signal, io);
+        if (uploader) {
+          const digest = Digest.fromBytes(hashed.digest);
+          const shown = () => abbreviatePath(pathOf(place));
+          // Small: its bytes are in buf (copied: buf is reused). Large: read again only if the store lacks it.
+          if (hashed.whole) await uploader.addBuffered(digest, Buffer.from(buf.subarray(0, hashed.size)), shown);
+          else
+            await uploader.addLarge(digest, hashed.size, shown, (writer) =>
+              streamFile(path, place, buf, signal, writer),
+            );
+        }
+        return hashed;
       } catch (e) {
         throw fileSystemError(e, place);
       } finally {
@@ -553,8 +590,11 @@ export async function importTree(
     let walked: { digest: Digest };
     try {
       walked = await importDirectory(rootPath, rootPlace);
+      // Every blob is stored before the directories that name it are sent.
+      await uploader?.finish();
     } catch (e) {
       failed.abort(e);
+      await uploader?.finish().catch(() => {}); // its writes stop on the abort; none outlives the import
       throw e;
     }
     // Phase 2: the upload, opened only now that every directory is known.

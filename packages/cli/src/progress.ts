@@ -19,11 +19,24 @@ function humanBytes(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
+/**
+ * "3 files, 1.2 MiB hashed (4.0 MiB/s), 0 B uploaded": a count named "bytes"
+ * or "bytes WHAT" is shown as a size (and WHAT); the first such, with its rate.
+ */
 function describe(counts: Record<string, number>, seconds: number): string {
+  let rated = false;
   return Object.entries(counts)
-    .map(([k, v]) => (k === "bytes" ? `${humanBytes(v)} (${humanBytes(v / Math.max(seconds, 0.001))}/s)` : `${v} ${k}`))
+    .map(([k, v]) => {
+      if (k !== "bytes" && !k.startsWith("bytes ")) return `${v} ${k}`;
+      const what = k === "bytes" ? "" : ` ${k.slice("bytes ".length)}`;
+      const rate = rated ? "" : ` (${humanBytes(v / Math.max(seconds, 0.001))}/s)`;
+      rated = true;
+      return `${humanBytes(v)}${what}${rate}`;
+    })
     .join(", ");
 }
+
+export { humanBytes };
 
 export function createProgress(label: string, opts: { enabled?: boolean } = {}): ProgressReporter {
   const started = performance.now();

@@ -7,6 +7,7 @@
  */
 import pLimit from "p-limit";
 import {
+  type BlobService,
   CorruptionError,
   Digest,
   hexOf,
@@ -20,8 +21,20 @@ import {
 } from "@castore-ts/core";
 import { escapeName } from "./names.js";
 
-/** invalid-key: a stored key that is not a digest (whole-store mode); `digest` then holds the key as stored. */
-export type ProblemKind = "missing" | "corrupt" | "size-mismatch" | "invalid-key" | "error";
+/**
+ * invalid-key: a stored key that is not a digest (whole-store mode); `digest` then holds the key as stored.
+ * blob-*: a file's contents (with `blobs`): not stored, stored with another size than its node declares,
+ * or (with `rehash`) stored bytes that do not hash to the digest; `digest` is then the blob's.
+ */
+export type ProblemKind =
+  | "missing"
+  | "corrupt"
+  | "size-mismatch"
+  | "invalid-key"
+  | "error"
+  | "blob-missing"
+  | "blob-size-mismatch"
+  | "blob-corrupt";
 
 export interface Problem {
   kind: ProblemKind;
@@ -34,6 +47,9 @@ export interface Problem {
 export interface VerifyProgress {
   directories: number;
   problems: number;
+  /** With `blobs`: distinct blobs checked, and (with `rehash`) the bytes read. */
+  blobs?: number;
+  blobBytes?: number;
 }
 
 export interface VerifyOptions {
@@ -43,11 +59,19 @@ export interface VerifyOptions {
   onProblem?(p: Problem): void;
   onProgress?(p: VerifyProgress): void;
   signal?: AbortSignal;
+  /** Also check every file's blob: present with the size its node declares (stat). */
+  blobs?: BlobService;
+  /** With `blobs`: read every blob in full, which re-hashes each chunk and the whole blob. */
+  rehash?: boolean;
+  /** Blobs checked at once (default 16; 4 with rehash). */
+  blobConcurrency?: number;
 }
 
 export interface VerifyResult {
   directories: number;
   problems: number;
+  /** Distinct blobs checked (with `blobs`). */
+  blobs?: number;
 }
 
 interface Pending {
@@ -64,6 +88,83 @@ interface Edge {
   /** The child's path through this parent. */
   path: string;
   declaredSize: bigint;
+}
+
+/**
+ * Checks the blobs of the files of each directory read: each distinct digest
+ * once (stat, or a full read with rehash), and every file's declared size
+ * against what was found. Memory: one entry per distinct blob checked.
+ */
+class BlobChecker {
+  /** Blob digest (hex) → its stored size, or what is wrong with it. */
+  private readonly checked = new Map<string, Promise<number | { kind: ProblemKind; message: string }>>();
+  private readonly limit: ReturnType<typeof pLimit>;
+  count = 0;
+  bytes = 0;
+
+  constructor(
+    private readonly blobs: BlobService,
+    private readonly rehash: boolean,
+    concurrency: number | undefined,
+    private readonly report: (p: Problem) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.limit = pLimit(concurrency ?? (rehash ? 4 : 16));
+  }
+
+  /**
+   * Checks every file of `directory`, reporting a problem per file (every
+   * path a missing blob affects is named). `where(name)` is the file's path,
+   * or (`inTree` false, whole-store mode) a description of where it is.
+   */
+  async checkFiles(directory: Directory, where: (name: string) => string, inTree: boolean): Promise<void> {
+    await Promise.all(
+      directory.files.map(async (file) => {
+        const digest = Digest.fromBytes(file.digest);
+        let found = this.checked.get(digest.hex);
+        if (!found) {
+          found = this.limit(() => this.check(digest));
+          this.checked.set(digest.hex, found);
+        }
+        const actual = await found;
+        const problem =
+          typeof actual !== "number"
+            ? actual
+            : BigInt(actual) !== file.size
+              ? { kind: "blob-size-mismatch" as const, message: `declared size ${file.size}, stored ${actual} bytes` }
+              : undefined;
+        if (!problem) return;
+        const path = where(escapeName(file.name));
+        this.report(
+          inTree
+            ? { kind: problem.kind, digest: digest.hex, path, message: problem.message }
+            : { kind: problem.kind, digest: digest.hex, message: `${path}: ${problem.message}` },
+        );
+      }),
+    );
+  }
+
+  private async check(digest: Digest): Promise<number | { kind: ProblemKind; message: string }> {
+    this.count++;
+    const missing = { kind: "blob-missing" as const, message: "blob not stored" };
+    try {
+      if (!this.rehash) {
+        const stat = await this.blobs.stat(digest, { signal: this.signal });
+        return stat ? stat.size : missing;
+      }
+      const stream = await this.blobs.read(digest, { signal: this.signal });
+      if (!stream) return missing;
+      let size = 0;
+      for await (const part of stream) {
+        size += part.length;
+        this.bytes += part.length;
+      }
+      return size;
+    } catch (e) {
+      const corrupt = e instanceof CorruptionError || (e as { code?: string }).code === "CORRUPTION";
+      return { kind: corrupt ? "blob-corrupt" : "error", message: (e as Error).message };
+    }
+  }
 }
 
 /** "actual 4", or under snix-compat "actual 4 (snix-compat accepts 4..7)": the sizes the mode would take. */
@@ -115,6 +216,9 @@ export async function verifyRoots(
     progress.problems++;
     opts.onProblem?.(p);
   };
+  const blobs = opts.blobs
+    ? new BlobChecker(opts.blobs, opts.rehash ?? false, opts.blobConcurrency, report, opts.signal)
+    : undefined;
   const checkEdge = (child: string, edge: Edge, actual: SizeRange | null) => {
     if (actual === null || declaredSizeAccepted(edge.declaredSize, actual, mode)) return;
     report({
@@ -149,6 +253,7 @@ export async function verifyRoots(
             settle(item.digest.hex, null);
           } else if (directory) {
             settle(item.digest.hex, sizeRangeOf(directory));
+            await blobs?.checkFiles(directory, (name) => (item.path ? `${item.path}/${name}` : name), true);
             for (const child of directory.directories) {
               const childDigest = Digest.fromBytes(child.digest);
               const name = escapeName(child.name);
@@ -166,13 +271,14 @@ export async function verifyRoots(
               next.push({ digest: childDigest, path, parent: item.digest.hex });
             }
           }
+          if (blobs) Object.assign(progress, { blobs: blobs.count, blobBytes: blobs.bytes });
           opts.onProgress?.(progress);
         }),
       ),
     );
     level = next;
   }
-  return { directories: progress.directories, problems: progress.problems };
+  return { directories: progress.directories, problems: progress.problems, ...(blobs ? { blobs: blobs.count } : {}) };
 }
 
 /**
@@ -191,6 +297,9 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
     progress.problems++;
     opts.onProblem?.(p);
   };
+  const blobs = opts.blobs
+    ? new BlobChecker(opts.blobs, opts.rehash ?? false, opts.blobConcurrency, report, opts.signal)
+    : undefined;
   const children: { parent: string; digest: string; size: bigint; name: string }[] = [];
   let inFlight: Promise<void>[] = [];
   // A key that is not a digest is one more problem: the listing goes on past it.
@@ -208,7 +317,9 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
           for (const c of directory.directories) {
             children.push({ parent: digest.hex, digest: hexOf(c.digest), size: c.size, name: escapeName(c.name) });
           }
+          await blobs?.checkFiles(directory, (name) => `file ${name} of directory ${digest.hex}`, false);
         }
+        if (blobs) Object.assign(progress, { blobs: blobs.count, blobBytes: blobs.bytes });
         opts.onProgress?.(progress);
       }),
     );
@@ -230,5 +341,5 @@ export async function verifyStore(service: DirectoryService, opts: VerifyOptions
       });
     }
   }
-  return { directories: progress.directories, problems: progress.problems };
+  return { directories: progress.directories, problems: progress.problems, ...(blobs ? { blobs: blobs.count } : {}) };
 }

@@ -1,17 +1,31 @@
 import { Command, Option } from "commander";
 import { openBlobService } from "@castore-ts/core";
-import { DEFAULT_SPOOL_MEMORY_BYTES, type ImportProgress, importTree } from "../importer.js";
-import { createProgress } from "../progress.js";
+import {
+  DEFAULT_SPOOL_MEMORY_BYTES,
+  DEFAULT_UPLOAD_CONCURRENCY,
+  LOCAL_UPLOAD_CONCURRENCY,
+  type ImportProgress,
+  importTree,
+} from "../importer.js";
+import { createProgress, humanBytes } from "../progress.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
 
 const PROGRESS_INTERVAL_MS = 100;
 
+/** Blob writes in flight by default: many more into a store on this machine (see LOCAL_UPLOAD_CONCURRENCY). */
+function uploadConcurrencyFor(store: string): number {
+  return /^(lmdb|memory):/i.test(store) ? LOCAL_UPLOAD_CONCURRENCY : DEFAULT_UPLOAD_CONCURRENCY;
+}
+
 export function importCommand(): Command {
   return new Command("import")
     .description(
       "Import a directory tree into a store and print its root digest (hex) on stdout. " +
-        "File contents are stored as blobs (chunked, deduplicated by chunk) as the files are read; " +
+        "File contents are stored as blobs (chunked, deduplicated by chunk), and only those the store lacks are sent: " +
+        "a file up to 1 MiB is read once and waits in a batch that asks the store about all its digests at once; a larger " +
+        "file is hashed first and read again only when its blob is missing. The last line on stderr says how many blobs " +
+        "were uploaded and how many files the store had already. " +
         "--no-contents only hashes them. The tree is walked and its files read first; the upload to the store is opened only then and " +
         "sends the tree's directories back to back (a remote store's idle timeout does not run while files are hashed).",
     )
@@ -24,6 +38,12 @@ export function importCommand(): Command {
       )
         .default(8)
         .argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        "--upload-jobs <n>",
+        "blobs written to the store at once; default 256 into a local store (lmdb commits concurrent writes together and waits for the disk once per commit: more in flight, fewer waits), 32 into a remote one",
+      ).argParser(positiveInt),
     )
     .addOption(
       new Option(
@@ -65,13 +85,15 @@ export function importCommand(): Command {
         progress.update({
           directories: p.directories,
           files: p.files,
-          bytes: p.bytes,
-          ...(p.uploaded ? { uploaded: p.uploaded } : {}),
+          "bytes hashed": p.bytes,
+          ...(p.blobs ? { "bytes uploaded": p.blobs.uploadedBytes, "bytes skipped": p.blobs.skippedBytes } : {}),
+          ...(p.uploaded ? { "directories sent": p.uploaded } : {}),
         });
       };
       try {
         const result = await importTree(service, path, {
           concurrency: opts.jobs,
+          uploadConcurrency: opts.uploadJobs ?? uploadConcurrencyFor(opts.store),
           spoolMemoryBytes: opts.spoolMemory * 1024 * 1024,
           spoolDir: opts.spoolDir,
           blobs,
@@ -83,6 +105,7 @@ export function importCommand(): Command {
         });
         show(true);
         progress.stop();
+        process.stderr.write(`${summary(result.progress)}\n`);
         process.stdout.write(`${result.digest.hex}\n`);
       } finally {
         show(true);
@@ -91,4 +114,16 @@ export function importCommand(): Command {
         await Promise.all([service.close(), blobs?.close()]);
       }
     });
+}
+
+/** The last line on stderr: what was read, and what was sent to the store or found there already. */
+export function summary(p: ImportProgress): string {
+  const read = `import: ${p.files} files, ${humanBytes(p.bytes)} hashed, ${p.directories} directories`;
+  if (!p.blobs) return `${read}; contents not stored (--no-contents)`;
+  const b = p.blobs;
+  const sent =
+    b.uploaded === 0
+      ? "no blob uploaded"
+      : `${b.uploaded} blob${b.uploaded === 1 ? "" : "s"} uploaded (${humanBytes(b.uploadedBytes)})`;
+  return `${read}; ${sent}, ${b.skipped} file${b.skipped === 1 ? "" : "s"} already stored (${humanBytes(b.skippedBytes)} skipped)`;
 }

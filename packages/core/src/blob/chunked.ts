@@ -201,10 +201,13 @@ class ChunkedBlobWriter implements BlobWriter {
     this.checkOpen("close");
     this.state = "closing";
     try {
-      for (const chunk of this.chunker.finish()) await this.storeChunk(chunk);
+      const digest = Digest.fromBytes(this.hasher.digest());
+      const last = this.chunker.finish();
+      // A blob of one chunk (most files) is that chunk: its digest is the blob's, not hashed twice.
+      if (this.chunks.length === 0 && last.length === 1) await this.storeChunk(last[0], digest);
+      else for (const chunk of last) await this.storeChunk(chunk);
       await this.drain();
       this.checkSignal();
-      const digest = Digest.fromBytes(this.hasher.digest());
       // One chunk is the blob itself; it gets a manifest all the same, so stat knows it as a blob.
       if (this.size > 0) await this.store.putManifest(digest, this.chunks, { signal: this.signal });
       this.state = "closed";
@@ -238,9 +241,8 @@ class ChunkedBlobWriter implements BlobWriter {
     }
   }
 
-  /** Hashes and stores one chunk, waiting while `parallelism` puts are in flight (the bound on memory). */
-  private async storeChunk(bytes: Uint8Array): Promise<void> {
-    const digest = Digest.of(bytes);
+  /** Hashes (unless given its digest) and stores one chunk, waiting while `parallelism` puts are in flight (the bound on memory). */
+  private async storeChunk(bytes: Uint8Array, digest = Digest.of(bytes)): Promise<void> {
     this.chunks.push({ digest, size: bytes.length });
     while (this.inFlight.size >= this.parallelism) await Promise.race(this.inFlight);
     if (this.failure !== undefined) throw this.failure;

@@ -241,8 +241,21 @@ class CutScanner {
   }
 }
 
-/** findCutPoint's scanner, made on first use and replaced by a larger one when a call needs it. */
+/**
+ * The one scanner every chunker and findCutPoint use (a cut is synchronous,
+ * so they never interleave in it), made on first use and replaced by a larger
+ * one when a call needs more room. One instance, not one per chunker: a
+ * WebAssembly memory reserves far more address space than it holds, and an
+ * import makes a chunker per file.
+ */
 let sharedScanner: CutScanner | undefined;
+
+/** The shared scanner, with a window of at least max(4 MiB, 2 × maxSize) (so a refill leaves room for a cut). */
+function scannerFor(maxSize: number, atLeast = 0): CutScanner {
+  const want = Math.max(4 << 20, 2 * maxSize, atLeast);
+  if (!sharedScanner || sharedScanner.capacity < want) sharedScanner = new CutScanner(want);
+  return sharedScanner;
+}
 
 /**
  * One cut point within `data` starting at `offset`: returns the chunk length
@@ -264,9 +277,9 @@ export function findCutPoint(
   const p = resolveChunking(opts);
   // No byte past maxSize can matter: only those are copied into the scanner.
   const length = Math.min(end - offset, p.maxSize);
-  if (!sharedScanner || sharedScanner.capacity < length) sharedScanner = new CutScanner(Math.max(length, 1 << 20));
-  sharedScanner.window.set(data.subarray(offset, offset + length));
-  return { length: sharedScanner.cut(0, length, p), hash: sharedScanner.lastHash };
+  const scanner = scannerFor(p.maxSize, length);
+  scanner.window.set(data.subarray(offset, offset + length));
+  return { length: scanner.cut(0, length, p), hash: scanner.lastHash };
 }
 
 /**
@@ -284,62 +297,86 @@ function uninitializedBytes(length: number): Uint8Array {
  * Streaming chunker: push pieces of any size, get back the chunks they
  * complete; finish() returns the rest. The boundaries are those of
  * findCutPoint over the whole stream at once, however it was split. Every
- * returned chunk is a fresh copy the caller owns: the chunker keeps no
- * reference to it, nor to any pushed piece after push() returns.
+ * returned chunk is a fresh array of exactly its bytes that the caller owns:
+ * the chunker keeps no reference to it, nor to any pushed piece after push()
+ * returns.
  *
- * Pieces are copied into the scanner's window, cut there while at least
- * maxSize bytes are in view (a cut needs that many to be final), and what is
- * left moved to the window's front. A window of several maxSize makes that
- * move rare. Memory held: the window, max(4 MiB, 2 × maxSize).
+ * Cutting happens in one scan module instance shared by every chunker (see
+ * scannerFor; a cut is synchronous, so chunkers never interleave in it): the
+ * bytes not yet cut and as much of the piece as fits are copied into its
+ * window, cut while at least maxSize bytes are in view (a cut needs that many
+ * to be final), and what is left (fewer than maxSize bytes) kept in the
+ * chunker's own buffer. That buffer grows as needed up to maxSize: a chunker
+ * is made per blob written, and most blobs (files) are small, so it must cost
+ * little until it holds much.
  */
 export class FastCdcChunker {
   private readonly params: CutParams;
-  private readonly scanner: CutScanner;
-  /** window[start, fill) holds the bytes not yet cut. */
-  private start = 0;
-  private fill = 0;
+  /** Bytes not yet cut, pending[0, pendingLength): always fewer than maxSize between calls. */
+  private pending: Uint8Array = new Uint8Array(0);
+  private pendingLength = 0;
 
   constructor(opts: ChunkingOptions = SNIX_CHUNKING) {
     this.params = resolveChunking(opts);
-    this.scanner = new CutScanner(Math.max(4 << 20, 2 * this.params.maxSize));
   }
 
   push(piece: Uint8Array): Uint8Array[] {
     const chunks: Uint8Array[] = [];
-    const { window, capacity } = this.scanner;
     const max = this.params.maxSize;
     let pos = 0;
-    while (pos < piece.length) {
-      if (this.fill === capacity) this.compact();
-      const take = Math.min(capacity - this.fill, piece.length - pos);
-      window.set(piece.subarray(pos, pos + take), this.fill);
-      this.fill += take;
+    while (this.pendingLength + (piece.length - pos) >= max) {
+      const scanner = scannerFor(max);
+      const window = scanner.window;
+      window.set(this.pending.subarray(0, this.pendingLength));
+      const take = Math.min(scanner.capacity - this.pendingLength, piece.length - pos);
+      window.set(piece.subarray(pos, pos + take), this.pendingLength);
       pos += take;
-      while (this.fill - this.start >= max) chunks.push(this.cutNext());
+      const fill = this.pendingLength + take;
+      let start = 0;
+      while (fill - start >= max) start = this.cutInto(chunks, scanner, start, fill);
+      this.keep(window.subarray(start, fill));
     }
+    this.append(piece.subarray(pos));
     return chunks;
   }
 
   /** Cuts what is left as the end of the stream; the chunker is then empty and can start a new stream. */
   finish(): Uint8Array[] {
     const chunks: Uint8Array[] = [];
-    while (this.start < this.fill) chunks.push(this.cutNext());
-    this.start = this.fill = 0;
+    if (this.pendingLength > 0) {
+      const scanner = scannerFor(this.params.maxSize);
+      scanner.window.set(this.pending.subarray(0, this.pendingLength));
+      let start = 0;
+      while (start < this.pendingLength) start = this.cutInto(chunks, scanner, start, this.pendingLength);
+    }
+    this.pendingLength = 0;
     return chunks;
   }
 
-  private cutNext(): Uint8Array {
-    const length = this.scanner.cut(this.start, this.fill, this.params);
+  /** Cuts one chunk at `start` in the scanner's window, appends a copy of it to `chunks`; returns where the next starts. */
+  private cutInto(chunks: Uint8Array[], scanner: CutScanner, start: number, end: number): number {
+    const length = scanner.cut(start, end, this.params);
     const chunk = uninitializedBytes(length);
-    chunk.set(this.scanner.window.subarray(this.start, this.start + length));
-    this.start += length;
-    return chunk;
+    chunk.set(scanner.window.subarray(start, start + length));
+    chunks.push(chunk);
+    return start + length;
   }
 
-  /** Moves the bytes not yet cut (fewer than maxSize) to the window's front. */
-  private compact(): void {
-    this.scanner.window.copyWithin(0, this.start, this.fill);
-    this.fill -= this.start;
-    this.start = 0;
+  /** Replaces the pending bytes with `bytes` (fewer than maxSize). */
+  private keep(bytes: Uint8Array): void {
+    this.pendingLength = 0;
+    this.append(bytes);
+  }
+
+  /** Adds `bytes` after the pending ones (together fewer than maxSize), growing the buffer as needed. */
+  private append(bytes: Uint8Array): void {
+    const need = this.pendingLength + bytes.length;
+    if (need > this.pending.length) {
+      const grown = new Uint8Array(Math.min(this.params.maxSize, Math.max(need, 2 * this.pending.length)));
+      grown.set(this.pending.subarray(0, this.pendingLength));
+      this.pending = grown;
+    }
+    this.pending.set(bytes, this.pendingLength);
+    this.pendingLength = need;
   }
 }

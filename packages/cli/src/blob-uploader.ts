@@ -1,0 +1,234 @@
+/**
+ * Stores the contents of imported files, sending only what the store lacks.
+ *
+ * The digest of a file is known only once it has been read to the end, and
+ * `castore import` reads each file once where it can. So:
+ *
+ * - A small file (one that fits the importer's read buffer, 1 MiB) is read
+ *   whole into memory and hashed; its bytes wait in a batch. A batch (up to
+ *   BATCH_FILES files or BATCH_BYTES bytes) asks the store once, `has` of all
+ *   its digests (over gRPC that is a Stat per digest, 16 at a time), and only
+ *   the missing blobs are written, from the bytes already in memory. Read
+ *   once, sent at most once.
+ * - A large file is read once to hash it (bounded memory: a 1 MiB buffer),
+ *   then the store is asked about that digest alone (one round trip; the read
+ *   costs more), and only when the blob is missing is the file read a second
+ *   time, streaming into the blob writer. The trade-off: a *new* large file
+ *   is read twice (usually from the page cache the first read filled), while
+ *   an unchanged one, the common case on a re-import, is read once and not
+ *   sent. Sending it unconditionally from the first read would cost a full
+ *   upload of every large file on every re-import; holding it in memory
+ *   until the answer would break the memory bound.
+ *
+ * Either way a store keeps a chunk it holds already as it is (lmdb without
+ * even a write transaction), so an edited large file stores only its changed
+ * chunks; its bytes are all sent to the writer (over gRPC: to the server).
+ *
+ * Memory: the bytes of small files waiting or being written are at most
+ * MAX_BUFFERED_BYTES; add() waits for room beyond that (which holds the
+ * importer's file jobs, so the walk slows down rather than grows).
+ * A digest being written is not sent again by a concurrent batch; a digest
+ * twice in one batch is sent once.
+ */
+import pLimit from "p-limit";
+import type { BlobService, BlobWriter, Digest } from "@castore-ts/core";
+
+export interface BlobUploadCounts {
+  /** Blobs written to the store, and their bytes. */
+  uploaded: number;
+  uploadedBytes: number;
+  /** Files whose blob the store had already (or that this import had just sent), and their bytes. */
+  skipped: number;
+  skippedBytes: number;
+}
+
+export interface BlobUploaderOptions {
+  /** Blobs written at once (default 4). */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?(): void;
+}
+
+const BATCH_FILES = 256;
+const BATCH_BYTES = 16 * 1024 * 1024;
+const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+interface Buffered {
+  digest: Digest;
+  bytes: Uint8Array;
+  /** The file's path, for messages (computed only for one). */
+  shown: () => string;
+}
+
+/** The store answered a digest other than the one the import computed: the file changed, or the store is wrong. */
+export class BlobMismatchError extends Error {}
+
+export class BlobUploader {
+  readonly counts: BlobUploadCounts = { uploaded: 0, uploadedBytes: 0, skipped: 0, skippedBytes: 0 };
+  private batch: Buffered[] = [];
+  private batchBytes = 0;
+  /** Bytes of small files held: in the batch, or being asked about or written. */
+  private bufferedBytes = 0;
+  private readonly limit: ReturnType<typeof pLimit>;
+  /** Digests being written now (hex): another file with the same contents waits for that write instead. */
+  private readonly writing = new Map<string, Promise<void>>();
+  private readonly work = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+  private roomWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly blobs: BlobService,
+    private readonly opts: BlobUploaderOptions = {},
+  ) {
+    this.limit = pLimit(opts.concurrency ?? 4);
+  }
+
+  /** A small file read whole: batched, then written if the store lacks it. Waits while too many bytes are held. */
+  async addBuffered(digest: Digest, bytes: Uint8Array, shown: () => string): Promise<void> {
+    this.throwIfFailed();
+    while (this.bufferedBytes > 0 && this.bufferedBytes + bytes.length > MAX_BUFFERED_BYTES) {
+      this.flush(); // what is held must be able to drain
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+      this.throwIfFailed();
+    }
+    this.batch.push({ digest, bytes, shown });
+    this.batchBytes += bytes.length;
+    this.bufferedBytes += bytes.length;
+    if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flush();
+  }
+
+  /**
+   * A large file already hashed: asks the store about its digest, and when it
+   * is missing calls `write` to stream the file into a writer (a second read).
+   * Resolves once the blob is stored or known present.
+   */
+  async addLarge(
+    digest: Digest,
+    size: number,
+    shown: () => string,
+    write: (writer: BlobWriter) => Promise<void>,
+  ): Promise<void> {
+    this.throwIfFailed();
+    const [present] = await this.blobs.has([digest], { signal: this.opts.signal });
+    if (present) return this.skip(size);
+    await this.writeOnce(digest, size, shown, write);
+  }
+
+  /** Writes what is still batched and waits for every write; throws the first failure. */
+  async finish(): Promise<BlobUploadCounts> {
+    this.flush();
+    while (this.work.size > 0) await Promise.all(this.work);
+    this.throwIfFailed();
+    return this.counts;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+    this.opts.signal?.throwIfAborted();
+  }
+
+  private skip(bytes: number): void {
+    this.counts.skipped++;
+    this.counts.skippedBytes += bytes;
+    this.opts.onProgress?.();
+  }
+
+  private track(p: Promise<void>): void {
+    const tracked = p.then(
+      () => void this.work.delete(tracked),
+      (error: unknown) => {
+        this.work.delete(tracked);
+        this.failure ??= { error };
+        this.wakeAll(); // waiters see the failure
+      },
+    );
+    this.work.add(tracked);
+  }
+
+  private release(bytes: number): void {
+    this.bufferedBytes -= bytes;
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Sends the current batch's `has`, then writes its missing blobs (in the background; finish() waits). */
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    const held = this.batchBytes;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.track(
+      (async () => {
+        try {
+          // One entry per distinct digest: a file whose twin is earlier in the batch costs nothing more.
+          const distinct = new Map<string, Buffered>();
+          for (const file of batch) {
+            if (distinct.has(file.digest.hex)) this.skip(file.bytes.length);
+            else distinct.set(file.digest.hex, file);
+          }
+          const files = [...distinct.values()];
+          const present = await this.blobs.has(
+            files.map((f) => f.digest),
+            { signal: this.opts.signal },
+          );
+          await Promise.all(
+            files.map((file, i) => {
+              if (present[i]) {
+                this.skip(file.bytes.length);
+                return undefined;
+              }
+              return this.writeOnce(file.digest, file.bytes.length, file.shown, (writer) => writer.write(file.bytes));
+            }),
+          );
+        } finally {
+          this.release(held);
+        }
+      })(),
+    );
+  }
+
+  /** Writes one blob unless the same digest is being written already (then waits for that one, and counts a skip). */
+  private async writeOnce(
+    digest: Digest,
+    size: number,
+    shown: () => string,
+    fill: (writer: BlobWriter) => Promise<void>,
+  ): Promise<void> {
+    const running = this.writing.get(digest.hex);
+    if (running) {
+      await running;
+      return this.skip(size);
+    }
+    const write = this.limit(async () => {
+      this.throwIfFailed();
+      const writer = this.blobs.openWriter({ signal: this.opts.signal });
+      try {
+        await fill(writer);
+        const written = await writer.close();
+        if (!written.digest.equals(digest))
+          throw new BlobMismatchError(
+            `${shown()}: stored as blob ${written.digest.hex} (${written.size} bytes), but it hashed to ${digest.hex} ` +
+              `(${size} bytes) when read first: did it change during the import?`,
+          );
+      } catch (e) {
+        await writer.abort(e);
+        throw e;
+      }
+      this.counts.uploaded++;
+      this.counts.uploadedBytes += size;
+      this.opts.onProgress?.();
+    });
+    this.writing.set(digest.hex, write);
+    try {
+      await write;
+    } finally {
+      this.writing.delete(digest.hex);
+    }
+  }
+}
