@@ -8,8 +8,8 @@ import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { DigestIndex, type DigestIndexed } from "./digest-index.js";
 import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js";
-import { blake3 } from "./hash.js";
-import { type Directory, displayName, equalBytes } from "./model.js";
+import { blake3, blake3Matches } from "./hash.js";
+import { type Directory, displayName } from "./model.js";
 import { type ReadSizeOptions, ReadSizeChecker } from "./read-sizes.js";
 import {
   type SizeCheck,
@@ -243,16 +243,24 @@ export class RootToLeavesChecker {
  * the digest; corrupt data is never returned.
  */
 export function decodeStoredDirectory(expected: Digest, bytes: Uint8Array): Directory {
-  const actual = blake3(bytes);
-  if (!equalBytes(actual, expected.bytes)) {
-    throw new CorruptionError(`directory ${expected} is corrupt: stored bytes hash to ${Digest.fromBytes(actual)}`);
+  return decodeStoredDirectorySized(expected, bytes).directory;
+}
+
+/** decodeStoredDirectory, with the directory's size (spec §1) that validation computes anyway. */
+export function decodeStoredDirectorySized(
+  expected: Digest,
+  bytes: Uint8Array,
+): { directory: Directory; size: bigint } {
+  if (!blake3Matches(bytes, expected.bytes)) {
+    throw new CorruptionError(`directory ${expected} is corrupt: stored bytes hash to ${Digest.of(bytes)}`);
   }
   let directory: Directory;
+  let size: bigint;
   try {
     directory = decodeDirectory(bytes);
-    validateDirectory(directory);
+    size = validateDirectorySize(directory);
   } catch (e) {
     throw new CorruptionError(`directory ${expected} is corrupt: ${(e as Error).message}`);
   }
-  return directory;
+  return { directory, size };
 }
