@@ -80,8 +80,9 @@ export class ReadSizeChecker {
     onNewChild?: (child: Uint8Array) => void,
     /** The directory's size (spec §1), when the caller has it (validateDirectorySize returns it). */
     size?: bigint,
+    /** digestKey(digest.bytes), when the caller has it. */
+    key = digestKey(digest.bytes),
   ): void {
-    const key = digestKey(digest.bytes);
     const entries = directory.directories.length + directory.files.length + directory.symlinks.length;
     const range: Received = { canonical: size ?? sizeRangeOf(directory).canonical, entries };
     this.ranges.set(key, range);
@@ -108,6 +109,17 @@ export class ReadSizeChecker {
       } else if (Array.isArray(refs)) refs.push(ref);
       else this.pending.set(childKey, [refs, ref]);
     }
+  }
+
+  /** Whether a directory (by digestKey) was received, or is referred to and not received yet. */
+  stateOf(key: string): "received" | "referred" | undefined {
+    if (this.ranges.has(key)) return "received";
+    return this.pending.has(key) ? "referred" : undefined;
+  }
+
+  /** How many directories are referred to and not received yet. */
+  get referredCount(): number {
+    return this.pending.size;
   }
 
   /** `child`: the child's digest bytes, made hex only for a message (most sizes are canonical). */
