@@ -103,33 +103,23 @@ function sendChunks(chunks: readonly Uint8Array[], stream: http2.ClientHttp2Stre
 }
 
 /**
- * Writes the body: each chunk as soon as the stream's buffer takes it; when
- * the next chunk is not there yet, what was taken is written at once (the
- * producer may be waiting for room, or for the network), and the end of
- * stream goes with the last chunk when it was still held.
+ * Writes the body. A chunk taken is held while the body's next one comes
+ * within the same run of promise callbacks, so that the end of stream goes
+ * with the last chunk (one DATA frame for a one-message call); when the
+ * next one is not ready by then, the held chunk is written at once (the
+ * producer may be waiting for room, or for the network). Before each take,
+ * the producer gets the rest of the current run of callbacks to queue more,
+ * so a fast producer's chunks go out in large batches (connect-node's wait
+ * for each write's callback did that, but also delayed every call's end of
+ * stream by a turn of the event loop). Writes wait for 'drain' when the
+ * stream's buffer is full: the HTTP/2 flow control.
  */
 async function sendBody(body: AsyncIterable<Uint8Array>, stream: http2.ClientHttp2Stream, call: CallState) {
   const it = body[Symbol.asyncIterator]();
   try {
+    let next = await it.next();
     let held: Uint8Array | undefined;
     for (;;) {
-      if (call.isClosed()) return;
-      let next: IteratorResult<Uint8Array>;
-      if (held === undefined) {
-        next = await it.next();
-      } else {
-        // Hold the chunk while the next one is ready within this run of promise callbacks.
-        const pending = it.next();
-        pending.catch(() => {}); // awaited below unless the call ends first: never unhandled
-        const ready = await Promise.race([pending, nextTurn()]);
-        if (ready === NOT_YET) {
-          if (!(await write(stream, held, call))) return;
-          held = undefined;
-          next = await pending;
-        } else {
-          next = ready;
-        }
-      }
       if (call.isClosed()) return;
       if (next.done) {
         if (held !== undefined) stream.end(held);
@@ -138,6 +128,18 @@ async function sendBody(body: AsyncIterable<Uint8Array>, stream: http2.ClientHtt
       }
       if (held !== undefined && !(await write(stream, held, call))) return;
       held = next.value;
+      await nextTurn();
+      if (call.isClosed()) return;
+      const pending = it.next();
+      pending.catch(() => {}); // awaited below unless the call ends first: never unhandled
+      const ready = await Promise.race([pending, nextTurn()]);
+      if (ready === NOT_YET) {
+        if (!(await write(stream, held, call))) return;
+        held = undefined;
+        next = await pending;
+      } else {
+        next = ready;
+      }
     }
   } catch (e) {
     call.error(e);
