@@ -6,10 +6,13 @@
  * and the response body with its trailer status. A route only decodes its
  * request messages and produces its response messages (a MessageSource).
  *
- * Built from connect's pieces: connect-node's universal request/response
- * adapters (HTTP/2 request body and abort signal in; headers, body with
- * backpressure, and trailers out) and connect's gRPC protocol helpers
- * (content type, grpc-timeout, compression negotiation, trailer status).
+ * Built on node's http2 compat request and response (read and written here:
+ * request-stream.ts) and connect's gRPC protocol helpers (content type,
+ * grpc-timeout, compression negotiation, trailer status). Not connect-node's
+ * universal request/response adapters: per call they parsed a URL, copied
+ * the headers into a web Headers both ways, and aborted an AbortController
+ * at every stream's close (a DOMException with its stack each time), more
+ * than a third of a small call's server time.
  * What is not connect's is the per-message path. connect's handler runs every
  * response message through about six async generators (serialize, envelope,
  * compress, join, …), about 8–10 µs per message here, more than reading and
@@ -21,12 +24,7 @@
  */
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  compressionBrotli,
-  compressionGzip,
-  universalRequestFromNodeRequest,
-  universalResponseToNodeResponse,
-} from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import {
   headerAcceptEncoding,
@@ -44,6 +42,7 @@ import { invalidArgument, toConnectError } from "./status.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
 import { CallSignal } from "./call-signal.js";
 import { percentEncodeGrpcMessage } from "./status-response.js";
+import { headerValue, streamClosedSignal, writeResponse } from "./request-stream.js";
 import type { BearerTokens } from "./auth.js";
 
 /** A pino-compatible logger; the server is silent without one. */
@@ -101,24 +100,20 @@ export function createCallHandler(
 
   return (req, res) => {
     const route = routes.get(req.url.split("?", 1)[0]);
-    const header = new Headers({ [headerContentType]: "application/grpc+proto" });
-    const trailer = new Headers();
     if (opts.authTokens && !opts.authTokens.accepts(req.headers.authorization)) {
       // Nothing of the request is read, and nothing of the header is logged.
       logger.debug(
         { path: route === undefined ? "unknown" : req.url.split("?", 1)[0] },
         "call refused: not authenticated",
       );
-      setTrailerStatus(
-        trailer,
+      writeStatusOnly(
+        res,
         new ConnectError("missing or invalid bearer token (authorization: Bearer …)", Code.Unauthenticated),
       );
-      writeStatusOnly(res, header, trailer);
       return;
     }
     if (route === undefined || req.method !== "POST") {
-      setTrailerStatus(trailer, new ConnectError(`unknown method ${req.method} ${req.url}`, Code.Unimplemented));
-      writeStatusOnly(res, header, trailer);
+      writeStatusOnly(res, new ConnectError(`unknown method ${req.method} ${req.url}`, Code.Unimplemented));
       return;
     }
     const contentType = parseContentType(req.headers["content-type"] ?? null);
@@ -126,17 +121,16 @@ export function createCallHandler(
       res.writeHead(415).end();
       return;
     }
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
-    const timeout = parseGrpcTimeout(uReq.header.get(headerTimeout));
+    const timeout = parseGrpcTimeout(headerValue(req, headerTimeout));
     const compression = compressionNegotiate(
       ACCEPT_COMPRESSION,
-      uReq.header.get(headerEncoding),
-      uReq.header.get(headerAcceptEncoding),
+      headerValue(req, headerEncoding),
+      headerValue(req, headerAcceptEncoding),
       headerAcceptEncoding,
     );
     const idle = new AbortController();
     const callSignal = new CallSignal()
-      .follow(uReq.signal)
+      .follow(streamClosedSignal(req, res))
       .follow(clientAbortedSignal(req))
       .follow(opts.shutdownSignal)
       .follow(idle.signal);
@@ -150,7 +144,7 @@ export function createCallHandler(
       signal,
       messages: () =>
         requestMessages(
-          watchedBody(uReq.body as AsyncIterable<Uint8Array>, opts.idleTimeoutMs ?? 0, idle, signal),
+          watchedBody(req as AsyncIterable<Uint8Array>, opts.idleTimeoutMs ?? 0, idle, signal),
           compression.request,
           opts.maxMessageBytes,
         ),
@@ -160,29 +154,24 @@ export function createCallHandler(
       if (compression.error) throw compression.error;
       return route!.open(call);
     }
+    // OK unless onEnd sets an error's status (a web Headers only then: most calls succeed).
+    let trailer: Record<string, string> = OK_TRAILER;
     function onEnd(error: unknown): void {
-      if (error === undefined) {
-        setTrailerStatus(trailer, undefined);
-        return;
-      }
+      if (error === undefined) return;
       const status = statusOf(error, call.signal);
       if (status.code === Code.Internal || status.code === Code.Unavailable || status.code === Code.Unknown) {
         logger.warn({ rpc: method, code: Code[status.code], err: error }, "call failed");
       } else {
         logger.debug({ rpc: method, code: Code[status.code], msg: status.rawMessage }, "call refused");
       }
-      setTrailerStatus(trailer, status);
-      // gRPC percent-encodes only what is not printable ASCII, and '%';
-      // connect's encodeURIComponent also encodes ':' and '/', which
-      // decodeURI-based clients (grpc-js) then show as "%3A".
-      trailer.set(headerGrpcMessage, percentEncodeGrpcMessage(status.rawMessage));
+      trailer = statusTrailer(status);
     }
     const body = messageBody(open, {
       maxBytes: route.writeBatchBytes ?? WRITE_BATCH_BYTES,
       signal: call.signal,
       onEnd,
     });
-    universalResponseToNodeResponse({ status: 200, header, trailer, body }, res).catch((reason: unknown) => {
+    writeResponse(res, RESPONSE_HEADER, body, () => trailer).catch((reason: unknown) => {
       const code = ConnectError.from(reason).code;
       // Aborted/Canceled: the client went away while we were writing.
       if (code !== Code.Aborted && code !== Code.Canceled) {
@@ -345,13 +334,31 @@ export async function singleMessage(
   return all[0];
 }
 
+/** The response's headers: a gRPC response with binary protobuf messages. */
+const RESPONSE_HEADER: Readonly<Record<string, string>> = { [headerContentType]: "application/grpc+proto" };
+/** The trailers of a call that succeeded. */
+const OK_TRAILER: Readonly<Record<string, string>> = { "grpc-status": "0" };
+
+/** The trailers for an error's status: grpc-status, grpc-message, and any details. */
+function statusTrailer(status: ConnectError): Record<string, string> {
+  const trailer = new Headers();
+  setTrailerStatus(trailer, status);
+  // gRPC percent-encodes only what is not printable ASCII, and '%';
+  // connect's encodeURIComponent also encodes ':' and '/', which
+  // decodeURI-based clients (grpc-js) then show as "%3A".
+  trailer.set(headerGrpcMessage, percentEncodeGrpcMessage(status.rawMessage));
+  const out: Record<string, string> = {};
+  trailer.forEach((v, k) => (out[k] = v));
+  return out;
+}
+
 /** A response that is only a status (no messages): HEADERS, then trailers. */
-function writeStatusOnly(res: http2.Http2ServerResponse, header: Headers, trailer: Headers): void {
-  const head: Record<string, string> = {};
-  header.forEach((v, k) => (head[k] = v));
+function writeStatusOnly(res: http2.Http2ServerResponse, status: ConnectError): void {
+  const trailer = new Headers();
+  setTrailerStatus(trailer, status);
   const tail: Record<string, string> = {};
   trailer.forEach((v, k) => (tail[k] = v));
-  res.writeHead(200, head);
+  res.writeHead(200, { ...RESPONSE_HEADER });
   res.addTrailers(tail);
   res.end();
 }
@@ -359,7 +366,7 @@ function writeStatusOnly(res: http2.Http2ServerResponse, header: Headers, traile
 /**
  * Aborted when the client resets the request's stream (RST_STREAM, lost
  * connection): node's 'aborted' event, which comes before the request body
- * ends; the universal request's signal only follows on 'close'.
+ * ends; streamClosedSignal only follows on 'close'.
  */
 function clientAbortedSignal(req: http2.Http2ServerRequest): AbortSignal {
   const controller = new AbortController();

@@ -4,10 +4,10 @@
  * Http2SessionManager, http2-connection.ts) with the call target the calls
  * of grpc-stream-calls.ts go to.
  */
-import { createNodeHttpClient, type Http2SessionManager } from "@connectrpc/connect-node";
-import type { CallTarget } from "./grpc-stream-calls.js";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { type CallTarget, callTarget } from "./grpc-stream-calls.js";
 import { describeTarget, type GrpcTarget, parseGrpcUrl, type ServiceName } from "./grpc-url.js";
-import { baseUrlOf, type ConnectionOptions, createSessionManager } from "./http2-connection.js";
+import { type ConnectionOptions, createSessionManager } from "./http2-connection.js";
 
 export interface ClientConnectionOptions {
   /** Which service name to call (default "tvix"; snix servers want "snix"). */
@@ -72,11 +72,6 @@ export function openClientConnection(target: GrpcTarget, options: ClientConnecti
     address: describeTarget(target),
     serviceName: options.serviceName ?? "tvix",
     sessionManager,
-    target: {
-      httpClient: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessionManager }),
-      baseUrl: baseUrlOf(target),
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      authToken: options.authToken,
-    },
+    target: callTarget(sessionManager, options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, options.authToken),
   };
 }

@@ -1,8 +1,9 @@
 /**
  * The client's two gRPC calls, server streaming (Get) and client streaming
- * (Put), on connect-node's HTTP/2 client (`createNodeHttpClient` over the
- * shared Http2SessionManager) and connect's gRPC protocol helpers (request
- * headers, response and trailer validation, status parsing).
+ * (Put), on the shared Http2SessionManager (one request each: h2-call.ts)
+ * and connect's gRPC protocol helpers (request headers, response and
+ * trailer validation, status parsing; the checks of a response that
+ * succeeded are done here on node's header objects, without web Headers).
  *
  * Why not connect's `createClient`: its transport runs every message through
  * a chain of about six async generators (split, decompress, parse, trailer
@@ -21,8 +22,10 @@
  * GOAWAY's error code (a read: sending it again changes nothing).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { UniversalClientFn } from "@connectrpc/connect/protocol";
+import type * as http2 from "node:http2";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { requestHeader, validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
+import { type H2Response, h2Call, webHeaders } from "./h2-call.js";
 import { envelope, EnvelopeReader, FLAG_COMPRESSED } from "./grpc-framing.js";
 import { GoawayStreamError } from "./http2-connection.js";
 
@@ -40,13 +43,51 @@ function uncompressed(reader: EnvelopeReader, chunk: Uint8Array): Uint8Array[] {
 }
 
 export interface CallTarget {
-  httpClient: UniversalClientFn;
-  /** e.g. "http://host:port"; the path is appended. */
-  baseUrl: string;
+  /** The connection every call goes on. */
+  sessionManager: Http2SessionManager;
+  /** The request headers of every call (callTarget makes them once). */
+  header: http2.OutgoingHttpHeaders;
   /** Largest message accepted from the server. */
   maxMessageBytes: number;
-  /** Bearer token for the `authorization` header. */
-  authToken?: string;
+}
+
+/** A call target on `sessionManager`, with a bearer token for the `authorization` header if given. */
+export function callTarget(
+  sessionManager: Http2SessionManager,
+  maxMessageBytes: number,
+  authToken?: string,
+): CallTarget {
+  const h = requestHeader(true, undefined, undefined);
+  if (authToken !== undefined) h.set("authorization", `Bearer ${authToken}`);
+  const header: http2.OutgoingHttpHeaders = {};
+  h.forEach((value, key) => (header[key] = value));
+  return { sessionManager, header, maxMessageBytes };
+}
+
+/**
+ * Checks a response's status and headers as connect's validateResponse
+ * does; a plain success (200, a gRPC protobuf content type, no status in
+ * the headers) is recognised without building web Headers.
+ */
+function checkResponse(response: H2Response): { foundStatus: boolean } {
+  const contentType = response.header["content-type"];
+  if (
+    response.status === 200 &&
+    (contentType === "application/grpc" || contentType === "application/grpc+proto") &&
+    response.header["grpc-status"] === undefined
+  ) {
+    return { foundStatus: false };
+  }
+  const { foundStatus, headerError } = validateResponse(response.status, webHeaders(response.header));
+  if (headerError) throw headerError;
+  return { foundStatus };
+}
+
+/** Checks the trailers as connect's validateTrailer does; grpc-status 0 alone needs no web Headers. */
+function checkTrailer(response: H2Response): void {
+  const trailer = response.trailer();
+  if (trailer["grpc-status"] === "0" && trailer["grpc-status-details-bin"] === undefined) return;
+  validateTrailer(webHeaders(trailer), webHeaders(response.header));
 }
 
 /** Attempts of a call whose stream the server refused unprocessed. */
@@ -74,12 +115,6 @@ function isClosedByGoaway(e: unknown): boolean {
   return false;
 }
 
-function headers(target: CallTarget): Headers {
-  const h = requestHeader(true, undefined, undefined);
-  if (target.authToken !== undefined) h.set("authorization", `Bearer ${target.authToken}`);
-  return h;
-}
-
 /**
  * A server-streaming call: sends `request`, yields the response messages in
  * batches (one batch per received chunk). Leaving the loop early, or
@@ -100,17 +135,8 @@ export async function* serverStreamingCall(
       // Get (a read, no effect on the server) can be sent again.
       let yielded = false;
       try {
-        const response = await target.httpClient({
-          url: target.baseUrl + path,
-          method: "POST",
-          header: headers(target),
-          body: (async function* () {
-            yield envelope([request]);
-          })(),
-          signal: callSignal,
-        });
-        const { foundStatus, headerError } = validateResponse(response.status, response.header);
-        if (headerError) throw headerError;
+        const response = await h2Call(target.sessionManager, path, target.header, [envelope([request])], callSignal);
+        const { foundStatus } = checkResponse(response);
         const reader = new EnvelopeReader(target.maxMessageBytes);
         for await (const chunk of response.body) {
           const messages = uncompressed(reader, chunk);
@@ -120,7 +146,7 @@ export async function* serverStreamingCall(
           }
         }
         reader.end();
-        if (!foundStatus) validateTrailer(response.trailer, response.header);
+        if (!foundStatus) checkTrailer(response);
         completed = true;
         return;
       } catch (e) {
@@ -151,16 +177,10 @@ export async function clientStreamingCall(
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
   const body = new ReplayableBody(requests);
-  let response: Awaited<ReturnType<UniversalClientFn>>;
+  let response: H2Response;
   for (let attempt = 1; ; attempt++) {
     try {
-      response = await target.httpClient({
-        url: target.baseUrl + path,
-        method: "POST",
-        header: headers(target),
-        body: body.stream(),
-        signal,
-      });
+      response = await h2Call(target.sessionManager, path, target.header, body.stream(), signal);
       break;
     } catch (e) {
       if (attempt < MAX_ATTEMPTS && isRefusedStream(e) && !signal?.aborted && body.replayable) continue;
@@ -168,13 +188,12 @@ export async function clientStreamingCall(
     }
   }
   body.release();
-  const { foundStatus, headerError } = validateResponse(response.status, response.header);
-  if (headerError) throw headerError;
+  const { foundStatus } = checkResponse(response);
   const reader = new EnvelopeReader(target.maxMessageBytes);
   const messages: Uint8Array[] = [];
   for await (const chunk of response.body) messages.push(...uncompressed(reader, chunk));
   reader.end();
-  if (!foundStatus) validateTrailer(response.trailer, response.header);
+  if (!foundStatus) checkTrailer(response);
   if (messages.length !== 1) {
     throw new ConnectError(`protocol error: expected one response message, got ${messages.length}`, Code.Unimplemented);
   }

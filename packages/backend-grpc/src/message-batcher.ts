@@ -35,6 +35,8 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
   private finished = false;
   private stopped = false;
   private pump: Promise<void> | undefined;
+  /** The items are a synchronous iterable (all in hand), not an async one. */
+  private itemsInHand = false;
   private iterator: AsyncIterator<T> | Iterator<T> | undefined;
   private wakeConsumer: (() => void) | undefined;
   private wakeProducer: (() => void) | undefined;
@@ -62,7 +64,9 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
       let error: unknown;
       try {
         const { items, encode } = await this.open();
-        const it = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
+        const isAsync = Symbol.asyncIterator in items;
+        this.itemsInHand = !isAsync;
+        const it = isAsync ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
         this.iterator = it;
         for (;;) {
           if (this.signal.aborted) throw this.signal.reason;
@@ -92,13 +96,16 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
 
   async next(): Promise<IteratorResult<Uint8Array>> {
     this.startPump();
-    if (this.queuedBytes < this.maxBytes / 2 && !this.finished) {
-      // Let a source that produces without waiting on I/O fill the batch first.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
     while (this.queue.length === 0) {
       if (this.finished) return { done: true, value: undefined };
       await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
+    }
+    if (this.queuedBytes < this.maxBytes / 2 && !this.finished && !this.itemsInHand) {
+      // Let a source that produces without waiting on I/O fill the batch
+      // first. Not for items in hand (an array: a unary answer), which are
+      // all queued at once: that would only delay a small call by a turn of
+      // the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     const messages = this.queue;
     const total = this.queuedBytes;

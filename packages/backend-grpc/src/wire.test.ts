@@ -11,6 +11,9 @@ import { waitFor } from "@castore-ts/testing";
 import { directoryDigest, encodeDirectory, fixtures, makeDirectory, makeFileNode } from "@castore-ts/core";
 import { encodeGetRequest, grpcJsAddress, rawClient, rawGet, rawPut } from "./grpc-js.test-helper.js";
 import { type Harness, startHarness } from "./memory-store.test-helper.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { GetDirectoryRequestSchema } from "@castore-ts/proto";
+import { getRequestBytes } from "./grpc-directory-service.js";
 
 const { DIRECTORY_A, DIRECTORY_B, DIRECTORY_D, DIRECTORY_WITH_KEEP, EMPTY_BLOB_DIGEST } = fixtures;
 const enc = encodeDirectory;
@@ -205,5 +208,20 @@ describe("bad input on the wire", () => {
     await expect(putter.close()).rejects.toMatchObject({ code: "ABORTED" });
     await waitFor(() => h.server.activeCalls === 0, "the server has ended the call");
     expect(h.store.map.size).toBe(0);
+  });
+});
+
+describe("the client's GetDirectoryRequest", () => {
+  it("is the bytes protobuf-es encodes, recursive or not", () => {
+    const digest = directoryDigest(DIRECTORY_A);
+    for (const recursive of [false, true]) {
+      const expected = toBinary(
+        GetDirectoryRequestSchema,
+        create(GetDirectoryRequestSchema, { byWhat: { case: "digest", value: digest.bytes }, recursive }),
+      );
+      expect(Buffer.from(getRequestBytes(digest, recursive)).toString("hex")).toBe(
+        Buffer.from(expected).toString("hex"),
+      );
+    }
   });
 });

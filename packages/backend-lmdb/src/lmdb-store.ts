@@ -75,6 +75,27 @@ export class LmdbDirectoryStore implements DirectoryStore {
     return out;
   }
 
+  /**
+   * For getRecursive: synchronous reads of the newest committed snapshot
+   * (taken at open), each a view of lmdb-js's reusable read buffer
+   * (getBinaryFast: no allocation per read), valid until the next read; core
+   * copies it at once. That buffer's `length` is patched to the value's size
+   * while its real extent is larger, so the view is cut to `lastSize`.
+   * lmdb-js renews its read transaction at the end of the event turn, so a
+   * walk that outlives the turn reads a newer snapshot: a digest's bytes only
+   * ever change by a repair, so a closure reads the same either way.
+   */
+  openReader(): (digest: Digest) => Uint8Array | undefined {
+    this.checkOpen();
+    const db = this.directories as Database<Uint8Array, Uint8Array> & { lastSize: number };
+    db.resetReadTxn();
+    return (digest) => {
+      this.checkOpen();
+      const bytes = db.getBinaryFast(digest.bytes);
+      return bytes === undefined ? undefined : Uint8Array.prototype.subarray.call(bytes, 0, db.lastSize);
+    };
+  }
+
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     this.checkOpen();
     throwIfAborted(signal);

@@ -47,6 +47,11 @@ export class MemoryDirectoryStore implements DirectoryStore {
     return digests.map((d) => this.directories.get(d.bytes)?.bytes);
   }
 
+  /** Views of the stored bytes, for getRecursive (core copies each at once). */
+  openReader(): (digest: Digest) => Uint8Array | undefined {
+    return (digest) => this.directories.get(digest.bytes)?.bytes;
+  }
+
   /**
    * Called once per upload, after close() checked it: the whole closure lands
    * in one synchronous step. A large upload's bytes are kept where core's

@@ -1,14 +1,23 @@
 /**
- * getRecursive over a backend's batch read: breadth first, one batch read per
- * level (split into chunks of at most `batchSize` so a wide level does not
- * load all its directories at once), each digest once. Every directory is
- * re-hashed and re-validated before it is yielded, and every declared size is
- * re-checked against the child it refers to (spec §1.1).
+ * getRecursive over a backend's reads: breadth first, each digest once. Every
+ * directory is re-hashed and re-validated before it is yielded, and every
+ * declared size is re-checked against the child it refers to (spec §1.1).
+ *
+ * Two walks, one order (level by level, each level in the order its
+ * directories were referred to):
+ * - over a batch read (`readMany`, a network store): one read per level,
+ *   split into chunks of at most `batchSize` so a wide level does not load
+ *   all its directories at once;
+ * - over a synchronous read of one directory (`readOne`, an in-process
+ *   store): no batch and no await per level, so a level of one directory
+ *   costs what one directory costs (a deep chain reads as fast as a wide
+ *   tree), and no async generator: `next()` does the work synchronously and
+ *   answers a settled promise.
  */
 import type { Digest } from "./digest.js";
-import { Digest as DigestClass, digestKey } from "./digest.js";
+import { Digest as DigestClass } from "./digest.js";
 import { CorruptionError, throwIfAborted } from "./errors.js";
-import { decodeStoredDirectory } from "./closure.js";
+import { decodeStoredDirectorySized } from "./closure.js";
 import type { Directory } from "./model.js";
 import { ReadSizeChecker } from "./read-sizes.js";
 import type { SizeCheck } from "./size-check.js";
@@ -16,52 +25,136 @@ import type { SizeCheck } from "./size-check.js";
 /** Reads the stored bytes of each digest; undefined where absent. Same length and order as the input. */
 export type ReadMany = (digests: Digest[], signal?: AbortSignal) => Promise<(Uint8Array | undefined)[]>;
 
+/**
+ * Reads the stored bytes of one digest synchronously; undefined where absent.
+ * The walk keeps what it returns (decoded directories are views of it), so
+ * it must be the walk's own: a copy, not a view the store reuses.
+ */
+export type ReadOne = (digest: Digest) => Uint8Array | undefined;
+
 export interface BreadthFirstOptions {
   signal?: AbortSignal;
-  /** Most digests per read; defaults to 1024. */
+  /** Most digests per batch read; defaults to 1024. */
   batchSize?: number;
   /** How declared sizes are re-checked (the store's own mode); default "exact". */
   sizeCheck?: SizeCheck;
+  /** A synchronous read of one directory: when given, `readMany` is not used. */
+  readOne?: ReadOne;
 }
 
-export async function* breadthFirst(
+export function breadthFirst(
   readMany: ReadMany,
   root: Digest,
   opts: BreadthFirstOptions = {},
+): AsyncIterableIterator<Directory> {
+  return opts.readOne ? new SyncReadWalk(opts.readOne, root, opts) : batchedWalk(readMany, root, opts);
+}
+
+function missing(digest: Digest, root: Digest): CorruptionError {
+  return new CorruptionError(`directory ${digest} below root ${root} is missing: the store lost part of a closure`);
+}
+
+async function* batchedWalk(
+  readMany: ReadMany,
+  root: Digest,
+  opts: BreadthFirstOptions,
 ): AsyncGenerator<Directory, void, undefined> {
   const batchSize = opts.batchSize ?? 1024;
-  // Every digest queued so far: a DAG may refer to one directory from many levels.
-  const seen = new Set<string>([digestKey(root.bytes)]);
+  // The size checker knows every digest met so far (received or referred
+  // to): a DAG may refer to one directory from many levels, queued once.
   const sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
+  let next: Digest[] = [];
+  const queue = (child: Uint8Array) => void next.push(DigestClass.fromBytes(child));
   let level: Digest[] = [root];
   let isRootLevel = true;
   while (level.length > 0) {
-    const next: Digest[] = [];
+    next = [];
     for (let start = 0; start < level.length; start += batchSize) {
       throwIfAborted(opts.signal);
-      const chunk = level.slice(start, start + batchSize);
+      const chunk = level.length <= batchSize ? level : level.slice(start, start + batchSize);
       const found = await readMany(chunk, opts.signal);
       for (let i = 0; i < chunk.length; i++) {
         const bytes = found[i];
         if (bytes === undefined) {
           if (isRootLevel) return; // an absent root: nothing to yield
-          throw new CorruptionError(
-            `directory ${chunk[i]} below root ${root} is missing: the store lost part of a closure`,
-          );
+          throw missing(chunk[i], root);
         }
-        const directory = decodeStoredDirectory(chunk[i], bytes);
-        sizes.receive(chunk[i], directory);
-        for (const child of directory.directories) {
-          const key = digestKey(child.digest);
-          if (seen.has(key)) continue;
-          seen.add(key);
-          next.push(DigestClass.fromBytes(child.digest));
-        }
+        const { directory, size } = decodeStoredDirectorySized(chunk[i], bytes);
+        sizes.receive(chunk[i], directory, queue, size);
         yield directory;
         throwIfAborted(opts.signal);
       }
     }
     isRootLevel = false;
     level = next;
+  }
+}
+
+const DONE: Promise<IteratorResult<Directory>> = Promise.resolve({ done: true, value: undefined });
+
+/**
+ * The walk over a synchronous read: a FIFO of digests (breadth first: the
+ * same order as level by level), one directory per `next()`.
+ */
+class SyncReadWalk implements AsyncIterableIterator<Directory> {
+  private readonly sizes: ReadSizeChecker;
+  /** Digests to read, from `head` on; read entries are cleared, and the array compacted now and then. */
+  private queue: (Digest | undefined)[];
+  private head = 0;
+  private finished = false;
+  private readonly enqueue = (child: Uint8Array) => void this.queue.push(DigestClass.fromBytes(child));
+
+  constructor(
+    private readonly readOne: ReadOne,
+    private readonly root: Digest,
+    private readonly opts: BreadthFirstOptions,
+  ) {
+    this.sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
+    this.queue = [root];
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Directory> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Directory>> {
+    if (this.finished) return DONE;
+    try {
+      throwIfAborted(this.opts.signal);
+      if (this.head === this.queue.length) return this.end();
+      const digest = this.queue[this.head]!;
+      this.queue[this.head++] = undefined;
+      if (this.head >= 4096 && this.head * 2 >= this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      const bytes = this.readOne(digest);
+      if (bytes === undefined) {
+        if (digest === this.root) return this.end(); // an absent root: nothing to yield
+        throw missing(digest, this.root);
+      }
+      const { directory, size } = decodeStoredDirectorySized(digest, bytes);
+      this.sizes.receive(digest, directory, this.enqueue, size);
+      return Promise.resolve({ done: false, value: directory });
+    } catch (e) {
+      this.end();
+      return Promise.reject(e);
+    }
+  }
+
+  return(): Promise<IteratorResult<Directory>> {
+    return this.end();
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<Directory>> {
+    this.end();
+    return Promise.reject(e);
+  }
+
+  private end(): Promise<IteratorResult<Directory>> {
+    this.finished = true;
+    this.queue = [];
+    this.head = 0;
+    return DONE;
   }
 }

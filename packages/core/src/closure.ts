@@ -8,8 +8,8 @@ import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { DigestIndex, type DigestIndexed } from "./digest-index.js";
 import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js";
-import { blake3 } from "./hash.js";
-import { type Directory, displayName, equalBytes } from "./model.js";
+import { blake3, blake3Matches } from "./hash.js";
+import { type Directory, displayName } from "./model.js";
 import { type ReadSizeOptions, ReadSizeChecker } from "./read-sizes.js";
 import {
   type SizeCheck,
@@ -18,7 +18,7 @@ import {
   sizeRangeFrom,
   type SizeRange,
 } from "./size-check.js";
-import { validateDirectory, validateDirectorySize } from "./validate.js";
+import { validateDirectorySize } from "./validate.js";
 
 /** One directory of a checked upload, with its canonical bytes. */
 export interface ClosureEntry {
@@ -186,16 +186,18 @@ export class ClosureValidator {
  * came from a store.
  */
 export class RootToLeavesChecker {
-  /** Digests (digestKey) referred to by a directory received, not received yet. */
-  private readonly expected = new Set<string>();
-  private readonly received = new Set<string>();
+  /**
+   * What was received and what is referred to and not received yet: the
+   * size checker's own record of every digest (one map lookup per digest,
+   * no sets of their own).
+   */
   private readonly sizes: ReadSizeChecker;
+  private received = 0;
 
   constructor(
     readonly root: Digest,
     opts: ReadSizeOptions = {},
   ) {
-    this.expected.add(digestKey(root.bytes));
     this.sizes = new ReadSizeChecker(opts);
   }
 
@@ -203,35 +205,34 @@ export class RootToLeavesChecker {
   accept(directory: Directory, bytes?: Uint8Array): Digest {
     const digest = Digest.of(bytes ?? encodeDirectory(directory));
     const key = digestKey(digest.bytes);
-    if (!this.expected.delete(key)) {
-      const why = this.received.has(key) ? "sent twice" : "not referred to by any directory received before it";
+    const state = this.sizes.stateOf(key);
+    const expected = this.received === 0 ? digest.equals(this.root) : state === "referred";
+    if (!expected) {
+      const why = state === "received" ? "sent twice" : "not referred to by any directory received before it";
       throw new CorruptionError(`received unexpected directory ${digest} below root ${this.root}: ${why}`);
     }
+    let size: bigint;
     try {
-      validateDirectory(directory);
+      size = validateDirectorySize(directory);
     } catch (e) {
       throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
     }
-    this.received.add(key);
-    this.sizes.receive(digest, directory);
-    for (const child of directory.directories) {
-      const childKey = digestKey(child.digest);
-      if (!this.received.has(childKey)) this.expected.add(childKey);
-    }
+    this.received++;
+    this.sizes.receive(digest, directory, undefined, size, key);
     return digest;
   }
 
   /** How many directories are still expected. */
   get pending(): number {
-    return this.expected.size;
+    return this.received === 0 ? 1 : this.sizes.referredCount;
   }
 
   /** Call at the end of the stream. */
   finish(): void {
-    if (this.received.size === 0) return; // an absent root: an empty stream is fine
-    if (this.expected.size > 0) {
+    if (this.received === 0) return; // an absent root: an empty stream is fine
+    if (this.sizes.referredCount > 0) {
       throw new CorruptionError(
-        `premature end of stream below root ${this.root}: still expected ${this.expected.size} directories`,
+        `premature end of stream below root ${this.root}: still expected ${this.sizes.referredCount} directories`,
       );
     }
   }
@@ -243,16 +244,24 @@ export class RootToLeavesChecker {
  * the digest; corrupt data is never returned.
  */
 export function decodeStoredDirectory(expected: Digest, bytes: Uint8Array): Directory {
-  const actual = blake3(bytes);
-  if (!equalBytes(actual, expected.bytes)) {
-    throw new CorruptionError(`directory ${expected} is corrupt: stored bytes hash to ${Digest.fromBytes(actual)}`);
+  return decodeStoredDirectorySized(expected, bytes).directory;
+}
+
+/** decodeStoredDirectory, with the directory's size (spec §1) that validation computes anyway. */
+export function decodeStoredDirectorySized(
+  expected: Digest,
+  bytes: Uint8Array,
+): { directory: Directory; size: bigint } {
+  if (!blake3Matches(bytes, expected.bytes)) {
+    throw new CorruptionError(`directory ${expected} is corrupt: stored bytes hash to ${Digest.of(bytes)}`);
   }
   let directory: Directory;
+  let size: bigint;
   try {
     directory = decodeDirectory(bytes);
-    validateDirectory(directory);
+    size = validateDirectorySize(directory);
   } catch (e) {
     throw new CorruptionError(`directory ${expected} is corrupt: ${(e as Error).message}`);
   }
-  return directory;
+  return { directory, size };
 }

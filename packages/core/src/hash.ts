@@ -46,6 +46,16 @@ export function blake3(bytes: Uint8Array): Uint8Array {
 
 const digestPool = new ByteArena(8 * 1024);
 
+/**
+ * Whether BLAKE3-256 of `bytes` is `expected` (32 bytes): a read's check,
+ * compared where the hash lands in wasm memory, with no copy of the digest.
+ */
+export function blake3Matches(bytes: Uint8Array, expected: Uint8Array): boolean {
+  const actual = bytes.length > ONE_SHOT_MAX ? blake3(bytes) : wasm.hashOneShot(bytes, 32);
+  for (let i = 0; i < 32; i++) if (actual[i] !== expected[i]) return false;
+  return expected.length === 32;
+}
+
 export interface Blake3Hasher {
   update(chunk: Uint8Array): void;
   digest(): Uint8Array;

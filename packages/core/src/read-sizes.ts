@@ -13,6 +13,7 @@ import {
   type SizeRange,
   classifyDeclaredSize,
   describeAcceptedSizes,
+  sizeRangeFrom,
   sizeRangeOf,
   sizeVerdictAccepted,
 } from "./size-check.js";
@@ -38,6 +39,11 @@ export interface ReadSizeOptions {
   onLegacySize?(legacy: LegacySize): void;
 }
 
+interface Received {
+  canonical: bigint;
+  entries: number;
+}
+
 interface Reference {
   parent: Digest;
   index: number;
@@ -48,10 +54,14 @@ interface Reference {
 
 export class ReadSizeChecker {
   private readonly mode: SizeCheck;
-  /** The accepted range of every directory received, by digestKey. */
-  private readonly ranges = new Map<string, SizeRange>();
-  /** References to directories not received yet, by the child's digestKey. */
-  private readonly pending = new Map<string, Reference[]>();
+  /**
+   * Every directory received, by digestKey: its canonical size and entry
+   * count (the accepted range is made from them only for a size that is not
+   * canonical: most are, and a range is two more bigints per directory).
+   */
+  private readonly ranges = new Map<string, Received>();
+  /** References to directories not received yet, by the child's digestKey (one, or several for a DAG). */
+  private readonly pending = new Map<string, Reference | Reference[]>();
 
   constructor(private readonly opts: ReadSizeOptions = {}) {
     this.mode = opts.sizeCheck ?? "exact";
@@ -59,16 +69,28 @@ export class ReadSizeChecker {
 
   /**
    * A directory arrived: checks the references to it seen so far, then its
-   * own references (now, for children already received; else when they arrive).
+   * own references (now, for children already received; else when they
+   * arrive). `onNewChild` is called with each child digest this checker has
+   * not met before (neither received nor referred to): a walk's "not seen
+   * yet", without a set of its own.
    */
-  receive(digest: Digest, directory: Directory): void {
-    const key = digestKey(digest.bytes);
-    const range = sizeRangeOf(directory);
+  receive(
+    digest: Digest,
+    directory: Directory,
+    onNewChild?: (child: Uint8Array) => void,
+    /** The directory's size (spec §1), when the caller has it (validateDirectorySize returns it). */
+    size?: bigint,
+    /** digestKey(digest.bytes), when the caller has it. */
+    key = digestKey(digest.bytes),
+  ): void {
+    const entries = directory.directories.length + directory.files.length + directory.symlinks.length;
+    const range: Received = { canonical: size ?? sizeRangeOf(directory).canonical, entries };
     this.ranges.set(key, range);
     const waiting = this.pending.get(key);
-    if (waiting) {
+    if (waiting !== undefined) {
       this.pending.delete(key);
-      for (const ref of waiting) this.check(ref, digest.hex, range);
+      if (Array.isArray(waiting)) for (const ref of waiting) this.check(ref, digest.bytes, range);
+      else this.check(waiting, digest.bytes, range);
     }
     const children = directory.directories;
     for (let index = 0; index < children.length; index++) {
@@ -76,18 +98,37 @@ export class ReadSizeChecker {
       const childKey = digestKey(child.digest);
       const ref: Reference = { parent: digest, index, name: child.name, declared: child.size };
       const known = this.ranges.get(childKey);
-      if (known) this.check(ref, hexOf(child.digest), known);
-      else {
-        const refs = this.pending.get(childKey);
-        if (refs) refs.push(ref);
-        else this.pending.set(childKey, [ref]);
+      if (known) {
+        this.check(ref, child.digest, known);
+        continue;
       }
+      const refs = this.pending.get(childKey);
+      if (refs === undefined) {
+        this.pending.set(childKey, ref);
+        onNewChild?.(child.digest);
+      } else if (Array.isArray(refs)) refs.push(ref);
+      else this.pending.set(childKey, [refs, ref]);
     }
   }
 
-  private check(ref: Reference, child: string, range: SizeRange): void {
+  /** Whether a directory (by digestKey) was received, or is referred to and not received yet. */
+  stateOf(key: string): "received" | "referred" | undefined {
+    if (this.ranges.has(key)) return "received";
+    return this.pending.has(key) ? "referred" : undefined;
+  }
+
+  /** How many directories are referred to and not received yet. */
+  get referredCount(): number {
+    return this.pending.size;
+  }
+
+  /** `child`: the child's digest bytes, made hex only for a message (most sizes are canonical). */
+  private check(ref: Reference, childDigest: Uint8Array, received: Received): void {
+    if (ref.declared === received.canonical) return;
+    const range = sizeRangeFrom(received.canonical, received.entries);
     const verdict = classifyDeclaredSize(ref.declared, range);
     if (verdict === "canonical") return;
+    const child = hexOf(childDigest);
     if (!sizeVerdictAccepted(verdict, this.mode)) {
       throw new CorruptionError(
         `directory ${ref.parent} declares size ${ref.declared} for directories[${ref.index}] ${displayName(ref.name)} (${child}), ` +

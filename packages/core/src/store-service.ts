@@ -6,7 +6,8 @@
  */
 import type { Digest } from "./digest.js";
 import { BackendError, isCastoreError, throwIfAborted } from "./errors.js";
-import { breadthFirst } from "./bfs.js";
+import { ByteArena } from "./arena.js";
+import { breadthFirst, type ReadOne } from "./bfs.js";
 import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
 import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
@@ -24,6 +25,14 @@ export interface DirectoryStore {
    * them before it decodes (see readMany).
    */
   getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * Optional, for an in-process store: a synchronous reader of one digest's
+   * stored bytes (undefined where absent), opened once per getRecursive. What
+   * it returns need only stay valid until its next call (the service copies
+   * it at once). With it, getRecursive reads one directory at a time with no
+   * await: a deep chain costs what a wide tree of as many directories does.
+   */
+  openReader?(): (digest: Digest) => Uint8Array | undefined;
   /** Stores a checked closure, leaves to root, all or nothing. Entries may already be stored. */
   putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
@@ -135,7 +144,29 @@ export class StoreDirectoryService implements DirectoryService {
       signal: opts?.signal,
       batchSize: this.opts.batchSize,
       sizeCheck: this.opts.sizeCheck,
+      readOne: this.syncReader(),
     });
+  }
+
+  /**
+   * The store's synchronous reader for one walk, if it has one: each read
+   * copied into the walk's own arena (packed chunks: no allocation per
+   * directory or per level), engine failures wrapped as BackendError.
+   */
+  private syncReader(): ReadOne | undefined {
+    if (!this.store.openReader) return undefined;
+    let read: ((digest: Digest) => Uint8Array | undefined) | undefined;
+    const arena = new ByteArena(64 * 1024);
+    return (digest) => {
+      let bytes: Uint8Array | undefined;
+      try {
+        read ??= this.store.openReader!();
+        bytes = read(digest);
+      } catch (e) {
+        throw this.wrap(e);
+      }
+      return bytes === undefined ? undefined : arena.copy(bytes);
+    };
   }
 
   putMultipleStart(opts?: CallOptions): DirectoryPutter {

@@ -1,0 +1,122 @@
+/**
+ * The server's side of a call's HTTP/2 stream, on node's compat request and
+ * response, without connect-node's universal adapters (see
+ * grpc-call-handler.ts for why): a request header's value, a signal for a
+ * stream that closes before its response is complete, and the response
+ * writer (headers after the first chunk of the body, each chunk written as
+ * it comes with 'drain' as the backpressure, then the trailers).
+ */
+import * as http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** A request header's value (several joined by ", ", as web Headers do), or null. */
+export function headerValue(req: http2.Http2ServerRequest, name: string): string | null {
+  const value = req.headers[name.toLowerCase()];
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/**
+ * Aborted when the stream closes before the response was complete: with the
+ * status its reset code maps to (CANCEL → CANCELLED, REFUSED_STREAM →
+ * UNAVAILABLE, …, as connect-node maps them), else CANCELLED. A stream that
+ * closes after its response aborts nothing: no signal work per finished call.
+ */
+export function streamClosedSignal(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  req.once("close", () => {
+    const reset = errorOfResetCode(req.stream.rstCode);
+    if (reset) controller.abort(reset);
+    else if (!res.writableEnded) controller.abort(new ConnectError("the stream closed", Code.Canceled));
+  });
+  return controller.signal;
+}
+
+/** The status of an HTTP/2 reset code (STREAM_CLOSED and NO_ERROR: none), as connect-node maps them. */
+function errorOfResetCode(code: number | undefined): ConnectError | undefined {
+  const c = http2.constants;
+  let status: Code;
+  switch (code) {
+    case c.NGHTTP2_PROTOCOL_ERROR:
+    case c.NGHTTP2_INTERNAL_ERROR:
+    case c.NGHTTP2_FLOW_CONTROL_ERROR:
+    case c.NGHTTP2_SETTINGS_TIMEOUT:
+    case c.NGHTTP2_FRAME_SIZE_ERROR:
+    case c.NGHTTP2_COMPRESSION_ERROR:
+    case c.NGHTTP2_CONNECT_ERROR:
+      status = Code.Internal;
+      break;
+    case c.NGHTTP2_REFUSED_STREAM:
+      status = Code.Unavailable;
+      break;
+    case c.NGHTTP2_CANCEL:
+      status = Code.Canceled;
+      break;
+    case c.NGHTTP2_ENHANCE_YOUR_CALM:
+      status = Code.ResourceExhausted;
+      break;
+    case c.NGHTTP2_INADEQUATE_SECURITY:
+    case c.NGHTTP2_HTTP_1_1_REQUIRED:
+      status = Code.PermissionDenied;
+      break;
+    default:
+      return undefined;
+  }
+  return new ConnectError(`http/2 stream closed with error code 0x${code!.toString(16)}`, status);
+}
+
+/**
+ * Writes the response: the headers once the body's first chunk (or its end)
+ * is there, so a call that fails before any message still sends them; each
+ * chunk as it comes, waiting for 'drain' when the stream's buffer is full
+ * (the HTTP/2 flow control); then `trailers()` and the end. A write that
+ * fails, or a stream that closes first, stops the body (its `throw`) and
+ * rejects.
+ */
+export async function writeResponse(
+  res: http2.Http2ServerResponse,
+  header: Readonly<Record<string, string>>,
+  body: AsyncIterable<Uint8Array>,
+  trailers: () => Record<string, string>,
+): Promise<void> {
+  const it = body[Symbol.asyncIterator]();
+  let writing = false;
+  try {
+    let chunk = await it.next();
+    writing = true;
+    res.writeHead(200, { ...header });
+    writing = false;
+    for (; chunk.done !== true; chunk = await it.next()) {
+      writing = true;
+      if (!res.write(chunk.value)) await drained(res);
+      writing = false;
+    }
+    res.addTrailers(trailers());
+    res.end();
+  } catch (e) {
+    if (writing) void it.throw?.(e).catch(() => {});
+    // A stream the client reset or the connection lost: CANCELLED, not a failure of ours.
+    throw ConnectError.from(e, res.stream.destroyed || res.stream.closed ? Code.Canceled : Code.Internal);
+  } finally {
+    void it.return?.()?.catch(() => {});
+  }
+}
+
+/** Resolves on 'drain'; rejects on 'error', or on 'close' before it (the stream went away). */
+function drained(res: http2.Http2ServerResponse): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error) => {
+      res.off("drain", onDrain);
+      res.off("error", onError);
+      res.off("close", onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onError = (e: Error) => done(e);
+    const onClose = () => done(new ConnectError("the stream closed while the response was written", Code.Canceled));
+    res.on("drain", onDrain);
+    res.on("error", onError);
+    res.on("close", onClose);
+  });
+}
