@@ -4,7 +4,7 @@
  * conformance suite's refs.* scenarios; this checks the command's wiring:
  * arguments, output, exit codes and messages.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -76,6 +76,39 @@ describe("castore ref", () => {
     const missing = await castore("get", "ref:no-such-ref");
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("no ref no-such-ref in lmdb://");
+  });
+
+  it("import --ref names the root; ls, cat, export and verify take ref:NAME", async () => {
+    const tree = join(dir, "tree2");
+    mkdirSync(join(tree, "d"), { recursive: true });
+    writeFileSync(join(tree, "d", "hello.txt"), "hello through a ref\n");
+    const imported = await castore("import", tree, "--no-progress", "--ref", "releases/latest");
+    expect(imported.code, imported.stderr).toBe(0);
+    const digest = imported.stdout.toString().trim();
+    expect(imported.stderr).toContain(`import: ref releases/latest → ${digest}`);
+    expect((await castore("ref", "get", "releases/latest")).stdout.toString()).toBe(`${digest}\n`);
+
+    const ls = await castore("ls", "ref:releases/latest", "d");
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout.toString()).toContain("hello.txt");
+    const cat = await castore("cat", "ref:releases/latest", "d/hello.txt");
+    expect(cat.stdout.toString()).toBe("hello through a ref\n");
+    const out = join(dir, "exported");
+    const exported = await castore("export", "ref:releases/latest", out, "--no-progress");
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(readFileSync(join(out, "d", "hello.txt"), "utf8")).toBe("hello through a ref\n");
+    const verify = await runCastore(CASTORE_CLI, ["verify", store, "ref:releases/latest", "--blobs", "--no-progress"]);
+    expect(verify.code, verify.stderr + verify.stdout.toString()).toBe(0);
+  });
+
+  it("import --ref with --no-contents stores the directories but refuses the ref, saying which blob is missing", async () => {
+    const tree = join(dir, "tree3");
+    mkdirSync(tree, { recursive: true });
+    writeFileSync(join(tree, "only-hashed.txt"), "never stored\n");
+    const r = await castore("import", tree, "--no-progress", "--no-contents", "--ref", "hash-only");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is not wholly stored: blob [0-9a-f]{64} is missing/);
+    expect((await castore("ref", "get", "hash-only")).code).toBe(1);
   });
 
   it("refuses a bad name before touching the store", async () => {

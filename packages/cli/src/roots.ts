@@ -3,7 +3,14 @@
  * `ref:NAME` (spec §9), looked up in the same store.
  */
 import { InvalidArgumentError } from "commander";
-import { type Digest, NotFoundError, parseRootArgument, redactUrl, type RootArgument } from "@castore-ts/core";
+import {
+  checkRefName,
+  type Digest,
+  NotFoundError,
+  parseRootArgument,
+  redactUrl,
+  type RootArgument,
+} from "@castore-ts/core";
 import { openRefStoreIfAny } from "./stores.js";
 
 /** The help text of a root argument. */
@@ -13,6 +20,15 @@ export const ROOT_ARGUMENT_HELP = "root directory: its digest (hex or b3:base64)
 export function parseRoot(text: string): RootArgument {
   try {
     return parseRootArgument(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** Commander's parser for a ref name argument or option. */
+export function parseRefName(text: string): string {
+  try {
+    return checkRefName(text);
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }

@@ -10,10 +10,11 @@ import {
   openBlobService,
   redactUrl,
   traverseTo,
+  type RootArgument,
 } from "@castore-ts/core";
 import { NAMES_HELP, escapeName, unescapeName } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { parseDigest } from "./options.js";
+import { parseRoot, resolveRoot } from "../roots.js";
 
 /** `START-END` (inclusive, as HTTP and curl -r count) or `START-` (to the end). */
 export function parseRange(text: string): { offset: number; length?: number } {
@@ -33,12 +34,13 @@ export function catCommand(): Command {
       "Write a file's bytes to stdout: DIGEST is a blob, or with PATH a directory and PATH a file below it. " +
         "Every byte is verified against its chunk's digest before it is written",
     )
-    .argument("<digest>", "blob digest, or with PATH the root directory's (hex or b3:base64)", parseDigest)
+    .argument("<digest>", "blob digest, or with PATH the root directory's (hex or b3:base64, or ref:NAME)", parseRoot)
     .argument("[path]", "path of a file below the root; names written as ls prints them")
     .option("--range <START-END>", "only these bytes (inclusive; START- reads to the end)", parseRange)
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
     .addHelpText("after", NAMES_HELP)
-    .action(async (digest: Digest, path: string | undefined, opts) => {
+    .action(async (root: RootArgument, path: string | undefined, opts) => {
+      const digest = await resolveRoot(root, opts.store);
       const blobDigest = path === undefined ? digest : await fileBelow(opts.store, digest, unescapeName(path));
       const blobs = await openBlobService(opts.store);
       try {

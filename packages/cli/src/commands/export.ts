@@ -1,9 +1,10 @@
 import { Command, Option } from "commander";
-import { type Digest, openBlobService } from "@castore-ts/core";
+import { openBlobService, type RootArgument } from "@castore-ts/core";
 import { exportTree } from "../exporter.js";
 import { createProgress } from "../progress.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { parseDigest, positiveInt } from "./options.js";
+import { positiveInt } from "./options.js";
+import { parseRoot, resolveRoot, ROOT_ARGUMENT_HELP } from "../roots.js";
 
 const PROGRESS_INTERVAL_MS = 100;
 
@@ -15,12 +16,13 @@ export function exportCommand(): Command {
         "empty directory; the tree is written next to it and renamed into place at the end, so a failure or " +
         "Ctrl-C leaves nothing at DEST",
     )
-    .argument("<digest>", "root directory digest (hex or b3:base64)", parseDigest)
+    .argument("<digest>", ROOT_ARGUMENT_HELP, parseRoot)
     .argument("<dest>", "where to write the tree")
     .option("--jobs <n>", "files written at once", positiveInt, 4)
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
     .option("--no-progress", "no progress output")
-    .action(async (digest: Digest, dest: string, opts) => {
+    .action(async (root: RootArgument, dest: string, opts) => {
+      const digest = await resolveRoot(root, opts.store);
       const controller = new AbortController();
       const interrupt = () => controller.abort(new Error("interrupted"));
       process.once("SIGINT", interrupt);

@@ -1,5 +1,13 @@
 import { Command, Option } from "commander";
-import { openBlobService } from "@castore-ts/core";
+import {
+  type BlobService,
+  type Digest,
+  type DirectoryService,
+  NotFoundError,
+  openBlobService,
+  RefService,
+  redactUrl,
+} from "@castore-ts/core";
 import {
   DEFAULT_SPOOL_MEMORY_BYTES,
   DEFAULT_UPLOAD_CONCURRENCY,
@@ -8,7 +16,8 @@ import {
   importTree,
 } from "../importer.js";
 import { createProgress, humanBytes } from "../progress.js";
-import { DEFAULT_STORE, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobsIfAny, openRefStoreIfAny, openStore } from "../stores.js";
+import { parseRefName } from "../roots.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
 
 const PROGRESS_INTERVAL_MS = 100;
@@ -61,6 +70,11 @@ export function importCommand(): Command {
       ).env("CASTORE_IMPORT_SPOOL_DIR"),
     )
     .option("--no-contents", "store only the directories; file contents are hashed, not stored")
+    .option(
+      "--ref <name>",
+      "after the import, point this ref at the root (castore ref set: the store must hold the whole tree, so not with --no-contents)",
+      parseRefName,
+    )
     .option("--no-progress", "no progress output")
     .action(async (path: string, opts) => {
       const service = await openStore(opts.store);
@@ -106,6 +120,7 @@ export function importCommand(): Command {
         show(true);
         progress.stop();
         process.stderr.write(`${summary(result.progress)}\n`);
+        if (opts.ref !== undefined) await setRef(opts.store, service, blobs, opts.ref, result.digest);
         process.stdout.write(`${result.digest.hex}\n`);
       } finally {
         show(true);
@@ -126,4 +141,24 @@ export function summary(p: ImportProgress): string {
       ? "no blob uploaded"
       : `${b.uploaded} blob${b.uploaded === 1 ? "" : "s"} uploaded (${humanBytes(b.uploadedBytes)})`;
   return `${read}; ${sent}, ${b.skipped} file${b.skipped === 1 ? "" : "s"} already stored (${humanBytes(b.skippedBytes)} skipped)`;
+}
+
+/** Points `name` at the imported root, through the store's refs (closure checked against the same store). */
+async function setRef(
+  url: string,
+  directories: DirectoryService,
+  blobs: BlobService | undefined,
+  name: string,
+  root: Digest,
+): Promise<void> {
+  const store = await openRefStoreIfAny(url);
+  if (!store) throw new NotFoundError(`--ref ${name}: ${redactUrl(url)} keeps no refs`);
+  // With --no-contents no blob service was opened; the ref's closure check still needs one.
+  const checkBlobs = blobs ?? (await openBlobsIfAny(url));
+  try {
+    await new RefService(store, directories, checkBlobs).set(name, root);
+  } finally {
+    await Promise.all([store.close(), checkBlobs !== blobs ? checkBlobs?.close() : undefined]);
+  }
+  process.stderr.write(`import: ref ${name} → ${root.hex}\n`);
 }

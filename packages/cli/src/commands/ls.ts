@@ -1,21 +1,30 @@
 import { Command, Option } from "commander";
-import { NotFoundError, directorySize, makeDirectoryNode, traverseTo, Digest, redactUrl } from "@castore-ts/core";
+import {
+  NotFoundError,
+  directorySize,
+  makeDirectoryNode,
+  traverseTo,
+  Digest,
+  redactUrl,
+  type RootArgument,
+} from "@castore-ts/core";
 import { directoryNodes, formatNode } from "../format.js";
 import { NAMES_HELP, escapeName, unescapeName } from "../names.js";
 import { DEFAULT_STORE, openStore } from "../stores.js";
-import { parseDigest } from "./options.js";
+import { parseRoot, resolveRoot, ROOT_ARGUMENT_HELP } from "../roots.js";
 
 export function lsCommand(): Command {
   return new Command("ls")
     .description("List a directory like `ls -l` (mode, size, digest, name), or the node a path leads to")
-    .argument("<digest>", "root directory digest (hex or b3:base64)", parseDigest)
+    .argument("<digest>", ROOT_ARGUMENT_HELP, parseRoot)
     .argument(
       "[path]",
       "path below the root, e.g. share/doc; names written as ls prints them (\\\\ a backslash, \\xNN a byte)",
     )
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
     .addHelpText("after", NAMES_HELP)
-    .action(async (digest: Digest, path: string | undefined, opts) => {
+    .action(async (rootArgument: RootArgument, path: string | undefined, opts) => {
+      const digest = await resolveRoot(rootArgument, opts.store);
       const pathBytes = path === undefined ? undefined : unescapeName(path);
       const service = await openStore(opts.store);
       try {

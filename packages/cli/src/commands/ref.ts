@@ -1,20 +1,13 @@
-import { Command, InvalidArgumentError, Option } from "commander";
-import { checkRefName, type Digest, NotFoundError, openRefService, redactUrl, type RefService } from "@castore-ts/core";
+import { Command, Option } from "commander";
+import { type Digest, NotFoundError, openRefService, redactUrl, type RefService } from "@castore-ts/core";
 import { DEFAULT_STORE } from "../stores.js";
 import { parseDigest } from "./options.js";
+import { parseRefName } from "../roots.js";
 
 const NAME_HELP = `
 Ref names: 1–256 bytes; '/'-separated components of ASCII letters, digits and
 . _ - + @ =, none empty, '.' or '..' (e.g. releases/2026-12-03). Anywhere a
 command takes a root digest it also takes ref:NAME.`;
-
-function parseName(text: string): string {
-  try {
-    return checkRefName(text);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-}
 
 /**
  * --expect DIGEST, or --expect none (the ref must not exist). Checked while
@@ -55,7 +48,7 @@ export function refCommand(): Command {
   ref
     .command("set")
     .description("Point NAME at DIGEST, after checking that the store holds the whole tree (directories and blobs)")
-    .argument("<name>", "ref name", parseName)
+    .argument("<name>", "ref name", parseRefName)
     .argument("<digest>", "root directory digest (hex or b3:base64)", parseDigest)
     .option("--expect <digest|none>", EXPECT_HELP, parseExpect)
     .addOption(storeOption())
@@ -67,7 +60,7 @@ export function refCommand(): Command {
   ref
     .command("get")
     .description("Print the digest NAME points at")
-    .argument("<name>", "ref name", parseName)
+    .argument("<name>", "ref name", parseRefName)
     .addOption(storeOption())
     .action(async (name: string, opts) => {
       const digest = await withRefs(opts.store, (refs) => refs.get(name));
@@ -89,7 +82,7 @@ export function refCommand(): Command {
   ref
     .command("rm")
     .description("Remove NAME (the tree stays until garbage collection finds it unreferenced)")
-    .argument("<name>", "ref name", parseName)
+    .argument("<name>", "ref name", parseRefName)
     .option(
       "--expect <digest>",
       "remove only if the ref holds DIGEST; otherwise fail, saying what it holds",

@@ -12,6 +12,7 @@ import {
   verifyStore,
 } from "../verify.js";
 import { SIZE_CHECK_HELP, parseDigest, parseSizeCheck, positiveInt } from "./options.js";
+import { parseRoot, resolveRoot } from "../roots.js";
 
 function formatProblem(p: Problem): string {
   const where = p.path === undefined ? "" : ` at /${p.path}`;
@@ -38,7 +39,7 @@ export function verifyCommand(): Command {
         "(blob-corrupt). Each distinct blob is checked once.",
     )
     .argument("<url>", "store URL")
-    .argument("[roots...]", "root digests to walk (hex or b3:base64)")
+    .argument("[roots...]", "roots to walk: digests (hex or b3:base64) or ref:NAME")
     .addOption(new Option("--size-check <mode>", SIZE_CHECK_HELP).argParser(parseSizeCheck).default("exact"))
     .addOption(new Option("--jobs <n>", "directories read at once").default(16).argParser(positiveInt))
     .option("--repair <from-url>", "replace corrupt directories with correct bytes read from this store")
@@ -46,7 +47,8 @@ export function verifyCommand(): Command {
     .option("--rehash", "with --blobs (implied): read and re-hash every blob")
     .option("--no-progress", "no progress output")
     .action(async (url: string, rootTexts: string[], opts) => {
-      const roots: Digest[] = rootTexts.map(parseDigest);
+      const roots: Digest[] = [];
+      for (const text of rootTexts) roots.push(await resolveRoot(parseRoot(text), url));
       const service = await openStore(url);
       if (opts.repair !== undefined && !service.repair) {
         await service.close();
