@@ -18,11 +18,11 @@ import "@castore-ts/backend-grpc";
 import { openBlobService } from "@castore-ts/core";
 import { startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
+import { noisePieces } from "./noise.js";
 import { type BenchResult, recordBenchResults } from "./results.js";
 
 const MiB = 1024 * 1024;
 const SIZE_MIB = Number(process.env.CASTORE_BENCH_RSS_MIB ?? 4096);
-const PIECE = 4 * MiB;
 
 /** Fields of /proc/PID/status, in KiB. */
 function memoryOf(pid: number): { anon: number; hwm: number } {
@@ -31,29 +31,12 @@ function memoryOf(pid: number): { anon: number; hwm: number } {
   return { anon: field("RssAnon"), hwm: field("VmHWM") };
 }
 
-/** 4 MiB of xorshift noise, varied per index so that no chunk repeats. */
-function noise(): (i: number) => Uint8Array {
-  const piece = new Uint8Array(PIECE);
-  const words = new Uint32Array(piece.buffer);
-  let x = 88172645;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x;
-  }
-  return (i) => {
-    for (let k = 0; k < 8; k++) piece[k * 524287] = (i * 131 + k) & 0xff;
-    return piece;
-  };
-}
-
 const dir = mkdtempSync(join(tmpdir(), "castore-bench-rss-"));
 const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", `lmdb://${dir}/store`]);
 const pid = server.child.pid!;
 const client = await openBlobService(server.url);
 try {
-  const pieces = noise();
+  const pieces = noisePieces(88172645);
   // Warm-up: a small blob, so the store and the server's code paths are initialised before the idle figure.
   const warm = client.openWriter();
   await warm.write(new Uint8Array(3 * MiB).fill(1));

@@ -26,28 +26,12 @@ import {
   openBlobService,
   redactUrl,
 } from "@castore-ts/core";
+import { NOISE_PIECE_BYTES, noisePieces } from "./noise.js";
 import { type BenchResult, recordBenchResults } from "./results.js";
 
 const MiB = 1024 * 1024;
 const SIZE_MIB = Number(process.env.CASTORE_BENCH_BLOB_MIB ?? 1024);
-const PIECE = 4 * MiB;
-
-/** One 4 MiB piece of noise, varied per index so the blob does not repeat (and chunks do not dedup). */
-function makePieces(): (i: number) => Uint8Array {
-  const piece = new Uint8Array(PIECE);
-  const words = new Uint32Array(piece.buffer);
-  let x = 2463534242;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x;
-  }
-  return (i) => {
-    for (let k = 0; k < 8; k++) piece[k * 524287] = (i * 31 + k) & 0xff; // one byte per 512 KiB
-    return piece;
-  };
-}
+const PIECE = NOISE_PIECE_BYTES;
 
 async function seconds(fn: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
@@ -55,7 +39,7 @@ async function seconds(fn: () => Promise<void>): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-const pieces = makePieces();
+const pieces = noisePieces();
 const count = SIZE_MIB / 4;
 const mib = (s: number) => SIZE_MIB / s;
 

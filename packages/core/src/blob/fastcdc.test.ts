@@ -51,6 +51,19 @@ function streamAll(data: Uint8Array, opts: ChunkingOptions, pieceSizes: number[]
   return chunks;
 }
 
+/** Deterministic pseudo-random bytes (xorshift32, the top byte of each step). */
+function xorshiftBytes(seed: number, size: number): Uint8Array {
+  const data = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    data[i] = x >>> 24;
+  }
+  return data;
+}
+
 const opts = (minSize: number, avgSize: number, maxSize: number, normalization?: 0 | 1 | 2 | 3): ChunkingOptions => ({
   minSize,
   avgSize,
@@ -296,15 +309,7 @@ describe("FastCdcChunker", () => {
   it("with the default SNIX_CHUNKING, matches one-shot over 3 MiB and keeps chunks within min..max", () => {
     expect(SNIX_CHUNKING).toEqual({ minSize: 131072, avgSize: 262144, maxSize: 524288, normalization: 1 });
     expect(Object.isFrozen(SNIX_CHUNKING)).toBe(true);
-    // Deterministic pseudo-random bytes (xorshift32).
-    const data = new Uint8Array(3 * 1024 * 1024);
-    let x = 0x9e3779b9;
-    for (let i = 0; i < data.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      data[i] = x >>> 24;
-    }
+    const data = xorshiftBytes(0x9e3779b9, 3 * 1024 * 1024);
     const expected = cutAll(data, SNIX_CHUNKING).map(([, length]) => length);
     expect(expected.length).toBeGreaterThan(4);
     expect(expected.slice(0, -1).every((l) => l >= 131072 && l <= 524288)).toBe(true);
@@ -316,14 +321,7 @@ describe("FastCdcChunker", () => {
   });
 
   it("matches one-shot past its 4 MiB window, with pieces from 1 byte to larger than the window", () => {
-    const data = new Uint8Array(11 * 1024 * 1024);
-    let x = 0x2545f491;
-    for (let i = 0; i < data.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      data[i] = x >>> 24;
-    }
+    const data = xorshiftBytes(0x2545f491, 11 * 1024 * 1024);
     const expected = cutAll(data, SNIX_CHUNKING).map(([, length]) => length);
     const sizes = [1, 5 * 1024 * 1024, 3, 524_287, 524_289, 4 * 1024 * 1024, 65_536];
     const chunks = streamAll(data, SNIX_CHUNKING, sizes);
