@@ -32,7 +32,7 @@ import {
   type SizeCheck,
   type StoreDirectoryServiceOptions,
 } from "@castore-ts/core";
-import { digestKey } from "@castore-ts/core/internal";
+import { digestKey, digestKeyBytes } from "@castore-ts/core/internal";
 import { sqlState } from "./postgres-errors.js";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
 import { parsePostgresUrl } from "./postgres-url.js";
@@ -161,6 +161,6 @@ class WalkState {
 
   /** The directories expected now, in the order they were first named (a level for readRest). */
   takeExpected(): Digest[] {
-    return [...this.expected].map((key) => Digest.fromBytes(Buffer.from(key, "latin1")));
+    return [...this.expected].map((key) => Digest.fromBytes(digestKeyBytes(key)));
   }
 }

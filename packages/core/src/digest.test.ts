@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Digest } from "./digest.js";
+import { Digest, digestKey, digestKeyBytes } from "./digest.js";
 import { InvalidDigest } from "./errors.js";
 import { blake3 } from "./hash.js";
 
@@ -67,5 +67,15 @@ describe("blake3 (one-shot, small inputs)", () => {
     expect(Buffer.from(empty).toString("hex")).toBe("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
     expect(new Set(others.map((d) => Buffer.from(d).toString("hex"))).size).toBe(1000);
     expect(Buffer.from(others[0])).toEqual(Buffer.from(blake3(Uint8Array.of(0, 0))));
+  });
+});
+
+describe("digestKey", () => {
+  it("is distinct for distinct digests and digestKeyBytes gives the bytes back", () => {
+    const digests = Array.from({ length: 300 }, (_, i) => blake3(Uint8Array.of(i & 0xff, i >> 8)));
+    digests.push(new Uint8Array(32), new Uint8Array(32).fill(0xff));
+    const keys = digests.map(digestKey);
+    expect(new Set(keys).size).toBe(digests.length);
+    for (let i = 0; i < digests.length; i++) expect(digestKeyBytes(keys[i])).toEqual(new Uint8Array(digests[i]));
   });
 });

@@ -38,6 +38,17 @@ export function digestKey(b: Uint8Array): string {
   );
 }
 
+/** The digest bytes a digestKey was made from (its inverse). */
+export function digestKeyBytes(key: string): Uint8Array {
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 16; i++) {
+    const unit = key.charCodeAt(i);
+    bytes[2 * i] = unit & 0xff;
+    bytes[2 * i + 1] = unit >>> 8;
+  }
+  return bytes;
+}
+
 const HEX_RE = /^[0-9a-fA-F]{64}$/;
 // Standard base64 of 32 bytes: 43 characters unpadded, or 43 + "=" padded.
 const B3_RE = /^b3:([A-Za-z0-9+/]{43})(=?)$/;

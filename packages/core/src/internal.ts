@@ -10,4 +10,4 @@
  */
 export { ByteArena } from "./arena.js";
 export { DigestIndex, type DigestIndexed } from "./digest-index.js";
-export { digestKey } from "./digest.js";
+export { digestKey, digestKeyBytes } from "./digest.js";
