@@ -146,7 +146,8 @@ export function blobRoutes(blobs: BlobService, opts: BlobRoutesOptions): Map<str
   }
 }
 
-function requestDigest(bytes: Uint8Array, message: string): Digest {
+/** A request's digest field: 32 bytes, else INVALID_ARGUMENT (castore-error-code INVALID_DIGEST) naming where. */
+export function requestDigest(bytes: Uint8Array, message: string): Digest {
   if (bytes.length !== 32) {
     throw invalidArgument(
       `invalid digest length in ${message}: expected 32 bytes, got ${bytes.length}`,

@@ -19,6 +19,7 @@ import {
   SwapRefResponseSchema,
 } from "@castore-ts/proto";
 import type { MessageSource } from "./message-batcher.js";
+import { requestDigest } from "./blob-service-handler.js";
 import { invalidArgument } from "./status.js";
 import { type Call, type Route, singleMessage } from "./grpc-call-handler.js";
 
@@ -43,7 +44,7 @@ export function refRoutes(refs: RefService): Map<string, Route> {
 
   async function openSet(call: Call): Promise<MessageSource<Uint8Array>> {
     const request = await parse(call, "Set", SetRefRequestSchema);
-    const digest = digestOf(request.digest, "SetRefRequest.digest");
+    const digest = requestDigest(request.digest, "SetRefRequest.digest");
     const result = await refs.trySet(request.name, digest, {
       expect: expectationOf(request.expect),
       signal: call.signal,
@@ -80,16 +81,11 @@ function one(message: Uint8Array): MessageSource<Uint8Array> {
   return { items: [message], encode: (m) => m };
 }
 
-function digestOf(bytes: Uint8Array, field: string): Digest {
-  if (bytes.length !== 32) throw invalidArgument(`${field} must be 32 bytes, got ${bytes.length}`, "INVALID_DIGEST");
-  return Digest.fromBytes(bytes);
-}
-
 /** The wire's expectation as core's: a digest, null for "absent", undefined for none. */
 export function expectationOf(expect: RefExpectation | undefined): Digest | null | undefined {
   switch (expect?.expect.case) {
     case "digest":
-      return digestOf(expect.expect.value, "RefExpectation.digest");
+      return requestDigest(expect.expect.value, "RefExpectation.digest");
     case "absent":
       return null;
     default:

@@ -16,6 +16,7 @@ import {
   type RefStore,
   openDirectoryService,
   parseStoreUrl,
+  schemeOf,
   type DirectoryService,
   type SizeCheck,
 } from "@castore-ts/core";
@@ -28,12 +29,10 @@ export function openStore(url: string, opts: { sizeCheck?: SizeCheck } = {}): Pr
 
 /** The store's blobs, or undefined when its scheme stores no blobs (yet). */
 export async function openBlobsIfAny(url: string): Promise<BlobService | undefined> {
-  const scheme = parseStoreUrl(url).protocol.slice(0, -1).toLowerCase();
-  return knownBlobSchemes().includes(scheme) ? openBlobService(url) : undefined;
+  return knownBlobSchemes().includes(schemeOf(parseStoreUrl(url))) ? openBlobService(url) : undefined;
 }
 
 /** The store's ref store, or undefined when its scheme keeps no refs (yet). */
 export async function openRefStoreIfAny(url: string): Promise<RefStore | undefined> {
-  const scheme = parseStoreUrl(url).protocol.slice(0, -1).toLowerCase();
-  return knownRefSchemes().includes(scheme) ? openRefStore(url) : undefined;
+  return knownRefSchemes().includes(schemeOf(parseStoreUrl(url))) ? openRefStore(url) : undefined;
 }

@@ -99,10 +99,15 @@ export function parseStoreUrl(text: string): URL {
   return url;
 }
 
+/** A store URL's scheme, lower case and without the colon ("lmdb", "grpc+http"): the key of every registry. */
+export function schemeOf(url: URL): string {
+  return url.protocol.slice(0, -1).toLowerCase();
+}
+
 /** Opens the DirectoryService a URL names. */
 export async function openDirectoryService(text: string, opts: OpenOptions = {}): Promise<DirectoryService> {
   const url = parseStoreUrl(text);
-  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  const scheme = schemeOf(url);
   const registration = schemes.get(scheme);
   if (!registration) {
     throw new InvalidUrlError(

@@ -4,7 +4,7 @@
  * imported; core imports no backend.
  */
 import { InvalidUrlError } from "../errors.js";
-import { parseStoreUrl, redactUrl } from "../registry.js";
+import { parseStoreUrl, redactUrl, schemeOf } from "../registry.js";
 import type { BlobService } from "./service.js";
 
 export type BlobServiceOpener = (url: URL) => Promise<BlobService> | BlobService;
@@ -24,7 +24,7 @@ export function knownBlobSchemes(): string[] {
 /** Opens the BlobService a store URL names. */
 export async function openBlobService(text: string): Promise<BlobService> {
   const url = parseStoreUrl(text);
-  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  const scheme = schemeOf(url);
   const open = blobSchemes.get(scheme);
   if (!open) {
     const known = knownBlobSchemes();

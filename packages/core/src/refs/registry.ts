@@ -5,7 +5,7 @@
  */
 import { openBlobService, knownBlobSchemes } from "../blob/registry.js";
 import { InvalidUrlError } from "../errors.js";
-import { openDirectoryService, parseStoreUrl, redactUrl } from "../registry.js";
+import { openDirectoryService, parseStoreUrl, redactUrl, schemeOf } from "../registry.js";
 import { RefService, type RefStore } from "./service.js";
 
 export type RefStoreOpener = (url: URL) => Promise<RefStore> | RefStore;
@@ -25,7 +25,7 @@ export function knownRefSchemes(): string[] {
 /** Opens the RefStore a store URL names (no closure checks: see openRefService). */
 export async function openRefStore(text: string): Promise<RefStore> {
   const url = parseStoreUrl(text);
-  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  const scheme = schemeOf(url);
   const open = refSchemes.get(scheme);
   if (!open) {
     const known = knownRefSchemes();
@@ -46,7 +46,7 @@ export async function openRefStore(text: string): Promise<RefStore> {
 export async function openRefService(text: string): Promise<RefService> {
   const store = await openRefStore(text);
   const directories = await openDirectoryService(text);
-  const scheme = parseStoreUrl(text).protocol.slice(0, -1).toLowerCase();
+  const scheme = schemeOf(parseStoreUrl(text));
   const blobs = knownBlobSchemes().includes(scheme) ? await openBlobService(text) : undefined;
   return new RefService(store, directories, blobs, { closeAll: true });
 }
