@@ -2,7 +2,7 @@
  * What a backend hands the suite (a target: a factory and its declared
  * capabilities) and what the suite hands back (a report).
  */
-import type { BlobService, Digest, DirectoryService, RefService, SizeCheck } from "@castore-ts/core";
+import type { BlobService, Digest, DirectoryService, GarbageCollector, RefService, SizeCheck } from "@castore-ts/core";
 
 export interface ConformanceTarget {
   /** The backend's name, shown in every message. */
@@ -55,6 +55,12 @@ export interface ConformanceInstance {
   corruptChunk?(digest: Digest, bytes: Uint8Array): Promise<void>;
   /** The same store's refs (spec §9), over `service` and `blobs`: needed unless `capabilities.refs` says why there are none. */
   refs?: RefService;
+  /**
+   * The same store's garbage collector (spec §10), over the same objects as
+   * `service`, `blobs` and `refs`: needed unless `capabilities.gc` says why
+   * there is none. Uploads may go through a server while this collects its store.
+   */
+  gc?: GarbageCollector;
 }
 
 /**
@@ -116,6 +122,14 @@ export interface Capabilities {
   blobCorruption?: true | string;
   /** The target stores refs: `instance.refs` is set (the refs.* scenarios, spec §9). */
   refs?: true | string;
+  /** The target collects garbage: `instance.gc` is set (the gc.* scenarios, spec §10). */
+  gc?: true | string;
+  /**
+   * A collection is safe beside uploads and ref changes running at the same
+   * time (gc.race-uploads, spec §10.2): the store re-checks "unused since the
+   * cutoff" atomically as it deletes each object.
+   */
+  gcConcurrent?: true | string;
 }
 
 export type CapabilityName = keyof Capabilities;

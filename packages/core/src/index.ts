@@ -28,3 +28,8 @@ export * from "./refs/name.js";
 export * from "./refs/service.js";
 export * from "./refs/registry.js";
 export { MapRefStore, refHolds, compareNames as compareRefNames } from "./refs/memory-ref-store.js";
+export * from "./gc/collector.js";
+export type { CollectableStore, StoredObject } from "./gc/collectable.js";
+export { InProcessCollector, type CollectableParts } from "./gc/in-process.js";
+export { protectClosure } from "./gc/protect.js";
+export * from "./gc/registry.js";

@@ -102,6 +102,12 @@ export async function checkClosureStored(
 export interface RefServiceOptions {
   /** close() also closes `directories` and `blobs` (they were opened for this service). Default: only the ref store. */
   closeAll?: boolean;
+  /**
+   * Replaces the closure check of `set` on a store that collects garbage
+   * (spec §10.2): checks the tree is wholly stored and marks it used, so a
+   * collection running meanwhile cannot take it (core's protectClosure).
+   */
+  protect?(root: Digest, opts?: CallOptions): Promise<void>;
 }
 
 /** Refs with names checked and targets verified (spec §9). */
@@ -132,7 +138,8 @@ export class RefService {
   async trySet(name: string, digest: Digest, opts: SetRefOptions = {}): Promise<SwapResult> {
     checkRefName(name);
     checkExpectation(opts.expect);
-    if (!this.store.checksClosure) await checkClosureStored(this.directories, this.blobs, digest, opts);
+    if (this.options.protect) await this.options.protect(digest, opts);
+    else if (!this.store.checksClosure) await checkClosureStored(this.directories, this.blobs, digest, opts);
     return this.store.compareAndSetRef(name, digest, opts.expect, opts);
   }
 
