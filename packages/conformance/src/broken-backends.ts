@@ -481,3 +481,4 @@ export const brokenBackends = {
     () => new WriteBehindBlobService(),
   ),
 } satisfies Record<string, BrokenBackend>;
+export { type BrokenCollector, brokenCollectors } from "./broken-collectors.js";
