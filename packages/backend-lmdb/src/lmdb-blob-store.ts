@@ -27,7 +27,7 @@ import {
 } from "@castore-ts/core";
 import type { Database, RootDatabase } from "lmdb";
 import { openLmdbEnv } from "./lmdb-env.js";
-import { markUsed, touchStored, USED_DB } from "./lmdb-used.js";
+import { issueUsedAt, markUsed, touchStored, USED_DB } from "./lmdb-used.js";
 import { type LmdbStoreOptions, parseLmdbUrl } from "./lmdb-url.js";
 
 /** Name of the LMDB database that holds chunks by digest. */
@@ -155,7 +155,7 @@ export class LmdbBlobStore implements BlobStore {
     const { chunks, used } = this;
     await chunks.childTransaction(() => {
       chunks.putSync(digest.bytes, bytes, { noOverwrite: true });
-      markUsed(used, "chunk", digest.bytes, Date.now(), bytes.length);
+      markUsed(used, "chunk", digest.bytes, issueUsedAt(used), bytes.length);
     });
   }
 
@@ -183,7 +183,7 @@ export class LmdbBlobStore implements BlobStore {
     const { manifests, used } = this;
     await manifests.childTransaction(() => {
       manifests.putSync(digest.bytes, value, { noOverwrite: true });
-      markUsed(used, "blob", digest.bytes, Date.now(), value.length);
+      markUsed(used, "blob", digest.bytes, issueUsedAt(used), value.length);
     });
     if (!this.noSync) await this.env.flushed;
   }
@@ -209,7 +209,7 @@ export class LmdbBlobStore implements BlobStore {
       return digests.map(() => false);
     return this.manifests.childTransaction(() => {
       throwIfAborted(opts?.signal); // it may have been aborted while waiting for the write lock
-      const now = Date.now();
+      const now = issueUsedAt(this.used);
       return digests.map((d) => touchBlob(this, d, now, this.backend));
     });
   }

@@ -27,7 +27,17 @@ import type { Database, RootDatabase } from "lmdb";
 import { BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB, touchBlob } from "./lmdb-blob-store.js";
 import { openLmdbEnv } from "./lmdb-env.js";
 import { DIRECTORIES_DB } from "./lmdb-store.js";
-import { markUsed, readUsed, storedSize, touchStored, usedKey, USED_DB, type UsedEntry } from "./lmdb-used.js";
+import {
+  issueUsedAt,
+  markUsed,
+  readUsed,
+  storedSize,
+  storeNow,
+  touchStored,
+  usedKey,
+  USED_DB,
+  type UsedEntry,
+} from "./lmdb-used.js";
 import type { LmdbStoreOptions } from "./lmdb-url.js";
 
 /** Keys per page when listing; each page is its own short read transaction. */
@@ -66,9 +76,15 @@ export class LmdbCollectableStore implements CollectableStore {
     throwIfAborted(signal);
   }
 
-  /** This machine's clock: the writers' touches use Date.now() too, in whichever process opened the environment. */
+  /**
+   * The store's clock (lmdb-used.ts): strictly after every usedAt committed
+   * so far by any process, so that with no grace everything written before
+   * the collection started is old to it.
+   */
   async now(): Promise<number> {
-    return Date.now();
+    if (this.closing) throw new BackendError(this.backend, "store is closed");
+    this.env.resetReadTxn();
+    return storeNow(this.used);
   }
 
   /**
@@ -110,7 +126,7 @@ export class LmdbCollectableStore implements CollectableStore {
   private async markFirstSeen(kind: ObjectKind, digests: Digest[]): Promise<Map<string, UsedEntry>> {
     const db = this.objects[kind];
     return db.childTransaction(() => {
-      const now = Date.now();
+      const now = issueUsedAt(this.used);
       const marked = new Map<string, UsedEntry>();
       for (const digest of digests) {
         let entry = readUsed(this.used, kind, digest.bytes);
@@ -163,7 +179,7 @@ export class LmdbCollectableStore implements CollectableStore {
     const blobDbs = { chunks: this.objects.chunk, manifests: this.objects.blob, used: this.used };
     return db.childTransaction(() => {
       throwIfAborted(signal);
-      const now = Date.now();
+      const now = issueUsedAt(this.used);
       return digests.map((d) =>
         kind === "blob" ? touchBlob(blobDbs, d, now, this.backend) : touchStored(this.used, db, kind, d.bytes, now),
       );

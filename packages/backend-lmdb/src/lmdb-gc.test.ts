@@ -105,12 +105,18 @@ async function uploadTree(store: Store, shared?: { directory: Directory; blob: [
   return { root: rootDigest, directories: leaves.map(directoryDigest), blobs };
 }
 
-/** The stored objects of a kind, hex digest → usedAt. */
+/**
+ * The stored objects of a kind, hex digest → usedAt. Writes within one
+ * millisecond get times a tick apart (the store's clock is strictly
+ * increasing): `inMs` gives the millisecond.
+ */
 async function listed(store: Store, kind: ObjectKind): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for await (const o of store.parts.objects.listObjects(kind)) out.set(o.digest.hex, o.usedAt);
   return out;
 }
+
+const inMs = Math.floor;
 
 /** A tree's chunks, by hex digest. */
 async function chunksOf(store: Store, tree: Tree): Promise<string[]> {
@@ -187,6 +193,17 @@ describe("LMDB garbage collection", () => {
     expect(again.deleted).toEqual({ directory: 0, blob: 0, chunk: 0 });
   });
 
+  it("with no grace and the wall clock standing still, collects everything written before it started (the store's clock)", async () => {
+    const store = await openStore();
+    const tree = await uploadTree(store);
+    // Date.now() has not moved since the upload: only the store's strictly increasing clock orders them.
+    const report = await store.gc.collect({ graceMs: 0 });
+    expect(report.startedAt).toBeGreaterThan(T0);
+    expect(report.deleted.directory).toBe(tree.directories.length);
+    expect(report.deleted.blob).toBe(tree.blobs.size);
+    expect(await listed(store, "chunk")).toEqual(new Map());
+  });
+
   it("keeps unreferenced objects younger than the default grace (one hour), then collects them", async () => {
     const store = await openStore();
     const tree = await uploadTree(store);
@@ -253,7 +270,7 @@ describe("LMDB garbage collection", () => {
       blob: await listed(first, "blob"),
       chunk: await listed(first, "chunk"),
     };
-    expect([...before.directory.values()]).toEqual(tree.directories.map(() => T0));
+    expect([...before.directory.values()].map(inMs)).toEqual(tree.directories.map(() => T0));
     await Promise.all(opened.splice(0).map((s) => s.close()));
 
     vi.setSystemTime(T0 + 30 * MINUTE);
@@ -274,7 +291,9 @@ describe("LMDB garbage collection", () => {
     vi.setSystemTime(T0 + 90 * MINUTE);
     const first = await store.gc.collect({ graceMs: 0 });
     expect(first.deleted).toEqual({ directory: 0, blob: 0, chunk: 0 });
-    expect([...(await listed(store, "directory")).values()]).toEqual(tree.directories.map(() => T0 + 90 * MINUTE));
+    expect([...(await listed(store, "directory")).values()].map(inMs)).toEqual(
+      tree.directories.map(() => T0 + 90 * MINUTE),
+    );
     await expectWhole(store, tree);
 
     vi.setSystemTime(T0 + 91 * MINUTE);
@@ -294,8 +313,8 @@ describe("LMDB garbage collection", () => {
     opened.push(refs);
     await refs.set("kept", kept.root);
     const directories = await listed(store, "directory");
-    for (const d of kept.directories) expect(directories.get(d.hex)).toBe(T0 + 10 * MINUTE);
-    for (const d of garbage.directories) expect(directories.get(d.hex)).toBe(T0);
+    for (const d of kept.directories) expect(inMs(directories.get(d.hex)!)).toBe(T0 + 10 * MINUTE);
+    for (const d of garbage.directories) expect(inMs(directories.get(d.hex)!)).toBe(T0);
 
     const gc = await openGarbageCollector(url);
     opened.push(gc);

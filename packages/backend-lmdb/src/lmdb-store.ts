@@ -20,7 +20,7 @@ import {
 } from "@castore-ts/core";
 import type { Database, RootDatabase } from "lmdb";
 import { openLmdbEnv } from "./lmdb-env.js";
-import { markUsed, USED_DB } from "./lmdb-used.js";
+import { issueUsedAt, markUsed, USED_DB } from "./lmdb-used.js";
 import type { LmdbStoreOptions } from "./lmdb-url.js";
 
 /** Name of the LMDB database (inside the environment) that holds directories. */
@@ -112,7 +112,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     // marked used now, stored before or not: the upload relies on all of it.
     await db.childTransaction(() => {
       throwIfAborted(signal); // the upload may have been aborted while waiting for the write lock
-      const now = Date.now();
+      const now = issueUsedAt(used);
       for (const entry of entries) {
         // Inside the transaction putSync writes at once; MDB_NOOVERWRITE skips keys already stored.
         db.putSync(entry.digest.bytes, entry.bytes, { noOverwrite: true });

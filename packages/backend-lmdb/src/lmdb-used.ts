@@ -3,13 +3,21 @@
  * in the named database "used" of the environment:
  * - key = one byte for the kind ("d" directory, "b" blob manifest, "c"
  *   chunk), then the object's 32 digest bytes;
- * - value = 16 bytes: usedAt (ms since the epoch, Date.now() of the writing
- *   process) as a float64 little endian, then the object's stored size in
+ * - value = 16 bytes: usedAt (ms since the epoch, by the store's clock
+ *   below) as a float64 little endian, then the object's stored size in
  *   bytes, float64 little endian.
  *
  * The size is kept here so that listing objects for a collection reads only
  * this database and the object databases' keys, never a chunk's bytes (a
  * value over a page long lives on overflow pages a key scan does not touch).
+ *
+ * One more key, "clock" (5 bytes: no object's key has that length), holds
+ * the last usedAt given out. Each write transaction that marks objects takes
+ * a time strictly after it (issueUsedAt), and a collection starts strictly
+ * after it too (storeNow): LMDB has one writer at a time across processes,
+ * so everything committed before a collection started is older than its
+ * start, even within the same millisecond and when the writer is another
+ * process (a `castore serve` beside a `castore gc`).
  *
  * Every function here that writes runs inside a write transaction the
  * caller opened (lmdb-js's childTransaction), so marking is atomic with the
@@ -23,6 +31,9 @@ export const USED_DB = "used";
 
 const KIND_BYTE: Record<ObjectKind, number> = { directory: 0x64, blob: 0x62, chunk: 0x63 };
 const VALUE_LENGTH = 16;
+const CLOCK_KEY = Buffer.from("clock");
+/** How far apart two times given out in the same millisecond are (a few float64 steps at today's epoch ms). */
+const TICK = 0.001;
 
 /** What the "used" database records of one object. */
 export interface UsedEntry {
@@ -31,6 +42,26 @@ export interface UsedEntry {
 }
 
 type BinaryDb = Database<Uint8Array, Uint8Array>;
+
+/**
+ * The store's clock (ms since the epoch): this machine's wall time, but
+ * strictly after every usedAt given out before, as of the transaction it is
+ * read in (for a collection's start: the newest snapshot).
+ */
+export function storeNow(used: BinaryDb): number {
+  const value = used.getBinary(CLOCK_KEY);
+  const last = value?.length === 8 ? Buffer.from(value.buffer, value.byteOffset, 8).readDoubleLE(0) : -Infinity;
+  return Math.max(Date.now(), last + TICK);
+}
+
+/** In a write transaction: the usedAt for what it marks (storeNow), recorded as the last one given out. */
+export function issueUsedAt(used: BinaryDb): number {
+  const now = storeNow(used);
+  const value = Buffer.allocUnsafe(8);
+  value.writeDoubleLE(now, 0);
+  used.putSync(CLOCK_KEY, value);
+  return now;
+}
 
 /** The "used" key of an object: kind byte, then its digest bytes. */
 export function usedKey(kind: ObjectKind, digest: Uint8Array): Buffer {
