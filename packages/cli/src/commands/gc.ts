@@ -4,6 +4,7 @@ import {
   type CollectReport,
   DEFAULT_GRACE_MS,
   type Digest,
+  type ObjectKind,
   openGarbageCollector,
   type RootArgument,
 } from "@castore-ts/core";
@@ -47,9 +48,12 @@ export function summary(report: CollectReport): string {
   );
 }
 
+const PLURAL: Record<ObjectKind, string> = { directory: "directories", blob: "blobs", chunk: "chunks" };
+
 function progressCounts(p: CollectProgress): Record<string, number> {
   if (p.phase === "mark") return { "live directories": p.done };
-  return { [`${p.kind}s deleted`]: p.done, [`${p.kind}s to delete`]: p.total ?? 0 };
+  const kind = PLURAL[p.kind ?? "directory"];
+  return { [`${kind} deleted`]: p.done, [`${kind} to delete`]: p.total ?? 0 };
 }
 
 export function gcCommand(): Command {
