@@ -17,6 +17,7 @@ import {
   Digest,
   type Directory,
   type DirectoryService,
+  hasDirectories,
   readClosure,
   type RefService,
   throwIfAborted,
@@ -82,7 +83,8 @@ export async function syncRoots(
     if (closure.byDigest.size === 0) throw new CorruptionError(`the source holds no tree ${root.digest.hex}`);
     if (src.blobs && dst.blobs)
       await copyBlobs(src.blobs, dst.blobs, fileBlobs(closure.byDigest.values()), counts, opts);
-    if (await dst.directories.get(root.digest, { signal })) counts.treesPresent++;
+    const [rootStored] = await hasDirectories(dst.directories, [root.digest], { signal });
+    if (rootStored) counts.treesPresent++;
     else {
       await writeClosure(dst.directories, closure, { signal });
       counts.directoriesSent += closure.byDigest.size;
