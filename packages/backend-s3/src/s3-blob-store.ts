@@ -108,17 +108,17 @@ export class S3BlobStore implements BlobStore {
    *
    * Then every digest found is touched (touchBlobs: touch rule (d) of spec
    * §10.2): a caller that skips writing what `has` says is stored relies on
-   * it staying, so a garbage collection must see it as used now.
+   * it staying, so a garbage collection must see it as used now. Per
+   * distinct digest found: a blob 1 GET + its k chunks + 1 COPYs, a chunk
+   * alone 1 GET (404) + 1 COPY.
    */
   async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
     const found = await this.listed(digests, opts?.signal);
     const unique = new Map<string, Digest>();
     digests.forEach((d, i) => found[i] && unique.set(d.hex, d));
-    const present = [...unique.values()];
-    const touched = new Map<string, boolean>();
-    (await this.touchBlobs(present, opts)).forEach((t, i) => touched.set(present[i].hex, t));
-    // One deleted between the listing and its touch is absent after all.
-    return digests.map((d, i) => found[i] && touched.get(d.hex) === true);
+    // The answer stays the listing's (a manifest or a chunk is stored); the touch is what a collection sees.
+    await this.touchBlobs([...unique.values()], opts);
+    return found;
   }
 
   /**

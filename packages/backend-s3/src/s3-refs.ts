@@ -28,6 +28,7 @@ import {
   type RefListOptions,
   type RefStore,
   type SwapResult,
+  compareRefNames,
   refHolds,
   throwIfAborted,
 } from "@castore-ts/core";
@@ -113,11 +114,19 @@ export class S3RefStore implements RefStore {
     );
   }
 
-  /** Every ref under `opts.prefix`, in name order: 1 LIST per 1 000 refs, 1 GET each. */
+  /**
+   * Every ref under `opts.prefix`, in name order: 1 LIST per 1 000 refs, 1
+   * GET each. The names are gathered and sorted first (a name each in
+   * memory): S3 lists in byte order, but s3rver lists in the order of its
+   * folders, where `a/b` comes before `a`.
+   */
   async *listRefs(opts: RefListOptions = {}): AsyncIterable<Ref> {
     const base = this.refsPrefix;
-    for await (const o of this.objects.listObjectsWithTimes(`${base}${opts.prefix ?? ""}`, opts.signal)) {
-      const name = o.key.slice(base.length);
+    const names: string[] = [];
+    for await (const o of this.objects.listObjectsWithTimes(`${base}${opts.prefix ?? ""}`, opts.signal))
+      names.push(o.key.slice(base.length));
+    names.sort(compareRefNames);
+    for (const name of names) {
       const stored = await this.read(name, opts.signal);
       if (stored) yield { name, digest: stored.digest }; // removed since the listing: not a ref any more
     }
