@@ -71,7 +71,8 @@ export class S3GarbageCollector implements GarbageCollector {
 /** core's protectClosure over the S3 store on `objects`: checks a tree is wholly stored and touches all of it. */
 export function s3Protect(objects: S3Objects): (root: Digest, opts?: CallOptions) => Promise<void> {
   const store = new S3CollectableStore(objects, new S3BlobStore(objects));
-  return (root, opts) => protectClosure({ objects: store, directories: store.directories, blobs: store.blobs }, root, opts);
+  return (root, opts) =>
+    protectClosure({ objects: store, directories: store.directories, blobs: store.blobs }, root, opts);
 }
 
 /** The refs of the store an `s3:` URL names, whose `set` protects the tree (what openRefStore opens for s3:). */

@@ -389,7 +389,9 @@ export class S3Objects {
       if (errors.length > 0) {
         const first = errors[0];
         throw this.wrap(
-          new Error(`${errors.length} of ${batch.length} not deleted: ${first.Key}: ${first.Code} ${first.Message ?? ""}`),
+          new Error(
+            `${errors.length} of ${batch.length} not deleted: ${first.Key}: ${first.Code} ${first.Message ?? ""}`,
+          ),
           "DELETE",
           signal,
         );

@@ -103,8 +103,7 @@ export class S3RefStore implements RefStore {
       if (!refHolds(current?.digest, expect)) return { swapped: false, current: current?.digest };
       let done: boolean;
       if (digest === null) done = current === undefined || (await this.remove(name, current.etag, signal));
-      else
-        done = await this.write(name, digest, current ? { ifMatch: current.etag } : { ifNoneMatch: true }, signal);
+      else done = await this.write(name, digest, current ? { ifMatch: current.etag } : { ifNoneMatch: true }, signal);
       if (done) return { swapped: true, current: current?.digest };
     }
     throw this.objects.wrap(
@@ -141,9 +140,12 @@ export class S3RefStore implements RefStore {
     let body: Uint8Array;
     let etag: string;
     try {
-      const res = await this.objects.client.send(new GetObjectCommand({ Bucket: this.objects.location.bucket, Key: key }), {
-        abortSignal: signal,
-      });
+      const res = await this.objects.client.send(
+        new GetObjectCommand({ Bucket: this.objects.location.bucket, Key: key }),
+        {
+          abortSignal: signal,
+        },
+      );
       body = await res.Body!.transformToByteArray();
       etag = res.ETag ?? "";
     } catch (e) {
@@ -152,7 +154,9 @@ export class S3RefStore implements RefStore {
     }
     const text = Buffer.from(body).toString("latin1");
     if (!/^[0-9a-f]{64}\n$/.test(text))
-      throw new CorruptionError(`ref object ${key} is damaged: it does not hold a digest (64 hex digits and a newline)`);
+      throw new CorruptionError(
+        `ref object ${key} is damaged: it does not hold a digest (64 hex digits and a newline)`,
+      );
     return { digest: Digest.parse(text.slice(0, 64)), etag };
   }
 

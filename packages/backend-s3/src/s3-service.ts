@@ -382,28 +382,30 @@ export class S3DirectoryService implements DirectoryService {
           inFlight++;
           // Touch rule (a): every entry of the upload ends up stored and used now, the ones already there too
           // (children before parents, as written); a collection deciding meanwhile spares them or they are written again.
-          this.objects.putOrTouch(this.indexKey(entry.digest), indexBody(entry), controller.signal, closureWasStored).then(
-            () => {
-              inFlight--;
-              done++;
-              for (const p of parents.get(hex) ?? []) {
-                const left = childrenLeft.get(p)! - 1;
-                childrenLeft.set(p, left);
-                if (left === 0) ready.push(p);
-              }
-              pump();
-              settle();
-            },
-            (error) => {
-              inFlight--;
-              if (!failure) {
-                // The first failure is the one to report; aborting the rest makes theirs AbortErrors.
-                failure = { error };
-                controller.abort(error);
-              }
-              settle();
-            },
-          );
+          this.objects
+            .putOrTouch(this.indexKey(entry.digest), indexBody(entry), controller.signal, closureWasStored)
+            .then(
+              () => {
+                inFlight--;
+                done++;
+                for (const p of parents.get(hex) ?? []) {
+                  const left = childrenLeft.get(p)! - 1;
+                  childrenLeft.set(p, left);
+                  if (left === 0) ready.push(p);
+                }
+                pump();
+                settle();
+              },
+              (error) => {
+                inFlight--;
+                if (!failure) {
+                  // The first failure is the one to report; aborting the rest makes theirs AbortErrors.
+                  failure = { error };
+                  controller.abort(error);
+                }
+                settle();
+              },
+            );
         }
       };
       pump();

@@ -98,7 +98,10 @@ export class S3TestStores {
   }
 
   /** The bare object layer on `prefix` (refs, garbage collection), with a request counter. */
-  openObjects(prefix: string, opts: Partial<S3ConnectionOptions> = {}): { objects: S3Objects; counter: RequestCounter } {
+  openObjects(
+    prefix: string,
+    opts: Partial<S3ConnectionOptions> = {},
+  ): { objects: S3Objects; counter: RequestCounter } {
     const objects = new S3Objects({
       bucket: this.bucket,
       prefix,
