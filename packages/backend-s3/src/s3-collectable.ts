@@ -7,8 +7,8 @@
  *   chunk       blobs/<hex>/chunk
  *
  * usedAt is the object's LastModified (the listing carries it: no request
- * per object), to its last millisecond when the server gives whole seconds
- * (usedAtOf); the clock is the server's (the Date header of a HeadBucket).
+ * per object); the clock is the server's (the Date header of a HeadBucket,
+ * to the end of its second: see usedAtOf for what one-second times mean).
  * A touch is a COPY of the object onto itself (S3Objects.touch).
  *
  * Deleting a directory deletes its index object. Its bytes also live in
@@ -119,7 +119,7 @@ export class S3CollectableStore implements CollectableStore {
     return this.objects.key(`blobs/${hex}${kind === "blob" ? MANIFEST_SUFFIX : CHUNK_SUFFIX}`);
   }
 
-  /** 1 HeadBucket: the Date header, whole seconds. */
+  /** 1 HeadBucket: the Date header, to the last millisecond of its second. */
   now(): Promise<number> {
     return this.objects.serverNow();
   }

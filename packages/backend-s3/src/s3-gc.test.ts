@@ -21,7 +21,6 @@ import { describe, expect, it } from "vitest";
 import "./index.js";
 import { s3BlobService } from "./s3-blobs.js";
 import { S3GarbageCollector, s3RefService } from "./s3-gc.js";
-import type { S3Objects } from "./s3-objects.js";
 import { collect, s3TestStoresForFile, upload } from "./test-s3.js";
 
 const stores = s3TestStoresForFile();
@@ -99,17 +98,6 @@ async function storedKeys(prefix: string): Promise<string[]> {
   return (await stores.listKeys(prefix)).sort();
 }
 
-/**
- * Waits until the server's clock (whole seconds) is past the second of every
- * write made so far: S3's LastModified has one-second resolution, so an
- * object written in the second a collection starts counts as used since the
- * cutoff even with graceMs 0 (README "Garbage collection").
- */
-async function untilClockPasses(objects: S3Objects): Promise<void> {
-  const written = await objects.serverNow();
-  while ((await objects.serverNow()) <= written) await new Promise((r) => setTimeout(r, 100));
-}
-
 /** A chain of `n` directories, leaf (empty) first: each after it holds the one before, named after `seed`. */
 function chainOf(n: number, seed: number) {
   const chain = [makeDirectory({})];
@@ -131,7 +119,6 @@ describe("collection", () => {
       const goneKeys = await keysOf(s, gone);
       const goneChunks = goneKeys.filter((k) => k.endsWith("/chunk")).length;
       expect(goneChunks).toBeGreaterThan(2);
-      await untilClockPasses(s.objects);
 
       const report = await s.gc.collect({ graceMs: 0 });
       expect(report.deleted).toEqual({ directory: 2, blob: 2, chunk: goneChunks });
@@ -177,7 +164,6 @@ describe("collection", () => {
       const tree = await storeTree(s, 4);
       const keys = await keysOf(s, tree);
       const chunks = keys.filter((k) => k.endsWith("/chunk")).length;
-      await untilClockPasses(s.objects);
       const dry = await s.gc.collect({ graceMs: 0, dryRun: true });
       expect(dry.dryRun).toBe(true);
       expect(dry.deleted).toEqual({ directory: 2, blob: 2, chunk: chunks });
@@ -201,7 +187,6 @@ describe("collection", () => {
       const [, midDigest, rootDigest] = [leaf, mid, root].map((d) => Digest.of(encodeDirectory(d)));
       await upload(s.service, [leaf, mid, root]);
       await s.refs.set("mid", midDigest);
-      await untilClockPasses(s.objects);
       const first = await s.gc.collect({ graceMs: 0 });
       expect(first.deleted).toEqual({ directory: 1, blob: 0, chunk: 0 });
       expect(s.gc.lastClosures.objects).toBe(0);
@@ -225,7 +210,6 @@ describe("collection", () => {
     try {
       // A chain of 4: every index object but the leaf's points into the root's closure object; all four are garbage.
       await upload(s.service, chainOf(4, 9));
-      await untilClockPasses(s.objects);
       const report = await s.gc.collect({ graceMs: 0 });
       expect(report.deleted.directory).toBe(4);
       expect(s.gc.lastClosures.objects).toBe(1);
@@ -242,7 +226,6 @@ describe("collection", () => {
       const gone = await storeTree(s, 7);
       await s.refs.set("kept", kept.root);
       const goneChunks = (await keysOf(s, gone)).filter((k) => k.endsWith("/chunk")).length;
-      await untilClockPasses(s.objects);
       s.counter.reset();
       await s.gc.collect({ graceMs: 0 });
       const R = 1;

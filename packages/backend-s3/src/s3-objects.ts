@@ -401,8 +401,8 @@ export class S3Objects {
 
   /**
    * The server's clock (ms since the epoch), from the Date header of 1
-   * HeadBucket: the clock LastModified is measured by. Whole seconds, rounded
-   * down (the header's resolution).
+   * HeadBucket: the clock LastModified is measured by. The header has whole
+   * seconds; the last millisecond of that second is taken (see usedAtOf).
    */
   async serverNow(signal?: AbortSignal): Promise<number> {
     let date: string | undefined;
@@ -423,7 +423,7 @@ export class S3Objects {
     const ms = date === undefined ? NaN : Date.parse(date);
     if (!Number.isFinite(ms))
       throw this.wrap(new Error(`no usable Date header (${String(date)})`), "reading the server's clock", signal);
-    return ms;
+    return ms + 999;
   }
 
   async close(): Promise<void> {
@@ -441,15 +441,17 @@ export interface ListedObject {
 }
 
 /**
- * The usedAt (spec §10) of an object last modified at `lastModified`. S3
- * gives LastModified in whole seconds: the object was written at some
- * moment of that second, so its last millisecond is taken (a collection then
- * never counts an object older than it is). A time with milliseconds (MinIO)
- * is taken as it is.
+ * The usedAt (spec §10) of an object last modified at `lastModified`: that
+ * time as the server gives it (whole seconds on S3 and s3rver, milliseconds
+ * on MinIO). Paired with serverNow, which reads the server's clock as the
+ * last millisecond of its current second: a collection takes the whole
+ * second it starts in as past, so with `graceMs: 0` everything written
+ * before it started is old, in that same second too, and the grace period
+ * is honoured to within 2 seconds (an object used at least 2 s inside it is
+ * always kept).
  */
 export function usedAtOf(lastModified: Date): number {
-  const ms = lastModified.getTime();
-  return ms % 1000 === 0 ? ms + 999 : ms;
+  return lastModified.getTime();
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time; results in input order. */
