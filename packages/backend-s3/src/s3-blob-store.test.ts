@@ -4,6 +4,7 @@
  * boundaries, with foreign objects under `blobs/` in the way.
  */
 import { CorruptionError, Digest, blake3 } from "@castore-ts/core";
+import { FaultProxy } from "@castore-ts/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MANIFEST_MAGIC, decodeManifest, encodeManifest } from "./blob-manifest.js";
 import type { RequestCounter } from "./request-counter.js";
@@ -178,6 +179,29 @@ describe("has", () => {
       expect(counter.total).toBe(0);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe("writes of what is stored already (spec §10.2 touch rules (b), (c))", () => {
+  it("where the server honours If-None-Match, a chunk or manifest PUT answered 412 is followed by a touch (1 COPY)", async () => {
+    const first = stores.openBlobStore();
+    const proxy = await FaultProxy.start(stores.server.endpoint, {
+      emulateIfNoneMatch: (path) => stores.exists(path.slice(stores.bucket.length + 1)),
+    });
+    const { store, counter } = stores.openBlobStore({ prefix: first.prefix, endpoint: proxy.endpoint });
+    try {
+      const chunk = bytesOf(900, 64);
+      const digest = digestOf(chunk);
+      await first.store.putChunk(digest, chunk);
+      await first.store.putManifest(digest, [{ digest, size: chunk.length }]);
+      counter.reset();
+      await store.putChunk(digest, chunk);
+      await store.putManifest(digest, [{ digest, size: chunk.length }]);
+      expect(counter.take()).toEqual({ total: 4, byOperation: { PutObject: 2, CopyObject: 2 } });
+      expect(await store.getChunk(digest)).toEqual(chunk);
+    } finally {
+      await Promise.all([store.close(), first.store.close(), proxy.stop()]);
     }
   });
 });
