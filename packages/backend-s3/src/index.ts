@@ -22,7 +22,7 @@ export {
   type S3DirectoryServiceOptions,
 } from "./s3-service.js";
 export { S3BlobStore, LIST_PAGE_KEYS, S3_TOUCH_CHUNKS_PER_BLOB, type S3BlobStoreTuning } from "./s3-blob-store.js";
-export { S3RefStore, type S3RefStoreOptions } from "./s3-refs.js";
+export { S3RefStore } from "./s3-refs.js";
 export { S3CollectableStore, ClosurePins } from "./s3-collectable.js";
 export {
   S3GarbageCollector,

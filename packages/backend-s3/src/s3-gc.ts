@@ -11,6 +11,7 @@ import {
   Digest,
   type GarbageCollector,
   InProcessCollector,
+  type OpenedRefStore,
   RefService,
   protectClosure,
 } from "@castore-ts/core";
@@ -75,10 +76,15 @@ export function s3Protect(objects: S3Objects): (root: Digest, opts?: CallOptions
     protectClosure({ objects: store, directories: store.directories, blobs: store.blobs }, root, opts);
 }
 
-/** The refs of the store an `s3:` URL names, whose `set` protects the tree (what openRefStore opens for s3:). */
-export function openS3RefStore(url: URL | string): S3RefStore {
+/**
+ * The refs of the store an `s3:` URL names, with the `protect` a RefService
+ * over them must use (what the s3: ref opener returns: openRefService and
+ * castore's ref, serve and import pass it on). Closing the ref store closes
+ * the client protect reads through.
+ */
+export function openS3RefStore(url: URL | string): OpenedRefStore {
   const objects = new S3Objects(connectionOptionsFromUrl(url));
-  return new S3RefStore(objects, { protect: s3Protect(objects) });
+  return { store: new S3RefStore(objects), protect: s3Protect(objects) };
 }
 
 /**

@@ -43,30 +43,15 @@ interface StoredRef {
   etag: string;
 }
 
-export interface S3RefStoreOptions {
-  /**
-   * Runs before a ref is set, in place of RefService's closure check (which
-   * is then skipped: `checksClosure`): the S3 store passes core's
-   * protectClosure, so a ref set through a URL (castore ref set) also marks
-   * its tree used for a garbage collection running meanwhile.
-   */
-  protect?(root: Digest, opts?: CallOptions): Promise<void>;
-}
-
 export class S3RefStore implements RefStore {
   readonly objects: S3Objects;
-  readonly checksClosure: boolean;
 
-  constructor(
-    opts: S3ConnectionOptions | S3Objects,
-    private readonly options: S3RefStoreOptions = {},
-  ) {
+  constructor(opts: S3ConnectionOptions | S3Objects) {
     this.objects = opts instanceof S3Objects ? opts : new S3Objects(opts);
-    this.checksClosure = options.protect !== undefined;
   }
 
-  static fromUrl(url: URL | string, options: S3RefStoreOptions = {}): S3RefStore {
-    return new S3RefStore(connectionOptionsFromUrl(url), options);
+  static fromUrl(url: URL | string): S3RefStore {
+    return new S3RefStore(connectionOptionsFromUrl(url));
   }
 
   /** Where every ref's key begins: `<prefix>refs/`. */
@@ -94,7 +79,6 @@ export class S3RefStore implements RefStore {
     opts: CallOptions = {},
   ): Promise<SwapResult> {
     const signal = opts.signal;
-    if (digest !== null && this.options.protect) await this.options.protect(digest, opts);
     for (let round = 1; round <= MAX_SWAP_ROUNDS; round++) {
       throwIfAborted(signal);
       // Always read first (even to create): on a server that ignores the conditions (s3rver) the comparison
