@@ -8,4 +8,5 @@ export { loadStaticAssets, type StaticAssets } from "./server/static-assets.js";
 export { readOnlyRoutes, type ReadOnlyServices } from "./server/read-only-services.js";
 export { answerRange, type RangeAnswer } from "./server/range.js";
 export { contentTypeOf, contentDisposition } from "./server/content-type.js";
-export { decodeSegment, encodeSegment, parseRootedPath } from "./server/paths.js";
+export { parseRootedPath } from "./server/paths.js";
+export { decodeSegment, encodeSegment, encodeRootSegment } from "./shared/segments.js";

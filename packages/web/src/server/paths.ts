@@ -6,46 +6,15 @@
  * 0xff, and a character that is not encoded stands for its UTF-8 bytes.
  */
 import { type RootArgument, ValidationError, parseRootArgument } from "@castore-ts/core";
+import { SegmentError, decodeSegment as decodeShared } from "../shared/segments.js";
 
-const encoder = new TextEncoder();
-
-/** The bytes a percent-encoded segment stands for; a `%` not followed by two hex digits is a ValidationError. */
-export function decodeSegment(segment: string): Uint8Array {
-  const out: number[] = [];
-  for (let i = 0; i < segment.length;) {
-    if (segment[i] === "%") {
-      const hex = segment.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) {
-        throw new ValidationError(`bad percent-encoding at ${JSON.stringify(segment.slice(i, i + 3))} in the path`);
-      }
-      out.push(parseInt(hex, 16));
-      i += 3;
-      continue;
-    }
-    const cp = segment.codePointAt(i)!;
-    const ch = String.fromCodePoint(cp);
-    for (const b of encoder.encode(ch)) out.push(b);
-    i += ch.length;
+function decodeSegment(segment: string): Uint8Array {
+  try {
+    return decodeShared(segment);
+  } catch (e) {
+    if (e instanceof SegmentError) throw new ValidationError(e.message);
+    throw e;
   }
-  return Uint8Array.from(out);
-}
-
-/** A name's bytes as one path segment: unreserved ASCII stays, every other byte is %XX. */
-export function encodeSegment(name: Uint8Array): string {
-  let out = "";
-  for (const b of name) {
-    out +=
-      (b >= 0x30 && b <= 0x39) ||
-      (b >= 0x41 && b <= 0x5a) ||
-      (b >= 0x61 && b <= 0x7a) ||
-      b === 0x2d ||
-      b === 0x2e ||
-      b === 0x5f ||
-      b === 0x7e
-        ? String.fromCharCode(b)
-        : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
-  return out;
 }
 
 export interface RootedPath {
