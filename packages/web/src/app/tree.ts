@@ -69,13 +69,13 @@ export async function treePage(rest: string): Promise<void> {
     document.body.dataset.state = "error";
     return;
   }
-  const title = names.length ? escapeName(names[names.length - 1]) : rootText;
+  const title = names.length ? escapeName(names[names.length - 1]) : rootText.startsWith("ref:") ? rootText : "/";
   const heading = h(
     "h1",
     {},
     title,
     " ",
-    h("code", { class: "note", title: digestHex }, digestHex.slice(0, 12)),
+    h("code", { class: "note digest", title: "this directory's digest" }, digestHex),
     copyButton(digestHex),
   );
   await listing(heading, directory, hrefOf(names.length));

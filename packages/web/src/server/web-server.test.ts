@@ -246,3 +246,40 @@ describe("castore services over Connect and gRPC-web (HTTP/1.1)", () => {
     });
   }
 });
+
+describe("the app's static files", () => {
+  it("serves hashed assets immutable, index.html no-cache, and index.html for every app route", async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const { loadStaticAssets } = await import("./static-assets.js");
+    const dir = mkdtempSync(join(tmpdir(), "castore-web-assets-"));
+    mkdirSync(join(dir, "assets"));
+    writeFileSync(join(dir, "index.html"), "<!doctype html><title>castore</title>");
+    writeFileSync(join(dir, "assets", "index-AbC123.js"), "console.log(1)");
+    const withApp = createWebServer({
+      ...tree.store,
+      listen: { host: "127.0.0.1", port: 0 },
+      assets: loadStaticAssets(dir),
+    });
+    await withApp.listen();
+    try {
+      const asset = await request(withApp.url!, "/assets/index-AbC123.js");
+      expect(asset.status).toBe(200);
+      expect(asset.headers["cache-control"]).toBe("public, max-age=31536000, immutable");
+      expect(asset.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+      for (const path of ["/", `/tree/${tree.root.hex}/sub`]) {
+        const index = await request(withApp.url!, path);
+        expect({ path, status: index.status }).toEqual({ path, status: 200 });
+        expect(index.headers["cache-control"]).toBe("no-cache");
+        expect(index.body.toString()).toContain("<title>castore</title>");
+        const again = await request(withApp.url!, path, { headers: { "if-none-match": index.headers.etag! } });
+        expect(again.status).toBe(304);
+      }
+      expect((await request(withApp.url!, "/assets/missing.js")).status).toBe(404);
+    } finally {
+      await withApp.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
