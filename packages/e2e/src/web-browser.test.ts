@@ -214,6 +214,41 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
     await page.close();
   });
 
+  it("with --auth-token-file asks for the token, keeps it for the tab, and downloads with it; --web-public needs none", async () => {
+    const tokenFile = join(tmp, "tokens");
+    writeFileSync(tokenFile, "# web test\nweb-s3cret\n");
+    const store = `lmdb://${join(tmp, "store")}`;
+    const common = ["--store", store, "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0"];
+    // LMDB lets several processes open one store: these servers share the first one's.
+    const guarded = await startCastoreServe(CASTORE_BIN, [...common, "--auth-token-file", tokenFile]);
+    try {
+      const url = await webUrlOf(guarded);
+      const page = await browser.newPage();
+      expect(await open(page, `${url}tree/${root}`)).toBe("error");
+      await page.fill("#login input[name=token]", "web-s3cret");
+      await page.click("#login button[type=submit]");
+      await page.waitForSelector("body[data-state=ready]");
+      expect(await page.locator("#listing .rows .row").count()).toBe(5);
+      expect(await page.evaluate("sessionStorage.getItem('castore.token')")).toBe("web-s3cret");
+      await open(page, `${url}tree/${root}/hello.txt`);
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+      expect(readFileSync((await download.path())!).toString()).toBe("hello, browser\n");
+      await page.close();
+    } finally {
+      await guarded.stop();
+    }
+    const open_ = await startCastoreServe(CASTORE_BIN, [...common, "--auth-token-file", tokenFile, "--web-public"]);
+    try {
+      const url = await webUrlOf(open_);
+      const page = await browser.newPage();
+      expect(await open(page, `${url}tree/${root}`)).toBe("ready");
+      expect(await page.locator("#login").count()).toBe(0);
+      await page.close();
+    } finally {
+      await open_.stop();
+    }
+  });
+
   it("refuses a directory whose bytes do not match its digest, naming it", async () => {
     const page = await browser.newPage();
     expect(await open(page, `${lyingUrl}tree/${lyingRoot.hex}`)).toBe("ready");

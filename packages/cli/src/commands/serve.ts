@@ -70,7 +70,7 @@ export function parseMetricsListen(text: string): { host: string; port: number }
 export function serveCommand(): Command {
   return new Command("serve")
     .description(
-      "Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService, BlobService when the store keeps blobs, and castore.refs.v1.RefService when it keeps refs) until SIGINT/SIGTERM",
+      "Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService, BlobService when the store keeps blobs, and castore.refs.v1.RefService when it keeps refs), and with --web-listen a read-only web view of the stored trees, until SIGINT/SIGTERM",
     )
     .addOption(
       new Option("--listen <address>", "HOST:PORT or unix:/path/to/socket")

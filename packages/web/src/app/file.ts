@@ -6,7 +6,7 @@
  * not previewed: a part of a blob cannot be checked against its digest.
  */
 import type { FileNode } from "@castore-ts/proto";
-import { readBlob } from "./api.js";
+import { readBlob, savedToken } from "./api.js";
 import { h, hexOf, show } from "./dom.js";
 import { escapeName } from "./names.js";
 import { copyButton } from "./listing.js";
@@ -52,10 +52,28 @@ export async function filePage(file: FileNode, rawUrl: string): Promise<void> {
     h("a", { href: `${rawUrl}?download`, id: "download", download: "" }, "download"),
   );
   const heading = h("h1", {}, escapeName(file.name));
+  facts.querySelector("#download")!.addEventListener("click", (ev) => {
+    const token = savedToken();
+    if (!token) return; // a public port: the plain link works
+    // A link cannot carry the bearer token: fetch with it, then save what came.
+    ev.preventDefault();
+    void downloadWithToken(`${rawUrl}?download`, token, escapeName(file.name));
+  });
   if (size > PREVIEW_LIMIT) {
     show(heading, facts, h("p", { class: "note" }, `Larger than ${PREVIEW_LIMIT} bytes: not previewed.`));
   } else {
     show(heading, facts, previewOf(await readBlob(digest)));
   }
   document.body.dataset.state = "ready";
+}
+
+async function downloadWithToken(url: string, token: string, name: string): Promise<void> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new Error(`download failed: ${response.status} ${await response.text()}`);
+  const href = URL.createObjectURL(await response.blob());
+  const a = h("a", { href, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60_000);
 }

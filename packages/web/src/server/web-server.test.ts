@@ -283,3 +283,46 @@ describe("the app's static files", () => {
     }
   });
 });
+
+describe("a web port with a token", () => {
+  it("refuses the services, /raw and /blob without the bearer token, serves them with it", async () => {
+    const guarded = createWebServer({
+      ...tree.store,
+      listen: { host: "127.0.0.1", port: 0 },
+      authorize: (header) => header === "Bearer s3cret",
+    });
+    await guarded.listen();
+    try {
+      const url = guarded.url!;
+      const raw = `/raw/${tree.root.hex}/hello.txt`;
+      const without = await request(url, raw);
+      expect(without.status).toBe(401);
+      expect(without.headers["www-authenticate"]).toBe('Bearer realm="castore"');
+      expect(without.body.toString()).not.toContain("s3cret");
+      expect((await request(url, raw, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+      const withToken = await request(url, raw, { headers: { authorization: "Bearer s3cret" } });
+      expect(withToken.status).toBe(200);
+      expect(withToken.body).toEqual(Buffer.from(tree.hello));
+      const anonymous = createClient(RefService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
+      await expect(anonymous.get({ name: "releases/latest" })).rejects.toMatchObject({ code: Code.Unauthenticated });
+      const signedIn = createClient(
+        RefService,
+        createConnectTransport({
+          baseUrl: url,
+          httpVersion: "1.1",
+          interceptors: [
+            (next) => (req) => {
+              req.header.set("authorization", "Bearer s3cret");
+              return next(req);
+            },
+          ],
+        }),
+      );
+      expect(Buffer.from((await signedIn.get({ name: "releases/latest" })).digest)).toEqual(
+        Buffer.from(tree.root.bytes),
+      );
+    } finally {
+      await guarded.close();
+    }
+  });
+});
