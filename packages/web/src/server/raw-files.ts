@@ -127,6 +127,8 @@ export function createRawFilesHandler(opts: RawFilesOptions) {
         // Bytes under a digest never change; the path to them may (a ref moves), so paths are revalidated.
         "cache-control": pathname.startsWith("/blob/") ? "public, max-age=31536000, immutable" : "no-cache",
         "x-content-type-options": "nosniff",
+        // A stored HTML or SVG file opened here must not run as this origin (where the app keeps its token).
+        "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; sandbox",
       };
       if (req.headers["if-none-match"]?.split(/\s*,\s*/).includes(etag)) {
         res.writeHead(304, headers).end();

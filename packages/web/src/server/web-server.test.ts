@@ -66,6 +66,8 @@ describe("/raw and /blob", () => {
     expect(stat?.size).toBe(tree.hello.length);
     expect(a.headers.etag).toBe(`"${(await import("@castore-ts/core")).Digest.of(tree.hello).hex}"`);
     expect(a.headers["accept-ranges"]).toBe("bytes");
+    // Stored files never run as the app's origin.
+    expect(a.headers["content-security-policy"]).toMatch(/default-src 'none'.*sandbox/);
   });
 
   it("walks nested directories, a ref (its / as %2F) and names that are not UTF-8 (%E9 is the byte 0xe9)", async () => {
