@@ -14,6 +14,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Browser, chromium, type Page } from "playwright-core";
 import {
+  type BlobReadOptions,
+  type BlobService,
   type Digest,
   type DirectoryService,
   directoryDigest,
@@ -78,6 +80,7 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
   let lyingUrl: string;
   let lyingRoot: Digest;
   let tamperedChild: Digest;
+  let noteDigest: Digest;
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), "castore-web-"));
@@ -110,8 +113,13 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
     ]);
     web = await webUrlOf(server);
 
-    // In process: a store whose DirectoryService returns another directory for one digest.
+    // In process: a store whose DirectoryService returns another directory for
+    // one digest, and whose BlobService returns other bytes for one blob.
     const memory = openMemoryStore();
+    const truth = new TextEncoder().encode("the truth\n");
+    const writer = memory.blobs.openWriter();
+    await writer.write(truth);
+    noteDigest = (await writer.close()).digest;
     const files = Array.from({ length: MANY }, (_, i) =>
       makeFileNode(`f${String(i).padStart(6, "0")}`, fixtures.EMPTY_BLOB_DIGEST, 0),
     );
@@ -123,6 +131,7 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
         makeDirectoryNode("evil", directoryDigest(child), directorySize(child)),
         makeDirectoryNode("many", directoryDigest(many), directorySize(many)),
       ],
+      files: [makeFileNode("note.txt", noteDigest, truth.length)],
     });
     const putter = memory.directories.putMultipleStart();
     for (const d of [child, many, top]) await putter.put(d);
@@ -131,9 +140,17 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
     const directories: DirectoryService = Object.assign(Object.create(memory.directories), {
       get: async (digest: Digest) => (digest.equals(tamperedChild) ? forged : memory.directories.get(digest)),
     });
+    const blobs: BlobService = Object.assign(Object.create(memory.blobs), {
+      read: async (digest: Digest, opts?: BlobReadOptions) =>
+        digest.equals(noteDigest)
+          ? (async function* () {
+              yield new TextEncoder().encode("a big lie\n");
+            })()
+          : memory.blobs.read(digest, opts),
+    });
     lying = createWebServer({
       directories,
-      blobs: memory.blobs,
+      blobs,
       refs: memory.refs,
       listen: { host: "127.0.0.1", port: 0 },
       assets: loadStaticAssets(WEB_APP_DIR),
@@ -249,13 +266,17 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
     }
   });
 
-  it("refuses a directory whose bytes do not match its digest, naming it", async () => {
+  it("refuses a directory, and a file, whose bytes do not match the digest, naming it", async () => {
     const page = await browser.newPage();
     expect(await open(page, `${lyingUrl}tree/${lyingRoot.hex}`)).toBe("ready");
     expect(await open(page, `${lyingUrl}tree/${lyingRoot.hex}/evil`)).toBe("error");
     const alert = await page.locator("[role=alert]").innerText();
     expect(alert).toContain(`directory ${tamperedChild.hex} does not match its digest`);
     expect(await page.locator("text=forged.txt").count()).toBe(0);
+    // A previewed file is checked the same way.
+    expect(await open(page, `${lyingUrl}tree/${lyingRoot.hex}/note.txt`)).toBe("error");
+    expect(await page.locator("[role=alert]").innerText()).toContain(`file contents ${noteDigest.hex} do not match`);
+    expect(await page.locator("pre.preview").count()).toBe(0);
     await page.close();
   });
 
