@@ -221,12 +221,19 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
     await page.close();
   });
 
-  it("follows a ref from the home page", async () => {
+  it("follows a ref, and opens a digest typed in, from the home page", async () => {
     const page = await browser.newPage();
     expect(await open(page, web)).toBe("ready");
     await page.click('a:text-is("releases/latest")');
     await page.waitForSelector("body[data-state=ready]");
     expect(page.url()).toBe(`${web}tree/ref:releases%2Flatest`);
+    expect(await page.locator("#listing .rows .row").count()).toBe(5);
+    // The digest box opens a tree by its digest.
+    await open(page, web);
+    await page.fill("#open-root input[name=root]", root);
+    await page.click("#open-root button[type=submit]");
+    await page.waitForURL(`${web}tree/${root}`);
+    await page.waitForSelector("body[data-state=ready]");
     expect(await page.locator("#listing .rows .row").count()).toBe(5);
     await page.close();
   });
