@@ -22,6 +22,11 @@ export const layers = {
   "backend-grpc": { ...backend, shipped: ["core", "proto"] },
   conformance: { shipped: ["core", "proto"], test: [], why: "the suite judges backends through core's interface only" },
   testing: { shipped: [], test: [], why: "the test servers know nothing of castore" },
+  web: {
+    shipped: ["core", "proto"],
+    test: ["backend-memory", "backend-lmdb"],
+    why: "the web port serves core's services; which store it serves is the cli's choice",
+  },
   cli: {
     shipped: [
       "core",
@@ -32,6 +37,7 @@ export const layers = {
       "backend-postgres",
       "backend-s3",
       "backend-grpc",
+      "web",
     ],
     test: ["testing"],
     why: "the cli ships no test servers",

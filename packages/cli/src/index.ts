@@ -3,3 +3,4 @@ export { importTree, type ImportOptions, type ImportProgress, UnsupportedFileTyp
 export { escapeName } from "./names.js";
 export { parseListen } from "./commands/serve.js";
 export { verifyRoots, verifyStore, type Problem, type VerifyOptions, type VerifyResult } from "./verify.js";
+export { WEB_APP_DIR, webAppAssets } from "./web-app.js";

@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import {
+  BearerTokens,
   createDirectoryServiceServer,
   DEFAULT_CONNECTION_IDLE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -10,6 +11,8 @@ import {
   parseAuthTokens,
 } from "@castore-ts/backend-grpc";
 import { RefService, redactUrl } from "@castore-ts/core";
+import { type WebServer, createWebServer } from "@castore-ts/web";
+import { webAppAssets } from "../web-app.js";
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -48,6 +51,14 @@ export function parseListen(text: string): ListenTarget {
   return { host: m[1] ?? (m[2] || "127.0.0.1"), port: Number(m[3]) };
 }
 
+/** `--web-listen` forms: host:port, [v6]:port, :port (TCP only: browsers reach it). */
+export function parseWebListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  if (!m || Number(m[3]) > 65535)
+    throw new Error(`--web-listen ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:8080`);
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port: Number(m[3]) };
+}
+
 /** `--metrics-listen` forms: host:port, [v6]:port, :port. */
 export function parseMetricsListen(text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
@@ -59,7 +70,7 @@ export function parseMetricsListen(text: string): { host: string; port: number }
 export function serveCommand(): Command {
   return new Command("serve")
     .description(
-      "Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService, BlobService when the store keeps blobs, and castore.refs.v1.RefService when it keeps refs) until SIGINT/SIGTERM",
+      "Serve a store over gRPC (tvix.castore.v1 and snix.castore.v1 DirectoryService, BlobService when the store keeps blobs, and castore.refs.v1.RefService when it keeps refs), and with --web-listen a read-only web view of the stored trees, until SIGINT/SIGTERM",
     )
     .addOption(
       new Option("--listen <address>", "HOST:PORT or unix:/path/to/socket")
@@ -153,6 +164,18 @@ export function serveCommand(): Command {
       ),
     )
     .addOption(
+      new Option(
+        "--web-listen <address>",
+        "also serve the web view at http://HOST:PORT/ (plain HTTP/1.1): the web app, file bytes at /raw/ROOT/PATH and /blob/DIGEST (Range supported), and the castore services' read side over Connect and gRPC-web; never writes. With --auth-token-file it needs the same bearer token (the app asks for it), unless --web-public",
+      ).env("CASTORE_WEB_LISTEN"),
+    )
+    .addOption(
+      new Option(
+        "--web-public",
+        "serve the web port without a token even when --auth-token-file is given (it is read-only; the gRPC port keeps its token)",
+      ).env("CASTORE_WEB_PUBLIC"),
+    )
+    .addOption(
       new Option("--shutdown-deadline-ms <n>", "how long running calls may finish after SIGINT/SIGTERM")
         .default(10_000)
         .argParser(positiveInt),
@@ -162,6 +185,7 @@ export function serveCommand(): Command {
       const listen = parseListen(opts.listen);
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
       const metricsListen = opts.metricsListen ? parseMetricsListen(opts.metricsListen) : undefined;
+      const webListen = opts.webListen ? parseWebListen(opts.webListen) : undefined;
       const authTokens = opts.authTokenFile ? readAuthTokenFile(opts.authTokenFile) : undefined;
       const service = await openStore(opts.store, { sizeCheck: opts.sizeCheck });
       // The same store's blobs, when its backend stores blobs; else BlobService calls answer UNIMPLEMENTED.
@@ -212,6 +236,20 @@ export function serveCommand(): Command {
         const info = metricsServer.address() as AddressInfo;
         metricsUrl = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}/metrics`;
       }
+      let webServer: WebServer | undefined;
+      if (webListen) {
+        const tokens = authTokens && !opts.webPublic ? new BearerTokens(authTokens) : undefined;
+        webServer = createWebServer({
+          directories: service,
+          blobs,
+          refs,
+          listen: webListen,
+          assets: webAppAssets(),
+          authorize: tokens ? (header) => tokens.accepts(header) : undefined,
+          onError: (e, url) => logger.warn({ err: e, url }, "web request failed"),
+        });
+        await webServer.listen();
+      }
       logger.info(
         {
           listen: server.address,
@@ -231,6 +269,8 @@ export function serveCommand(): Command {
           auth: authTokens ? `${authTokens.length} bearer token(s)` : "none",
           tls: Boolean(opts.tlsCert),
           metrics: metricsUrl ?? "off",
+          web: webServer ? webServer.url : "off",
+          webAuth: webServer ? (authTokens && !opts.webPublic ? "bearer token" : "public") : undefined,
         },
         "castore serving",
       );
@@ -240,11 +280,13 @@ export function serveCommand(): Command {
           (blobs ? " (directories and blobs)\n" : " (directories only: this store's scheme keeps no blobs)\n"),
       );
       if (metricsUrl) process.stderr.write(`castore: metrics at ${metricsUrl}\n`);
+      if (webServer) process.stderr.write(`castore: web at ${webServer.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.stderr.write(`castore: ${signal}: shutting down\n`);
-          server
-            .close({ deadlineMs: opts.shutdownDeadlineMs })
+          // The web port first: its reads use the store the gRPC server closes.
+          Promise.resolve(webServer?.close())
+            .then(() => server.close({ deadlineMs: opts.shutdownDeadlineMs }))
             .catch((e) => logger.error({ err: e }, "shutdown failed"))
             .then(
               () =>
