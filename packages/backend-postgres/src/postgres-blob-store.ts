@@ -24,7 +24,7 @@ import {
 } from "@castore-ts/core";
 import { to as copyTo } from "pg-copy-streams";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
-import type { SchemaTables } from "./postgres-schema.js";
+import { touchBlobsStatement } from "./postgres-touch.js";
 import { parsePostgresUrl } from "./postgres-url.js";
 import { byteaArray, singleFieldOfBinaryCopy } from "./postgres-wire.js";
 
@@ -229,31 +229,4 @@ export class PostgresBlobStore implements BlobStore {
     }
     return this.closing;
   }
-}
-
-/**
- * Marks the blobs `$1` (a bytea array) names as used now, with their chunks,
- * and yields the digest of each that is stored: as a manifest (a `blobs`
- * row) or as a chunk (a blob of one chunk is that chunk). One statement, so
- * one transaction: a blob and its chunks are marked together, and a garbage
- * collection deleting them either waits for this or is waited for (then the
- * blob is reported missing and uploaded again).
- */
-export function touchBlobsStatement(t: SchemaTables): string {
-  return `WITH blobs AS (
-            UPDATE ${t.blobs} SET used_at = clock_timestamp()
-            WHERE digest = ANY($1::bytea[])
-            RETURNING digest
-          ),
-          chunks AS (
-            UPDATE ${t.chunks} AS c SET used_at = clock_timestamp()
-            FROM (SELECT unnest($1::bytea[]) AS digest
-                  UNION
-                  SELECT chunk FROM ${t.blobChunks} WHERE blob = ANY($1::bytea[])) AS w
-            WHERE c.digest = w.digest
-            RETURNING c.digest
-          )
-          SELECT digest FROM blobs
-          UNION
-          SELECT digest FROM chunks WHERE digest = ANY($1::bytea[])`;
 }

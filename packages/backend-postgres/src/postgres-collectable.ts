@@ -20,7 +20,7 @@
 import { Digest, throwIfAborted, type CollectableStore, type ObjectKind, type StoredObject } from "@castore-ts/core";
 import type { SchemaTables } from "./postgres-schema.js";
 import type { PostgresDirectoryStore } from "./postgres-store.js";
-import { touchBlobsStatement } from "./postgres-blob-store.js";
+import { touchBlobsStatement, touchStatement } from "./postgres-touch.js";
 import { byteaArray } from "./postgres-wire.js";
 
 /** Rows per page of listObjects. */
@@ -148,11 +148,7 @@ export class PostgresCollectableStore implements CollectableStore {
     if (digests.length === 0) return [];
     await this.db.init();
     const t = this.db.tables;
-    const text =
-      kind === "blob"
-        ? touchBlobsStatement(t)
-        : `UPDATE ${kindTable(t, kind).table} SET used_at = clock_timestamp()
-           WHERE digest = ANY($1::bytea[]) RETURNING digest`;
+    const text = kind === "blob" ? touchBlobsStatement(t) : touchStatement(kindTable(t, kind).table);
     const rows = await this.db.withClient(`marking ${kind}s used`, signal, async (client) => {
       const result = await client.query<[Buffer]>({
         text,

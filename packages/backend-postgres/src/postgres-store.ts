@@ -59,6 +59,7 @@ import { StreamingCopy } from "./postgres-streaming-copy.js";
 import { PostgresUpload, type UploadHost } from "./postgres-upload.js";
 import { binaryCopyChunks, byteaArray } from "./postgres-wire.js";
 import { childrenColumn, entryBytes } from "./postgres-children.js";
+import { touchStatement } from "./postgres-touch.js";
 
 export { SCHEMA_VERSION };
 
@@ -621,17 +622,18 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /**
-   * The default for large uploads, in one transaction: mark the entries
-   * already stored as used now and learn which are missing, in digest order
-   * (one statement: their positions, as one comma-separated text), then
-   * binary-COPY only those rows straight into the table. The mark is the
-   * touch of spec §10.2 (every entry of an upload, stored or not), and it
-   * holds those rows locked until the commit: a garbage collection cannot
-   * delete them in between (it skips locked rows), and one that deleted one
-   * first leaves it missing here, so it is copied again. If another upload
-   * stores some of the same directories meanwhile, the COPY fails on the
-   * primary key (after waiting for that upload to commit); the whole upload
-   * then goes through mergeCopy, which touches whatever is present.
+   * The default for large uploads, in one transaction: ask the server which
+   * entries are missing, in digest order (one query: their positions, as one
+   * comma-separated text), binary-COPY only those rows straight into the
+   * table, then mark the entries that were already stored as used now (the
+   * touch of spec §10.2: every entry of an upload, stored or not, at its
+   * commit). The touch is the last statement before COMMIT, so the rows it
+   * locks (against a garbage collection, which skips locked rows) are held
+   * only briefly; one that a collection deleted since the first query is
+   * stored again from the upload's own bytes. If another upload stores some
+   * of the same directories meanwhile, the COPY fails on the primary key
+   * (after waiting for that upload to commit); the whole upload then goes
+   * through mergeCopy, which stores and touches in one statement.
    */
   private async copyMissing(
     client: pg.PoolClient,
@@ -642,28 +644,49 @@ export class PostgresDirectoryStore implements DirectoryStore {
     try {
       await this.inTransaction(client, session, signal, async () => {
         const { rows } = await client.query<[string | null]>({
-          text: `WITH touched AS (
-                   UPDATE ${this.table} SET used_at = clock_timestamp()
-                   WHERE digest = ANY($1::bytea[])
-                   RETURNING digest
-                 )
-                 SELECT string_agg(u.i::text, ',' ORDER BY u.digest)
+          text: `SELECT string_agg(u.i::text, ',' ORDER BY u.digest)
                  FROM unnest($1::bytea[]) WITH ORDINALITY AS u(digest, i)
-                 WHERE NOT EXISTS (SELECT 1 FROM touched t WHERE t.digest = u.digest)`,
+                 WHERE NOT EXISTS (SELECT 1 FROM ${this.table} d WHERE d.digest = u.digest)`,
           values: [byteaArray(entries.map((e) => e.digest.bytes))],
           rowMode: "array",
         });
-        const positions = rows[0]?.[0];
-        if (!positions) return; // all stored already (and touched)
-        const missing = positions.split(",").map((i) => entries[Number(i) - 1]);
-        if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
-        await this.copyRows(client, this.table, missing, signal);
+        // In digest order, like every upload's writes (see putClosure).
+        const positions = rows[0]?.[0]?.split(",").map((i) => Number(i) - 1) ?? [];
+        const missing = positions.map((i) => entries[i]);
+        const isMissing = new Uint8Array(entries.length);
+        for (const i of positions) isMissing[i] = 1;
+        if (missing.length > 0) {
+          if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+          await this.copyRows(client, this.table, missing, signal);
+        }
+        const stored = entries.filter((_, i) => isMissing[i] === 0).sort(compareDigests);
+        if (stored.length > 0) await this.touchStored(client, stored, signal);
       });
     } catch (error) {
       if (sqlState(error) !== "23505") throw error; // unique_violation: a concurrent upload won the race
       const sorted = [...entries].sort(compareDigests); // see putClosure: no deadlock with another upload
       await this.inTransaction(client, session, signal, () => this.mergeCopy(client, sorted, signal));
     }
+  }
+
+  /**
+   * Marks stored entries of an upload as used now, inside the caller's
+   * transaction; any that is gone (a garbage collection deleted it since the
+   * upload looked) is stored again.
+   */
+  private async touchStored(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    const { rows } = await client.query<[Buffer]>({
+      text: touchStatement(this.table),
+      values: [byteaArray(entries.map((e) => e.digest.bytes))],
+      rowMode: "array",
+    });
+    if (rows.length === entries.length) return;
+    const touched = new Set(rows.map(([d]) => d.toString("hex")));
+    await this.insertUnnestChunked(
+      client,
+      entries.filter((e) => !touched.has(e.digest.hex)),
+      signal,
+    );
   }
 
   /** Binary COPY of (digest, bytes, children) rows, in the given order, into `table`. */
