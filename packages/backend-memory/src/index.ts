@@ -15,6 +15,7 @@ import { MemoryDirectoryService } from "./memory.js";
 
 export { MemoryDirectoryService, MemoryDirectoryStore } from "./memory.js";
 export { MemoryBlobService, MemoryBlobStore } from "./memory-blobs.js";
+export { MemoryCollectableStore, type MemoryStore, openMemoryStore } from "./memory-store.js";
 
 const invalid = (text: string, why: string) =>
   new InvalidUrlError(`invalid memory store URL ${JSON.stringify(text)}: ${why}; expected memory://`);

@@ -1,23 +1,23 @@
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { taggedDirectory } from "@castore-ts/conformance";
 import { gcFunction } from "@castore-ts/conformance/internal";
-import { InvalidUrlError, MapRefStore, RefService, fixtures, openDirectoryService } from "@castore-ts/core";
+import { InvalidUrlError, fixtures, openDirectoryService } from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
-import { MemoryBlobService, MemoryDirectoryService } from "./index.js";
+import { MemoryDirectoryService, openMemoryStore } from "./index.js";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;
 
 describeDirectoryService({
   name: "memory",
   factory: async () => {
-    const service = new MemoryDirectoryService();
-    const blobs = new MemoryBlobService();
+    const { directories: service, blobs, refs, gc } = openMemoryStore();
     return {
       service,
       corrupt: async (digest, bytes) => service.injectCorruption(digest, bytes),
       blobs,
       corruptChunk: async (digest, bytes) => blobs.store.corruptChunk(digest, bytes),
-      refs: new RefService(new MapRefStore(), service, blobs),
+      refs,
+      gc,
     };
   },
   capabilities: { corruption: true },

@@ -10,7 +10,9 @@ import {
   DIGEST_LENGTH,
   type Directory,
   type DirectoryStore,
+  monotonicNow,
   StoreDirectoryService,
+  type StoredObject,
   type StoreDirectoryServiceOptions,
   throwIfAborted,
 } from "@castore-ts/core";
@@ -20,7 +22,11 @@ import { ByteArena, DigestIndex, type DigestIndexed } from "@castore-ts/core/int
 /** One stored directory: its digest, then its canonical bytes, in one view into the store's arena. */
 class StoredDirectory implements DigestIndexed<StoredDirectory> {
   nextSamePrefix: StoredDirectory | undefined = undefined;
-  constructor(public digestAndBytes: Uint8Array) {}
+  constructor(
+    public digestAndBytes: Uint8Array,
+    /** When it was last stored (spec §10: an upload that carries it again counts as a use). */
+    public usedAt: number,
+  ) {}
 
   get bytes(): Uint8Array {
     return this.digestAndBytes.subarray(DIGEST_LENGTH);
@@ -65,10 +71,12 @@ export class MemoryDirectoryStore implements DirectoryStore {
     let total = 0;
     for (const e of entries) total += (e.digestAndBytes ?? e.bytes).length;
     const adopt = total >= ADOPT_UPLOADS_FROM_BYTES;
+    const now = monotonicNow();
     for (const e of entries) {
       // Either way the digest is the first 32 bytes: all the index compares.
-      if (this.directories.get(e.digestAndBytes ?? e.digest.bytes)) continue;
-      this.directories.add(new StoredDirectory(this.keep(e, adopt)));
+      const stored = this.directories.get(e.digestAndBytes ?? e.digest.bytes);
+      if (stored) stored.usedAt = now;
+      else this.directories.add(new StoredDirectory(this.keep(e, adopt), now));
     }
   }
 
@@ -98,6 +106,36 @@ export class MemoryDirectoryStore implements DirectoryStore {
     }
   }
 
+  /** Every stored directory with its size and when it was last used (for the collector). */
+  *storedObjects(): Iterable<StoredObject> {
+    for (const stored of [...this.directories.values()]) {
+      const digest = Digest.fromBytes(stored.digestAndBytes.subarray(0, DIGEST_LENGTH));
+      yield { digest, size: stored.digestAndBytes.length - DIGEST_LENGTH, usedAt: stored.usedAt };
+    }
+  }
+
+  /** Marks stored directories used now; which are stored. */
+  touch(digests: readonly Digest[]): boolean[] {
+    const now = monotonicNow();
+    return digests.map((d) => {
+      const stored = this.directories.get(d.bytes);
+      if (stored) stored.usedAt = now;
+      return stored !== undefined;
+    });
+  }
+
+  /** Deletes, in order, each directory still unused since `cutoff`; those deleted. (Their bytes stay in the arena's shared chunks.) */
+  deleteUnusedSince(digests: readonly Digest[], cutoff: number): StoredObject[] {
+    const deleted: StoredObject[] = [];
+    for (const digest of digests) {
+      const stored = this.directories.get(digest.bytes);
+      if (!stored || stored.usedAt >= cutoff) continue;
+      this.directories.delete(digest.bytes);
+      deleted.push({ digest, size: stored.digestAndBytes.length - DIGEST_LENGTH, usedAt: stored.usedAt });
+    }
+    return deleted;
+  }
+
   /** How many directories are stored. */
   get size(): number {
     return this.directories.size;
@@ -108,7 +146,7 @@ export class MemoryDirectoryStore implements DirectoryStore {
     const joined = this.arena.copyJoined(digest.bytes, bytes);
     const stored = this.directories.get(digest.bytes);
     if (stored) stored.digestAndBytes = joined;
-    else this.directories.add(new StoredDirectory(joined));
+    else this.directories.add(new StoredDirectory(joined, monotonicNow()));
   }
 
   async close(): Promise<void> {

@@ -49,6 +49,7 @@ describeDirectoryService({
   capabilities: {
     blobCorruption: true,
     refs: "cache:// stores no refs: a ref belongs to one store, the far one",
+    gc: "cache:// has no collector of its own: near and far are collected by their own URLs",
     repair:
       "cache:// has no repair of its own: each tier is a store of its own URL; repair near and far with castore verify --repair",
   },

@@ -8,6 +8,7 @@ import { knownSchemes } from "@castore-ts/core";
 import { catCommand } from "./commands/cat.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { exportCommand } from "./commands/export.js";
+import { gcCommand } from "./commands/gc.js";
 import { getCommand } from "./commands/get.js";
 import { importCommand } from "./commands/import.js";
 import { lsCommand } from "./commands/ls.js";
@@ -42,6 +43,7 @@ export function createProgram(): Command {
     conformanceCommand(),
     verifyCommand(),
     refCommand(),
+    gcCommand(),
   ]) {
     program.addCommand(cmd);
   }

@@ -17,7 +17,7 @@ const correct = (): ConformanceTarget => ({
       refs: new RefService(new MapRefStore(), service, blobs),
     };
   },
-  capabilities: { largeBlobs: LARGE_BLOBS_ELSEWHERE },
+  capabilities: { largeBlobs: LARGE_BLOBS_ELSEWHERE, gc: "a Map store without times of last use" },
 });
 
 /** A service whose errors are plain Errors with the same message, as a remote client might produce. */
@@ -128,6 +128,7 @@ describe("runConformance", () => {
         corruption: "not wired",
         blobs: "this target stores directories only",
         refs: "this target stores directories only",
+        gc: "this target stores directories only",
         ...(typedErrors ? { typedErrors } : {}),
       },
     });
@@ -204,6 +205,9 @@ describe("runConformance", () => {
       "the service has no listDigests (optional in the interface)",
       'capability "isolated" not supported: one running server for every scenario',
       'capability "isolated" not supported: one running server for every scenario',
+      ...scenarios
+        .filter((s) => s.id.startsWith("gc."))
+        .map(() => 'capability "isolated" not supported: one running server for every scenario'),
     ]);
     expect(report.results.find((r) => r.title.startsWith("§7.4 "))?.message).toMatch(
       /absence of A=af1349b9.* not checked/,

@@ -39,4 +39,24 @@ describe("DigestIndex", () => {
     expect(index.size).toBe(0);
     expect(index.get(a.digestAndBytes)).toBeUndefined();
   });
+
+  it("deletes a record from the head, middle or end of a shared chain, and only that record", () => {
+    for (const victim of ["a", "b", "c"]) {
+      const index = new DigestIndex<Row>();
+      const rows = [
+        new Row(digest([1, 2, 3, 4], 0), "a"),
+        new Row(digest([1, 2, 3, 0x44], 0), "b"),
+        new Row(digest([1, 2, 3, 4], 9), "c"),
+      ];
+      rows.forEach((r) => index.add(r));
+      const gone = rows.find((r) => r.name === victim)!;
+      expect(index.delete(Uint8Array.from(gone.digestAndBytes))).toBe(true);
+      expect(index.delete(gone.digestAndBytes)).toBe(false);
+      expect(index.get(gone.digestAndBytes)).toBeUndefined();
+      expect(index.size).toBe(2);
+      const rest = rows.filter((r) => r !== gone);
+      expect(rest.map((r) => index.get(r.digestAndBytes)?.name)).toEqual(rest.map((r) => r.name));
+      expect([...index.values()].map((r) => r.name).sort()).toEqual(rest.map((r) => r.name));
+    }
+  });
 });

@@ -54,6 +54,22 @@ export class DigestIndex<T extends DigestIndexed<T>> {
     this.count++;
   }
 
+  /** Removes the record with this digest; whether there was one. */
+  delete(digest: Uint8Array): boolean {
+    const prefix = prefixOf(digest);
+    let previous: T | undefined = undefined;
+    for (let r = this.byPrefix.get(prefix); r !== undefined; previous = r, r = r.nextSamePrefix) {
+      if (!sameDigest(r.digestAndBytes, digest)) continue;
+      if (previous) previous.nextSamePrefix = r.nextSamePrefix;
+      else if (r.nextSamePrefix) this.byPrefix.set(prefix, r.nextSamePrefix);
+      else this.byPrefix.delete(prefix);
+      r.nextSamePrefix = undefined;
+      this.count--;
+      return true;
+    }
+    return false;
+  }
+
   *values(): IterableIterator<T> {
     for (const head of this.byPrefix.values()) {
       for (let r: T | undefined = head; r !== undefined; r = r.nextSamePrefix) yield r;

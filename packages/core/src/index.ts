@@ -33,3 +33,4 @@ export type { CollectableStore, StoredObject } from "./gc/collectable.js";
 export { InProcessCollector, type CollectableParts } from "./gc/in-process.js";
 export { protectClosure } from "./gc/protect.js";
 export * from "./gc/registry.js";
+export { monotonicNow } from "./gc/clock.js";

@@ -219,6 +219,7 @@ export function conformanceCommand(): Command {
             corruption: "a store opened by URL offers no way to inject corrupt bytes",
             blobCorruption: "a store opened by URL offers no way to inject corrupt bytes",
             isolated: "every scenario opens the same URL, so they share one store",
+            gc: "a collection with no grace would delete what others stored; run castore gc where the store is (the gc.* scenarios need a store of their own)",
             blobs,
             refs: refsCapability,
             largeBlobs: opts.largeBlobs ? true : "a 1 GiB blob only with --large-blobs",

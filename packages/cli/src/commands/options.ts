@@ -30,3 +30,17 @@ export const SIZE_CHECK_HELP =
 export function parseDigest(text: string): Digest {
   return Digest.parse(text);
 }
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: `0`, or a number with a unit ms, s, m, h or d (`90s`, `30m`, `1.5h`, `7d`), in milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (text.trim() === "0") return 0;
+  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]] : Number.NaN;
+  if (!Number.isFinite(ms))
+    throw new InvalidArgumentError(
+      `expected a duration: 0, or a number with a unit ms, s, m, h or d (e.g. 30m, 1h, 7d), got ${JSON.stringify(text)}`,
+    );
+  return ms;
+}

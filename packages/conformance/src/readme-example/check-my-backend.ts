@@ -9,6 +9,7 @@ const report = await runConformance(
       corruption: "this example wires no corrupt() hook",
       blobs: "the example stores directories only",
       refs: "nor refs",
+      gc: "nor garbage collection",
     },
   },
   { filter: /^§7\.[1-9] /, onResult: (r) => console.log(r.status, r.id, r.title, r.message ?? "") },

@@ -11,5 +11,6 @@ describeDirectoryService({
     repair: "the example store implements no repair()",
     blobs: "the example stores directories only",
     refs: "nor refs",
+    gc: "nor garbage collection",
   },
 });

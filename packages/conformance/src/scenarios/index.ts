@@ -6,6 +6,7 @@ import type { ConformanceTarget, Scenario } from "../types.js";
 import { abortScenarios } from "./abort.js";
 import { blobScenarios } from "./blobs.js";
 import { closingScenarios } from "./closing.js";
+import { gcScenarios } from "./gc.js";
 import { corruptionScenarios } from "./corruption.js";
 import { isolationScenarios } from "./isolation.js";
 import { nameScenarios } from "./names.js";
@@ -38,6 +39,7 @@ export const scenarios: Scenario[] = [
   ...orderScenarios,
   ...blobScenarios,
   ...refScenarios,
+  ...gcScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 /**

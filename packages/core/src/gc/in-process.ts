@@ -18,7 +18,6 @@
  * until it is deleted (the order of deletion needs the whole garbage list).
  */
 import { decodeDirectory } from "../canonical.js";
-import { decodeStoredDirectory } from "../closure.js";
 import { Digest, digestKey, digestKeyBytes } from "../digest.js";
 import { throwIfAborted } from "../errors.js";
 import { directorySize } from "../model.js";
@@ -26,6 +25,7 @@ import type { DirectoryStore } from "../store-service.js";
 import type { BlobStore } from "../blob/service.js";
 import type { RefStore } from "../refs/service.js";
 import type { CollectableStore } from "./collectable.js";
+import { walkDirectories } from "./walk.js";
 import {
   DEFAULT_GRACE_MS,
   type CollectOptions,
@@ -132,31 +132,22 @@ export class InProcessCollector implements GarbageCollector {
     return out;
   }
 
-  /** Breadth first from the roots; each directory read once, re-hashed and decoded (a corrupt one stops the collection). */
+  /** Every directory reachable from the roots, and the blobs their files name. */
   private async markDirectories(roots: readonly Digest[], live: LiveSets, opts: CollectOptions): Promise<void> {
-    let queue: Digest[] = [];
-    const enqueue = (d: Digest) => {
-      const key = digestKey(d.bytes);
-      if (live.directory.has(key)) return;
-      live.directory.add(key);
-      queue.push(d);
-    };
-    roots.forEach(enqueue);
-    while (queue.length > 0) {
-      throwIfAborted(opts.signal);
-      const batch = queue.slice(0, BATCH);
-      queue = queue.slice(batch.length);
-      const stored = await this.parts.directories.getMany(batch, opts.signal);
-      batch.forEach((digest, i) => {
-        const bytes = stored[i];
-        // Gone: a young directory another collection was deleting as it turned young, or a store already damaged.
-        if (bytes === undefined) return;
-        const directory = decodeStoredDirectory(digest, bytes);
-        for (const child of directory.directories) enqueue(Digest.fromBytes(child.digest));
-        for (const file of directory.files) live.blob.add(digestKey(file.digest));
-      });
-      opts.onProgress?.({ phase: "mark", done: live.directory.size });
-    }
+    await walkDirectories(
+      this.parts.directories,
+      roots,
+      live.directory,
+      {
+        visit(_digest, directory) {
+          for (const file of directory.files) live.blob.add(digestKey(file.digest));
+        },
+        // Gone: a young directory another collection deleted as this one listed it, or a store already damaged.
+        missing() {},
+        progress: (seen) => opts.onProgress?.({ phase: "mark", done: seen }),
+      },
+      opts.signal,
+    );
   }
 
   /** Every live blob's chunks; a blob's own digest counts as a chunk too (a blob of one chunk is that chunk). */

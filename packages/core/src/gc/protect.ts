@@ -7,12 +7,11 @@
  * before the ref is written. Spec §10.2.
  */
 import { EMPTY_BLOB_DIGEST } from "../blob/chunked.js";
-import { decodeStoredDirectory } from "../closure.js";
 import { Digest } from "../digest.js";
 import { ClosureError, throwIfAborted } from "../errors.js";
-import { directorySize } from "../model.js";
 import type { CallOptions } from "../service.js";
 import type { CollectableParts } from "./in-process.js";
+import { walkDirectories } from "./walk.js";
 
 const BATCH = 512;
 
@@ -24,39 +23,29 @@ export async function protectClosure(
   const { signal } = opts;
   const directories: { digest: Digest; treeSize: bigint }[] = [];
   const blobs = new Map<string, Digest>();
-  const seen = new Set<string>([root.hex]);
-  let queue: Digest[] = [root];
-  while (queue.length > 0) {
-    throwIfAborted(signal);
-    const batch = queue.slice(0, BATCH);
-    queue = queue.slice(batch.length);
-    const stored = await parts.directories.getMany(batch, signal);
-    batch.forEach((digest, i) => {
-      const bytes = stored[i];
-      if (bytes === undefined) {
+  await walkDirectories(
+    parts.directories,
+    [root],
+    new Set(),
+    {
+      visit(digest, directory, size) {
+        directories.push({ digest, treeSize: size });
+        if (!parts.blobs) return;
+        for (const file of directory.files) {
+          const d = Digest.fromBytes(file.digest);
+          if (!d.equals(EMPTY_BLOB_DIGEST)) blobs.set(d.hex, d);
+        }
+      },
+      missing(digest) {
         throw new ClosureError(
           digest.equals(root)
             ? `tree ${root.hex} is not stored`
             : `tree ${root.hex} is not wholly stored: directory ${digest.hex} is missing`,
         );
-      }
-      const directory = decodeStoredDirectory(digest, bytes);
-      directories.push({ digest, treeSize: directorySize(directory) });
-      for (const child of directory.directories) {
-        const d = Digest.fromBytes(child.digest);
-        if (!seen.has(d.hex)) {
-          seen.add(d.hex);
-          queue.push(d);
-        }
-      }
-      if (parts.blobs) {
-        for (const file of directory.files) {
-          const d = Digest.fromBytes(file.digest);
-          if (!d.equals(EMPTY_BLOB_DIGEST)) blobs.set(d.hex, d);
-        }
-      }
-    });
-  }
+      },
+    },
+    signal,
+  );
   await touchAll(parts, "blob", [...blobs.values()], root, signal);
   // Children before parents: a child's size (spec §1) is smaller than its parent's.
   directories.sort((a, b) => (a.treeSize < b.treeSize ? -1 : a.treeSize > b.treeSize ? 1 : 0));
