@@ -67,6 +67,7 @@ const TEMPORARY_TABLES = [ROOTS, ...Object.values(LIVE), GARBAGE];
 
 export class PostgresGarbageCollector implements GarbageCollector {
   readonly backend: string;
+  private closed = false;
 
   private constructor(
     readonly db: PostgresDirectoryStore,
@@ -88,6 +89,7 @@ export class PostgresGarbageCollector implements GarbageCollector {
   }
 
   async collect(opts: CollectOptions = {}): Promise<CollectReport> {
+    if (this.closed) throw new BackendError(this.backend, "garbage collector is closed");
     const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
     if (!Number.isFinite(graceMs) || graceMs < 0)
       throw new RangeError(`grace must be a non-negative number of milliseconds, got ${graceMs}`);
@@ -96,8 +98,7 @@ export class PostgresGarbageCollector implements GarbageCollector {
       if (!(d instanceof Digest)) throw new TypeError(`keep[${i}] must be a Digest, got ${typeof d}`);
     await this.db.init();
     return this.db.withClient("collecting garbage", opts.signal, async (client, session) => {
-      const { rows } = await client.query<[number]>({ text: NOW_MS, rowMode: "array" });
-      const startedAt = rows[0][0];
+      const startedAt = await this.countIn(client, session);
       const report: CollectReport = {
         startedAt,
         cutoff: startedAt - graceMs,
@@ -123,7 +124,31 @@ export class PostgresGarbageCollector implements GarbageCollector {
     });
   }
 
+  /**
+   * Counts this collection in (`collections.started`) and reads the server's
+   * clock, in one transaction that waits for every ref being set right now
+   * (they hold the row FOR SHARE): their refs are committed before the
+   * collection starts and it reads them; a ref set that begins later sees the
+   * count change and protects its tree again, after the start (postgres-ref-store.ts).
+   */
+  private async countIn(client: pg.ClientBase, session: { discard(why: unknown): void }): Promise<number> {
+    await client.query("BEGIN");
+    try {
+      await client.query(
+        `UPDATE ${this.db.tables.collections} SET started = started + 1, last_started_at = clock_timestamp()`,
+      );
+      const { rows } = await client.query<[number]>({ text: NOW_MS, rowMode: "array" });
+      await client.query("COMMIT");
+      return rows[0][0];
+    } catch (error) {
+      await client.query("ROLLBACK").catch(session.discard);
+      throw error;
+    }
+  }
+
+  /** Closes the pool if this collector opened it. Closing twice is fine. */
   async close(): Promise<void> {
+    this.closed = true;
     if (this.ownsDb) await this.db.close();
   }
 }

@@ -22,6 +22,7 @@ import {
   makeSymlinkNode,
   openGarbageCollector,
   openRefStore,
+  protectClosure,
   type CollectProgress,
   type Directory,
   type DirectoryService,
@@ -418,6 +419,59 @@ describe("the touch rules (spec §10.2)", () => {
   });
 });
 
+describe("a ref's set against a collection's start", () => {
+  it("a collection that starts between the tree's protection and the ref's write makes the set protect again", async () => {
+    const { service, blobs, gc, schema } = await openAll();
+    const blob = await writeBlob(blobs, new Uint8Array(randomBytes(3000)));
+    const tree = treeWith(blob, 3000, "fence");
+    await upload(service, tree.directories);
+    await ageEverything(schema);
+    const objects = new PostgresCollectableStore(service.store);
+    const parts = { objects, directories: service.store, blobs: PostgresBlobStore.sharing(service.store) };
+    const reports: Awaited<ReturnType<typeof gc.collect>>[] = [];
+    let protections = 0;
+    const refs = postgresRefService(service, blobs, {
+      // The tree is checked and marked; then, before the ref is written, a collection with no grace
+      // starts: it reads no ref, and everything was marked before its cutoff.
+      protect: async (root, opts) => {
+        protections++;
+        await protectClosure(parts, root, opts);
+        if (protections === 1) reports.push(await gc.collect({ graceMs: 0 }));
+      },
+    });
+
+    await expect(refs.set("fenced", tree.root)).rejects.toThrow(ClosureError);
+
+    expect(protections).toBe(2);
+    expect(reports[0].deleted.directory).toBe(2);
+    expect(await refs.get("fenced")).toBeUndefined();
+    const { rows } = await stores.admin.query(`SELECT started::int AS n FROM "${schema}".collections`);
+    expect(rows).toEqual([{ n: 1 }]);
+  });
+
+  it("a ref set while no collection starts is protected once", async () => {
+    const { service, blobs } = await openAll();
+    const blob = await writeBlob(blobs, new Uint8Array(randomBytes(3000)));
+    const tree = treeWith(blob, 3000, "once");
+    await upload(service, tree.directories);
+    let protections = 0;
+    const parts = {
+      objects: new PostgresCollectableStore(service.store),
+      directories: service.store,
+      blobs: PostgresBlobStore.sharing(service.store),
+    };
+    const refs = postgresRefService(service, blobs, {
+      protect: async (root, opts) => {
+        protections++;
+        await protectClosure(parts, root, opts);
+      },
+    });
+    await refs.set("once", tree.root);
+    expect(protections).toBe(1);
+    expect((await refs.get("once"))?.hex).toBe(tree.root.hex);
+  });
+});
+
 describe("castore_directory_scan", () => {
   it("gives core's directorySize and the file digests, in order, for stored directories", async () => {
     const { service, schema } = await openAll();
@@ -456,7 +510,8 @@ describe("castore_directory_scan", () => {
 describe("refs", () => {
   it("compare-and-set is atomic: of 20 concurrent creations exactly one wins", async () => {
     const { service } = await openAll();
-    const store = PostgresRefStore.sharing(service.store);
+    // The refs alone: digests that name no stored tree, so no protection.
+    const store = PostgresRefStore.sharing(service.store, { protect: async () => undefined });
     const targets = Array.from({ length: 20 }, (_, i) => Digest.of(new Uint8Array([i])));
     const results = await Promise.all(targets.map((d) => store.compareAndSetRef("race", d, null)));
     const winners = results.filter((r) => r.swapped);
@@ -468,7 +523,8 @@ describe("refs", () => {
 
   it("lists in byte order, under a prefix, across pages", async () => {
     const { service } = await openAll();
-    const store = PostgresRefStore.sharing(service.store);
+    // The refs alone: digests that name no stored tree, so no protection.
+    const store = PostgresRefStore.sharing(service.store, { protect: async () => undefined });
     const d = Digest.of(new Uint8Array([1]));
     const names = ["B", "a", "a-c", "a/a", "a/b", "a0", "b"];
     for (const n of names) await store.compareAndSetRef(n, d, undefined);
@@ -511,7 +567,7 @@ describe("layout version 5", () => {
       `ALTER TABLE "${schema}".directories DROP COLUMN used_at;
        ALTER TABLE "${schema}".blobs DROP COLUMN used_at;
        ALTER TABLE "${schema}".chunks DROP COLUMN used_at;
-       DROP TABLE "${schema}".refs;
+       DROP TABLE "${schema}".refs, "${schema}".collections;
        DROP FUNCTION "${schema}".castore_directory_scan;
        DELETE FROM "${schema}".schema_version;
        INSERT INTO "${schema}".schema_version (version) VALUES (4)`,
@@ -524,6 +580,7 @@ describe("layout version 5", () => {
     expect(SCHEMA_VERSION).toBe(5);
     expect(await usedAt(schema, "directories", digest)).toBeGreaterThanOrEqual(before - 1000);
     expect(await count(schema, "refs")).toBe(0);
+    expect(await count(schema, "collections")).toBe(1);
     const gc = PostgresGarbageCollector.sharing(service.store);
     expect((await gc.collect({ graceMs: 0 })).deleted.directory).toBe(1);
   });

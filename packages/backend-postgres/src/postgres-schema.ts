@@ -46,6 +46,8 @@ export interface SchemaTables {
   refs: string;
   /** The collector's reader of stored directory bytes (postgres-directory-scan.ts). */
   directoryScan: string;
+  /** How many garbage collections have started (one row): what a ref's set checks it raced none (postgres-ref-store.ts). */
+  collections: string;
   /** How far the fill of `children` for rows stored before version 3 got (one row). */
   childrenFill: string;
   /** Which layout versions were applied. */
@@ -61,6 +63,7 @@ export function schemaTables(schema: string): SchemaTables {
     blobChunks: `${q}.blob_chunks`,
     refs: `${q}.refs`,
     directoryScan: `${q}.castore_directory_scan`,
+    collections: `${q}.collections`,
     childrenFill: `${q}.children_fill`,
     version: `${q}.schema_version`,
   };
@@ -137,6 +140,14 @@ export function migrations(t: SchemaTables): { version: number; statements: stri
            digest bytea NOT NULL CHECK (octet_length(digest) = 32)
          )`,
         directoryScanFunction(t.directoryScan),
+        // One row: every collection counts itself in before it reads the refs; a ref's set
+        // re-protects its tree if one started since it began (postgres-ref-store.ts).
+        `CREATE TABLE IF NOT EXISTS ${t.collections} (
+           singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+           started bigint NOT NULL DEFAULT 0,
+           last_started_at timestamptz
+         )`,
+        `INSERT INTO ${t.collections} DEFAULT VALUES ON CONFLICT DO NOTHING`,
       ],
     },
   ];
