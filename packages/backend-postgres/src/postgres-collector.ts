@@ -265,7 +265,10 @@ class Collection {
       `INSERT INTO ${LIVE.blob}
        SELECT digest FROM ${t.blobs} WHERE used_at >= ${this.cutoff}
        UNION
-       SELECT r.digest FROM ${ROOTS} r WHERE NOT EXISTS (SELECT 1 FROM ${t.directories} d WHERE d.digest = r.digest)
+       SELECT r.digest FROM ${ROOTS} r
+       WHERE NOT EXISTS (SELECT 1 FROM ${t.directories} d WHERE d.digest = r.digest)
+         AND (EXISTS (SELECT 1 FROM ${t.blobs} b WHERE b.digest = r.digest)
+              OR EXISTS (SELECT 1 FROM ${t.chunks} c WHERE c.digest = r.digest))
        ON CONFLICT DO NOTHING`,
     );
     await this.run(`ANALYZE ${LIVE.blob}`);
