@@ -18,6 +18,8 @@
 
 /** `CREATE OR REPLACE FUNCTION <name>(bytes bytea, OUT tree_size numeric, OUT files bytea[])`. */
 export function directoryScanFunction(name: string): string {
+  // bigint arithmetic per byte (numeric there made it several times slower): a varint past 56 bits
+  // (only a DirectoryNode size can be one) goes on in numeric; sizes are summed in numeric.
   return `CREATE OR REPLACE FUNCTION ${name}(bytes bytea, OUT tree_size numeric, OUT files bytea[])
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $scan$
 DECLARE
@@ -27,8 +29,10 @@ DECLARE
   node_tag integer;
   node_end integer;
   b integer;
-  len numeric;
-  shift numeric;
+  len bigint;
+  shift bigint;
+  big numeric;
+  entries bigint := 0;
 BEGIN
   tree_size := 0;
   files := '{}';
@@ -46,25 +50,37 @@ BEGIN
     END LOOP;
     IF node_tag NOT IN (10, 18, 26) OR pos + len > n THEN tree_size := NULL; files := NULL; RETURN; END IF;
     node_end := pos + len::integer;
-    tree_size := tree_size + 1;
+    entries := entries + 1;
     WHILE pos < node_end LOOP
       tag := get_byte(bytes, pos);
       pos := pos + 1;
       -- A varint (wire type 0) or a length (wire type 2) follows; nothing else is in a node.
       IF tag & 7 NOT IN (0, 2) THEN tree_size := NULL; files := NULL; RETURN; END IF;
-      len := 0; shift := 1;
+      len := 0; shift := 1; big := NULL;
       LOOP
-        IF pos >= node_end OR shift > 1180591620717411303424 THEN tree_size := NULL; files := NULL; RETURN; END IF;
+        IF pos >= node_end THEN tree_size := NULL; files := NULL; RETURN; END IF;
         b := get_byte(bytes, pos); pos := pos + 1;
-        len := len + (b & 127) * shift;
+        IF big IS NULL THEN
+          len := len + (b & 127) * shift;
+        ELSE
+          big := big + (b & 127) * shift::numeric * 72057594037927936; -- shift is 128 here: 2^63
+        END IF;
         EXIT WHEN b < 128;
-        shift := shift * 128;
+        IF big IS NULL AND shift = 72057594037927936 THEN
+          -- Past 56 bits: the rest counts in numeric (a varint has at most 10 bytes).
+          big := len; shift := 128;
+        ELSE
+          shift := shift * 128;
+        END IF;
+        IF big IS NOT NULL AND shift > 128 THEN tree_size := NULL; files := NULL; RETURN; END IF;
       END LOOP;
       IF tag & 7 = 0 THEN
         -- DirectoryNode.size (field 3): the child's own size counts into its parent's.
-        IF node_tag = 10 AND tag = 24 THEN tree_size := tree_size + len; END IF;
+        IF node_tag = 10 AND tag = 24 THEN
+          tree_size := tree_size + coalesce(big, len);
+        END IF;
       ELSE
-        IF pos + len > node_end THEN tree_size := NULL; files := NULL; RETURN; END IF;
+        IF big IS NOT NULL OR pos + len > node_end THEN tree_size := NULL; files := NULL; RETURN; END IF;
         -- FileNode.digest (field 2): the blob this file keeps.
         IF node_tag = 18 AND tag = 18 THEN files := files || substring(bytes FROM pos + 1 FOR len::integer); END IF;
         pos := pos + len::integer;
@@ -72,6 +88,7 @@ BEGIN
     END LOOP;
     IF pos <> node_end THEN tree_size := NULL; files := NULL; RETURN; END IF;
   END LOOP;
+  tree_size := tree_size + entries;
 END
 $scan$`;
 }

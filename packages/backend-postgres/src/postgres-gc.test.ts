@@ -480,6 +480,8 @@ describe("castore_directory_scan", () => {
     const dir = makeDirectory({
       directories: [
         makeDirectoryNode("big", Digest.of(randomBytes(3)), 2n ** 62n),
+        makeDirectoryNode("biggest", Digest.of(randomBytes(3)), 2n ** 64n - 1n),
+        makeDirectoryNode("border", Digest.of(randomBytes(3)), 2n ** 56n + 5n),
         makeDirectoryNode("leaf", directoryDigest(leaf), directorySize(leaf)),
       ],
       files: files.map((d, i) => makeFileNode(`f${String(i).padStart(3, "0")}`, d, i * 1000, i % 2 === 0)),
