@@ -12,6 +12,7 @@ import {
   ConflictError,
   CorruptionError,
   Digest,
+  InProcessCollector,
   decodeDirectory,
   directoryDigest,
   directorySize,
@@ -234,6 +235,39 @@ describe("the collector", () => {
     // Committed, the touches make it young: the next collection does not even list it.
     const next = await gc.collect({ graceMs: 60_000 });
     expect(next.spared + next.deleted.directory).toBe(0);
+  });
+
+  it("agrees with core's in-process collector over the same store (which lists it page by page)", async () => {
+    const { service, blobStore, blobs, refs, gc, schema } = await openAll();
+    const blob = await writeBlob(blobs, new Uint8Array(randomBytes(3000)));
+    const kept = treeWith(blob, 3000, "kept");
+    await upload(service, kept.directories);
+    await refs.set("kept", kept.root);
+    await writeBlob(blobs, new Uint8Array(randomBytes(3000)));
+    // More than a page (4 096) of garbage directories.
+    const leaves = Array.from({ length: 5000 }, (_, i) => makeDirectory({ symlinks: [makeSymlinkNode(`l${i}`, "x")] }));
+    const top = makeDirectory({
+      directories: leaves.map((l, i) =>
+        makeDirectoryNode(`d${String(i).padStart(4, "0")}`, directoryDigest(l), directorySize(l)),
+      ),
+    });
+    await upload(service, [...leaves, top]);
+    await ageEverything(schema);
+    const inProcess = new InProcessCollector({
+      objects: new PostgresCollectableStore(service.store),
+      directories: service.store,
+      blobs: blobStore,
+      refs: PostgresRefStore.sharing(service.store),
+    });
+
+    const theirs = await inProcess.collect({ graceMs: 0, dryRun: true });
+    const ours = await gc.collect({ graceMs: 0, dryRun: true });
+
+    expect(ours.deleted).toEqual(theirs.deleted);
+    expect(ours.deleted.directory).toBe(5001);
+    expect(ours.deletedBytes).toBe(theirs.deletedBytes);
+    expect(ours.live.directory).toBe(theirs.live.directory);
+    expect(ours.roots).toBe(theirs.roots);
   });
 
   it("deleteUnusedSince deletes only objects still unused since the cutoff", async () => {
