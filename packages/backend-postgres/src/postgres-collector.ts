@@ -113,15 +113,49 @@ export class PostgresGarbageCollector implements GarbageCollector {
       // From here a broken connection fails the collection (a new one would not have its tables).
       session.begun();
       const run = new Collection(this.backend, client, this.db.tables, report, opts);
+      const cancel = await this.cancelOnAbort(client, opts.signal);
       try {
         await run.createTables();
         await run.mark(keep);
         for (const kind of OBJECT_KINDS) await run.sweep(kind);
+      } catch (error) {
+        throwIfAborted(opts.signal); // a statement cancelled by the abort: report the abort
+        throw error;
       } finally {
-        await run.dropTables().catch(session.discard);
+        // A cancel that was sent may land after the statement it was meant for: never pool that connection.
+        if (await cancel.stop()) session.discard(new Error("the collection was cancelled"));
+        else await run.dropTables().catch(session.discard);
       }
       return report;
     });
+  }
+
+  /**
+   * While the collection runs, an abort cancels the statement in flight
+   * (pg_cancel_backend from another pooled connection), so a long mark or
+   * sweep statement stops at once. stop() resolves to whether a cancel was sent.
+   */
+  private async cancelOnAbort(
+    client: pg.ClientBase,
+    signal: AbortSignal | undefined,
+  ): Promise<{ stop(): Promise<boolean> }> {
+    if (!signal) return { stop: async () => false };
+    const { rows } = await client.query<[number]>({ text: "SELECT pg_backend_pid()", rowMode: "array" });
+    const pid = rows[0][0];
+    let sent: Promise<unknown> | undefined;
+    const onAbort = () => {
+      sent ??= this.db.pool.query("SELECT pg_cancel_backend($1)", [pid]).catch(() => undefined);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    return {
+      stop: async () => {
+        signal.removeEventListener("abort", onAbort);
+        if (sent === undefined) return false;
+        await sent;
+        return true;
+      },
+    };
   }
 
   /**

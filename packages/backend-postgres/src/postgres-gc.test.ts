@@ -28,6 +28,7 @@ import {
   type Directory,
   type DirectoryService,
 } from "@castore-ts/core";
+import { waitFor } from "@castore-ts/testing";
 import { describe, expect, it } from "vitest";
 import {
   PostgresBlobStore,
@@ -350,6 +351,36 @@ describe("the collector", () => {
     expect(progress.find((p) => p.phase === "sweep" && p.kind === "directory")?.total).toBe(2500);
     // The next collection finishes the job.
     expect((await gc.collect({ graceMs: 0 })).deleted.directory).toBe(1500);
+  });
+
+  it("an abort cancels the statement in flight, deletes nothing, and the next collection works", async () => {
+    const { service, gc, schema } = await openAll();
+    await upload(service, [makeDirectory({ symlinks: [makeSymlinkNode("l", "x")] })]);
+    await ageEverything(schema);
+    // The mark's first statement reads the refs: a lock held on them makes it wait, in the server.
+    const holder = await stores.admin.connect();
+    const abort = new AbortController();
+    let run: Promise<unknown> | undefined;
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`LOCK TABLE "${schema}".refs IN ACCESS EXCLUSIVE MODE`);
+      run = gc.collect({ graceMs: 0, signal: abort.signal });
+      run.catch(() => undefined);
+      await waitFor(async () => {
+        const { rows } = await stores.admin.query(
+          `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%castore_gc_roots%'`,
+        );
+        return rows.length > 0;
+      }, "the collection waiting on the refs");
+      abort.abort(new Error("stop"));
+      // Rejects while the lock is still held: the statement was cancelled, not finished.
+      await expect(run).rejects.toThrow(AbortError);
+    } finally {
+      await holder.query("ROLLBACK");
+      holder.release();
+    }
+    expect(await count(schema, "directories")).toBe(1);
+    expect((await gc.collect({ graceMs: 0 })).deleted.directory).toBe(1);
   });
 
   it("stops, deleting nothing, when a live directory's children are unknown", async () => {
