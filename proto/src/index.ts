@@ -33,3 +33,4 @@ export {
   ServerReflectionResponseSchema as ServerReflectionV1alphaResponseSchema,
 } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 export * from "./gen/castore/refs/v1/refs_pb.js";
+export * from "./gen/castore/sync/v1/sync_pb.js";

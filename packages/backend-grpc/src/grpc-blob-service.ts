@@ -55,6 +55,7 @@ import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grp
 import type { GrpcTarget, ServiceName } from "./grpc-url.js";
 import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
 import { fromConnectError } from "./status.js";
+import { FindMissingClient } from "./grpc-find-missing.js";
 import { encodeBlobChunk, MAX_SENT_BLOB_CHUNK_BYTES } from "./blob-service-handler.js";
 
 export interface GrpcBlobServiceOptions extends ClientConnectionOptions {
@@ -87,6 +88,7 @@ export class GrpcBlobService implements BlobService {
   readonly serviceName: ServiceName;
   private readonly sessionManager: Http2SessionManager;
   private readonly target: CallTarget;
+  private readonly findMissing: FindMissingClient;
   private readonly paths: { stat: string; read: string; put: string };
   private readonly putQueueMessages: number;
   private readonly readAheadChunks: number;
@@ -105,6 +107,7 @@ export class GrpcBlobService implements BlobService {
     this.serviceName = connection.serviceName;
     this.sessionManager = connection.sessionManager;
     this.target = connection.target;
+    this.findMissing = new FindMissingClient(this.target, this.address);
     this.putQueueMessages = positive("putQueueMessages", options.putQueueMessages ?? DEFAULT_PUT_QUEUE_MESSAGES);
     this.readAheadChunks = positive("readAheadChunks", options.readAheadChunks ?? DEFAULT_READ_AHEAD_CHUNKS);
     this.hasConcurrency = positive("hasConcurrency", options.hasConcurrency ?? DEFAULT_HAS_CONCURRENCY);
@@ -196,8 +199,16 @@ export class GrpcBlobService implements BlobService {
     return { size };
   }
 
+  /** One FindMissing call per 50 000 digests; against a server without it, a Stat per digest. */
   async has(digests: readonly Digest[], opts: CallOptions = {}): Promise<boolean[]> {
     this.checkOpen();
+    let found: boolean[] | undefined;
+    try {
+      found = await this.findMissing.has("blobs", digests, opts.signal);
+    } catch (e) {
+      throw this.wrap(e, opts.signal);
+    }
+    if (found) return found.map((present, i) => present || digests[i].equals(EMPTY_BLOB));
     const out = new Array<boolean>(digests.length);
     let next = 0;
     const worker = async () => {

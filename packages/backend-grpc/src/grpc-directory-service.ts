@@ -19,6 +19,7 @@ import {
   type DirectoryPutter,
   type DirectoryService,
   encodeDirectory,
+  hasDirectories,
   isCastoreError,
   RootToLeavesChecker,
   type SizeCheck,
@@ -31,6 +32,7 @@ import type { GrpcTarget, ServiceName } from "./grpc-url.js";
 import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
 import { decodeReceived, type ReceivedDirectory } from "./wire-directory.js";
 import { fromConnectError } from "./status.js";
+import { FindMissingClient } from "./grpc-find-missing.js";
 
 export interface GrpcDirectoryServiceOptions extends ClientConnectionOptions {
   /** Directories an upload holds in memory ahead of the network before put() waits (default 256). */
@@ -62,6 +64,7 @@ export class GrpcDirectoryService implements DirectoryService {
   readonly serviceName: ServiceName;
   private readonly sessionManager: Http2SessionManager;
   private readonly target: CallTarget;
+  private readonly findMissing: FindMissingClient;
   private readonly paths: { get: string; put: string };
   private readonly putQueueLength: number;
   private readonly sizeCheck: SizeCheck | undefined;
@@ -79,6 +82,7 @@ export class GrpcDirectoryService implements DirectoryService {
     this.serviceName = connection.serviceName;
     this.sessionManager = connection.sessionManager;
     this.target = connection.target;
+    this.findMissing = new FindMissingClient(this.target, this.address);
     this.putQueueLength = options.putQueueLength ?? DEFAULT_PUT_QUEUE_LENGTH;
     this.sizeCheck = options.sizeCheck;
     const service = `/${this.serviceName}.castore.v1.DirectoryService`;
@@ -95,6 +99,19 @@ export class GrpcDirectoryService implements DirectoryService {
 
   private getCall(digest: Digest, recursive: boolean, signal: AbortSignal | undefined) {
     return serverStreamingCall(this.target, this.paths.get, getRequestBytes(digest, recursive), signal);
+  }
+
+  /** One FindMissing call per 50 000 digests; against a server without it, a Get of each, 8 at a time. */
+  async has(digests: readonly Digest[], opts: CallOptions = {}): Promise<boolean[]> {
+    this.checkOpen();
+    let found: boolean[] | undefined;
+    try {
+      found = await this.findMissing.has("directories", digests, opts.signal);
+    } catch (e) {
+      throw this.wrap(e, opts.signal);
+    }
+    // The fallback: core's get-of-each over this service without its `has`.
+    return found ?? hasDirectories({ get: (d, o) => this.get(d, o) }, digests, opts);
   }
 
   async get(digest: Digest, opts: CallOptions = {}): Promise<Directory | undefined> {

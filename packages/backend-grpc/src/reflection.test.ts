@@ -88,6 +88,7 @@ describe("grpc.reflection ServerReflection", () => {
         { fileContainingSymbol: "no.such.Symbol" },
       ]);
       expect(list!.listServicesResponse!.service.map((s) => s.name).sort()).toEqual([
+        "castore.sync.v1.SyncService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

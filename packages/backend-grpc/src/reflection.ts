@@ -10,6 +10,7 @@ import { create, createRegistry, type DescFile, type DescMessage, type Registry,
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
   file_castore_refs_v1_refs,
+  file_castore_sync_v1_sync,
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
@@ -47,6 +48,7 @@ function fileRegistry(): FileRegistry {
     file_tvix_castore_v1_rpc_blobstore,
     file_snix_castore_v1_rpc_blobstore,
     file_castore_refs_v1_refs,
+    file_castore_sync_v1_sync,
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,

@@ -12,6 +12,7 @@ import * as net from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { BlobService, DirectoryService, RefService } from "@castore-ts/core";
 import { REF_SERVICE, refRoutes } from "./ref-service-handler.js";
+import { SYNC_SERVICE, syncRoutes } from "./sync-service-handler.js";
 import {
   directoryRoutes,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -197,6 +198,7 @@ export function createDirectoryServiceServer(
     for (const [path, route] of blobRoutes(served, { serviceNames, logger, metrics })) routes.set(path, route);
   }
   if (options.refs) for (const [path, route] of refRoutes(options.refs)) routes.set(path, route);
+  for (const [path, route] of syncRoutes(service, blobs)) routes.set(path, route);
   const handler = createCallHandler(routes, directoryOptions);
   // grpc.health.v1.Health (unauthenticated: probes send no credentials, and it tells only a status).
   const healthShutdown = new AbortController();
@@ -216,6 +218,7 @@ export function createDirectoryServiceServer(
           ...serviceNames.map((n) => `${n}.castore.v1.DirectoryService`),
           ...(blobs ? serviceNames.map((n) => `${n}.castore.v1.BlobService`) : []),
           ...(options.refs ? [REF_SERVICE] : []),
+          SYNC_SERVICE,
           "grpc.health.v1.Health",
           ...REFLECTION_SERVICE_NAMES,
         ],

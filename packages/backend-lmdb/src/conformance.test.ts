@@ -2,24 +2,32 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
-import { ChunkedBlobService, RefService } from "@castore-ts/core";
-import { LmdbBlobStore, LmdbDirectoryService, LmdbRefStore } from "./index.js";
+import { ChunkedBlobService, InProcessCollector, protectClosure, RefService } from "@castore-ts/core";
+import { LmdbBlobStore, LmdbDirectoryService, LmdbRefStore, openLmdbGcParts } from "./index.js";
 
 describeDirectoryService({
   name: "lmdb",
   factory: async () => {
     const dir = mkdtempSync(join(tmpdir(), "castore-lmdb-conformance-"));
-    // Directories and blobs in one store directory, as `lmdb://` opens them.
-    const service = await LmdbDirectoryService.open(join(dir, "store"));
-    const blobStore = LmdbBlobStore.open(join(dir, "store"));
+    const path = join(dir, "store");
+    // Directories, blobs, refs and the collector in one store directory, as `lmdb://` opens them.
+    const service = await LmdbDirectoryService.open(path);
+    const blobStore = LmdbBlobStore.open(path);
     const blobs = new ChunkedBlobService(blobStore);
-    const refs = new RefService(LmdbRefStore.open(join(dir, "store")), service, blobs);
+    const parts = openLmdbGcParts(path);
+    const refStore = LmdbRefStore.open(path);
+    const refs = new RefService(refStore, service, blobs, {
+      protect: (root, opts) => protectClosure(parts, root, opts),
+    });
+    const { objects, directories } = parts;
+    const gc = new InProcessCollector({ objects, directories, blobs: parts.blobs, refs: refStore });
     return {
       service,
       blobs,
       refs,
+      gc,
       teardown: async () => {
-        await Promise.all([service.close(), blobs.close(), refs.close()]);
+        await Promise.all([service.close(), blobs.close(), refs.close(), gc.close(), parts.close()]);
         rmSync(dir, { recursive: true, force: true });
       },
       // Bad bytes written straight through lmdb, replacing what is stored.

@@ -9,7 +9,11 @@
  *   chunk's size as uint32 little endian); the empty blob's list is empty.
  *
  * It only stores and fetches bytes: ChunkedBlobService (core) chunks, hashes,
- * verifies every read and decides when a blob becomes visible.
+ * verifies every read and decides when a blob becomes visible. Every write,
+ * and every `has` that finds something, also marks what it wrote or found as
+ * used now in the "used" database (lmdb-used.ts), in the same write
+ * transaction: the touch rules (b) to (d) of spec §10.2, which keep a
+ * collection from deleting what an upload relies on.
  */
 import { resolve } from "node:path";
 import {
@@ -23,6 +27,7 @@ import {
 } from "@castore-ts/core";
 import type { Database, RootDatabase } from "lmdb";
 import { openLmdbEnv } from "./lmdb-env.js";
+import { issueUsedAt, markUsed, touchStored, USED_DB } from "./lmdb-used.js";
 import { type LmdbStoreOptions, parseLmdbUrl } from "./lmdb-url.js";
 
 /** Name of the LMDB database that holds chunks by digest. */
@@ -62,6 +67,28 @@ export function decodeManifest(bytes: Uint8Array, backend: string, blob: Digest)
   return chunks;
 }
 
+/** The databases a blob's touch reads and writes. */
+export interface BlobDbs {
+  chunks: Database<Uint8Array, Uint8Array>;
+  manifests: Database<Uint8Array, Uint8Array>;
+  used: Database<Uint8Array, Uint8Array>;
+}
+
+/**
+ * In a write transaction: marks the blob stored under `digest` as used at
+ * `now`, with its chunks (spec §10.2 (d)): the manifest and every chunk it
+ * lists, or, when no manifest has this digest, the chunk that has (a blob is
+ * also readable as the chunk of its bytes). Answers whether either is stored.
+ */
+export function touchBlob(dbs: BlobDbs, digest: Digest, now: number, backend: string): boolean {
+  const manifest = dbs.manifests.getBinary(digest.bytes);
+  if (manifest === undefined) return touchStored(dbs.used, dbs.chunks, "chunk", digest.bytes, now);
+  for (const chunk of decodeManifest(manifest, backend, digest))
+    touchStored(dbs.used, dbs.chunks, "chunk", chunk.digest.bytes, now);
+  markUsed(dbs.used, "blob", digest.bytes, now, manifest.length);
+  return true;
+}
+
 export class LmdbBlobStore implements BlobStore {
   readonly backend: string;
   private closed = false;
@@ -76,6 +103,8 @@ export class LmdbBlobStore implements BlobStore {
     readonly chunks: Database<Uint8Array, Uint8Array>,
     /** "blob-manifests": blob digest → chunk records. */
     readonly manifests: Database<Uint8Array, Uint8Array>,
+    /** "used": when each chunk and manifest was last written or used (lmdb-used.ts). */
+    readonly used: Database<Uint8Array, Uint8Array>,
     private readonly noSync: boolean,
   ) {
     this.backend = `lmdb:${path}`;
@@ -88,8 +117,15 @@ export class LmdbBlobStore implements BlobStore {
    */
   static open(path: string, opts: LmdbStoreOptions = {}): LmdbBlobStore {
     const absolute = resolve(path);
-    const { env, dbs } = openLmdbEnv(absolute, [BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB], opts);
-    return new LmdbBlobStore(absolute, env, dbs[BLOB_CHUNKS_DB], dbs[BLOB_MANIFESTS_DB], opts.noSync ?? false);
+    const { env, dbs } = openLmdbEnv(absolute, [BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB, USED_DB], opts);
+    return new LmdbBlobStore(
+      absolute,
+      env,
+      dbs[BLOB_CHUNKS_DB],
+      dbs[BLOB_MANIFESTS_DB],
+      dbs[USED_DB],
+      opts.noSync ?? false,
+    );
   }
 
   /** Opens the store an `lmdb:` URL names (see parseLmdbUrl for the forms). */
@@ -106,19 +142,20 @@ export class LmdbBlobStore implements BlobStore {
   /**
    * One write transaction (lmdb-js batches concurrent ones into one commit).
    * A chunk already stored is left alone: content addressed, and two writers
-   * of the same chunk race harmlessly. Resolves once committed, without
-   * waiting for the disk: only putManifest, which makes a blob visible,
-   * waits for that (LMDB makes commits durable in order, so flushing the
-   * manifest's commit flushes its chunks' too).
+   * of the same chunk race harmlessly. Either way the chunk is marked used
+   * now (spec §10.2 (b)): an upload that found its chunk stored relies on it
+   * staying, so even an unchanged chunk costs a write (batched with its
+   * neighbours' into one commit). Resolves once committed, without waiting
+   * for the disk: only putManifest, which makes a blob visible, waits for
+   * that (LMDB makes commits durable in order, so flushing the manifest's
+   * commit flushes its chunks' too).
    */
   async putChunk(digest: Digest, bytes: Uint8Array, opts?: CallOptions): Promise<void> {
     this.check(opts);
-    const db = this.chunks;
-    // Already stored: no write transaction at all (a local read; re-importing an edited file stores only its
-    // changed chunks without a commit per unchanged one). A stale snapshot can only miss it: then noOverwrite.
-    if (db.doesExist(digest.bytes)) return;
-    await db.childTransaction(() => {
-      db.putSync(digest.bytes, bytes, { noOverwrite: true });
+    const { chunks, used } = this;
+    await chunks.childTransaction(() => {
+      chunks.putSync(digest.bytes, bytes, { noOverwrite: true });
+      markUsed(used, "chunk", digest.bytes, issueUsedAt(used), bytes.length);
     });
   }
 
@@ -137,14 +174,16 @@ export class LmdbBlobStore implements BlobStore {
    * Records the chunk list in one write transaction and resolves once it is
    * on disk (unless noSync). A manifest already stored is kept: the same
    * digest means the same bytes, and the first list written stays the one
-   * readers see.
+   * readers see. Marks the manifest used now, stored before or not (spec
+   * §10.2 (c)).
    */
   async putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: CallOptions): Promise<void> {
     this.check(opts);
     const value = encodeManifest(chunks);
-    const db = this.manifests;
-    await db.childTransaction(() => {
-      db.putSync(digest.bytes, value, { noOverwrite: true });
+    const { manifests, used } = this;
+    await manifests.childTransaction(() => {
+      manifests.putSync(digest.bytes, value, { noOverwrite: true });
+      markUsed(used, "blob", digest.bytes, issueUsedAt(used), value.length);
     });
     if (!this.noSync) await this.env.flushed;
   }
@@ -157,13 +196,22 @@ export class LmdbBlobStore implements BlobStore {
   }
 
   /**
-   * One read transaction: synchronous reads after resetReadTxn all see the
-   * same snapshot, across both databases of the environment.
+   * A caller asks because it is about to rely on what is stored (an upload
+   * naming a file blob, a ref's closure check), so each blob found is marked
+   * used now with its chunks (spec §10.2 (d)): one write transaction for the
+   * whole call, whose answers are the ones returned. When a read of the
+   * newest snapshot finds nothing, no write transaction is opened.
    */
   async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
     this.check(opts);
     this.env.resetReadTxn();
-    return digests.map((d) => this.manifests.doesExist(d.bytes) || this.chunks.doesExist(d.bytes));
+    if (!digests.some((d) => this.manifests.doesExist(d.bytes) || this.chunks.doesExist(d.bytes)))
+      return digests.map(() => false);
+    return this.manifests.childTransaction(() => {
+      throwIfAborted(opts?.signal); // it may have been aborted while waiting for the write lock
+      const now = issueUsedAt(this.used);
+      return digests.map((d) => touchBlob(this, d, now, this.backend));
+    });
   }
 
   /** Waits for pending commits, then closes this handle on the environment. Closing twice is fine. */

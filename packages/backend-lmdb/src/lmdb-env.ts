@@ -13,8 +13,9 @@ import type { LmdbStoreOptions } from "./lmdb-url.js";
 
 /**
  * Named databases an environment may hold: "directories", "blob-chunks",
- * "blob-manifests", "refs", and spares (LMDB's maxdbs is a limit of the open
- * environment, not stored in the file: raising it needs no migration).
+ * "blob-manifests", "refs", "used", and spares (LMDB's maxdbs is a limit of
+ * the open environment, not stored in the file: raising it needs no
+ * migration).
  */
 const MAX_DBS = 8;
 

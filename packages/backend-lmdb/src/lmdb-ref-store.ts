@@ -34,15 +34,25 @@ export class LmdbRefStore implements RefStore {
     private readonly env: RootDatabase<Uint8Array, Uint8Array>,
     private readonly refs: Database<Uint8Array, Uint8Array>,
     private readonly noSync: boolean,
+    /** Handles opened for this store's users that close with it (what a RefService's protect reads). */
+    private readonly closesWith: readonly { close(): Promise<void> }[],
   ) {
     this.backend = `lmdb:${path}`;
   }
 
-  /** Opens (creating if needed) the environment in directory `path`; failures are BackendErrors naming it. */
-  static open(path: string, opts: LmdbStoreOptions = {}): LmdbRefStore {
+  /**
+   * Opens (creating if needed) the environment in directory `path`; failures
+   * are BackendErrors naming it. `closesWith`: other handles to close when
+   * this store is closed.
+   */
+  static open(
+    path: string,
+    opts: LmdbStoreOptions = {},
+    closesWith: readonly { close(): Promise<void> }[] = [],
+  ): LmdbRefStore {
     const absolute = resolve(path);
     const { env, dbs } = openLmdbEnv(absolute, [REFS_DB], opts);
-    return new LmdbRefStore(absolute, env, dbs[REFS_DB], opts.noSync ?? false);
+    return new LmdbRefStore(absolute, env, dbs[REFS_DB], opts.noSync ?? false, closesWith);
   }
 
   static openUrl(url: URL | string): LmdbRefStore {
@@ -106,7 +116,7 @@ export class LmdbRefStore implements RefStore {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.env.close();
+    this.closing ??= Promise.all([this.env.close(), ...this.closesWith.map((h) => h.close())]).then(() => undefined);
     return this.closing;
   }
 }

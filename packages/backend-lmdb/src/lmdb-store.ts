@@ -4,7 +4,9 @@
  * the 32 digest bytes, value = the directory's canonical protobuf bytes.
  *
  * It only stores and fetches bytes: StoreDirectoryService (core) validates
- * uploads, checks closures, re-hashes every read and walks trees.
+ * uploads, checks closures, re-hashes every read and walks trees. An upload
+ * also marks each of its directories used now in the "used" database
+ * (lmdb-used.ts), in its own write transaction (spec §10.2 (a)).
  */
 import {
   BackendError,
@@ -18,6 +20,7 @@ import {
 } from "@castore-ts/core";
 import type { Database, RootDatabase } from "lmdb";
 import { openLmdbEnv } from "./lmdb-env.js";
+import { issueUsedAt, markUsed, USED_DB } from "./lmdb-used.js";
 import type { LmdbStoreOptions } from "./lmdb-url.js";
 
 /** Name of the LMDB database (inside the environment) that holds directories. */
@@ -38,6 +41,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
     readonly env: RootDatabase<Uint8Array, Uint8Array>,
     /** The "directories" database: digest bytes → canonical bytes. Exposed for tests that inject corruption. */
     readonly directories: Database<Uint8Array, Uint8Array>,
+    /** The "used" database: when each object was last written or used (lmdb-used.ts). */
+    readonly used: Database<Uint8Array, Uint8Array>,
     private readonly noSync: boolean,
   ) {
     this.backend = `lmdb:${path}`;
@@ -49,8 +54,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
    * an LMDB environment — is a BackendError naming the path.
    */
   static open(path: string, opts: LmdbStoreOptions = {}): LmdbDirectoryStore {
-    const { env, dbs } = openLmdbEnv(path, [DIRECTORIES_DB], opts);
-    return new LmdbDirectoryStore(path, env, dbs[DIRECTORIES_DB], opts.noSync ?? false);
+    const { env, dbs } = openLmdbEnv(path, [DIRECTORIES_DB, USED_DB], opts);
+    return new LmdbDirectoryStore(path, env, dbs[DIRECTORIES_DB], dbs[USED_DB], opts.noSync ?? false);
   }
 
   private checkOpen(): void {
@@ -99,16 +104,19 @@ export class LmdbDirectoryStore implements DirectoryStore {
   async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
     this.checkOpen();
     throwIfAborted(signal);
-    const db = this.directories;
+    const { directories: db, used } = this;
     // One LMDB write transaction for the whole upload: the child transaction
     // commits with its parent (lmdb-js's batched async transaction, committed
     // on its write thread) or, if the callback throws, is rolled back alone.
-    // Existing keys are left alone (content addressed).
+    // Existing keys are left alone (content addressed), but every entry is
+    // marked used now, stored before or not: the upload relies on all of it.
     await db.childTransaction(() => {
       throwIfAborted(signal); // the upload may have been aborted while waiting for the write lock
+      const now = issueUsedAt(used);
       for (const entry of entries) {
         // Inside the transaction putSync writes at once; MDB_NOOVERWRITE skips keys already stored.
         db.putSync(entry.digest.bytes, entry.bytes, { noOverwrite: true });
+        markUsed(used, "directory", entry.digest.bytes, now, entry.bytes.length);
       }
     });
     // Acknowledge only what is on disk. (lmdb-js's overlappingSync may resolve

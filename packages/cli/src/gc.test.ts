@@ -68,7 +68,8 @@ describe("castore gc", () => {
       expect(cat.code, cat.stderr.toString()).toBe(0);
       expect(cat.stdout.toString()).toBe(text);
     }
-    const verify = await castore("verify", "ref:releases/kept", "--blobs");
+    // verify takes the store as its first argument, not --store.
+    const verify = await runCastore(CASTORE_CLI, ["verify", store, "ref:releases/kept", "--blobs"]);
     expect(verify.code, verify.stderr.toString()).toBe(0);
   });
 

@@ -14,6 +14,7 @@ import { importCommand } from "./commands/import.js";
 import { lsCommand } from "./commands/ls.js";
 import { refCommand } from "./commands/ref.js";
 import { serveCommand } from "./commands/serve.js";
+import { syncCommand } from "./commands/sync.js";
 import { verifyCommand } from "./commands/verify.js";
 import { DEFAULT_STORE } from "./stores.js";
 
@@ -44,6 +45,7 @@ export function createProgram(): Command {
     verifyCommand(),
     refCommand(),
     gcCommand(),
+    syncCommand(),
   ]) {
     program.addCommand(cmd);
   }

@@ -38,6 +38,16 @@ function describe(counts: Record<string, number>, seconds: number): string {
 
 export { humanBytes };
 
+/**
+ * Seconds between progress lines when stderr is not a terminal: 2, or
+ * CASTORE_PROGRESS_INTERVAL_MS (0: a line at every update, as tests that
+ * wait for a point in a long run use).
+ */
+function lineIntervalSeconds(): number {
+  const ms = Number(process.env.CASTORE_PROGRESS_INTERVAL_MS ?? 2000);
+  return Number.isFinite(ms) && ms >= 0 ? ms / 1000 : 2;
+}
+
 export function createProgress(label: string, opts: { enabled?: boolean } = {}): ProgressReporter {
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
@@ -62,10 +72,11 @@ export function createProgress(label: string, opts: { enabled?: boolean } = {}):
   let last = 0;
   let stopped = false;
   let latest: Record<string, number> = {};
+  const every = lineIntervalSeconds();
   return {
     update(counts) {
       latest = counts;
-      if (elapsed() - last >= 2) {
+      if (elapsed() - last >= every) {
         last = elapsed();
         process.stderr.write(`${label}: ${describe(counts, elapsed())}\n`);
       }

@@ -13,6 +13,8 @@ import {
   knownRefSchemes,
   openBlobService,
   openRefStore,
+  openRefStoreWithProtect,
+  type OpenedRefStore,
   type RefStore,
   openDirectoryService,
   parseStoreUrl,
@@ -35,4 +37,13 @@ export async function openBlobsIfAny(url: string): Promise<BlobService | undefin
 /** The store's ref store, or undefined when its scheme keeps no refs (yet). */
 export async function openRefStoreIfAny(url: string): Promise<RefStore | undefined> {
   return knownRefSchemes().includes(schemeOf(parseStoreUrl(url))) ? openRefStore(url) : undefined;
+}
+
+/**
+ * For a RefService over the store: its ref store with, on a store that
+ * collects garbage, the `protect` that `set` must use (spec §10.2); undefined
+ * when its scheme keeps no refs.
+ */
+export async function openRefsIfAny(url: string): Promise<OpenedRefStore | undefined> {
+  return knownRefSchemes().includes(schemeOf(parseStoreUrl(url))) ? openRefStoreWithProtect(url) : undefined;
 }

@@ -5,9 +5,9 @@
  * served from `near`. Writes go to `far`, the store of record; `near` fills
  * on the next read.
  */
-import { Digest, hexOf } from "./digest.js";
-import { CorruptionError, InvalidUrlError } from "./errors.js";
-import { RootToLeavesChecker } from "./closure.js";
+import { copyClosure } from "./copy.js";
+import type { Digest } from "./digest.js";
+import { InvalidUrlError } from "./errors.js";
 import type { Directory } from "./model.js";
 import { openDirectoryService, redactUrl, registerDirectoryServiceScheme } from "./registry.js";
 import { readStoreUrl } from "./store-url.js";
@@ -24,24 +24,7 @@ export class CacheDirectoryService implements DirectoryService {
 
   /** Copies the closure of `root` from far to near. Returns false if far does not have it. */
   private async fill(root: Digest, opts?: CallOptions): Promise<boolean> {
-    const checker = new RootToLeavesChecker(root, { sizeCheck: this.opts.sizeCheck });
-    const byDigest = new Map<string, Directory>();
-    for await (const directory of this.far.getRecursive(root, opts)) {
-      byDigest.set(checker.accept(directory).hex, directory);
-    }
-    checker.finish();
-    if (byDigest.size === 0) return false;
-    // near's putter needs leaves to root: a post-order walk of the closure,
-    // iterative (a recursive walk overflowed the stack on a 10 000-deep chain).
-    const putter = this.near.putMultipleStart(opts);
-    try {
-      for (const directory of leavesToRoot(root, byDigest)) await putter.put(directory);
-      await putter.close();
-    } catch (e) {
-      await putter.abort(e);
-      throw e;
-    }
-    return true;
+    return (await copyClosure(this.far, this.near, root, { ...opts, sizeCheck: this.opts.sizeCheck })) > 0;
   }
 
   async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
@@ -68,34 +51,6 @@ export class CacheDirectoryService implements DirectoryService {
 
   async close(): Promise<void> {
     await Promise.all([this.near.close(), this.far.close()]);
-  }
-}
-
-/**
- * The closure of `root` in `byDigest` (keyed by hex), each directory once and
- * after all of its child directories. An explicit stack: the depth of a tree
- * is not bounded by the call stack.
- */
-function* leavesToRoot(root: Digest, byDigest: Map<string, Directory>): Generator<Directory> {
-  const seen = new Set<string>();
-  const stack: { directory: Directory; nextChild: number }[] = [];
-  const enter = (hex: string) => {
-    if (seen.has(hex)) return;
-    seen.add(hex);
-    const directory = byDigest.get(hex);
-    if (!directory) throw new CorruptionError(`far store's closure of ${root} lacks ${hex}`);
-    stack.push({ directory, nextChild: 0 });
-  };
-  enter(root.hex);
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1];
-    const children = top.directory.directories;
-    if (top.nextChild < children.length) {
-      enter(hexOf(children[top.nextChild++].digest));
-    } else {
-      stack.pop();
-      yield top.directory;
-    }
   }
 }
 

@@ -34,3 +34,4 @@ export { InProcessCollector, type CollectableParts } from "./gc/in-process.js";
 export { protectClosure } from "./gc/protect.js";
 export * from "./gc/registry.js";
 export { monotonicNow } from "./gc/clock.js";
+export { copyClosure, type CopyClosureOptions, readClosure, type ReadClosure, writeClosure } from "./copy.js";

@@ -41,6 +41,31 @@ export interface DirectoryService {
    * leave it out (see docs/writing-a-backend.md).
    */
   repair?(directories: Directory[], opts?: CallOptions): Promise<Digest[]>;
+  /**
+   * Optional: whether the store holds each of these directories (a stored
+   * one has its whole closure, spec §3.1), in as few round trips as the
+   * backend allows. Without it, `hasDirectories` asks `get` of each.
+   */
+  has?(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]>;
+}
+
+/** Whether `service` holds each directory: its `has` where it has one, else a `get` of each (8 at a time). */
+export async function hasDirectories(
+  service: Pick<DirectoryService, "get" | "has">,
+  digests: readonly Digest[],
+  opts: CallOptions = {},
+): Promise<boolean[]> {
+  if (service.has) return service.has(digests, opts);
+  const out = new Array<boolean>(digests.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < digests.length) {
+      const i = next++;
+      out[i] = (await service.get(digests[i], opts)) !== undefined;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, digests.length) }, worker));
+  return out;
 }
 
 /**

@@ -128,6 +128,16 @@ export class StoreDirectoryService implements DirectoryService {
     return copyBatch(found);
   };
 
+  /** One getMany: a directory stored is one whose bytes are there (they are re-hashed when read, not here). */
+  async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
+    throwIfAborted(opts?.signal);
+    try {
+      return (await this.store.getMany([...digests], opts?.signal)).map((b) => b !== undefined);
+    } catch (e) {
+      throw this.wrap(e);
+    }
+  }
+
   async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
     const [bytes] = await this.readMany([digest], opts?.signal);
     return bytes === undefined ? undefined : decodeStoredDirectory(digest, bytes);

@@ -9,7 +9,7 @@ import {
 } from "@castore-ts/conformance";
 import { grpcCodeOf, transportFailureOf } from "@castore-ts/backend-grpc";
 import { type BlobService, Digest, RefService, type RefStore, redactUrl } from "@castore-ts/core";
-import { openBlobsIfAny, openRefStoreIfAny, openStore } from "../stores.js";
+import { openBlobsIfAny, openRefStoreIfAny, openRefsIfAny, openStore } from "../stores.js";
 import { jsonReport, junitXml } from "../conformance/report-formats.js";
 import { probeTypedErrors } from "../conformance/typed-errors-probe.js";
 import { SIZE_CHECK_HELP, parseDigest, parseSizeCheck } from "./options.js";
@@ -201,8 +201,10 @@ export function conformanceCommand(): Command {
             // sizes themselves (a legacy one is a note in roots.closure).
             const service = await openStore(url, { sizeCheck: opts.sizeCheck ?? "snix-compat" });
             const blobService = blobs === true ? await openBlobsIfAny(url) : undefined;
-            const refStore = refsCapability === true ? await openRefStoreIfAny(url) : undefined;
-            const refs = refStore ? new RefService(refStore, service, blobService) : undefined;
+            const opened = refsCapability === true ? await openRefsIfAny(url) : undefined;
+            const refs = opened
+              ? new RefService(opened.store, service, blobService, { protect: opened.protect })
+              : undefined;
             return {
               service,
               blobs: blobService,

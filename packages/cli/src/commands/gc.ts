@@ -4,6 +4,7 @@ import {
   type CollectReport,
   DEFAULT_GRACE_MS,
   type Digest,
+  type ObjectKind,
   openGarbageCollector,
   type RootArgument,
 } from "@castore-ts/core";
@@ -41,15 +42,18 @@ export function summary(report: CollectReport): string {
   const missing = report.missingRoots.length > 0 ? `; ${report.missingRoots.length} roots name nothing stored` : "";
   return (
     `gc: ${verb} ${counts(report.deleted)} (${humanBytes(report.deletedBytes)}); ` +
-    `kept ${counts(report.live)} reachable from ${report.roots} roots or used since ${new Date(report.cutoff).toISOString()}` +
+    `kept ${counts(report.live)} reachable from ${report.roots} ${report.roots === 1 ? "root" : "roots"} or used since ${new Date(report.cutoff).toISOString()}` +
     spared +
     missing
   );
 }
 
-function progressCounts(p: CollectProgress): Record<string, number> {
+const PLURAL: Record<ObjectKind, string> = { directory: "directories", blob: "blobs", chunk: "chunks" };
+
+function progressCounts(p: CollectProgress, dryRun: boolean): Record<string, number> {
   if (p.phase === "mark") return { "live directories": p.done };
-  return { [`${p.kind}s deleted`]: p.done, [`${p.kind}s to delete`]: p.total ?? 0 };
+  const kind = PLURAL[p.kind ?? "directory"];
+  return { [`${kind} ${dryRun ? "counted" : "deleted"}`]: p.done, [`${kind} to delete`]: p.total ?? 0 };
 }
 
 export function gcCommand(): Command {
@@ -82,7 +86,7 @@ export function gcCommand(): Command {
           keep,
           graceMs: opts.grace,
           dryRun: opts.dryRun === true,
-          onProgress: (p) => progress.update(progressCounts(p)),
+          onProgress: (p) => progress.update(progressCounts(p, opts.dryRun === true)),
         });
         progress.stop();
         process.stdout.write(opts.json ? `${JSON.stringify(reportJson(report))}\n` : `${summary(report)}\n`);

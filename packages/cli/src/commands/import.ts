@@ -16,7 +16,7 @@ import {
   importTree,
 } from "../importer.js";
 import { createProgress, humanBytes } from "../progress.js";
-import { DEFAULT_STORE, openBlobsIfAny, openRefStoreIfAny, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobsIfAny, openRefsIfAny, openStore } from "../stores.js";
 import { parseRefName } from "../roots.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
 
@@ -151,12 +151,13 @@ async function setRef(
   name: string,
   root: Digest,
 ): Promise<void> {
-  const store = await openRefStoreIfAny(url);
-  if (!store) throw new NotFoundError(`--ref ${name}: ${redactUrl(url)} keeps no refs`);
+  const opened = await openRefsIfAny(url);
+  if (!opened) throw new NotFoundError(`--ref ${name}: ${redactUrl(url)} keeps no refs`);
+  const { store, protect } = opened;
   // With --no-contents no blob service was opened; the ref's closure check still needs one.
   const checkBlobs = blobs ?? (await openBlobsIfAny(url));
   try {
-    await new RefService(store, directories, checkBlobs).set(name, root);
+    await new RefService(store, directories, checkBlobs, { protect }).set(name, root);
   } finally {
     await Promise.all([store.close(), checkBlobs !== blobs ? checkBlobs?.close() : undefined]);
   }

@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type LogLevel } from "../logger.js";
-import { DEFAULT_STORE, openBlobsIfAny, openRefStoreIfAny, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobsIfAny, openRefsIfAny, openStore } from "../stores.js";
 import { SIZE_CHECK_HELP, nonNegativeInt, parseSizeCheck, positiveInt } from "./options.js";
 
 /** Bearer tokens from a token file; errors name the file, never its content. */
@@ -167,8 +167,8 @@ export function serveCommand(): Command {
       // The same store's blobs, when its backend stores blobs; else BlobService calls answer UNIMPLEMENTED.
       const blobs = await openBlobsIfAny(opts.store);
       // Its refs too (castore.refs.v1, castore's extension service), checked against this same store.
-      const refStore = await openRefStoreIfAny(opts.store);
-      const refs = refStore ? new RefService(refStore, service, blobs) : undefined;
+      const opened = await openRefsIfAny(opts.store);
+      const refs = opened ? new RefService(opened.store, service, blobs, { protect: opened.protect }) : undefined;
       const server = createDirectoryServiceServer(service, {
         listen,
         blobs,
