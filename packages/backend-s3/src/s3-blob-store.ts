@@ -15,7 +15,7 @@
  */
 import type { BlobStore, CallOptions, ChunkMeta, Digest } from "@castore-ts/core";
 import { decodeManifest, encodeManifest } from "./blob-manifest.js";
-import { type S3ConnectionOptions, S3Objects, connectionOptionsFromUrl } from "./s3-objects.js";
+import { type S3ConnectionOptions, S3Objects, connectionOptionsFromUrl, mapLimit } from "./s3-objects.js";
 
 /** Keys per listing page: S3's maximum. */
 export const LIST_PAGE_KEYS = 1000;
@@ -25,8 +25,11 @@ export interface S3BlobStoreTuning {
   listPageKeys?: number;
 }
 
-const CHUNK_SUFFIX = "/chunk";
-const MANIFEST_SUFFIX = "/manifest";
+/** Chunk COPYs in flight per blob touched (touchBlobs); blobs are touched concurrency / 8 at a time. */
+export const S3_TOUCH_CHUNKS_PER_BLOB = 8;
+
+export const CHUNK_SUFFIX = "/chunk";
+export const MANIFEST_SUFFIX = "/manifest";
 
 export class S3BlobStore implements BlobStore {
   /** The bucket, prefix and client. */
@@ -59,9 +62,12 @@ export class S3BlobStore implements BlobStore {
     return `${this.blobsPrefix}${digest.hex}${MANIFEST_SUFFIX}`;
   }
 
-  /** 1 PUT (If-None-Match: * where honoured: an existing chunk is left as it is). */
+  /**
+   * 1 PUT (If-None-Match: * where honoured: an existing chunk is left as it
+   * is, and touched instead: 1 COPY more, touch rule (b) of spec §10.2).
+   */
   async putChunk(digest: Digest, bytes: Uint8Array, opts?: CallOptions): Promise<void> {
-    await this.objects.putIfAbsent(this.chunkKey(digest), bytes, opts?.signal);
+    await this.objects.putOrTouch(this.chunkKey(digest), bytes, opts?.signal);
   }
 
   /** 1 GET. */
@@ -76,7 +82,8 @@ export class S3BlobStore implements BlobStore {
 
   /** 1 PUT; the service calls it only once every chunk is stored, which is what makes the blob visible. */
   async putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: CallOptions): Promise<void> {
-    await this.objects.putIfAbsent(this.manifestKey(digest), encodeManifest(chunks), opts?.signal);
+    // Touch rule (c): a manifest already there is touched (1 COPY more where the server answers 412).
+    await this.objects.putOrTouch(this.manifestKey(digest), encodeManifest(chunks), opts?.signal);
   }
 
   /** 1 GET. */
@@ -98,9 +105,46 @@ export class S3BlobStore implements BlobStore {
    * each digest is asked by its own prefix, `concurrency` at a time (M
    * requests). Every request answers at least one digest: never more than N
    * requests; about 1 + min(M, 1.5 P) in a few round trips.
+   *
+   * Then every digest found is touched (touchBlobs: touch rule (d) of spec
+   * §10.2): a caller that skips writing what `has` says is stored relies on
+   * it staying, so a garbage collection must see it as used now. Per
+   * distinct digest found: a blob 1 GET + its k chunks + 1 COPYs, a chunk
+   * alone 1 GET (404) + 1 COPY.
    */
   async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
+    const found = await this.listed(digests, opts?.signal);
+    const unique = new Map<string, Digest>();
+    digests.forEach((d, i) => found[i] && unique.set(d.hex, d));
+    // The answer stays the listing's (a manifest or a chunk is stored); the touch is what a collection sees.
+    await this.touchBlobs([...unique.values()], opts);
+    return found;
+  }
+
+  /**
+   * Marks blobs as used now, chunks before the manifest that names them (a
+   * collection deletes manifests before chunks, so it cannot take a chunk of
+   * a blob it spares): 1 GET of the manifest, 1 COPY per chunk, 1 COPY of the
+   * manifest. A digest without a manifest is a chunk (or absent): 1 GET (404)
+   * and 1 COPY. Says which are stored (as a manifest or a chunk).
+   */
+  async touchBlobs(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
     const signal = opts?.signal;
+    const limit = Math.max(1, Math.floor(this.objects.concurrency / S3_TOUCH_CHUNKS_PER_BLOB));
+    return mapLimit(digests, limit, async (digest) => {
+      const chunks = await this.getManifest(digest, opts);
+      if (chunks === undefined) return this.objects.touch(this.chunkKey(digest), signal);
+      const alive = await mapLimit(chunks, S3_TOUCH_CHUNKS_PER_BLOB, (c) =>
+        this.objects.touch(this.chunkKey(c.digest), signal),
+      );
+      // A chunk gone: the blob is damaged (or being collected); it is not touched, and not reported stored.
+      if (alive.includes(false)) return false;
+      return this.objects.touch(this.manifestKey(digest), signal);
+    });
+  }
+
+  /** Which digests have a chunk or a manifest, by listing alone (see `has`). */
+  private async listed(digests: readonly Digest[], signal?: AbortSignal): Promise<boolean[]> {
     const wanted = [...new Set(digests.map((d) => d.hex))].sort();
     const present = new Set<string>();
     if (wanted.length === 1) await this.askAlone(wanted[0], present, signal);

@@ -10,7 +10,10 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { Readable } from "node:stream";
 import {
+  CopyObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsCommand,
   type ListObjectsCommandOutput,
@@ -282,7 +285,191 @@ export class S3Objects {
     } while (token);
   }
 
+  /**
+   * Every object under `prefix` with its size and LastModified, in key order
+   * (one ListObjects request per 1 000; v1 with a Marker, as listAfter).
+   */
+  async *listObjectsWithTimes(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject, void, undefined> {
+    let marker: string | undefined;
+    for (;;) {
+      throwIfAborted(signal);
+      let res: ListObjectsCommandOutput;
+      try {
+        res = await this.client.send(
+          new ListObjectsCommand({ Bucket: this.location.bucket, Prefix: prefix, Marker: marker }),
+          { abortSignal: signal },
+        );
+      } catch (e) {
+        throw this.wrap(e, `LIST ${prefix}`, signal);
+      }
+      const contents = res.Contents ?? [];
+      for (const o of contents) {
+        if (o.Key === undefined || o.LastModified === undefined) continue;
+        yield { key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified };
+      }
+      if (res.IsTruncated !== true || contents.length === 0) return;
+      marker = contents[contents.length - 1].Key;
+    }
+  }
+
+  /** Size and LastModified of an object (1 HEAD), or undefined when absent. */
+  async stat(key: string, signal?: AbortSignal): Promise<{ size: number; lastModified: Date } | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }), {
+        abortSignal: signal,
+      });
+      return { size: res.ContentLength ?? 0, lastModified: res.LastModified ?? new Date(0) };
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw this.wrap(e, `HEAD ${key}`, signal);
+    }
+  }
+
+  /**
+   * Marks an object as used now: 1 CopyObject of the object onto itself with
+   * MetadataDirective REPLACE, which gives it a new LastModified on S3 and
+   * MinIO. (s3rver only rewrites its metadata file and keeps the old
+   * LastModified: there a touch says whether the object is stored but does
+   * not make it younger; see README "Garbage collection".) False when absent.
+   */
+  async touch(key: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.location.bucket,
+          Key: key,
+          CopySource: `${this.location.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`,
+          MetadataDirective: "REPLACE",
+          ContentType: "application/octet-stream",
+        }),
+        { abortSignal: signal },
+      );
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw this.wrap(e, `COPY ${key} onto itself`, signal);
+    }
+  }
+
+  /**
+   * PUTs an object unless it is there (If-None-Match: *), and touches it when
+   * it is: after this the object is stored and used now (spec §10.2, the
+   * touch rules). A touch that finds it gone (a collection deleted it between
+   * the two requests) writes it again.
+   */
+  async putOrTouch(key: string, body: Uint8Array, signal?: AbortSignal, touchFirst = false): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (!touchFirst || attempt > 1) {
+        if (await this.putIfAbsent(key, body, signal)) return;
+      }
+      if (await this.touch(key, signal)) return;
+      if (attempt >= this.retry.maxAttempts)
+        throw this.wrap(new Error("deleted again after every write"), `PUT ${key}`, signal);
+    }
+  }
+
+  /** Deletes keys, 1 DeleteObjects request per 1 000 (S3's limit); an error for any key fails the call. */
+  async deleteKeys(keys: readonly string[], signal?: AbortSignal): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      throwIfAborted(signal);
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      let errors;
+      try {
+        const res = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.location.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+          { abortSignal: signal },
+        );
+        errors = res.Errors ?? [];
+      } catch (e) {
+        throw this.wrap(e, `DELETE ${batch.length} objects (${batch[0]} …)`, signal);
+      }
+      if (errors.length > 0) {
+        const first = errors[0];
+        throw this.wrap(
+          new Error(
+            `${errors.length} of ${batch.length} not deleted: ${first.Key}: ${first.Code} ${first.Message ?? ""}`,
+          ),
+          "DELETE",
+          signal,
+        );
+      }
+    }
+  }
+
+  /**
+   * The server's clock (ms since the epoch), from the Date header of 1
+   * HeadBucket: the clock LastModified is measured by. The header has whole
+   * seconds; the last millisecond of that second is taken (see usedAtOf).
+   */
+  async serverNow(signal?: AbortSignal): Promise<number> {
+    let date: string | undefined;
+    const command = new HeadBucketCommand({ Bucket: this.location.bucket });
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        date = (result.response as { headers?: Record<string, string> }).headers?.date;
+        return result;
+      },
+      { step: "deserialize", name: "castoreResponseDate" },
+    );
+    try {
+      await this.client.send(command, { abortSignal: signal });
+    } catch (e) {
+      throw this.wrap(e, `HEAD bucket ${this.location.bucket}`, signal);
+    }
+    const ms = date === undefined ? NaN : Date.parse(date);
+    if (!Number.isFinite(ms))
+      throw this.wrap(new Error(`no usable Date header (${String(date)})`), "reading the server's clock", signal);
+    return ms + 999;
+  }
+
   async close(): Promise<void> {
     if (this.ownsClient) this.client.destroy();
   }
+}
+
+/** Keys per DeleteObjects request: S3's maximum. */
+export const DELETE_BATCH = 1000;
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+/**
+ * The usedAt (spec §10) of an object last modified at `lastModified`: that
+ * time as the server gives it (whole seconds on S3 and s3rver, milliseconds
+ * on MinIO). Paired with serverNow, which reads the server's clock as the
+ * last millisecond of its current second: a collection takes the whole
+ * second it starts in as past, so with `graceMs: 0` everything written
+ * before it started is old, in that same second too, and the grace period
+ * is honoured to within 2 seconds (an object used at least 2 s inside it is
+ * always kept).
+ */
+export function usedAtOf(lastModified: Date): number {
+  return lastModified.getTime();
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < items.length && !failed) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]);
+      } catch (e) {
+        failed = true; // the others stop taking items; the first failure is the one reported
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }

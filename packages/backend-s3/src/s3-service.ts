@@ -317,12 +317,16 @@ export class S3DirectoryService implements DirectoryService {
     const rootEntry = entries[entries.length - 1];
     const byHex = new Map<string, ClosureEntry>(entries.map((e) => [e.digest.hex, e]));
     let placements: Map<string, { offset: number; end: number }> | undefined;
+    // Whether the closure object was stored already: its index objects most likely are too, so each is touched
+    // first (1 COPY) and PUT only when missing, instead of PUT (412) then touched.
+    let closureWasStored = false;
     if (rootEntry.directory.directories.length > 0) {
       const layout = layoutClosure(entries, root);
       placements = layout.placements;
-      const created = await this.objects.putIfAbsent(this.closureKey(root), layout.body, signal);
-      // The closure object was there already: if the root's index is too, so is everything below it.
-      if (!created && (await this.objects.head(this.indexKey(root), signal)) !== undefined) return;
+      const key = this.closureKey(root);
+      closureWasStored = !(await this.objects.putIfAbsent(key, layout.body, signal));
+      // Touch rule (a), spec §10.2: a stored closure object is marked used before any index object points into it.
+      if (closureWasStored) await this.objects.putOrTouch(key, layout.body, signal, true);
     }
 
     const indexBody = (e: ClosureEntry): Uint8Array =>
@@ -376,28 +380,32 @@ export class S3DirectoryService implements DirectoryService {
           const hex = ready.pop();
           const entry = byHex.get(hex)!;
           inFlight++;
-          this.objects.putIfAbsent(this.indexKey(entry.digest), indexBody(entry), controller.signal).then(
-            () => {
-              inFlight--;
-              done++;
-              for (const p of parents.get(hex) ?? []) {
-                const left = childrenLeft.get(p)! - 1;
-                childrenLeft.set(p, left);
-                if (left === 0) ready.push(p);
-              }
-              pump();
-              settle();
-            },
-            (error) => {
-              inFlight--;
-              if (!failure) {
-                // The first failure is the one to report; aborting the rest makes theirs AbortErrors.
-                failure = { error };
-                controller.abort(error);
-              }
-              settle();
-            },
-          );
+          // Touch rule (a): every entry of the upload ends up stored and used now, the ones already there too
+          // (children before parents, as written); a collection deciding meanwhile spares them or they are written again.
+          this.objects
+            .putOrTouch(this.indexKey(entry.digest), indexBody(entry), controller.signal, closureWasStored)
+            .then(
+              () => {
+                inFlight--;
+                done++;
+                for (const p of parents.get(hex) ?? []) {
+                  const left = childrenLeft.get(p)! - 1;
+                  childrenLeft.set(p, left);
+                  if (left === 0) ready.push(p);
+                }
+                pump();
+                settle();
+              },
+              (error) => {
+                inFlight--;
+                if (!failure) {
+                  // The first failure is the one to report; aborting the rest makes theirs AbortErrors.
+                  failure = { error };
+                  controller.abort(error);
+                }
+                settle();
+              },
+            );
         }
       };
       pump();

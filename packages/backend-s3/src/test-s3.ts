@@ -19,7 +19,7 @@ import { afterAll, beforeAll } from "vitest";
 import { RequestCounter } from "./request-counter.js";
 import { type S3DirectoryServiceOptions, S3DirectoryService } from "./s3-service.js";
 import { S3BlobStore } from "./s3-blob-store.js";
-import type { S3ConnectionOptions } from "./s3-objects.js";
+import { type S3ConnectionOptions, S3Objects } from "./s3-objects.js";
 
 /**
  * One S3 server and bucket for the calling test file: started before its
@@ -95,6 +95,20 @@ export class S3TestStores {
       { listPageKeys },
     );
     return { store, counter: RequestCounter.attach(store.objects.client), prefix };
+  }
+
+  /** The bare object layer on `prefix` (refs, garbage collection), with a request counter. */
+  openObjects(
+    prefix: string,
+    opts: Partial<S3ConnectionOptions> = {},
+  ): { objects: S3Objects; counter: RequestCounter } {
+    const objects = new S3Objects({
+      bucket: this.bucket,
+      prefix,
+      ...opts,
+      clientConfig: { ...this.server.clientConfig(), ...opts.clientConfig },
+    });
+    return { objects, counter: RequestCounter.attach(objects.client) };
   }
 
   async stop(): Promise<void> {

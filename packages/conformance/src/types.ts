@@ -122,6 +122,13 @@ export interface Capabilities {
   blobCorruption?: true | string;
   /** The target stores refs: `instance.refs` is set (the refs.* scenarios, spec §9). */
   refs?: true | string;
+  /**
+   * A ref's compare-and-swap is atomic: of two racing swaps from one value
+   * exactly one wins (refs.compare-and-swap-race). A store whose engine
+   * cannot make it atomic (an S3 server that ignores conditional writes)
+   * says why; the sequential compare-and-swap checks still run.
+   */
+  atomicRefSwap?: true | string;
   /** The target collects garbage: `instance.gc` is set (the gc.* scenarios, spec §10). */
   gc?: true | string;
   /**

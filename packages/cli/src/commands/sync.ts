@@ -41,7 +41,7 @@ function summary(c: SyncCounts): string {
   if (c.directoriesSent + c.blobsSent === 0)
     return `sync: nothing to send: the destination holds all of it (${count(c.trees, "tree")}, ${count(c.blobsPresent, "blob")})${refs}${missing}`;
   return (
-    `sync: ${count(c.trees, "tree")} (${c.treesPresent} already there); sent ${c.directoriesSent} directories, ` +
+    `sync: ${count(c.trees, "tree")} (${c.treesPresent} already there); sent ${c.directoriesSent === 1 ? "1 directory" : `${c.directoriesSent} directories`}, ` +
     `${count(c.blobsSent, "blob")} (${humanBytes(c.blobBytesSent)}); ${count(c.blobsPresent, "blob")} already there${refs}${missing}`
   );
 }

@@ -102,7 +102,7 @@ export const refScenarios: Scenario[] = [
   },
   {
     id: "refs.compare-and-swap",
-    name: "§9 set and delete with expect: a wrong expectation fails with ConflictError and changes nothing; of two racing swaps from one value exactly one wins",
+    name: "§9 set and delete with expect: a wrong expectation fails with ConflictError and changes nothing; the right one changes the ref",
     requires: ["refs", "write"],
     async run(ctx) {
       const name = `${freshPrefix()}cas`;
@@ -117,15 +117,30 @@ export const refScenarios: Scenario[] = [
       await expectRef(ctx, name, a);
       await expectOk(ctx, `set(${name}, b, expect a)`, () => r.set(name, b, { expect: a }));
       await expectRef(ctx, name, b);
+      await expectOk(ctx, `delete(${name}, expect b)`, async () => {
+        if (!(await r.delete(name, { expect: b }))) ctx.fail("delete with the right expectation returned false");
+      });
+      await expectRef(ctx, name, undefined);
+    },
+  },
+  {
+    id: "refs.compare-and-swap-race",
+    name: "§9 of two racing swaps from one value exactly one wins; the loser gets ConflictError",
+    requires: ["refs", "write", "atomicRefSwap"],
+    async run(ctx) {
+      const name = `${freshPrefix()}race`;
+      const [a, b, c] = [await storedTree(ctx, "a"), await storedTree(ctx, "b"), await storedTree(ctx, "c")];
+      const r = refs(ctx);
+      await expectOk(ctx, `set(${name}, b)`, () => r.set(name, b));
       // Two writers both read b and race to replace it: one wins, the other learns of it.
       const outcomes = await Promise.allSettled([r.set(name, a, { expect: b }), r.set(name, c, { expect: b })]);
       const won = outcomes.filter((o) => o.status === "fulfilled").length;
       if (won !== 1) ctx.fail(`two racing set(…, expect b): ${won} succeeded; exactly one must`);
       const loser = outcomes.find((o) => o.status === "rejected") as PromiseRejectedResult;
       await expectConflict(ctx, "the losing racing set", () => Promise.reject(loser.reason));
-      await expectRef(ctx, name, outcomes[0].status === "fulfilled" ? a : c);
+      const winner = outcomes[0].status === "fulfilled" ? a : c;
+      await expectRef(ctx, name, winner);
       await expectOk(ctx, `delete(${name}, expect the winner)`, async () => {
-        const winner = outcomes[0].status === "fulfilled" ? a : c;
         if (!(await r.delete(name, { expect: winner }))) ctx.fail("delete with the right expectation returned false");
       });
       await expectRef(ctx, name, undefined);
