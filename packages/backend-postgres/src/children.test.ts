@@ -281,7 +281,7 @@ describe("a database of layout version 2 (no children column) migrates when a st
     expect(log.at(-1)).toBe(`postgres schema "${schema}": children filled for all 3000 directories; layout version 4`);
     expect(await childrenRows(schema)).toEqual(expectedChildren(tree.directories));
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`);
-    expect(versions.rows).toEqual([{ version: 2 }, { version: 3 }, { version: SCHEMA_VERSION }]);
+    expect(versions.rows).toEqual([{ version: 2 }, { version: 3 }, { version: 4 }, { version: SCHEMA_VERSION }]);
     // Four batches (the fourth finds the end), each one transaction.
     expect(counted.texts.filter((t) => t.startsWith(`SELECT after, directories`))).toHaveLength(4);
 
@@ -355,6 +355,6 @@ describe("a database of layout version 2 (no children column) migrates when a st
     await service.store.init();
     expect(log).toEqual([]);
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`);
-    expect(versions.rows).toEqual([{ version: 2 }, { version: 3 }, { version: 4 }]);
+    expect(versions.rows).toEqual([{ version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
   });
 });

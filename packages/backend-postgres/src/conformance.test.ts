@@ -1,6 +1,6 @@
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { ChunkedBlobService } from "@castore-ts/core";
-import { PostgresBlobStore } from "./index.js";
+import { PostgresBlobStore, PostgresGarbageCollector, postgresRefService } from "./index.js";
 import { postgresTestStoresForFile } from "./test-postgres.js";
 
 // One server for the file; every factory() call gets its own fresh schema.
@@ -13,10 +13,17 @@ describeDirectoryService({
     const schema = service.store.schema;
     // Blobs in the same schema, on the directory store's pool.
     const blobs = new ChunkedBlobService(PostgresBlobStore.sharing(service.store));
+    // Refs and the garbage collector in the same schema too; a ref's set protects its tree (spec §10.2).
+    const refs = postgresRefService(service, blobs);
+    const gc = PostgresGarbageCollector.sharing(service.store);
     return {
       service,
       blobs,
+      refs,
+      gc,
       teardown: async () => {
+        await gc.close();
+        await refs.close();
         await blobs.close();
         await service.close();
         await stores.dropSchema(schema);
@@ -39,5 +46,5 @@ describeDirectoryService({
       },
     };
   },
-  capabilities: { corruption: true, refs: "refs are not stored in PostgreSQL yet (issue 20: a refs table)" },
+  capabilities: { corruption: true },
 });

@@ -1,21 +1,28 @@
 /**
  * @castore-ts/backend-postgres: the PostgreSQL DirectoryService. Importing this
  * module registers the `postgres:` and `postgresql:` URL schemes with core's
- * openDirectoryService and openBlobService.
+ * openDirectoryService, openBlobService, openRefStore and openGarbageCollector.
  */
 import {
   type BlobServiceOpener,
   ChunkedBlobService,
   type DirectoryServiceOpener,
   registerBlobServiceScheme,
+  registerCollectorScheme,
   registerDirectoryServiceScheme,
+  registerRefStoreScheme,
 } from "@castore-ts/core";
+import { PostgresGarbageCollector } from "./postgres-collector.js";
+import { PostgresRefStore } from "./postgres-ref-store.js";
 import { PostgresBlobStore } from "./postgres-blob-store.js";
 import { PostgresDirectoryService } from "./postgres-service.js";
 import { POSTGRES_URL_EXAMPLE } from "./postgres-url.js";
 
 export { PostgresDirectoryService, type PostgresDirectoryServiceOptions } from "./postgres-service.js";
 export { PostgresBlobStore } from "./postgres-blob-store.js";
+export { PostgresRefStore, postgresRefService, openPostgresRefService } from "./postgres-ref-store.js";
+export { PostgresCollectableStore } from "./postgres-collectable.js";
+export { PostgresGarbageCollector, DELETE_BATCH } from "./postgres-collector.js";
 export {
   PostgresDirectoryStore,
   SCHEMA_VERSION,
@@ -43,3 +50,8 @@ registerDirectoryServiceScheme("postgresql", "postgresql://… (the same as post
 const openBlobs: BlobServiceOpener = (url) => new ChunkedBlobService(PostgresBlobStore.open(url));
 registerBlobServiceScheme("postgres", openBlobs);
 registerBlobServiceScheme("postgresql", openBlobs);
+
+for (const scheme of ["postgres", "postgresql"]) {
+  registerRefStoreScheme(scheme, (url) => PostgresRefStore.open(url));
+  registerCollectorScheme(scheme, (url) => PostgresGarbageCollector.open(url));
+}

@@ -60,8 +60,10 @@ describe("schema", () => {
       { table_name: "blobs", column_name: "digest", data_type: "bytea" },
       { table_name: "blobs", column_name: "size", data_type: "bigint" },
       { table_name: "blobs", column_name: "chunk_count", data_type: "integer" },
+      { table_name: "blobs", column_name: "used_at", data_type: "timestamp with time zone" },
       { table_name: "chunks", column_name: "digest", data_type: "bytea" },
       { table_name: "chunks", column_name: "data", data_type: "bytea" },
+      { table_name: "chunks", column_name: "used_at", data_type: "timestamp with time zone" },
     ]);
     for (const [table, key] of [
       ["chunks", ["digest"]],
@@ -83,7 +85,7 @@ describe("schema", () => {
     expect(storage.rows).toEqual([{ attstorage: "e" }]);
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version`);
     expect(versions.rows).toEqual([{ version: SCHEMA_VERSION }]);
-    expect(SCHEMA_VERSION).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
   });
 
   it("upgrades a schema of layout version 1 (directories only), keeping its directories", async () => {
@@ -105,8 +107,9 @@ describe("schema", () => {
     await blobs.putChunk(c.meta.digest, c.bytes);
     expect(hex(await blobs.getChunk(c.meta.digest))).toBe(hex(c.bytes));
     const versions = await stores.admin.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`);
-    // The DDL steps up to the children column (3), then the fill of the stored rows' children (4).
-    expect(versions.rows).toEqual([{ version: 1 }, { version: 3 }, { version: 4 }]);
+    // The DDL steps up to the children column (3), then the fill of the stored rows' children (4),
+    // then garbage collection's columns and refs (5, whose DDL went in with 3).
+    expect(versions.rows).toEqual([{ version: 1 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     const reopened = stores.track(PostgresDirectoryService.open(stores.url({ schema })));
     expect(await reopened.get(root)).toEqual(fixtures.DIRECTORY_A);
   });

@@ -24,6 +24,7 @@ import {
 } from "@castore-ts/core";
 import { to as copyTo } from "pg-copy-streams";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
+import { touchBlobsStatement } from "./postgres-touch.js";
 import { parsePostgresUrl } from "./postgres-url.js";
 import { byteaArray, singleFieldOfBinaryCopy } from "./postgres-wire.js";
 
@@ -67,12 +68,17 @@ export class PostgresBlobStore implements BlobStore {
     await this.db.init();
   }
 
-  /** One INSERT; a chunk already stored is left alone, and a concurrent writer of the same chunk waits, then does nothing. */
+  /**
+   * One INSERT; a chunk already stored keeps its bytes and is marked used now
+   * (spec §10.2: an upload relies on it), and a concurrent writer of the same
+   * chunk waits, then does the same.
+   */
   async putChunk(digest: Digest, bytes: Uint8Array, opts?: CallOptions): Promise<void> {
     await this.ready();
     await this.db.withClient("storing a chunk", opts?.signal, (client) =>
       client.query(
-        `INSERT INTO ${this.db.tables.chunks} (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING`,
+        `INSERT INTO ${this.db.tables.chunks} (digest, data) VALUES ($1, $2)
+         ON CONFLICT (digest) DO UPDATE SET used_at = clock_timestamp()`,
         [asBuffer(digest.bytes), asBuffer(bytes)],
       ),
     );
@@ -120,8 +126,8 @@ export class PostgresBlobStore implements BlobStore {
   /**
    * One statement, so one transaction: the blob's row and all its chunk rows
    * appear together. When the blob is already stored (or a concurrent writer
-   * of it commits first) nothing is written: the first list stays, never a
-   * mix of two.
+   * of it commits first) only its row is marked used now (spec §10.2): the
+   * first list stays, never a mix of two.
    */
   async putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: CallOptions): Promise<void> {
     await this.ready();
@@ -137,12 +143,14 @@ export class PostgresBlobStore implements BlobStore {
       client.query(
         `WITH head AS (
            INSERT INTO ${t.blobs} (digest, size, chunk_count) VALUES ($1, $2, $3)
-           ON CONFLICT (digest) DO NOTHING
-           RETURNING digest
+           ON CONFLICT (digest) DO UPDATE SET used_at = clock_timestamp()
+           -- xmax is 0 on a row this statement inserted, not on one it updated.
+           RETURNING digest, xmax = 0 AS inserted
          )
          INSERT INTO ${t.blobChunks} (blob, idx, chunk, size)
          SELECT head.digest, u.idx - 1, u.chunk, u.size
-         FROM head, unnest($4::bytea[], $5::integer[]) WITH ORDINALITY AS u(chunk, size, idx)`,
+         FROM head, unnest($4::bytea[], $5::integer[]) WITH ORDINALITY AS u(chunk, size, idx)
+         WHERE head.inserted`,
         [
           asBuffer(digest.bytes),
           String(size),
@@ -192,17 +200,18 @@ export class PostgresBlobStore implements BlobStore {
     return chunks;
   }
 
-  /** One SELECT over both tables for all the digests. */
+  /**
+   * One statement over both tables for all the digests, which also marks
+   * every blob found, and its chunks, as used now (spec §10.2: an upload that
+   * skips a blob it was told is there relies on it). See touchBlobsStatement.
+   */
   async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
     if (digests.length === 0) return [];
     await this.ready();
-    const t = this.db.tables;
     const keys = byteaArray(digests.map((d) => d.bytes));
     const rows = await this.db.withClient("looking up blobs", opts?.signal, async (client) => {
       const result = await client.query<[Buffer]>({
-        text: `SELECT digest FROM ${t.blobs} WHERE digest = ANY($1::bytea[])
-               UNION
-               SELECT digest FROM ${t.chunks} WHERE digest = ANY($1::bytea[])`,
+        text: touchBlobsStatement(this.db.tables),
         values: [keys],
         rowMode: "array",
       });

@@ -20,7 +20,7 @@
 import { CorruptionError, Digest, decodeStoredDirectory } from "@castore-ts/core";
 import type pg from "pg";
 import { childrenColumn } from "./postgres-children.js";
-import { SCHEMA_VERSION, type SchemaTables } from "./postgres-schema.js";
+import { CHILDREN_FILLED_VERSION, type SchemaTables } from "./postgres-schema.js";
 import { byteaArray } from "./postgres-wire.js";
 
 /** Directories per fill transaction. */
@@ -55,7 +55,7 @@ interface BatchResult {
   read: number;
 }
 
-/** Fills the children of every stored directory that may lack them, then records SCHEMA_VERSION. */
+/** Fills the children of every stored directory that may lack them, then records CHILDREN_FILLED_VERSION. */
 export async function fillChildren(host: ChildrenFillHost, batchSize = FILL_BATCH): Promise<void> {
   const { tables } = host;
   const prefix = `postgres schema "${host.schema}"`;
@@ -84,7 +84,7 @@ export async function fillChildren(host: ChildrenFillHost, batchSize = FILL_BATC
       started = true;
       total = await estimateRows(host);
       host.log(
-        `${prefix}: filling in the child directories of the directories stored before layout version ${SCHEMA_VERSION}` +
+        `${prefix}: filling in the child directories of the directories stored before layout version ${CHILDREN_FILLED_VERSION}` +
           `${total > 0 ? `, about ${total}` : ""}; resumable, in batches of ${batchSize}`,
       );
     }
@@ -99,7 +99,7 @@ export async function fillChildren(host: ChildrenFillHost, batchSize = FILL_BATC
     if (result.finished) {
       if (started) {
         host.log(
-          `${prefix}: children filled for all ${result.directories} directories; layout version ${SCHEMA_VERSION}` +
+          `${prefix}: children filled for all ${result.directories} directories; layout version ${CHILDREN_FILLED_VERSION}` +
             (result.unreadable > 0
               ? `; ${result.unreadable} stored rows are corrupt and have none (${unreadable.join(", ")}` +
                 `${result.unreadable > unreadable.length ? ", …" : ""}): castore verify reports them, a repair restores them and their children`
@@ -130,7 +130,7 @@ async function fillBatch(client: pg.ClientBase, tables: SchemaTables, batchSize:
   );
   const state = progress.rows[0];
   const { rows: versions } = await client.query(`SELECT 1 FROM ${tables.version} WHERE version >= $1`, [
-    SCHEMA_VERSION,
+    CHILDREN_FILLED_VERSION,
   ]);
   if (!state || versions.length > 0) {
     return {
@@ -181,7 +181,9 @@ async function fillBatch(client: pg.ClientBase, tables: SchemaTables, batchSize:
     [after, rows.length, unreadableHere.length],
   );
   if (finished) {
-    await client.query(`INSERT INTO ${tables.version} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [SCHEMA_VERSION]);
+    await client.query(`INSERT INTO ${tables.version} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [
+      CHILDREN_FILLED_VERSION,
+    ]);
   }
   return {
     finished,

@@ -10,12 +10,22 @@
  * batches, each its own transaction that records how far it got in
  * `<schema>.children_fill` (postgres-children-fill.ts). A new, empty schema
  * goes to version 4 at once.
+ *
+ * Version 5 is garbage collection and refs (spec §9, §10): a `used_at`
+ * column on directories, blobs and chunks (when each was last written or
+ * used; rows stored before get the time of the upgrade), the `refs` table,
+ * and the function the collector reads directories with inside the database
+ * (postgres-directory-scan.ts). A schema still filling its children (version
+ * 3) gets the version 5 DDL at once and records 5 when the fill is done.
  */
+import { directoryScanFunction } from "./postgres-directory-scan.js";
 
 /** The table layout this code writes and reads; recorded in `<schema>.schema_version`. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 /** The layout from which every upload also writes each directory's `children` (older rows may lack theirs). */
 export const CHILDREN_COLUMN_VERSION = 3;
+/** The layout the children fill records when every directory has its `children` (postgres-children-fill.ts). */
+export const CHILDREN_FILLED_VERSION = 4;
 
 /** A double-quoted SQL identifier. Names are checked beforehand; quoting keeps them exact. */
 export function ident(name: string): string {
@@ -32,6 +42,12 @@ export interface SchemaTables {
   blobs: string;
   /** Each blob's chunk list, one small row per chunk: (blob, idx) → chunk digest, size. */
   blobChunks: string;
+  /** Refs (spec §9): name (ASCII, byte order) → root digest. */
+  refs: string;
+  /** The collector's reader of stored directory bytes (postgres-directory-scan.ts). */
+  directoryScan: string;
+  /** How many garbage collections have started (one row): what a ref's set checks it raced none (postgres-ref-store.ts). */
+  collections: string;
   /** How far the fill of `children` for rows stored before version 3 got (one row). */
   childrenFill: string;
   /** Which layout versions were applied. */
@@ -45,12 +61,15 @@ export function schemaTables(schema: string): SchemaTables {
     chunks: `${q}.chunks`,
     blobs: `${q}.blobs`,
     blobChunks: `${q}.blob_chunks`,
+    refs: `${q}.refs`,
+    directoryScan: `${q}.castore_directory_scan`,
+    collections: `${q}.collections`,
     childrenFill: `${q}.children_fill`,
     version: `${q}.schema_version`,
   };
 }
 
-/** DDL statements that bring a schema from `version - 1` to `version` (up to CHILDREN_COLUMN_VERSION; see above for 4). */
+/** DDL statements that bring a schema from `version - 1` to `version` (4 is the children fill: see above). */
 export function migrations(t: SchemaTables): { version: number; statements: string[] }[] {
   return [
     {
@@ -98,6 +117,37 @@ export function migrations(t: SchemaTables): { version: number; statements: stri
         // Instant on a table of any size: a nullable column without default, and no CHECK
         // (which would scan the whole table under an exclusive lock).
         `ALTER TABLE ${t.directories} ADD COLUMN IF NOT EXISTS children bytea`,
+      ],
+    },
+    {
+      // Garbage collection (spec §10) and refs (spec §9).
+      version: 5,
+      statements: [
+        // `used_at`: when the row was last written or used (the touch rules, spec §10.2).
+        // Instant on a table of any size: a non-volatile default (now(), the time of the upgrade)
+        // is stored once in the catalog for every existing row, not written into each. New rows
+        // then take the time they are written (clock_timestamp(): not their transaction's start,
+        // which a long upload would leave far behind). Not indexed, on purpose: an UPDATE that
+        // changes no indexed column can stay on its page (HOT), and touching is frequent; the
+        // collector reads the whole table once anyway.
+        ...[t.directories, t.blobs, t.chunks].flatMap((table) => [
+          `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS used_at timestamptz NOT NULL DEFAULT now()`,
+          `ALTER TABLE ${table} ALTER COLUMN used_at SET DEFAULT clock_timestamp()`,
+        ]),
+        // Ref names are ASCII (spec §9): the "C" collation orders them by bytes, as every store lists them.
+        `CREATE TABLE IF NOT EXISTS ${t.refs} (
+           name text COLLATE "C" PRIMARY KEY,
+           digest bytea NOT NULL CHECK (octet_length(digest) = 32)
+         )`,
+        directoryScanFunction(t.directoryScan),
+        // One row: every collection counts itself in before it reads the refs; a ref's set
+        // re-protects its tree if one started since it began (postgres-ref-store.ts).
+        `CREATE TABLE IF NOT EXISTS ${t.collections} (
+           singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+           started bigint NOT NULL DEFAULT 0,
+           last_started_at timestamptz
+         )`,
+        `INSERT INTO ${t.collections} DEFAULT VALUES ON CONFLICT DO NOTHING`,
       ],
     },
   ];

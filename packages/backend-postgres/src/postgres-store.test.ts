@@ -77,6 +77,7 @@ describe("schema", () => {
       { table_name: "directories", column_name: "digest", data_type: "bytea" },
       { table_name: "directories", column_name: "bytes", data_type: "bytea" },
       { table_name: "directories", column_name: "children", data_type: "bytea" },
+      { table_name: "directories", column_name: "used_at", data_type: "timestamp with time zone" },
       { table_name: "schema_version", column_name: "version", data_type: "integer" },
       { table_name: "schema_version", column_name: "applied_at", data_type: "timestamp with time zone" },
     ]);
@@ -215,7 +216,7 @@ describe("round trips", () => {
     for (let i = 1; i < asked.length - 1; i++) expect(Digest.of(got[i]!).equals(asked[i])).toBe(true);
   });
 
-  it("a small upload is one statement; a large one stored at close two (which are stored, then COPY of the rest)", async () => {
+  it("a small upload is one statement; a large one stored at close one transaction (which are stored, COPY of the rest, touch)", async () => {
     const service = stores.open();
     const counted = countQueries(service);
     await service.store.init();
@@ -232,11 +233,19 @@ describe("round trips", () => {
     });
     counted.texts = [];
     await service.store.putClosure(entries);
-    expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual(["SELECT", "COPY"]);
-    // All stored already: only the question is asked.
+    expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual(["BEGIN", "SELECT", "COPY", "COMMIT"]);
+    // All stored already: the question, then the touch of every entry (spec §10.2).
     counted.texts = [];
     await upload(service, big.directories);
-    expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual(["BEGIN;", "SELECT", "ROLLBACK", "SELECT"]);
+    expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual([
+      "BEGIN;",
+      "SELECT",
+      "ROLLBACK",
+      "BEGIN",
+      "SELECT",
+      "WITH",
+      "COMMIT",
+    ]);
     expect(await rowCount(service.store.schema)).toBe(1 + big.directories.length);
   });
 
@@ -280,8 +289,10 @@ describe("round trips", () => {
       await other.query("COMMIT");
       expect((await uploading).equals(tree.root)).toBe(true);
       expect(counted.texts.map((t) => t.split(/\s+/)[0])).toEqual([
+        "BEGIN",
         "SELECT",
         "COPY",
+        "ROLLBACK",
         "BEGIN",
         "CREATE",
         "COPY",
@@ -387,7 +398,8 @@ describe("a connection killed mid-upload", () => {
             `SELECT pid FROM pg_stat_activity
              WHERE application_name = 'castore' AND datname = current_database()
                AND wait_event_type = 'Lock' AND xact_start IS NOT NULL
-               AND (query LIKE 'INSERT INTO "${schema}"%' OR query LIKE 'COPY "${schema}"%')`,
+               AND (query LIKE 'INSERT INTO "${schema}"%' OR query LIKE 'COPY "${schema}"%'
+                    OR query LIKE 'WITH locked AS%')`,
           );
           pid = rows[0]?.pid;
           if (pid === undefined) await new Promise((r) => setTimeout(r, 25));
@@ -419,7 +431,9 @@ describe("a connection killed mid-upload", () => {
 });
 
 describe("concurrency", () => {
-  it("32 concurrent overlapping uploads, large and small, all succeed", async () => {
+  // A long run on a loaded two-core machine (about 30 s): every upload also marks the 3000 shared
+  // directories as used (spec §10.2), one transaction after another.
+  it("32 concurrent overlapping uploads, large and small, all succeed", { timeout: 120_000 }, async () => {
     const service = stores.open({ poolMax: 16 });
     const shared = generateTree({ directories: 3000, seed: 10 });
     const sharedNode = makeDirectoryNode("shared", shared.root, shared.rootSize);

@@ -45,6 +45,7 @@ import { ClosureRowParser, closureCopyStatement, packRowBytes, type ClosureRow }
 import { describeError, isConnectionFailure, isRetryableConflict, sqlState } from "./postgres-errors.js";
 import {
   CHILDREN_COLUMN_VERSION,
+  CHILDREN_FILLED_VERSION,
   ident,
   childrenFillStatements,
   migrations,
@@ -58,6 +59,7 @@ import { StreamingCopy } from "./postgres-streaming-copy.js";
 import { PostgresUpload, type UploadHost } from "./postgres-upload.js";
 import { binaryCopyChunks, byteaArray } from "./postgres-wire.js";
 import { childrenColumn, entryBytes } from "./postgres-children.js";
+import { touchStatement } from "./postgres-touch.js";
 
 export { SCHEMA_VERSION };
 
@@ -391,16 +393,20 @@ export class PostgresDirectoryStore implements DirectoryStore {
         );
         const current = this.checkVersion(rows[0]?.version ?? null);
         // A new schema has no rows without children: it is complete at once. An older one gets the
-        // column now (from here on every upload writes it) and is filled below.
-        const target = current === 0 ? SCHEMA_VERSION : Math.max(current, CHILDREN_COLUMN_VERSION);
-        if (current < target) {
+        // column now (from here on every upload writes it) and is filled below; it gets every later
+        // step's DDL now too, and records SCHEMA_VERSION once the fill is done.
+        const fillPending = current !== 0 && current < CHILDREN_FILLED_VERSION;
+        const target = fillPending ? Math.max(current, CHILDREN_COLUMN_VERSION) : SCHEMA_VERSION;
+        if (current < SCHEMA_VERSION) {
           for (const step of migrations(this.tables)) {
             if (step.version <= current) continue;
             for (const statement of step.statements) await client.query(statement);
           }
-          if (target < SCHEMA_VERSION)
-            for (const statement of childrenFillStatements(this.tables)) await client.query(statement);
-          await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [target]);
+          if (fillPending) for (const statement of childrenFillStatements(this.tables)) await client.query(statement);
+          if (target > current)
+            await client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [
+              target,
+            ]);
         }
         await client.query("COMMIT");
         return target;
@@ -418,6 +424,10 @@ export class PostgresDirectoryStore implements DirectoryStore {
           log: this.log,
         },
         this.childrenFillBatch,
+      );
+      // The later steps' DDL went in with the children column: only their version is left to record.
+      await this.withClient("recording the layout version", undefined, (client) =>
+        client.query(`INSERT INTO ${this.versionTable} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [SCHEMA_VERSION]),
       );
     }
   }
@@ -584,7 +594,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
     return client.query(
       `INSERT INTO ${this.table} (digest, bytes, children)
        SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
-       ON CONFLICT (digest) DO NOTHING`,
+       ON CONFLICT (digest) DO UPDATE SET used_at = clock_timestamp()`,
       [
         byteaArray(entries.map((e) => e.digest.bytes)),
         byteaArray(entries.map((e) => e.bytes)),
@@ -612,14 +622,18 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   /**
-   * The default for large uploads: ask the server which entries are missing,
-   * in digest order (one query: their positions, as one comma-separated text),
-   * then binary-COPY only those rows straight into the table — one statement,
-   * so all of them or none. Content is never deleted, so what the first query
-   * found stays. If another upload stores some of the same directories between
-   * the two statements, the COPY fails on the primary key (after waiting for
-   * that upload to commit); the rows then go through mergeCopy, which skips
-   * whatever is present.
+   * The default for large uploads, in one transaction: ask the server which
+   * entries are missing, in digest order (one query: their positions, as one
+   * comma-separated text), binary-COPY only those rows straight into the
+   * table, then mark the entries that were already stored as used now (the
+   * touch of spec §10.2: every entry of an upload, stored or not, at its
+   * commit). The touch is the last statement before COMMIT, so the rows it
+   * locks (against a garbage collection, which skips locked rows) are held
+   * only briefly; one that a collection deleted since the first query is
+   * stored again from the upload's own bytes. If another upload stores some
+   * of the same directories meanwhile, the COPY fails on the primary key
+   * (after waiting for that upload to commit); the whole upload then goes
+   * through mergeCopy, which stores and touches in one statement.
    */
   private async copyMissing(
     client: pg.PoolClient,
@@ -627,24 +641,52 @@ export class PostgresDirectoryStore implements DirectoryStore {
     entries: ClosureEntry[],
     signal?: AbortSignal,
   ): Promise<void> {
-    const { rows } = await client.query<[string | null]>({
-      text: `SELECT string_agg(u.i::text, ',' ORDER BY u.digest)
-             FROM unnest($1::bytea[]) WITH ORDINALITY AS u(digest, i)
-             WHERE NOT EXISTS (SELECT 1 FROM ${this.table} d WHERE d.digest = u.digest)`,
+    try {
+      await this.inTransaction(client, session, signal, async () => {
+        const { rows } = await client.query<[string | null]>({
+          text: `SELECT string_agg(u.i::text, ',' ORDER BY u.digest)
+                 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(digest, i)
+                 WHERE NOT EXISTS (SELECT 1 FROM ${this.table} d WHERE d.digest = u.digest)`,
+          values: [byteaArray(entries.map((e) => e.digest.bytes))],
+          rowMode: "array",
+        });
+        // In digest order, like every upload's writes (see putClosure).
+        const positions = rows[0]?.[0]?.split(",").map((i) => Number(i) - 1) ?? [];
+        const missing = positions.map((i) => entries[i]);
+        const isMissing = new Uint8Array(entries.length);
+        for (const i of positions) isMissing[i] = 1;
+        if (missing.length > 0) {
+          if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
+          await this.copyRows(client, this.table, missing, signal);
+        }
+        const stored = entries.filter((_, i) => isMissing[i] === 0).sort(compareDigests);
+        if (stored.length > 0) await this.touchStored(client, stored, signal);
+      });
+    } catch (error) {
+      if (sqlState(error) !== "23505") throw error; // unique_violation: a concurrent upload won the race
+      const sorted = [...entries].sort(compareDigests); // see putClosure: no deadlock with another upload
+      await this.inTransaction(client, session, signal, () => this.mergeCopy(client, sorted, signal));
+    }
+  }
+
+  /**
+   * Marks stored entries of an upload as used now, inside the caller's
+   * transaction; any that is gone (a garbage collection deleted it since the
+   * upload looked) is stored again.
+   */
+  private async touchStored(client: pg.ClientBase, entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+    const { rows } = await client.query<[Buffer]>({
+      text: touchStatement(this.table),
       values: [byteaArray(entries.map((e) => e.digest.bytes))],
       rowMode: "array",
     });
-    const positions = rows[0]?.[0];
-    if (!positions) return; // all stored already
-    const missing = positions.split(",").map((i) => entries[Number(i) - 1]);
-    if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
-    session.begun();
-    try {
-      await this.copyRows(client, this.table, missing, signal);
-    } catch (error) {
-      if (sqlState(error) !== "23505") throw error; // unique_violation: a concurrent upload won the race
-      await this.inTransaction(client, session, signal, () => this.mergeCopy(client, missing, signal));
-    }
+    if (rows.length === entries.length) return;
+    const touched = new Set(rows.map(([d]) => d.toString("hex")));
+    await this.insertUnnestChunked(
+      client,
+      entries.filter((e) => !touched.has(e.digest.hex)),
+      signal,
+    );
   }
 
   /** Binary COPY of (digest, bytes, children) rows, in the given order, into `table`. */
@@ -677,7 +719,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
     if (signal?.aborted) throw new AbortError("upload aborted", { cause: signal.reason });
     // The temporary table is read back in the order COPY wrote it (digest order): see putClosure.
     await client.query(
-      `INSERT INTO ${this.table} (digest, bytes, children) SELECT digest, bytes, children FROM ${UPLOAD_TABLE} ON CONFLICT (digest) DO NOTHING`,
+      `INSERT INTO ${this.table} (digest, bytes, children) SELECT digest, bytes, children FROM ${UPLOAD_TABLE}
+       ON CONFLICT (digest) DO UPDATE SET used_at = clock_timestamp()`,
     );
     this.withUploadTable.add(client);
   }
