@@ -141,9 +141,7 @@ describe("castore sync between stores", () => {
     expect((await castore("ref", "get", "docs/many", "--store", dst)).code).toBe(1); // the ref comes last
     const again = await castore("sync", source, dst, "ref:docs/many", "--no-progress");
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(
-      /sent 1 directory, \d+ blobs .*; [1-9]\d* blobs already there; refs set: docs\/many/,
-    );
+    expect(again.stdout).toMatch(/sent 1 directory, \d+ blobs .*; [1-9]\d* blobs already there; refs set: docs\/many/);
     const verify = await castore("verify", dst, "--blobs", "--no-progress");
     expect(verify.code, verify.stderr).toBe(0);
   });
