@@ -60,17 +60,18 @@ export function gcCommand(): Command {
   return new Command("gc")
     .description("Delete what no ref or --keep root reaches and nobody used within the grace period")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))
-    .option(
-      "--keep <root>",
-      "also keep this tree or blob: a digest (hex or b3:base64) or ref:NAME; repeatable",
-      collectRoots,
-      [],
+    .addOption(
+      new Option("--keep <root>", "also keep this tree or blob: a digest (hex or b3:base64) or ref:NAME; repeatable")
+        .argParser(collectRoots)
+        .default([], "none"),
     )
-    .option(
-      "--grace <duration>",
-      "keep whatever was written or used this recently, reachable or not (0, or e.g. 30m, 1h, 7d)",
-      parseDuration,
-      DEFAULT_GRACE_MS,
+    .addOption(
+      new Option(
+        "--grace <duration>",
+        "keep whatever was written or used this recently, reachable or not (0, or e.g. 30m, 1h, 7d)",
+      )
+        .argParser(parseDuration)
+        .default(DEFAULT_GRACE_MS, "1h"),
     )
     .option("--dry-run", "print what would be deleted (counts and bytes); delete nothing")
     .option("--json", "print the report as JSON instead of the summary line")

@@ -1,4 +1,4 @@
-import { Command } from "commander";
+import { Argument, Command } from "commander";
 import {
   knownRefSchemes,
   openRefService,
@@ -79,11 +79,10 @@ export function syncCommand(): Command {
     )
     .argument("<src>", "source store URL")
     .argument("<dst>", "destination store URL")
-    .argument(
-      "[roots...]",
-      "trees to copy: digests (hex or b3:base64) or ref:NAME (the ref is copied too)",
-      collectRoots,
-      [],
+    .addArgument(
+      new Argument("[roots...]", "trees to copy: digests (hex or b3:base64) or ref:NAME (the ref is copied too)")
+        .argParser(collectRoots)
+        .default([], "none: give --all"),
     )
     .option("--all", "every ref of SRC, with its tree")
     .option("--jobs <n>", "blobs copied at once", positiveInt, 4)
