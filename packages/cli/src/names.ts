@@ -15,72 +15,12 @@
  */
 import { ValidationError } from "@castore-ts/core";
 
-// ignoreBOM: by default TextDecoder drops a leading U+FEFF, and a name that
-// starts with one would print like the same name without it.
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// One escaping for the cli and the browser app: @castore-ts/web's (shared/names.ts).
+import { escapeName } from "@castore-ts/web";
+
+export { escapeName };
+
 const BACKSLASH = 0x5c;
-
-export function escapeName(bytes: Uint8Array): string {
-  let text: string | undefined;
-  try {
-    text = decoder.decode(bytes);
-  } catch {
-    text = undefined;
-  }
-  if (text !== undefined) {
-    // eslint-disable-next-line no-control-regex
-    return text.replace(/[\\\x00-\x1f\x7f]/g, (c) => escapeAscii(c.charCodeAt(0)));
-  }
-  // Not UTF-8 as a whole: keep its well-formed sequences readable, escape the other bytes.
-  let out = "";
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    if (b < 0x80) {
-      out += b === BACKSLASH || b < 0x20 || b === 0x7f ? escapeAscii(b) : String.fromCharCode(b);
-      i++;
-      continue;
-    }
-    const length = utf8SequenceLength(bytes, i);
-    if (length === 0) {
-      out += `\\x${hex2(b)}`;
-      i++;
-      continue;
-    }
-    out += decoder.decode(bytes.subarray(i, i + length));
-    i += length;
-  }
-  return out;
-}
-
-function escapeAscii(b: number): string {
-  return b === BACKSLASH ? "\\\\" : `\\x${hex2(b)}`;
-}
-
-function hex2(b: number): string {
-  return b.toString(16).padStart(2, "0");
-}
-
-/**
- * Length of the well-formed multi-byte UTF-8 sequence starting at `i`, or 0
- * when there is none (Unicode Table 3-7: no overlong forms, no surrogates,
- * nothing above U+10FFFF), the same rule the fatal TextDecoder applies.
- */
-function utf8SequenceLength(bytes: Uint8Array, i: number): number {
-  const b = bytes[i];
-  const inRange = (k: number, lo: number, hi: number) =>
-    i + k < bytes.length && bytes[i + k] >= lo && bytes[i + k] <= hi;
-  const tail = (k: number) => inRange(k, 0x80, 0xbf);
-  if (b >= 0xc2 && b <= 0xdf) return tail(1) ? 2 : 0;
-  if (b === 0xe0) return inRange(1, 0xa0, 0xbf) && tail(2) ? 3 : 0;
-  if (b === 0xed) return inRange(1, 0x80, 0x9f) && tail(2) ? 3 : 0;
-  if (b >= 0xe1 && b <= 0xef) return tail(1) && tail(2) ? 3 : 0;
-  if (b === 0xf0) return inRange(1, 0x90, 0xbf) && tail(2) && tail(3) ? 4 : 0;
-  if (b === 0xf4) return inRange(1, 0x80, 0x8f) && tail(2) && tail(3) ? 4 : 0;
-  if (b >= 0xf1 && b <= 0xf3) return tail(1) && tail(2) && tail(3) ? 4 : 0;
-  return 0;
-}
-
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const HEX2 = /^[0-9a-fA-F]{2}$/;
 

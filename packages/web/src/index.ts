@@ -10,3 +10,4 @@ export { answerRange, type RangeAnswer } from "./server/range.js";
 export { contentTypeOf, contentDisposition } from "./server/content-type.js";
 export { parseRootedPath } from "./server/paths.js";
 export { decodeSegment, encodeSegment, encodeRootSegment } from "./shared/segments.js";
+export { escapeName } from "./shared/names.js";

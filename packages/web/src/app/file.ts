@@ -8,7 +8,7 @@
 import type { FileNode } from "@castore-ts/proto";
 import { readBlob, savedToken } from "./api.js";
 import { h, hexOf, show } from "./dom.js";
-import { escapeName } from "./names.js";
+import { escapeName } from "../shared/names.js";
 import { copyButton } from "./listing.js";
 
 export const PREVIEW_LIMIT = 1024 * 1024;

@@ -9,7 +9,7 @@
 import type { Directory } from "@castore-ts/proto";
 import { encodeSegment } from "../shared/segments.js";
 import { h, hexOf, show } from "./dom.js";
-import { escapeName } from "./names.js";
+import { escapeName } from "../shared/names.js";
 
 /** Rows kept above and below the viewport, so a short scroll shows no gap. */
 const OVERSCAN = 20;

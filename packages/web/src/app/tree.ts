@@ -8,7 +8,7 @@ import type { Directory, DirectoryNode, FileNode, SymlinkNode } from "@castore-t
 import { decodeSegment, encodeRootSegment, encodeSegment } from "../shared/segments.js";
 import { getDirectory, getRef } from "./api.js";
 import { errorBox, h, hexOf, show } from "./dom.js";
-import { escapeName } from "./names.js";
+import { escapeName } from "../shared/names.js";
 import { filePage } from "./file.js";
 import { copyButton, listing } from "./listing.js";
 

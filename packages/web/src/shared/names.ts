@@ -1,10 +1,12 @@
 /**
- * Names as `castore ls` prints them (the cli's names.ts, which the browser
- * cannot import): valid UTF-8 as is, with backslash and control characters
+ * Names as `castore ls` prints them, in the browser app and (through this
+ * package's entry point) in the cli: valid UTF-8 as is, with backslash and control characters
  * escaped as `\\` and `\xNN`; in a name that is not UTF-8, every byte outside
  * a well-formed sequence is `\xNN`. So a non-UTF-8 name shows escaped and
  * two names never show the same.
  */
+// ignoreBOM: by default TextDecoder drops a leading U+FEFF, and a name that
+// starts with one would print like the same name without it.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const BACKSLASH = 0x5c;
 
