@@ -35,11 +35,11 @@
 import {
   BackendError,
   CorruptionError,
-  DEFAULT_GRACE_MS,
+  emptyReport,
+  graceOf,
   Digest,
   OBJECT_KINDS,
   throwIfAborted,
-  zeroCounts,
   type CollectOptions,
   type CollectReport,
   type GarbageCollector,
@@ -90,26 +90,14 @@ export class PostgresGarbageCollector implements GarbageCollector {
 
   async collect(opts: CollectOptions = {}): Promise<CollectReport> {
     if (this.closed) throw new BackendError(this.backend, "garbage collector is closed");
-    const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-    if (!Number.isFinite(graceMs) || graceMs < 0)
-      throw new RangeError(`grace must be a non-negative number of milliseconds, got ${graceMs}`);
+    const graceMs = graceOf(opts);
     const keep = opts.keep ?? [];
     for (const [i, d] of keep.entries())
       if (!(d instanceof Digest)) throw new TypeError(`keep[${i}] must be a Digest, got ${typeof d}`);
     await this.db.init();
     return this.db.withClient("collecting garbage", opts.signal, async (client, session) => {
       const startedAt = await this.countIn(client, session);
-      const report: CollectReport = {
-        startedAt,
-        cutoff: startedAt - graceMs,
-        dryRun: opts.dryRun === true,
-        roots: 0,
-        live: zeroCounts(),
-        deleted: zeroCounts(),
-        deletedBytes: 0,
-        spared: 0,
-        missingRoots: [],
-      };
+      const report = emptyReport(startedAt, graceMs, opts);
       // From here a broken connection fails the collection (a new one would not have its tables).
       session.begun();
       const run = new Collection(this.backend, client, this.db.tables, report, opts);

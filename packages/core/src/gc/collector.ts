@@ -72,3 +72,26 @@ export interface GarbageCollector {
 export function zeroCounts(): KindCounts {
   return { directory: 0, blob: 0, chunk: 0 };
 }
+
+/** The grace period a collection uses: `opts.graceMs`, or one hour; a RangeError unless it is a non-negative number. */
+export function graceOf(opts: CollectOptions): number {
+  const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  if (!Number.isFinite(graceMs) || graceMs < 0)
+    throw new RangeError(`grace must be a non-negative number of milliseconds, got ${graceMs}`);
+  return graceMs;
+}
+
+/** The report of a collection that started at `startedAt` (the store's clock), nothing counted yet. */
+export function emptyReport(startedAt: number, graceMs: number, opts: CollectOptions): CollectReport {
+  return {
+    startedAt,
+    cutoff: startedAt - graceMs,
+    dryRun: opts.dryRun === true,
+    roots: 0,
+    live: zeroCounts(),
+    deleted: zeroCounts(),
+    deletedBytes: 0,
+    spared: 0,
+    missingRoots: [],
+  };
+}

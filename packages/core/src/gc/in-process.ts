@@ -27,13 +27,13 @@ import type { RefStore } from "../refs/service.js";
 import type { CollectableStore } from "./collectable.js";
 import { walkDirectories } from "./walk.js";
 import {
-  DEFAULT_GRACE_MS,
+  emptyReport,
+  graceOf,
   type CollectOptions,
   type CollectReport,
   type GarbageCollector,
   type ObjectKind,
   OBJECT_KINDS,
-  zeroCounts,
 } from "./collector.js";
 
 /** The parts of one store a collection reads and deletes from. */
@@ -63,23 +63,9 @@ export class InProcessCollector implements GarbageCollector {
   }
 
   async collect(opts: CollectOptions = {}): Promise<CollectReport> {
-    const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-    if (!Number.isFinite(graceMs) || graceMs < 0)
-      throw new RangeError(`grace must be a non-negative number of milliseconds, got ${graceMs}`);
-    const { objects } = this.parts;
-    const startedAt = await objects.now();
-    const cutoff = startedAt - graceMs;
-    const report: CollectReport = {
-      startedAt,
-      cutoff,
-      dryRun: opts.dryRun === true,
-      roots: 0,
-      live: zeroCounts(),
-      deleted: zeroCounts(),
-      deletedBytes: 0,
-      spared: 0,
-      missingRoots: [],
-    };
+    const graceMs = graceOf(opts);
+    const report = emptyReport(await this.parts.objects.now(), graceMs, opts);
+    const { cutoff } = report;
     const live = await this.mark(cutoff, report, opts);
     for (const kind of OBJECT_KINDS) report.live[kind] = live[kind].size;
     for (const kind of OBJECT_KINDS) await this.sweep(kind, live, cutoff, report, opts);
