@@ -12,6 +12,7 @@ export * from "./closure.js";
 export * from "./putter.js";
 export * from "./bfs.js";
 export * from "./store-service.js";
+export { visitStoredClosures } from "./stored-closure.js";
 export * from "./stored-keys.js";
 export { repairEntries } from "./repair.js";
 export * from "./traverse.js";

@@ -12,7 +12,7 @@
  */
 import type { Digest } from "./digest.js";
 import { AbortError, ClosureError } from "./errors.js";
-import { type ClosureEntry, type ValidatedClosure, ClosureValidator } from "./closure.js";
+import { type ClosureEntry, type ClosureValidatorOptions, type ValidatedClosure, ClosureValidator } from "./closure.js";
 import type { Directory } from "./model.js";
 import type { DirectoryPutter } from "./service.js";
 import type { SizeCheck } from "./size-check.js";
@@ -55,9 +55,15 @@ export class ClosurePutter implements DirectoryPutter {
 
   constructor(
     private readonly sink: ClosureSink,
-    private readonly opts: { sizeCheck?: SizeCheck; signal?: AbortSignal; maxDirectories?: number } = {},
+    private readonly opts: {
+      sizeCheck?: SizeCheck;
+      signal?: AbortSignal;
+      maxDirectories?: number;
+      /** A partial upload (spec §3.6), and what to say when one was asked for and refused. */
+      partial?: Pick<ClosureValidatorOptions, "partial" | "missingChildHint">;
+    } = {},
   ) {
-    this.validator = new ClosureValidator({ sizeCheck: opts.sizeCheck });
+    this.validator = new ClosureValidator({ sizeCheck: opts.sizeCheck, ...opts.partial });
   }
 
   private checkOpen(): void {

@@ -5,14 +5,14 @@
  * and the breadth-first walk live here once.
  */
 import type { Digest } from "./digest.js";
-import { BackendError, isCastoreError, throwIfAborted } from "./errors.js";
+import { BackendError, ClosureError, isCastoreError, throwIfAborted } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { breadthFirst, type ReadOne } from "./bfs.js";
-import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
+import { type ClosureEntry, type ExternalChild, decodeStoredDirectory, decodeStoredDirectorySized } from "./closure.js";
 import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
-import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
-import type { SizeCheck } from "./size-check.js";
+import type { CallOptions, DirectoryPutter, DirectoryService, PutMultipleOptions } from "./service.js";
+import { type SizeCheck, declaredSizeAccepted, describeAcceptedSizes, sizeRangeFrom } from "./size-check.js";
 import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
 import { repairEntries } from "./repair.js";
 
@@ -33,8 +33,22 @@ export interface DirectoryStore {
    * await: a deep chain costs what a wide tree of as many directories does.
    */
   openReader?(): (digest: Digest) => Uint8Array | undefined;
-  /** Stores a checked closure, leaves to root, all or nothing. Entries may already be stored. */
-  putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Stores a checked closure, leaves to root, all or nothing. Entries may
+   * already be stored. `external` (only on a store with `partialUploads`):
+   * the stored directories a partial upload refers to without carrying
+   * them. Atomically with storing the entries, the store checks that each
+   * is still stored (ClosureError otherwise, and nothing stored) and marks
+   * each and its whole closure used (spec §3.6, §10.2): a collection that
+   * has not deleted them by then never will. Core has checked their sizes.
+   */
+  putClosure(entries: ClosureEntry[], signal?: AbortSignal, external?: readonly Digest[]): Promise<void>;
+  /**
+   * Optional: true when putClosure, and openUpload's commit (its closure's
+   * `external`), keep the contract above: the store then takes partial
+   * uploads. Without it they are refused.
+   */
+  readonly partialUploads?: boolean;
   close(): Promise<void>;
   /**
    * Optional: every stored digest. A key that is not a digest goes through
@@ -68,6 +82,9 @@ export interface StoreDirectoryServiceOptions {
   /** Digests per batch read in getRecursive. */
   batchSize?: number;
 }
+
+/** Referred-to directories read per getMany when a partial upload is checked. */
+const EXTERNAL_BATCH = 512;
 
 export class StoreDirectoryService implements DirectoryService {
   constructor(
@@ -179,13 +196,65 @@ export class StoreDirectoryService implements DirectoryService {
     };
   }
 
-  putMultipleStart(opts?: CallOptions): DirectoryPutter {
+  async partialUploads(): Promise<boolean> {
+    return this.store.partialUploads === true;
+  }
+
+  putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
     const signal = opts?.signal;
     const store = this.store;
+    const partial = opts?.partial === true && store.partialUploads === true;
     const sink: ClosureSink = store.openUpload
       ? this.wrapUpload(() => store.openUpload!(signal))
-      : { commit: (closure, commitSignal) => store.putClosure(closure.entries, commitSignal ?? signal) };
-    return new ClosurePutter(this.wrapSink(sink, signal), { sizeCheck: this.opts.sizeCheck, signal });
+      : {
+          commit: (closure, commitSignal) =>
+            store.putClosure(
+              closure.entries,
+              commitSignal ?? signal,
+              closure.external.map((e) => e.digest),
+            ),
+        };
+    return new ClosurePutter(this.wrapSink(sink, signal), {
+      sizeCheck: this.opts.sizeCheck,
+      signal,
+      partial: {
+        partial,
+        missingChildHint:
+          opts?.partial && !partial ? `backend ${store.backend} does not take partial uploads` : undefined,
+      },
+    });
+  }
+
+  /**
+   * A partial upload's references, checked before the commit: each is stored
+   * (re-hashed as any read) with a size every declaration accepts. The store
+   * checks presence again, atomically with its commit.
+   */
+  private async checkExternal(external: readonly ExternalChild[], signal?: AbortSignal): Promise<void> {
+    for (let i = 0; i < external.length; i += EXTERNAL_BATCH) {
+      const batch = external.slice(i, i + EXTERNAL_BATCH);
+      const stored = await this.readMany(
+        batch.map((e) => e.digest),
+        signal,
+      );
+      batch.forEach((ext, j) => {
+        const bytes = stored[j];
+        if (bytes === undefined)
+          throw new ClosureError(
+            `${ext.referredBy} refers to ${ext.digest.hex}, which was not sent in this partial upload and is not stored`,
+          );
+        const { directory, size } = decodeStoredDirectorySized(ext.digest, bytes);
+        const entries = directory.directories.length + directory.files.length + directory.symlinks.length;
+        const range = sizeRangeFrom(size, entries);
+        const sizeCheck = this.opts.sizeCheck ?? "exact";
+        for (const declared of ext.declaredSizes) {
+          if (!declaredSizeAccepted(declared, range, sizeCheck))
+            throw new ClosureError(
+              `${ext.referredBy} declares size ${declared} for stored directory ${ext.digest.hex}, but ${describeAcceptedSizes(range, sizeCheck)}`,
+            );
+        }
+      });
+    }
   }
 
   /** A streamed upload, opened at its first batch: an upload that fails early never holds store resources. */
@@ -212,8 +281,9 @@ export class StoreDirectoryService implements DirectoryService {
     };
     return {
       write: sink.write && ((entries) => wrapped(() => sink.write!(entries))),
-      commit: (closure, commitSignal) => {
+      commit: async (closure, commitSignal) => {
         throwIfAborted(commitSignal ?? signal);
+        if (closure.external.length > 0) await this.checkExternal(closure.external, commitSignal ?? signal);
         return wrapped(() => sink.commit(closure, commitSignal ?? signal));
       },
       abort: sink.abort,
