@@ -49,7 +49,6 @@ for (const transport of ["tcp", "unix"] as const) {
     capabilities: {
       corruption: true,
       repair: GRPC_REPAIR_UNSUPPORTED,
-      partialUpload: "not yet: the client sends whole closures only",
       gc: "a collection runs where the store is (castore gc --store <the server's store>); e2e's serve-gc.test runs gc.* through castore serve",
     },
   });

@@ -46,5 +46,5 @@ describeDirectoryService({
       },
     };
   },
-  capabilities: { corruption: true, partialUpload: "not yet: PostgreSQL takes whole closures only" },
+  capabilities: { corruption: true },
 });

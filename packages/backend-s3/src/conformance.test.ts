@@ -33,7 +33,6 @@ describeDirectoryService({
   capabilities: {
     corruption: true,
     getNonRoot: true,
-    partialUpload: "not yet: S3 takes whole closures only",
     blobCorruption: true,
     atomicRefSwap:
       "the test server (s3rver) ignores If-Match and If-None-Match on PUT and DELETE: two racing swaps from one value can both succeed (atomic on AWS S3 and MinIO; README: Refs)",

@@ -48,7 +48,6 @@ describeDirectoryService({
   },
   capabilities: {
     blobCorruption: true,
-    partialUpload: "not yet: cache:// sends whole closures to far",
     refs: "cache:// stores no refs: a ref belongs to one store, the far one",
     gc: "cache:// has no collector of its own: near and far are collected by their own URLs",
     repair:

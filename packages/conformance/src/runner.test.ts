@@ -129,7 +129,7 @@ describe("runConformance", () => {
         blobs: "this target stores directories only",
         refs: "this target stores directories only",
         gc: "this target stores directories only",
-        partialUpload: "this target takes whole closures only",
+        partialUpload: "the test wrapper forwards no partial uploads",
         ...(typedErrors ? { typedErrors } : {}),
       },
     });
@@ -193,7 +193,7 @@ describe("runConformance", () => {
         capabilities: {
           isolated: "one running server for every scenario",
           blobs: "this target stores directories only",
-          partialUpload: "this target takes whole closures only",
+          partialUpload: "the test wrapper forwards no partial uploads",
         },
       },
       { filter: /^(?!§7\.1[56] )/ },
@@ -212,7 +212,7 @@ describe("runConformance", () => {
         .map(() => 'capability "isolated" not supported: one running server for every scenario'),
       ...scenarios
         .filter((s) => s.requires.includes("partialUpload"))
-        .map(() => 'capability "partialUpload" not supported: this target takes whole closures only'),
+        .map(() => 'capability "partialUpload" not supported: the test wrapper forwards no partial uploads'),
     ]);
     expect(report.results.find((r) => r.title.startsWith("§7.4 "))?.message).toMatch(
       /absence of A=af1349b9.* not checked/,

@@ -11,7 +11,14 @@ import { InvalidUrlError } from "./errors.js";
 import type { Directory } from "./model.js";
 import { openDirectoryService, redactUrl, registerDirectoryServiceScheme } from "./registry.js";
 import { readStoreUrl } from "./store-url.js";
-import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+import {
+  type CallOptions,
+  type DirectoryPutter,
+  type DirectoryService,
+  hasDirectories,
+  type PutMultipleOptions,
+  supportsPartialUploads,
+} from "./service.js";
 import type { SizeCheck } from "./size-check.js";
 
 export class CacheDirectoryService implements DirectoryService {
@@ -45,8 +52,17 @@ export class CacheDirectoryService implements DirectoryService {
     return this.far.put(directory, opts);
   }
 
-  putMultipleStart(opts?: CallOptions): DirectoryPutter {
+  putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
     return this.far.putMultipleStart(opts);
+  }
+
+  /** Uploads go to far, so far's answer: what an upload may leave out, and whether it may be partial. */
+  has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
+    return hasDirectories(this.far, digests, opts);
+  }
+
+  partialUploads(opts?: CallOptions): Promise<boolean> {
+    return supportsPartialUploads(this.far, opts);
   }
 
   async close(): Promise<void> {

@@ -64,8 +64,6 @@ export interface ClosureValidatorOptions {
   sizeCheck?: SizeCheck;
   /** A partial upload: such a child is recorded as external (ExternalChild) for the store to check. */
   partial?: boolean;
-  /** Added to the error for such a child in a whole-closure upload, e.g. why a partial one was refused. */
-  missingChildHint?: string;
 }
 
 /**
@@ -161,8 +159,7 @@ export class ClosureValidator {
         }
         throw new ClosureError(
           `directory ${hexOf(digest)} refers to ${hexOf(child.digest)} (directories[${i}] ${displayName(child.name)}), ` +
-            "which was not sent earlier in this upload" +
-            (this.opts.missingChildHint ? ` (${this.opts.missingChildHint})` : ""),
+            "which was not sent earlier in this upload",
         );
       }
       if (!declaredSizeAccepted(child.size, known.sizes, this.sizeCheck)) {

@@ -13,6 +13,7 @@ export * from "./putter.js";
 export * from "./bfs.js";
 export * from "./store-service.js";
 export { visitStoredClosures } from "./stored-closure.js";
+export { expandPartialClosure } from "./expand-partial.js";
 export * from "./stored-keys.js";
 export { repairEntries } from "./repair.js";
 export * from "./traverse.js";

@@ -12,7 +12,7 @@
  */
 import type { Digest } from "./digest.js";
 import { AbortError, ClosureError } from "./errors.js";
-import { type ClosureEntry, type ClosureValidatorOptions, type ValidatedClosure, ClosureValidator } from "./closure.js";
+import { type ClosureEntry, type ValidatedClosure, ClosureValidator } from "./closure.js";
 import type { Directory } from "./model.js";
 import type { DirectoryPutter } from "./service.js";
 import type { SizeCheck } from "./size-check.js";
@@ -59,11 +59,11 @@ export class ClosurePutter implements DirectoryPutter {
       sizeCheck?: SizeCheck;
       signal?: AbortSignal;
       maxDirectories?: number;
-      /** A partial upload (spec §3.6), and what to say when one was asked for and refused. */
-      partial?: Pick<ClosureValidatorOptions, "partial" | "missingChildHint">;
+      /** A partial upload (spec §3.6): children it does not carry are left to the store to check. */
+      partial?: boolean;
     } = {},
   ) {
-    this.validator = new ClosureValidator({ sizeCheck: opts.sizeCheck, ...opts.partial });
+    this.validator = new ClosureValidator({ sizeCheck: opts.sizeCheck, partial: opts.partial });
   }
 
   private checkOpen(): void {

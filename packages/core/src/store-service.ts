@@ -15,6 +15,7 @@ import type { CallOptions, DirectoryPutter, DirectoryService, PutMultipleOptions
 import { type SizeCheck, declaredSizeAccepted, describeAcceptedSizes, sizeRangeFrom } from "./size-check.js";
 import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
 import { repairEntries } from "./repair.js";
+import { expandPartialClosure } from "./expand-partial.js";
 
 export interface DirectoryStore {
   /** Names the backend in errors, e.g. "memory" or "lmdb:/var/lib/castore". */
@@ -45,8 +46,9 @@ export interface DirectoryStore {
   putClosure(entries: ClosureEntry[], signal?: AbortSignal, external?: readonly Digest[]): Promise<void>;
   /**
    * Optional: true when putClosure, and openUpload's commit (its closure's
-   * `external`), keep the contract above: the store then takes partial
-   * uploads. Without it they are refused.
+   * `external`), keep the contract above. Without it, a partial upload is
+   * made whole before it reaches the store (expand-partial.ts): the stored
+   * children's closures are read back and committed with it.
    */
   readonly partialUploads?: boolean;
   close(): Promise<void>;
@@ -196,32 +198,42 @@ export class StoreDirectoryService implements DirectoryService {
     };
   }
 
+  /** Every store takes partial uploads: natively (DirectoryStore.partialUploads), or made whole (expandPartialClosure). */
   async partialUploads(): Promise<boolean> {
-    return this.store.partialUploads === true;
+    return true;
   }
 
   putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
     const signal = opts?.signal;
     const store = this.store;
-    const partial = opts?.partial === true && store.partialUploads === true;
-    const sink: ClosureSink = store.openUpload
-      ? this.wrapUpload(() => store.openUpload!(signal))
-      : {
-          commit: (closure, commitSignal) =>
-            store.putClosure(
-              closure.entries,
-              commitSignal ?? signal,
-              closure.external.map((e) => e.digest),
-            ),
-        };
-    return new ClosurePutter(this.wrapSink(sink, signal), {
+    const partial = opts?.partial === true;
+    let sink: ClosureSink;
+    if (partial && !store.partialUploads) {
+      // Made whole at close (expand-partial.ts), then stored the way a whole upload is.
+      sink = {
+        commit: async (closure, commitSignal) => {
+          const s = commitSignal ?? signal;
+          const whole = await expandPartialClosure(this, closure, { sizeCheck: this.opts.sizeCheck, signal: s });
+          throwIfAborted(s);
+          await store.putClosure(whole.entries, s);
+        },
+      };
+    } else if (store.openUpload) {
+      sink = this.wrapUpload(() => store.openUpload!(signal));
+    } else {
+      sink = {
+        commit: (closure, commitSignal) =>
+          store.putClosure(
+            closure.entries,
+            commitSignal ?? signal,
+            closure.external.map((e) => e.digest),
+          ),
+      };
+    }
+    return new ClosurePutter(this.wrapSink(sink, signal, partial && store.partialUploads === true), {
       sizeCheck: this.opts.sizeCheck,
       signal,
-      partial: {
-        partial,
-        missingChildHint:
-          opts?.partial && !partial ? `backend ${store.backend} does not take partial uploads` : undefined,
-      },
+      partial,
     });
   }
 
@@ -271,7 +283,7 @@ export class StoreDirectoryService implements DirectoryService {
    * Engine failures of a sink become BackendError; an abort is checked before
    * committing (the commit's own signal: the caller's, or an abort() during close()).
    */
-  private wrapSink(sink: ClosureSink, signal: AbortSignal | undefined): ClosureSink {
+  private wrapSink(sink: ClosureSink, signal: AbortSignal | undefined, checkExternal = false): ClosureSink {
     const wrapped = async (step: () => Promise<void>) => {
       try {
         await step();
@@ -283,7 +295,8 @@ export class StoreDirectoryService implements DirectoryService {
       write: sink.write && ((entries) => wrapped(() => sink.write!(entries))),
       commit: async (closure, commitSignal) => {
         throwIfAborted(commitSignal ?? signal);
-        if (closure.external.length > 0) await this.checkExternal(closure.external, commitSignal ?? signal);
+        if (checkExternal && closure.external.length > 0)
+          await this.checkExternal(closure.external, commitSignal ?? signal);
         return wrapped(() => sink.commit(closure, commitSignal ?? signal));
       },
       abort: sink.abort,

@@ -10,7 +10,6 @@ const report = await runConformance(
       blobs: "the example stores directories only",
       refs: "nor refs",
       gc: "nor garbage collection",
-      partialUpload: "nor partial uploads",
     },
   },
   { filter: /^§7\.[1-9] /, onResult: (r) => console.log(r.status, r.id, r.title, r.message ?? "") },

@@ -12,6 +12,5 @@ describeDirectoryService({
     blobs: "the example stores directories only",
     refs: "nor refs",
     gc: "nor garbage collection",
-    partialUpload: "nor partial uploads",
   },
 });
