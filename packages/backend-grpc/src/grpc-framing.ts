@@ -34,6 +34,16 @@ export function envelope(messages: readonly Uint8Array[], total?: number): Uint8
   return out;
 }
 
+/** The 5 bytes that frame an uncompressed message of `length` bytes, written before it. */
+export function envelopePrefix(length: number): Uint8Array {
+  const out = new Uint8Array(5);
+  out[1] = length >>> 24;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 8) & 0xff;
+  out[4] = length & 0xff;
+  return out;
+}
+
 /** Splits a body into messages, across chunk boundaries. */
 export class EnvelopeReader {
   private pending: Uint8Array[] = [];
