@@ -37,11 +37,19 @@ export interface ChunkedBlobServiceOptions {
   chunking?: ChunkingOptions;
   /** Chunk puts in flight per writer, and chunks fetched ahead per reader (default 4). */
   parallelism?: number;
+  /**
+   * Chunk puts in flight per writer, where the store wants another number
+   * than it fetches ahead (default: `parallelism`). A store that commits the
+   * puts waiting together as one transaction (LMDB) takes more, so that a
+   * commit, and its flush to disk, carries more bytes.
+   */
+  putParallelism?: number;
 }
 
 export class ChunkedBlobService implements BlobService {
   private readonly chunking: ChunkingOptions;
   private readonly parallelism: number;
+  private readonly putParallelism: number;
 
   constructor(
     /** Where chunks and manifests live. Closed by close(). */
@@ -52,10 +60,13 @@ export class ChunkedBlobService implements BlobService {
     this.parallelism = opts.parallelism ?? 4;
     if (!Number.isInteger(this.parallelism) || this.parallelism < 1)
       throw new RangeError(`parallelism must be a positive integer, got ${opts.parallelism}`);
+    this.putParallelism = opts.putParallelism ?? this.parallelism;
+    if (!Number.isInteger(this.putParallelism) || this.putParallelism < 1)
+      throw new RangeError(`putParallelism must be a positive integer, got ${opts.putParallelism}`);
   }
 
   openWriter(opts: CallOptions = {}): BlobWriter {
-    return new ChunkedBlobWriter(this.store, new FastCdcChunker(this.chunking), this.parallelism, opts.signal);
+    return new ChunkedBlobWriter(this.store, new FastCdcChunker(this.chunking), this.putParallelism, opts.signal);
   }
 
   async stat(digest: Digest, opts: BlobStatOptions = {}): Promise<BlobStat | undefined> {
