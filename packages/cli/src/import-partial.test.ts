@@ -5,11 +5,14 @@
  * the server receives, counted by its own metrics (request bodies, queries
  * included), stays under 2 % of what the first import of the tree sent.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getFreePort, runCastore, startCastoreServe } from "@castore-ts/testing";
+import { openBlobService, openDirectoryService } from "@castore-ts/core";
+import "@castore-ts/backend-memory";
+import { importTree } from "./importer.js";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
 let dir: string;
@@ -35,6 +38,31 @@ beforeAll(() => {
     }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("re-import in process", () => {
+  it("of an unchanged tree sends no directory; with one file changed, depth + 1 directories and one blob", async () => {
+    const directories = await openDirectoryService("memory://");
+    const blobs = await openBlobService("memory://");
+    const edited = join(tree, "t1", "s2", "f3");
+    const original = readFileSync(edited);
+    try {
+      const first = await importTree(directories, tree, { blobs });
+      expect(first.progress.uploaded).toBe(1 + TOP + TOP * SUB);
+      const again = await importTree(directories, tree, { blobs });
+      expect(again.digest.equals(first.digest)).toBe(true);
+      expect(again.progress).toMatchObject({ uploaded: 0, directoriesPresent: 1 });
+      writeFileSync(edited, "edited in process\n");
+      const changed = await importTree(directories, tree, { blobs });
+      // root, t1, t1/s2 sent; of the 20 directories asked about below them, 18 were stored
+      expect(changed.progress).toMatchObject({ uploaded: 3, directoriesPresent: 2 * (TOP - 1) });
+      expect(changed.progress.blobs).toMatchObject({ uploaded: 1, uploadedBytes: "edited in process\n".length });
+      expect(await directories.get(changed.digest)).toBeDefined();
+    } finally {
+      writeFileSync(edited, original);
+      await Promise.all([directories.close(), blobs.close()]);
+    }
+  });
+});
 
 describe("re-import through castore serve", () => {
   it("with one file changed sends its path's directories and its blob, and receives under 2 % of the first import", async () => {
