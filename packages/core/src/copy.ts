@@ -5,7 +5,7 @@
  */
 import type { Digest } from "./digest.js";
 import { CorruptionError } from "./errors.js";
-import { hexOf } from "./digest.js";
+import { digestKey, hexOf } from "./digest.js";
 import type { Directory } from "./model.js";
 import { RootToLeavesChecker } from "./closure.js";
 import type { CallOptions, DirectoryService } from "./service.js";
@@ -69,25 +69,45 @@ export async function copyClosure(
  * after all of its child directories. An explicit stack: the depth of a tree
  * is not bounded by the call stack.
  */
-function* leavesToRoot(root: Digest, byDigest: Map<string, Directory>): Generator<Directory> {
+function leavesToRoot(root: Digest, byDigest: Map<string, Directory>): Generator<Directory> {
+  return leavesToRootOf(
+    root,
+    (digest) => byDigest.get(hexOf(digest)),
+    (directory) => directory,
+  );
+}
+
+/**
+ * The closure of `root`, each directory once and after all of its child
+ * directories, from `lookup` (whatever a caller keeps per directory; `of`
+ * gives its Directory). A digest `lookup` lacks is a CorruptionError: the
+ * closure read from the source was not whole.
+ */
+export function* leavesToRootOf<T>(
+  root: Digest,
+  lookup: (digest: Uint8Array) => T | undefined,
+  of: (value: T) => Directory,
+): Generator<T> {
   const seen = new Set<string>();
-  const stack: { directory: Directory; nextChild: number }[] = [];
-  const enter = (hex: string) => {
-    if (seen.has(hex)) return;
-    seen.add(hex);
-    const directory = byDigest.get(hex);
-    if (!directory) throw new CorruptionError(`the closure of ${root} read from the source lacks ${hex}`);
-    stack.push({ directory, nextChild: 0 });
+  const stack: { value: T; children: Directory["directories"]; nextChild: number }[] = [];
+  const enter = (digest: Uint8Array) => {
+    const key = digestKey(digest);
+    if (seen.has(key)) return;
+    seen.add(key);
+    const value = lookup(digest);
+    if (value === undefined) {
+      throw new CorruptionError(`the closure of ${root} read from the source lacks ${hexOf(digest)}`);
+    }
+    stack.push({ value, children: of(value).directories, nextChild: 0 });
   };
-  enter(root.hex);
+  enter(root.bytes);
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
-    const children = top.directory.directories;
-    if (top.nextChild < children.length) {
-      enter(hexOf(children[top.nextChild++].digest));
+    if (top.nextChild < top.children.length) {
+      enter(top.children[top.nextChild++].digest);
     } else {
       stack.pop();
-      yield top.directory;
+      yield top.value;
     }
   }
 }
