@@ -6,9 +6,13 @@
  * One loop does both, at the caller's pace: each directory far yields is
  * checked, recorded for near and yielded; far is asked for the next one
  * only when the caller asks. So nothing queues between far, the caller and
- * near. What is kept for near is the closure itself (each directory with its
- * canonical bytes), as any fill must: near's upload goes leaves to root, and
- * the leaves come last.
+ * near. What is kept for near is the closure as canonical bytes packed in
+ * an arena (what near itself keeps, about what the closure takes encoded),
+ * not the decoded directories, which the caller may drop as it goes (a slow
+ * consumer's memory must not grow with the tree, spec §7.16): near's upload
+ * goes leaves to root and the leaves come last, so any fill holds the
+ * closure until the end. The fill decodes each directory again for near's
+ * putter and hands it the bytes too (no second encoding).
  *
  * - Far's errors (a broken connection, corrupt data, a stream that ends
  *   while directories are still expected) end the caller's read with that
@@ -20,7 +24,8 @@
  *   closure, to be filled by a later read.
  */
 import { RootToLeavesChecker } from "./closure.js";
-import { encodeDirectory } from "./canonical.js";
+import { ByteArena } from "./arena.js";
+import { ScratchEncoder, decodeDirectory } from "./canonical.js";
 import { leavesToRootOf } from "./copy.js";
 import { type Digest, digestKey } from "./digest.js";
 import type { Directory } from "./model.js";
@@ -32,12 +37,6 @@ export interface ReadThroughOptions extends CallOptions {
   sizeCheck?: SizeCheck;
 }
 
-/** A directory read from far, with its canonical bytes (hashed once by the check, handed to near's putter). */
-interface Received {
-  directory: Directory;
-  bytes: Uint8Array;
-}
-
 /** The closure of `root` from `far`, root to leaves; `near` is filled once all of it was read (see above). */
 export async function* readThrough(
   far: DirectoryService,
@@ -46,11 +45,14 @@ export async function* readThrough(
   opts: ReadThroughOptions = {},
 ): AsyncGenerator<Directory, void, undefined> {
   const checker = new RootToLeavesChecker(root, { sizeCheck: opts.sizeCheck });
-  const closure = new Map<string, Received>();
+  const encoder = new ScratchEncoder();
+  const arena = new ByteArena();
+  /** Canonical bytes by digestKey. */
+  const closure = new Map<string, Uint8Array>();
   for await (const directory of far.getRecursive(root, opts)) {
-    const bytes = encodeDirectory(directory);
-    const digest = checker.accept(directory, bytes);
-    closure.set(digestKey(digest.bytes), { directory, bytes });
+    const canonical = encoder.encode(directory);
+    const digest = checker.accept(directory, canonical);
+    closure.set(digestKey(digest.bytes), arena.copy(canonical));
     yield directory;
   }
   checker.finish();
@@ -61,17 +63,17 @@ export async function* readThrough(
 async function fillNear(
   near: DirectoryService,
   root: Digest,
-  closure: Map<string, Received>,
+  closure: Map<string, Uint8Array>,
   opts: CallOptions,
 ): Promise<void> {
   let putter: ReturnType<DirectoryService["putMultipleStart"]> | undefined;
   try {
     putter = near.putMultipleStart(opts);
-    const ordered = leavesToRootOf(
-      root,
-      (digest) => closure.get(digestKey(digest)),
-      (received) => received.directory,
-    );
+    const decoded = (digest: Uint8Array) => {
+      const bytes = closure.get(digestKey(digest));
+      return bytes && { bytes, directory: decodeDirectory(bytes) };
+    };
+    const ordered = leavesToRootOf(root, decoded, (entry) => entry.directory);
     for (const { directory, bytes } of ordered) await putter.put(directory, bytes);
     await putter.close();
   } catch (error) {
