@@ -5,7 +5,7 @@
  */
 import type { Digest } from "./digest.js";
 import { CorruptionError } from "./errors.js";
-import { hexOf } from "./digest.js";
+import { digestKey, hexOf } from "./digest.js";
 import type { Directory } from "./model.js";
 import { RootToLeavesChecker } from "./closure.js";
 import { type CallOptions, type DirectoryService, supportsPartialUploads } from "./service.js";
@@ -98,32 +98,55 @@ export async function copyClosure(
 /**
  * The closure of `root` in `byDigest` (keyed by hex), each directory once and
  * after all of its child directories; with `include`, only those it accepts
- * and nothing below one it refuses (a partial upload's stored children). An explicit stack: the depth of a tree
- * is not bounded by the call stack.
+ * and nothing below one it refuses (a partial upload's stored children). An
+ * explicit stack: the depth of a tree is not bounded by the call stack.
  */
-function* leavesToRoot(
+function leavesToRoot(
   root: Digest,
   byDigest: Map<string, Directory>,
-  include: (hex: string) => boolean = () => true,
+  include?: (hex: string) => boolean,
 ): Generator<Directory> {
+  return leavesToRootOf(
+    root,
+    (digest) => byDigest.get(hexOf(digest)),
+    (directory) => directory,
+    include && ((digest) => include(hexOf(digest))),
+  );
+}
+
+/**
+ * The closure of `root`, each directory once and after all of its child
+ * directories, from `lookup` (whatever a caller keeps per directory; `of`
+ * gives its Directory). A digest `lookup` lacks is a CorruptionError: the
+ * closure read from the source was not whole. With `include`, a digest it
+ * refuses is skipped, and nothing below it is visited.
+ */
+export function* leavesToRootOf<T>(
+  root: Digest,
+  lookup: (digest: Uint8Array) => T | undefined,
+  of: (value: T) => Directory,
+  include?: (digest: Uint8Array) => boolean,
+): Generator<T> {
   const seen = new Set<string>();
-  const stack: { directory: Directory; nextChild: number }[] = [];
-  const enter = (hex: string) => {
-    if (seen.has(hex) || !include(hex)) return;
-    seen.add(hex);
-    const directory = byDigest.get(hex);
-    if (!directory) throw new CorruptionError(`the closure of ${root} read from the source lacks ${hex}`);
-    stack.push({ directory, nextChild: 0 });
+  const stack: { value: T; children: Directory["directories"]; nextChild: number }[] = [];
+  const enter = (digest: Uint8Array) => {
+    const key = digestKey(digest);
+    if (seen.has(key) || (include && !include(digest))) return;
+    seen.add(key);
+    const value = lookup(digest);
+    if (value === undefined) {
+      throw new CorruptionError(`the closure of ${root} read from the source lacks ${hexOf(digest)}`);
+    }
+    stack.push({ value, children: of(value).directories, nextChild: 0 });
   };
-  enter(root.hex);
+  enter(root.bytes);
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
-    const children = top.directory.directories;
-    if (top.nextChild < children.length) {
-      enter(hexOf(children[top.nextChild++].digest));
+    if (top.nextChild < top.children.length) {
+      enter(top.children[top.nextChild++].digest);
     } else {
       stack.pop();
-      yield top.directory;
+      yield top.value;
     }
   }
 }
