@@ -314,7 +314,7 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(1))
       .join(" ")}`,
   );
-  const environment = await BenchEnvironment.start();
+  const environment = await BenchEnvironment.start(ONLY);
   const failures: string[] = [...environment.problems];
   for (const p of environment.problems) console.error(`   ${p}`);
   try {
