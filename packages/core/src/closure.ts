@@ -3,7 +3,7 @@
  * - ClosureValidator: an upload, leaves to root;
  * - RootToLeavesChecker: a download, root to leaves.
  */
-import { DIGEST_LENGTH, Digest, digestKey, hexOf } from "./digest.js";
+import { DIGEST_LENGTH, Digest, hexOf } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { DigestIndex, type DigestIndexed } from "./digest-index.js";
@@ -204,8 +204,7 @@ export class RootToLeavesChecker {
   /** Checks one received directory; `bytes` is its encoding as received, if known. Returns its digest. */
   accept(directory: Directory, bytes?: Uint8Array): Digest {
     const digest = Digest.of(bytes ?? encodeDirectory(directory));
-    const key = digestKey(digest.bytes);
-    const state = this.sizes.stateOf(key);
+    const state = this.sizes.stateOf(digest.bytes);
     const expected = this.received === 0 ? digest.equals(this.root) : state === "referred";
     if (!expected) {
       const why = state === "received" ? "sent twice" : "not referred to by any directory received before it";
@@ -218,7 +217,7 @@ export class RootToLeavesChecker {
       throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
     }
     this.received++;
-    this.sizes.receive(digest, directory, undefined, size, key);
+    this.sizes.receive(digest, directory, undefined, size);
     return digest;
   }
 
