@@ -17,6 +17,10 @@
  * fresh store, best round kept. Results: `backends: <backend> <tree> ingest`
  * and `… getRecursive` in bench-results.json.
  *
+ * A gRPC round's server is a new `castore serve` process: it is warmed first
+ * by untimed uploads and reads of another tree over the same connection
+ * (CASTORE_BENCH_WARM_UP_PASSES, default 6), as a long-running server is.
+ *
  * S3 writes one object per directory, a few hundred PUTs/s on the test
  * server, so it gets a smaller generated tree and one round. Trees under
  * 10 000 directories get more rounds (a round takes milliseconds there).
@@ -108,10 +112,33 @@ function describeError(e: unknown): string {
 
 const isResourceExhausted = (e: unknown) => /resource[_ ]exhausted|larger than configured/i.test(describeError(e));
 
+/**
+ * A tree for warming a fresh `castore serve` before its timed calls: another
+ * seed than the measured trees, so it shares (almost) no directory with them.
+ */
+let warmUpTree: BenchTree | undefined;
+const WARM_UP_PASSES = env("CASTORE_BENCH_WARM_UP_PASSES", 6);
+
+/**
+ * Untimed uploads and reads of the warm-up tree over `service`: a new server
+ * process runs its code unoptimised for its first thousands of directories
+ * (a 1 000-directory chain took 50–200 ms on a new server against ~4 ms once
+ * warm), and a long-running server is what the rows describe. It also opens
+ * the connection (the first call on a new connection is a per-call row).
+ */
+async function warmUp(service: DirectoryService): Promise<void> {
+  warmUpTree ??= generatedTree(2000, 77);
+  for (let pass = 0; pass < WARM_UP_PASSES; pass++) {
+    await ingest(service, warmUpTree);
+    await readAll(service, warmUpTree);
+  }
+}
+
 async function measureRound(backend: Backend, tree: BenchTree, round: number, into: Measured): Promise<void> {
   const store = await backend.fresh(`${tree.key}-r${round}`);
   const service = await openDirectoryService(store.url);
   try {
+    if (backend.name === "grpc") await warmUp(service);
     let ingestSeconds: number;
     try {
       ingestSeconds = await timeSeconds(() => ingest(service, tree), gc);
