@@ -7,7 +7,14 @@
 import type * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Digest, type Directory, type DirectoryService, encodeDirectory, isCastoreError } from "@castore-ts/core";
+import {
+  Digest,
+  type Directory,
+  type DirectoryService,
+  type EncodedDirectory,
+  encodeDirectory,
+  isCastoreError,
+} from "@castore-ts/core";
 import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore-ts/proto";
 import type { MessageSource } from "./message-batcher.js";
 import { invalidArgument, resourceExhausted } from "./status.js";
@@ -48,6 +55,8 @@ export interface HandlerOptions {
   logger: Logger;
 }
 
+const encodedBytes = (e: EncodedDirectory) => e.bytes;
+
 export const DEFAULT_MAX_DIRECTORIES_PER_UPLOAD = 1_000_000;
 export const DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_MAX_ENTRIES_PER_DIRECTORY = 1_000_000;
@@ -72,7 +81,7 @@ export function directoryRoutes(service: DirectoryService, opts: HandlerOptions)
   return routes;
 
   /** Get: the response's directories, encoded as the body pulls them. */
-  async function openGet(call: Call): Promise<MessageSource<Directory>> {
+  async function openGet(call: Call): Promise<MessageSource<Directory> | MessageSource<EncodedDirectory>> {
     const request = await singleMessage(call.messages(), "Get", "GetDirectoryRequest");
     let parsed;
     try {
@@ -100,7 +109,11 @@ export function directoryRoutes(service: DirectoryService, opts: HandlerOptions)
     // One message per directory, as the backend yields them, pulled by the
     // body with backpressure (see message-batcher.ts): a slow client holds
     // the backend's read instead of making the server buffer the tree. An
-    // absent root is an empty stream (as tvix).
+    // absent root is an empty stream (as tvix). A store that reads canonical
+    // bytes hands them over with each directory (re-hashed, so they are
+    // what encoding it again would give): sent as they are.
+    if (service.getRecursiveEncoded)
+      return { items: service.getRecursiveEncoded(digest, { signal }), encode: encodedBytes };
     return { items: service.getRecursive(digest, { signal }), encode: encodeDirectory };
   }
 

@@ -11,6 +11,13 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** A directory read from a store with its canonical bytes (getRecursiveEncoded). */
+export interface EncodedDirectory {
+  readonly directory: Directory;
+  /** encodeDirectory(directory): the bytes read and re-hashed. */
+  readonly bytes: Uint8Array;
+}
+
 export interface DirectoryService {
   /** The directory with this digest, re-validated and re-hashed; undefined when absent. Corrupt data throws CorruptionError. */
   get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined>;
@@ -18,6 +25,14 @@ export interface DirectoryService {
   put(directory: Directory, opts?: CallOptions): Promise<Digest>;
   /** The root, then every directory reachable from it, root to leaves, each once; empty when the root is absent. */
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory>;
+  /**
+   * Optional: getRecursive with each directory's canonical bytes beside it
+   * (exactly `encodeDirectory(directory)`, the bytes that were re-hashed),
+   * same order and same checks: for a server that sends the bytes on as
+   * they are instead of encoding every directory again. The bytes belong
+   * to the caller, like the directory.
+   */
+  getRecursiveEncoded?(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory>;
   /** Starts an upload of one closure, leaves to root. */
   putMultipleStart(opts?: CallOptions): DirectoryPutter;
   /** Releases connections and files. */
