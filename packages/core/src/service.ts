@@ -30,7 +30,8 @@ export interface DirectoryService {
    * (exactly `encodeDirectory(directory)`, the bytes that were re-hashed),
    * same order and same checks: for a server that sends the bytes on as
    * they are instead of encoding every directory again. The bytes belong
-   * to the caller, like the directory.
+   * to the caller, like the directory. A wrapper that changes getRecursive
+   * must change or drop this one too (a server prefers it).
    */
   getRecursiveEncoded?(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory>;
   /** Starts an upload of one closure, leaves to root. */
