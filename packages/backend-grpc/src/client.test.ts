@@ -147,6 +147,28 @@ describe("client stream checks (spec §5) against a misbehaving server", () => {
   });
 });
 
+describe("client getRecursive as an iterator", () => {
+  it("next() calls made at once get the directories in order, then the end", async () => {
+    const c = open(await rawServer(() => [enc(DIRECTORY_D), enc(DIRECTORY_B), enc(DIRECTORY_A)]));
+    const it = c.getRecursive(dD)[Symbol.asyncIterator]();
+    const results = await Promise.all([it.next(), it.next(), it.next(), it.next()]);
+    expect(results.map((r) => (r.done ? "end" : directoryDigest(r.value).hex))).toEqual([
+      dD.hex,
+      dB.hex,
+      dA.hex,
+      "end",
+    ]);
+  });
+
+  it("return() ends the read: later next() calls are done", async () => {
+    const c = open(await rawServer(() => [enc(DIRECTORY_D), enc(DIRECTORY_B), enc(DIRECTORY_A)]));
+    const it = c.getRecursive(dD)[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false);
+    expect(await it.return!()).toEqual({ done: true, value: undefined });
+    expect(await it.next()).toEqual({ done: true, value: undefined });
+  });
+});
+
 describe("client connection handling", () => {
   it("a server that is not there: BackendError naming the address, unavailable, no hang", async () => {
     const probe = net.createServer();

@@ -71,6 +71,8 @@ async function slowService(latencyMs: number) {
   let aborted!: (s: AbortSignal) => void;
   const recursiveSignal = new Promise<AbortSignal>((resolve) => (aborted = resolve));
   const slow: DirectoryService = Object.create(service, {
+    // The server reads through getRecursiveEncoded where there is one: this service has only the slow getRecursive.
+    getRecursiveEncoded: { value: undefined },
     get: {
       value: async (d: Digest, o?: CallOptions) => {
         await backendLatency(latencyMs);
@@ -205,6 +207,7 @@ describe("grpc-timeout on the server", () => {
     const root = await putter.close();
     let backendSignal: AbortSignal | undefined;
     const watched: DirectoryService = Object.create(service, {
+      getRecursiveEncoded: { value: undefined }, // the server reads through the watched getRecursive
       getRecursive: {
         value: (d: Digest, o?: CallOptions) => {
           backendSignal = o?.signal;

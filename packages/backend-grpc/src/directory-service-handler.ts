@@ -11,6 +11,7 @@ import {
   Digest,
   type Directory,
   type DirectoryService,
+  type EncodedDirectory,
   encodeDirectory,
   isCastoreError,
   supportsPartialUploads,
@@ -56,6 +57,8 @@ export interface HandlerOptions {
   logger: Logger;
 }
 
+const encodedBytes = (e: EncodedDirectory) => e.bytes;
+
 export const DEFAULT_MAX_DIRECTORIES_PER_UPLOAD = 1_000_000;
 export const DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_MAX_ENTRIES_PER_DIRECTORY = 1_000_000;
@@ -82,7 +85,7 @@ export function directoryRoutes(service: DirectoryService, opts: HandlerOptions)
   return routes;
 
   /** Get: the response's directories, encoded as the body pulls them. */
-  async function openGet(call: Call): Promise<MessageSource<Directory>> {
+  async function openGet(call: Call): Promise<MessageSource<Directory> | MessageSource<EncodedDirectory>> {
     const request = await singleMessage(call.messages(), "Get", "GetDirectoryRequest");
     let parsed;
     try {
@@ -110,7 +113,11 @@ export function directoryRoutes(service: DirectoryService, opts: HandlerOptions)
     // One message per directory, as the backend yields them, pulled by the
     // body with backpressure (see message-batcher.ts): a slow client holds
     // the backend's read instead of making the server buffer the tree. An
-    // absent root is an empty stream (as tvix).
+    // absent root is an empty stream (as tvix). A store that reads canonical
+    // bytes hands them over with each directory (re-hashed, so they are
+    // what encoding it again would give): sent as they are.
+    if (service.getRecursiveEncoded)
+      return { items: service.getRecursiveEncoded(digest, { signal }), encode: encodedBytes };
     return { items: service.getRecursive(digest, { signal }), encode: encodeDirectory };
   }
 

@@ -245,6 +245,17 @@ function inFlight(gauge: { inc(): void; dec(): void }): () => void {
 /** The service, counting directories in and out, backend errors and uploads in flight. */
 export function instrumentService(service: DirectoryService, metrics: ServerMetrics): DirectoryService {
   const counted = <T>(p: Promise<T>) => countErrors(metrics, p);
+  async function* countedSent<T>(items: AsyncIterable<T>): AsyncIterable<T> {
+    try {
+      for await (const item of items) {
+        metrics.directoriesSent.inc();
+        yield item;
+      }
+    } catch (e) {
+      countError(metrics, e);
+      throw e;
+    }
+  }
   return {
     put: (directory, opts) => counted(service.put(directory, opts)),
     close: () => service.close(),
@@ -258,17 +269,13 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
       if (d !== undefined) metrics.directoriesSent.inc();
       return d;
     },
-    async *getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
-      try {
-        for await (const d of service.getRecursive(root, opts)) {
-          metrics.directoriesSent.inc();
-          yield d;
+    getRecursive: (root: Digest, opts?: CallOptions) => countedSent(service.getRecursive(root, opts)),
+    ...(service.getRecursiveEncoded
+      ? {
+          getRecursiveEncoded: (root: Digest, opts?: CallOptions) =>
+            countedSent(service.getRecursiveEncoded!(root, opts)),
         }
-      } catch (e) {
-        countError(metrics, e);
-        throw e;
-      }
-    },
+      : {}),
     putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
       const putter = service.putMultipleStart(opts);
       const finish = inFlight(metrics.uploadsInFlight);

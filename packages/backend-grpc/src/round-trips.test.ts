@@ -2,7 +2,7 @@
  * Round trips of getRecursive through the gRPC client: one call (the
  * server streams the closure in it) for a tree of any depth or width. The
  * calls are counted where the server's handlers reach its DirectoryService
- * (each Get call is one get or getRecursive there), which happens before
+ * (each Get call is one get, or one getRecursive or getRecursiveEncoded, there), which happens before
  * the call's first response message: no race with the client's end of
  * stream. A client that asked once per level would fail these.
  */
@@ -31,6 +31,13 @@ describe("getRecursive round trips over gRPC", () => {
         value: (...args: Parameters<DirectoryService["getRecursive"]>) => (
           calls.getRecursive++,
           service.getRecursive(...args)
+        ),
+      },
+      // The server reads through getRecursiveEncoded where the store has it: the same one walk.
+      getRecursiveEncoded: {
+        value: (...args: Parameters<NonNullable<DirectoryService["getRecursiveEncoded"]>>) => (
+          calls.getRecursive++,
+          service.getRecursiveEncoded!(...args)
         ),
       },
       putMultipleStart: {

@@ -32,7 +32,6 @@ import {
   type SizeCheck,
   type StoreDirectoryServiceOptions,
 } from "@castore-ts/core";
-import { digestKey, digestKeyBytes } from "@castore-ts/core/internal";
 import { sqlState } from "./postgres-errors.js";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
 import { parsePostgresUrl } from "./postgres-url.js";
@@ -74,9 +73,8 @@ export class PostgresDirectoryService extends StoreDirectoryService {
     try {
       for await (const rows of this.store.readClosure(root, signal)) {
         for (const row of rows) {
-          const key = digestKey(row.digest);
-          if (!state.expects(key)) continue; // a child its parent does not name (`children` changed by hand)
-          yield state.take(key, Digest.fromBytes(row.digest), row.bytes);
+          if (!state.expects(row.digest)) continue; // a child its parent does not name (`children` changed by hand)
+          yield state.take(Digest.fromBytes(row.digest), row.bytes);
           throwIfAborted(signal);
         }
       }
@@ -102,7 +100,7 @@ export class PostgresDirectoryService extends StoreDirectoryService {
         for (let i = 0; i < chunk.length; i++) {
           const bytes = found[i];
           if (bytes === undefined && state.received === 0) return; // an absent root
-          yield state.take(digestKey(chunk[i].bytes), chunk[i], bytes === undefined ? null : copyOf(bytes));
+          yield state.take(chunk[i], bytes === undefined ? null : copyOf(bytes));
           throwIfAborted(signal);
         }
       }
@@ -127,14 +125,12 @@ function copyOf(bytes: Uint8Array): Uint8Array {
  */
 class WalkState {
   private readonly sizes: ReadSizeChecker;
-  private readonly rootKey: string;
   private count = 0;
 
   constructor(
     private readonly root: Digest,
     sizeCheck: SizeCheck | undefined,
   ) {
-    this.rootKey = digestKey(root.bytes);
     this.sizes = new ReadSizeChecker({ sizeCheck });
   }
 
@@ -142,20 +138,20 @@ class WalkState {
     return this.count;
   }
 
-  /** Whether the directory with this digestKey is due: the root first, then each named by one received and not received yet. */
-  expects(key: string): boolean {
-    return this.count === 0 ? key === this.rootKey : this.sizes.isReferred(key);
+  /** Whether the directory with these digest bytes is due: the root first, then each named by one received and not received yet. */
+  expects(digest: Uint8Array): boolean {
+    return this.count === 0 ? Buffer.from(digest).equals(this.root.bytes) : this.sizes.isReferred(digest);
   }
 
   /** Checks one expected directory's stored bytes (null: not stored) and returns it decoded. */
-  take(key: string, digest: Digest, bytes: Uint8Array | null): Directory {
+  take(digest: Digest, bytes: Uint8Array | null): Directory {
     if (bytes === null) {
       throw new CorruptionError(
         `directory ${digest} below root ${this.root} is missing: the store lost part of a closure`,
       );
     }
     const { directory, size } = decodeStoredDirectorySized(digest, bytes);
-    this.sizes.receive(digest, directory, undefined, size, key);
+    this.sizes.receive(digest, directory, undefined, size);
     this.count++;
     return directory;
   }
@@ -163,6 +159,6 @@ class WalkState {
   /** The directories expected now, in the order they were first named (a level for readRest). */
   takeExpected(): Digest[] {
     if (this.count === 0) return [this.root];
-    return Array.from(this.sizes.referredKeys(), (key) => Digest.fromBytes(digestKeyBytes(key)));
+    return Array.from(this.sizes.referred(), (digest) => Digest.fromBytes(digest.slice()));
   }
 }

@@ -40,16 +40,22 @@ export class BenchEnvironment {
     readonly problems: string[],
   ) {}
 
-  static async start(): Promise<BenchEnvironment> {
+  /** `only`: the backends the run measures (default all); a test server is started only for those that need one. */
+  static async start(only?: readonly string[]): Promise<BenchEnvironment> {
     const scratch = await mkdtemp(join(tmpdir(), "castore-bench-"));
     const problems: string[] = [];
+    const wanted = (name: BackendName) => !only || only.includes(name);
     const [postgres, s3] = await Promise.all([
-      startPostgresTestServer().catch(
-        (e) => void problems.push(`postgres: no test server (${(e as Error).message.split("\n")[0]})`),
-      ),
-      startS3TestServer()
-        .then(async (server) => ({ server, bucket: await server.createBucket() }))
-        .catch((e) => void problems.push(`s3: no test server (${(e as Error).message.split("\n")[0]})`)),
+      wanted("postgres")
+        ? startPostgresTestServer().catch(
+            (e) => void problems.push(`postgres: no test server (${(e as Error).message.split("\n")[0]})`),
+          )
+        : undefined,
+      wanted("s3")
+        ? startS3TestServer()
+            .then(async (server) => ({ server, bucket: await server.createBucket() }))
+            .catch((e) => void problems.push(`s3: no test server (${(e as Error).message.split("\n")[0]})`))
+        : undefined,
     ]);
     return new BenchEnvironment(scratch, postgres ?? undefined, s3 ?? undefined, problems);
   }
@@ -101,7 +107,8 @@ export class BenchEnvironment {
     list.push(
       {
         name: "grpc",
-        setup: "grpc+http:// to `castore serve --store memory://` in a child process, over loopback TCP",
+        setup:
+          "grpc+http:// to `castore serve --store memory://` in a child process, over loopback TCP; each new server warmed by untimed uploads and reads of another tree (2 000 directories) over the same connection",
         fresh: async () => {
           const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"], {
             echoStderr: true,

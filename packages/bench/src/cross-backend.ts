@@ -17,12 +17,21 @@
  * fresh store, best round kept. Results: `backends: <backend> <tree> ingest`
  * and `… getRecursive` in bench-results.json.
  *
+ * Trees under 10 000 directories are timed without a full collection before
+ * each call (see benchTree), get more rounds (CASTORE_BENCH_SMALL_ROUNDS,
+ * default 8), several timed reads a round (CASTORE_BENCH_SMALL_READS, 5),
+ * and an untimed upload and read of another tree on the fresh store first.
+ *
+ * A gRPC round's server is a new `castore serve` process: it is warmed first
+ * by untimed uploads and reads of another tree over the same connection
+ * (CASTORE_BENCH_WARM_UP_PASSES, default 6), as a long-running server is.
+ *
  * S3 writes one object per directory, a few hundred PUTs/s on the test
  * server, so it gets a smaller generated tree and one round. Trees under
  * 10 000 directories get more rounds (a round takes milliseconds there).
  *
  * Environment: CASTORE_BENCH_ROUNDS (default 2), CASTORE_BENCH_SMALL_ROUNDS
- * (4), CASTORE_BENCH_S3_ROUNDS (1), CASTORE_BENCH_DIRECTORIES (generated
+ * (8), CASTORE_BENCH_SMALL_READS (5), CASTORE_BENCH_S3_ROUNDS (1), CASTORE_BENCH_DIRECTORIES (generated
  * tree, 100000), CASTORE_BENCH_S3_DIRECTORIES (5000),
  * CASTORE_BENCH_WIDE_ENTRIES (100000), CASTORE_BENCH_DEPTH (1000),
  * CASTORE_BENCH_REAL_TREE (/usr/share; "" skips it),
@@ -54,7 +63,14 @@ const DIRECTORIES = env("CASTORE_BENCH_DIRECTORIES", 100_000);
 const S3_DIRECTORIES = env("CASTORE_BENCH_S3_DIRECTORIES", 5_000);
 const S3_ROUNDS = env("CASTORE_BENCH_S3_ROUNDS", 1);
 /** Rounds for trees under 10 000 directories and 4 MiB. */
-const SMALL_ROUNDS = env("CASTORE_BENCH_SMALL_ROUNDS", 4);
+const SMALL_ROUNDS = env("CASTORE_BENCH_SMALL_ROUNDS", 8);
+/**
+ * Timed reads per round of such a tree: a call of a few milliseconds on a
+ * shared 2-core machine is often descheduled midway, so the best of a few
+ * samples was mostly the machine's load (memory deep-1000 read from 0.21×
+ * to 0.50× between runs).
+ */
+const SMALL_READS = env("CASTORE_BENCH_SMALL_READS", 5);
 const WIDE_ENTRIES = env("CASTORE_BENCH_WIDE_ENTRIES", 100_000);
 const DEPTH = env("CASTORE_BENCH_DEPTH", 1000);
 const REAL_TREE = process.env.CASTORE_BENCH_REAL_TREE ?? "/usr/share";
@@ -108,13 +124,48 @@ function describeError(e: unknown): string {
 
 const isResourceExhausted = (e: unknown) => /resource[_ ]exhausted|larger than configured/i.test(describeError(e));
 
-async function measureRound(backend: Backend, tree: BenchTree, round: number, into: Measured): Promise<void> {
+/**
+ * A tree for warming a fresh `castore serve` before its timed calls: another
+ * seed than the measured trees, so it shares (almost) no directory with them.
+ */
+let warmUpTree: BenchTree | undefined;
+const WARM_UP_PASSES = env("CASTORE_BENCH_WARM_UP_PASSES", 6);
+
+/**
+ * Untimed uploads and reads of the warm-up tree over `service`: a new server
+ * process runs its code unoptimised for its first thousands of directories
+ * (a 1 000-directory chain took 50–200 ms on a new server against ~4 ms once
+ * warm), and a long-running server is what the rows describe. It also opens
+ * the connection (the first call on a new connection is a per-call row).
+ */
+async function warmUp(service: DirectoryService, passes: number): Promise<void> {
+  warmUpTree ??= generatedTree(2000, 77);
+  for (let pass = 0; pass < passes; pass++) {
+    await ingest(service, warmUpTree);
+    await readAll(service, warmUpTree);
+  }
+}
+
+async function measureRound(
+  backend: Backend,
+  tree: BenchTree,
+  round: number,
+  into: Measured,
+  collect: (() => void) | undefined,
+  /** Timed reads of the tree in this round (the first read of a cache store is its cold one: one only). */
+  reads: number,
+): Promise<void> {
   const store = await backend.fresh(`${tree.key}-r${round}`);
   const service = await openDirectoryService(store.url);
   try {
+    // A new server's code is cold (see warmUp); in process, a small tree's
+    // one timed upload otherwise followed whatever the previous tree left
+    // (garbage, code optimised for another shape): one untimed pass first.
+    if (backend.name === "grpc") await warmUp(service, WARM_UP_PASSES);
+    else if (reads > 1) await warmUp(service, 1);
     let ingestSeconds: number;
     try {
-      ingestSeconds = await timeSeconds(() => ingest(service, tree), gc);
+      ingestSeconds = await timeSeconds(() => ingest(service, tree), collect);
     } catch (e) {
       if (backend.name === "grpc" && isResourceExhausted(e)) {
         into.refused = describeError(e);
@@ -123,8 +174,8 @@ async function measureRound(backend: Backend, tree: BenchTree, round: number, in
       throw e;
     }
     into.ingest.push(ingestSeconds);
-    into.read.push(await timeSeconds(() => readAll(service, tree), gc));
-    if (backend.name === "cache") into.warmRead.push(await timeSeconds(() => readAll(service, tree), gc));
+    for (let read = 0; read < reads; read++) into.read.push(await timeSeconds(() => readAll(service, tree), collect));
+    if (backend.name === "cache") into.warmRead.push(await timeSeconds(() => readAll(service, tree), collect));
   } finally {
     await service.close();
     await store.dispose();
@@ -176,6 +227,12 @@ async function benchTree(
   const small = tree.directories.length < 10_000 && tree.encodedBytes < 4 * 2 ** 20;
   const roundsOf = (b: Backend) => (b.name === "s3" ? S3_ROUNDS : small ? SMALL_ROUNDS : ROUNDS);
   const rounds = Math.max(...backends.map(roundsOf));
+  // A full collection before each timed call keeps earlier garbage off a long
+  // call's bill. Before a call of a few milliseconds it is the bill: V8 throws
+  // away optimised code whose embedded objects died in that collection
+  // (--trace-deopt: "weak objects"), so the call ran mostly unoptimised (a
+  // 1 000-directory read in process: ~1 ms without, 10–30 ms after a gc()).
+  const collect = small ? undefined : gc;
   console.log(
     `   backends: ${backends.map((b) => `${b.name} (${roundsOf(b)} round${roundsOf(b) === 1 ? "" : "s"})`).join(", ")}; interleaved`,
   );
@@ -189,13 +246,13 @@ async function benchTree(
   for (let round = 0; round < rounds; round++) {
     // The baseline is cheap: three passes a round, so that a moment of load on the shared machine does not set it.
     for (let pass = 0; pass < BASELINE_PASSES; pass++)
-      baseline.push(await timeSeconds(() => encodeAndHashLoop(tree.directories), gc));
+      baseline.push(await timeSeconds(() => encodeAndHashLoop(tree.directories), collect));
     for (const backend of backends) {
       const m = measured.get(backend.name)!;
       if (round >= roundsOf(backend) || failed.has(backend.name) || m.refused) continue;
       const started = performance.now();
       try {
-        await measureRound(backend, tree, round, m);
+        await measureRound(backend, tree, round, m, collect, small && backend.name !== "cache" ? SMALL_READS : 1);
         const last = (xs: number[]) =>
           xs.length ? `${Math.round(tree.units / xs[xs.length - 1]).toLocaleString("en-US")} ${tree.unit}` : "-";
         console.log(
@@ -287,7 +344,9 @@ async function benchTree(
     const readNote =
       backend.name === "cache"
         ? "; the first read: near misses, far's closure streams to the caller and fills near once read whole"
-        : "";
+        : m.read.length > m.ingest.length
+          ? `; getRecursive: best of ${m.read.length} reads (${m.read.length / m.ingest.length} a round), no full collection before each`
+          : "";
     results.push(
       benchResult(name("getRecursive"), tree.units / best(m.read), tree.unit, baselineRate, common(backend, readNote)),
     );
@@ -314,7 +373,7 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(1))
       .join(" ")}`,
   );
-  const environment = await BenchEnvironment.start();
+  const environment = await BenchEnvironment.start(ONLY);
   const failures: string[] = [...environment.problems];
   for (const p of environment.problems) console.error(`   ${p}`);
   try {

@@ -19,6 +19,7 @@ import { Digest as DigestClass } from "./digest.js";
 import { CorruptionError, throwIfAborted } from "./errors.js";
 import { decodeStoredDirectorySized } from "./closure.js";
 import type { Directory } from "./model.js";
+import type { EncodedDirectory } from "./service.js";
 import { ReadSizeChecker } from "./read-sizes.js";
 import type { SizeCheck } from "./size-check.js";
 
@@ -47,18 +48,37 @@ export function breadthFirst(
   root: Digest,
   opts: BreadthFirstOptions = {},
 ): AsyncIterableIterator<Directory> {
-  return opts.readOne ? new SyncReadWalk(opts.readOne, root, opts) : batchedWalk(readMany, root, opts);
+  return walk(readMany, root, opts, directoryOnly);
+}
+
+/** breadthFirst, each directory with the bytes it was decoded from (its canonical encoding: they hashed to its digest). */
+export function breadthFirstEncoded(
+  readMany: ReadMany,
+  root: Digest,
+  opts: BreadthFirstOptions = {},
+): AsyncIterableIterator<EncodedDirectory> {
+  return walk(readMany, root, opts, withBytes);
+}
+
+/** What a walk yields for each directory read. */
+type Emit<T> = (directory: Directory, bytes: Uint8Array) => T;
+const directoryOnly: Emit<Directory> = (directory) => directory;
+const withBytes: Emit<EncodedDirectory> = (directory, bytes) => ({ directory, bytes });
+
+function walk<T>(readMany: ReadMany, root: Digest, opts: BreadthFirstOptions, emit: Emit<T>): AsyncIterableIterator<T> {
+  return opts.readOne ? new SyncReadWalk(opts.readOne, root, opts, emit) : batchedWalk(readMany, root, opts, emit);
 }
 
 function missing(digest: Digest, root: Digest): CorruptionError {
   return new CorruptionError(`directory ${digest} below root ${root} is missing: the store lost part of a closure`);
 }
 
-async function* batchedWalk(
+async function* batchedWalk<T>(
   readMany: ReadMany,
   root: Digest,
   opts: BreadthFirstOptions,
-): AsyncGenerator<Directory, void, undefined> {
+  emit: Emit<T>,
+): AsyncGenerator<T, void, undefined> {
   const batchSize = opts.batchSize ?? 1024;
   // The size checker knows every digest met so far (received or referred
   // to): a DAG may refer to one directory from many levels, queued once.
@@ -81,7 +101,7 @@ async function* batchedWalk(
         }
         const { directory, size } = decodeStoredDirectorySized(chunk[i], bytes);
         sizes.receive(chunk[i], directory, queue, size);
-        yield directory;
+        yield emit(directory, bytes);
         throwIfAborted(opts.signal);
       }
     }
@@ -90,13 +110,13 @@ async function* batchedWalk(
   }
 }
 
-const DONE: Promise<IteratorResult<Directory>> = Promise.resolve({ done: true, value: undefined });
+const DONE: Promise<IteratorResult<never>> = Promise.resolve({ done: true, value: undefined });
 
 /**
  * The walk over a synchronous read: a FIFO of digests (breadth first: the
  * same order as level by level), one directory per `next()`.
  */
-class SyncReadWalk implements AsyncIterableIterator<Directory> {
+class SyncReadWalk<T> implements AsyncIterableIterator<T> {
   private readonly sizes: ReadSizeChecker;
   /** Digests to read, from `head` on; read entries are cleared, and the array compacted now and then. */
   private queue: (Digest | undefined)[];
@@ -108,16 +128,17 @@ class SyncReadWalk implements AsyncIterableIterator<Directory> {
     private readonly readOne: ReadOne,
     private readonly root: Digest,
     private readonly opts: BreadthFirstOptions,
+    private readonly emit: Emit<T>,
   ) {
     this.sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
     this.queue = [root];
   }
 
-  [Symbol.asyncIterator](): AsyncIterableIterator<Directory> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
     return this;
   }
 
-  next(): Promise<IteratorResult<Directory>> {
+  next(): Promise<IteratorResult<T>> {
     if (this.finished) return DONE;
     try {
       throwIfAborted(this.opts.signal);
@@ -135,23 +156,23 @@ class SyncReadWalk implements AsyncIterableIterator<Directory> {
       }
       const { directory, size } = decodeStoredDirectorySized(digest, bytes);
       this.sizes.receive(digest, directory, this.enqueue, size);
-      return Promise.resolve({ done: false, value: directory });
+      return Promise.resolve({ done: false, value: this.emit(directory, bytes) });
     } catch (e) {
       this.end();
       return Promise.reject(e);
     }
   }
 
-  return(): Promise<IteratorResult<Directory>> {
+  return(): Promise<IteratorResult<T>> {
     return this.end();
   }
 
-  throw(e?: unknown): Promise<IteratorResult<Directory>> {
+  throw(e?: unknown): Promise<IteratorResult<T>> {
     this.end();
     return Promise.reject(e);
   }
 
-  private end(): Promise<IteratorResult<Directory>> {
+  private end(): Promise<IteratorResult<T>> {
     this.finished = true;
     this.queue = [];
     this.head = 0;

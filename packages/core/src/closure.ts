@@ -82,9 +82,21 @@ class Entry implements ClosureEntry, DigestIndexed<Entry> {
   constructor(
     /** The 32 digest bytes, then the canonical bytes. */
     readonly digestAndBytes: Uint8Array,
-    /** Its accepted sizes (spec §1.1), checked against the DirectoryNodes that refer to it. */
-    readonly sizes: SizeRange,
+    /**
+     * Its canonical size (spec §1.1) and entry count, checked against the
+     * DirectoryNodes that refer to it: the accepted range is made from them
+     * only for a declared size that is not the canonical one. (A range object
+     * and its legacy bound per directory, kept until close(), were garbage
+     * collector work on every upload, for sizes nearly always canonical.)
+     */
+    readonly canonicalSize: bigint,
+    readonly entryCount: number,
   ) {}
+
+  /** What a DirectoryNode may declare for it (only needed off the canonical path). */
+  get sizes(): SizeRange {
+    return sizeRangeFrom(this.canonicalSize, this.entryCount);
+  }
 
   get digest(): Digest {
     return (this.digestObject ??= Digest.fromBytes(this.digestAndBytes.subarray(0, DIGEST_LENGTH)));
@@ -162,7 +174,7 @@ export class ClosureValidator {
             "which was not sent earlier in this upload",
         );
       }
-      if (!declaredSizeAccepted(child.size, known.sizes, this.sizeCheck)) {
+      if (child.size !== known.canonicalSize && !declaredSizeAccepted(child.size, known.sizes, this.sizeCheck)) {
         throw new ClosureError(
           `directory ${hexOf(digest)} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
             `(${known.digest.hex}), but ${describeAcceptedSizes(known.sizes, this.sizeCheck)}`,
@@ -174,7 +186,7 @@ export class ClosureValidator {
       }
     }
     const entries = children.length + directory.files.length + directory.symlinks.length;
-    const entry = new Entry(this.arena.copyJoined(digest, canonical), sizeRangeFrom(size, entries));
+    const entry = new Entry(this.arena.copyJoined(digest, canonical), size, entries);
     this.byDigest.add(entry);
     this.entries.push(entry);
     this.unreferenced++;
@@ -263,8 +275,7 @@ export class RootToLeavesChecker {
   /** Checks one received directory; `bytes` is its encoding as received, if known. Returns its digest. */
   accept(directory: Directory, bytes?: Uint8Array): Digest {
     const digest = Digest.of(bytes ?? encodeDirectory(directory));
-    const key = digestKey(digest.bytes);
-    const state = this.sizes.stateOf(key);
+    const state = this.sizes.stateOf(digest.bytes);
     const expected = this.received === 0 ? digest.equals(this.root) : state === "referred";
     if (!expected) {
       const why = state === "received" ? "sent twice" : "not referred to by any directory received before it";
@@ -277,7 +288,7 @@ export class RootToLeavesChecker {
       throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
     }
     this.received++;
-    this.sizes.receive(digest, directory, undefined, size, key);
+    this.sizes.receive(digest, directory, undefined, size);
     return digest;
   }
 

@@ -7,7 +7,9 @@ import { CacheDirectoryService } from "./cache.js";
 import { directoryDigest, encodeDirectory } from "./canonical.js";
 import { CorruptionError } from "./errors.js";
 import * as fixtures from "./fixtures.js";
-import type { Directory } from "./model.js";
+import { type Directory, makeDirectory, makeDirectoryNode } from "./model.js";
+import { Digest } from "./digest.js";
+import { ReadSizeChecker } from "./read-sizes.js";
 import type { SizeCheck } from "./size-check.js";
 import { StoreDirectoryService } from "./store-service.js";
 import { MapStore } from "./test-memory-store.js";
@@ -66,5 +68,46 @@ describe("the cache's fill checks far's closure with its sizeCheck", () => {
     const compat = new CacheDirectoryService(near, far, { sizeCheck: "snix-compat" });
     expect(await compat.get(LEGACY_ROOT)).toEqual(fixtures.DIRECTORY_NESTED_LEGACY);
     expect(await collect(near.getRecursive(LEGACY_ROOT))).toHaveLength(3);
+  });
+});
+
+describe("ReadSizeChecker's record of the digests it met", () => {
+  const digestWithPrefix = (last: number) => {
+    const bytes = new Uint8Array(32).fill(7);
+    bytes[31] = last; // same first 30 bits: the same slot of the checker's index
+    return Digest.fromBytes(bytes);
+  };
+  const parentOf = (children: { name: string; digest: Digest; size: bigint }[]) =>
+    makeDirectory({ directories: children.map((c) => makeDirectoryNode(c.name, c.digest.bytes.slice(), c.size)) });
+
+  it("tells digests apart that share their first 30 bits, and checks each against its own size", () => {
+    const checker = new ReadSizeChecker();
+    const [a, b] = [digestWithPrefix(1), digestWithPrefix(2)];
+    const parent = parentOf([
+      { name: "a", digest: a, size: 0n },
+      { name: "b", digest: b, size: 1n },
+    ]);
+    const met: string[] = [];
+    checker.receive(directoryDigest(parent), parent, (child) => met.push(Digest.fromBytes(child).hex));
+    expect(met).toEqual([a.hex, b.hex]);
+    expect(checker.stateOf(a.bytes)).toBe("referred");
+    expect(checker.referredCount).toBe(2);
+    checker.receive(a, makeDirectory()); // size 0: as declared
+    expect(checker.stateOf(a.bytes)).toBe("received");
+    expect(checker.stateOf(b.bytes)).toBe("referred");
+    // b was declared 1, an empty directory has size 0.
+    expect(() => checker.receive(b, makeDirectory())).toThrow(/declares size 1 for directories\[1\] "b"/);
+  });
+
+  it("keeps its own copy of a child's digest: a caller changing a received directory does not change what is expected", () => {
+    const checker = new ReadSizeChecker();
+    const child = makeDirectory();
+    const childDigest = directoryDigest(child);
+    const parent = parentOf([{ name: "c", digest: childDigest, size: 0n }]);
+    checker.receive(directoryDigest(parent), parent);
+    parent.directories[0].digest.fill(0); // the caller's directory, changed after it was handed over
+    expect(checker.stateOf(childDigest.bytes)).toBe("referred");
+    checker.receive(childDigest, child);
+    expect(checker.referredCount).toBe(0);
   });
 });

@@ -5,7 +5,7 @@
  * a directory again from a deeper level, after it was received). A size out
  * of what the mode accepts is a CorruptionError: the data came from a store.
  */
-import { type Digest, digestKey, hexOf } from "./digest.js";
+import { type Digest, hexOf } from "./digest.js";
 import { CorruptionError } from "./errors.js";
 import { type Directory, displayName } from "./model.js";
 import {
@@ -39,10 +39,14 @@ export interface ReadSizeOptions {
   onLegacySize?(legacy: LegacySize): void;
 }
 
-interface Received {
-  canonical: bigint;
-  entries: number;
+/** 30 bits of a digest from its first byte: the index's Map key (a small integer: no string, no heap number). */
+function prefixOf(digest: Uint8Array): number {
+  return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
+
+/** Digests in the first chunk of the checker's own copies (a Get of a few directories allocates little), doubling up to the most. */
+const FIRST_CHUNK_DIGESTS = 32;
+const MOST_CHUNK_DIGESTS = 1024;
 
 interface Reference {
   parent: Digest;
@@ -52,19 +56,77 @@ interface Reference {
   declared: bigint;
 }
 
+/**
+ * One digest met by the checker: received (with its canonical size and entry
+ * count), or referred to and not received yet (with the references waiting
+ * for it: the first in fields of its own, any more, from a DAG, in a list).
+ * One object per digest and none per reference in a tree: a Map keyed by
+ * string, a record and a reference object per directory were a third of an
+ * in-process getRecursive.
+ */
+class Known {
+  /** The next record whose digest has the same 30-bit prefix. */
+  nextSamePrefix: Known | undefined = undefined;
+  received = false;
+  canonical = 0n;
+  entries = 0;
+  /** The first waiting reference (while not received): its parent, index in it, name and declared size. */
+  refParent: Digest | undefined = undefined;
+  refIndex = 0;
+  refName: Uint8Array | undefined = undefined;
+  refDeclared = 0n;
+  /** Waiting references after the first (a DAG). */
+  moreRefs: Reference[] | undefined = undefined;
+
+  /**
+   * Its 32 digest bytes: a copy at `at` in a chunk shared with other records
+   * (the received directories' bytes belong to the caller, who may change
+   * them; a buffer or view per digest would be one more object each).
+   */
+  constructor(
+    readonly chunk: Uint8Array,
+    readonly at: number,
+  ) {}
+
+  is(digest: Uint8Array): boolean {
+    const chunk = this.chunk;
+    const at = this.at;
+    for (let i = 0; i < 32; i++) if (chunk[at + i] !== digest[i]) return false;
+    return true;
+  }
+}
+
 export class ReadSizeChecker {
   private readonly mode: SizeCheck;
-  /**
-   * Every directory received, by digestKey: its canonical size and entry
-   * count (the accepted range is made from them only for a size that is not
-   * canonical: most are, and a range is two more bigints per directory).
-   */
-  private readonly ranges = new Map<string, Received>();
-  /** References to directories not received yet, by the child's digestKey (one, or several for a DAG). */
-  private readonly pending = new Map<string, Reference | Reference[]>();
+  /** Every digest met (received, or referred to and not received yet), by its 30-bit prefix, chained. */
+  private readonly known = new Map<number, Known>();
+  /** How many digests are referred to and not received yet. */
+  private waiting = 0;
+  private chunk = new Uint8Array(0);
+  private used = 0;
 
   constructor(private readonly opts: ReadSizeOptions = {}) {
     this.mode = opts.sizeCheck ?? "exact";
+  }
+
+  private find(digest: Uint8Array, prefix: number): Known | undefined {
+    for (let k = this.known.get(prefix); k !== undefined; k = k.nextSamePrefix) if (k.is(digest)) return k;
+    return undefined;
+  }
+
+  private add(digest: Uint8Array, prefix: number): Known {
+    if (this.used === this.chunk.length) {
+      this.chunk = new Uint8Array(
+        Math.min(Math.max(2 * this.chunk.length, 32 * FIRST_CHUNK_DIGESTS), 32 * MOST_CHUNK_DIGESTS),
+      );
+      this.used = 0;
+    }
+    this.chunk.set(digest, this.used);
+    const k = new Known(this.chunk, this.used);
+    this.used += 32;
+    k.nextSamePrefix = this.known.get(prefix);
+    this.known.set(prefix, k);
+    return k;
   }
 
   /**
@@ -80,78 +142,95 @@ export class ReadSizeChecker {
     onNewChild?: (child: Uint8Array) => void,
     /** The directory's size (spec §1), when the caller has it (validateDirectorySize returns it). */
     size?: bigint,
-    /** digestKey(digest.bytes), when the caller has it. */
-    key = digestKey(digest.bytes),
   ): void {
-    const entries = directory.directories.length + directory.files.length + directory.symlinks.length;
-    const range: Received = { canonical: size ?? sizeRangeOf(directory).canonical, entries };
-    this.ranges.set(key, range);
-    const waiting = this.pending.get(key);
-    if (waiting !== undefined) {
-      this.pending.delete(key);
-      if (Array.isArray(waiting)) for (const ref of waiting) this.check(ref, digest.bytes, range);
-      else this.check(waiting, digest.bytes, range);
-    }
     const children = directory.directories;
+    const entries = children.length + directory.files.length + directory.symlinks.length;
+    const canonical = size ?? sizeRangeOf(directory).canonical;
+    const bytes = digest.bytes;
+    const prefix = prefixOf(bytes);
+    let self = this.find(bytes, prefix);
+    if (self === undefined) self = this.add(bytes, prefix);
+    else if (!self.received) {
+      // Referred to before: check what was declared for it, then forget the references.
+      this.waiting--;
+      const first = self.refParent!;
+      self.refParent = undefined;
+      this.check(first, self.refIndex, self.refName!, self.refDeclared, bytes, canonical, entries);
+      self.refName = undefined;
+      const more = self.moreRefs;
+      self.moreRefs = undefined;
+      if (more) for (const r of more) this.check(r.parent, r.index, r.name, r.declared, bytes, canonical, entries);
+    }
+    self.received = true;
+    self.canonical = canonical;
+    self.entries = entries;
     for (let index = 0; index < children.length; index++) {
       const child = children[index];
-      const childKey = digestKey(child.digest);
-      const ref: Reference = { parent: digest, index, name: child.name, declared: child.size };
-      const known = this.ranges.get(childKey);
-      if (known) {
-        this.check(ref, child.digest, known);
-        continue;
+      const childDigest = child.digest;
+      const childPrefix = prefixOf(childDigest);
+      const known = this.find(childDigest, childPrefix);
+      if (known === undefined) {
+        const k = this.add(childDigest, childPrefix);
+        k.refParent = digest;
+        k.refIndex = index;
+        k.refName = child.name;
+        k.refDeclared = child.size;
+        this.waiting++;
+        onNewChild?.(childDigest);
+      } else if (known.received) {
+        this.check(digest, index, child.name, child.size, childDigest, known.canonical, known.entries);
+      } else {
+        (known.moreRefs ??= []).push({ parent: digest, index, name: child.name, declared: child.size });
       }
-      const refs = this.pending.get(childKey);
-      if (refs === undefined) {
-        this.pending.set(childKey, ref);
-        onNewChild?.(child.digest);
-      } else if (Array.isArray(refs)) refs.push(ref);
-      else this.pending.set(childKey, [refs, ref]);
     }
   }
 
-  /** Whether a directory (by digestKey) was received, or is referred to and not received yet. */
-  stateOf(key: string): "received" | "referred" | undefined {
-    if (this.ranges.has(key)) return "received";
-    return this.pending.has(key) ? "referred" : undefined;
-  }
-
-  /** Whether a directory (by digestKey) is referred to and not received yet: stateOf(key) === "referred", in one lookup. */
-  isReferred(key: string): boolean {
-    return this.pending.has(key);
+  /** Whether a directory (by its 32 digest bytes) was received, or is referred to and not received yet. */
+  stateOf(digest: Uint8Array): "received" | "referred" | undefined {
+    const k = this.find(digest, prefixOf(digest));
+    if (k === undefined) return undefined;
+    return k.received ? "received" : "referred";
   }
 
   /** How many directories are referred to and not received yet. */
   get referredCount(): number {
-    return this.pending.size;
+    return this.waiting;
   }
 
-  /** The digestKey of each directory referred to and not received yet, in the order first referred to. */
-  referredKeys(): IterableIterator<string> {
-    return this.pending.keys();
+  /** Whether a directory (by its 32 digest bytes) is referred to and not received yet: stateOf === "referred". */
+  isReferred(digest: Uint8Array): boolean {
+    const k = this.find(digest, prefixOf(digest));
+    return k !== undefined && !k.received;
   }
 
-  /** `child`: the child's digest bytes, made hex only for a message (most sizes are canonical). */
-  private check(ref: Reference, childDigest: Uint8Array, received: Received): void {
-    if (ref.declared === received.canonical) return;
-    const range = sizeRangeFrom(received.canonical, received.entries);
-    const verdict = classifyDeclaredSize(ref.declared, range);
+  /** The digest bytes of each directory referred to and not received yet (views of this checker's own copies). */
+  *referred(): Generator<Uint8Array> {
+    for (const head of this.known.values())
+      for (let k: Known | undefined = head; k !== undefined; k = k.nextSamePrefix)
+        if (!k.received) yield k.chunk.subarray(k.at, k.at + 32);
+  }
+
+  /** `childDigest`: the child's digest bytes, made hex only for a message (most sizes are canonical). */
+  private check(
+    parent: Digest,
+    index: number,
+    name: Uint8Array,
+    declared: bigint,
+    childDigest: Uint8Array,
+    canonical: bigint,
+    entries: number,
+  ): void {
+    if (declared === canonical) return;
+    const range = sizeRangeFrom(canonical, entries);
+    const verdict = classifyDeclaredSize(declared, range);
     if (verdict === "canonical") return;
     const child = hexOf(childDigest);
     if (!sizeVerdictAccepted(verdict, this.mode)) {
       throw new CorruptionError(
-        `directory ${ref.parent} declares size ${ref.declared} for directories[${ref.index}] ${displayName(ref.name)} (${child}), ` +
+        `directory ${parent} declares size ${declared} for directories[${index}] ${displayName(name)} (${child}), ` +
           `but ${describeAcceptedSizes(range, this.mode)}`,
       );
     }
-    this.opts.onLegacySize?.({
-      parent: ref.parent,
-      index: ref.index,
-      name: displayName(ref.name),
-      child,
-      declared: ref.declared,
-      range,
-    });
+    this.opts.onLegacySize?.({ parent, index, name: displayName(name), child, declared, range });
   }
 }

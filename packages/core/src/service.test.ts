@@ -77,6 +77,22 @@ describe("StoreDirectoryService (putter + breadth-first reader)", () => {
     expect(got).toEqual([D, A, B]);
     expect(store.reads).toBe(2); // level {D}, then {A, B}; B's child A was already seen, so no third level
   });
+  it("getRecursiveEncoded yields getRecursive's directories, each with its canonical bytes, and checks them alike", async () => {
+    for (const read of ["batch", "synchronous"] as const) {
+      const { service, store } = mapService();
+      if (read === "synchronous") Object.assign(store, { openReader: () => (d: Digest) => store.map.get(d.hex) });
+      const q = service.putMultipleStart();
+      for (const d of [A, B, D]) await q.put(d);
+      await q.close();
+      const root = directoryDigest(D);
+      const encoded = await collect(service.getRecursiveEncoded(root));
+      expect(encoded.map((e) => e.directory)).toEqual(await collect(service.getRecursive(root)));
+      for (const e of encoded) expect(e.bytes).toEqual(encodeDirectory(e.directory));
+      expect(await collect(service.getRecursiveEncoded(directoryDigest(C)))).toEqual([]);
+      store.map.set(directoryDigest(A).hex, encodeDirectory(C));
+      await expect(collect(service.getRecursiveEncoded(root)), read).rejects.toThrow(CorruptionError);
+    }
+  });
   it("getRecursive of an absent root is empty; a missing child is corruption", async () => {
     const { service, store } = mapService();
     expect(await collect(service.getRecursive(directoryDigest(B)))).toEqual([]);

@@ -25,6 +25,13 @@ export interface PutMultipleOptions extends CallOptions {
   partial?: boolean;
 }
 
+/** A directory read from a store with its canonical bytes (getRecursiveEncoded). */
+export interface EncodedDirectory {
+  readonly directory: Directory;
+  /** encodeDirectory(directory): the bytes read and re-hashed. */
+  readonly bytes: Uint8Array;
+}
+
 export interface DirectoryService {
   /** The directory with this digest, re-validated and re-hashed; undefined when absent. Corrupt data throws CorruptionError. */
   get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined>;
@@ -32,6 +39,15 @@ export interface DirectoryService {
   put(directory: Directory, opts?: CallOptions): Promise<Digest>;
   /** The root, then every directory reachable from it, root to leaves, each once; empty when the root is absent. */
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory>;
+  /**
+   * Optional: getRecursive with each directory's canonical bytes beside it
+   * (exactly `encodeDirectory(directory)`, the bytes that were re-hashed),
+   * same order and same checks: for a server that sends the bytes on as
+   * they are instead of encoding every directory again. The bytes belong
+   * to the caller, like the directory. A wrapper that changes getRecursive
+   * must change or drop this one too (a server prefers it).
+   */
+  getRecursiveEncoded?(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory>;
   /** Starts an upload of one closure, leaves to root (or, with `partial`, of the part the store lacks). */
   putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter;
   /**

@@ -7,11 +7,17 @@
 import type { Digest } from "./digest.js";
 import { BackendError, ClosureError, isCastoreError, throwIfAborted } from "./errors.js";
 import { ByteArena } from "./arena.js";
-import { breadthFirst, type ReadOne } from "./bfs.js";
+import { breadthFirst, type BreadthFirstOptions, breadthFirstEncoded, type ReadOne } from "./bfs.js";
 import { type ClosureEntry, type ExternalChild, decodeStoredDirectory, decodeStoredDirectorySized } from "./closure.js";
 import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
-import type { CallOptions, DirectoryPutter, DirectoryService, PutMultipleOptions } from "./service.js";
+import type {
+  CallOptions,
+  DirectoryPutter,
+  DirectoryService,
+  EncodedDirectory,
+  PutMultipleOptions,
+} from "./service.js";
 import { type SizeCheck, declaredSizeAccepted, describeAcceptedSizes, sizeRangeFrom } from "./size-check.js";
 import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
 import { repairEntries } from "./repair.js";
@@ -169,12 +175,21 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
-    return breadthFirst(this.readMany, root, {
+    return breadthFirst(this.readMany, root, this.walkOptions(opts));
+  }
+
+  /** getRecursive with each directory's bytes (the walk's own copy, re-hashed): see DirectoryService. */
+  getRecursiveEncoded(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory> {
+    return breadthFirstEncoded(this.readMany, root, this.walkOptions(opts));
+  }
+
+  private walkOptions(opts: CallOptions | undefined): BreadthFirstOptions {
+    return {
       signal: opts?.signal,
       batchSize: this.opts.batchSize,
       sizeCheck: this.opts.sizeCheck,
       readOne: this.syncReader(),
-    });
+    };
   }
 
   /**
