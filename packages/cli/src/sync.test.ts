@@ -62,9 +62,7 @@ describe("castore sync", () => {
 
     const again = await castore("sync", src, dst, "ref:docs/one", "--no-progress");
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toBe(
-      "sync: nothing to send: the destination holds all of it (1 tree); refs set: docs/one\n",
-    );
+    expect(again.stdout).toBe("sync: nothing to send: the destination holds all of it (1 tree); refs set: docs/one\n");
   });
 
   it("sends only the changed file's blob and the new directories of an edited tree", async () => {
