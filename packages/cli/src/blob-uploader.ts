@@ -63,6 +63,13 @@ interface Buffered {
 /** The store answered a digest other than the one the import computed: the file changed, or the store is wrong. */
 export class BlobMismatchError extends Error {}
 
+function mismatch(shown: string, stored: Digest, storedSize: number, hashed: Digest, size: number): BlobMismatchError {
+  return new BlobMismatchError(
+    `${shown}: stored as blob ${stored.hex} (${storedSize} bytes), but it hashed to ${hashed.hex} ` +
+      `(${size} bytes) when read first: did it change during the import?`,
+  );
+}
+
 export class BlobUploader {
   readonly counts: BlobUploadCounts = { uploaded: 0, uploadedBytes: 0, skipped: 0, skippedBytes: 0 };
   private batch: Buffered[] = [];
@@ -114,11 +121,17 @@ export class BlobUploader {
     await this.writeOnce(digest, size, shown, write);
   }
 
-  /** Writes what is still batched and waits for every write; throws the first failure. */
+  /**
+   * Writes what is still batched, waits for every write, then makes them all
+   * durable with one sync of the service (every write was made `syncLater`):
+   * once this resolves, directories naming these blobs may be committed.
+   * Throws the first failure.
+   */
   async finish(): Promise<BlobUploadCounts> {
     this.flush();
     while (this.work.size > 0) await Promise.all(this.work);
     this.throwIfFailed();
+    await this.blobs.sync?.({ signal: this.opts.signal });
     return this.counts;
   }
 
@@ -177,20 +190,67 @@ export class BlobUploader {
             files.map((f) => f.digest),
             { signal: this.opts.signal },
           );
-          await Promise.all(
-            files.map((file, i) => {
-              if (present[i]) {
-                this.skip(file.bytes.length);
-                return undefined;
-              }
-              return this.writeOnce(file.digest, file.bytes.length, file.shown, (writer) => writer.write(file.bytes));
-            }),
-          );
+          const missing: Buffered[] = [];
+          files.forEach((file, i) => {
+            if (present[i]) this.skip(file.bytes.length);
+            else missing.push(file);
+          });
+          await this.writeBuffered(missing);
         } finally {
           this.release(held);
         }
       })(),
     );
+  }
+
+  /**
+   * Writes the missing blobs of a batch: all in one putMany (one store
+   * transaction for lmdb) where the service has it, else a writer each. A
+   * digest being written already by another batch is waited for and counted
+   * as a skip.
+   */
+  private async writeBuffered(files: Buffered[]): Promise<void> {
+    const putMany = this.blobs.putMany?.bind(this.blobs);
+    if (!putMany) {
+      await Promise.all(
+        files.map((file) =>
+          this.writeOnce(file.digest, file.bytes.length, file.shown, (writer) => writer.write(file.bytes)),
+        ),
+      );
+      return;
+    }
+    const others: Promise<void>[] = [];
+    const mine: Buffered[] = [];
+    for (const file of files) {
+      const running = this.writing.get(file.digest.hex);
+      if (running) others.push(running.then(() => this.skip(file.bytes.length)));
+      else mine.push(file);
+    }
+    if (mine.length > 0) {
+      const write = this.limit(async () => {
+        this.throwIfFailed();
+        const written = await putMany(
+          mine.map((f) => f.bytes),
+          // Hashed as they were read: the service need not hash them again.
+          { signal: this.opts.signal, syncLater: true, digests: mine.map((f) => f.digest) },
+        );
+        written.forEach((w, i) => {
+          const file = mine[i]!;
+          if (!w.digest.equals(file.digest))
+            throw mismatch(file.shown(), w.digest, w.size, file.digest, file.bytes.length);
+          this.counts.uploaded++;
+          this.counts.uploadedBytes += w.size;
+        });
+        this.opts.onProgress?.();
+      });
+      for (const file of mine) this.writing.set(file.digest.hex, write);
+      try {
+        await write;
+      } finally {
+        for (const file of mine) if (this.writing.get(file.digest.hex) === write) this.writing.delete(file.digest.hex);
+      }
+    }
+    await Promise.all(others);
   }
 
   /** Writes one blob unless the same digest is being written already (then waits for that one, and counts a skip). */
@@ -207,15 +267,12 @@ export class BlobUploader {
     }
     const write = this.limit(async () => {
       this.throwIfFailed();
-      const writer = this.blobs.openWriter({ signal: this.opts.signal });
+      // Durable at finish(), by one sync for every blob (see finish).
+      const writer = this.blobs.openWriter({ signal: this.opts.signal, syncLater: true });
       try {
         await fill(writer);
         const written = await writer.close();
-        if (!written.digest.equals(digest))
-          throw new BlobMismatchError(
-            `${shown()}: stored as blob ${written.digest.hex} (${written.size} bytes), but it hashed to ${digest.hex} ` +
-              `(${size} bytes) when read first: did it change during the import?`,
-          );
+        if (!written.digest.equals(digest)) throw mismatch(shown(), written.digest, written.size, digest, size);
       } catch (e) {
         await writer.abort(e);
         throw e;

@@ -56,7 +56,7 @@ import {
   type Stats,
 } from "node:fs";
 import { lstat, readdir, readlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { join as joinPath } from "node:path";
 import pLimit from "p-limit";
@@ -82,6 +82,7 @@ import {
 } from "@castore-ts/core";
 import { BlobUploader, type BlobUploadCounts } from "./blob-uploader.js";
 import { abbreviatePath } from "./names.js";
+import { ReadPool } from "./read-pool.js";
 
 export interface ImportProgress {
   files: number;
@@ -100,8 +101,14 @@ export interface ImportOptions {
   spoolMemoryBytes?: number;
   /** Where the spool's temporary file goes (default: the OS temporary directory). */
   spoolDir?: string;
-  /** Small files read with sync system calls (true), through the thread pool (false), or whichever measures faster (undefined, the default; see IoMode). */
+  /** Small files read with sync system calls (true), through the thread pool (false), or whichever measures faster (undefined, the default; see IoMode). Only without read threads. */
   syncIo?: boolean;
+  /**
+   * Worker threads that open, read and hash the files (see read-pool.ts);
+   * default DEFAULT_READ_THREADS. 0: the main thread does (with IoMode and
+   * `concurrency`).
+   */
+  readThreads?: number;
   /** Where file contents are stored as blobs; without it, files are only hashed (`--no-contents`). */
   blobs?: BlobService;
   /** Blobs written at once (default DEFAULT_UPLOAD_CONCURRENCY). */
@@ -111,6 +118,18 @@ export interface ImportOptions {
 }
 
 export const DEFAULT_SPOOL_MEMORY_BYTES = 64 * 1024 * 1024;
+/**
+ * Read threads by default: two (this machine's cores, and where the main
+ * thread's own work, walking and storing, leaves a core's worth to read and
+ * hash with), fewer on a machine with one core.
+ */
+export const DEFAULT_READ_THREADS = Math.min(2, availableParallelism());
+/**
+ * Files being read by the read threads at once: enough to keep both busy
+ * between batches; their bytes (at most WHOLE_MAX each) are the bound on
+ * memory besides the BlobUploader's.
+ */
+const POOL_IN_FLIGHT = 64;
 /**
  * Blobs written at once. Many: a small blob's write is mostly waiting (a
  * remote store answers after a round trip; lmdb makes each blob durable
@@ -468,7 +487,6 @@ export async function importTree(
   opts: ImportOptions = {},
 ): Promise<{ digest: Digest; progress: ImportProgress }> {
   const concurrency = opts.concurrency ?? 8;
-  const limit = pLimit(concurrency);
   // Stops queued hashing jobs once the import has failed or is interrupted.
   const failed = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
@@ -483,6 +501,9 @@ export async function importTree(
 
   const buffers: Buffer[] = [];
   const io = new IoMode(opts.syncIo);
+  const readThreads = opts.readThreads ?? DEFAULT_READ_THREADS;
+  const pool = readThreads > 0 ? new ReadPool(readThreads, opts.blobs !== undefined) : undefined;
+  const limit = pLimit(pool ? Math.max(concurrency, POOL_IN_FLIGHT) : concurrency);
   const uploader = opts.blobs
     ? new BlobUploader(opts.blobs, {
         concurrency: opts.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
@@ -492,34 +513,63 @@ export async function importTree(
     : undefined;
   if (uploader) progress.blobs = uploader.counts;
   let lastYield = performance.now();
+
+  /** Into the store if it lacks it: small files from the bytes read, large ones read again (only if missing). */
+  const upload = async (
+    up: BlobUploader,
+    path: Buffer,
+    place: Place,
+    digest: Digest,
+    size: number,
+    bytes: Uint8Array | undefined,
+  ) => {
+    const shown = () => abbreviatePath(pathOf(place));
+    if (bytes) return up.addBuffered(digest, bytes, shown);
+    const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+    try {
+      await up.addLarge(digest, size, shown, (writer) => streamFile(path, place, buf, signal, writer));
+    } finally {
+      buffers.push(buf);
+    }
+  };
+
   const hashJob = (path: Buffer, place: Place) =>
     limit(async () => {
+      signal.throwIfAborted();
+      if (pool) {
+        try {
+          const read = await pool.read(path);
+          signal.throwIfAborted();
+          if ("kind" in read) throw unsupported(place, read.kind);
+          if (uploader) await upload(uploader, path, place, Digest.fromBytes(read.digest), read.size, read.bytes);
+          return read;
+        } catch (e) {
+          throw fileSystemError(e, place);
+        }
+      }
       // Sync reads of small files can run back to back in microtasks: let
       // timers (progress) and signals (SIGINT) in every few milliseconds.
       if (performance.now() - lastYield > YIELD_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();
       }
-      signal.throwIfAborted();
       const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+      let hashed: Awaited<ReturnType<typeof hashFile>>;
+      let bytes: Buffer | undefined;
       try {
-        const hashed = await hashFile(path, place, buf, signal, io);
-        if (uploader) {
-          const digest = Digest.fromBytes(hashed.digest);
-          const shown = () => abbreviatePath(pathOf(place));
-          // Small: its bytes are in buf (copied: buf is reused). Large: read again only if the store lacks it.
-          if (hashed.whole) await uploader.addBuffered(digest, Buffer.from(buf.subarray(0, hashed.size)), shown);
-          else
-            await uploader.addLarge(digest, hashed.size, shown, (writer) =>
-              streamFile(path, place, buf, signal, writer),
-            );
-        }
-        return hashed;
+        hashed = await hashFile(path, place, buf, signal, io);
+        // Small: its bytes are in buf, copied (buf is reused).
+        if (hashed.whole && uploader) bytes = Buffer.from(buf.subarray(0, hashed.size));
       } catch (e) {
         throw fileSystemError(e, place);
       } finally {
         buffers.push(buf);
       }
+      if (uploader)
+        await upload(uploader, path, place, Digest.fromBytes(hashed.digest), hashed.size, bytes).catch((e) => {
+          throw fileSystemError(e, place);
+        });
+      return hashed;
     });
 
   const spool = new DirectorySpool(opts.spoolMemoryBytes ?? DEFAULT_SPOOL_MEMORY_BYTES, opts.spoolDir ?? tmpdir());
@@ -590,7 +640,8 @@ export async function importTree(
     let walked: { digest: Digest };
     try {
       walked = await importDirectory(rootPath, rootPlace);
-      // Every blob is stored before the directories that name it are sent.
+      await pool?.close();
+      // Every blob is stored, and durable, before the directories that name it are sent.
       await uploader?.finish();
     } catch (e) {
       failed.abort(e);
@@ -616,6 +667,7 @@ export async function importTree(
       throw e;
     }
   } finally {
+    await pool?.close();
     spool.dispose();
   }
 }
