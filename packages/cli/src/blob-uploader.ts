@@ -8,8 +8,9 @@
  *   whole into memory and hashed; its bytes wait in a batch. A batch (up to
  *   BATCH_FILES files or BATCH_BYTES bytes) asks the store once, `has` of all
  *   its digests (over gRPC that is a Stat per digest, 16 at a time), and only
- *   the missing blobs are written, from the bytes already in memory. Read
- *   once, sent at most once.
+ *   the missing blobs are written, from the bytes already in memory, all in
+ *   one `putMany` where the service has one (lmdb: one write transaction),
+ *   with the digests the import computed. Read once, sent at most once.
  * - A large file is read once to hash it (bounded memory: a 1 MiB buffer),
  *   then the store is asked about that digest alone (one round trip; the read
  *   costs more), and only when the blob is missing is the file read a second
@@ -23,6 +24,10 @@
  * Either way a store keeps a chunk it holds already as it is (lmdb without
  * even a write transaction), so an edited large file stores only its changed
  * chunks; its bytes are all sent to the writer (over gRPC: to the server).
+ *
+ * Every write is `syncLater` when the service has a `sync()`: finish()
+ * makes them all durable with that one call, before the importer commits a
+ * directory.
  *
  * Memory: the bytes of small files waiting or being written are at most
  * MAX_BUFFERED_BYTES; add() waits for room beyond that (which holds the
@@ -82,12 +87,19 @@ export class BlobUploader {
   private readonly work = new Set<Promise<void>>();
   private failure: { error: unknown } | undefined;
   private roomWaiters: (() => void)[] = [];
+  /**
+   * Writes resolve before they are durable only when the service has a
+   * sync() for finish() to call: a service without one (a wrapper that
+   * passes options to another service, say) gets durable writes.
+   */
+  private readonly syncLater: boolean;
 
   constructor(
     private readonly blobs: BlobService,
     private readonly opts: BlobUploaderOptions = {},
   ) {
     this.limit = pLimit(opts.concurrency ?? 4);
+    this.syncLater = typeof blobs.sync === "function";
   }
 
   /** A small file read whole: batched, then written if the store lacks it. Waits while too many bytes are held. */
@@ -123,7 +135,7 @@ export class BlobUploader {
 
   /**
    * Writes what is still batched, waits for every write, then makes them all
-   * durable with one sync of the service (every write was made `syncLater`):
+   * durable with one sync of the service (every write was `syncLater`):
    * once this resolves, directories naming these blobs may be committed.
    * Throws the first failure.
    */
@@ -232,7 +244,7 @@ export class BlobUploader {
         const written = await putMany(
           mine.map((f) => f.bytes),
           // Hashed as they were read: the service need not hash them again.
-          { signal: this.opts.signal, syncLater: true, digests: mine.map((f) => f.digest) },
+          { signal: this.opts.signal, syncLater: this.syncLater, digests: mine.map((f) => f.digest) },
         );
         written.forEach((w, i) => {
           const file = mine[i]!;
@@ -267,8 +279,7 @@ export class BlobUploader {
     }
     const write = this.limit(async () => {
       this.throwIfFailed();
-      // Durable at finish(), by one sync for every blob (see finish).
-      const writer = this.blobs.openWriter({ signal: this.opts.signal, syncLater: true });
+      const writer = this.blobs.openWriter({ signal: this.opts.signal, syncLater: this.syncLater });
       try {
         await fill(writer);
         const written = await writer.close();

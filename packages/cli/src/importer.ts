@@ -7,9 +7,12 @@
  *    appended to a spool, so children always precede parents (leaves to
  *    root). With contents, each hashed file goes to the BlobUploader, which
  *    writes the blobs the store lacks (see blob-uploader.ts: batched `has`,
- *    small files read once, large ones read again only when missing); every
- *    blob write is fed as soon as it opens. No directory upload is open
- *    during this phase, and all blobs are stored before it ends.
+ *    small files read once and sent many to a call, large ones read again
+ *    only when missing). Blobs are written without waiting for the disk
+ *    (`syncLater`); when the walk ends, one `sync()` of the blob service
+ *    makes them all durable. No directory upload is open during this phase,
+ *    and all blobs are stored, and durable, before it ends: a crash at any
+ *    moment leaves no directory naming a blob that is not on disk.
  * 2. Upload. Only then is the store's upload opened, and the spooled
  *    directories are streamed into it back to back and the upload closed.
  *
@@ -27,8 +30,10 @@
  *
  * Per file: one open (O_NOFOLLOW, O_NONBLOCK), fstat (size and executable
  * bit), read(s) into a reused buffer, close; readdir's entry types avoid an
- * lstat per entry. Small files are read in one go, with sync system calls
- * while that is faster (see IoMode), and hashed in one call.
+ * lstat per entry. Small files are read in one go and hashed in one call.
+ * By default two worker threads do that (read-pool.ts), so the main thread
+ * only walks and stores; with `readThreads: 0` the main thread does, with
+ * sync system calls while that is faster (see IoMode).
  *
  * Names are bytes: paths are handled as Buffers end to end, so a name that
  * is not UTF-8 is read and stored exactly.
@@ -131,11 +136,10 @@ export const DEFAULT_READ_THREADS = Math.min(2, availableParallelism());
  */
 const POOL_IN_FLIGHT = 64;
 /**
- * Blobs written at once. Many: a small blob's write is mostly waiting (a
- * remote store answers after a round trip; lmdb makes each blob durable
- * before close() resolves, and commits the writes in flight together), and
- * the bytes held are bounded by the BlobUploader anyway. 4 at once spent most
- * of an import of /usr/share waiting for fsync.
+ * Blob writes at once (a batch of small files sent by one putMany counts
+ * as one). Many: a blob's write is mostly waiting (a remote store answers
+ * after a round trip; lmdb commits the writes in flight together), and the
+ * bytes held are bounded by the BlobUploader anyway.
  */
 export const DEFAULT_UPLOAD_CONCURRENCY = 32;
 /**
