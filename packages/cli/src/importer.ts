@@ -32,8 +32,9 @@
  * bit), read(s) into a reused buffer, close; readdir's entry types avoid an
  * lstat per entry. Small files are read in one go and hashed in one call.
  * By default two worker threads do that (read-pool.ts), so the main thread
- * only walks and stores; with `readThreads: 0` the main thread does, with
- * sync system calls while that is faster (see IoMode).
+ * only walks and stores, once they have started (until then, and with
+ * `readThreads: 0`, the main thread does, with sync system calls while that
+ * is faster: see IoMode).
  *
  * Names are bytes: paths are handled as Buffers end to end, so a name that
  * is not UTF-8 is read and stored exactly.
@@ -540,7 +541,7 @@ export async function importTree(
   const hashJob = (path: Buffer, place: Place) =>
     limit(async () => {
       signal.throwIfAborted();
-      if (pool) {
+      if (pool?.ready) {
         try {
           const read = await pool.read(path);
           signal.throwIfAborted();

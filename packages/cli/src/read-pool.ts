@@ -38,6 +38,8 @@ interface Waiting {
 
 interface PoolWorker {
   worker: Worker;
+  /** Its hash module is loaded: requests go only to ready workers. */
+  ready: boolean;
   queued: number;
   batches: Map<number, Waiting[]>;
 }
@@ -92,6 +94,7 @@ function readOne(hash, path, transfer) {
   }
 }
 import(workerData.hashUrl).then((hash) => {
+  parentPort.postMessage({ ready: true });
   parentPort.on("message", ({ id, packed, ends }) => {
     const transfer = [];
     const all = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
@@ -131,6 +134,14 @@ export class ReadPool {
   private scheduled = false;
   private nextId = 0;
   private failure: unknown;
+  /**
+   * Whether a worker is ready. A worker takes a while to start (a thread,
+   * then core's hash module: about 0.1 s of CPU, much more on a loaded
+   * machine); until one is, the importer reads files on the main thread, so
+   * a small tree never waits for the pool.
+   */
+  ready = false;
+  private readonly readyWaiters: (() => void)[] = [];
 
   /** `threads` workers; `keepBytes`: whether whole files' bytes come back (contents stored) or only their digests. */
   constructor(threads: number, keepBytes: boolean) {
@@ -140,8 +151,13 @@ export class ReadPool {
         eval: true,
         workerData: { hashUrl, keepBytes, wholeMax: WHOLE_MAX },
       });
-      const entry: PoolWorker = { worker, queued: 0, batches: new Map() };
-      worker.on("message", ({ id, results }: { id: number; results: WorkerAnswer[] }) => {
+      const entry: PoolWorker = { worker, ready: false, queued: 0, batches: new Map() };
+      worker.on("message", ({ id, results, ready }: { id: number; results: WorkerAnswer[]; ready?: true }) => {
+        if (ready) {
+          entry.ready = this.ready = true;
+          for (const wake of this.readyWaiters.splice(0)) wake();
+          return;
+        }
         const batch = entry.batches.get(id);
         if (!batch) return;
         entry.batches.delete(id);
@@ -162,7 +178,12 @@ export class ReadPool {
     }
   }
 
-  /** Reads and hashes one regular file (`path` as the system calls take it). */
+  /** Resolves once a worker is ready. */
+  whenReady(): Promise<void> {
+    return this.ready ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /** Reads and hashes one regular file (`path` as the system calls take it). Only once `ready`. */
   read(path: Buffer): Promise<PoolRead> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
@@ -183,8 +204,9 @@ export class ReadPool {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    let target = this.workers[0]!;
-    for (const w of this.workers) if (w.queued < target.queued) target = w;
+    let target: PoolWorker | undefined;
+    for (const w of this.workers) if (w.ready && (!target || w.queued < target.queued)) target = w;
+    if (!target) throw new Error("ReadPool.read() called before a worker was ready");
     const id = this.nextId++;
     target.batches.set(
       id,
