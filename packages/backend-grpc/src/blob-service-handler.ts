@@ -84,7 +84,8 @@ export function blobRoutes(blobs: BlobService, opts: BlobRoutesOptions): Map<str
     // Asked before the first message, so that an absent blob is a status, not an empty stream.
     const bytes = await blobs.read(digest, { signal: call.signal });
     if (bytes === undefined) throw new ConnectError(`blob ${digest} not found`, Code.NotFound);
-    return { items: pieces(bytes, MAX_SENT_BLOB_CHUNK_BYTES), encode: encodeBlobChunk };
+    // In parts, the data as the backend yielded it (a read's arrays are the reader's to keep): no copy.
+    return { items: pieces(bytes, MAX_SENT_BLOB_CHUNK_BYTES), encode: blobChunkParts };
   }
 
   /** The stream's bytes in pieces of at most `max` bytes (views, no copy), counted as they go. */
@@ -162,21 +163,34 @@ export function requestDigest(bytes: Uint8Array, message: string): Digest {
  * the data. Same bytes as protobuf-es would write, without building a message.
  */
 export function encodeBlobChunk(data: Uint8Array): Uint8Array {
-  let n = data.length;
+  const head = blobChunkHead(data.length);
+  const out = new Uint8Array(head.length + data.length);
+  out.set(head);
+  out.set(data, head.length);
+  return out;
+}
+
+/** A BlobChunk message as two parts: its head (the data field's tag and length), then the data itself. */
+export function blobChunkParts(data: Uint8Array): [Uint8Array, Uint8Array] {
+  return [blobChunkHead(data.length), data];
+}
+
+/** The bytes a BlobChunk of `length` data bytes starts with: field 1's tag (bytes), then the length as a varint. */
+function blobChunkHead(length: number): Uint8Array {
+  let n = length;
   let varintBytes = 1;
   while (n >= 0x80) {
     n = Math.floor(n / 128);
     varintBytes++;
   }
-  const out = new Uint8Array(1 + varintBytes + data.length);
+  const out = new Uint8Array(1 + varintBytes);
   out[0] = 0x0a;
   let pos = 1;
-  n = data.length;
+  n = length;
   while (n >= 0x80) {
     out[pos++] = (n & 0x7f) | 0x80;
     n = Math.floor(n / 128);
   }
-  out[pos++] = n;
-  out.set(data, pos);
+  out[pos] = n;
   return out;
 }

@@ -119,10 +119,29 @@ describe.each(["tcp", "unix"] as const)("our client against our server over %s",
       [100_000, 200_000],
       [299 * 1024, 10 * 1024],
       [bytes.length, 5],
+      [10, bytes.length - 20],
+      [1, bytes.length],
     ] as const) {
       const got = await collect(await c.read(digest, { offset, length }));
       expect(Buffer.compare(got, Buffer.from(bytes.subarray(offset, offset + length)))).toBe(0);
     }
+  });
+
+  it("a read that needs every chunk is one Read call; a ranged read reads each chunk it needs", async () => {
+    const bytes = testBytes(300 * 1024, 19);
+    const { digest } = await put(c, bytes);
+    const readCalls = async (offset?: number, length?: number) => {
+      const before = blobs.readsEnded;
+      const got = await collect(await c.read(digest, { offset, length }));
+      expect(
+        Buffer.compare(got, Buffer.from(bytes.subarray(offset ?? 0, (offset ?? 0) + (length ?? bytes.length)))),
+      ).toBe(0);
+      return blobs.readsEnded - before;
+    };
+    expect(await readCalls()).toBe(1);
+    expect(await readCalls(5, bytes.length - 10)).toBe(1);
+    // Chunks of 64 KiB: [100 000, 200 000) lies in the second, third and fourth.
+    expect(await readCalls(100_000, 100_000)).toBe(3);
   });
 
   it("absent blobs: read and stat are undefined, has is false; present ones true", async () => {
@@ -258,9 +277,12 @@ describe("flow control", () => {
     expect(blobs.yielded).toBeLessThan(size);
   });
 
-  it("our client pausing a read also holds the server (no chunk list: one streamed Read)", async () => {
+  it.each([
+    ["a chunk list: one Read, cut at its chunks", true],
+    ["no chunk list: one streamed Read", false],
+  ])("our client pausing a read also holds the server (%s)", async (_, chunkLists) => {
     const blobs = new MapBlobService(MiB, 256 * 1024);
-    blobs.sendChunkLists = false;
+    blobs.sendChunkLists = chunkLists;
     const server = await serveBlobs(blobs);
     const c = clientOf(server);
     const size = 64 * MiB;

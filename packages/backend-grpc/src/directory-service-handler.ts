@@ -7,12 +7,20 @@
 import type * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Digest, type Directory, type DirectoryService, encodeDirectory, isCastoreError } from "@castore-ts/core";
+import {
+  Digest,
+  type Directory,
+  type DirectoryService,
+  encodeDirectory,
+  isCastoreError,
+  supportsPartialUploads,
+} from "@castore-ts/core";
 import { GetDirectoryRequestSchema, PutDirectoryResponseSchema } from "@castore-ts/proto";
 import type { MessageSource } from "./message-batcher.js";
 import { invalidArgument, resourceExhausted } from "./status.js";
 import { decodeReceived } from "./wire-directory.js";
 import type { BearerTokens } from "./auth.js";
+import { PUT_PARTIAL_PATH } from "./sync-service-handler.js";
 import {
   type Call,
   createCallHandler,
@@ -66,8 +74,10 @@ export function directoryRoutes(service: DirectoryService, opts: HandlerOptions)
   const routes = new Map<string, Route>();
   for (const name of opts.serviceNames) {
     routes.set(`/${name}.castore.v1.DirectoryService/Get`, { rpc: "Get", open: openGet });
-    routes.set(`/${name}.castore.v1.DirectoryService/Put`, { rpc: "Put", open: openPut });
+    routes.set(`/${name}.castore.v1.DirectoryService/Put`, { rpc: "Put", open: (call) => openPut(call, "Put") });
   }
+  // castore's extension (spec §3.6): the same stream, with references to stored children allowed.
+  routes.set(`/${PUT_PARTIAL_PATH}`, { rpc: "PutPartial", open: (call) => openPut(call, "PutPartial") });
   const { logger } = opts;
   return routes;
 
@@ -104,10 +114,13 @@ export function directoryRoutes(service: DirectoryService, opts: HandlerOptions)
     return { items: service.getRecursive(digest, { signal }), encode: encodeDirectory };
   }
 
-  /** Put: the whole upload, then the response message. */
-  async function openPut(call: Call): Promise<MessageSource<Uint8Array>> {
+  /** Put (or PutPartial): the whole upload, then the response message. */
+  async function openPut(call: Call, rpc: "Put" | "PutPartial"): Promise<MessageSource<Uint8Array>> {
     const { signal } = call;
-    const putter = service.putMultipleStart({ signal });
+    const partial = rpc === "PutPartial";
+    if (partial && !(await supportsPartialUploads(service, { signal })))
+      throw new ConnectError("this server's store takes no partial uploads (spec §3.6)", Code.Unimplemented);
+    const putter = service.putMultipleStart({ signal, partial });
     let count = 0;
     let bytes = 0;
     const maxEntries = opts.maxEntriesPerDirectory ?? DEFAULT_MAX_ENTRIES_PER_DIRECTORY;
@@ -152,7 +165,7 @@ export function directoryRoutes(service: DirectoryService, opts: HandlerOptions)
       await putter.abort(e).catch(() => {});
       throw e;
     }
-    logger.debug({ rpc: "Put", root: root.hex, directories: count, bytes }, "upload stored");
+    logger.debug({ rpc, root: root.hex, directories: count, bytes }, "upload stored");
     const response = toBinary(
       PutDirectoryResponseSchema,
       create(PutDirectoryResponseSchema, { rootDigest: root.bytes }),

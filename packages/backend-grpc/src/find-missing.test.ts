@@ -15,8 +15,13 @@ import {
   Digest,
   directoryDigest,
   type DirectoryService,
+  ClosureError,
+  directorySize,
   encodeDirectory,
   fixtures,
+  makeDirectory,
+  makeDirectoryNode,
+  StoreDirectoryService,
 } from "@castore-ts/core";
 import {
   FindMissingRequestSchema,
@@ -28,7 +33,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GrpcBlobService } from "./grpc-blob-service.js";
 import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { grpcJsAddress, rawClient, readAll } from "./grpc-js.test-helper.js";
-import { memoryService } from "./memory-store.test-helper.js";
+import { MapDirectoryStore, memoryService } from "./memory-store.test-helper.js";
 import { createDirectoryServiceServer, type DirectoryServiceServer } from "./server.js";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;
@@ -90,6 +95,28 @@ describe("FindMissing against castore serve's handlers", () => {
     calls.directoryHas = calls.directoryGet = 0;
     expect(await directories.has([A, ...absent(1000), B])).toEqual([true, ...absent(1000).map(() => false), true]);
     expect(calls).toMatchObject({ directoryHas: 1, directoryGet: 0 });
+  });
+
+  it("says it takes partial uploads, and a partial upload of a parent of a stored directory sends only the parent", async () => {
+    expect(await directories.partialUploads()).toBe(true);
+    const parent = makeDirectory({
+      directories: [makeDirectoryNode("b", B, directorySize(DIRECTORY_B))],
+    });
+    const putter = directories.putMultipleStart({ partial: true });
+    await putter.put(parent);
+    expect((await putter.close()).hex).toBe(directoryDigest(parent).hex);
+    const read = [];
+    for await (const d of directories.getRecursive(directoryDigest(parent))) read.push(directoryDigest(d).hex);
+    expect(read).toEqual([directoryDigest(parent).hex, B.hex, A.hex]);
+  });
+
+  it("refuses a partial upload referring to a directory the store lacks: ClosureError, nothing stored", async () => {
+    const [missing] = absent(1);
+    const parent = makeDirectory({ directories: [makeDirectoryNode("gone", missing, 1n)] });
+    const putter = directories.putMultipleStart({ partial: true });
+    await putter.put(parent);
+    await expect(putter.close()).rejects.toBeInstanceOf(ClosureError);
+    expect(await directories.get(directoryDigest(parent))).toBeUndefined();
   });
 
   it("refuses a digest that is not 32 bytes with INVALID_ARGUMENT naming it", async () => {
@@ -172,5 +199,31 @@ describe("FindMissing against a server without it (tvix)", () => {
     expect(await blobs.has([present])).toEqual([true]); // the UNIMPLEMENTED is remembered: straight to Stat
     expect(stats.length).toBe(22);
     expect(await directories.has([A, B])).toEqual([true, false]);
+  });
+
+  it("says it takes no partial uploads", async () => {
+    expect(await directories.partialUploads()).toBe(false);
+  });
+});
+
+describe("PutPartial against a castore server whose store takes no partial uploads", () => {
+  it("FindMissing says no, and PutPartial is UNIMPLEMENTED, storing nothing", async () => {
+    // A service that says no, as one written before partial uploads (e.g. a wrapper that does not forward them).
+    const service: DirectoryService = Object.create(new StoreDirectoryService(new MapDirectoryStore()), {
+      partialUploads: { value: async () => false },
+    });
+    const server = createDirectoryServiceServer(service, { listen: { host: "127.0.0.1", port: 0 } });
+    await server.listen();
+    const client = GrpcDirectoryService.fromUrl(server.url!);
+    try {
+      expect(await client.partialUploads()).toBe(false);
+      const putter = client.putMultipleStart({ partial: true });
+      await putter.put(DIRECTORY_A);
+      await expect(putter.close()).rejects.toThrow(/takes no partial uploads/);
+      expect(await service.get(A)).toBeUndefined();
+    } finally {
+      await client.close();
+      await server.close({ deadlineMs: 1000 });
+    }
   });
 });

@@ -6,17 +6,21 @@
  * (grpc-stream-calls.ts).
  *
  * Every byte `read` yields has been verified: it asks Stat for the chunk
- * list, reads each chunk it needs by the chunk's digest (tvix and castore
- * serve chunks by digest), checks the chunk against its digest, then yields
- * it; a full read also checks the blob's digest at the end. Only when the
- * server sends no chunk list is the blob streamed as it comes and checked
- * at the end (a mismatch still ends the stream with CorruptionError, never a
- * clean end).
+ * list, and checks each chunk against its digest before yielding any of it;
+ * a full read also checks the blob's digest at the end. A read that needs
+ * every chunk (a full read) reads the blob in one Read call and cuts the
+ * bytes at the listed chunk boundaries as they arrive, holding at most one
+ * chunk until it is verified; a ranged read that needs fewer reads each of
+ * its chunks by the chunk's digest (tvix and castore serve chunks by
+ * digest). Only when the server sends no chunk list is the blob streamed as
+ * it comes and checked at the end (a mismatch still ends the stream with
+ * CorruptionError, never a clean end).
  *
  * Calls per operation, for one blob of n chunks (k of them in a range):
  * - openWriter … close: one Put call (one round trip, streamed);
- * - read: one Stat, then one Read per chunk read (n, or k for a range),
- *   `readAheadChunks` of them in flight at once; 1 + 1 without a chunk list;
+ * - read: one Stat, then one Read of the blob when the read needs every
+ *   chunk, else one Read per chunk read (k), `readAheadChunks` of them in
+ *   flight at once; 1 + 1 without a chunk list;
  * - stat: one Stat (plus one Read of the whole blob when the server sends
  *   no chunk list: the size is only known by reading it);
  * - has(N digests): N Stat calls, `hasConcurrency` at a time.
@@ -235,10 +239,91 @@ export class GrpcBlobService implements BlobService {
     if (digest.equals(EMPTY_BLOB)) return (async function* () {})();
     const plan = await this.plan(digest, signal);
     if (plan === undefined) return undefined;
-    const full = offset === 0 && length === Infinity;
-    return plan.kind === "chunks"
-      ? this.readChunks(digest, plan.chunks, offset, length, full, signal)
-      : this.readWhole(digest, offset, length, signal);
+    if (plan.kind === "whole") return this.readWhole(digest, offset, length, signal);
+    const total = plan.chunks.reduce((n, c) => n + c.size, 0);
+    const full = offset === 0 && length >= total;
+    // Every chunk needed (the range starts in the first and ends in the last): one call for them all.
+    const lastStart = total - plan.chunks[plan.chunks.length - 1]!.size;
+    const everyChunk = offset < plan.chunks[0]!.size && offset + length > lastStart;
+    return everyChunk
+      ? this.readCutting(digest, plan.chunks, offset, length, full, signal)
+      : this.readChunks(digest, plan.chunks, offset, length, full, signal);
+  }
+
+  /**
+   * The blob in one Read call, cut at the chunk boundaries Stat listed as the
+   * bytes arrive: each chunk checked against its digest before any of it is
+   * yielded (the part of it in [offset, offset + length)), the blob's digest
+   * checked at the end of a full read. A chunk that arrives whole within one
+   * received message is checked and yielded in place; one split across
+   * messages is gathered first, so at most one chunk is held.
+   */
+  private async *readCutting(
+    blob: Digest,
+    chunks: readonly ChunkMeta[],
+    offset: number,
+    length: number,
+    full: boolean,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Uint8Array> {
+    const end = offset + length;
+    const oneChunk = chunks.length === 1 && chunks[0]!.digest.equals(blob);
+    const hasher = full && !oneChunk ? createBlake3Hasher() : undefined;
+    let index = 0; // the chunk being received
+    let start = 0; // where it starts in the blob
+    let gathering: Uint8Array | undefined; // its bytes so far, when split across messages
+    let gathered = 0;
+    try {
+      for await (const piece of this.readCall(blob, signal)) {
+        for (let at = 0; at < piece.length;) {
+          const chunk = chunks[index];
+          if (chunk === undefined) {
+            throw new CorruptionError(`${this.address}: blob ${blob} is longer than the ${start} bytes Stat listed`);
+          }
+          let bytes: Uint8Array;
+          if (gathered === 0 && piece.length - at >= chunk.size) {
+            bytes = piece.subarray(at, at + chunk.size);
+            at += chunk.size;
+          } else {
+            gathering ??= new Uint8Array(chunk.size);
+            const take = Math.min(chunk.size - gathered, piece.length - at);
+            gathering.set(piece.subarray(at, at + take), gathered);
+            gathered += take;
+            at += take;
+            if (gathered < chunk.size) continue;
+            bytes = gathering;
+            gathering = undefined;
+            gathered = 0;
+          }
+          const actual = Digest.fromBytes(hashOf(bytes));
+          if (!actual.equals(chunk.digest)) {
+            throw new CorruptionError(
+              `${this.address}: chunk ${chunk.digest} of blob ${blob}: received bytes hash to ${actual}`,
+            );
+          }
+          hasher?.update(bytes);
+          const from = Math.max(0, offset - start);
+          const to = Math.min(chunk.size, end - start);
+          index++;
+          start += chunk.size;
+          if (from < to) yield from === 0 && to === chunk.size ? bytes : bytes.subarray(from, to);
+        }
+      }
+    } catch (e) {
+      throw this.wrap(e, signal);
+    }
+    if (index < chunks.length) {
+      const listed = chunks.reduce((n, c) => n + c.size, 0);
+      throw new CorruptionError(
+        `${this.address}: blob ${blob} ended after ${start + gathered} bytes, Stat listed ${listed}`,
+      );
+    }
+    if (hasher) {
+      const actual = Digest.fromBytes(hasher.digest());
+      if (!actual.equals(blob)) {
+        throw new CorruptionError(`${this.address}: the chunks Stat listed for blob ${blob} hash to ${actual}`);
+      }
+    }
   }
 
   /** The range, chunk by chunk: each fetched by its digest and verified before any of it is yielded. */

@@ -19,6 +19,7 @@ import {
   type DirectoryPutter,
   type DirectoryService,
   encodeDirectory,
+  type PutMultipleOptions,
   hasDirectories,
   isCastoreError,
   RootToLeavesChecker,
@@ -33,6 +34,7 @@ import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } fr
 import { decodeReceived, type ReceivedDirectory } from "./wire-directory.js";
 import { fromConnectError } from "./status.js";
 import { FindMissingClient } from "./grpc-find-missing.js";
+import { PUT_PARTIAL_PATH } from "./sync-service-handler.js";
 
 export interface GrpcDirectoryServiceOptions extends ClientConnectionOptions {
   /** Directories an upload holds in memory ahead of the network before put() waits (default 256). */
@@ -200,9 +202,25 @@ export class GrpcDirectoryService implements DirectoryService {
     checker.finish();
   }
 
-  putMultipleStart(opts: CallOptions = {}): GrpcDirectoryPutter {
+  /**
+   * With `partial`, the upload goes to castore.sync.v1's PutPartial (spec
+   * §3.6): ask partialUploads() first, a server without it answers
+   * UNIMPLEMENTED.
+   */
+  putMultipleStart(opts: PutMultipleOptions = {}): GrpcDirectoryPutter {
     this.checkOpen();
-    return new GrpcDirectoryPutter(this.target, this.paths.put, this.address, this.putQueueLength, opts.signal);
+    const path = opts.partial ? `/${PUT_PARTIAL_PATH}` : this.paths.put;
+    return new GrpcDirectoryPutter(this.target, path, this.address, this.putQueueLength, opts.signal);
+  }
+
+  /** Whether the server takes partial uploads: its FindMissing answer says (no for tvix, snix, older castore). */
+  async partialUploads(opts: CallOptions = {}): Promise<boolean> {
+    this.checkOpen();
+    try {
+      return await this.findMissing.partialUploads(opts.signal);
+    } catch (e) {
+      throw this.wrap(e, opts.signal);
+    }
   }
 
   /** Closes the HTTP/2 connection; running calls fail, later calls throw. */

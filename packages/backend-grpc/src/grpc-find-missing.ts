@@ -18,6 +18,8 @@ export const FIND_BATCH = 50_000;
 export class FindMissingClient {
   /** Set once the server has answered UNIMPLEMENTED. */
   private unsupported = false;
+  /** What the server's last answer said of partial uploads (PutPartial), once known. */
+  private partial: boolean | undefined;
 
   constructor(
     private readonly target: CallTarget,
@@ -42,6 +44,16 @@ export class FindMissingClient {
       for (const d of batch) out.push(!missing.has(d.hex));
     }
     return out;
+  }
+
+  /**
+   * Whether the server takes partial uploads (castore.sync.v1 PutPartial):
+   * what its FindMissing answers say, asked with an empty request the first
+   * time; no for a server without the service.
+   */
+  async partialUploads(signal?: AbortSignal): Promise<boolean> {
+    if (this.partial === undefined && !this.unsupported) await this.call("directories", [], signal);
+    return this.partial === true;
   }
 
   /** One call: the hex digests the server says are missing, or undefined after UNIMPLEMENTED. */
@@ -76,6 +88,7 @@ export class FindMissingClient {
     } catch (e) {
       throw new CorruptionError(`${this.address}: FindMissing: invalid FindMissingResponse: ${(e as Error).message}`);
     }
+    this.partial = response.partialUploads;
     const asked = new Set(digests.map((d) => d.hex));
     const missing = new Set<string>();
     const answered = kind === "directories" ? response.missingDirectories : response.missingBlobs;

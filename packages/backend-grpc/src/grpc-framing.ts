@@ -34,6 +34,22 @@ export function envelope(messages: readonly Uint8Array[], total?: number): Uint8
   return out;
 }
 
+/** The 5 bytes that frame an uncompressed message of `length` bytes, written before it. */
+export function envelopePrefix(length: number): Uint8Array {
+  const out = new Uint8Array(5);
+  out[1] = length >>> 24;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 8) & 0xff;
+  out[4] = length & 0xff;
+  return out;
+}
+
+/** A fresh array of `length` bytes that the caller overwrites whole: large ones not zero-filled first (own memory, no pool). */
+function uninitializedBytes(length: number): Uint8Array {
+  const b = length >= 4096 ? Buffer.allocUnsafeSlow(length) : Buffer.alloc(length);
+  return new Uint8Array(b.buffer, b.byteOffset, length);
+}
+
 /** Splits a body into messages, across chunk boundaries. */
 export class EnvelopeReader {
   private pending: Uint8Array[] = [];
@@ -58,7 +74,8 @@ export class EnvelopeReader {
         this.pendingBytes += buf.length;
         return [];
       }
-      const joined = new Uint8Array(this.pendingBytes + buf.length);
+      // Not zero-filled first (every byte is written below): a blob's messages are a quarter MiB each.
+      const joined = uninitializedBytes(this.pendingBytes + buf.length);
       let pos = 0;
       for (const p of this.pending) {
         joined.set(p, pos);

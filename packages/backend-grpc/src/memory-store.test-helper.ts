@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type Digest, type DirectoryStore, StoreDirectoryService } from "@castore-ts/core";
+import { ClosureError, type Digest, type DirectoryStore, StoreDirectoryService } from "@castore-ts/core";
 import type { ClosureEntry } from "@castore-ts/core";
 import { GrpcDirectoryService, type GrpcDirectoryServiceOptions } from "./grpc-directory-service.js";
 import {
@@ -16,6 +16,8 @@ import {
 
 export class MapDirectoryStore implements DirectoryStore {
   readonly backend = "test-memory";
+  /** It deletes nothing, so a partial upload's stored children need only be there at commit. */
+  readonly partialUploads: boolean = true;
   readonly map = new Map<string, Uint8Array>();
   putClosureCalls = 0;
   closed = false;
@@ -24,7 +26,10 @@ export class MapDirectoryStore implements DirectoryStore {
     return digests.map((d) => this.map.get(d.hex));
   }
 
-  async putClosure(entries: ClosureEntry[]): Promise<void> {
+  async putClosure(entries: ClosureEntry[], _signal?: AbortSignal, external: readonly Digest[] = []): Promise<void> {
+    const missing = external.find((d) => !this.map.has(d.hex));
+    if (missing)
+      throw new ClosureError(`partial upload refers to directory ${missing.hex}, which the store does not hold`);
     this.putClosureCalls++;
     for (const e of entries) this.map.set(e.digest.hex, e.bytes);
   }

@@ -15,22 +15,29 @@
  * read), and so does aborting `signal`. `onEnd` is called once the items are done or failed, before the
  * body ends: the place to set the trailers.
  */
-import { envelope } from "./grpc-framing.js";
+import { envelope, envelopePrefix } from "./grpc-framing.js";
 
 export interface MessageSource<T> {
   items: AsyncIterable<T> | Iterable<T>;
-  encode(item: T): Uint8Array;
+  /**
+   * The item's message: its bytes, or its parts in order, written as they
+   * are and not joined (for a large message whose bulk is in hand already,
+   * such as a BlobChunk's data: joining would copy every byte sent once
+   * more). Parts are the body's from then on: the source never changes them.
+   */
+  encode(item: T): Uint8Array | readonly Uint8Array[];
 }
 
+/** The body, as writes: each a list of buffers to write in order (one joined buffer, unless a message came in parts). */
 export function messageBody<T>(
   open: () => Promise<MessageSource<T>>,
   opts: { maxBytes: number; signal: AbortSignal; onEnd: (error: unknown) => void },
-): AsyncIterable<Uint8Array> {
+): AsyncIterable<Uint8Array[]> {
   return { [Symbol.asyncIterator]: () => new MessageBody(open, opts.maxBytes, opts.signal, opts.onEnd) };
 }
 
-class MessageBody<T> implements AsyncIterator<Uint8Array> {
-  private queue: Uint8Array[] = [];
+class MessageBody<T> implements AsyncIterator<Uint8Array[]> {
+  private queue: (Uint8Array | readonly Uint8Array[])[] = [];
   private queuedBytes = 0;
   private finished = false;
   private stopped = false;
@@ -81,7 +88,7 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
           if (r.done) break;
           const message = encode(r.value);
           this.queue.push(message);
-          this.queuedBytes += 5 + message.length;
+          this.queuedBytes += 5 + messageLength(message);
           this.wake("consumer");
         }
       } catch (e) {
@@ -94,7 +101,7 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
     })();
   }
 
-  async next(): Promise<IteratorResult<Uint8Array>> {
+  async next(): Promise<IteratorResult<Uint8Array[]>> {
     this.startPump();
     while (this.queue.length === 0) {
       if (this.finished) return { done: true, value: undefined };
@@ -112,7 +119,7 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
     this.queue = [];
     this.queuedBytes = 0;
     this.wake("producer");
-    return { done: false, value: envelope(messages, total) };
+    return { done: false, value: framed(messages, total) };
   }
 
   private async stop(): Promise<void> {
@@ -127,13 +134,42 @@ class MessageBody<T> implements AsyncIterator<Uint8Array> {
     }
   }
 
-  async return(): Promise<IteratorResult<Uint8Array>> {
+  async return(): Promise<IteratorResult<Uint8Array[]>> {
     await this.stop();
     return { done: true, value: undefined };
   }
 
-  async throw(): Promise<IteratorResult<Uint8Array>> {
+  async throw(): Promise<IteratorResult<Uint8Array[]>> {
     await this.stop();
     return { done: true, value: undefined };
   }
+}
+
+function messageLength(message: Uint8Array | readonly Uint8Array[]): number {
+  if (message instanceof Uint8Array) return message.length;
+  let n = 0;
+  for (const part of message) n += part.length;
+  return n;
+}
+
+/**
+ * The messages framed, as buffers to write in order: whole messages joined
+ * into one buffer (`total`: their framed size, when all are whole), a
+ * message in parts as its frame prefix and then its parts as they are.
+ */
+function framed(messages: readonly (Uint8Array | readonly Uint8Array[])[], total: number): Uint8Array[] {
+  if (messages.every((m) => m instanceof Uint8Array)) return [envelope(messages as Uint8Array[], total)];
+  const out: Uint8Array[] = [];
+  let whole: Uint8Array[] = [];
+  for (const m of messages) {
+    if (m instanceof Uint8Array) {
+      whole.push(m);
+      continue;
+    }
+    if (whole.length > 0) out.push(envelope(whole));
+    whole = [];
+    out.push(envelopePrefix(messageLength(m)), ...m);
+  }
+  if (whole.length > 0) out.push(envelope(whole));
+  return out;
 }

@@ -16,6 +16,7 @@ import type {
   DirectoryPutter,
   DirectoryService,
   ListDigestsOptions,
+  PutMultipleOptions,
 } from "@castore-ts/core";
 
 export interface ServerMetrics {
@@ -248,6 +249,10 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
     put: (directory, opts) => counted(service.put(directory, opts)),
     close: () => service.close(),
     ...(service.listDigests ? { listDigests: (opts?: ListDigestsOptions) => service.listDigests!(opts) } : {}),
+    ...(service.has
+      ? { has: (digests: readonly Digest[], opts?: CallOptions) => counted(service.has!(digests, opts)) }
+      : {}),
+    ...(service.partialUploads ? { partialUploads: (opts?: CallOptions) => service.partialUploads!(opts) } : {}),
     async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
       const d = await counted(service.get(digest, opts));
       if (d !== undefined) metrics.directoriesSent.inc();
@@ -264,7 +269,7 @@ export function instrumentService(service: DirectoryService, metrics: ServerMetr
         throw e;
       }
     },
-    putMultipleStart(opts?: CallOptions): DirectoryPutter {
+    putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
       const putter = service.putMultipleStart(opts);
       const finish = inFlight(metrics.uploadsInFlight);
       return {

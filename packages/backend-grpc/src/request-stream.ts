@@ -68,15 +68,16 @@ function errorOfResetCode(code: number | undefined): ConnectError | undefined {
 /**
  * Writes the response: the headers once the body's first chunk (or its end)
  * is there, so a call that fails before any message still sends them; each
- * chunk as it comes, waiting for 'drain' when the stream's buffer is full
- * (the HTTP/2 flow control); then `trailers()` and the end. A write that
+ * chunk as it comes (a chunk being a list of buffers, written in order),
+ * waiting for 'drain' when the stream's buffer is full (the HTTP/2 flow
+ * control); then `trailers()` and the end. A write that
  * fails, or a stream that closes first, stops the body (its `throw`) and
  * rejects.
  */
 export async function writeResponse(
   res: http2.Http2ServerResponse,
   header: Readonly<Record<string, string>>,
-  body: AsyncIterable<Uint8Array>,
+  body: AsyncIterable<readonly Uint8Array[]>,
   trailers: () => Record<string, string>,
 ): Promise<void> {
   const it = body[Symbol.asyncIterator]();
@@ -88,7 +89,9 @@ export async function writeResponse(
     writing = false;
     for (; chunk.done !== true; chunk = await it.next()) {
       writing = true;
-      if (!res.write(chunk.value)) await drained(res);
+      let room = true;
+      for (const buffer of chunk.value) room = res.write(buffer);
+      if (!room) await drained(res);
       writing = false;
     }
     res.addTrailers(trailers());

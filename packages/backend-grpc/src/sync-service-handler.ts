@@ -4,9 +4,11 @@
  * the server's store lacks, so a client sends only those. Directories are
  * asked of the store in one batch where it can (DirectoryService.has), blobs
  * with the BlobService's has (which counts a blob found as used, spec §10.2).
+ * Its answer also says whether the store takes partial uploads (PutPartial,
+ * served beside Put in directory-service-handler.ts, spec §3.6).
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type BlobService, type DirectoryService, hasDirectories } from "@castore-ts/core";
+import { type BlobService, type DirectoryService, hasDirectories, supportsPartialUploads } from "@castore-ts/core";
 import { FindMissingRequestSchema, FindMissingResponseSchema } from "@castore-ts/proto";
 import { requestDigest } from "./blob-service-handler.js";
 import type { MessageSource } from "./message-batcher.js";
@@ -15,6 +17,9 @@ import { type Call, type Route, singleMessage } from "./grpc-call-handler.js";
 
 /** The service's path prefix. */
 export const SYNC_SERVICE = "castore.sync.v1.SyncService";
+
+/** The partial upload's path (proto/castore/sync/v1/sync.proto), routed with Put in directory-service-handler.ts. */
+export const PUT_PARTIAL_PATH = `${SYNC_SERVICE}/PutPartial`;
 
 /** The SyncService's routes, by path. Without a blob service every asked blob is missing. */
 export function syncRoutes(directories: DirectoryService, blobs: BlobService | undefined): Map<string, Route> {
@@ -31,13 +36,15 @@ export function syncRoutes(directories: DirectoryService, blobs: BlobService | u
     const dirs = request.directories.map((b, i) => requestDigest(b, `FindMissingRequest.directories[${i}]`));
     const blobDigests = request.blobs.map((b, i) => requestDigest(b, `FindMissingRequest.blobs[${i}]`));
     const opts = { signal: call.signal };
-    const [dirsPresent, blobsPresent] = await Promise.all([
+    const [dirsPresent, blobsPresent, partialUploads] = await Promise.all([
       hasDirectories(directories, dirs, opts),
       blobs ? blobs.has(blobDigests, opts) : blobDigests.map(() => false),
+      supportsPartialUploads(directories, opts),
     ]);
     const response = create(FindMissingResponseSchema, {
       missingDirectories: dirs.filter((_, i) => !dirsPresent[i]).map((d) => d.bytes),
       missingBlobs: blobDigests.filter((_, i) => !blobsPresent[i]).map((d) => d.bytes),
+      partialUploads,
     });
     return { items: [toBinary(FindMissingResponseSchema, response)], encode: (m) => m };
   }

@@ -3,7 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
 import { ChunkedBlobService, InProcessCollector, protectClosure, RefService } from "@castore-ts/core";
-import { LmdbBlobStore, LmdbDirectoryService, LmdbRefStore, openLmdbGcParts } from "./index.js";
+import {
+  LMDB_CHUNK_PUTS_IN_FLIGHT,
+  LmdbBlobStore,
+  LmdbDirectoryService,
+  LmdbRefStore,
+  openLmdbGcParts,
+} from "./index.js";
 
 describeDirectoryService({
   name: "lmdb",
@@ -13,7 +19,7 @@ describeDirectoryService({
     // Directories, blobs, refs and the collector in one store directory, as `lmdb://` opens them.
     const service = await LmdbDirectoryService.open(path);
     const blobStore = LmdbBlobStore.open(path);
-    const blobs = new ChunkedBlobService(blobStore);
+    const blobs = new ChunkedBlobService(blobStore, { putParallelism: LMDB_CHUNK_PUTS_IN_FLIGHT });
     const parts = openLmdbGcParts(path);
     const refStore = LmdbRefStore.open(path);
     const refs = new RefService(refStore, service, blobs, {

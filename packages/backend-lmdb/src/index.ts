@@ -12,14 +12,14 @@ import {
   registerDirectoryServiceScheme,
   registerRefStoreScheme,
 } from "@castore-ts/core";
-import { LmdbBlobStore } from "./lmdb-blob-store.js";
+import { LMDB_CHUNK_PUTS_IN_FLIGHT, LmdbBlobStore } from "./lmdb-blob-store.js";
 import { openLmdbCollectorUrl, openLmdbRefsUrl } from "./lmdb-gc.js";
 import { LmdbDirectoryService } from "./lmdb-service.js";
 import { LMDB_URL_EXAMPLE } from "./lmdb-url.js";
 
 export { LmdbDirectoryService, type LmdbDirectoryServiceOptions } from "./lmdb-service.js";
 export { LmdbDirectoryStore, DIRECTORIES_DB } from "./lmdb-store.js";
-export { LmdbBlobStore, BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB } from "./lmdb-blob-store.js";
+export { LmdbBlobStore, BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB, LMDB_CHUNK_PUTS_IN_FLIGHT } from "./lmdb-blob-store.js";
 export { LmdbRefStore, REFS_DB } from "./lmdb-ref-store.js";
 export { LmdbCollectableStore } from "./lmdb-collectable.js";
 export { USED_DB } from "./lmdb-used.js";
@@ -35,6 +35,9 @@ export { parseLmdbUrl, LMDB_URL_EXAMPLE, type LmdbStoreOptions, type LmdbUrl } f
 registerDirectoryServiceScheme("lmdb", LMDB_URL_EXAMPLE, (url, opts) =>
   LmdbDirectoryService.openUrl(url, { sizeCheck: opts.sizeCheck }),
 );
-registerBlobServiceScheme("lmdb", (url) => new ChunkedBlobService(LmdbBlobStore.openUrl(url)));
+registerBlobServiceScheme(
+  "lmdb",
+  (url) => new ChunkedBlobService(LmdbBlobStore.openUrl(url), { putParallelism: LMDB_CHUNK_PUTS_IN_FLIGHT }),
+);
 registerRefStoreScheme("lmdb", (url) => openLmdbRefsUrl(url));
 registerCollectorScheme("lmdb", (url) => openLmdbCollectorUrl(url));

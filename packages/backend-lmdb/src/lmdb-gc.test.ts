@@ -262,6 +262,19 @@ describe("LMDB garbage collection", () => {
     expect((await readBlob(store, askedBlob)).equals(asked)).toBe(true);
   });
 
+  it("a partial upload marks its stored child and the child's whole closure used, in its write transaction", async () => {
+    const store = await openStore();
+    const tree = await uploadTree(store);
+    vi.setSystemTime(T0 + 10 * MINUTE);
+    const cutoff = T0 + 5 * MINUTE;
+    const stored = (await store.directories.get(tree.root))!;
+    const putter = store.directories.putMultipleStart({ partial: true });
+    await putter.put(makeDirectory({ directories: [makeDirectoryNode("kept", tree.root, directorySize(stored))] }));
+    await putter.close();
+    expect(await store.parts.objects.deleteUnusedSince("directory", tree.directories, cutoff)).toEqual([]);
+    await expectWhole(store, tree);
+  });
+
   it("keeps usedAt across closing and reopening the environment", async () => {
     const first = await openStore();
     const tree = await uploadTree(first);

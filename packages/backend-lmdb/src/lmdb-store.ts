@@ -17,6 +17,7 @@ import {
   type ClosureEntry,
   type DirectoryStore,
   type OnInvalidKey,
+  visitStoredClosures,
 } from "@castore-ts/core";
 import type { Database, RootDatabase } from "lmdb";
 import { openLmdbEnv } from "./lmdb-env.js";
@@ -31,6 +32,8 @@ const LIST_PAGE = 4096;
 
 export class LmdbDirectoryStore implements DirectoryStore {
   readonly backend: string;
+  /** putClosure checks and marks a partial upload's stored children inside its own write transaction. */
+  readonly partialUploads = true;
   private closed = false;
   private closing: Promise<void> | undefined;
 
@@ -101,7 +104,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     };
   }
 
-  async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+  async putClosure(entries: ClosureEntry[], signal?: AbortSignal, external?: readonly Digest[]): Promise<void> {
     this.checkOpen();
     throwIfAborted(signal);
     const { directories: db, used } = this;
@@ -113,6 +116,15 @@ export class LmdbDirectoryStore implements DirectoryStore {
     await db.childTransaction(() => {
       throwIfAborted(signal); // the upload may have been aborted while waiting for the write lock
       const now = issueUsedAt(used);
+      // A partial upload's stored children, and their closures: still there
+      // (a collection deletes under the same write lock), and now used, in
+      // the transaction that commits the parents referring to them.
+      if (external && external.length > 0)
+        visitStoredClosures(
+          external,
+          (digest) => db.getBinary(digest),
+          (digest, bytes) => markUsed(used, "directory", digest, now, bytes.length),
+        );
       for (const entry of entries) {
         // Inside the transaction putSync writes at once; MDB_NOOVERWRITE skips keys already stored.
         db.putSync(entry.digest.bytes, entry.bytes, { noOverwrite: true });

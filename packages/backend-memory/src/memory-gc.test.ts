@@ -6,7 +6,15 @@
  */
 import { runConformance } from "@castore-ts/conformance";
 import { brokenCollectors } from "@castore-ts/conformance/broken";
-import { Digest, encodeDirectory, fixtures, type GarbageCollector } from "@castore-ts/core";
+import {
+  Digest,
+  directorySize,
+  encodeDirectory,
+  fixtures,
+  type GarbageCollector,
+  makeDirectory,
+  makeDirectoryNode,
+} from "@castore-ts/core";
 import { describe, expect, it } from "vitest";
 import { MemoryCollectableStore, openMemoryStore } from "./index.js";
 
@@ -68,6 +76,19 @@ describe("memory garbage collection", () => {
     const a = Digest.of(encodeDirectory(DIRECTORY_A));
     const cutoff = await objects.now();
     await store.refs.set("kept", b);
+    expect(await objects.deleteUnusedSince("directory", [b, a], cutoff)).toEqual([]);
+  });
+
+  it("a partial upload marks its stored child and the child's whole closure used, in its commit", async () => {
+    // What keeps a collection that listed them as garbage from deleting them once the new parent names them.
+    const store = openMemoryStore();
+    const objects = objectsOf(store);
+    const b = await putTree(store);
+    const a = Digest.of(encodeDirectory(DIRECTORY_A));
+    const cutoff = await objects.now();
+    const putter = store.directories.putMultipleStart({ partial: true });
+    await putter.put(makeDirectory({ directories: [makeDirectoryNode("b", b, directorySize(DIRECTORY_B))] }));
+    await putter.close();
     expect(await objects.deleteUnusedSince("directory", [b, a], cutoff)).toEqual([]);
   });
 

@@ -15,6 +15,7 @@ import {
   type StoredObject,
   type StoreDirectoryServiceOptions,
   throwIfAborted,
+  visitStoredClosures,
 } from "@castore-ts/core";
 // castore's own speed internals (not part of core's API), shared with core's upload checks.
 import { ByteArena, DigestIndex, type DigestIndexed } from "@castore-ts/core/internal";
@@ -39,6 +40,8 @@ const ADOPT_UPLOADS_FROM_BYTES = 64 * 1024;
 /** Canonical directory bytes by digest. */
 export class MemoryDirectoryStore implements DirectoryStore {
   readonly backend = "memory";
+  /** putClosure checks and marks a partial upload's stored children in the same synchronous step as the commit. */
+  readonly partialUploads = true;
   private readonly directories = new DigestIndex<StoredDirectory>();
   /**
    * Small uploads' directories are copied in here: packed into shared chunks,
@@ -66,8 +69,17 @@ export class MemoryDirectoryStore implements DirectoryStore {
    * chunks, mostly full. A small upload's are copied into this store's
    * chunks, so many small uploads do not each hold a chunk.
    */
-  async putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void> {
+  async putClosure(entries: ClosureEntry[], signal?: AbortSignal, external?: readonly Digest[]): Promise<void> {
     throwIfAborted(signal);
+    if (external && external.length > 0) {
+      // One synchronous step with the commit below: no collection runs in between.
+      const now = monotonicNow();
+      visitStoredClosures(
+        external,
+        (digest) => this.directories.get(digest)?.bytes,
+        (digest) => (this.directories.get(digest)!.usedAt = now),
+      );
+    }
     let total = 0;
     for (const e of entries) total += (e.digestAndBytes ?? e.bytes).length;
     const adopt = total >= ADOPT_UPLOADS_FROM_BYTES;

@@ -25,7 +25,7 @@ import {
   Digest,
   ReadSizeChecker,
   StoreDirectoryService,
-  decodeStoredDirectory,
+  decodeStoredDirectorySized,
   throwIfAborted,
   type CallOptions,
   type Directory,
@@ -72,11 +72,13 @@ export class PostgresDirectoryService extends StoreDirectoryService {
     const state = new WalkState(root, this.sizeCheck);
     let complete = false;
     try {
-      for await (const row of this.store.readClosure(root, signal)) {
-        const key = digestKey(row.digest);
-        if (!state.expects(key)) continue; // a child its parent does not name (`children` changed by hand)
-        yield state.take(key, Digest.fromBytes(row.digest), row.bytes);
-        throwIfAborted(signal);
+      for await (const rows of this.store.readClosure(root, signal)) {
+        for (const row of rows) {
+          const key = digestKey(row.digest);
+          if (!state.expects(key)) continue; // a child its parent does not name (`children` changed by hand)
+          yield state.take(key, Digest.fromBytes(row.digest), row.bytes);
+          throwIfAborted(signal);
+        }
       }
       complete = true;
     } catch (error) {
@@ -118,27 +120,31 @@ function copyOf(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-/** What a walk has received and still expects, and the re-check of declared sizes. */
+/**
+ * What a walk has received and still expects, and the re-check of declared
+ * sizes: the size checker's own record of every digest (received, or
+ * referred to and not received yet) is the walk's, with no sets of its own.
+ */
 class WalkState {
-  /** digestKey of each directory named by one received (or the root), not received yet; in the order first named. */
-  private readonly expected = new Set<string>();
-  private readonly seen = new Set<string>();
   private readonly sizes: ReadSizeChecker;
+  private readonly rootKey: string;
+  private count = 0;
 
   constructor(
     private readonly root: Digest,
     sizeCheck: SizeCheck | undefined,
   ) {
-    this.expected.add(digestKey(root.bytes));
+    this.rootKey = digestKey(root.bytes);
     this.sizes = new ReadSizeChecker({ sizeCheck });
   }
 
   get received(): number {
-    return this.seen.size;
+    return this.count;
   }
 
+  /** Whether the directory with this digestKey is due: the root first, then each named by one received and not received yet. */
   expects(key: string): boolean {
-    return this.expected.has(key);
+    return this.count === 0 ? key === this.rootKey : this.sizes.isReferred(key);
   }
 
   /** Checks one expected directory's stored bytes (null: not stored) and returns it decoded. */
@@ -148,19 +154,15 @@ class WalkState {
         `directory ${digest} below root ${this.root} is missing: the store lost part of a closure`,
       );
     }
-    const directory = decodeStoredDirectory(digest, bytes);
-    this.expected.delete(key);
-    this.seen.add(key);
-    this.sizes.receive(digest, directory);
-    for (const child of directory.directories) {
-      const childKey = digestKey(child.digest);
-      if (!this.seen.has(childKey)) this.expected.add(childKey);
-    }
+    const { directory, size } = decodeStoredDirectorySized(digest, bytes);
+    this.sizes.receive(digest, directory, undefined, size, key);
+    this.count++;
     return directory;
   }
 
   /** The directories expected now, in the order they were first named (a level for readRest). */
   takeExpected(): Digest[] {
-    return [...this.expected].map((key) => Digest.fromBytes(digestKeyBytes(key)));
+    if (this.count === 0) return [this.root];
+    return Array.from(this.sizes.referredKeys(), (key) => Digest.fromBytes(digestKeyBytes(key)));
   }
 }

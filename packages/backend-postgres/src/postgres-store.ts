@@ -451,13 +451,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
 
   /**
    * The closure of `root` as stored rows, breadth first, each directory once
-   * (see postgres-closure-read.ts): one statement, streamed. Nothing when the root is absent. A pooled
+   * (see postgres-closure-read.ts): one statement, streamed, in batches (the
+   * rows each chunk of the stream completed: no await per row). Nothing when the root is absent. A pooled
    * connection found dead before any row arrived is replaced (up to 3
    * attempts); a connection that breaks later fails the read (BackendError,
    * `unavailable`). A read not consumed to its end closes its connection
    * (it is in the middle of a COPY).
    */
-  async *readClosure(root: Digest, signal?: AbortSignal): AsyncGenerator<ClosureRow, void, undefined> {
+  async *readClosure(root: Digest, signal?: AbortSignal): AsyncGenerator<ClosureRow[], void, undefined> {
     await this.init();
     const what = `reading the closure of ${root}`;
     for (let attempt = 1; ; attempt++) {
@@ -479,7 +480,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
         const parser = new ClosureRowParser();
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           received = true;
-          yield* packRowBytes(parser.push(chunk));
+          const rows = parser.push(chunk);
+          if (rows.length > 0) yield packRowBytes(rows);
         }
         parser.end();
         complete = true;

@@ -24,6 +24,7 @@ import {
   Digest,
   type Directory,
   type DirectoryPutter,
+  expandPartialClosure,
   type DirectoryService,
   RootToLeavesChecker,
   type SizeCheck,
@@ -34,6 +35,7 @@ import {
   repairEntries,
   reportInvalidKey,
   throwIfAborted,
+  type PutMultipleOptions,
 } from "@castore-ts/core";
 import {
   FRAME_PREFIX_LENGTH,
@@ -292,14 +294,27 @@ export class S3DirectoryService implements DirectoryService {
     return putter.put(directory).then(() => putter.close());
   }
 
-  putMultipleStart(opts?: CallOptions): DirectoryPutter {
+  /**
+   * A partial upload (spec §3.6) is made whole before the commit: the stored
+   * children's closures are read back (two GETs each) and laid out in this
+   * upload's closure object, which must hold the root's whole closure.
+   */
+  putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
     return new ClosurePutter(
-      { commit: (closure, signal) => this.commit(closure, signal) },
+      {
+        commit: async (closure, signal) =>
+          this.commit(await expandPartialClosure(this, closure, { sizeCheck: this.sizeCheck, signal }), signal),
+      },
       {
         sizeCheck: this.sizeCheck,
         signal: opts?.signal,
+        partial: opts?.partial,
       },
     );
+  }
+
+  async partialUploads(): Promise<boolean> {
+    return true;
   }
 
   /**

@@ -1,19 +1,24 @@
 /**
  * Blob benchmark (spec §8): write and read of one large blob per backend,
  * each against bare BLAKE3 hashing of the same bytes in the same run;
- * FastCDC chunking alone against bare hashing; and the dedup measure (a file
- * stored again with one byte inserted at its middle: new bytes stored over
- * the file's size). Run: pnpm bench blobs (root), or node dist/blobs.js here.
+ * FastCDC chunking alone against bare hashing; the ceiling of a write on one
+ * core (chunking, hashing each chunk and hashing the blob, storing nothing)
+ * against bare hashing; and the dedup measure (a file stored again with one
+ * byte inserted at its middle: new bytes stored over the file's size).
+ * Run: pnpm bench blobs (root), or node dist/blobs.js here.
  *
  * CASTORE_BENCH_BLOB_MIB sets the blob size (default 1024), and
  * CASTORE_BENCH_BLOB_STORES the store URLs (default memory://, an lmdb
- * store in a temporary directory, and "grpc": a gRPC server in this process
- * over loopback, in front of memory blobs, compared with memory in process).
+ * store in a temporary directory, "grpc": a gRPC server in this process over
+ * loopback, in front of memory blobs, and "serve": `castore serve --store
+ * memory://` in a process of its own over loopback; both compared with
+ * memory in process).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDirectoryServiceServer } from "@castore-ts/backend-grpc";
+import { startCastoreServe } from "@castore-ts/testing";
 import "@castore-ts/backend-lmdb";
 import "@castore-ts/backend-postgres";
 import "@castore-ts/backend-s3";
@@ -21,11 +26,13 @@ import { MemoryBlobService, MemoryDirectoryService } from "@castore-ts/backend-m
 import {
   type BlobService,
   createBlake3Hasher,
+  Digest,
   FastCdcChunker,
   knownBlobSchemes,
   openBlobService,
   redactUrl,
 } from "@castore-ts/core";
+import { CASTORE_BIN } from "./castore-bin.js";
 import { NOISE_PIECE_BYTES, noisePieces } from "./noise.js";
 import { type BenchResult, recordBenchResults } from "./results.js";
 
@@ -40,6 +47,11 @@ async function seconds(fn: () => Promise<void>): Promise<number> {
 }
 
 const pieces = noisePieces();
+/** The machine's load average now (1, 5, 15 min): the host is shared, so every row says what it ran beside. */
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
 const count = SIZE_MIB / 4;
 const mib = (s: number) => SIZE_MIB / s;
 
@@ -57,6 +69,26 @@ async function chunkOnly(): Promise<number> {
     let n = 0;
     for (let i = 0; i < count; i++) n += chunker.push(pieces(i)).length;
     n += chunker.finish().length;
+    if (n === 0) throw new Error("no chunks");
+  });
+}
+
+/**
+ * What a write costs on one core before any store: FastCDC, BLAKE3 of each
+ * chunk and BLAKE3 of the whole blob, as ChunkedBlobWriter does them.
+ */
+async function chunkAndHash(): Promise<number> {
+  return seconds(async () => {
+    const blob = createBlake3Hasher();
+    const chunker = new FastCdcChunker();
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const piece = pieces(i);
+      blob.update(piece);
+      for (const chunk of chunker.push(piece)) n += Digest.of(chunk).bytes.length;
+    }
+    for (const chunk of chunker.finish()) n += Digest.of(chunk).bytes.length;
+    blob.digest();
     if (n === 0) throw new Error("no chunks");
   });
 }
@@ -113,9 +145,19 @@ results.push({
   ratio: bare / chunking,
   notes: `${SIZE_MIB} MiB in 4 MiB pieces, snix's 128/256/512 KiB`,
 });
+const ceiling = await chunkAndHash();
+console.log(`chunk + hash chunks + hash blob, no store: ${mib(ceiling).toFixed(0)} MiB/s`);
+results.push({
+  name: "blobs: chunk + hash each chunk + hash the blob, no store, vs bare BLAKE3",
+  value: mib(ceiling),
+  unit: "MiB/s",
+  baseline: mib(bare),
+  ratio: bare / ceiling,
+  notes: `a write's work on one core before any store (the ceiling of every write row); ${SIZE_MIB} MiB in 4 MiB pieces; load average ${load()}`,
+});
 
 const dir = mkdtempSync(join(tmpdir(), "castore-bench-blobs-"));
-const urls = (process.env.CASTORE_BENCH_BLOB_STORES ?? `memory://,lmdb://${join(dir, "lmdb")},grpc`)
+const urls = (process.env.CASTORE_BENCH_BLOB_STORES ?? `memory://,lmdb://${join(dir, "lmdb")},grpc,serve`)
   .split(",")
   .filter(Boolean);
 try {
@@ -144,12 +186,40 @@ try {
             unit: "MiB/s",
             baseline: local ?? null,
             ratio: local ? mib(s) / local : null,
-            notes: "castore's gRPC client and server in one process, memory blobs behind the server",
+            notes: `castore's gRPC client and server in one process, memory blobs behind the server; load average ${load()}`,
           });
         }
       } finally {
         await client.close();
         await server.close({ deadlineMs: 5_000 });
+      }
+      continue;
+    }
+    if (url === "serve") {
+      const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"]);
+      const client = await openBlobService(server.url);
+      try {
+        const { write, read } = await writeRead(client);
+        console.log(
+          `castore serve (own process, loopback → memory): write ${mib(write).toFixed(0)} MiB/s, read ${mib(read).toFixed(0)} MiB/s`,
+        );
+        for (const [what, s] of [
+          ["write", write],
+          ["read", read],
+        ] as const) {
+          const local = inProcess[what];
+          results.push({
+            name: `blobs: grpc loopback to castore serve ${what} of ${SIZE_MIB} MiB vs memory in process`,
+            value: mib(s),
+            unit: "MiB/s",
+            baseline: local ?? null,
+            ratio: local ? mib(s) / local : null,
+            notes: `castore's gRPC client here, \`castore serve --store memory://\` in a process of its own (2 cores); load average ${load()}`,
+          });
+        }
+      } finally {
+        await client.close();
+        await server.stop();
       }
       continue;
     }
@@ -173,7 +243,7 @@ try {
           unit: "MiB/s",
           baseline: mib(bare),
           ratio: bare / s,
-          notes: `one blob in 4 MiB pieces; ${what === "read" ? "every chunk re-hashed, and the whole blob" : "chunked, hashed, stored"}`,
+          notes: `one blob in 4 MiB pieces; ${what === "read" ? "every chunk re-hashed, and the whole blob" : "chunked, hashed, stored"}; load average ${load()}`,
         });
       }
     } finally {

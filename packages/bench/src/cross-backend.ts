@@ -286,7 +286,7 @@ async function benchTree(
     );
     const readNote =
       backend.name === "cache"
-        ? "; the first read: near misses, the closure is copied from far into near, then read from near"
+        ? "; the first read: near misses, far's closure streams to the caller and fills near once read whole"
         : "";
     results.push(
       benchResult(name("getRecursive"), tree.units / best(m.read), tree.unit, baselineRate, common(backend, readNote)),

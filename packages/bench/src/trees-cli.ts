@@ -23,7 +23,16 @@
  *   pnpm --filter @castore-ts/bench bench:trees
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, lstatSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  lstatSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { CASTORE_BIN } from "./castore-bin.js";
@@ -157,6 +166,15 @@ function measureTree(label: string, tree: string, describe: string, work: string
   };
   const imported = best(ROUNDS, (r) => importOnce(storeOf(r)));
   const reimported = best(ROUNDS, () => importOnce(storeOf(0)));
+  // One file changed (a different change each round) and the tree imported again into the same store: only
+  // the directories from that file up to the root and its blob are sent (spec §3.6).
+  const victim = files[Math.floor(files.length / 2)];
+  const original = readFileSync(victim);
+  const changedOnce = best(ROUNDS, (r) => {
+    writeFileSync(victim, Buffer.concat([original, Buffer.from(`changed ${r} ${Date.now()}\n`)]));
+    return importOnce(storeOf(0));
+  });
+  writeFileSync(victim, original);
 
   const exported = best(ROUNDS, (r) => {
     const dest = join(work, `${label}-export-${r}`);
@@ -211,6 +229,12 @@ function measureTree(label: string, tree: string, describe: string, work: string
       rate(reimported),
       rate(imported),
       `castore import of the unchanged tree into the same store, no blob sent (${reimported.toFixed(2)} s) vs the first import (${imported.toFixed(2)} s)`,
+    ),
+    result(
+      "re-import of one changed file vs import",
+      rate(changedOnce),
+      rate(imported),
+      `castore import into the same store after one file changed: the walk and hashing as ever, then only the changed file's blob and the directories from it up to the root sent, as a partial upload (${changedOnce.toFixed(2)} s) vs the first import (${imported.toFixed(2)} s)`,
     ),
     result(
       "export vs cp -a",

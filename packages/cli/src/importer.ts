@@ -82,6 +82,8 @@ import {
   makeDirectoryNode,
   makeFileNode,
   makeSymlinkNode,
+  missingTopDown,
+  supportsPartialUploads,
   type DirectoryNode,
   type FileNode,
   type SymlinkNode,
@@ -96,6 +98,12 @@ export interface ImportProgress {
   directories: number;
   /** Directories sent to the store (the upload phase, after the walk). */
   uploaded: number;
+  /**
+   * Directories the store held already, so not sent: where the store takes
+   * partial uploads, those found stored top down (only the topmost of a
+   * stored subtree is counted: nothing below it is asked about).
+   */
+  directoriesPresent?: number;
   /** With contents: blobs (and their bytes) written to the store, and files whose blob it had already. */
   blobs?: BlobUploadCounts;
 }
@@ -486,6 +494,32 @@ class DirectorySpool {
   }
 }
 
+/**
+ * What phase 2 needs to ask the store top down without reading the spool
+ * twice: each spooled directory's digest, in spool order, and its child
+ * directories' digests (32 bytes each, a few per directory).
+ */
+class SpooledTree {
+  private readonly digests: string[] = [];
+  private readonly children = new Map<string, Uint8Array[]>();
+
+  add(digest: Digest, directories: readonly DirectoryNode[]): void {
+    this.digests.push(digest.hex);
+    if (directories.length > 0)
+      this.children.set(
+        digest.hex,
+        directories.map((d) => d.digest),
+      );
+  }
+
+  /** The hex digest of the spool's `index`-th directory. */
+  digestAt(index: number): string {
+    return this.digests[index];
+  }
+
+  readonly childrenOf = (digest: Digest): Uint8Array[] => this.children.get(digest.hex) ?? [];
+}
+
 export async function importTree(
   service: DirectoryService,
   root: string,
@@ -578,6 +612,7 @@ export async function importTree(
     });
 
   const spool = new DirectorySpool(opts.spoolMemoryBytes ?? DEFAULT_SPOOL_MEMORY_BYTES, opts.spoolDir ?? tmpdir());
+  const tree = new SpooledTree();
 
   /** `path` is what the system calls use: the directory's path, or one from an anchor (see Anchors). */
   async function importDirectory(path: Buffer, place: Place): Promise<{ digest: Digest; size: bigint }> {
@@ -627,10 +662,12 @@ export async function importTree(
       const files = await Promise.all(fileJobs);
       const directory = makeDirectory({ directories, files, symlinks });
       const bytes = encodeDirectory(directory);
+      const digest = Digest.of(bytes);
       spool.add(bytes);
+      tree.add(digest, directories);
       progress.directories++;
       opts.onProgress?.(progress);
-      return { digest: Digest.of(bytes), size: directorySize(directory) };
+      return { digest, size: directorySize(directory) };
     } finally {
       if (anchor !== undefined) {
         // After a failure jobs may still be running with paths through the
@@ -653,10 +690,24 @@ export async function importTree(
       await uploader?.finish().catch(() => {}); // its writes stop on the abort; none outlives the import
       throw e;
     }
-    // Phase 2: the upload, opened only now that every directory is known.
-    const putter = service.putMultipleStart({ signal: opts.signal });
+    // Phase 2: the upload, opened only now that every directory is known. Where the store takes partial
+    // uploads, it is asked top down which directories it lacks, and only those are sent (spec §3.5, §3.6).
+    const missing = (await supportsPartialUploads(service, { signal: opts.signal }))
+      ? await missingTopDown(service, walked.digest, tree.childrenOf, {
+          signal: opts.signal,
+          onLevel: (asked, lacking) =>
+            (progress.directoriesPresent = (progress.directoriesPresent ?? 0) + asked - lacking),
+        })
+      : undefined;
+    if (missing?.size === 0) {
+      opts.onProgress?.(progress);
+      return { digest: walked.digest, progress };
+    }
+    const putter = service.putMultipleStart({ signal: opts.signal, partial: missing !== undefined });
     try {
+      let index = 0;
       for await (const bytes of spool.entries()) {
+        if (missing && !missing.has(tree.digestAt(index++))) continue;
         await putter.put(decodeDirectory(bytes));
         progress.uploaded++;
         if ((progress.uploaded & 255) === 0) opts.onProgress?.(progress);

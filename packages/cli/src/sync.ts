@@ -1,14 +1,16 @@
 /**
  * `castore sync`: copies trees from one store to another, sending only what
  * the destination lacks. Per root: the source's closure is read (re-hashed,
- * sizes checked); the destination is asked which of its files' blobs it has
- * (`has`, in batches) and only the missing ones are streamed across, each
- * re-hashed on the way; then the directories go as one upload, unless the
- * destination holds the root already (an upload carries a whole closure, so
- * a stored root means a stored closure); then the ref, if the root was named
- * by one. Blobs before directories before the ref: a run stopped anywhere
- * leaves nothing that names what is missing, and running it again finishes
- * the work.
+ * sizes checked); the destination is asked which of its directories it
+ * lacks, top down (the root, then the children of each missing one: a
+ * stored directory has its whole closure); it is asked which blobs of the
+ * missing directories' files it has (`has`, in batches), and only the
+ * missing ones are streamed across, each re-hashed on the way; then the
+ * missing directories go as one partial upload (spec §3.6; the whole
+ * closure to a store without partial uploads); then the ref, if the root
+ * was named by one. Blobs before directories before the ref: a run stopped
+ * anywhere leaves nothing that names what is missing, and running it again
+ * finishes the work.
  */
 import pLimit from "p-limit";
 import {
@@ -17,7 +19,8 @@ import {
   Digest,
   type Directory,
   type DirectoryService,
-  hasDirectories,
+  childrenIn,
+  missingTopDown,
   readClosure,
   type RefService,
   throwIfAborted,
@@ -81,13 +84,17 @@ export async function syncRoots(
     throwIfAborted(signal);
     const closure = await readClosure(src.directories, root.digest, { signal });
     if (closure.byDigest.size === 0) throw new CorruptionError(`the source holds no tree ${root.digest.hex}`);
-    if (src.blobs && dst.blobs)
-      await copyBlobs(src.blobs, dst.blobs, fileBlobs(closure.byDigest.values()), counts, opts);
-    const [rootStored] = await hasDirectories(dst.directories, [root.digest], { signal });
-    if (rootStored) counts.treesPresent++;
+    // Top down: nothing below a directory DST holds is asked about or sent. Such a directory is taken to
+    // hold its files' contents too, as after an import or a sync (castore verify --blobs checks that).
+    const missing = await missingTopDown(dst.directories, root.digest, childrenIn(closure), { signal });
+    if (missing.size === 0) counts.treesPresent++;
     else {
-      await writeClosure(dst.directories, closure, { signal });
-      counts.directoriesSent += closure.byDigest.size;
+      // Blobs first: a directory is never stored before the contents of its files.
+      if (src.blobs && dst.blobs) {
+        const missingDirectories = [...missing].map((hex) => closure.byDigest.get(hex)!);
+        await copyBlobs(src.blobs, dst.blobs, fileBlobs(missingDirectories), counts, opts);
+      }
+      counts.directoriesSent += await writeClosure(dst.directories, closure, { signal, missing });
     }
     counts.trees++;
     if (root.ref && dst.refs) {

@@ -12,6 +12,7 @@ import {
   Digest,
   type Directory,
   type DirectoryService,
+  type PutMultipleOptions,
   RootToLeavesChecker,
   type SizeCheck,
   ValidationError,
@@ -149,7 +150,7 @@ export type UploadOutcome = { ok: true; root: Digest } | { ok: false; error: unk
 export async function upload(
   service: DirectoryService,
   directories: Directory[],
-  opts?: { signal?: AbortSignal },
+  opts?: PutMultipleOptions,
 ): Promise<UploadOutcome> {
   let putter;
   try {

@@ -137,6 +137,11 @@ export interface Capabilities {
    * cutoff" atomically as it deletes each object.
    */
   gcConcurrent?: true | string;
+  /**
+   * The service takes partial uploads (`putMultipleStart({ partial: true })`,
+   * spec §3.6) and says so (`partialUploads()`): the partial.* scenarios.
+   */
+  partialUpload?: true | string;
 }
 
 export type CapabilityName = keyof Capabilities;

@@ -1,17 +1,24 @@
 /**
  * CacheDirectoryService (spec §6, `cache://?near=URL&far=URL`): a read-through
- * cache. Reads try `near`; on a miss the closure is fetched from `far`
- * (checked root to leaves on the way in), stored in `near` as one upload, and
- * served from `near`. Writes go to `far`, the store of record; `near` fills
- * on the next read.
+ * cache. Reads try `near`; on a miss the closure streams from `far` to the
+ * caller (checked root to leaves on the way) and is stored in `near` as one
+ * upload once it was read whole (read-through.ts). Writes go to `far`, the
+ * store of record; `near` fills on the next read.
  */
-import { copyClosure } from "./copy.js";
 import type { Digest } from "./digest.js";
 import { InvalidUrlError } from "./errors.js";
 import type { Directory } from "./model.js";
+import { readThrough } from "./read-through.js";
 import { openDirectoryService, redactUrl, registerDirectoryServiceScheme } from "./registry.js";
 import { readStoreUrl } from "./store-url.js";
-import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+import {
+  type CallOptions,
+  type DirectoryPutter,
+  type DirectoryService,
+  hasDirectories,
+  type PutMultipleOptions,
+  supportsPartialUploads,
+} from "./service.js";
 import type { SizeCheck } from "./size-check.js";
 
 export class CacheDirectoryService implements DirectoryService {
@@ -22,31 +29,40 @@ export class CacheDirectoryService implements DirectoryService {
     private readonly opts: { sizeCheck?: SizeCheck } = {},
   ) {}
 
-  /** Copies the closure of `root` from far to near. Returns false if far does not have it. */
-  private async fill(root: Digest, opts?: CallOptions): Promise<boolean> {
-    return (await copyClosure(this.far, this.near, root, { ...opts, sizeCheck: this.opts.sizeCheck })) > 0;
+  /** far's closure of `root`, filling near once it was read whole (read-through.ts). */
+  private readThrough(root: Digest, opts?: CallOptions): AsyncGenerator<Directory, void, undefined> {
+    return readThrough(this.far, this.near, root, { ...opts, sizeCheck: this.opts.sizeCheck });
   }
 
   async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
     const hit = await this.near.get(digest, opts);
     if (hit) return hit;
-    if (!(await this.fill(digest, opts))) return undefined;
-    return this.near.get(digest, opts);
+    // The whole closure is read, so that near gets it (near never holds a directory without its closure).
+    let root: Directory | undefined;
+    for await (const directory of this.readThrough(digest, opts)) root ??= directory;
+    return root;
   }
 
   async *getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
-    if (!(await this.near.get(root, opts))) {
-      if (!(await this.fill(root, opts))) return;
-    }
-    yield* this.near.getRecursive(root, opts);
+    if (await this.near.get(root, opts)) yield* this.near.getRecursive(root, opts);
+    else yield* this.readThrough(root, opts);
   }
 
   put(directory: Directory, opts?: CallOptions): Promise<Digest> {
     return this.far.put(directory, opts);
   }
 
-  putMultipleStart(opts?: CallOptions): DirectoryPutter {
+  putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
     return this.far.putMultipleStart(opts);
+  }
+
+  /** Uploads go to far, so far's answer: what an upload may leave out, and whether it may be partial. */
+  has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
+    return hasDirectories(this.far, digests, opts);
+  }
+
+  partialUploads(opts?: CallOptions): Promise<boolean> {
+    return supportsPartialUploads(this.far, opts);
   }
 
   async close(): Promise<void> {

@@ -39,10 +39,31 @@ export interface ClosureEntry {
   readonly directory: Directory;
 }
 
+/**
+ * A child directory that a partial upload refers to without carrying it
+ * (spec §3.6): the store must hold it, with a size each declaration accepts.
+ */
+export interface ExternalChild {
+  readonly digest: Digest;
+  /** Every distinct size the upload's DirectoryNodes declare for it. */
+  readonly declaredSizes: readonly bigint[];
+  /** The first reference to it, for error messages: "directory <hex> directories[i] <name>". */
+  readonly referredBy: string;
+}
+
 export interface ValidatedClosure {
   root: Digest;
   /** Every distinct directory of the upload, leaves to root (the root last). */
   entries: ClosureEntry[];
+  /** A partial upload's references to stored directories it did not carry; empty for a whole closure. */
+  external: readonly ExternalChild[];
+}
+
+/** How a ClosureValidator treats a child directory not sent earlier in the upload. */
+export interface ClosureValidatorOptions {
+  sizeCheck?: SizeCheck;
+  /** A partial upload: such a child is recorded as external (ExternalChild) for the store to check. */
+  partial?: boolean;
 }
 
 /**
@@ -95,8 +116,10 @@ export class ClosureValidator {
   private unreferenced = 0;
   /** Set by finish(): the entries it returned are final, so a commit may read them after it. */
   private finished = false;
+  /** A partial upload's references to directories it did not carry, by digest key. */
+  private readonly external = new Map<string, { digest: Digest; declaredSizes: bigint[]; referredBy: string }>();
 
-  constructor(opts: { sizeCheck?: SizeCheck } = {}) {
+  constructor(private readonly opts: ClosureValidatorOptions = {}) {
     this.sizeCheck = opts.sizeCheck ?? "exact";
   }
 
@@ -130,6 +153,10 @@ export class ClosureValidator {
       const child = children[i];
       const known = this.byDigest.get(child.digest);
       if (!known) {
+        if (this.opts.partial) {
+          this.addExternal(digest, i, child.name, child.digest, child.size);
+          continue;
+        }
         throw new ClosureError(
           `directory ${hexOf(digest)} refers to ${hexOf(child.digest)} (directories[${i}] ${displayName(child.name)}), ` +
             "which was not sent earlier in this upload",
@@ -154,6 +181,21 @@ export class ClosureValidator {
     return entry;
   }
 
+  /** Records a reference to a directory this partial upload does not carry; the store checks it at commit. */
+  private addExternal(parent: Uint8Array, index: number, name: Uint8Array, child: Uint8Array, size: bigint): void {
+    const key = digestKey(child);
+    const seen = this.external.get(key);
+    if (seen) {
+      if (!seen.declaredSizes.includes(size)) seen.declaredSizes.push(size);
+      return;
+    }
+    this.external.set(key, {
+      digest: Digest.fromBytes(child),
+      declaredSizes: [size],
+      referredBy: `directory ${hexOf(parent)} directories[${index}] ${displayName(name)}`,
+    });
+  }
+
   /**
    * Checks the upload as a whole and returns it, leaves to root. Ends the
    * upload: later add() calls throw, so the entries returned never change
@@ -173,7 +215,24 @@ export class ClosureValidator {
       );
     }
     // With every child sent before its parent, the only unreferenced directory is the last one sent.
-    return { root: this.entries[this.entries.length - 1].digest, entries: this.entries };
+    // A directory referred to before it was sent (then referred to again, or the upload would have two
+    // roots) is in the upload after all: the earlier declarations are checked against it here.
+    const external: ExternalChild[] = [];
+    for (const [key, ext] of this.external) {
+      const sent = this.byDigest.get(ext.digest.bytes);
+      if (!sent) {
+        external.push(ext);
+        continue;
+      }
+      for (const size of ext.declaredSizes) {
+        if (!declaredSizeAccepted(size, sent.sizes, this.sizeCheck))
+          throw new ClosureError(
+            `${ext.referredBy} declares size ${size} for ${ext.digest.hex}, but ${describeAcceptedSizes(sent.sizes, this.sizeCheck)}`,
+          );
+      }
+      this.external.delete(key);
+    }
+    return { root: this.entries[this.entries.length - 1].digest, entries: this.entries, external };
   }
 }
 

@@ -12,6 +12,9 @@ export * from "./closure.js";
 export * from "./putter.js";
 export * from "./bfs.js";
 export * from "./store-service.js";
+export { visitStoredClosures } from "./stored-closure.js";
+export { expandPartialClosure } from "./expand-partial.js";
+export { missingTopDown } from "./missing.js";
 export * from "./stored-keys.js";
 export { repairEntries } from "./repair.js";
 export * from "./traverse.js";
@@ -34,4 +37,12 @@ export { InProcessCollector, type CollectableParts } from "./gc/in-process.js";
 export { protectClosure } from "./gc/protect.js";
 export * from "./gc/registry.js";
 export { monotonicNow } from "./gc/clock.js";
-export { copyClosure, type CopyClosureOptions, readClosure, type ReadClosure, writeClosure } from "./copy.js";
+export {
+  childrenIn,
+  copyClosure,
+  type CopyClosureOptions,
+  readClosure,
+  type ReadClosure,
+  writeClosure,
+  type WriteClosureOptions,
+} from "./copy.js";

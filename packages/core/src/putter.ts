@@ -55,9 +55,15 @@ export class ClosurePutter implements DirectoryPutter {
 
   constructor(
     private readonly sink: ClosureSink,
-    private readonly opts: { sizeCheck?: SizeCheck; signal?: AbortSignal; maxDirectories?: number } = {},
+    private readonly opts: {
+      sizeCheck?: SizeCheck;
+      signal?: AbortSignal;
+      maxDirectories?: number;
+      /** A partial upload (spec §3.6): children it does not carry are left to the store to check. */
+      partial?: boolean;
+    } = {},
   ) {
-    this.validator = new ClosureValidator({ sizeCheck: opts.sizeCheck });
+    this.validator = new ClosureValidator({ sizeCheck: opts.sizeCheck, partial: opts.partial });
   }
 
   private checkOpen(): void {

@@ -117,9 +117,19 @@ export class ReadSizeChecker {
     return this.pending.has(key) ? "referred" : undefined;
   }
 
+  /** Whether a directory (by digestKey) is referred to and not received yet: stateOf(key) === "referred", in one lookup. */
+  isReferred(key: string): boolean {
+    return this.pending.has(key);
+  }
+
   /** How many directories are referred to and not received yet. */
   get referredCount(): number {
     return this.pending.size;
+  }
+
+  /** The digestKey of each directory referred to and not received yet, in the order first referred to. */
+  referredKeys(): IterableIterator<string> {
+    return this.pending.keys();
   }
 
   /** `child`: the child's digest bytes, made hex only for a message (most sizes are canonical). */

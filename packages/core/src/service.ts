@@ -11,6 +11,20 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of one upload. */
+export interface PutMultipleOptions extends CallOptions {
+  /**
+   * A partial upload (spec §3.6): a directory may refer to a child directory
+   * the store already holds instead of carrying it in the upload. The store
+   * checks, atomically with the commit, that each such child is stored with
+   * the declared size, and marks it and its closure used (spec §10.2).
+   * Taken only by a service whose `partialUploads()` resolves to true; on any
+   * other, such a reference fails the upload with ClosureError, as in a
+   * whole-closure upload.
+   */
+  partial?: boolean;
+}
+
 export interface DirectoryService {
   /** The directory with this digest, re-validated and re-hashed; undefined when absent. Corrupt data throws CorruptionError. */
   get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined>;
@@ -18,8 +32,14 @@ export interface DirectoryService {
   put(directory: Directory, opts?: CallOptions): Promise<Digest>;
   /** The root, then every directory reachable from it, root to leaves, each once; empty when the root is absent. */
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory>;
-  /** Starts an upload of one closure, leaves to root. */
-  putMultipleStart(opts?: CallOptions): DirectoryPutter;
+  /** Starts an upload of one closure, leaves to root (or, with `partial`, of the part the store lacks). */
+  putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter;
+  /**
+   * Optional: whether this service takes partial uploads
+   * (`putMultipleStart({ partial: true })`). Absent means no; see
+   * `supportsPartialUploads`.
+   */
+  partialUploads?(opts?: CallOptions): Promise<boolean>;
   /** Releases connections and files. */
   close(): Promise<void>;
   /**
@@ -66,6 +86,14 @@ export async function hasDirectories(
   };
   await Promise.all(Array.from({ length: Math.min(8, digests.length) }, worker));
   return out;
+}
+
+/** Whether `service` takes partial uploads: its `partialUploads()` where it has one, else no. */
+export async function supportsPartialUploads(
+  service: Pick<DirectoryService, "partialUploads">,
+  opts: CallOptions = {},
+): Promise<boolean> {
+  return service.partialUploads ? service.partialUploads(opts) : false;
 }
 
 /**

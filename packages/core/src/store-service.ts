@@ -5,16 +5,17 @@
  * and the breadth-first walk live here once.
  */
 import type { Digest } from "./digest.js";
-import { BackendError, isCastoreError, throwIfAborted } from "./errors.js";
+import { BackendError, ClosureError, isCastoreError, throwIfAborted } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { breadthFirst, type ReadOne } from "./bfs.js";
-import { type ClosureEntry, decodeStoredDirectory } from "./closure.js";
+import { type ClosureEntry, type ExternalChild, decodeStoredDirectory, decodeStoredDirectorySized } from "./closure.js";
 import type { Directory } from "./model.js";
 import { type ClosureSink, ClosurePutter } from "./putter.js";
-import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
-import type { SizeCheck } from "./size-check.js";
+import type { CallOptions, DirectoryPutter, DirectoryService, PutMultipleOptions } from "./service.js";
+import { type SizeCheck, declaredSizeAccepted, describeAcceptedSizes, sizeRangeFrom } from "./size-check.js";
 import type { ListDigestsOptions, OnInvalidKey } from "./stored-keys.js";
 import { repairEntries } from "./repair.js";
+import { expandPartialClosure } from "./expand-partial.js";
 
 export interface DirectoryStore {
   /** Names the backend in errors, e.g. "memory" or "lmdb:/var/lib/castore". */
@@ -33,8 +34,23 @@ export interface DirectoryStore {
    * await: a deep chain costs what a wide tree of as many directories does.
    */
   openReader?(): (digest: Digest) => Uint8Array | undefined;
-  /** Stores a checked closure, leaves to root, all or nothing. Entries may already be stored. */
-  putClosure(entries: ClosureEntry[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Stores a checked closure, leaves to root, all or nothing. Entries may
+   * already be stored. `external` (only on a store with `partialUploads`):
+   * the stored directories a partial upload refers to without carrying
+   * them. Atomically with storing the entries, the store checks that each
+   * is still stored (ClosureError otherwise, and nothing stored) and marks
+   * each and its whole closure used (spec §3.6, §10.2): a collection that
+   * has not deleted them by then never will. Core has checked their sizes.
+   */
+  putClosure(entries: ClosureEntry[], signal?: AbortSignal, external?: readonly Digest[]): Promise<void>;
+  /**
+   * Optional: true when putClosure, and openUpload's commit (its closure's
+   * `external`), keep the contract above. Without it, a partial upload is
+   * made whole before it reaches the store (expand-partial.ts): the stored
+   * children's closures are read back and committed with it.
+   */
+  readonly partialUploads?: boolean;
   close(): Promise<void>;
   /**
    * Optional: every stored digest. A key that is not a digest goes through
@@ -68,6 +84,9 @@ export interface StoreDirectoryServiceOptions {
   /** Digests per batch read in getRecursive. */
   batchSize?: number;
 }
+
+/** Referred-to directories read per getMany when a partial upload is checked. */
+const EXTERNAL_BATCH = 512;
 
 export class StoreDirectoryService implements DirectoryService {
   constructor(
@@ -179,13 +198,75 @@ export class StoreDirectoryService implements DirectoryService {
     };
   }
 
-  putMultipleStart(opts?: CallOptions): DirectoryPutter {
+  /** Every store takes partial uploads: natively (DirectoryStore.partialUploads), or made whole (expandPartialClosure). */
+  async partialUploads(): Promise<boolean> {
+    return true;
+  }
+
+  putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter {
     const signal = opts?.signal;
     const store = this.store;
-    const sink: ClosureSink = store.openUpload
-      ? this.wrapUpload(() => store.openUpload!(signal))
-      : { commit: (closure, commitSignal) => store.putClosure(closure.entries, commitSignal ?? signal) };
-    return new ClosurePutter(this.wrapSink(sink, signal), { sizeCheck: this.opts.sizeCheck, signal });
+    const partial = opts?.partial === true;
+    let sink: ClosureSink;
+    if (partial && !store.partialUploads) {
+      // Made whole at close (expand-partial.ts), then stored the way a whole upload is.
+      sink = {
+        commit: async (closure, commitSignal) => {
+          const s = commitSignal ?? signal;
+          const whole = await expandPartialClosure(this, closure, { sizeCheck: this.opts.sizeCheck, signal: s });
+          throwIfAborted(s);
+          await store.putClosure(whole.entries, s);
+        },
+      };
+    } else if (store.openUpload) {
+      sink = this.wrapUpload(() => store.openUpload!(signal));
+    } else {
+      sink = {
+        commit: (closure, commitSignal) =>
+          store.putClosure(
+            closure.entries,
+            commitSignal ?? signal,
+            closure.external.map((e) => e.digest),
+          ),
+      };
+    }
+    return new ClosurePutter(this.wrapSink(sink, signal, partial && store.partialUploads === true), {
+      sizeCheck: this.opts.sizeCheck,
+      signal,
+      partial,
+    });
+  }
+
+  /**
+   * A partial upload's references, checked before the commit: each is stored
+   * (re-hashed as any read) with a size every declaration accepts. The store
+   * checks presence again, atomically with its commit.
+   */
+  private async checkExternal(external: readonly ExternalChild[], signal?: AbortSignal): Promise<void> {
+    for (let i = 0; i < external.length; i += EXTERNAL_BATCH) {
+      const batch = external.slice(i, i + EXTERNAL_BATCH);
+      const stored = await this.readMany(
+        batch.map((e) => e.digest),
+        signal,
+      );
+      batch.forEach((ext, j) => {
+        const bytes = stored[j];
+        if (bytes === undefined)
+          throw new ClosureError(
+            `${ext.referredBy} refers to ${ext.digest.hex}, which was not sent in this partial upload and is not stored`,
+          );
+        const { directory, size } = decodeStoredDirectorySized(ext.digest, bytes);
+        const entries = directory.directories.length + directory.files.length + directory.symlinks.length;
+        const range = sizeRangeFrom(size, entries);
+        const sizeCheck = this.opts.sizeCheck ?? "exact";
+        for (const declared of ext.declaredSizes) {
+          if (!declaredSizeAccepted(declared, range, sizeCheck))
+            throw new ClosureError(
+              `${ext.referredBy} declares size ${declared} for stored directory ${ext.digest.hex}, but ${describeAcceptedSizes(range, sizeCheck)}`,
+            );
+        }
+      });
+    }
   }
 
   /** A streamed upload, opened at its first batch: an upload that fails early never holds store resources. */
@@ -202,7 +283,7 @@ export class StoreDirectoryService implements DirectoryService {
    * Engine failures of a sink become BackendError; an abort is checked before
    * committing (the commit's own signal: the caller's, or an abort() during close()).
    */
-  private wrapSink(sink: ClosureSink, signal: AbortSignal | undefined): ClosureSink {
+  private wrapSink(sink: ClosureSink, signal: AbortSignal | undefined, checkExternal = false): ClosureSink {
     const wrapped = async (step: () => Promise<void>) => {
       try {
         await step();
@@ -212,8 +293,10 @@ export class StoreDirectoryService implements DirectoryService {
     };
     return {
       write: sink.write && ((entries) => wrapped(() => sink.write!(entries))),
-      commit: (closure, commitSignal) => {
+      commit: async (closure, commitSignal) => {
         throwIfAborted(commitSignal ?? signal);
+        if (checkExternal && closure.external.length > 0)
+          await this.checkExternal(closure.external, commitSignal ?? signal);
         return wrapped(() => sink.commit(closure, commitSignal ?? signal));
       },
       abort: sink.abort,

@@ -8,7 +8,14 @@ import {
   type ScenarioResult,
 } from "@castore-ts/conformance";
 import { grpcCodeOf, transportFailureOf } from "@castore-ts/backend-grpc";
-import { type BlobService, Digest, RefService, type RefStore, redactUrl } from "@castore-ts/core";
+import {
+  type BlobService,
+  Digest,
+  RefService,
+  type RefStore,
+  redactUrl,
+  supportsPartialUploads,
+} from "@castore-ts/core";
 import { openBlobsIfAny, openRefStoreIfAny, openRefsIfAny, openStore } from "../stores.js";
 import { jsonReport, junitXml } from "../conformance/report-formats.js";
 import { probeTypedErrors } from "../conformance/typed-errors-probe.js";
@@ -104,6 +111,18 @@ async function decideRefs(url: string): Promise<true | string> {
   }
 }
 
+/** Whether the partial.* scenarios can run: the store (a server: through castore.sync.v1) says it takes partial uploads. */
+async function decidePartial(url: string): Promise<true | string> {
+  const service = await openStore(url, {});
+  try {
+    return (await supportsPartialUploads(service))
+      ? true
+      : "the store does not take partial uploads (spec §3.6; a server: castore.sync.v1 absent or says no; tvix and snix have none)";
+  } finally {
+    await service.close();
+  }
+}
+
 const HELP = `
 Typed-error detection: before the scenarios, one deliberately invalid upload
 (directory B without its child A) probes the server. When its rejection carries
@@ -193,6 +212,7 @@ export function conformanceCommand(): Command {
       const typedErrors = await decideTypedErrors(url, opts);
       const blobs = await decideBlobs(url);
       const refsCapability = await decideRefs(url);
+      const partialUpload = await decidePartial(url);
       const report: ConformanceReport = await runConformance(
         {
           name: redactUrl(url),
@@ -224,6 +244,7 @@ export function conformanceCommand(): Command {
             gc: "a collection with no grace would delete what others stored; run castore gc where the store is (the gc.* scenarios need a store of their own)",
             blobs,
             refs: refsCapability,
+            partialUpload,
             largeBlobs: opts.largeBlobs ? true : "a 1 GiB blob only with --large-blobs",
             breadthFirst: "a server may yield any root-to-leaves order (spec §3.2: castore over S3, tvix, snix)",
             typedErrors,

@@ -35,8 +35,10 @@ export function importCommand(): Command {
         "a file up to 1 MiB is read once and waits in a batch that asks the store about all its digests at once; a larger " +
         "file is hashed first and read again only when its blob is missing. The last line on stderr says how many blobs " +
         "were uploaded and how many files the store had already. " +
-        "--no-contents only hashes them. The tree is walked and its files read first; the upload to the store is opened only then and " +
-        "sends the tree's directories back to back (a remote store's idle timeout does not run while files are hashed).",
+        "--no-contents only hashes them. The tree is walked and its files read first; then the store is asked, top down, which " +
+        "directories it lacks (a stored directory holds its whole tree), and the upload, opened only then, sends just those " +
+        "back to back as one partial upload (a tvix or snix server gets the whole tree); a remote store's idle timeout " +
+        "does not run while files are hashed.",
     )
     .argument("<path>", "directory to import")
     .addOption(new Option("--store <url>", "store URL").default(DEFAULT_STORE).env("CASTORE_STORE"))

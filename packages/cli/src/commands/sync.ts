@@ -14,11 +14,15 @@ import { type SyncCounts, type SyncRoot, type SyncSide, syncRoots } from "../syn
 import { positiveInt } from "./options.js";
 
 const SYNC_HELP = `
-Only what DST lacks is sent: blobs DST has (asked in batches) are skipped, and
-a tree whose root DST holds sends no directories (an upload always carries a
-whole closure, so DST then has all of them). Blobs go first, then directories,
-then refs: stop it anywhere and nothing in DST names what is missing; run it
-again to finish. A root named ref:NAME (or every ref, with --all) is set under
+Only what DST lacks is sent. DST is asked which directories it lacks top
+down: the root, then the children of each missing one (a stored directory has
+its whole tree, so nothing below it is asked about or sent, and its files'
+contents are taken to be there: castore verify --blobs checks that). Of the
+missing directories' files, blobs DST has (asked in batches) are skipped. The
+missing directories go as one partial upload that refers to the stored ones
+(the whole tree to a store, or a server, without partial uploads). Blobs go
+first, then directories, then refs: stop it anywhere and nothing in DST names
+what is missing; run it again to finish. A root named ref:NAME (or every ref, with --all) is set under
 the same name in DST once its tree is there.
 
 Examples:
@@ -39,7 +43,7 @@ function summary(c: SyncCounts): string {
   const missing =
     c.blobsMissingInSource > 0 ? `; ${count(c.blobsMissingInSource, "blob")} missing from the source too` : "";
   if (c.directoriesSent + c.blobsSent === 0)
-    return `sync: nothing to send: the destination holds all of it (${count(c.trees, "tree")}, ${count(c.blobsPresent, "blob")})${refs}${missing}`;
+    return `sync: nothing to send: the destination holds all of it (${count(c.trees, "tree")}${c.blobsPresent > 0 ? `, ${count(c.blobsPresent, "blob")}` : ""})${refs}${missing}`;
   return (
     `sync: ${count(c.trees, "tree")} (${c.treesPresent} already there); sent ${c.directoriesSent === 1 ? "1 directory" : `${c.directoriesSent} directories`}, ` +
     `${count(c.blobsSent, "blob")} (${humanBytes(c.blobBytesSent)}); ${count(c.blobsPresent, "blob")} already there${refs}${missing}`

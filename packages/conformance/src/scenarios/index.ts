@@ -11,6 +11,7 @@ import { corruptionScenarios } from "./corruption.js";
 import { isolationScenarios } from "./isolation.js";
 import { nameScenarios } from "./names.js";
 import { orderScenarios } from "./order.js";
+import { partialScenarios } from "./partial.js";
 import { refScenarios } from "./refs.js";
 import { repairScenarios } from "./repair.js";
 import { rootScenarios } from "./roots.js";
@@ -40,6 +41,7 @@ export const scenarios: Scenario[] = [
   ...blobScenarios,
   ...refScenarios,
   ...gcScenarios,
+  ...partialScenarios,
 ].sort((a, b) => specItem(a) - specItem(b));
 
 /**

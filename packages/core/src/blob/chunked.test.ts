@@ -88,6 +88,21 @@ describe("ChunkedBlobService", () => {
     expect(store.maxInFlight).toBe(2);
   });
 
+  it("`putParallelism` bounds the puts in flight instead, where a store asks for more", async () => {
+    const store = new TestStore();
+    let open!: () => void;
+    store.gate = new Promise((r) => (open = r));
+    const service = new ChunkedBlobService(store, { parallelism: 2, putParallelism: 5 });
+    const writer = service.openWriter();
+    const writing = writer.write(noise(4 << 20)); // about 16 chunks
+    await new Promise((r) => setImmediate(r));
+    expect(store.inFlight).toBe(5);
+    open();
+    await writing;
+    await writer.close();
+    expect(store.maxInFlight).toBe(5);
+  });
+
   it("a failed chunk put fails close(), and no manifest is written", async () => {
     const store = new TestStore();
     store.failPutChunk = new Error("disk full");
@@ -150,6 +165,7 @@ describe("ChunkedBlobService", () => {
     await expect(service.read(EMPTY_BLOB_DIGEST, { offset: -1 })).rejects.toBeInstanceOf(ValidationError);
     await expect(service.read(EMPTY_BLOB_DIGEST, { length: 1.5 })).rejects.toBeInstanceOf(ValidationError);
     expect(() => new ChunkedBlobService(new TestStore(), { parallelism: 0 })).toThrow(RangeError);
+    expect(() => new ChunkedBlobService(new TestStore(), { putParallelism: 1.5 })).toThrow(RangeError);
   });
 
   it("a caller changing its buffer after write() resolved changes nothing stored", async () => {

@@ -40,11 +40,19 @@ export interface ChunkedBlobServiceOptions {
   chunking?: ChunkingOptions;
   /** Chunk puts in flight per writer, and chunks fetched ahead per reader (default 4). */
   parallelism?: number;
+  /**
+   * Chunk puts in flight per writer, where the store wants another number
+   * than it fetches ahead (default: `parallelism`). A store that commits the
+   * puts waiting together as one transaction (LMDB) takes more, so that a
+   * commit, and its flush to disk, carries more bytes.
+   */
+  putParallelism?: number;
 }
 
 export class ChunkedBlobService implements BlobService {
   private readonly chunking: ChunkingOptions;
   private readonly parallelism: number;
+  private readonly putParallelism: number;
 
   constructor(
     /** Where chunks and manifests live. Closed by close(). */
@@ -55,13 +63,16 @@ export class ChunkedBlobService implements BlobService {
     this.parallelism = opts.parallelism ?? 4;
     if (!Number.isInteger(this.parallelism) || this.parallelism < 1)
       throw new RangeError(`parallelism must be a positive integer, got ${opts.parallelism}`);
+    this.putParallelism = opts.putParallelism ?? this.parallelism;
+    if (!Number.isInteger(this.putParallelism) || this.putParallelism < 1)
+      throw new RangeError(`putParallelism must be a positive integer, got ${opts.putParallelism}`);
   }
 
   openWriter(opts: BlobWriteOptions = {}): BlobWriter {
     return new ChunkedBlobWriter(
       this.store,
       new FastCdcChunker(this.chunking),
-      this.parallelism,
+      this.putParallelism,
       opts.signal,
       opts.syncLater ?? false,
     );
@@ -95,9 +106,9 @@ export class ChunkedBlobService implements BlobService {
     if (this.store.putBlobs) await this.store.putBlobs(stored, opts);
     else
       for (const blob of stored) {
-        for (let i = 0; i < blob.chunks.length; i += this.parallelism)
+        for (let i = 0; i < blob.chunks.length; i += this.putParallelism)
           await Promise.all(
-            blob.chunks.slice(i, i + this.parallelism).map((c) => this.store.putChunk(c.digest, c.bytes, opts)),
+            blob.chunks.slice(i, i + this.putParallelism).map((c) => this.store.putChunk(c.digest, c.bytes, opts)),
           );
         const manifest = blob.chunks.map((c) => ({ digest: c.digest, size: c.bytes.length }));
         await this.store.putManifest(blob.digest, manifest, opts);

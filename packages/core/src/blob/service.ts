@@ -108,6 +108,8 @@ export interface BlobService {
    * blob nor a chunk has this digest. Every byte yielded has been verified
    * against its chunk's digest; a full read also checks the blob's digest at
    * the end. A mismatch ends the stream with CorruptionError, never a clean end.
+   * The arrays yielded are the reader's to keep: the service never changes one
+   * after yielding it.
    */
   read(digest: Digest, opts?: BlobReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>;
   stat(digest: Digest, opts?: BlobStatOptions): Promise<BlobStat | undefined>;

@@ -9,13 +9,17 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { DirectorySchema } from "../../../tvix/castore/v1/castore_pb.js";
+import { file_tvix_castore_v1_castore } from "../../../tvix/castore/v1/castore_pb.js";
+import type { PutDirectoryResponseSchema } from "../../../tvix/castore/v1/rpc_directory_pb.js";
+import { file_tvix_castore_v1_rpc_directory } from "../../../tvix/castore/v1/rpc_directory_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file castore/sync/v1/sync.proto.
  */
 export const file_castore_sync_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("ChpjYXN0b3JlL3N5bmMvdjEvc3luYy5wcm90bxIPY2FzdG9yZS5zeW5jLnYxIjgKEkZpbmRNaXNzaW5nUmVxdWVzdBITCgtkaXJlY3RvcmllcxgBIAMoDBINCgVibG9icxgCIAMoDCJJChNGaW5kTWlzc2luZ1Jlc3BvbnNlEhsKE21pc3NpbmdfZGlyZWN0b3JpZXMYASADKAwSFQoNbWlzc2luZ19ibG9icxgCIAMoDDJnCgtTeW5jU2VydmljZRJYCgtGaW5kTWlzc2luZxIjLmNhc3RvcmUuc3luYy52MS5GaW5kTWlzc2luZ1JlcXVlc3QaJC5jYXN0b3JlLnN5bmMudjEuRmluZE1pc3NpbmdSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChpjYXN0b3JlL3N5bmMvdjEvc3luYy5wcm90bxIPY2FzdG9yZS5zeW5jLnYxIjgKEkZpbmRNaXNzaW5nUmVxdWVzdBITCgtkaXJlY3RvcmllcxgBIAMoDBINCgVibG9icxgCIAMoDCJiChNGaW5kTWlzc2luZ1Jlc3BvbnNlEhsKE21pc3NpbmdfZGlyZWN0b3JpZXMYASADKAwSFQoNbWlzc2luZ19ibG9icxgCIAMoDBIXCg9wYXJ0aWFsX3VwbG9hZHMYAyABKAgyugEKC1N5bmNTZXJ2aWNlElgKC0ZpbmRNaXNzaW5nEiMuY2FzdG9yZS5zeW5jLnYxLkZpbmRNaXNzaW5nUmVxdWVzdBokLmNhc3RvcmUuc3luYy52MS5GaW5kTWlzc2luZ1Jlc3BvbnNlElEKClB1dFBhcnRpYWwSGi50dml4LmNhc3RvcmUudjEuRGlyZWN0b3J5GiUudHZpeC5jYXN0b3JlLnYxLlB1dERpcmVjdG9yeVJlc3BvbnNlKAFiBnByb3RvMw", [file_tvix_castore_v1_castore, file_tvix_castore_v1_rpc_directory]);
 
 /**
  * @generated from message castore.sync.v1.FindMissingRequest
@@ -60,6 +64,13 @@ export type FindMissingResponse = Message<"castore.sync.v1.FindMissingResponse">
    * @generated from field: repeated bytes missing_blobs = 2;
    */
   missingBlobs: Uint8Array[];
+
+  /**
+   * Whether this server takes PutPartial (its store takes partial uploads).
+   *
+   * @generated from field: bool partial_uploads = 3;
+   */
+  partialUploads: boolean;
 };
 
 /**
@@ -85,6 +96,23 @@ export const SyncService: GenService<{
     methodKind: "unary";
     input: typeof FindMissingRequestSchema;
     output: typeof FindMissingResponseSchema;
+  },
+  /**
+   * A partial upload (docs/spec.md §3.6): directories leaves to root, as
+   * tvix.castore.v1.DirectoryService/Put, except that a directory may refer
+   * to a child directory the server's store already holds instead of
+   * carrying it. The server checks each such child (stored, with the
+   * declared size) atomically with the commit; a failure stores nothing
+   * (INVALID_ARGUMENT with castore-error-code CLOSURE). A server whose store
+   * takes no partial uploads answers UNIMPLEMENTED (and FindMissing says so
+   * in partial_uploads).
+   *
+   * @generated from rpc castore.sync.v1.SyncService.PutPartial
+   */
+  putPartial: {
+    methodKind: "client_streaming";
+    input: typeof DirectorySchema;
+    output: typeof PutDirectoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_castore_sync_v1_sync, 0);

@@ -1,0 +1,222 @@
+/**
+ * cache://'s read-through on a miss (read-through.ts): far's closure reaches
+ * the caller as far yields it, and near is filled only by a read that got
+ * all of it.
+ */
+import { describe, expect, it } from "vitest";
+import { CacheDirectoryService } from "./cache.js";
+import { directoryDigest } from "./canonical.js";
+import type { Digest } from "./digest.js";
+import { AbortError, CorruptionError } from "./errors.js";
+import { type Directory, directorySize, makeDirectory, makeDirectoryNode, makeFileNode } from "./model.js";
+import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+import { StoreDirectoryService } from "./store-service.js";
+import { MapStore, mapService } from "./test-memory-store.js";
+
+/** A tree, leaves to root: a root holding `width` directories, each holding `width` leaves (distinct by a file). */
+function tree(width: number): Directory[] {
+  const leaf = (i: number, j: number) =>
+    makeDirectory({ files: [makeFileNode(`f${i}-${j}`, new Uint8Array(32).fill(i * width + j), 1)] });
+  const out: Directory[] = [];
+  const middles: Directory[] = [];
+  for (let i = 0; i < width; i++) {
+    const leaves = Array.from({ length: width }, (_, j) => leaf(i, j));
+    out.push(...leaves);
+    const middle = makeDirectory({
+      directories: leaves.map((l, j) => makeDirectoryNode(`l${j}`, directoryDigest(l), directorySize(l))),
+    });
+    out.push(middle);
+    middles.push(middle);
+  }
+  out.push(
+    makeDirectory({
+      directories: middles.map((m, i) => makeDirectoryNode(`m${i}`, directoryDigest(m), directorySize(m))),
+    }),
+  );
+  return out;
+}
+
+async function upload(service: DirectoryService, directories: Directory[]): Promise<Digest> {
+  const putter = service.putMultipleStart();
+  for (const d of directories) await putter.put(d);
+  return putter.close();
+}
+
+const hexes = (ds: Directory[]) => ds.map((d) => directoryDigest(d).hex);
+
+async function readAll(service: DirectoryService, root: Digest, opts?: CallOptions): Promise<Directory[]> {
+  const out: Directory[] = [];
+  for await (const d of service.getRecursive(root, opts)) out.push(d);
+  return out;
+}
+
+/**
+ * A far store that delegates to a real one and reports what its reads did:
+ * how many directories it has yielded, whether the read was closed, and
+ * optionally a failure after `failAfter` directories or a clean end after
+ * `endAfter` (a store that loses part of a closure).
+ */
+class ObservedFar implements DirectoryService {
+  yielded = 0;
+  closedEarly = false;
+  failAfter: number | undefined;
+  endAfter: number | undefined;
+
+  constructor(readonly inner: DirectoryService) {}
+
+  get(digest: Digest, opts?: CallOptions) {
+    return this.inner.get(digest, opts);
+  }
+  put(directory: Directory, opts?: CallOptions) {
+    return this.inner.put(directory, opts);
+  }
+  putMultipleStart(opts?: CallOptions) {
+    return this.inner.putMultipleStart(opts);
+  }
+  close() {
+    return this.inner.close();
+  }
+  async *getRecursive(root: Digest, opts?: CallOptions): AsyncGenerator<Directory> {
+    let complete = false;
+    try {
+      for await (const d of this.inner.getRecursive(root, opts)) {
+        if (this.yielded === this.failAfter) throw new Error("far's connection broke");
+        if (this.yielded === this.endAfter) break;
+        this.yielded++;
+        yield d;
+      }
+      complete = true;
+    } finally {
+      if (!complete) this.closedEarly = true;
+    }
+  }
+}
+
+/** A store whose every upload fails at commit (a full disk). */
+class FullStore extends MapStore {
+  override async putClosure(): Promise<void> {
+    throw new Error("no space left on device");
+  }
+}
+
+async function setUp(width = 4) {
+  const farService = mapService();
+  const directories = tree(width);
+  const root = await upload(farService.service, directories);
+  const far = new ObservedFar(farService.service);
+  const near = mapService();
+  const cache = new CacheDirectoryService(near.service, far);
+  const expected = await readAll(farService.service, root);
+  far.yielded = 0;
+  return { directories, root, far, near, cache, expected };
+}
+
+describe("cache:// read-through on a miss", () => {
+  it("yields far's directories in far's order (root to leaves), then near holds the closure", async () => {
+    const { directories, root, near, cache, expected } = await setUp();
+    const got = await readAll(cache, root);
+    expect(hexes(got)).toEqual(hexes(expected));
+    expect(hexes(got)[0]).toBe(root.hex);
+    expect([...near.store.map.keys()].sort()).toEqual(hexes(directories).sort());
+    // The second read is near's alone.
+    const reads = near.store.reads;
+    expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+    expect(near.store.reads).toBeGreaterThan(reads);
+  });
+
+  it("reads far at the caller's pace: each directory reaches the caller before far is asked for the next", async () => {
+    const { root, far, cache } = await setUp();
+    let n = 0;
+    for await (const _ of cache.getRecursive(root)) {
+      n++;
+      expect(far.yielded).toBe(n);
+    }
+    expect(n).toBe(21);
+  });
+
+  it("a read the caller stops early closes far's read and leaves near empty", async () => {
+    const { root, far, near, cache, expected } = await setUp();
+    let n = 0;
+    for await (const _ of cache.getRecursive(root)) if (++n === 3) break;
+    expect(far.closedEarly).toBe(true);
+    expect(near.store.map.size).toBe(0);
+    // A later full read fills near.
+    expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+    expect(near.store.map.size).toBe(expected.length);
+  });
+
+  it("a read cancelled by its signal ends with AbortError and leaves near empty", async () => {
+    const { root, near, cache } = await setUp();
+    const controller = new AbortController();
+    let n = 0;
+    const reading = (async () => {
+      for await (const _ of cache.getRecursive(root, { signal: controller.signal }))
+        if (++n === 2) controller.abort(new Error("the caller gave up"));
+    })();
+    await expect(reading).rejects.toBeInstanceOf(AbortError);
+    expect(n).toBe(2);
+    expect(near.store.map.size).toBe(0);
+  });
+
+  it("far failing mid-read ends the caller's read with far's error, and near stays empty", async () => {
+    const { root, far, near, cache } = await setUp();
+    far.failAfter = 5;
+    const got: Directory[] = [];
+    const reading = (async () => {
+      for await (const d of cache.getRecursive(root)) got.push(d);
+    })();
+    await expect(reading).rejects.toThrow("far's connection broke");
+    expect(got).toHaveLength(5);
+    expect(near.store.map.size).toBe(0);
+  });
+
+  it("far ending cleanly before the closure is whole is a CorruptionError, never a clean end, and near stays empty", async () => {
+    const { root, far, near, cache } = await setUp();
+    far.endAfter = 7;
+    await expect(readAll(cache, root)).rejects.toBeInstanceOf(CorruptionError);
+    expect(near.store.map.size).toBe(0);
+  });
+
+  it("near failing to store the closure does not fail the caller's read; the next read goes to far again", async () => {
+    const farService = mapService();
+    const directories = tree(3);
+    const root = await upload(farService.service, directories);
+    const far = new ObservedFar(farService.service);
+    const nearStore = new FullStore();
+    const cache = new CacheDirectoryService(new StoreDirectoryService(nearStore), far);
+    const expected = await readAll(farService.service, root);
+    far.yielded = 0;
+    expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+    expect(nearStore.map.size).toBe(0);
+    expect(far.yielded).toBe(expected.length);
+    expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+    expect(far.yielded).toBe(2 * expected.length);
+  });
+
+  it("near refusing to even start an upload does not fail the caller's read", async () => {
+    const { root, far, expected } = await setUp(2);
+    const nearService = mapService().service;
+    const near: DirectoryService = Object.assign(Object.create(nearService) as DirectoryService, {
+      putMultipleStart(): DirectoryPutter {
+        throw new Error("near is read-only");
+      },
+    });
+    const cache = new CacheDirectoryService(near, far);
+    expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+  });
+
+  it("get of a miss reads the whole closure through, returns the root and fills near", async () => {
+    const { directories, root, near, cache } = await setUp();
+    const got = await cache.get(root);
+    expect(got && directoryDigest(got).hex).toBe(root.hex);
+    expect(near.store.map.size).toBe(directories.length);
+  });
+
+  it("an absent root: nothing from far, nothing in near", async () => {
+    const { near, cache } = await setUp(2);
+    const absent = directoryDigest(makeDirectory({ files: [makeFileNode("x", new Uint8Array(32), 1)] }));
+    expect(await readAll(cache, absent)).toEqual([]);
+    expect(await cache.get(absent)).toBeUndefined();
+    expect(near.store.map.size).toBe(0);
+  });
+});
