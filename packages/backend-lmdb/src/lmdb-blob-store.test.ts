@@ -129,6 +129,36 @@ describe("LmdbBlobStore", () => {
     expect(plain(await store.getManifest(blob))).toEqual(plain([c.meta]));
   });
 
+  it("putBlobs stores chunks and manifests together, syncLater until sync(), and keeps them across reopen", async () => {
+    const path = join(dir, "batch");
+    const store = LmdbBlobStore.open(path);
+    const one = chunk(1000);
+    const a = chunk(200_000);
+    const b = chunk(150_000);
+    const two = Digest.of(Buffer.concat([a.bytes, b.bytes]));
+    await store.putBlobs(
+      [
+        { digest: one.meta.digest, chunks: [{ digest: one.meta.digest, bytes: one.bytes }] },
+        { digest: two, chunks: [a, b].map((c) => ({ digest: c.meta.digest, bytes: c.bytes })) },
+      ],
+      { syncLater: true },
+    );
+    // Visible once the call resolved, before any sync.
+    expect(await store.has([one.meta.digest, two, a.meta.digest])).toEqual([true, true, true]);
+    expect(plain(await store.getManifest(two))).toEqual(plain([a.meta, b.meta]));
+    await store.sync();
+    await store.close();
+
+    const again = openStore(path);
+    expect(hex(await again.getChunk(one.meta.digest))).toBe(hex(one.bytes));
+    expect(hex(await again.getChunk(b.meta.digest))).toBe(hex(b.bytes));
+    expect(plain(await again.getManifest(one.meta.digest))).toEqual(plain([one.meta]));
+    expect(plain(await again.getManifest(two))).toEqual(plain([a.meta, b.meta]));
+    // A blob stored again is kept as first stored, and still answers.
+    await again.putBlobs([{ digest: one.meta.digest, chunks: [{ digest: one.meta.digest, bytes: one.bytes }] }]);
+    expect(plain(await again.getManifest(one.meta.digest))).toEqual(plain([one.meta]));
+  });
+
   it("keeps chunks and manifests across close and reopen", async () => {
     const path = join(dir, "persist");
     const store = LmdbBlobStore.open(path);

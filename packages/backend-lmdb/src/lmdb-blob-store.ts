@@ -22,8 +22,10 @@ import {
   Digest,
   throwIfAborted,
   type BlobStore,
+  type BlobWriteOptions,
   type CallOptions,
   type ChunkMeta,
+  type StoreBlob,
 } from "@castore-ts/core";
 import type { Database, RootDatabase } from "lmdb";
 import { openLmdbEnv } from "./lmdb-env.js";
@@ -98,6 +100,17 @@ export function touchBlob(dbs: BlobDbs, digest: Digest, now: number, backend: st
     touchStored(dbs.used, dbs.chunks, "chunk", chunk.digest.bytes, now);
   markUsed(dbs.used, "blob", digest.bytes, now, manifest.length);
   return true;
+}
+
+/**
+ * lmdb-js's asynchronous put with MDB_NOOVERWRITE (resolves false when the
+ * key was stored already). Its runtime takes `{ noOverwrite }` as the third
+ * argument of put() as of putSync(); its type declarations list only a
+ * version there.
+ */
+function putIfAbsent(db: Database<Uint8Array, Uint8Array>, key: Uint8Array, value: Uint8Array): Promise<boolean> {
+  const put = db.put as unknown as (k: Uint8Array, v: Uint8Array, o: { noOverwrite: boolean }) => Promise<boolean>;
+  return put.call(db, key, value, { noOverwrite: true });
 }
 
 export class LmdbBlobStore implements BlobStore {
@@ -183,12 +196,13 @@ export class LmdbBlobStore implements BlobStore {
 
   /**
    * Records the chunk list in one write transaction and resolves once it is
-   * on disk (unless noSync). A manifest already stored is kept: the same
+   * on disk (unless noSync, or `syncLater`: then once committed, and sync()
+   * waits for the disk). A manifest already stored is kept: the same
    * digest means the same bytes, and the first list written stays the one
    * readers see. Marks the manifest used now, stored before or not (spec
    * §10.2 (c)).
    */
-  async putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: CallOptions): Promise<void> {
+  async putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: BlobWriteOptions): Promise<void> {
     this.check(opts);
     const value = encodeManifest(chunks);
     const { manifests, used } = this;
@@ -196,6 +210,49 @@ export class LmdbBlobStore implements BlobStore {
       manifests.putSync(digest.bytes, value, { noOverwrite: true });
       markUsed(used, "blob", digest.bytes, issueUsedAt(used), value.length);
     });
+    if (!this.noSync && !opts?.syncLater) await this.env.flushed;
+  }
+
+  /**
+   * Whole blobs at once. The chunks' bytes go in as lmdb-js's asynchronous
+   * puts (`noOverwrite`): its write thread copies them into the map, not
+   * this one, so storing overlaps the import's reading and hashing on the
+   * other core. Then one write transaction, queued after them (lmdb-js runs
+   * writes in the order queued: it commits with them or after them) marks
+   * each chunk used now and writes the manifests, so a blob is never
+   * visible without its chunks. A chunk found stored is thus marked used
+   * just after its put rather than in the same transaction: spec §10.2 (2)
+   * asks only that it be marked, the manifest after it; the moments between
+   * are far inside a collection's grace period, which is what protects an
+   * upload in flight. Resolves once on disk, or with `syncLater` (or
+   * noSync) once committed.
+   */
+  async putBlobs(blobs: readonly StoreBlob[], opts?: BlobWriteOptions): Promise<void> {
+    this.check(opts);
+    const { chunks, manifests, used } = this;
+    const puts: Promise<boolean>[] = [];
+    for (const blob of blobs)
+      for (const chunk of blob.chunks) puts.push(putIfAbsent(chunks, chunk.digest.bytes, chunk.bytes));
+    const marked = manifests.childTransaction(() => {
+      throwIfAborted(opts?.signal); // it may have been aborted while waiting for the write lock
+      const now = issueUsedAt(used);
+      for (const blob of blobs) {
+        for (const chunk of blob.chunks) markUsed(used, "chunk", chunk.digest.bytes, now, chunk.bytes.length);
+        const manifest = encodeManifest(blob.chunks.map((c) => ({ digest: c.digest, size: c.bytes.length })));
+        manifests.putSync(blob.digest.bytes, manifest, { noOverwrite: true });
+        markUsed(used, "blob", blob.digest.bytes, now, manifest.length);
+      }
+    });
+    await Promise.all([...puts, marked]);
+    if (!this.noSync && !opts?.syncLater) await this.env.flushed;
+  }
+
+  /**
+   * Every commit so far is on disk once this resolves: lmdb-js's `flushed`
+   * (LMDB makes commits durable in order, one fsync covers them all).
+   */
+  async sync(opts?: CallOptions): Promise<void> {
+    this.check(opts);
     if (!this.noSync) await this.env.flushed;
   }
 

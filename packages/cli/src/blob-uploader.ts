@@ -8,8 +8,9 @@
  *   whole into memory and hashed; its bytes wait in a batch. A batch (up to
  *   BATCH_FILES files or BATCH_BYTES bytes) asks the store once, `has` of all
  *   its digests (over gRPC that is a Stat per digest, 16 at a time), and only
- *   the missing blobs are written, from the bytes already in memory. Read
- *   once, sent at most once.
+ *   the missing blobs are written, from the bytes already in memory, all in
+ *   one `putMany` where the service has one (lmdb: one write transaction),
+ *   with the digests the import computed. Read once, sent at most once.
  * - A large file is read once to hash it (bounded memory: a 1 MiB buffer),
  *   then the store is asked about that digest alone (one round trip; the read
  *   costs more), and only when the blob is missing is the file read a second
@@ -23,6 +24,10 @@
  * Either way a store keeps a chunk it holds already as it is (lmdb without
  * even a write transaction), so an edited large file stores only its changed
  * chunks; its bytes are all sent to the writer (over gRPC: to the server).
+ *
+ * Every write is `syncLater` when the service has a `sync()`: finish()
+ * makes them all durable with that one call, before the importer commits a
+ * directory.
  *
  * Memory: the bytes of small files waiting or being written are at most
  * MAX_BUFFERED_BYTES; add() waits for room beyond that (which holds the
@@ -63,6 +68,13 @@ interface Buffered {
 /** The store answered a digest other than the one the import computed: the file changed, or the store is wrong. */
 export class BlobMismatchError extends Error {}
 
+function mismatch(shown: string, stored: Digest, storedSize: number, hashed: Digest, size: number): BlobMismatchError {
+  return new BlobMismatchError(
+    `${shown}: stored as blob ${stored.hex} (${storedSize} bytes), but it hashed to ${hashed.hex} ` +
+      `(${size} bytes) when read first: did it change during the import?`,
+  );
+}
+
 export class BlobUploader {
   readonly counts: BlobUploadCounts = { uploaded: 0, uploadedBytes: 0, skipped: 0, skippedBytes: 0 };
   private batch: Buffered[] = [];
@@ -75,12 +87,19 @@ export class BlobUploader {
   private readonly work = new Set<Promise<void>>();
   private failure: { error: unknown } | undefined;
   private roomWaiters: (() => void)[] = [];
+  /**
+   * Writes resolve before they are durable only when the service has a
+   * sync() for finish() to call: a service without one (a wrapper that
+   * passes options to another service, say) gets durable writes.
+   */
+  private readonly syncLater: boolean;
 
   constructor(
     private readonly blobs: BlobService,
     private readonly opts: BlobUploaderOptions = {},
   ) {
     this.limit = pLimit(opts.concurrency ?? 4);
+    this.syncLater = typeof blobs.sync === "function";
   }
 
   /** A small file read whole: batched, then written if the store lacks it. Waits while too many bytes are held. */
@@ -114,11 +133,17 @@ export class BlobUploader {
     await this.writeOnce(digest, size, shown, write);
   }
 
-  /** Writes what is still batched and waits for every write; throws the first failure. */
+  /**
+   * Writes what is still batched, waits for every write, then makes them all
+   * durable with one sync of the service (every write was `syncLater`):
+   * once this resolves, directories naming these blobs may be committed.
+   * Throws the first failure.
+   */
   async finish(): Promise<BlobUploadCounts> {
     this.flush();
     while (this.work.size > 0) await Promise.all(this.work);
     this.throwIfFailed();
+    await this.blobs.sync?.({ signal: this.opts.signal });
     return this.counts;
   }
 
@@ -177,20 +202,67 @@ export class BlobUploader {
             files.map((f) => f.digest),
             { signal: this.opts.signal },
           );
-          await Promise.all(
-            files.map((file, i) => {
-              if (present[i]) {
-                this.skip(file.bytes.length);
-                return undefined;
-              }
-              return this.writeOnce(file.digest, file.bytes.length, file.shown, (writer) => writer.write(file.bytes));
-            }),
-          );
+          const missing: Buffered[] = [];
+          files.forEach((file, i) => {
+            if (present[i]) this.skip(file.bytes.length);
+            else missing.push(file);
+          });
+          await this.writeBuffered(missing);
         } finally {
           this.release(held);
         }
       })(),
     );
+  }
+
+  /**
+   * Writes the missing blobs of a batch: all in one putMany (one store
+   * transaction for lmdb) where the service has it, else a writer each. A
+   * digest being written already by another batch is waited for and counted
+   * as a skip.
+   */
+  private async writeBuffered(files: Buffered[]): Promise<void> {
+    const putMany = this.blobs.putMany?.bind(this.blobs);
+    if (!putMany) {
+      await Promise.all(
+        files.map((file) =>
+          this.writeOnce(file.digest, file.bytes.length, file.shown, (writer) => writer.write(file.bytes)),
+        ),
+      );
+      return;
+    }
+    const others: Promise<void>[] = [];
+    const mine: Buffered[] = [];
+    for (const file of files) {
+      const running = this.writing.get(file.digest.hex);
+      if (running) others.push(running.then(() => this.skip(file.bytes.length)));
+      else mine.push(file);
+    }
+    if (mine.length > 0) {
+      const write = this.limit(async () => {
+        this.throwIfFailed();
+        const written = await putMany(
+          mine.map((f) => f.bytes),
+          // Hashed as they were read: the service need not hash them again.
+          { signal: this.opts.signal, syncLater: this.syncLater, digests: mine.map((f) => f.digest) },
+        );
+        written.forEach((w, i) => {
+          const file = mine[i]!;
+          if (!w.digest.equals(file.digest))
+            throw mismatch(file.shown(), w.digest, w.size, file.digest, file.bytes.length);
+          this.counts.uploaded++;
+          this.counts.uploadedBytes += w.size;
+        });
+        this.opts.onProgress?.();
+      });
+      for (const file of mine) this.writing.set(file.digest.hex, write);
+      try {
+        await write;
+      } finally {
+        for (const file of mine) if (this.writing.get(file.digest.hex) === write) this.writing.delete(file.digest.hex);
+      }
+    }
+    await Promise.all(others);
   }
 
   /** Writes one blob unless the same digest is being written already (then waits for that one, and counts a skip). */
@@ -207,15 +279,11 @@ export class BlobUploader {
     }
     const write = this.limit(async () => {
       this.throwIfFailed();
-      const writer = this.blobs.openWriter({ signal: this.opts.signal });
+      const writer = this.blobs.openWriter({ signal: this.opts.signal, syncLater: this.syncLater });
       try {
         await fill(writer);
         const written = await writer.close();
-        if (!written.digest.equals(digest))
-          throw new BlobMismatchError(
-            `${shown()}: stored as blob ${written.digest.hex} (${written.size} bytes), but it hashed to ${digest.hex} ` +
-              `(${size} bytes) when read first: did it change during the import?`,
-          );
+        if (!written.digest.equals(digest)) throw mismatch(shown(), written.digest, written.size, digest, size);
       } catch (e) {
         await writer.abort(e);
         throw e;

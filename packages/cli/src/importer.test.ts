@@ -64,17 +64,20 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("importTree", () => {
-  it("hashes files of every size right, sync or async reads, spool in memory or spilled", async () => {
+  it("hashes files of every size right, in read threads or on the main thread with sync or async reads, spool in memory or spilled", async () => {
     const roots = new Set<string>();
-    for (const [syncIo, spoolMemoryBytes] of [
-      [undefined, undefined],
-      [true, undefined],
-      [false, undefined],
-      [true, 0],
-      [false, 100],
+    for (const [readThreads, syncIo, spoolMemoryBytes] of [
+      [undefined, undefined, undefined],
+      [1, undefined, 0],
+      [0, undefined, undefined],
+      [0, true, undefined],
+      [0, false, undefined],
+      [0, true, 0],
+      [0, false, 100],
     ] as const) {
       const service = await openDirectoryService("memory://");
       const { digest, progress } = await importTree(service, tree, {
+        readThreads,
         syncIo,
         spoolMemoryBytes,
         spoolDir: dir,
@@ -162,26 +165,32 @@ describe("importTree", () => {
     afterAll(() => execFileSync("rm", ["-rf", deep, withFifo]));
 
     it("imports it whole, with the digest of the same tree built in memory", async () => {
-      for (const syncIo of [true, false]) {
+      for (const [readThreads, syncIo] of [
+        [undefined, undefined],
+        [0, true],
+        [0, false],
+      ] as const) {
         const service = await openDirectoryService("memory://");
-        const { digest, progress } = await importTree(service, deep, { syncIo });
+        const { digest, progress } = await importTree(service, deep, { readThreads, syncIo });
         expect(progress).toMatchObject({ files: LEVELS + 1, directories: LEVELS + 1 });
-        expect(digest.hex, `syncIo ${syncIo}`).toBe(expectedDigest());
+        expect(digest.hex, `readThreads ${readThreads}, syncIo ${syncIo}`).toBe(expectedDigest());
         await service.close();
       }
     });
 
     it("names a long path in an error by its start and its end", async () => {
       const service = await openDirectoryService("memory://");
-      const error = await importTree(service, withFifo).then(
-        () => expect.fail("a FIFO was imported"),
-        (e: Error) => e,
-      );
-      expect(error.message).toMatch(/^cannot import .*: it is a FIFO;/);
-      const shown = /^cannot import (.*): it is a FIFO;/.exec(error.message)![1];
-      expect(shown.length).toBeLessThan(300);
-      expect(shown).toMatch(new RegExp(`^${withFifo}/000n+.*…`));
-      expect(shown).toMatch(/…n+\/fifo$/);
+      for (const readThreads of [undefined, 0]) {
+        const error = await importTree(service, withFifo, { readThreads }).then(
+          () => expect.fail("a FIFO was imported"),
+          (e: Error) => e,
+        );
+        expect(error.message, `readThreads ${readThreads}`).toMatch(/^cannot import .*: it is a FIFO;/);
+        const shown = /^cannot import (.*): it is a FIFO;/.exec(error.message)![1];
+        expect(shown.length).toBeLessThan(300);
+        expect(shown).toMatch(new RegExp(`^${withFifo}/000n+.*…`));
+        expect(shown).toMatch(/…n+\/fifo$/);
+      }
       // An error from the file system itself: the root does not exist.
       const missing = join(dir, ...Array.from({ length: 30 }, () => "x".repeat(100)));
       const enoent = await importTree(service, missing).then(

@@ -7,9 +7,12 @@
  *    appended to a spool, so children always precede parents (leaves to
  *    root). With contents, each hashed file goes to the BlobUploader, which
  *    writes the blobs the store lacks (see blob-uploader.ts: batched `has`,
- *    small files read once, large ones read again only when missing); every
- *    blob write is fed as soon as it opens. No directory upload is open
- *    during this phase, and all blobs are stored before it ends.
+ *    small files read once and sent many to a call, large ones read again
+ *    only when missing). Blobs are written without waiting for the disk
+ *    (`syncLater`); when the walk ends, one `sync()` of the blob service
+ *    makes them all durable. No directory upload is open during this phase,
+ *    and all blobs are stored, and durable, before it ends: a crash at any
+ *    moment leaves no directory naming a blob that is not on disk.
  * 2. Upload. Only then is the store's upload opened, and the spooled
  *    directories are streamed into it back to back and the upload closed.
  *
@@ -27,8 +30,11 @@
  *
  * Per file: one open (O_NOFOLLOW, O_NONBLOCK), fstat (size and executable
  * bit), read(s) into a reused buffer, close; readdir's entry types avoid an
- * lstat per entry. Small files are read in one go, with sync system calls
- * while that is faster (see IoMode), and hashed in one call.
+ * lstat per entry. Small files are read in one go and hashed in one call.
+ * By default two worker threads do that (read-pool.ts), so the main thread
+ * only walks and stores, once they have started (until then, and with
+ * `readThreads: 0`, the main thread does, with sync system calls while that
+ * is faster: see IoMode).
  *
  * Names are bytes: paths are handled as Buffers end to end, so a name that
  * is not UTF-8 is read and stored exactly.
@@ -56,7 +62,7 @@ import {
   type Stats,
 } from "node:fs";
 import { lstat, readdir, readlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { join as joinPath } from "node:path";
 import pLimit from "p-limit";
@@ -84,6 +90,7 @@ import {
 } from "@castore-ts/core";
 import { BlobUploader, type BlobUploadCounts } from "./blob-uploader.js";
 import { abbreviatePath } from "./names.js";
+import { ReadPool } from "./read-pool.js";
 
 export interface ImportProgress {
   files: number;
@@ -108,8 +115,14 @@ export interface ImportOptions {
   spoolMemoryBytes?: number;
   /** Where the spool's temporary file goes (default: the OS temporary directory). */
   spoolDir?: string;
-  /** Small files read with sync system calls (true), through the thread pool (false), or whichever measures faster (undefined, the default; see IoMode). */
+  /** Small files read with sync system calls (true), through the thread pool (false), or whichever measures faster (undefined, the default; see IoMode). Only without read threads. */
   syncIo?: boolean;
+  /**
+   * Worker threads that open, read and hash the files (see read-pool.ts);
+   * default DEFAULT_READ_THREADS. 0: the main thread does (with IoMode and
+   * `concurrency`).
+   */
+  readThreads?: number;
   /** Where file contents are stored as blobs; without it, files are only hashed (`--no-contents`). */
   blobs?: BlobService;
   /** Blobs written at once (default DEFAULT_UPLOAD_CONCURRENCY). */
@@ -120,11 +133,22 @@ export interface ImportOptions {
 
 export const DEFAULT_SPOOL_MEMORY_BYTES = 64 * 1024 * 1024;
 /**
- * Blobs written at once. Many: a small blob's write is mostly waiting (a
- * remote store answers after a round trip; lmdb makes each blob durable
- * before close() resolves, and commits the writes in flight together), and
- * the bytes held are bounded by the BlobUploader anyway. 4 at once spent most
- * of an import of /usr/share waiting for fsync.
+ * Read threads by default: two (this machine's cores, and where the main
+ * thread's own work, walking and storing, leaves a core's worth to read and
+ * hash with), fewer on a machine with one core.
+ */
+export const DEFAULT_READ_THREADS = Math.min(2, availableParallelism());
+/**
+ * Files being read by the read threads at once: enough to keep both busy
+ * between batches; their bytes (at most WHOLE_MAX each) are the bound on
+ * memory besides the BlobUploader's.
+ */
+const POOL_IN_FLIGHT = 64;
+/**
+ * Blob writes at once (a batch of small files sent by one putMany counts
+ * as one). Many: a blob's write is mostly waiting (a remote store answers
+ * after a round trip; lmdb commits the writes in flight together), and the
+ * bytes held are bounded by the BlobUploader anyway.
  */
 export const DEFAULT_UPLOAD_CONCURRENCY = 32;
 /**
@@ -502,7 +526,6 @@ export async function importTree(
   opts: ImportOptions = {},
 ): Promise<{ digest: Digest; progress: ImportProgress }> {
   const concurrency = opts.concurrency ?? 8;
-  const limit = pLimit(concurrency);
   // Stops queued hashing jobs once the import has failed or is interrupted.
   const failed = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
@@ -517,6 +540,9 @@ export async function importTree(
 
   const buffers: Buffer[] = [];
   const io = new IoMode(opts.syncIo);
+  const readThreads = opts.readThreads ?? DEFAULT_READ_THREADS;
+  const pool = readThreads > 0 ? new ReadPool(readThreads, opts.blobs !== undefined) : undefined;
+  const limit = pLimit(pool ? Math.max(concurrency, POOL_IN_FLIGHT) : concurrency);
   const uploader = opts.blobs
     ? new BlobUploader(opts.blobs, {
         concurrency: opts.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
@@ -526,34 +552,63 @@ export async function importTree(
     : undefined;
   if (uploader) progress.blobs = uploader.counts;
   let lastYield = performance.now();
+
+  /** Into the store if it lacks it: small files from the bytes read, large ones read again (only if missing). */
+  const upload = async (
+    up: BlobUploader,
+    path: Buffer,
+    place: Place,
+    digest: Digest,
+    size: number,
+    bytes: Uint8Array | undefined,
+  ) => {
+    const shown = () => abbreviatePath(pathOf(place));
+    if (bytes) return up.addBuffered(digest, bytes, shown);
+    const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+    try {
+      await up.addLarge(digest, size, shown, (writer) => streamFile(path, place, buf, signal, writer));
+    } finally {
+      buffers.push(buf);
+    }
+  };
+
   const hashJob = (path: Buffer, place: Place) =>
     limit(async () => {
+      signal.throwIfAborted();
+      if (pool?.ready) {
+        try {
+          const read = await pool.read(path);
+          signal.throwIfAborted();
+          if ("kind" in read) throw unsupported(place, read.kind);
+          if (uploader) await upload(uploader, path, place, Digest.fromBytes(read.digest), read.size, read.bytes);
+          return read;
+        } catch (e) {
+          throw fileSystemError(e, place);
+        }
+      }
       // Sync reads of small files can run back to back in microtasks: let
       // timers (progress) and signals (SIGINT) in every few milliseconds.
       if (performance.now() - lastYield > YIELD_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();
       }
-      signal.throwIfAborted();
       const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+      let hashed: Awaited<ReturnType<typeof hashFile>>;
+      let bytes: Buffer | undefined;
       try {
-        const hashed = await hashFile(path, place, buf, signal, io);
-        if (uploader) {
-          const digest = Digest.fromBytes(hashed.digest);
-          const shown = () => abbreviatePath(pathOf(place));
-          // Small: its bytes are in buf (copied: buf is reused). Large: read again only if the store lacks it.
-          if (hashed.whole) await uploader.addBuffered(digest, Buffer.from(buf.subarray(0, hashed.size)), shown);
-          else
-            await uploader.addLarge(digest, hashed.size, shown, (writer) =>
-              streamFile(path, place, buf, signal, writer),
-            );
-        }
-        return hashed;
+        hashed = await hashFile(path, place, buf, signal, io);
+        // Small: its bytes are in buf, copied (buf is reused).
+        if (hashed.whole && uploader) bytes = Buffer.from(buf.subarray(0, hashed.size));
       } catch (e) {
         throw fileSystemError(e, place);
       } finally {
         buffers.push(buf);
       }
+      if (uploader)
+        await upload(uploader, path, place, Digest.fromBytes(hashed.digest), hashed.size, bytes).catch((e) => {
+          throw fileSystemError(e, place);
+        });
+      return hashed;
     });
 
   const spool = new DirectorySpool(opts.spoolMemoryBytes ?? DEFAULT_SPOOL_MEMORY_BYTES, opts.spoolDir ?? tmpdir());
@@ -627,7 +682,8 @@ export async function importTree(
     let walked: { digest: Digest };
     try {
       walked = await importDirectory(rootPath, rootPlace);
-      // Every blob is stored before the directories that name it are sent.
+      await pool?.close();
+      // Every blob is stored, and durable, before the directories that name it are sent.
       await uploader?.finish();
     } catch (e) {
       failed.abort(e);
@@ -667,6 +723,7 @@ export async function importTree(
       throw e;
     }
   } finally {
+    await pool?.close();
     spool.dispose();
   }
 }

@@ -53,7 +53,7 @@ export function importCommand(): Command {
     .addOption(
       new Option(
         "--upload-jobs <n>",
-        "blobs written to the store at once; default 256 into a local store (lmdb commits concurrent writes together and waits for the disk once per commit: more in flight, fewer waits), 32 into a remote one",
+        "blob writes to the store at once (a batch of small files sent together counts as one); default 256 into a local store (lmdb commits concurrent writes together), 32 into a remote one",
       ).argParser(positiveInt),
     )
     .addOption(

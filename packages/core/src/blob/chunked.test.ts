@@ -3,7 +3,7 @@ import { Digest } from "../digest.js";
 import { AbortError, ClosureError, CorruptionError, ValidationError } from "../errors.js";
 import type { CallOptions } from "../service.js";
 import { ChunkedBlobService, EMPTY_BLOB_DIGEST } from "./chunked.js";
-import type { BlobStore, ChunkMeta } from "./service.js";
+import type { BlobStore, ChunkMeta, StoreBlob } from "./service.js";
 
 /** A Map store that counts what it is asked, and can be told to fail or to hold chunk puts. */
 class TestStore implements BlobStore {
@@ -179,5 +179,61 @@ describe("ChunkedBlobService", () => {
     const { digest } = await writer.close();
     const got = await readAll(service, digest);
     expect(Buffer.from(got.subarray(0, copy.length)).equals(Buffer.from(copy))).toBe(true);
+  });
+
+  describe("putMany", () => {
+    const blobs = [noise(0), noise(10, 2), noise(128 * 1024, 3), noise(128 * 1024 + 1, 4), noise(900 * 1024, 5)];
+
+    it("stores each blob as a writer would: the same digests, the same chunks, each readable", async () => {
+      const byWriter = new ChunkedBlobService(new TestStore());
+      const store = new TestStore();
+      const service = new ChunkedBlobService(store);
+      const written = await service.putMany(blobs.map((b) => b.slice()));
+      for (const [i, bytes] of blobs.entries()) {
+        const digest = await write(byWriter, bytes);
+        expect(written[i]!.digest.hex, `blob ${i}`).toBe(digest.hex);
+        expect(written[i]!.size).toBe(bytes.length);
+        expect((await service.stat(digest, { chunks: true }))?.chunks?.map((c) => c.digest.hex)).toEqual(
+          (await byWriter.stat(digest, { chunks: true }))?.chunks?.map((c) => c.digest.hex),
+        );
+        expect(Buffer.from(await readAll(service, digest)).equals(Buffer.from(bytes))).toBe(true);
+      }
+      // The 900 KiB blob has several chunks; the one at the minimum chunk size is one chunk, itself.
+      expect((await service.stat(written[4]!.digest, { chunks: true }))!.chunks!.length).toBeGreaterThan(1);
+      expect(store.chunks.has(written[2]!.digest.hex)).toBe(true);
+    });
+
+    it("through a store's putBlobs when it has one: one call, every manifest after its chunks", async () => {
+      const calls: { digest: string; chunks: number }[][] = [];
+      const store = new TestStore();
+      const withPutBlobs = Object.assign(store, {
+        async putBlobs(list: readonly StoreBlob[]) {
+          calls.push(list.map((b) => ({ digest: b.digest.hex, chunks: b.chunks.length })));
+          for (const b of list) {
+            for (const c of b.chunks) await store.putChunk(c.digest, c.bytes);
+            await store.putManifest(
+              b.digest,
+              b.chunks.map((c) => ({ digest: c.digest, size: c.bytes.length })),
+            );
+          }
+        },
+      });
+      const service = new ChunkedBlobService(withPutBlobs);
+      const written = await service.putMany(blobs.map((b) => b.slice()));
+      expect(calls).toHaveLength(1);
+      // the empty blob is present in every store: not sent
+      expect(calls[0]!.map((c) => c.digest)).toEqual(written.slice(1).map((w) => w.digest.hex));
+      for (const w of written) expect(await service.has([w.digest])).toEqual([true]);
+    });
+
+    it("takes the caller's digests as given (a wrong one is caught when read), and refuses a count that differs", async () => {
+      const service = new ChunkedBlobService(new TestStore());
+      const bytes = noise(1000, 9);
+      const wrong = Digest.of(noise(1000, 10));
+      const [w] = await service.putMany([bytes], { digests: [wrong] });
+      expect(w!.digest.hex).toBe(wrong.hex);
+      await expect(readAll(service, wrong)).rejects.toThrow(CorruptionError);
+      await expect(service.putMany([bytes], { digests: [] })).rejects.toThrow(RangeError);
+    });
   });
 });

@@ -12,7 +12,7 @@
  * byte of it is yielded, and a full read checks the blob's digest at the end.
  */
 import { Digest } from "../digest.js";
-import { AbortError, ClosureError, CorruptionError, ValidationError } from "../errors.js";
+import { AbortError, ClosureError, CorruptionError, ValidationError, throwIfAborted } from "../errors.js";
 import { createBlake3Hasher, type Blake3Hasher } from "../hash.js";
 import type { CallOptions } from "../service.js";
 import { FastCdcChunker, SNIX_CHUNKING, type ChunkingOptions } from "./fastcdc.js";
@@ -22,9 +22,12 @@ import type {
   BlobStat,
   BlobStatOptions,
   BlobStore,
+  BlobWriteOptions,
   BlobWriter,
+  PutManyOptions,
   BlobWritten,
   ChunkMeta,
+  StoreBlob,
 } from "./service.js";
 
 /** The digest of zero bytes: the empty blob, present in every store. */
@@ -65,8 +68,57 @@ export class ChunkedBlobService implements BlobService {
       throw new RangeError(`putParallelism must be a positive integer, got ${opts.putParallelism}`);
   }
 
-  openWriter(opts: CallOptions = {}): BlobWriter {
-    return new ChunkedBlobWriter(this.store, new FastCdcChunker(this.chunking), this.putParallelism, opts.signal);
+  openWriter(opts: BlobWriteOptions = {}): BlobWriter {
+    return new ChunkedBlobWriter(
+      this.store,
+      new FastCdcChunker(this.chunking),
+      this.putParallelism,
+      opts.signal,
+      opts.syncLater ?? false,
+    );
+  }
+
+  /**
+   * Whole blobs in memory: each hashed (unless its digest is given) and
+   * chunked here (a blob no longer than the minimum chunk size is one chunk,
+   * its own bytes: no copy, no second hash), then stored by the store's
+   * putBlobs in one call where it has one, or chunk by chunk and manifest
+   * last, blob after blob.
+   */
+  async putMany(blobs: readonly Uint8Array[], opts: PutManyOptions = {}): Promise<BlobWritten[]> {
+    throwIfAborted(opts.signal);
+    if (opts.digests && opts.digests.length !== blobs.length)
+      throw new RangeError(`putMany: ${blobs.length} blobs but ${opts.digests.length} digests`);
+    const stored: StoreBlob[] = [];
+    const written: BlobWritten[] = [];
+    for (const [i, bytes] of blobs.entries()) {
+      const digest = opts.digests?.[i] ?? Digest.of(bytes);
+      written.push({ digest, size: bytes.length });
+      if (bytes.length === 0) continue; // the empty blob is present in every store
+      if (bytes.length <= this.chunking.minSize) {
+        stored.push({ digest, chunks: [{ digest, bytes }] });
+        continue;
+      }
+      const chunker = new FastCdcChunker(this.chunking);
+      const pieces = [...chunker.push(bytes), ...chunker.finish()];
+      stored.push({ digest, chunks: pieces.map((piece) => ({ digest: Digest.of(piece), bytes: piece })) });
+    }
+    if (this.store.putBlobs) await this.store.putBlobs(stored, opts);
+    else
+      for (const blob of stored) {
+        for (let i = 0; i < blob.chunks.length; i += this.putParallelism)
+          await Promise.all(
+            blob.chunks.slice(i, i + this.putParallelism).map((c) => this.store.putChunk(c.digest, c.bytes, opts)),
+          );
+        const manifest = blob.chunks.map((c) => ({ digest: c.digest, size: c.bytes.length }));
+        await this.store.putManifest(blob.digest, manifest, opts);
+      }
+    return written;
+  }
+
+  /** The store's sync, when it defers durability at all (see BlobWriteOptions). */
+  async sync(opts: CallOptions = {}): Promise<void> {
+    await this.store.sync?.(opts);
   }
 
   async stat(digest: Digest, opts: BlobStatOptions = {}): Promise<BlobStat | undefined> {
@@ -196,6 +248,7 @@ class ChunkedBlobWriter implements BlobWriter {
     private readonly chunker: FastCdcChunker,
     private readonly parallelism: number,
     private readonly signal: AbortSignal | undefined,
+    private readonly syncLater: boolean,
   ) {
     this.putSignal = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
   }
@@ -220,7 +273,8 @@ class ChunkedBlobWriter implements BlobWriter {
       await this.drain();
       this.checkSignal();
       // One chunk is the blob itself; it gets a manifest all the same, so stat knows it as a blob.
-      if (this.size > 0) await this.store.putManifest(digest, this.chunks, { signal: this.signal });
+      if (this.size > 0)
+        await this.store.putManifest(digest, this.chunks, { signal: this.signal, syncLater: this.syncLater });
       this.state = "closed";
       return { digest, size: this.size };
     } catch (error) {

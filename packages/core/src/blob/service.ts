@@ -37,10 +37,40 @@ export interface BlobStatOptions extends CallOptions {
   chunks?: boolean;
 }
 
+/** A blob for BlobStore.putBlobs: its digest and its chunks, in order, with their bytes. */
+export interface StoreBlob {
+  readonly digest: Digest;
+  readonly chunks: readonly { readonly digest: Digest; readonly bytes: Uint8Array }[];
+}
+
 /** What a finished write stored. */
 export interface BlobWritten {
   readonly digest: Digest;
   readonly size: number;
+}
+
+/**
+ * Options of a blob write. `syncLater`: the write resolves once the blob is
+ * stored and visible, without waiting for the disk; the caller calls the
+ * service's `sync()` before relying on it surviving an operating system
+ * crash (castore import: before it commits the directories that name the
+ * blobs). Without it (the default) a write resolves once durable. A store
+ * whose every write is durable anyway ignores it.
+ */
+export interface BlobWriteOptions extends CallOptions {
+  syncLater?: boolean;
+}
+
+export interface PutManyOptions extends BlobWriteOptions {
+  /**
+   * The BLAKE3 digest of each blob, in order, as the caller computed it from
+   * these very bytes (castore import hashes every file as it reads it): not
+   * computed again where the service can do without. A wrong one would store
+   * bytes under a digest they do not hash to; every read checks each chunk
+   * against its digest, so it would fail there (CorruptionError), never
+   * return wrong bytes.
+   */
+  digests?: readonly Digest[];
 }
 
 /**
@@ -58,7 +88,21 @@ export interface BlobWriter {
 }
 
 export interface BlobService {
-  openWriter(opts?: CallOptions): BlobWriter;
+  openWriter(opts?: BlobWriteOptions): BlobWriter;
+  /**
+   * Optional: writes whole blobs held in memory, as many writers would (the
+   * same digests, each blob visible only once all its chunks are stored), in
+   * as few store transactions as the store allows; answers in order. Each
+   * array is handed over: the caller never changes it afterwards. On failure
+   * some of them may be stored and visible, as with separate writers.
+   */
+  putMany?(blobs: readonly Uint8Array[], opts?: PutManyOptions): Promise<BlobWritten[]>;
+  /**
+   * Optional: once it resolves, every blob whose write resolved before the
+   * call is durable (on disk, as the store promises). A service without it
+   * makes every write durable before it resolves, `syncLater` or not.
+   */
+  sync?(opts?: CallOptions): Promise<void>;
   /**
    * The blob's bytes (or the requested range), or undefined when neither a
    * blob nor a chunk has this digest. Every byte yielded has been verified
@@ -94,7 +138,15 @@ export interface BlobStore {
    * chunk of it was stored. Idempotent for the same list. A blob of one chunk
    * has a manifest too (so `stat` knows it as a blob).
    */
-  putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: CallOptions): Promise<void>;
+  putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: BlobWriteOptions): Promise<void>;
+  /**
+   * Optional: stores whole blobs at once, each its chunks then its manifest
+   * (in one transaction where the store has them), with putChunk's and
+   * putManifest's rules. Chunk arrays are handed over as with putChunk.
+   */
+  putBlobs?(blobs: readonly StoreBlob[], opts?: BlobWriteOptions): Promise<void>;
+  /** Optional: every write that resolved before the call is durable once this resolves (see BlobService.sync). */
+  sync?(opts?: CallOptions): Promise<void>;
   /** The blob's chunk list, or undefined when no blob has this digest. */
   getManifest(digest: Digest, opts?: CallOptions): Promise<readonly ChunkMeta[] | undefined>;
   /** For each digest, whether a manifest or a chunk is stored under it. */
