@@ -96,6 +96,6 @@ describe("castore import to a grpc store with a short idle timeout", () => {
     const help = r.stdout.toString();
     expect(help).toMatch(/--spool-memory <MiB>/);
     expect(help).toMatch(/--spool-dir <dir>/);
-    expect(help).toMatch(/upload to the store is opened\s+only then/);
+    expect(help).toMatch(/the upload, opened\s+only then, sends just those/);
   });
 });
