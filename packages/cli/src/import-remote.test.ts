@@ -96,6 +96,6 @@ describe("castore import to a grpc store with a short idle timeout", () => {
     const help = r.stdout.toString();
     expect(help).toMatch(/--spool-memory <MiB>/);
     expect(help).toMatch(/--spool-dir <dir>/);
-    expect(help).toMatch(/the upload, opened\s+only then, sends just those/);
+    expect(help).toMatch(/the upload, opened\s+only then, sends just\s+those/);
   });
 });
