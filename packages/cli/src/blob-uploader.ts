@@ -50,6 +50,8 @@ export interface BlobUploadCounts {
 export interface BlobUploaderOptions {
   /** Blobs written at once (default 4). */
   concurrency?: number;
+  /** Allow `deferring` (the caller asks the store about directories first, top down: spec §3.5). */
+  deferWhenAllPresent?: boolean;
   signal?: AbortSignal;
   onProgress?(): void;
 }
@@ -57,6 +59,15 @@ export interface BlobUploaderOptions {
 const BATCH_FILES = 256;
 const BATCH_BYTES = 16 * 1024 * 1024;
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/** A file whose blob was not asked about when it was hashed (BlobUploader.deferring). */
+export interface Deferred {
+  digest: Digest;
+  size: number;
+  shown: () => string;
+  /** Streams the file (read again) into a writer. */
+  write: (writer: BlobWriter) => Promise<void>;
+}
 
 interface Buffered {
   digest: Digest;
@@ -87,6 +98,9 @@ export class BlobUploader {
   private readonly work = new Set<Promise<void>>();
   private failure: { error: unknown } | undefined;
   private roomWaiters: (() => void)[] = [];
+  /** Whether the store has answered a `has`, and whether any answer was "missing" (see `deferring`). */
+  private answered = false;
+  private sawMissing = false;
   /**
    * Writes resolve before they are durable only when the service has a
    * sync() for finish() to call: a service without one (a wrapper that
@@ -100,6 +114,49 @@ export class BlobUploader {
   ) {
     this.limit = pLimit(opts.concurrency ?? 4);
     this.syncLater = typeof blobs.sync === "function";
+  }
+
+  /**
+   * Whether the caller should stop asking about each file and defer it
+   * (`addDeferred` later, for the files of directories the store lacks):
+   * with `deferWhenAllPresent`, once the store has answered and every blob
+   * asked about so far was stored, as on a re-import of an unchanged tree.
+   * Then the questions need not carry every file's digest (spec §3.5).
+   */
+  get deferring(): boolean {
+    return this.opts.deferWhenAllPresent === true && this.answered && !this.sawMissing;
+  }
+
+  private noteAnswer(present: readonly boolean[]): void {
+    this.answered = true;
+    if (present.includes(false)) this.sawMissing = true;
+  }
+
+  /** A file not asked about (`deferring`) whose directory the store holds: counted as already stored. */
+  skipKnown(size: number): void {
+    this.skip(size);
+  }
+
+  /**
+   * Files deferred earlier, now known to be needed: asked about in batches
+   * (one `has` per BATCH_FILES), and each missing one written by reading it
+   * again (`write`). finish() then makes them durable.
+   */
+  addDeferred(files: readonly Deferred[]): void {
+    for (let i = 0; i < files.length; i += BATCH_FILES) {
+      const batch = files.slice(i, i + BATCH_FILES);
+      this.track(
+        (async () => {
+          const present = await this.blobs.has(
+            batch.map((f) => f.digest),
+            { signal: this.opts.signal },
+          );
+          await Promise.all(
+            batch.map((f, j) => (present[j] ? this.skip(f.size) : this.writeOnce(f.digest, f.size, f.shown, f.write))),
+          );
+        })(),
+      );
+    }
   }
 
   /** A small file read whole: batched, then written if the store lacks it. Waits while too many bytes are held. */
@@ -128,8 +185,9 @@ export class BlobUploader {
     write: (writer: BlobWriter) => Promise<void>,
   ): Promise<void> {
     this.throwIfFailed();
-    const [present] = await this.blobs.has([digest], { signal: this.opts.signal });
-    if (present) return this.skip(size);
+    const answer = await this.blobs.has([digest], { signal: this.opts.signal });
+    this.noteAnswer(answer);
+    if (answer[0]) return this.skip(size);
     await this.writeOnce(digest, size, shown, write);
   }
 
@@ -202,6 +260,7 @@ export class BlobUploader {
             files.map((f) => f.digest),
             { signal: this.opts.signal },
           );
+          this.noteAnswer(present);
           const missing: Buffered[] = [];
           files.forEach((file, i) => {
             if (present[i]) this.skip(file.bytes.length);

@@ -88,7 +88,7 @@ import {
   type FileNode,
   type SymlinkNode,
 } from "@castore-ts/core";
-import { BlobUploader, type BlobUploadCounts } from "./blob-uploader.js";
+import { BlobUploader, type BlobUploadCounts, type Deferred } from "./blob-uploader.js";
 import { abbreviatePath } from "./names.js";
 import { ReadPool } from "./read-pool.js";
 
@@ -210,6 +210,8 @@ function pathOf(place: Place): Buffer {
  * tree that deep fails with ENAMETOOLONG, named in the message.
  */
 const ANCHOR_PATH_BYTES = 2048;
+/** How a path through an anchor starts. */
+const ANCHORED_PREFIX = Buffer.from("/proc/self/fd/");
 const DIRECTORY_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_DIRECTORY ?? 0) | (fsConstants.O_NOFOLLOW ?? 0);
 let procFdAvailable: boolean | undefined;
 function canAnchor(): boolean {
@@ -543,13 +545,21 @@ export async function importTree(
   const readThreads = opts.readThreads ?? DEFAULT_READ_THREADS;
   const pool = readThreads > 0 ? new ReadPool(readThreads, opts.blobs !== undefined) : undefined;
   const limit = pLimit(pool ? Math.max(concurrency, POOL_IN_FLIGHT) : concurrency);
+  // A store that takes partial uploads is asked top down which directories it lacks (phase 2); then the
+  // blobs of files in the directories it holds need not be asked about either (BlobUploader.deferring).
+  const partial = await supportsPartialUploads(service, { signal: opts.signal });
   const uploader = opts.blobs
     ? new BlobUploader(opts.blobs, {
         concurrency: opts.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
         signal,
         onProgress: () => opts.onProgress?.(progress),
+        deferWhenAllPresent: partial,
       })
     : undefined;
+  /** Files not asked about (deferred), by their Place, until their directory's digest is known. */
+  const deferredAt = new Map<Place, Deferred>();
+  /** Deferred files by the hex digest of their directory. */
+  const deferredIn = new Map<string, Deferred[]>();
   if (uploader) progress.blobs = uploader.counts;
   let lastYield = performance.now();
 
@@ -563,6 +573,23 @@ export async function importTree(
     bytes: Uint8Array | undefined,
   ) => {
     const shown = () => abbreviatePath(pathOf(place));
+    // Not through an anchor: that descriptor is closed by the time a deferred file is read again.
+    if (up.deferring && !path.subarray(0, ANCHORED_PREFIX.length).equals(ANCHORED_PREFIX)) {
+      deferredAt.set(place, {
+        digest,
+        size,
+        shown,
+        write: async (writer) => {
+          const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+          try {
+            await streamFile(path, place, buf, signal, writer);
+          } finally {
+            buffers.push(buf);
+          }
+        },
+      });
+      return;
+    }
     if (bytes) return up.addBuffered(digest, bytes, shown);
     const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
     try {
@@ -625,6 +652,7 @@ export async function importTree(
       path = Buffer.from(`/proc/self/fd/${anchor}`);
     }
     const fileJobs: Promise<FileNode>[] = [];
+    const filePlaces: Place[] = [];
     try {
       const entries = (await readdir(path, { encoding: "buffer", withFileTypes: true }).catch((e) => {
         throw fileSystemError(e, place);
@@ -650,6 +678,7 @@ export async function importTree(
           });
           job.catch(() => failed.abort()); // the others stop; the error is thrown by the await below
           fileJobs.push(job);
+          filePlaces.push(childPlace);
         } else if (st.isSymbolicLink()) {
           const target = await readlink(childPath, { encoding: "buffer" }).catch((e) => {
             throw fileSystemError(e, childPlace);
@@ -665,6 +694,12 @@ export async function importTree(
       const digest = Digest.of(bytes);
       spool.add(bytes);
       tree.add(digest, directories);
+      const deferred = filePlaces.flatMap((p) => {
+        const d = deferredAt.get(p);
+        deferredAt.delete(p);
+        return d ? [d] : [];
+      });
+      if (deferred.length > 0 && !deferredIn.has(digest.hex)) deferredIn.set(digest.hex, deferred);
       progress.directories++;
       opts.onProgress?.(progress);
       return { digest, size: directorySize(directory) };
@@ -692,13 +727,24 @@ export async function importTree(
     }
     // Phase 2: the upload, opened only now that every directory is known. Where the store takes partial
     // uploads, it is asked top down which directories it lacks, and only those are sent (spec §3.5, §3.6).
-    const missing = (await supportsPartialUploads(service, { signal: opts.signal }))
+    const missing = partial
       ? await missingTopDown(service, walked.digest, tree.childrenOf, {
           signal: opts.signal,
           onLevel: (asked, lacking) =>
             (progress.directoriesPresent = (progress.directoriesPresent ?? 0) + asked - lacking),
         })
       : undefined;
+    if (uploader && deferredIn.size > 0) {
+      // Deferred files: those of directories the store lacks are asked about now (and sent when missing, read
+      // again); those of directories it holds are there (a stored directory holds its files' contents).
+      const needed: Deferred[] = [];
+      for (const [hex, files] of deferredIn) {
+        if (missing?.has(hex)) needed.push(...files);
+        else for (const f of files) uploader.skipKnown(f.size);
+      }
+      uploader.addDeferred(needed);
+      await uploader.finish();
+    }
     if (missing?.size === 0) {
       opts.onProgress?.(progress);
       return { digest: walked.digest, progress };

@@ -16,6 +16,7 @@ import {
   ClosureValidator,
   decodeDirectory,
   encodeDirectory,
+  type EncodedDirectory,
   makeDirectory,
   MapRefStore,
   RefService,
@@ -135,6 +136,19 @@ class MapService extends StoreDirectoryService {
   declare readonly store: MapStore;
   constructor(store: MapStore) {
     super(store);
+  }
+
+  /**
+   * Made from getRecursive, where most of these bugs live: a gRPC server
+   * prefers this stream, and must show them too.
+   */
+  override async *getRecursiveEncoded(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory> {
+    for await (const directory of this.getRecursive(root, opts)) yield { directory, bytes: encodeDirectory(directory) };
+  }
+
+  /** No: several of these override putMultipleStart without honouring `partial` (PARTIAL_ELSEWHERE). */
+  override async partialUploads(): Promise<boolean> {
+    return false;
   }
 }
 
