@@ -19,9 +19,11 @@ import {
   type DirectoryService,
   directoryDigest,
   directorySize,
+  hasDirectories,
   makeDirectory,
   makeDirectoryNode,
   makeFileNode,
+  missingTopDown,
   openDirectoryService,
 } from "@castore-ts/core";
 import "@castore-ts/backend-lmdb";
@@ -94,6 +96,9 @@ try {
   await upload(src, tree.directories);
   const editedPath = editOnePath(tree.directories);
   const editedRoot = await upload(src, editedPath, true);
+  // The new tree's directories by hex digest: the old ones, and the new path.
+  const byHex = new Map<string, Directory>();
+  for (const d of [...tree.directories, ...editedPath]) byHex.set(directoryDigest(d).hex, d);
   for (const target of ["lmdb", "grpc"] as const) {
     const path = join(scratch, `dst-${target}`);
     const server =
@@ -107,6 +112,25 @@ try {
       let incremental = 0;
       const fullSeconds = await seconds(async () => {
         full = (await syncRoots(side(src), side(dst), [{ digest: tree.root }])).directoriesSent;
+      });
+      // Before it: the two ways to learn what the destination lacks of the new tree (spec §3.5).
+      const childrenOf = (d: Digest) => byHex.get(d.hex)?.directories.map((c) => c.digest) ?? [];
+      let lacking = 0;
+      const topDownSeconds = await seconds(async () => {
+        lacking = (await missingTopDown(dst, editedRoot, childrenOf)).size;
+      });
+      const everyDigest = [...byHex.keys()].map((hex) => Digest.parse(hex));
+      const allAtOnceSeconds = await seconds(() => hasDirectories(dst, everyDigest));
+      results.push({
+        name: `sync: what a store holding all but one changed path lacks, top down vs every digest in one question (${target})`,
+        value: topDownSeconds,
+        unit: "s",
+        baseline: allAtOnceSeconds,
+        ratio: allAtOnceSeconds / topDownSeconds,
+        notes:
+          `missingTopDown (one has per level, nothing below a stored directory: found ${lacking} missing) vs ` +
+          `has() of all ${everyDigest.length} digests of the new tree (${everyDigest.length * 34} bytes of digests in the question) ` +
+          `against ${target === "grpc" ? "castore serve --store lmdb:// over loopback" : "a local lmdb store"}; ratio = speed-up; load average ${load()}`,
       });
       const incrementalSeconds = await seconds(async () => {
         incremental = (await syncRoots(side(src), side(dst), [{ digest: editedRoot }])).directoriesSent;
