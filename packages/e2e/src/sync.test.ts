@@ -49,7 +49,7 @@ async function syncTwice(src: string, dst: string): Promise<void> {
   expect(first.stdout).toMatch(/^sync: 1 tree \(0 already there\); sent \d+ directories, \d+ blobs \(3\.0 MiB\)/);
   const again = await castore("sync", src, dst, "ref:docs/tree", "--no-progress");
   expect(again.code, again.stderr).toBe(0);
-  expect(again.stdout).toMatch(/^sync: nothing to send: the destination holds all of it \(1 tree, \d+ blobs\)/);
+  expect(again.stdout).toMatch(/^sync: nothing to send: the destination holds all of it \(1 tree\)/);
 }
 
 beforeAll(async () => {
