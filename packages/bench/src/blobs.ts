@@ -15,7 +15,7 @@
  * memory in process).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDirectoryServiceServer } from "@castore-ts/backend-grpc";
 import { startCastoreServe } from "@castore-ts/testing";
@@ -35,28 +35,18 @@ import {
 import { CASTORE_BIN } from "./castore-bin.js";
 import { NOISE_PIECE_BYTES, noisePieces } from "./noise.js";
 import { type BenchResult, recordBenchResults } from "./results.js";
+import { loadAverage, timeSeconds } from "./timing.js";
 
 const MiB = 1024 * 1024;
 const SIZE_MIB = Number(process.env.CASTORE_BENCH_BLOB_MIB ?? 1024);
 const PIECE = NOISE_PIECE_BYTES;
 
-async function seconds(fn: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
-
 const pieces = noisePieces();
-/** The machine's load average now (1, 5, 15 min): the host is shared, so every row says what it ran beside. */
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(1))
-    .join(" ");
 const count = SIZE_MIB / 4;
 const mib = (s: number) => SIZE_MIB / s;
 
 async function bareHash(): Promise<number> {
-  return seconds(async () => {
+  return timeSeconds(async () => {
     const h = createBlake3Hasher();
     for (let i = 0; i < count; i++) h.update(pieces(i));
     h.digest();
@@ -64,7 +54,7 @@ async function bareHash(): Promise<number> {
 }
 
 async function chunkOnly(): Promise<number> {
-  return seconds(async () => {
+  return timeSeconds(async () => {
     const chunker = new FastCdcChunker();
     let n = 0;
     for (let i = 0; i < count; i++) n += chunker.push(pieces(i)).length;
@@ -78,7 +68,7 @@ async function chunkOnly(): Promise<number> {
  * chunk and BLAKE3 of the whole blob, as ChunkedBlobWriter does them.
  */
 async function chunkAndHash(): Promise<number> {
-  return seconds(async () => {
+  return timeSeconds(async () => {
     const blob = createBlake3Hasher();
     const chunker = new FastCdcChunker();
     let n = 0;
@@ -95,12 +85,12 @@ async function chunkAndHash(): Promise<number> {
 
 async function writeRead(service: BlobService): Promise<{ write: number; read: number }> {
   let digest;
-  const write = await seconds(async () => {
+  const write = await timeSeconds(async () => {
     const writer = service.openWriter();
     for (let i = 0; i < count; i++) await writer.write(pieces(i));
     digest = (await writer.close()).digest;
   });
-  const read = await seconds(async () => {
+  const read = await timeSeconds(async () => {
     const stream = await service.read(digest!);
     let total = 0;
     for await (const part of stream!) total += part.length;
@@ -153,7 +143,7 @@ results.push({
   unit: "MiB/s",
   baseline: mib(bare),
   ratio: bare / ceiling,
-  notes: `a write's work on one core before any store (the ceiling of every write row); ${SIZE_MIB} MiB in 4 MiB pieces; load average ${load()}`,
+  notes: `a write's work on one core before any store (the ceiling of every write row); ${SIZE_MIB} MiB in 4 MiB pieces; load average ${loadAverage()}`,
 });
 
 const dir = mkdtempSync(join(tmpdir(), "castore-bench-blobs-"));
@@ -186,7 +176,7 @@ try {
             unit: "MiB/s",
             baseline: local ?? null,
             ratio: local ? mib(s) / local : null,
-            notes: `castore's gRPC client and server in one process, memory blobs behind the server; load average ${load()}`,
+            notes: `castore's gRPC client and server in one process, memory blobs behind the server; load average ${loadAverage()}`,
           });
         }
       } finally {
@@ -214,7 +204,7 @@ try {
             unit: "MiB/s",
             baseline: local ?? null,
             ratio: local ? mib(s) / local : null,
-            notes: `castore's gRPC client here, \`castore serve --store memory://\` in a process of its own (2 cores); load average ${load()}`,
+            notes: `castore's gRPC client here, \`castore serve --store memory://\` in a process of its own (2 cores); load average ${loadAverage()}`,
           });
         }
       } finally {
@@ -243,7 +233,7 @@ try {
           unit: "MiB/s",
           baseline: mib(bare),
           ratio: bare / s,
-          notes: `one blob in 4 MiB pieces; ${what === "read" ? "every chunk re-hashed, and the whole blob" : "chunked, hashed, stored"}; load average ${load()}`,
+          notes: `one blob in 4 MiB pieces; ${what === "read" ? "every chunk re-hashed, and the whole blob" : "chunked, hashed, stored"}; load average ${loadAverage()}`,
         });
       }
     } finally {

@@ -40,7 +40,6 @@
  * tree is kept while its listing is unchanged; default
  * node_modules/.cache/castore-bench of this package).
  */
-import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { gcFunction } from "@castore-ts/conformance/internal";
 import { type DirectoryService, openDirectoryService } from "@castore-ts/core";
@@ -54,7 +53,7 @@ import { startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { cachedImportedTree } from "./imported-tree-cache.js";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
-import { encodeAndHashLoop, timeSeconds } from "./timing.js";
+import { encodeAndHashLoop, loadAverage, timeSeconds } from "./timing.js";
 import { type BenchTree, deepTree, generatedTree, wideTree } from "./trees.js";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -274,9 +273,7 @@ async function benchTree(
   }
 
   const baselineRate = tree.units / best(baseline);
-  const load = loadavg()
-    .map((l) => l.toFixed(1))
-    .join(" ");
+  const load = loadAverage();
   const roundsRun = (b: Backend) => {
     const m = measured.get(b.name)!;
     const n = m.refused ? 1 : m.ingest.length;
@@ -368,11 +365,7 @@ async function benchTree(
 
 async function main(): Promise<void> {
   const started = performance.now();
-  console.log(
-    `castore cross-backend benchmark; ${MACHINE}; load average ${loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")}`,
-  );
+  console.log(`castore cross-backend benchmark; ${MACHINE}; load average ${loadAverage()}`);
   const environment = await BenchEnvironment.start(ONLY);
   const failures: string[] = [...environment.problems];
   for (const p of environment.problems) console.error(`   ${p}`);

@@ -11,13 +11,14 @@
  * BLAKE3, no walk, no directories, no store.
  */
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { blake3, openDirectoryService } from "@castore-ts/core";
 import "@castore-ts/backend-memory";
 import "@castore-ts/backend-lmdb";
 import { importTree } from "@castore-ts/cli";
 import { recordBenchResults, type BenchResult } from "./results.js";
+import { loadAverage } from "./timing.js";
 
 const FILES = Number(process.env.CASTORE_IMPORT_BENCH_FILES ?? 20_000);
 const ROUNDS = Number(process.env.CASTORE_IMPORT_BENCH_ROUNDS ?? 3);
@@ -93,9 +94,7 @@ async function main(): Promise<void> {
         notes:
           `importTree of ${FILES} files (0-4 KiB, ${(bytes / 2 ** 20).toFixed(1)} MiB) in ${FILES / PER_DIRECTORY} directories, page cache warm; ` +
           `${backend === "memory" ? "memory://" : "lmdb:// in the temporary directory, a fresh store per round"}; best of ${ROUNDS} rounds; ` +
-          `baseline: bare readFileSync + BLAKE3 loop over the same files, same run (best of ${ROUNDS}); load average ${loadavg()
-            .map((l) => l.toFixed(1))
-            .join(" ")}`,
+          `baseline: bare readFileSync + BLAKE3 loop over the same files, same run (best of ${ROUNDS}); load average ${loadAverage()}`,
       });
     }
     recordBenchResults(results);

@@ -29,7 +29,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gcFunction } from "@castore-ts/conformance/internal";
@@ -53,7 +53,7 @@ import { createDirectoryServiceServer } from "@castore-ts/backend-grpc";
 import { startCastoreServe, startS3TestServer } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
-import { encodeAndHashLoop } from "./timing.js";
+import { encodeAndHashLoop, loadAverage } from "./timing.js";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const CHAIN = env("CASTORE_BENCH_CHAIN", 20_000);
@@ -149,10 +149,6 @@ async function measureTarget(t: Target, chain: Tree, wide: Tree): Promise<BenchR
   console.log(`\n== ${t.name}: ${t.setup}`);
   const service = await openDirectoryService(t.url);
   const results: BenchResult[] = [];
-  const load = () =>
-    loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ");
   try {
     await upload(service, chain);
     await upload(service, wide);
@@ -185,7 +181,7 @@ async function measureTarget(t: Target, chain: Tree, wide: Tree): Promise<BenchR
     console.log(`   warm get per call: ${spread(get)}; small upload: ${spread(put)}`);
     const notes = (what: string, xs: number[]) =>
       `${what}; ${CALLS} sequential calls a round, best of ${ROUNDS} rounds (µs per call: ${spread(xs)}); ${t.setup}; ` +
-      `baseline: bare encodeDirectory + BLAKE3 of the same directories, same run; ${MACHINE}, load average ${load()}`;
+      `baseline: bare encodeDirectory + BLAKE3 of the same directories, same run; ${MACHINE}, load average ${loadAverage()}`;
     results.push(
       benchResult(
         `per-call: ${t.name} warm get`,
@@ -225,7 +221,7 @@ async function measureTarget(t: Target, chain: Tree, wide: Tree): Promise<BenchR
           "calls/s",
           1 / best(bareGet),
           `openDirectoryService(url) + one get, ${CONNECTS * ROUNDS} times, best kept (median ${micros(median(first))}); ` +
-            `${t.setup}; baseline: bare encodeDirectory + BLAKE3 of the directory; ${MACHINE}, load average ${load()}`,
+            `${t.setup}; baseline: bare encodeDirectory + BLAKE3 of the directory; ${MACHINE}, load average ${loadAverage()}`,
         ),
       );
     }
@@ -252,7 +248,7 @@ async function measureTarget(t: Target, chain: Tree, wide: Tree): Promise<BenchR
         `a chain of ${CHAIN} directories against a wide tree of as many (one root, ${CHAIN - 1} leaves), one file each, ` +
           `on one warm store; ratio: chain rate / wide rate (1: a level costs what a directory costs); best of ${ROUNDS} ` +
           `interleaved rounds (chain ${chainSeconds.map(rate).join(", ")}; wide ${wideSeconds.map(rate).join(", ")} directories/s); ` +
-          `${t.setup}; ${MACHINE}, load average ${load()}`,
+          `${t.setup}; ${MACHINE}, load average ${loadAverage()}`,
       ),
     );
   } finally {

@@ -10,7 +10,7 @@
  * Run: pnpm bench sync (root), or node dist/sync.js here.
  */
 import { rm } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mkdtempSync } from "node:fs";
 import {
@@ -33,6 +33,7 @@ import { generateTree } from "@castore-ts/conformance";
 import { startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { recordBenchResults, type BenchResult } from "./results.js";
+import { loadAverage, timeSeconds } from "./timing.js";
 
 const DIRECTORIES = Number(process.env.CASTORE_BENCH_SYNC_DIRECTORIES ?? 100_000);
 
@@ -78,18 +79,8 @@ function editOnePath(directories: Directory[]): Directory[] {
   }
 }
 
-async function seconds(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return (performance.now() - start) / 1000;
-}
-
 const scratch = mkdtempSync(join(tmpdir(), "castore-bench-sync-"));
 const results: BenchResult[] = [];
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(1))
-    .join(" ");
 try {
   const tree = generateTree({ directories: DIRECTORIES, seed: 10 });
   const src = await openDirectoryService(`lmdb://${join(scratch, "src")}`);
@@ -110,17 +101,17 @@ try {
       const side = (directories: DirectoryService) => ({ directories });
       let full = 0;
       let incremental = 0;
-      const fullSeconds = await seconds(async () => {
+      const fullSeconds = await timeSeconds(async () => {
         full = (await syncRoots(side(src), side(dst), [{ digest: tree.root }])).directoriesSent;
       });
       // Before it: the two ways to learn what the destination lacks of the new tree (spec §3.5).
       const childrenOf = (d: Digest) => byHex.get(d.hex)?.directories.map((c) => c.digest) ?? [];
       let lacking = 0;
-      const topDownSeconds = await seconds(async () => {
+      const topDownSeconds = await timeSeconds(async () => {
         lacking = (await missingTopDown(dst, editedRoot, childrenOf)).size;
       });
       const everyDigest = [...byHex.keys()].map((hex) => Digest.parse(hex));
-      const allAtOnceSeconds = await seconds(() => hasDirectories(dst, everyDigest));
+      const allAtOnceSeconds = await timeSeconds(() => hasDirectories(dst, everyDigest));
       results.push({
         name: `sync: what a store holding all but one changed path lacks, top down vs every digest in one question (${target})`,
         value: topDownSeconds,
@@ -130,9 +121,9 @@ try {
         notes:
           `missingTopDown (one has per level, nothing below a stored directory: found ${lacking} missing) vs ` +
           `has() of all ${everyDigest.length} digests of the new tree (${everyDigest.length * 34} bytes of digests in the question) ` +
-          `against ${target === "grpc" ? "castore serve --store lmdb:// over loopback" : "a local lmdb store"}; ratio = speed-up; load average ${load()}`,
+          `against ${target === "grpc" ? "castore serve --store lmdb:// over loopback" : "a local lmdb store"}; ratio = speed-up; load average ${loadAverage()}`,
       });
-      const incrementalSeconds = await seconds(async () => {
+      const incrementalSeconds = await timeSeconds(async () => {
         incremental = (await syncRoots(side(src), side(dst), [{ digest: editedRoot }])).directoriesSent;
       });
       if (full !== DIRECTORIES || incremental !== editedPath.length)
@@ -153,7 +144,7 @@ try {
           `generateTree({ directories: ${DIRECTORIES}, seed: 10 }) in lmdb (${(tree.encodedBytes / 2 ** 20).toFixed(1)} MiB encoded), ` +
           `synced into ${where}: full sync ${fullSeconds.toFixed(2)} s sending ${full} directories; then one file added to one leaf ` +
           `(${editedPath.length} new directories, root to that leaf), synced in ${incrementalSeconds.toFixed(3)} s sending ${incremental}; ` +
-          `ratio = speed-up; both read the source's whole closure; directories only; ${tmpdir()}; load average ${load()}`,
+          `ratio = speed-up; both read the source's whole closure; directories only; ${tmpdir()}; load average ${loadAverage()}`,
       });
     } finally {
       await dst.close();

@@ -33,10 +33,11 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { recordBenchResults, type BenchResult } from "./results.js";
+import { loadAverage } from "./timing.js";
 
 const SOURCE = process.env.CASTORE_TREES_BENCH_SOURCE ?? "/usr/share";
 const MAX_MIB = process.env.CASTORE_TREES_BENCH_MAX_MIB ? Number(process.env.CASTORE_TREES_BENCH_MAX_MIB) : undefined;
@@ -198,9 +199,7 @@ function measureTree(label: string, tree: string, describe: string, work: string
   });
   for (let r = 0; r < ROUNDS; r++) rmSync(join(work, `${label}-lmdb-${r}`), { recursive: true, force: true });
 
-  const load = loadavg()
-    .map((l) => l.toFixed(1))
-    .join(" ");
+  const load = loadAverage();
   const common = `${describe}: ${files.length} files, ${mib.toFixed(1)} MiB; whole processes, wall clock, page cache warm, best of ${ROUNDS}; load average ${load}`;
   const rate = (seconds: number) => mib / seconds;
   const result = (name: string, value: number, baseline: number, notes: string): BenchResult => ({
