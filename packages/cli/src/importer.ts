@@ -139,11 +139,13 @@ export const DEFAULT_SPOOL_MEMORY_BYTES = 64 * 1024 * 1024;
  */
 export const DEFAULT_READ_THREADS = Math.min(2, availableParallelism());
 /**
- * Files being read by the read threads at once: enough to keep both busy
- * between batches; their bytes (at most WHOLE_MAX each) are the bound on
- * memory besides the BlobUploader's.
+ * Files being read by the read threads at once: two batches of the pool's
+ * (64 files), so both threads are busy at once (at 64, one batch was in
+ * flight at a time: 20 000 small files imported in 2.1 s instead of 2.0 s,
+ * /usr/share in 8.5 s instead of 7.7 s); their bytes (at most WHOLE_MAX
+ * each) are the bound on memory besides the BlobUploader's.
  */
-const POOL_IN_FLIGHT = 64;
+const POOL_IN_FLIGHT = 128;
 /**
  * Blob writes at once (a batch of small files sent by one putMany counts
  * as one). Many: a blob's write is mostly waiting (a remote store answers

@@ -5,20 +5,38 @@
  */
 import { Command, Option, CommanderError } from "commander";
 import { knownSchemes } from "@castore-ts/core";
-import { catCommand } from "./commands/cat.js";
-import { conformanceCommand } from "./commands/conformance.js";
-import { exportCommand } from "./commands/export.js";
-import { gcCommand } from "./commands/gc.js";
-import { getCommand } from "./commands/get.js";
-import { importCommand } from "./commands/import.js";
-import { lsCommand } from "./commands/ls.js";
-import { refCommand } from "./commands/ref.js";
-import { serveCommand } from "./commands/serve.js";
-import { syncCommand } from "./commands/sync.js";
-import { verifyCommand } from "./commands/verify.js";
-import { DEFAULT_STORE } from "./stores.js";
+import { DEFAULT_STORE, loadAllBackends } from "./stores.js";
 
-export function createProgram(): Command {
+/**
+ * Every command by name, each loaded only when it runs: a command's module
+ * brings its libraries (serve: the gRPC server and the web viewer;
+ * conformance: the suite), and a short command should not pay for all of
+ * them at start.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import("./commands/serve.js")).serveCommand(),
+  import: async () => (await import("./commands/import.js")).importCommand(),
+  ls: async () => (await import("./commands/ls.js")).lsCommand(),
+  get: async () => (await import("./commands/get.js")).getCommand(),
+  cat: async () => (await import("./commands/cat.js")).catCommand(),
+  export: async () => (await import("./commands/export.js")).exportCommand(),
+  conformance: async () => (await import("./commands/conformance.js")).conformanceCommand(),
+  verify: async () => (await import("./commands/verify.js")).verifyCommand(),
+  ref: async () => (await import("./commands/ref.js")).refCommand(),
+  gc: async () => (await import("./commands/gc.js")).gcCommand(),
+  sync: async () => (await import("./commands/sync.js")).syncCommand(),
+};
+
+/**
+ * The program with the named commands (default: all of them, and every
+ * backend, so that --help lists every command and store URL).
+ */
+export async function createProgram(names: string[] = Object.keys(COMMANDS)): Promise<Command> {
+  const all = names.length === Object.keys(COMMANDS).length;
+  const [commands] = await Promise.all([
+    Promise.all(names.map((name) => COMMANDS[name]!())),
+    all ? loadAllBackends() : undefined,
+  ]);
   const program = new Command("castore")
     .description("Content-addressed Merkle directory trees (tvix/snix castore compatible)")
     .addOption(
@@ -34,28 +52,25 @@ export function createProgram(): Command {
         .map((s) => `  ${s.example}`)
         .join("\n")}\n`,
     );
-  for (const cmd of [
-    serveCommand(),
-    importCommand(),
-    lsCommand(),
-    getCommand(),
-    catCommand(),
-    exportCommand(),
-    conformanceCommand(),
-    verifyCommand(),
-    refCommand(),
-    gcCommand(),
-    syncCommand(),
-  ]) {
-    program.addCommand(cmd);
-  }
+  for (const cmd of commands) program.addCommand(cmd);
   return program;
 }
 
+/**
+ * The command argv names: its first word that is a command's name (the
+ * global option's values are log levels, never command names). None (no
+ * arguments, `help`, --help, a misspelt command): all of them, so that
+ * commander prints the whole usage.
+ */
+function commandsNamed(argv: string[]): string[] | undefined {
+  const name = argv.find((a) => Object.hasOwn(COMMANDS, a));
+  return name === undefined ? undefined : [name];
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const program = createProgram().exitOverride();
-  for (const cmd of program.commands) cmd.exitOverride();
   try {
+    const program = (await createProgram(commandsNamed(argv))).exitOverride();
+    for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {

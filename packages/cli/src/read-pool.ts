@@ -133,6 +133,7 @@ export class ReadPool {
   private pending: { path: Buffer; waiting: Waiting }[] = [];
   private scheduled = false;
   private nextId = 0;
+  private lastTarget = -1;
   private failure: unknown;
   /**
    * Whether a worker is ready. A worker takes a while to start (a thread,
@@ -204,9 +205,15 @@ export class ReadPool {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    // The ready worker with the fewest files queued; on a tie, the one after the last sent to (always the
+    // first starved the second whenever one batch was in flight at a time).
     let target: PoolWorker | undefined;
-    for (const w of this.workers) if (w.ready && (!target || w.queued < target.queued)) target = w;
+    for (let k = 1; k <= this.workers.length; k++) {
+      const w = this.workers[(this.lastTarget + k) % this.workers.length]!;
+      if (w.ready && (!target || w.queued < target.queued)) target = w;
+    }
     if (!target) throw new Error("ReadPool.read() called before a worker was ready");
+    this.lastTarget = this.workers.indexOf(target);
     const id = this.nextId++;
     target.batches.set(
       id,

@@ -7,13 +7,12 @@ import {
   ValidationError,
   directorySize,
   makeDirectoryNode,
-  openBlobService,
   redactUrl,
   traverseTo,
   type RootArgument,
 } from "@castore-ts/core";
 import { NAMES_HELP, escapeName, unescapeName } from "../names.js";
-import { DEFAULT_STORE, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobs, openStore } from "../stores.js";
 import { parseRoot, resolveRoot } from "../roots.js";
 
 /** `START-END` (inclusive, as HTTP and curl -r count) or `START-` (to the end). */
@@ -42,7 +41,7 @@ export function catCommand(): Command {
     .action(async (root: RootArgument, path: string | undefined, opts) => {
       const digest = await resolveRoot(root, opts.store);
       const blobDigest = path === undefined ? digest : await fileBelow(opts.store, digest, unescapeName(path));
-      const blobs = await openBlobService(opts.store);
+      const blobs = await openBlobs(opts.store);
       try {
         const stream = await blobs.read(blobDigest, opts.range ?? {});
         if (!stream) throw new NotFoundError(`blob ${blobDigest} not found in ${redactUrl(opts.store)}`);

@@ -1,8 +1,8 @@
 import { Command, Option } from "commander";
-import { openBlobService, type RootArgument } from "@castore-ts/core";
+import type { RootArgument } from "@castore-ts/core";
 import { exportTree } from "../exporter.js";
 import { createProgress } from "../progress.js";
-import { DEFAULT_STORE, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobs, openStore } from "../stores.js";
 import { positiveInt } from "./options.js";
 import { parseRoot, resolveRoot, ROOT_ARGUMENT_HELP } from "../roots.js";
 
@@ -27,7 +27,7 @@ export function exportCommand(): Command {
       const interrupt = () => controller.abort(new Error("interrupted"));
       process.once("SIGINT", interrupt);
       process.once("SIGTERM", interrupt);
-      const [directories, blobs] = await Promise.all([openStore(opts.store), openBlobService(opts.store)]);
+      const [directories, blobs] = await Promise.all([openStore(opts.store), openBlobs(opts.store)]);
       // A bar on a terminal, a line every few seconds otherwise; redrawn at most every PROGRESS_INTERVAL_MS.
       const progress = createProgress("export", { enabled: opts.progress });
       let shownAt = -Infinity;

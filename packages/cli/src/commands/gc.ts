@@ -5,12 +5,11 @@ import {
   DEFAULT_GRACE_MS,
   type Digest,
   type ObjectKind,
-  openGarbageCollector,
   type RootArgument,
 } from "@castore-ts/core";
 import { createProgress, humanBytes } from "../progress.js";
 import { parseRoot, resolveRoot } from "../roots.js";
-import { DEFAULT_STORE } from "../stores.js";
+import { DEFAULT_STORE, openCollector } from "../stores.js";
 import { parseDuration } from "./options.js";
 
 const GC_HELP = `
@@ -80,7 +79,7 @@ export function gcCommand(): Command {
     .action(async (opts) => {
       const keep: Digest[] = [];
       for (const root of opts.keep as RootArgument[]) keep.push(await resolveRoot(root, opts.store));
-      const collector = await openGarbageCollector(opts.store);
+      const collector = await openCollector(opts.store);
       const progress = createProgress(opts.dryRun ? "gc (dry run)" : "gc", { enabled: opts.progress });
       try {
         const report = await collector.collect({

@@ -4,7 +4,6 @@ import {
   type Digest,
   type DirectoryService,
   NotFoundError,
-  openBlobService,
   RefService,
   redactUrl,
 } from "@castore-ts/core";
@@ -16,7 +15,7 @@ import {
   importTree,
 } from "../importer.js";
 import { createProgress, humanBytes } from "../progress.js";
-import { DEFAULT_STORE, openBlobsIfAny, openRefsIfAny, openStore } from "../stores.js";
+import { DEFAULT_STORE, openBlobs, openBlobsIfAny, openRefsIfAny, openStore } from "../stores.js";
 import { parseRefName } from "../roots.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
 
@@ -81,7 +80,7 @@ export function importCommand(): Command {
     .action(async (path: string, opts) => {
       const service = await openStore(opts.store);
       const blobs = opts.contents
-        ? await openBlobService(opts.store).catch(async (e: unknown) => {
+        ? await openBlobs(opts.store).catch(async (e: unknown) => {
             await service.close();
             throw e;
           })

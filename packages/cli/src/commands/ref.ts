@@ -1,6 +1,6 @@
 import { Command, Option } from "commander";
-import { type Digest, NotFoundError, openRefService, redactUrl, type RefService } from "@castore-ts/core";
-import { DEFAULT_STORE } from "../stores.js";
+import { type Digest, NotFoundError, redactUrl, type RefService } from "@castore-ts/core";
+import { DEFAULT_STORE, openRefs } from "../stores.js";
 import { parseDigest } from "./options.js";
 import { parseRefName } from "../roots.js";
 
@@ -32,7 +32,7 @@ const EXPECT_HELP =
   "otherwise fail, saying what it holds";
 
 async function withRefs<T>(url: string, fn: (refs: RefService) => Promise<T>): Promise<T> {
-  const refs = await openRefService(url);
+  const refs = await openRefs(url);
   try {
     return await fn(refs);
   } finally {

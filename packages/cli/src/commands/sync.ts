@@ -1,15 +1,8 @@
 import { Argument, Command } from "commander";
-import {
-  knownRefSchemes,
-  openRefService,
-  parseStoreUrl,
-  redactUrl,
-  type RootArgument,
-  schemeOf,
-} from "@castore-ts/core";
+import { redactUrl, type RootArgument } from "@castore-ts/core";
 import { createProgress, humanBytes } from "../progress.js";
 import { parseRoot, resolveRoot } from "../roots.js";
-import { openBlobsIfAny, openRefStoreIfAny, openStore } from "../stores.js";
+import { openBlobsIfAny, openRefServiceIfAny, openRefStoreIfAny, openStore } from "../stores.js";
 import { type SyncCounts, type SyncRoot, type SyncSide, syncRoots } from "../sync.js";
 import { positiveInt } from "./options.js";
 
@@ -51,8 +44,7 @@ function summary(c: SyncCounts): string {
 }
 
 async function openSide(url: string, withRefs: boolean): Promise<SyncSide> {
-  const refs =
-    withRefs && knownRefSchemes().includes(schemeOf(parseStoreUrl(url))) ? await openRefService(url) : undefined;
+  const refs = withRefs ? await openRefServiceIfAny(url) : undefined;
   return { directories: await openStore(url), blobs: await openBlobsIfAny(url), refs };
 }
 

@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
-import { openBlobService, redactUrl, type Digest } from "@castore-ts/core";
+import { redactUrl, type Digest } from "@castore-ts/core";
 import { createProgress } from "../progress.js";
-import { openStore } from "../stores.js";
+import { openBlobs, openStore } from "../stores.js";
 import { repairFrom } from "../repair.js";
 import {
   type Problem,
@@ -58,7 +58,7 @@ export function verifyCommand(): Command {
       }
       const checkBlobs = Boolean(opts.blobs || opts.rehash);
       const blobs = checkBlobs
-        ? await openBlobService(url).catch(async (e: unknown) => {
+        ? await openBlobs(url).catch(async (e: unknown) => {
             await service.close();
             throw e;
           })
