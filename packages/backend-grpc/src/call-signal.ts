@@ -9,11 +9,15 @@
  * (issue 14 measured 40 MiB; AbortSignal.any() alone here, 53 MiB). Here
  * each source gets one 'abort' listener, removed by end() (or once this
  * signal aborts), so the shutdown signal holds a listener per running call
- * and nothing per finished one.
+ * and nothing per finished one. A source that is an event rather than a
+ * signal (a stream's close, a timer) calls abort() itself: no
+ * AbortController of its own.
  */
 export class CallSignal {
   private readonly controller = new AbortController();
   private readonly detachers: (() => void)[] = [];
+  /** end() was called: nothing aborts this signal any more. */
+  private ended = false;
 
   get signal(): AbortSignal {
     return this.controller.signal;
@@ -21,7 +25,7 @@ export class CallSignal {
 
   /** Aborts this signal when `source` aborts, with its reason, until end(). */
   follow(source: AbortSignal): this {
-    if (this.controller.signal.aborted) return this;
+    if (this.controller.signal.aborted || this.ended) return this;
     if (source.aborted) {
       this.abort(source.reason);
       return this;
@@ -32,13 +36,15 @@ export class CallSignal {
     return this;
   }
 
+  /** Aborts this signal with `reason`, unless it is aborted or ended already. */
   abort(reason: unknown): void {
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    if (!this.controller.signal.aborted && !this.ended) this.controller.abort(reason);
     this.end();
   }
 
-  /** The call is over: stop listening to the sources (the signal stays as it is). */
+  /** The call is over: stop listening to the sources, and ignore later aborts (the signal stays as it is). */
   end(): void {
+    this.ended = true;
     for (const detach of this.detachers.splice(0)) detach();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The server's side of a call's HTTP/2 stream, on node's compat request and
  * response, without connect-node's universal adapters (see
- * grpc-call-handler.ts for why): a request header's value, a signal for a
+ * grpc-call-handler.ts for why): a request header's value, the reason of a
  * stream that closes before its response is complete, and the response
  * writer (headers after the first chunk of the body, each chunk written as
  * it comes with 'drain' as the backpressure, then the trailers).
@@ -17,19 +17,21 @@ export function headerValue(req: http2.Http2ServerRequest, name: string): string
 }
 
 /**
- * Aborted when the stream closes before the response was complete: with the
- * status its reset code maps to (CANCEL → CANCELLED, REFUSED_STREAM →
- * UNAVAILABLE, …, as connect-node maps them), else CANCELLED. A stream that
- * closes after its response aborts nothing: no signal work per finished call.
+ * Calls `abort` when the stream closes before the response was complete:
+ * with the status its reset code maps to (CANCEL → CANCELLED,
+ * REFUSED_STREAM → UNAVAILABLE, …, as connect-node maps them), else
+ * CANCELLED. A stream that closes after its response aborts nothing.
  */
-export function streamClosedSignal(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): AbortSignal {
-  const controller = new AbortController();
+export function onStreamClosed(
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  abort: (reason: ConnectError) => void,
+): void {
   req.once("close", () => {
     const reset = errorOfResetCode(req.stream.rstCode);
-    if (reset) controller.abort(reset);
-    else if (!res.writableEnded) controller.abort(new ConnectError("the stream closed", Code.Canceled));
+    if (reset) abort(reset);
+    else if (!res.writableEnded) abort(new ConnectError("the stream closed", Code.Canceled));
   });
-  return controller.signal;
 }
 
 /** The status of an HTTP/2 reset code (STREAM_CLOSED and NO_ERROR: none), as connect-node maps them. */
