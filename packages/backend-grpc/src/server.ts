@@ -6,6 +6,7 @@
  * BlobService under both names beside it, so any gRPC client (grpc-go,
  * tonic, grpcio, @grpc/grpc-js, connect-es) can call it.
  */
+import { setMaxListeners } from "node:events";
 import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
@@ -164,6 +165,9 @@ export function createDirectoryServiceServer(
     throw new RangeError(`connectionIdleTimeoutMs must be a non-negative integer, got ${connectionIdleTimeoutMs}`);
   }
   const shutdown = new AbortController();
+  // Every running call listens to it (CallSignal: one listener per call, removed when the call ends), so more than
+  // Node's default of 10 is the normal case, not a leak: no MaxListenersExceededWarning on the server's stderr.
+  setMaxListeners(0, shutdown.signal);
   const metrics =
     options.metrics === undefined
       ? undefined
@@ -202,6 +206,7 @@ export function createDirectoryServiceServer(
   const handler = createCallHandler(routes, directoryOptions);
   // grpc.health.v1.Health (unauthenticated: probes send no credentials, and it tells only a status).
   const healthShutdown = new AbortController();
+  setMaxListeners(0, healthShutdown.signal); // one listener per Watch call, as above
   const opsHandler = connectNodeAdapter({
     grpc: true,
     connect: false,
