@@ -19,7 +19,7 @@ import {
   openDirectoryService,
 } from "@castore-ts/core";
 import { MemoryBlobStore } from "@castore-ts/backend-memory";
-import { getFreePort, runCastore, startCastoreServe } from "@castore-ts/testing";
+import { getFreePort, runCastore, scrapeMetric, startCastoreServe } from "@castore-ts/testing";
 import { importTree } from "./importer.js";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
@@ -121,11 +121,7 @@ describe("import sends only what the store lacks", () => {
       "--metrics-listen",
       `127.0.0.1:${port}`,
     ]);
-    const received = async () => {
-      const text = await (await fetch(metricsUrl)).text();
-      const m = /^castore_blob_received_bytes_total (\d+)/m.exec(text);
-      return Number(m?.[1] ?? 0);
-    };
+    const received = () => scrapeMetric(metricsUrl, "castore_blob_received_bytes_total");
     try {
       const first = await runCastore(CASTORE_CLI, ["import", tree, "--store", server.url, "--no-progress"]);
       expect(first.code, first.stderr.toString()).toBe(0);

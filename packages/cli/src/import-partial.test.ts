@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getFreePort, runCastore, startCastoreServe } from "@castore-ts/testing";
+import { getFreePort, runCastore, scrapeMetric, startCastoreServe } from "@castore-ts/testing";
 import { openBlobService, openDirectoryService } from "@castore-ts/core";
 import "@castore-ts/backend-memory";
 import { importTree } from "./importer.js";
@@ -75,14 +75,7 @@ describe("re-import through castore serve", () => {
       "--metrics-listen",
       `127.0.0.1:${port}`,
     ]);
-    const metric = async (name: string, labels = "") => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      let total = 0;
-      for (const line of text.split("\n"))
-        if (line.startsWith(name) && line.includes(labels) && !line.startsWith("#"))
-          total += Number(line.split(" ").pop());
-      return total;
-    };
+    const metric = (name: string) => scrapeMetric(`http://127.0.0.1:${port}/metrics`, name);
     const counters = async () => ({
       bytes: await metric("castore_grpc_server_received_bytes_total"),
       directories: await metric("castore_directories_received_total"),

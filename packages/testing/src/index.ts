@@ -42,3 +42,4 @@ export {
 } from "./raw-grpc.js";
 export { type Fault, FaultProxy, type FaultProxyOptions, type ProxiedRequest, everyThirdFails } from "./fault-proxy.js";
 export { waitFor } from "./wait.js";
+export { scrapeMetric } from "./metrics.js";
