@@ -94,16 +94,20 @@ export async function openBlobsIfAny(url: string): Promise<BlobService | undefin
   return knownBlobSchemes().includes(schemeOf(parseStoreUrl(url))) ? openBlobService(url) : undefined;
 }
 
+/** Whether the store's scheme keeps refs, its backend loaded. */
+async function keepsRefs(url: string): Promise<boolean> {
+  await loadBackendsFor(url);
+  return knownRefSchemes().includes(schemeOf(parseStoreUrl(url)));
+}
+
 /** The store's ref store, or undefined when its scheme keeps no refs (yet). */
 export async function openRefStoreIfAny(url: string): Promise<RefStore | undefined> {
-  await loadBackendsFor(url);
-  return knownRefSchemes().includes(schemeOf(parseStoreUrl(url))) ? openRefStore(url) : undefined;
+  return (await keepsRefs(url)) ? openRefStore(url) : undefined;
 }
 
 /** The store's refs as a RefService, or undefined when its scheme keeps none. */
 export async function openRefServiceIfAny(url: string): Promise<RefService | undefined> {
-  await loadBackendsFor(url);
-  return knownRefSchemes().includes(schemeOf(parseStoreUrl(url))) ? openRefService(url) : undefined;
+  return (await keepsRefs(url)) ? openRefService(url) : undefined;
 }
 
 /**
@@ -112,6 +116,5 @@ export async function openRefServiceIfAny(url: string): Promise<RefService | und
  * when its scheme keeps no refs.
  */
 export async function openRefsIfAny(url: string): Promise<OpenedRefStore | undefined> {
-  await loadBackendsFor(url);
-  return knownRefSchemes().includes(schemeOf(parseStoreUrl(url))) ? openRefStoreWithProtect(url) : undefined;
+  return (await keepsRefs(url)) ? openRefStoreWithProtect(url) : undefined;
 }
