@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeDirectoryService } from "@castore-ts/conformance/vitest";
-import { ChunkedBlobService, InProcessCollector, protectClosure, RefService } from "@castore-ts/core";
+import { ChunkedBlobService, RefService } from "@castore-ts/core";
 import {
   LMDB_CHUNK_PUTS_IN_FLIGHT,
   LmdbBlobStore,
   LmdbDirectoryService,
   LmdbRefStore,
-  openLmdbGcParts,
+  openLmdbCollector,
 } from "./index.js";
 
 describeDirectoryService({
@@ -20,20 +20,16 @@ describeDirectoryService({
     const service = await LmdbDirectoryService.open(path);
     const blobStore = LmdbBlobStore.open(path);
     const blobs = new ChunkedBlobService(blobStore, { putParallelism: LMDB_CHUNK_PUTS_IN_FLIGHT });
-    const parts = openLmdbGcParts(path);
     const refStore = LmdbRefStore.open(path);
-    const refs = new RefService(refStore, service, blobs, {
-      protect: (root, opts) => protectClosure(parts, root, opts),
-    });
-    const { objects, directories } = parts;
-    const gc = new InProcessCollector({ objects, directories, blobs: parts.blobs, refs: refStore });
+    const refs = new RefService(refStore, service, blobs);
+    const gc = openLmdbCollector(path);
     return {
       service,
       blobs,
       refs,
       gc,
       teardown: async () => {
-        await Promise.all([service.close(), blobs.close(), refs.close(), gc.close(), parts.close()]);
+        await Promise.all([service.close(), blobs.close(), refs.close(), gc.close()]);
         rmSync(dir, { recursive: true, force: true });
       },
       // Bad bytes written straight through lmdb, replacing what is stored.

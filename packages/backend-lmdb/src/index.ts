@@ -13,7 +13,8 @@ import {
   registerRefStoreScheme,
 } from "@castore-ts/core";
 import { LMDB_CHUNK_PUTS_IN_FLIGHT, LmdbBlobStore } from "./lmdb-blob-store.js";
-import { openLmdbCollectorUrl, openLmdbRefsUrl } from "./lmdb-gc.js";
+import { openLmdbCollectorUrl } from "./lmdb-gc.js";
+import { LmdbRefStore } from "./lmdb-ref-store.js";
 import { LmdbDirectoryService } from "./lmdb-service.js";
 import { LMDB_URL_EXAMPLE } from "./lmdb-url.js";
 
@@ -23,13 +24,8 @@ export { LmdbBlobStore, BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB, LMDB_CHUNK_PUTS_IN_FL
 export { LmdbRefStore, REFS_DB } from "./lmdb-ref-store.js";
 export { LmdbCollectableStore } from "./lmdb-collectable.js";
 export { USED_DB } from "./lmdb-used.js";
-export {
-  openLmdbCollector,
-  openLmdbCollectorUrl,
-  openLmdbGcParts,
-  openLmdbRefsUrl,
-  type LmdbGcParts,
-} from "./lmdb-gc.js";
+export { openLmdbCollector, openLmdbCollectorUrl } from "./lmdb-gc.js";
+export { openLmdbGcParts, type LmdbGcParts } from "./lmdb-gc-parts.js";
 export { parseLmdbUrl, LMDB_URL_EXAMPLE, type LmdbStoreOptions, type LmdbUrl } from "./lmdb-url.js";
 
 registerDirectoryServiceScheme("lmdb", LMDB_URL_EXAMPLE, (url, opts) =>
@@ -39,5 +35,5 @@ registerBlobServiceScheme(
   "lmdb",
   (url) => new ChunkedBlobService(LmdbBlobStore.openUrl(url), { putParallelism: LMDB_CHUNK_PUTS_IN_FLIGHT }),
 );
-registerRefStoreScheme("lmdb", (url) => openLmdbRefsUrl(url));
+registerRefStoreScheme("lmdb", (url) => LmdbRefStore.openUrl(url));
 registerCollectorScheme("lmdb", (url) => openLmdbCollectorUrl(url));

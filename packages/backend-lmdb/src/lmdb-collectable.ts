@@ -28,11 +28,11 @@ import { BLOB_CHUNKS_DB, BLOB_MANIFESTS_DB, touchBlob } from "./lmdb-blob-store.
 import { openLmdbEnv } from "./lmdb-env.js";
 import { DIRECTORIES_DB } from "./lmdb-store.js";
 import {
+  countCollectionIn,
   issueUsedAt,
   markUsed,
   readUsed,
   storedSize,
-  storeNow,
   touchStored,
   usedKey,
   USED_DB,
@@ -77,14 +77,16 @@ export class LmdbCollectableStore implements CollectableStore {
   }
 
   /**
-   * The store's clock (lmdb-used.ts): strictly after every usedAt committed
-   * so far by any process, so that with no grace everything written before
-   * the collection started is old to it.
+   * Counts a collection in and answers the store's clock (lmdb-used.ts), in
+   * one write transaction: LMDB has one writer at a time across processes,
+   * so every write committed before it (by any process) is older than the
+   * answer, with no grace old to the collection, and visible to its
+   * listings; every write after it is younger; and a ref set that read the
+   * count before sees it moved (core's fencedSet).
    */
-  async now(): Promise<number> {
+  async startCollection(): Promise<number> {
     if (this.closing) throw new BackendError(this.backend, "store is closed");
-    this.env.resetReadTxn();
-    return storeNow(this.used);
+    return this.used.childTransaction(() => countCollectionIn(this.used));
   }
 
   /**

@@ -14,13 +14,12 @@ import {
   makeFileNode,
   openGarbageCollector,
   openRefService,
-  protectClosure,
   RefService,
   type Directory,
   type ObjectKind,
 } from "@castore-ts/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { LmdbBlobStore, LmdbDirectoryService, LmdbRefStore, openLmdbGcParts, type LmdbGcParts } from "./index.js";
+import { LmdbBlobStore, LmdbDirectoryService, LmdbRefStore, type LmdbGcParts } from "./index.js";
 
 /** Small chunks, so that a few KiB make a blob of several chunks. */
 const CHUNKING = { minSize: 64, avgSize: 256, maxSize: 1024 };
@@ -36,18 +35,16 @@ async function openStore() {
   const directories = await LmdbDirectoryService.open(path);
   const blobStore = LmdbBlobStore.open(path);
   const blobs = new ChunkedBlobService(blobStore, { chunking: CHUNKING });
-  const parts: LmdbGcParts = openLmdbGcParts(path);
   const refStore = LmdbRefStore.open(path);
-  const refs = new RefService(refStore, directories, blobs, {
-    protect: (root, opts) => protectClosure(parts, root, opts),
-  });
+  const parts: LmdbGcParts = refStore.parts;
+  const refs = new RefService(refStore, directories, blobs);
   const gc = new InProcessCollector({
     objects: parts.objects,
     directories: parts.directories,
     blobs: parts.blobs,
     refs: refStore,
   });
-  opened.push(directories, blobs, refs, parts);
+  opened.push(directories, blobs, refs);
   return { directories, blobStore, blobs, parts, refs, gc };
 }
 type Store = Awaited<ReturnType<typeof openStore>>;
@@ -313,6 +310,48 @@ describe("LMDB garbage collection", () => {
     const second = await store.gc.collect({ graceMs: 0 });
     expect(second.deleted.directory).toBe(tree.directories.length);
     expect(second.deleted.blob).toBe(tree.blobs.size);
+  });
+
+  it("a ref set that a collection starts in the middle of protects the tree again before writing the ref (fenced)", async () => {
+    const store = await openStore();
+    const tree = await uploadTree(store);
+    const { objects } = store.parts;
+    // A collection (in another process, say) starts after the set marked the blobs and before it marks the directories.
+    let startedAt: number | undefined;
+    const touch = objects.touch.bind(objects);
+    const touched: string[] = [];
+    vi.spyOn(objects, "touch").mockImplementation(async (kind, digests, signal) => {
+      touched.push(kind);
+      if (kind === "directory" && startedAt === undefined) startedAt = await objects.startCollection();
+      return touch(kind, digests, signal);
+    });
+
+    await store.refs.set("fenced", tree.root);
+
+    // Marked twice: the first marking of the blobs came before the start, old to that collection with no grace.
+    expect(touched).toEqual(["blob", "directory", "blob", "directory"]);
+    for (const kind of ["directory", "blob"] as const) {
+      const times = await listed(store, kind);
+      expect(times.size).toBeGreaterThan(0);
+      for (const usedAt of times.values()) expect(usedAt).toBeGreaterThan(startedAt!);
+    }
+    expect(await store.refs.get("fenced")).toEqual(tree.root);
+  });
+
+  it("a ref set gives up after collections keep starting while it protects the tree, and writes nothing", async () => {
+    const store = await openStore();
+    const tree = await uploadTree(store);
+    const { objects } = store.parts;
+    const touch = objects.touch.bind(objects);
+    vi.spyOn(objects, "touch").mockImplementation(async (kind, digests, signal) => {
+      if (kind === "directory") await objects.startCollection();
+      return touch(kind, digests, signal);
+    });
+
+    await expect(store.refs.set("never", tree.root)).rejects.toThrow(
+      /setting ref never: a garbage collection started while its tree was being protected, 5 times in a row/,
+    );
+    expect(await store.refs.get("never")).toBeUndefined();
   });
 
   it("by URL: openGarbageCollector collects, and openRefService's set marks the whole tree used (protect)", async () => {

@@ -14,10 +14,15 @@
  * One more key, "clock" (5 bytes: no object's key has that length), holds
  * the last usedAt given out. Each write transaction that marks objects takes
  * a time strictly after it (issueUsedAt), and a collection starts strictly
- * after it too (storeNow): LMDB has one writer at a time across processes,
+ * after it too (countCollectionIn): LMDB has one writer at a time across processes,
  * so everything committed before a collection started is older than its
  * start, even within the same millisecond and when the writer is another
  * process (a `castore serve` beside a `castore gc`).
+ *
+ * And "collections" (11 bytes) counts the collections started, as a
+ * float64: a ref's set reads it before protecting its tree and gives up its
+ * write if it moved (core's fencedSet). The count and the start's clock are
+ * written in one transaction.
  *
  * Every function here that writes runs inside a write transaction the
  * caller opened (lmdb-js's childTransaction), so marking is atomic with the
@@ -32,6 +37,7 @@ export const USED_DB = "used";
 const KIND_BYTE: Record<ObjectKind, number> = { directory: 0x64, blob: 0x62, chunk: 0x63 };
 const VALUE_LENGTH = 16;
 const CLOCK_KEY = Buffer.from("clock");
+const COLLECTIONS_KEY = Buffer.from("collections");
 /** How far apart two times given out in the same millisecond are (a few float64 steps at today's epoch ms). */
 const TICK = 0.001;
 
@@ -45,10 +51,10 @@ type BinaryDb = Database<Uint8Array, Uint8Array>;
 
 /**
  * The store's clock (ms since the epoch): this machine's wall time, but
- * strictly after every usedAt given out before, as of the transaction it is
- * read in (for a collection's start: the newest snapshot).
+ * strictly after every usedAt given out before, as of the (write)
+ * transaction it is read in.
  */
-export function storeNow(used: BinaryDb): number {
+function storeNow(used: BinaryDb): number {
   const value = used.getBinary(CLOCK_KEY);
   const last = value?.length === 8 ? Buffer.from(value.buffer, value.byteOffset, 8).readDoubleLE(0) : -Infinity;
   return Math.max(Date.now(), last + TICK);
@@ -61,6 +67,20 @@ export function issueUsedAt(used: BinaryDb): number {
   value.writeDoubleLE(now, 0);
   used.putSync(CLOCK_KEY, value);
   return now;
+}
+
+/** How many collections have started (in the current read or write transaction). */
+export function collectionsStarted(used: BinaryDb): number {
+  const value = used.getBinary(COLLECTIONS_KEY);
+  return value?.length === 8 ? Buffer.from(value.buffer, value.byteOffset, 8).readDoubleLE(0) : 0;
+}
+
+/** In a write transaction: counts a collection in and answers its start on the store's clock (issueUsedAt). */
+export function countCollectionIn(used: BinaryDb): number {
+  const count = Buffer.allocUnsafe(8);
+  count.writeDoubleLE(collectionsStarted(used) + 1, 0);
+  used.putSync(COLLECTIONS_KEY, count);
+  return issueUsedAt(used);
 }
 
 /** The "used" key of an object: kind byte, then its digest bytes. */

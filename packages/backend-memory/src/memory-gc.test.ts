@@ -14,8 +14,9 @@ import {
   type GarbageCollector,
   makeDirectory,
   makeDirectoryNode,
+  makeFileNode,
 } from "@castore-ts/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MemoryCollectableStore, openMemoryStore } from "./index.js";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;
@@ -43,11 +44,11 @@ describe("memory garbage collection", () => {
     const store = openMemoryStore();
     const objects = objectsOf(store);
     const a = await store.directories.put(DIRECTORY_A);
-    const cutoff = await objects.now();
+    const cutoff = await objects.startCollection();
     await store.directories.put(DIRECTORY_A); // an upload carrying it again: a use
     expect(await objects.deleteUnusedSince("directory", [a], cutoff)).toEqual([]);
     expect(await store.directories.get(a)).toBeDefined();
-    const later = await objects.now();
+    const later = await objects.startCollection();
     expect((await objects.deleteUnusedSince("directory", [a], later)).map((o) => o.digest.hex)).toEqual([a.hex]);
     expect(await store.directories.get(a)).toBeUndefined();
   });
@@ -59,11 +60,11 @@ describe("memory garbage collection", () => {
     const blob = await writeBlob(store, big);
     const chunks = (await store.blobs.stat(blob, { chunks: true }))!.chunks!.map((c) => c.digest);
     expect(chunks.length).toBeGreaterThan(1);
-    const cutoff = await objects.now();
+    const cutoff = await objects.startCollection();
     expect(await store.blobs.has([blob])).toEqual([true]);
     expect(await objects.deleteUnusedSince("blob", [blob], cutoff)).toEqual([]);
     expect(await objects.deleteUnusedSince("chunk", chunks, cutoff)).toEqual([]);
-    const afterHas = await objects.now();
+    const afterHas = await objects.startCollection();
     await writeBlob(store, big.subarray(0, 1000)); // a new blob: its one chunk is new, the others untouched
     expect((await objects.deleteUnusedSince("chunk", chunks, afterHas)).length).toBe(chunks.length);
   });
@@ -74,7 +75,7 @@ describe("memory garbage collection", () => {
     const objects = objectsOf(store);
     const b = await putTree(store);
     const a = Digest.of(encodeDirectory(DIRECTORY_A));
-    const cutoff = await objects.now();
+    const cutoff = await objects.startCollection();
     await store.refs.set("kept", b);
     expect(await objects.deleteUnusedSince("directory", [b, a], cutoff)).toEqual([]);
   });
@@ -85,11 +86,43 @@ describe("memory garbage collection", () => {
     const objects = objectsOf(store);
     const b = await putTree(store);
     const a = Digest.of(encodeDirectory(DIRECTORY_A));
-    const cutoff = await objects.now();
+    const cutoff = await objects.startCollection();
     const putter = store.directories.putMultipleStart({ partial: true });
     await putter.put(makeDirectory({ directories: [makeDirectoryNode("b", b, directorySize(DIRECTORY_B))] }));
     await putter.close();
     expect(await objects.deleteUnusedSince("directory", [b, a], cutoff)).toEqual([]);
+  });
+
+  it("a ref set that a collection starts in the middle of protects the tree again before writing the ref (fenced)", async () => {
+    const store = openMemoryStore();
+    const blob = await writeBlob(store, new Uint8Array(3000).fill(7));
+    const b = Digest.of(encodeDirectory(DIRECTORY_B));
+    const putter = store.directories.putMultipleStart();
+    for (const d of [DIRECTORY_A, DIRECTORY_B]) await putter.put(d);
+    await putter.put(
+      makeDirectory({
+        directories: [makeDirectoryNode("b", b, directorySize(DIRECTORY_B))],
+        files: [makeFileNode("f", blob, 3000)],
+      }),
+    );
+    const tree = await putter.close();
+    // The collection starts (counts itself in) after the set marked the blobs, before it marks the directories.
+    const touch = store.directories.store.touch.bind(store.directories.store);
+    let collecting: Promise<unknown> | undefined;
+    let directoryTouches = 0;
+    vi.spyOn(store.directories.store, "touch").mockImplementation((digests) => {
+      directoryTouches++;
+      collecting ??= store.gc.collect({ graceMs: 0 });
+      return touch(digests);
+    });
+
+    await store.refs.set("fenced", tree);
+    await collecting;
+
+    expect(directoryTouches).toBe(2);
+    expect(await store.refs.get("fenced")).toEqual(tree);
+    expect(await store.blobs.has([blob])).toEqual([true]);
+    expect((await store.directories.get(b)) !== undefined).toBe(true);
   });
 
   it("refuses a ref to a tree a collection has already taken part of", async () => {
@@ -98,7 +131,7 @@ describe("memory garbage collection", () => {
     const b = await putTree(store);
     const a = Digest.of(encodeDirectory(DIRECTORY_A));
     // As a collection killed after deleting the child would leave it, were it not parents first.
-    await objects.deleteUnusedSince("directory", [a], await objects.now());
+    await objects.deleteUnusedSince("directory", [a], await objects.startCollection());
     await expect(store.refs.set("late", b)).rejects.toThrow(/directory [0-9a-f]{64} is missing/);
     expect(await store.refs.get("late")).toBeUndefined();
   });

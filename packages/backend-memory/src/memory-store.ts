@@ -3,16 +3,22 @@
  * blobs, refs, and the garbage collector that collects them (spec §10).
  */
 import {
+  type CallOptions,
+  type CollectableParts,
   type CollectableStore,
+  COLLECTION_STARTED,
   type Digest,
+  fencedSet,
   type GarbageCollector,
   InProcessCollector,
   MapRefStore,
   monotonicNow,
   type ObjectKind,
+  type RefExpectation,
   protectClosure,
   RefService,
   type StoredObject,
+  type SwapResult,
   type StoreDirectoryServiceOptions,
   throwIfAborted,
 } from "@castore-ts/core";
@@ -23,12 +29,16 @@ import { MemoryDirectoryService, MemoryDirectoryStore } from "./memory.js";
 export class MemoryCollectableStore implements CollectableStore {
   readonly backend = "memory";
 
+  /** Collections started so far: what a ref's set is fenced against (core's fencedSet). */
+  collectionsStarted = 0;
+
   constructor(
     private readonly directories: MemoryDirectoryStore,
     private readonly blobs: MemoryBlobStore,
   ) {}
 
-  async now(): Promise<number> {
+  async startCollection(): Promise<number> {
+    this.collectionsStarted++;
     return monotonicNow();
   }
 
@@ -58,6 +68,38 @@ export class MemoryCollectableStore implements CollectableStore {
   }
 }
 
+/**
+ * The refs of a memory store: a set protects its tree first, fenced against
+ * collections starting meanwhile (core's fencedSet). JavaScript runs one
+ * thing at a time, so the count's check and the write, with no await
+ * between them, are one atomic step.
+ */
+class MemoryRefStore extends MapRefStore {
+  readonly checksClosure = true;
+
+  constructor(private readonly parts: CollectableParts & { objects: MemoryCollectableStore }) {
+    super();
+  }
+
+  override async compareAndSetRef(
+    name: string,
+    digest: Digest | null,
+    expect: RefExpectation,
+    opts: CallOptions = {},
+  ): Promise<SwapResult> {
+    if (digest === null) return super.compareAndSetRef(name, digest, expect, opts);
+    const { objects } = this.parts;
+    return fencedSet("memory", name, {
+      collectionsStarted: async () => objects.collectionsStarted,
+      protect: () => protectClosure(this.parts, digest, opts),
+      swap: async (started) =>
+        objects.collectionsStarted === started
+          ? super.compareAndSetRef(name, digest, expect, opts)
+          : COLLECTION_STARTED,
+    });
+  }
+}
+
 export interface MemoryStore {
   directories: MemoryDirectoryService;
   blobs: MemoryBlobService;
@@ -69,12 +111,10 @@ export interface MemoryStore {
 export function openMemoryStore(opts: StoreDirectoryServiceOptions = {}): MemoryStore {
   const directories = new MemoryDirectoryService(opts);
   const blobs = new MemoryBlobService();
-  const refStore = new MapRefStore();
   const objects = new MemoryCollectableStore(directories.store, blobs.store);
   const parts = { objects, directories: directories.store, blobs: blobs.store };
-  const refs = new RefService(refStore, directories, blobs, {
-    protect: (root, callOpts) => protectClosure(parts, root, callOpts),
-  });
+  const refStore = new MemoryRefStore(parts);
+  const refs = new RefService(refStore, directories, blobs);
   const gc = new InProcessCollector({ ...parts, refs: refStore });
   return { directories, blobs, refs, gc };
 }

@@ -18,6 +18,7 @@
  * (protectClosure).
  */
 import { Digest, throwIfAborted, type CollectableStore, type ObjectKind, type StoredObject } from "@castore-ts/core";
+import type pg from "pg";
 import type { SchemaTables } from "./postgres-schema.js";
 import type { PostgresDirectoryStore } from "./postgres-store.js";
 import { touchBlobsStatement, touchStatement } from "./postgres-touch.js";
@@ -28,6 +29,31 @@ const LIST_PAGE = 4096;
 
 /** The server's clock now, in whole ms since the epoch (a float8: pg returns it as a number). */
 export const NOW_MS = `SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8`;
+
+/**
+ * Counts a collection in (`collections.started`) and reads the server's
+ * clock, in one transaction that waits for every ref being set right now
+ * (they hold the row FOR SHARE): their refs are committed before the
+ * collection starts and it reads them; a ref set that begins later sees the
+ * count change and protects its tree again, after the start (core's
+ * fencedSet, postgres-ref-store.ts).
+ */
+export async function countCollectionIn(
+  client: pg.ClientBase,
+  tables: SchemaTables,
+  session: { discard(why: unknown): void },
+): Promise<number> {
+  await client.query("BEGIN");
+  try {
+    await client.query(`UPDATE ${tables.collections} SET started = started + 1, last_started_at = clock_timestamp()`);
+    const { rows } = await client.query<[number]>({ text: NOW_MS, rowMode: "array" });
+    await client.query("COMMIT");
+    return rows[0][0];
+  } catch (error) {
+    await client.query("ROLLBACK").catch(session.discard);
+    throw error;
+  }
+}
 
 /** `used_at` of a row as ms since the epoch. */
 const USED_AT_MS = `floor(extract(epoch FROM o.used_at) * 1000)::float8`;
@@ -93,12 +119,11 @@ export class PostgresCollectableStore implements CollectableStore {
     this.backend = db.backend;
   }
 
-  async now(): Promise<number> {
+  async startCollection(): Promise<number> {
     await this.db.init();
-    return this.db.withClient("reading the server's clock", undefined, async (client) => {
-      const { rows } = await client.query<[number]>({ text: NOW_MS, rowMode: "array" });
-      return rows[0][0];
-    });
+    return this.db.withClient("counting a collection in", undefined, (client, session) =>
+      countCollectionIn(client, this.db.tables, session),
+    );
   }
 
   async *listObjects(kind: ObjectKind, signal?: AbortSignal): AsyncIterable<StoredObject> {

@@ -46,7 +46,7 @@ import {
   type ObjectKind,
 } from "@castore-ts/core";
 import type pg from "pg";
-import { conditionalDelete, cutoffAt, kindTable, NOW_MS } from "./postgres-collectable.js";
+import { conditionalDelete, countCollectionIn, cutoffAt, kindTable } from "./postgres-collectable.js";
 import type { SchemaTables } from "./postgres-schema.js";
 import { PostgresDirectoryStore, type PostgresStoreConfig } from "./postgres-store.js";
 import { parsePostgresUrl } from "./postgres-url.js";
@@ -96,7 +96,7 @@ export class PostgresGarbageCollector implements GarbageCollector {
       if (!(d instanceof Digest)) throw new TypeError(`keep[${i}] must be a Digest, got ${typeof d}`);
     await this.db.init();
     return this.db.withClient("collecting garbage", opts.signal, async (client, session) => {
-      const startedAt = await this.countIn(client, session);
+      const startedAt = await countCollectionIn(client, this.db.tables, session);
       const report = emptyReport(startedAt, graceMs, opts);
       // From here a broken connection fails the collection (a new one would not have its tables).
       session.begun();
@@ -144,28 +144,6 @@ export class PostgresGarbageCollector implements GarbageCollector {
         return true;
       },
     };
-  }
-
-  /**
-   * Counts this collection in (`collections.started`) and reads the server's
-   * clock, in one transaction that waits for every ref being set right now
-   * (they hold the row FOR SHARE): their refs are committed before the
-   * collection starts and it reads them; a ref set that begins later sees the
-   * count change and protects its tree again, after the start (postgres-ref-store.ts).
-   */
-  private async countIn(client: pg.ClientBase, session: { discard(why: unknown): void }): Promise<number> {
-    await client.query("BEGIN");
-    try {
-      await client.query(
-        `UPDATE ${this.db.tables.collections} SET started = started + 1, last_started_at = clock_timestamp()`,
-      );
-      const { rows } = await client.query<[number]>({ text: NOW_MS, rowMode: "array" });
-      await client.query("COMMIT");
-      return rows[0][0];
-    } catch (error) {
-      await client.query("ROLLBACK").catch(session.discard);
-      throw error;
-    }
   }
 
   /** Closes the pool if this collector opened it. Closing twice is fine. */

@@ -278,7 +278,7 @@ describe("the collector", () => {
     const tree = treeWith(blob, 3000, "cond");
     await upload(service, tree.directories);
     await ageEverything(schema);
-    const cutoff = await objects.now();
+    const cutoff = await objects.startCollection();
     const listed: Digest[] = [];
     for await (const o of objects.listObjects("directory")) {
       expect(o.usedAt).toBeLessThan(cutoff);
@@ -300,7 +300,7 @@ describe("the collector", () => {
     const dir = makeDirectory({ symlinks: [makeSymlinkNode("l", "x")] });
     const digest = await upload(service, [dir]);
     await ageEverything(schema);
-    const cutoff = await objects.now();
+    const cutoff = await objects.startCollection();
     const holder = await stores.admin.connect();
     try {
       await holder.query("BEGIN");

@@ -21,7 +21,7 @@
  * fenced against a collection's start: the store reads
  * `collections.started` before marking, and the transaction that writes the
  * ref holds that row FOR SHARE and checks the count did not move. A
- * collection counts itself in by updating the row (postgres-collector.ts),
+ * collection counts itself in by updating the row (countCollectionIn),
  * so it either starts after the ref is committed (and reads it), or the
  * count moved and the tree is protected again, after the collection's start:
  * young to it, or found gone (ClosureError).
@@ -29,7 +29,9 @@
 import {
   BackendError,
   ChunkedBlobService,
+  COLLECTION_STARTED,
   Digest,
+  fencedSet,
   protectClosure,
   refHolds,
   RefService,
@@ -57,12 +59,6 @@ export interface PostgresRefStoreOptions {
   /** For tests: what protects a tree before a ref names it. Default: core's protectClosure over this store. */
   protect?: ProtectTree;
 }
-
-/** Attempts of a set that keeps finding a collection started during its protection. */
-const PROTECT_ATTEMPTS = 5;
-
-/** What a swap found when it was fenced: a collection started since the tree was protected. */
-const COLLECTION_STARTED = Symbol("collection started");
 
 /** Refs per page of a listing. */
 const LIST_PAGE = 1000;
@@ -137,16 +133,11 @@ export class PostgresRefStore implements RefStore {
   ): Promise<SwapResult> {
     await this.ready();
     if (digest === null) return (await this.swap(name, null, expect, undefined, opts)) as SwapResult;
-    for (let attempt = 1; attempt <= PROTECT_ATTEMPTS; attempt++) {
-      const started = await this.collectionsStarted(opts);
-      await this.protect(digest, opts);
-      const result = await this.swap(name, digest, expect, started, opts);
-      if (result !== COLLECTION_STARTED) return result;
-    }
-    throw new BackendError(
-      this.backend,
-      `setting ref ${name}: a garbage collection started while its tree was being protected, ${PROTECT_ATTEMPTS} times in a row`,
-    );
+    return fencedSet(this.backend, name, {
+      collectionsStarted: () => this.collectionsStarted(opts),
+      protect: () => this.protect(digest, opts),
+      swap: (started) => this.swap(name, digest, expect, started, opts),
+    });
   }
 
   /** How many collections have started so far. */

@@ -119,8 +119,12 @@ export class S3CollectableStore implements CollectableStore {
     return this.objects.key(`blobs/${hex}${kind === "blob" ? MANIFEST_SUFFIX : CHUNK_SUFFIX}`);
   }
 
-  /** 1 HeadBucket: the Date header, to the last millisecond of its second. */
-  now(): Promise<number> {
+  /**
+   * 1 HeadBucket: the Date header, to the last millisecond of its second.
+   * Nothing counts the collection in: a set on this store is not fenced, as a
+   * collection here is not safe beside writers anyway (spec §10.3).
+   */
+  startCollection(): Promise<number> {
     return this.objects.serverNow();
   }
 

@@ -28,8 +28,8 @@ class ForwardingObjects implements CollectableStore {
   constructor(protected readonly inner: CollectableStore) {
     this.backend = `${inner.backend} (broken collector)`;
   }
-  now(): Promise<number> {
-    return this.inner.now();
+  startCollection(): Promise<number> {
+    return this.inner.startCollection();
   }
   listObjects(kind: ObjectKind, signal?: AbortSignal): AsyncIterable<StoredObject> {
     return this.inner.listObjects(kind, signal);

@@ -35,6 +35,7 @@ export * from "./gc/collector.js";
 export type { CollectableStore, StoredObject } from "./gc/collectable.js";
 export { InProcessCollector, type CollectableParts } from "./gc/in-process.js";
 export { protectClosure } from "./gc/protect.js";
+export { COLLECTION_STARTED, fencedSet, type FencedSetSteps, PROTECT_ATTEMPTS } from "./gc/fenced-set.js";
 export * from "./gc/registry.js";
 export { monotonicNow } from "./gc/clock.js";
 export {

@@ -16,8 +16,12 @@ export interface StoredObject {
 
 export interface CollectableStore {
   readonly backend: string;
-  /** The store's clock (ms since the epoch): what usedAt is measured by. */
-  now(): Promise<number>;
+  /**
+   * A collection starts: counts it in where the store's ref sets see it
+   * (fenced-set.ts), and answers the store's clock (ms since the epoch, what
+   * usedAt is measured by), strictly after every usedAt committed before.
+   */
+  startCollection(): Promise<number>;
   /** Every stored object of a kind. A listing may or may not see changes made while it runs. */
   listObjects(kind: ObjectKind, signal?: AbortSignal): AsyncIterable<StoredObject>;
   /**

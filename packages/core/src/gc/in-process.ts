@@ -64,7 +64,7 @@ export class InProcessCollector implements GarbageCollector {
 
   async collect(opts: CollectOptions = {}): Promise<CollectReport> {
     const graceMs = graceOf(opts);
-    const report = emptyReport(await this.parts.objects.now(), graceMs, opts);
+    const report = emptyReport(await this.parts.objects.startCollection(), graceMs, opts);
     const { cutoff } = report;
     const live = await this.mark(cutoff, report, opts);
     for (const kind of OBJECT_KINDS) report.live[kind] = live[kind].size;
