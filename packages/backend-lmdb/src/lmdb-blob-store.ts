@@ -29,7 +29,7 @@ import {
 } from "@castore-ts/core";
 import type { Database, RootDatabase } from "lmdb";
 import { openLmdbEnv } from "./lmdb-env.js";
-import { issueUsedAt, markUsed, touchStored, USED_DB } from "./lmdb-used.js";
+import { issueUsedAt, markUsed, storedSize, touchStored, USED_DB } from "./lmdb-used.js";
 import { type LmdbStoreOptions, parseLmdbUrl } from "./lmdb-url.js";
 
 /** Name of the LMDB database that holds chunks by digest. */
@@ -190,9 +190,12 @@ export class LmdbBlobStore implements BlobStore {
     return this.chunks.getBinary(digest.bytes);
   }
 
-  // No chunkSize: lmdb-js's public API gives a value's length only with a
-  // copy of its bytes (getBinaryFast's buffer is a shared one whose length is
-  // not the value's), which is what getChunk costs anyway.
+  /** The chunk's length from the newest snapshot, without copying its bytes (a blob of one chunk: its stat). */
+  async chunkSize(digest: Digest, opts?: CallOptions): Promise<number | undefined> {
+    this.check(opts);
+    this.env.resetReadTxn();
+    return storedSize(this.chunks, digest.bytes);
+  }
 
   /**
    * Records the chunk list in one write transaction and resolves once it is
@@ -238,6 +241,7 @@ export class LmdbBlobStore implements BlobStore {
       const now = issueUsedAt(used);
       for (const blob of blobs) {
         for (const chunk of blob.chunks) markUsed(used, "chunk", chunk.digest.bytes, now, chunk.bytes.length);
+        if (blob.chunks.length === 1) continue; // the blob is its chunk: no manifest (BlobStore.putManifest)
         const manifest = encodeManifest(blob.chunks.map((c) => ({ digest: c.digest, size: c.bytes.length })));
         manifests.putSync(blob.digest.bytes, manifest, { noOverwrite: true });
         markUsed(used, "blob", blob.digest.bytes, now, manifest.length);

@@ -48,7 +48,8 @@ describe("castore gc", () => {
   it("--dry-run counts what would go and deletes nothing", async () => {
     const r = await castore("gc", "--grace", "0", "--dry-run", "--keep", keptByFlag, "--no-progress");
     expect(r.code, r.stderr.toString()).toBe(0);
-    expect(r.stdout.toString()).toMatch(/^gc: would delete 2 directories, 1 blob, 1 chunk \(/);
+    // The file is one chunk: it is that chunk, stored without a manifest (spec §8.1).
+    expect(r.stdout.toString()).toMatch(/^gc: would delete 2 directories, 0 blobs, 1 chunk \(/);
     expect((await castore("ls", dropped)).code).toBe(0);
   });
 
@@ -56,7 +57,7 @@ describe("castore gc", () => {
     const r = await castore("gc", "--grace", "0", "--keep", keptByFlag, "--json", "--no-progress");
     expect(r.code, r.stderr.toString()).toBe(0);
     const report = JSON.parse(r.stdout.toString());
-    expect(report).toMatchObject({ dryRun: false, roots: 2, deleted: { directory: 2, blob: 1, chunk: 1 }, spared: 0 });
+    expect(report).toMatchObject({ dryRun: false, roots: 2, deleted: { directory: 2, blob: 0, chunk: 1 }, spared: 0 });
     const gone = await castore("ls", dropped);
     expect(gone.code).toBe(1);
     expect(gone.stderr.toString()).toMatch(/not found|no directory/i);

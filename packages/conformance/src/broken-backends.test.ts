@@ -111,11 +111,17 @@ const expectedFailures: Record<keyof typeof brokenBackends, string[]> = {
   // Every scenario that reads the last blob it wrote before writing another.
   blobWriteBehind: [
     "blob.round-trip",
+    "blob.absent",
     "blob.reused-buffer",
     "blob.concurrent-writes",
     "blob.ranged-read",
     "blob.chunk-by-digest",
     "blob.corruption",
+    // A blob of one chunk is that chunk: acknowledged, it is not there yet for the ref's closure check.
+    "refs.set-get",
+    "refs.compare-and-swap-race",
+    "refs.list",
+    "refs.names",
   ],
 };
 

@@ -499,7 +499,7 @@ export const brokenBackends = {
   ),
   blobWriteBehind: brokenBlobs(
     "blob-write-behind",
-    "acknowledges chunk writes before storing them, so a blob is visible before its chunks",
+    "acknowledges chunk writes before storing them, so a written blob is missing (one chunk) or visible before its chunks",
     () => new WriteBehindBlobService(),
   ),
 } satisfies Record<string, BrokenBackend>;

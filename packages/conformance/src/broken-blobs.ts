@@ -111,7 +111,8 @@ export class WrongDigestBlobService extends MapBlobService {
 
 /**
  * Write-behind: chunk puts are acknowledged at once and land only when the
- * next write starts, so a blob is visible before all its chunks are stored.
+ * next write starts, so a blob is visible before all its chunks are stored,
+ * and a blob of one chunk (no manifest: the chunk is the blob) is missing.
  */
 export class WriteBehindBlobStore extends MapBlobStore {
   private pending: [Digest, Uint8Array][] = [];

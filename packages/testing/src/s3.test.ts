@@ -29,8 +29,10 @@ describe("startS3TestServer", () => {
   });
 
   it("creates a bucket and round-trips an object", async () => {
-    const bucket = await server.createBucket("castore-roundtrip");
-    expect(bucket).toBe("castore-roundtrip");
+    // Named by the test, but unique: an env server (CASTORE_TEST_S3_URL) keeps the buckets of earlier runs.
+    const name = `castore-roundtrip-${Date.now().toString(36)}`;
+    const bucket = await server.createBucket(name);
+    expect(bucket).toBe(name);
     const body = new Uint8Array(70_000).map((_, i) => (i * 7) & 0xff);
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: "dir/blob.bin", Body: body }));
     const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: "dir/blob.bin" }));

@@ -104,15 +104,19 @@ export class ChunkedBlobService implements BlobService {
       stored.push({ digest, chunks: pieces.map((piece) => ({ digest: Digest.of(piece), bytes: piece })) });
     }
     if (this.store.putBlobs) await this.store.putBlobs(stored, opts);
-    else
+    else {
       for (const blob of stored) {
         for (let i = 0; i < blob.chunks.length; i += this.putParallelism)
           await Promise.all(
             blob.chunks.slice(i, i + this.putParallelism).map((c) => this.store.putChunk(c.digest, c.bytes, opts)),
           );
+        // A blob of one chunk is that chunk: no manifest (see BlobStore.putManifest).
+        if (blob.chunks.length === 1) continue;
         const manifest = blob.chunks.map((c) => ({ digest: c.digest, size: c.bytes.length }));
         await this.store.putManifest(blob.digest, manifest, opts);
       }
+      if (!opts.syncLater) await this.store.sync?.(opts);
+    }
     return written;
   }
 
@@ -140,9 +144,15 @@ export class ChunkedBlobService implements BlobService {
       throw new ValidationError(`read offset must be a non-negative integer, got ${opts.offset}`);
     if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0))
       throw new ValidationError(`read length must be a non-negative integer, got ${opts.length}`);
-    const chunks = await this.chunksOf(digest, opts);
-    if (!chunks) return undefined;
-    return this.readChunks(digest, chunks, offset, length, opts.signal);
+    const manifest = await this.store.getManifest(digest, opts);
+    if (manifest) {
+      checkManifest(digest, manifest);
+      return this.readChunks(digest, manifest, offset, length, opts.signal);
+    }
+    if (digest.equals(EMPTY_BLOB_DIGEST)) return this.readChunks(digest, [], offset, length, opts.signal);
+    // No manifest: a blob of one chunk, or a chunk, read by its digest. One fetch: its size is its length.
+    const bytes = await this.store.getChunk(digest, opts);
+    return bytes === undefined ? undefined : oneChunk(digest, bytes, offset, length);
   }
 
   async close(): Promise<void> {
@@ -221,6 +231,19 @@ export class ChunkedBlobService implements BlobService {
 
 const DONE: Promise<Uint8Array> = Promise.resolve(new Uint8Array(0));
 
+/** The bytes of [offset, offset + length) of a blob that is one chunk, checked against its digest first. */
+async function* oneChunk(
+  digest: Digest,
+  bytes: Uint8Array,
+  offset: number,
+  length: number,
+): AsyncGenerator<Uint8Array> {
+  if (!Digest.of(bytes).equals(digest))
+    throw new CorruptionError(`blob ${digest.hex}: the stored bytes do not hash to its digest`);
+  const end = Math.min(bytes.length, offset + length);
+  if (offset < end) yield bytes.subarray(offset, end);
+}
+
 /** A manifest read from a store is data too: sizes must be sane before they are summed or sliced. */
 function checkManifest(blob: Digest, manifest: readonly ChunkMeta[]): void {
   for (const c of manifest) {
@@ -272,9 +295,10 @@ class ChunkedBlobWriter implements BlobWriter {
       else for (const chunk of last) await this.storeChunk(chunk);
       await this.drain();
       this.checkSignal();
-      // One chunk is the blob itself; it gets a manifest all the same, so stat knows it as a blob.
-      if (this.size > 0)
+      // One chunk is the blob itself, readable by its digest: no manifest. Durable as a manifest would be.
+      if (this.chunks.length > 1)
         await this.store.putManifest(digest, this.chunks, { signal: this.signal, syncLater: this.syncLater });
+      else if (this.size > 0 && !this.syncLater) await this.store.sync?.({ signal: this.signal });
       this.state = "closed";
       return { digest, size: this.size };
     } catch (error) {

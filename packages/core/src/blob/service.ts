@@ -37,7 +37,7 @@ export interface BlobStatOptions extends CallOptions {
   chunks?: boolean;
 }
 
-/** A blob for BlobStore.putBlobs: its digest and its chunks, in order, with their bytes. */
+/** A blob for BlobStore.putBlobs: its digest and its chunks, in order, with their bytes (one chunk: the blob's own digest). */
 export interface StoreBlob {
   readonly digest: Digest;
   readonly chunks: readonly { readonly digest: Digest; readonly bytes: Uint8Array }[];
@@ -135,14 +135,16 @@ export interface BlobStore {
   getChunk(digest: Digest, opts?: CallOptions): Promise<Uint8Array | undefined>;
   /**
    * Makes a blob visible: records its chunk list. Called only after every
-   * chunk of it was stored. Idempotent for the same list. A blob of one chunk
-   * has a manifest too (so `stat` knows it as a blob).
+   * chunk of it was stored. Idempotent for the same list. Never called for a
+   * blob of one chunk: that chunk is the blob (its digest is the blob's), and
+   * a chunk is readable by its digest.
    */
   putManifest(digest: Digest, chunks: readonly ChunkMeta[], opts?: BlobWriteOptions): Promise<void>;
   /**
    * Optional: stores whole blobs at once, each its chunks then its manifest
    * (in one transaction where the store has them), with putChunk's and
-   * putManifest's rules. Chunk arrays are handed over as with putChunk.
+   * putManifest's rules: a blob of one chunk gets no manifest. Chunk arrays
+   * are handed over as with putChunk.
    */
   putBlobs?(blobs: readonly StoreBlob[], opts?: BlobWriteOptions): Promise<void>;
   /** Optional: every write that resolved before the call is durable once this resolves (see BlobService.sync). */
