@@ -14,10 +14,10 @@
  * One more key, "clock" (5 bytes: no object's key has that length), holds
  * the last usedAt given out. Each write transaction that marks objects takes
  * a time strictly after it (issueUsedAt), and a collection starts strictly
- * after it too (countCollectionIn): LMDB has one writer at a time across processes,
- * so everything committed before a collection started is older than its
- * start, even within the same millisecond and when the writer is another
- * process (a `castore serve` beside a `castore gc`).
+ * after it too (countCollectionIn): LMDB has one writer at a time across
+ * processes, so everything committed before a collection started is older
+ * than its start, even within the same millisecond and when the writer is
+ * another process (a `castore serve` beside a `castore gc`).
  *
  * And "collections" (11 bytes) counts the collections started, as a
  * float64: a ref's set reads it before protecting its tree and gives up its
@@ -49,37 +49,43 @@ export interface UsedEntry {
 
 type BinaryDb = Database<Uint8Array, Uint8Array>;
 
+/** The float64 a bookkeeping key ("clock", "collections") holds; undefined when it holds none. */
+function readNumber(used: BinaryDb, key: Buffer): number | undefined {
+  const value = used.getBinary(key);
+  return value?.length === 8 ? Buffer.from(value.buffer, value.byteOffset, 8).readDoubleLE(0) : undefined;
+}
+
+/** In a write transaction: `key` holds `n` (a float64, little endian). */
+function writeNumber(used: BinaryDb, key: Buffer, n: number): void {
+  const value = Buffer.allocUnsafe(8);
+  value.writeDoubleLE(n, 0);
+  used.putSync(key, value);
+}
+
 /**
  * The store's clock (ms since the epoch): this machine's wall time, but
  * strictly after every usedAt given out before, as of the (write)
  * transaction it is read in.
  */
 function storeNow(used: BinaryDb): number {
-  const value = used.getBinary(CLOCK_KEY);
-  const last = value?.length === 8 ? Buffer.from(value.buffer, value.byteOffset, 8).readDoubleLE(0) : -Infinity;
-  return Math.max(Date.now(), last + TICK);
+  return Math.max(Date.now(), (readNumber(used, CLOCK_KEY) ?? -Infinity) + TICK);
 }
 
 /** In a write transaction: the usedAt for what it marks (storeNow), recorded as the last one given out. */
 export function issueUsedAt(used: BinaryDb): number {
   const now = storeNow(used);
-  const value = Buffer.allocUnsafe(8);
-  value.writeDoubleLE(now, 0);
-  used.putSync(CLOCK_KEY, value);
+  writeNumber(used, CLOCK_KEY, now);
   return now;
 }
 
 /** How many collections have started (in the current read or write transaction). */
 export function collectionsStarted(used: BinaryDb): number {
-  const value = used.getBinary(COLLECTIONS_KEY);
-  return value?.length === 8 ? Buffer.from(value.buffer, value.byteOffset, 8).readDoubleLE(0) : 0;
+  return readNumber(used, COLLECTIONS_KEY) ?? 0;
 }
 
 /** In a write transaction: counts a collection in and answers its start on the store's clock (issueUsedAt). */
 export function countCollectionIn(used: BinaryDb): number {
-  const count = Buffer.allocUnsafe(8);
-  count.writeDoubleLE(collectionsStarted(used) + 1, 0);
-  used.putSync(COLLECTIONS_KEY, count);
+  writeNumber(used, COLLECTIONS_KEY, collectionsStarted(used) + 1);
   return issueUsedAt(used);
 }
 

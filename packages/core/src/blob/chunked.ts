@@ -144,12 +144,8 @@ export class ChunkedBlobService implements BlobService {
       throw new ValidationError(`read offset must be a non-negative integer, got ${opts.offset}`);
     if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0))
       throw new ValidationError(`read length must be a non-negative integer, got ${opts.length}`);
-    const manifest = await this.store.getManifest(digest, opts);
-    if (manifest) {
-      checkManifest(digest, manifest);
-      return this.readChunks(digest, manifest, offset, length, opts.signal);
-    }
-    if (digest.equals(EMPTY_BLOB_DIGEST)) return this.readChunks(digest, [], offset, length, opts.signal);
+    const manifest = await this.manifestOf(digest, opts);
+    if (manifest) return this.readChunks(digest, manifest, offset, length, opts.signal);
     // No manifest: a blob of one chunk, or a chunk, read by its digest. One fetch: its size is its length.
     const bytes = await this.store.getChunk(digest, opts);
     return bytes === undefined ? undefined : oneChunk(digest, bytes, offset, length);
@@ -159,17 +155,23 @@ export class ChunkedBlobService implements BlobService {
     await this.store.close();
   }
 
-  /**
-   * A blob's chunk list: its manifest; else, for a digest that is a chunk
-   * (readable on its own, as in tvix), that one chunk; the empty blob has none.
-   */
-  private async chunksOf(digest: Digest, opts: CallOptions): Promise<readonly ChunkMeta[] | undefined> {
+  /** A blob's manifest, checked; the empty blob's is empty; undefined when none is stored (a chunk, or absent). */
+  private async manifestOf(digest: Digest, opts: CallOptions): Promise<readonly ChunkMeta[] | undefined> {
     const manifest = await this.store.getManifest(digest, opts);
     if (manifest) {
       checkManifest(digest, manifest);
       return manifest;
     }
-    if (digest.equals(EMPTY_BLOB_DIGEST)) return [];
+    return digest.equals(EMPTY_BLOB_DIGEST) ? [] : undefined;
+  }
+
+  /**
+   * A blob's chunk list: its manifest; else, for a digest that is a chunk
+   * (readable on its own, as in tvix; a blob of one chunk is one), that one chunk.
+   */
+  private async chunksOf(digest: Digest, opts: CallOptions): Promise<readonly ChunkMeta[] | undefined> {
+    const manifest = await this.manifestOf(digest, opts);
+    if (manifest) return manifest;
     const size = this.store.chunkSize
       ? await this.store.chunkSize(digest, opts)
       : (await this.store.getChunk(digest, opts))?.length;
