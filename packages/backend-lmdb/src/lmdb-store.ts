@@ -34,6 +34,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
   readonly backend: string;
   /** putClosure checks and marks a partial upload's stored children inside its own write transaction. */
   readonly partialUploads = true;
+  /** putClosure writes a closure in one write transaction: order does not matter to it. */
+  readonly unorderedClosures = true;
   private closed = false;
   private closing: Promise<void> | undefined;
 

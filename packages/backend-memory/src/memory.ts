@@ -42,6 +42,8 @@ export class MemoryDirectoryStore implements DirectoryStore {
   readonly backend = "memory";
   /** putClosure checks and marks a partial upload's stored children in the same synchronous step as the commit. */
   readonly partialUploads = true;
+  /** putClosure lands a closure in one synchronous step: order does not matter to it. */
+  readonly unorderedClosures = true;
   private readonly directories = new DigestIndex<StoredDirectory>();
   /**
    * Small uploads' directories are copied in here: packed into shared chunks,

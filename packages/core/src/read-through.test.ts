@@ -10,6 +10,7 @@ import type { Digest } from "./digest.js";
 import { AbortError, CorruptionError } from "./errors.js";
 import { type Directory, directorySize, makeDirectory, makeDirectoryNode, makeFileNode } from "./model.js";
 import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+import type { ClosureEntry } from "./closure.js";
 import { StoreDirectoryService } from "./store-service.js";
 import { MapStore, mapService } from "./test-memory-store.js";
 
@@ -96,6 +97,19 @@ class ObservedFar implements DirectoryService {
 class FullStore extends MapStore {
   override async putClosure(): Promise<void> {
     throw new Error("no space left on device");
+  }
+}
+
+/** A store whose commit is one step (DirectoryStore.unorderedClosures): its service takes checked closures. */
+class AtomicMapStore extends MapStore {
+  readonly unorderedClosures = true;
+  /** The entries of each putClosure, in the order given. */
+  readonly commits: ClosureEntry[][] = [];
+  failCommits = false;
+  override async putClosure(entries: ClosureEntry[]): Promise<void> {
+    this.commits.push(entries);
+    if (this.failCommits) throw new Error("no space left on device");
+    return super.putClosure(entries);
   }
 }
 
@@ -218,5 +232,69 @@ describe("cache:// read-through on a miss", () => {
     expect(await readAll(cache, absent)).toEqual([]);
     expect(await cache.get(absent)).toBeUndefined();
     expect(near.store.map.size).toBe(0);
+  });
+
+  describe("a near that takes checked closures (putCheckedClosure)", () => {
+    async function setUpAtomic() {
+      const { root, far, expected } = await setUp();
+      const nearStore = new AtomicMapStore();
+      const nearService = new StoreDirectoryService(nearStore);
+      let uploads = 0;
+      const near: DirectoryService = Object.assign(Object.create(nearService) as DirectoryService, {
+        putMultipleStart(): DirectoryPutter {
+          uploads++;
+          return nearService.putMultipleStart();
+        },
+      });
+      const cache = new CacheDirectoryService(near, far);
+      return { root, far, expected, nearStore, nearService, cache, uploads: () => uploads };
+    }
+
+    it("is offered by a service only over a store that commits in one step", () => {
+      expect(new StoreDirectoryService(new AtomicMapStore()).putCheckedClosure).toBeTypeOf("function");
+      expect(new StoreDirectoryService(new MapStore()).putCheckedClosure).toBeUndefined();
+    });
+
+    it("gets the closure as read, root to leaves, in one commit and no upload; the next read is near's, re-hashed", async () => {
+      const { root, expected, nearStore, nearService, cache, uploads } = await setUpAtomic();
+      expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+      expect(uploads()).toBe(0);
+      expect(nearStore.commits).toHaveLength(1);
+      expect(nearStore.commits[0].map((e) => e.digest.hex)).toEqual(hexes(expected));
+      // Each entry's bytes and decoded directory are those of its digest.
+      for (const entry of nearStore.commits[0]) expect(directoryDigest(entry.directory).hex).toBe(entry.digest.hex);
+      // near's own read re-hashes what it stored: a corrupted entry would fail here.
+      expect(hexes(await readAll(nearService, root))).toEqual(hexes(expected));
+      const reads = nearStore.reads;
+      expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+      expect(nearStore.reads).toBeGreaterThan(reads);
+    });
+
+    it("keeps the bytes it checked, not the caller's directories: a caller changing them does not change near", async () => {
+      const { root, expected, nearService, cache } = await setUpAtomic();
+      for await (const d of cache.getRecursive(root)) d.files.splice(0), d.directories.splice(0);
+      expect(hexes(await readAll(nearService, root))).toEqual(hexes(expected));
+    });
+
+    it("stores nothing of a read cut short or of far's corrupt stream", async () => {
+      const { root, far, nearStore, cache } = await setUpAtomic();
+      let n = 0;
+      for await (const _ of cache.getRecursive(root)) if (++n === 3) break;
+      far.endAfter = 7;
+      await expect(readAll(cache, root)).rejects.toBeInstanceOf(CorruptionError);
+      expect(nearStore.commits).toHaveLength(0);
+      expect(nearStore.map.size).toBe(0);
+    });
+
+    it("near failing to store does not fail the caller's read; the next read goes to far again", async () => {
+      const { root, far, expected, nearStore, cache } = await setUpAtomic();
+      nearStore.failCommits = true;
+      expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+      expect(nearStore.map.size).toBe(0);
+      nearStore.failCommits = false;
+      expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+      expect(far.yielded).toBe(2 * expected.length);
+      expect(nearStore.map.size).toBe(expected.length);
+    });
   });
 });

@@ -9,10 +9,17 @@
  * near. What is kept for near is the closure as canonical bytes packed in
  * an arena (what near itself keeps, about what the closure takes encoded),
  * not the decoded directories, which the caller may drop as it goes (a slow
- * consumer's memory must not grow with the tree, spec §7.16): near's upload
- * goes leaves to root and the leaves come last, so any fill holds the
- * closure until the end. The fill decodes each directory again for near's
- * putter and hands it the bytes too (no second encoding).
+ * consumer's memory must not grow with the tree, spec §7.16): near gets
+ * the closure only once it is whole, so any fill holds it until the end.
+ *
+ * The fill: a near that takes a checked closure (putCheckedClosure: memory,
+ * lmdb) stores the entries as they are, in the order read. The closure was
+ * checked here on the way (hashed, validated, complete, sizes accepted), and
+ * checking it all again in near's putter, leaves to root, was most of a cold
+ * read's time (100 000 directories, far lmdb, near memory: 3.0 s against
+ * 1.1 s for far's read alone). Any other near gets an ordinary upload,
+ * leaves to root: each directory decoded again for its putter, with its
+ * bytes (no second encoding).
  *
  * - Far's errors (a broken connection, corrupt data, a stream that ends
  *   while directories are still expected) end the caller's read with that
@@ -23,11 +30,11 @@
  *   normally (it has had every directory) and near stays without the
  *   closure, to be filled by a later read.
  */
-import { RootToLeavesChecker } from "./closure.js";
+import { RootToLeavesChecker, type ClosureEntry } from "./closure.js";
 import { ByteArena } from "./arena.js";
 import { ScratchEncoder, decodeDirectory } from "./canonical.js";
 import { leavesToRootOf } from "./copy.js";
-import { type Digest, digestKey } from "./digest.js";
+import { DIGEST_LENGTH, type Digest, digestKey } from "./digest.js";
 import type { Directory } from "./model.js";
 import type { CallOptions, DirectoryService } from "./service.js";
 import type { SizeCheck } from "./size-check.js";
@@ -35,6 +42,26 @@ import type { SizeCheck } from "./size-check.js";
 export interface ReadThroughOptions extends CallOptions {
   /** How the declared sizes read from far are checked (spec §1.1); default "exact". */
   sizeCheck?: SizeCheck;
+}
+
+/**
+ * One directory of the closure read from far: its digest and canonical
+ * bytes, one view into the read's arena. The decoded directory is made only
+ * if near asks (it was handed to the caller, who may change it).
+ */
+class ReadEntry implements ClosureEntry {
+  constructor(
+    readonly digest: Digest,
+    readonly digestAndBytes: Uint8Array,
+  ) {}
+
+  get bytes(): Uint8Array {
+    return this.digestAndBytes.subarray(DIGEST_LENGTH);
+  }
+
+  get directory(): Directory {
+    return decodeDirectory(this.bytes);
+  }
 }
 
 /** The closure of `root` from `far`, root to leaves; `near` is filled once all of it was read (see above). */
@@ -47,31 +74,32 @@ export async function* readThrough(
   const checker = new RootToLeavesChecker(root, { sizeCheck: opts.sizeCheck });
   const encoder = new ScratchEncoder();
   const arena = new ByteArena();
-  /** Canonical bytes by digestKey. */
-  const closure = new Map<string, Uint8Array>();
+  /** The closure as read: root to leaves. */
+  const closure: ReadEntry[] = [];
   for await (const directory of far.getRecursive(root, opts)) {
     const canonical = encoder.encode(directory);
     const digest = checker.accept(directory, canonical);
-    closure.set(digestKey(digest.bytes), arena.copy(canonical));
+    closure.push(new ReadEntry(digest, arena.copyJoined(digest.bytes, canonical)));
     yield directory;
   }
   checker.finish();
-  if (closure.size > 0) await fillNear(near, root, closure, opts);
+  if (closure.length > 0) await fillNear(near, root, closure, opts);
 }
 
-/** Uploads a whole closure to near, leaves to root; a failure leaves near without it and is not the caller's. */
-async function fillNear(
-  near: DirectoryService,
-  root: Digest,
-  closure: Map<string, Uint8Array>,
-  opts: CallOptions,
-): Promise<void> {
+/** Stores a whole closure in near; a failure leaves near without it and is not the caller's. */
+async function fillNear(near: DirectoryService, root: Digest, closure: ReadEntry[], opts: CallOptions): Promise<void> {
+  if (near.putCheckedClosure) {
+    // Checked above as it was read: near stores it as it is (no second check, no reordering).
+    await near.putCheckedClosure(root, closure, opts).catch(() => {});
+    return;
+  }
   let putter: ReturnType<DirectoryService["putMultipleStart"]> | undefined;
   try {
     putter = near.putMultipleStart(opts);
+    const byDigest = new Map(closure.map((entry) => [digestKey(entry.digest.bytes), entry]));
     const decoded = (digest: Uint8Array) => {
-      const bytes = closure.get(digestKey(digest));
-      return bytes && { bytes, directory: decodeDirectory(bytes) };
+      const entry = byDigest.get(digestKey(digest));
+      return entry && { bytes: entry.bytes, directory: entry.directory };
     };
     const ordered = leavesToRootOf(root, decoded, (entry) => entry.directory);
     for (const { directory, bytes } of ordered) await putter.put(directory, bytes);

@@ -2,6 +2,7 @@
  * The DirectoryService interface (spec §3): what every backend implements and
  * every consumer (server, CLI, conformance suite) programs against.
  */
+import type { ClosureEntry } from "./closure.js";
 import type { Digest } from "./digest.js";
 import type { Directory } from "./model.js";
 import type { ListDigestsOptions } from "./stored-keys.js";
@@ -50,6 +51,19 @@ export interface DirectoryService {
   getRecursiveEncoded?(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory>;
   /** Starts an upload of one closure, leaves to root (or, with `partial`, of the part the store lacks). */
   putMultipleStart(opts?: PutMultipleOptions): DirectoryPutter;
+  /**
+   * Optional: stores the whole closure of `root` that core has checked
+   * already, all or nothing, without checking it again. The caller vouches
+   * that every entry's bytes are canonical, valid and hash to its digest,
+   * and that the entries are exactly the closure of `root`, every declared
+   * size accepted; they may come in any order. For copies inside one
+   * process of a closure core just checked (cache://'s fill, read-through.ts,
+   * which checks far's stream root to leaves), which a putter would check a
+   * second time: never for bytes from outside core's checks. Offered by
+   * StoreDirectoryService over a store whose commit is one atomic step
+   * (DirectoryStore.unorderedClosures).
+   */
+  putCheckedClosure?(root: Digest, entries: ClosureEntry[], opts?: CallOptions): Promise<void>;
   /**
    * Optional: whether this service takes partial uploads
    * (`putMultipleStart({ partial: true })`). Absent means no; see

@@ -57,6 +57,13 @@ export interface DirectoryStore {
    * children's closures are read back and committed with it.
    */
   readonly partialUploads?: boolean;
+  /**
+   * Optional: true when putClosure commits in one atomic step (one
+   * transaction, one synchronous update), so the entries' order does not
+   * matter to it. Then the service offers putCheckedClosure, whose entries
+   * come in the order they were read (root to leaves).
+   */
+  readonly unorderedClosures?: boolean;
   close(): Promise<void>;
   /**
    * Optional: every stored digest. A key that is not a digest goes through
@@ -103,6 +110,16 @@ export class StoreDirectoryService implements DirectoryService {
       this.listDigests = (callOpts?: ListDigestsOptions) =>
         this.wrapIterable(store.listDigests!(callOpts?.signal, callOpts?.onInvalidKey));
     }
+    if (store.unorderedClosures) {
+      this.putCheckedClosure = async (_root: Digest, entries: ClosureEntry[], callOpts?: CallOptions) => {
+        throwIfAborted(callOpts?.signal);
+        try {
+          await store.putClosure(entries, callOpts?.signal);
+        } catch (e) {
+          throw this.wrap(e);
+        }
+      };
+    }
     if (store.repair) {
       this.repair = async (directories: Directory[], callOpts?: CallOptions) => {
         const entries = repairEntries(directories); // throws before the store sees anything
@@ -117,6 +134,9 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   listDigests?: (opts?: ListDigestsOptions) => AsyncIterable<Digest>;
+
+  /** Present when the store commits a closure atomically (DirectoryStore.unorderedClosures); see DirectoryService. */
+  putCheckedClosure?: (root: Digest, entries: ClosureEntry[], opts?: CallOptions) => Promise<void>;
 
   /** Present when the store can overwrite (DirectoryStore.repair); see DirectoryService.repair. */
   repair?: (directories: Directory[], opts?: CallOptions) => Promise<Digest[]>;
