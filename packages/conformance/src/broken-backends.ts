@@ -143,7 +143,10 @@ class MapService extends StoreDirectoryService {
    * prefers this stream, and must show them too.
    */
   override async *getRecursiveEncoded(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory> {
-    for await (const directory of this.getRecursive(root, opts)) yield { directory, bytes: encodeDirectory(directory) };
+    for await (const directory of this.getRecursive(root, opts)) {
+      const bytes = encodeDirectory(directory);
+      yield { directory, bytes, digest: Digest.of(bytes) };
+    }
   }
 
   /** No: several of these override putMultipleStart without honouring `partial` (PARTIAL_ELSEWHERE). */

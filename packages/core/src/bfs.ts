@@ -51,7 +51,7 @@ export function breadthFirst(
   return walk(readMany, root, opts, directoryOnly);
 }
 
-/** breadthFirst, each directory with the bytes it was decoded from (its canonical encoding: they hashed to its digest). */
+/** breadthFirst, each directory with its digest and the bytes it was decoded from (its canonical encoding: they hashed to that digest). */
 export function breadthFirstEncoded(
   readMany: ReadMany,
   root: Digest,
@@ -61,9 +61,9 @@ export function breadthFirstEncoded(
 }
 
 /** What a walk yields for each directory read. */
-type Emit<T> = (directory: Directory, bytes: Uint8Array) => T;
+type Emit<T> = (directory: Directory, bytes: Uint8Array, digest: Digest) => T;
 const directoryOnly: Emit<Directory> = (directory) => directory;
-const withBytes: Emit<EncodedDirectory> = (directory, bytes) => ({ directory, bytes });
+const withBytes: Emit<EncodedDirectory> = (directory, bytes, digest) => ({ directory, bytes, digest });
 
 function walk<T>(readMany: ReadMany, root: Digest, opts: BreadthFirstOptions, emit: Emit<T>): AsyncIterableIterator<T> {
   return opts.readOne ? new SyncReadWalk(opts.readOne, root, opts, emit) : batchedWalk(readMany, root, opts, emit);
@@ -101,7 +101,7 @@ async function* batchedWalk<T>(
         }
         const { directory, size } = decodeStoredDirectorySized(chunk[i], bytes);
         sizes.receive(chunk[i], directory, queue, size);
-        yield emit(directory, bytes);
+        yield emit(directory, bytes, chunk[i]);
         throwIfAborted(opts.signal);
       }
     }
@@ -156,7 +156,7 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
       }
       const { directory, size } = decodeStoredDirectorySized(digest, bytes);
       this.sizes.receive(digest, directory, this.enqueue, size);
-      return Promise.resolve({ done: false, value: this.emit(directory, bytes) });
+      return Promise.resolve({ done: false, value: this.emit(directory, bytes, digest) });
     } catch (e) {
       this.end();
       return Promise.reject(e);

@@ -170,6 +170,34 @@ describe("RootToLeavesChecker", () => {
     const c = new RootToLeavesChecker(directoryDigest(bad));
     expect(() => c.accept(bad)).toThrow(/failed validation/);
   });
+  describe("acceptStored: a directory its store already hashed and validated; only the closure is checked", () => {
+    const stored = (c: RootToLeavesChecker, d: Directory) => c.acceptStored(directoryDigest(d), d);
+    it("accepts a whole closure root to leaves", () => {
+      const c = new RootToLeavesChecker(dD);
+      for (const d of [D, B, A]) stored(c, d);
+      c.finish();
+    });
+    it("rejects a root that is not the one asked for, a child before its parent, a repeat and an early end", () => {
+      expect(() => stored(new RootToLeavesChecker(dB), A)).toThrow(/not referred to/);
+      const twice = new RootToLeavesChecker(dD);
+      stored(twice, D);
+      stored(twice, A);
+      expect(() => stored(twice, A)).toThrow(/sent twice/);
+      const early = new RootToLeavesChecker(dD);
+      stored(early, D);
+      stored(early, B);
+      expect(() => early.finish()).toThrow(/premature end of stream .* still expected 1 directories/);
+    });
+    it("still checks declared sizes (exact rejects a legacy one)", () => {
+      const legacy = [
+        fixtures.DIRECTORY_NESTED_LEGACY,
+        fixtures.DIRECTORY_COMPLICATED_LEGACY,
+        fixtures.DIRECTORY_WITH_KEEP,
+      ];
+      const c = new RootToLeavesChecker(directoryDigest(legacy[0]));
+      expect(() => legacy.forEach((d) => stored(c, d))).toThrow(/declares size 8 for directories\[0\] "inner"/);
+    });
+  });
   describe("declared sizes (spec §1.1), re-checked on read", () => {
     const legacy = [
       fixtures.DIRECTORY_NESTED_LEGACY,

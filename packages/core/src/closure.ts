@@ -9,7 +9,7 @@ import { ByteArena } from "./arena.js";
 import { DigestIndex, type DigestIndexed } from "./digest-index.js";
 import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js";
 import { blake3, blake3Matches } from "./hash.js";
-import { type Directory, displayName } from "./model.js";
+import { type Directory, directorySize, displayName } from "./model.js";
 import { type ReadSizeOptions, ReadSizeChecker } from "./read-sizes.js";
 import {
   type SizeCheck,
@@ -275,21 +275,41 @@ export class RootToLeavesChecker {
   /** Checks one received directory; `bytes` is its encoding as received, if known. Returns its digest. */
   accept(directory: Directory, bytes?: Uint8Array): Digest {
     const digest = Digest.of(bytes ?? encodeDirectory(directory));
-    const state = this.sizes.stateOf(digest.bytes);
-    const expected = this.received === 0 ? digest.equals(this.root) : state === "referred";
-    if (!expected) {
-      const why = state === "received" ? "sent twice" : "not referred to by any directory received before it";
-      throw new CorruptionError(`received unexpected directory ${digest} below root ${this.root}: ${why}`);
-    }
+    this.expect(digest);
     let size: bigint;
     try {
       size = validateDirectorySize(directory);
     } catch (e) {
       throw new CorruptionError(`received directory ${digest} failed validation: ${(e as Error).message}`);
     }
+    this.record(digest, directory, size);
+    return digest;
+  }
+
+  /**
+   * Checks one directory that its store has hashed to `digest` and validated
+   * already (getRecursiveEncoded): only its place in the closure and the
+   * sizes declared for it, so that a stream that skips or repeats
+   * directories, or ends early, is still caught.
+   */
+  acceptStored(digest: Digest, directory: Directory): void {
+    this.expect(digest);
+    this.record(digest, directory, directorySize(directory));
+  }
+
+  /** The root first, then only directories referred to and not received yet. */
+  private expect(digest: Digest): void {
+    const state = this.sizes.stateOf(digest.bytes);
+    const expected = this.received === 0 ? digest.equals(this.root) : state === "referred";
+    if (!expected) {
+      const why = state === "received" ? "sent twice" : "not referred to by any directory received before it";
+      throw new CorruptionError(`received unexpected directory ${digest} below root ${this.root}: ${why}`);
+    }
+  }
+
+  private record(digest: Digest, directory: Directory, size: bigint): void {
     this.received++;
     this.sizes.receive(digest, directory, undefined, size);
-    return digest;
   }
 
   /** How many directories are still expected. */

@@ -3,13 +3,13 @@
  * the caller as far yields it, and near is filled only by a read that got
  * all of it.
  */
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { CacheDirectoryService } from "./cache.js";
 import { directoryDigest } from "./canonical.js";
 import type { Digest } from "./digest.js";
 import { AbortError, CorruptionError } from "./errors.js";
 import { type Directory, directorySize, makeDirectory, makeDirectoryNode, makeFileNode } from "./model.js";
-import type { CallOptions, DirectoryPutter, DirectoryService } from "./service.js";
+import type { CallOptions, DirectoryPutter, DirectoryService, EncodedDirectory } from "./service.js";
 import type { ClosureEntry } from "./closure.js";
 import { StoreDirectoryService } from "./store-service.js";
 import { MapStore, mapService } from "./test-memory-store.js";
@@ -63,7 +63,15 @@ class ObservedFar implements DirectoryService {
   failAfter: number | undefined;
   endAfter: number | undefined;
 
-  constructor(readonly inner: DirectoryService) {}
+  constructor(
+    readonly inner: DirectoryService,
+    /** Also offer getRecursiveEncoded (the inner one's, observed alike): the fill then takes far's checked bytes. */
+    encoded = false,
+  ) {
+    if (encoded) this.getRecursiveEncoded = (root, opts) => this.observed(inner.getRecursiveEncoded!(root, opts));
+  }
+
+  getRecursiveEncoded?: (root: Digest, opts?: CallOptions) => AsyncIterable<EncodedDirectory>;
 
   get(digest: Digest, opts?: CallOptions) {
     return this.inner.get(digest, opts);
@@ -77,10 +85,14 @@ class ObservedFar implements DirectoryService {
   close() {
     return this.inner.close();
   }
-  async *getRecursive(root: Digest, opts?: CallOptions): AsyncGenerator<Directory> {
+  getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    return this.observed(this.inner.getRecursive(root, opts));
+  }
+
+  private async *observed<T>(stream: AsyncIterable<T>): AsyncGenerator<T> {
     let complete = false;
     try {
-      for await (const d of this.inner.getRecursive(root, opts)) {
+      for await (const d of stream) {
         if (this.yielded === this.failAfter) throw new Error("far's connection broke");
         if (this.yielded === this.endAfter) break;
         this.yielded++;
@@ -113,11 +125,14 @@ class AtomicMapStore extends MapStore {
   }
 }
 
+/** Whether the far of setUp() offers getRecursiveEncoded; set by each pass of the suite below. */
+let farEncoded = false;
+
 async function setUp(width = 4) {
   const farService = mapService();
   const directories = tree(width);
   const root = await upload(farService.service, directories);
-  const far = new ObservedFar(farService.service);
+  const far = new ObservedFar(farService.service, farEncoded);
   const near = mapService();
   const cache = new CacheDirectoryService(near.service, far);
   const expected = await readAll(farService.service, root);
@@ -125,7 +140,14 @@ async function setUp(width = 4) {
   return { directories, root, far, near, cache, expected };
 }
 
-describe("cache:// read-through on a miss", () => {
+describe.each([
+  { farEncoded: false, far: "far with getRecursive only (the fill checks its stream)" },
+  { farEncoded: true, far: "far with getRecursiveEncoded (the fill takes its checked bytes)" },
+])("cache:// read-through on a miss, $far", (pass) => {
+  beforeEach(() => {
+    farEncoded = pass.farEncoded;
+  });
+
   it("yields far's directories in far's order (root to leaves), then near holds the closure", async () => {
     const { directories, root, near, cache, expected } = await setUp();
     const got = await readAll(cache, root);
@@ -195,7 +217,7 @@ describe("cache:// read-through on a miss", () => {
     const farService = mapService();
     const directories = tree(3);
     const root = await upload(farService.service, directories);
-    const far = new ObservedFar(farService.service);
+    const far = new ObservedFar(farService.service, farEncoded);
     const nearStore = new FullStore();
     const cache = new CacheDirectoryService(new StoreDirectoryService(nearStore), far);
     const expected = await readAll(farService.service, root);
@@ -272,7 +294,10 @@ describe("cache:// read-through on a miss", () => {
 
     it("keeps the bytes it checked, not the caller's directories: a caller changing them does not change near", async () => {
       const { root, expected, nearService, cache } = await setUpAtomic();
-      for await (const d of cache.getRecursive(root)) d.files.splice(0), d.directories.splice(0);
+      for await (const d of cache.getRecursive(root)) {
+        d.files.splice(0);
+        d.directories.splice(0);
+      }
       expect(hexes(await readAll(nearService, root))).toEqual(hexes(expected));
     });
 

@@ -26,11 +26,13 @@ export interface PutMultipleOptions extends CallOptions {
   partial?: boolean;
 }
 
-/** A directory read from a store with its canonical bytes (getRecursiveEncoded). */
+/** A directory read from a store with its canonical bytes and digest (getRecursiveEncoded). */
 export interface EncodedDirectory {
   readonly directory: Directory;
   /** encodeDirectory(directory): the bytes read and re-hashed. */
   readonly bytes: Uint8Array;
+  /** The digest `bytes` were read under and hashed to. */
+  readonly digest: Digest;
 }
 
 export interface DirectoryService {
@@ -41,12 +43,14 @@ export interface DirectoryService {
   /** The root, then every directory reachable from it, root to leaves, each once; empty when the root is absent. */
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory>;
   /**
-   * Optional: getRecursive with each directory's canonical bytes beside it
-   * (exactly `encodeDirectory(directory)`, the bytes that were re-hashed),
-   * same order and same checks: for a server that sends the bytes on as
-   * they are instead of encoding every directory again. The bytes belong
-   * to the caller, like the directory. A wrapper that changes getRecursive
-   * must change or drop this one too (a server prefers it).
+   * Optional: getRecursive with each directory's canonical bytes and digest
+   * beside it (exactly `encodeDirectory(directory)`, the bytes that were
+   * re-hashed, and the digest they hashed to), same order and same checks:
+   * for a server that sends the bytes on as they are instead of encoding
+   * every directory again, and for cache://'s fill, which stores them in
+   * near without checking them again (read-through.ts). The bytes belong to
+   * the caller, like the directory. A wrapper that changes getRecursive
+   * must change or drop this one too (a server and the cache prefer it).
    */
   getRecursiveEncoded?(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory>;
   /** Starts an upload of one closure, leaves to root (or, with `partial`, of the part the store lacks). */
