@@ -48,7 +48,7 @@ export function breadthFirst(
   root: Digest,
   opts: BreadthFirstOptions = {},
 ): AsyncIterableIterator<Directory> {
-  return walk(readMany, root, opts, directoryOnly);
+  return walk(readMany, root, opts, DIRECTORY_ONLY);
 }
 
 /** breadthFirst, each directory with its digest and the bytes it was decoded from (its canonical encoding: they hashed to that digest). */
@@ -57,16 +57,59 @@ export function breadthFirstEncoded(
   root: Digest,
   opts: BreadthFirstOptions = {},
 ): AsyncIterableIterator<EncodedDirectory> {
-  return walk(readMany, root, opts, withBytes);
+  return walk(readMany, root, opts, walkedOutput(opts.sizeCheck ?? "exact"));
 }
 
-/** What a walk yields for each directory read. */
-type Emit<T> = (directory: Directory, bytes: Uint8Array, digest: Digest) => T;
-const directoryOnly: Emit<Directory> = (directory) => directory;
-const withBytes: Emit<EncodedDirectory> = (directory, bytes, digest) => ({ directory, bytes, digest });
+/** What a walk yields for each directory read, and what it does once it has read them all. */
+interface Output<T> {
+  emit(directory: Directory, bytes: Uint8Array, digest: Digest): T;
+  completed?(): void;
+}
+const DIRECTORY_ONLY: Output<Directory> = { emit: (directory) => directory };
 
-function walk<T>(readMany: ReadMany, root: Digest, opts: BreadthFirstOptions, emit: Emit<T>): AsyncIterableIterator<T> {
-  return opts.readOne ? new SyncReadWalk(opts.readOne, root, opts, emit) : batchedWalk(readMany, root, opts, emit);
+/** How far one walk got: shared by the directories it yields (WalkedDirectory). */
+export interface WalkProgress {
+  /** Directories yielded so far. */
+  readonly yielded: number;
+  /** Whether the walk read the whole closure (or found the root absent): every directory it yielded is all there is. */
+  readonly completed: boolean;
+  /** How the walk checked declared sizes. */
+  readonly sizeCheck: SizeCheck;
+}
+
+/**
+ * A directory as core's own walk yielded it: hashed to its digest, valid,
+ * its declared sizes accepted, the `index`-th of its walk. Only this module
+ * makes them, so a consumer that gets all of one walk's, in order, and
+ * finds that walk completed, has a closure core checked whole, sizes by the
+ * walk's `sizeCheck` (cache://'s fill, read-through.ts, checks nothing
+ * again then).
+ */
+export class WalkedDirectory implements EncodedDirectory {
+  constructor(
+    readonly directory: Directory,
+    readonly bytes: Uint8Array,
+    readonly digest: Digest,
+    readonly walk: WalkProgress,
+    readonly index: number,
+  ) {}
+}
+
+function walkedOutput(sizeCheck: SizeCheck): Output<EncodedDirectory> {
+  const progress = { yielded: 0, completed: false, sizeCheck };
+  return {
+    emit: (directory, bytes, digest) => new WalkedDirectory(directory, bytes, digest, progress, progress.yielded++),
+    completed: () => void (progress.completed = true),
+  };
+}
+
+function walk<T>(
+  readMany: ReadMany,
+  root: Digest,
+  opts: BreadthFirstOptions,
+  out: Output<T>,
+): AsyncIterableIterator<T> {
+  return opts.readOne ? new SyncReadWalk(opts.readOne, root, opts, out) : batchedWalk(readMany, root, opts, out);
 }
 
 function missing(digest: Digest, root: Digest): CorruptionError {
@@ -77,7 +120,7 @@ async function* batchedWalk<T>(
   readMany: ReadMany,
   root: Digest,
   opts: BreadthFirstOptions,
-  emit: Emit<T>,
+  out: Output<T>,
 ): AsyncGenerator<T, void, undefined> {
   const batchSize = opts.batchSize ?? 1024;
   // The size checker knows every digest met so far (received or referred
@@ -96,18 +139,19 @@ async function* batchedWalk<T>(
       for (let i = 0; i < chunk.length; i++) {
         const bytes = found[i];
         if (bytes === undefined) {
-          if (isRootLevel) return; // an absent root: nothing to yield
+          if (isRootLevel) return out.completed?.(); // an absent root: nothing to yield
           throw missing(chunk[i], root);
         }
         const { directory, size } = decodeStoredDirectorySized(chunk[i], bytes);
         sizes.receive(chunk[i], directory, queue, size);
-        yield emit(directory, bytes, chunk[i]);
+        yield out.emit(directory, bytes, chunk[i]);
         throwIfAborted(opts.signal);
       }
     }
     isRootLevel = false;
     level = next;
   }
+  out.completed?.();
 }
 
 const DONE: Promise<IteratorResult<never>> = Promise.resolve({ done: true, value: undefined });
@@ -128,7 +172,7 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
     private readonly readOne: ReadOne,
     private readonly root: Digest,
     private readonly opts: BreadthFirstOptions,
-    private readonly emit: Emit<T>,
+    private readonly out: Output<T>,
   ) {
     this.sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
     this.queue = [root];
@@ -142,7 +186,7 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
     if (this.finished) return DONE;
     try {
       throwIfAborted(this.opts.signal);
-      if (this.head === this.queue.length) return this.end();
+      if (this.head === this.queue.length) return this.complete();
       const digest = this.queue[this.head]!;
       this.queue[this.head++] = undefined;
       if (this.head >= 4096 && this.head * 2 >= this.queue.length) {
@@ -151,12 +195,12 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
       }
       const bytes = this.readOne(digest);
       if (bytes === undefined) {
-        if (digest === this.root) return this.end(); // an absent root: nothing to yield
+        if (digest === this.root) return this.complete(); // an absent root: nothing to yield
         throw missing(digest, this.root);
       }
       const { directory, size } = decodeStoredDirectorySized(digest, bytes);
       this.sizes.receive(digest, directory, this.enqueue, size);
-      return Promise.resolve({ done: false, value: this.emit(directory, bytes, digest) });
+      return Promise.resolve({ done: false, value: this.out.emit(directory, bytes, digest) });
     } catch (e) {
       this.end();
       return Promise.reject(e);
@@ -170,6 +214,12 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
   throw(e?: unknown): Promise<IteratorResult<T>> {
     this.end();
     return Promise.reject(e);
+  }
+
+  /** The whole closure was read (or the root is absent). */
+  private complete(): Promise<IteratorResult<T>> {
+    this.out.completed?.();
+    return this.end();
   }
 
   private end(): Promise<IteratorResult<T>> {

@@ -323,3 +323,45 @@ describe.each([
     });
   });
 });
+
+describe("cache:// read-through over a far whose getRecursiveEncoded is core's walk, passed on changed", () => {
+  /** A far that yields what `change` makes of its store's own encoded walk. */
+  async function setUpChanged(change: (walk: EncodedDirectory[]) => EncodedDirectory[]) {
+    const farService = mapService();
+    const root = await upload(farService.service, tree(3));
+    const expected = await readAll(farService.service, root);
+    const far: DirectoryService = Object.assign(Object.create(farService.service) as DirectoryService, {
+      async *getRecursiveEncoded(r: Digest, opts?: CallOptions) {
+        const walked: EncodedDirectory[] = [];
+        for await (const e of farService.service.getRecursiveEncoded(r, opts)) walked.push(e);
+        yield* change(walked);
+      },
+    });
+    const near = mapService();
+    return { root, expected, near, cache: new CacheDirectoryService(near.service, far) };
+  }
+
+  it("entries copied into objects of the far's own are checked here, and fill near when whole", async () => {
+    const { root, expected, near, cache } = await setUpChanged((walk) => walk.map((e) => ({ ...e })));
+    expect(hexes(await readAll(cache, root))).toEqual(hexes(expected));
+    expect(near.store.map.size).toBe(expected.length);
+  });
+
+  it("a walk's entries with one left out in the middle: the rest is checked here, and the gap is corruption", async () => {
+    const { root, near, cache } = await setUpChanged((walk) => [...walk.slice(0, 4), ...walk.slice(5)]);
+    await expect(readAll(cache, root)).rejects.toBeInstanceOf(CorruptionError);
+    expect(near.store.map.size).toBe(0);
+  });
+
+  it("a walk's entries cut short, ending cleanly: corruption, near stays empty", async () => {
+    const { root, near, cache } = await setUpChanged((walk) => walk.slice(0, walk.length - 1));
+    await expect(readAll(cache, root)).rejects.toThrow(/premature end of stream/);
+    expect(near.store.map.size).toBe(0);
+  });
+
+  it("a whole walk and then one more directory: corruption, near stays empty", async () => {
+    const { root, near, cache } = await setUpChanged((walk) => [...walk, walk[walk.length - 1]]);
+    await expect(readAll(cache, root)).rejects.toThrow(/sent twice/);
+    expect(near.store.map.size).toBe(0);
+  });
+});
