@@ -169,6 +169,36 @@ describe("client getRecursive as an iterator", () => {
   });
 });
 
+describe("client getRecursiveEncoded", () => {
+  it("yields getRecursive's directories, each with its canonical bytes and their digest, checked alike", async () => {
+    const c = open(await rawServer(() => [enc(DIRECTORY_D), enc(DIRECTORY_B), enc(DIRECTORY_A)]));
+    const got = [];
+    for await (const e of c.getRecursiveEncoded(dD)) got.push(e);
+    expect(got.map((e) => e.digest.hex)).toEqual([dD.hex, dB.hex, dA.hex]);
+    for (const e of got) {
+      expect(e.bytes).toEqual(enc(e.directory));
+      expect(directoryDigest(e.directory).hex).toBe(e.digest.hex);
+    }
+    const cut = open(await rawServer(() => [enc(DIRECTORY_D), enc(DIRECTORY_A)]));
+    const read = async () => {
+      for await (const _ of cut.getRecursiveEncoded(dD));
+    };
+    await expect(read()).rejects.toThrow(/premature end of stream/);
+  });
+
+  it("bytes sent non-canonically (explicit defaults) come back canonical, with the canonical digest", async () => {
+    const name = Buffer.from(".keep");
+    const node = [0x0a, name.length, ...name, 0x12, 32, ...EMPTY_BLOB_DIGEST.bytes, 0x18, 0x00, 0x20, 0x00];
+    const c = open(await rawServer(() => [Uint8Array.from([0x12, node.length, ...node])]));
+    const root = directoryDigest(DIRECTORY_WITH_KEEP);
+    const got = [];
+    for await (const e of c.getRecursiveEncoded(root)) got.push(e);
+    expect(got).toHaveLength(1);
+    expect(got[0].bytes).toEqual(enc(DIRECTORY_WITH_KEEP));
+    expect(got[0].digest.hex).toBe(root.hex);
+  });
+});
+
 describe("client connection handling", () => {
   it("a server that is not there: BackendError naming the address, unavailable, no hang", async () => {
     const probe = net.createServer();

@@ -18,6 +18,7 @@ import {
   type Directory,
   type DirectoryPutter,
   type DirectoryService,
+  type EncodedDirectory,
   encodeDirectory,
   type PutMultipleOptions,
   hasDirectories,
@@ -178,6 +179,20 @@ export class GrpcDirectoryService implements DirectoryService {
   }
 
   getRecursive(root: Digest, opts: CallOptions = {}): AsyncIterableIterator<Directory> {
+    return this.recursiveRead(root, opts, directoryOnly);
+  }
+
+  /**
+   * getRecursive with each directory's bytes as received (strictly decoded,
+   * so canonical) and the digest they hashed to: for cache://'s fill, which
+   * then need not encode and hash them again, and for a server in front of
+   * this one, which sends them on as they are.
+   */
+  getRecursiveEncoded(root: Digest, opts: CallOptions = {}): AsyncIterableIterator<EncodedDirectory> {
+    return this.recursiveRead(root, opts, withBytes);
+  }
+
+  private recursiveRead<T>(root: Digest, opts: CallOptions, emit: Emit<T>): AsyncIterableIterator<T> {
     const { signal } = opts;
     return new RecursiveRead(
       () => {
@@ -188,6 +203,7 @@ export class GrpcDirectoryService implements DirectoryService {
       signal,
       (bytes, index) => this.received(bytes, `directory #${index} below root ${root}`),
       (e) => this.wrap(e, signal),
+      emit,
     );
   }
 
@@ -353,6 +369,11 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
 
 const DONE: IteratorResult<never> = { done: true, value: undefined };
 
+/** What a recursive read yields for each directory it checked. */
+type Emit<T> = (directory: Directory, bytes: Uint8Array, digest: Digest) => T;
+const directoryOnly: Emit<Directory> = (directory) => directory;
+const withBytes: Emit<EncodedDirectory> = (directory, bytes, digest) => ({ directory, bytes, digest });
+
 /**
  * The directories of one recursive Get, checked root to leaves as they are
  * taken: from the batch in hand (one received chunk's messages) at once, in
@@ -361,14 +382,14 @@ const DONE: IteratorResult<never> = { done: true, value: undefined };
  * client's time on a stream of small directories.) Leaving early, or a
  * failed check, cancels the call.
  */
-class RecursiveRead implements AsyncIterableIterator<Directory> {
+class RecursiveRead<T> implements AsyncIterableIterator<T> {
   private batches: AsyncGenerator<Uint8Array[], void, undefined> | undefined;
   private batch: (Uint8Array | undefined)[] = [];
   private index = 0;
   private received = 0;
   private finished = false;
   /** The wait for the next batch, while one runs: a next() meanwhile waits its turn. */
-  private waiting: Promise<IteratorResult<Directory>> | undefined;
+  private waiting: Promise<IteratorResult<T>> | undefined;
 
   constructor(
     private readonly open: () => AsyncGenerator<Uint8Array[], void, undefined>,
@@ -376,13 +397,14 @@ class RecursiveRead implements AsyncIterableIterator<Directory> {
     private readonly signal: AbortSignal | undefined,
     private readonly decode: (bytes: Uint8Array, index: number) => ReceivedDirectory,
     private readonly wrap: (e: unknown) => Error,
+    private readonly emit: Emit<T>,
   ) {}
 
-  [Symbol.asyncIterator](): AsyncIterableIterator<Directory> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
     return this;
   }
 
-  next(): Promise<IteratorResult<Directory>> {
+  next(): Promise<IteratorResult<T>> {
     if (this.waiting) return this.waiting.then(() => this.next());
     if (this.finished) return Promise.resolve(DONE);
     if (this.index < this.batch.length) {
@@ -403,18 +425,18 @@ class RecursiveRead implements AsyncIterableIterator<Directory> {
   }
 
   /** Checks and hands over the next message of the batch in hand. */
-  private take(): Directory {
+  private take(): T {
     const message = this.batch[this.index]!;
     this.batch[this.index++] = undefined; // the caller keeps the directory, not the batch's list
     // A batch may outlive an abort: nothing more after it.
     if (this.signal?.aborted) throw new AbortError("operation aborted", { cause: this.signal.reason });
     const { directory, bytes } = this.decode(message, this.received);
-    this.checker.accept(directory, bytes);
+    const digest = this.checker.accept(directory, bytes);
     this.received++;
-    return directory;
+    return this.emit(directory, bytes, digest);
   }
 
-  private async nextBatch(): Promise<IteratorResult<Directory>> {
+  private async nextBatch(): Promise<IteratorResult<T>> {
     try {
       for (;;) {
         this.batches ??= this.open();
@@ -434,7 +456,7 @@ class RecursiveRead implements AsyncIterableIterator<Directory> {
   }
 
   /** Ends the read with `e` (the call cancelled if it still runs), as the caller should see it. */
-  private async fail(e: unknown): Promise<IteratorResult<Directory>> {
+  private async fail(e: unknown): Promise<IteratorResult<T>> {
     await this.stop();
     if (isCastoreError(e)) throw e;
     // tvix answers NOT_FOUND for an absent root; castore servers send an empty stream.
@@ -451,12 +473,12 @@ class RecursiveRead implements AsyncIterableIterator<Directory> {
     await this.batches?.return(undefined).catch(() => {});
   }
 
-  async return(): Promise<IteratorResult<Directory>> {
+  async return(): Promise<IteratorResult<T>> {
     await this.stop();
     return DONE;
   }
 
-  async throw(e?: unknown): Promise<IteratorResult<Directory>> {
+  async throw(e?: unknown): Promise<IteratorResult<T>> {
     await this.stop();
     throw e;
   }
