@@ -99,8 +99,10 @@ export async function* readThrough(
     let walk: WalkProgress | undefined;
     for await (const entry of far.getRecursiveEncoded(root, opts)) {
       const { directory, bytes, digest } = entry;
-      if (walk && !continuesWalk(entry, walk, closure.length)) walk = checkFromHere(checker, closure);
-      else if (closure.length === 0 && startsWalk(entry, sizeCheck)) walk = entry.walk;
+      if (walk && !continuesWalk(entry, walk, closure.length)) {
+        checkFromHere(checker, closure);
+        walk = undefined;
+      } else if (closure.length === 0 && startsWalk(entry, sizeCheck)) walk = entry.walk;
       if (!walk) checker.acceptStored(digest, directory);
       // Copied before the caller may change the directory (a view of these bytes).
       closure.push(new ReadEntry(digest, arena.copyJoined(digest.bytes, bytes)));
@@ -136,9 +138,8 @@ function continuesWalk(entry: EncodedDirectory, walk: WalkProgress, index: numbe
 }
 
 /** The checker takes over: it checks the closure read so far (decoded again from its bytes); the rest as it comes. */
-function checkFromHere(checker: RootToLeavesChecker, closure: ReadEntry[]): undefined {
+function checkFromHere(checker: RootToLeavesChecker, closure: ReadEntry[]): void {
   for (const entry of closure) checker.acceptStored(entry.digest, entry.directory);
-  return undefined;
 }
 
 /** Stores a whole closure in near; a failure leaves near without it and is not the caller's. */

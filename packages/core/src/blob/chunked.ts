@@ -225,13 +225,18 @@ export class ChunkedBlobService implements BlobService {
     if (!bytes) throw new CorruptionError(`${where} is missing from the store`);
     if (bytes.length !== chunk.size)
       throw new CorruptionError(`${where}: stored ${bytes.length} bytes, the manifest says ${chunk.size}`);
-    if (!Digest.of(bytes).equals(chunk.digest))
-      throw new CorruptionError(`${where}: the stored bytes do not hash to its digest`);
+    checkChunkHash(where, bytes, chunk.digest);
     return bytes;
   }
 }
 
 const DONE: Promise<Uint8Array> = Promise.resolve(new Uint8Array(0));
+
+/** Corruption unless the bytes read under `digest` hash to it; `where` names them in the message. */
+function checkChunkHash(where: string, bytes: Uint8Array, digest: Digest): void {
+  if (!Digest.of(bytes).equals(digest))
+    throw new CorruptionError(`${where}: the stored bytes do not hash to its digest`);
+}
 
 /** The bytes of [offset, offset + length) of a blob that is one chunk, checked against its digest first. */
 async function* oneChunk(
@@ -240,8 +245,7 @@ async function* oneChunk(
   offset: number,
   length: number,
 ): AsyncGenerator<Uint8Array> {
-  if (!Digest.of(bytes).equals(digest))
-    throw new CorruptionError(`blob ${digest.hex}: the stored bytes do not hash to its digest`);
+  checkChunkHash(`blob ${digest.hex}`, bytes, digest);
   const end = Math.min(bytes.length, offset + length);
   if (offset < end) yield bytes.subarray(offset, end);
 }
