@@ -94,7 +94,10 @@ import { abbreviatePath } from "./names.js";
 import { ReadPool } from "./read-pool.js";
 
 export interface ImportProgress {
+  /** Files hashed (and, with contents, stored or found stored). */
   files: number;
+  /** Files the walk has found so far: hashed, or waiting to be (at most listAheadFiles more than `files`, plus one directory's). */
+  listed: number;
   bytes: number;
   directories: number;
   /** Directories sent to the store (the upload phase, after the walk). */
@@ -112,6 +115,12 @@ export interface ImportProgress {
 export interface ImportOptions {
   /** Files read and hashed at once through asynchronous calls (default 8): larger files, and small ones when reading them one at a time is slower (see IoMode). */
   concurrency?: number;
+  /**
+   * Files the walk lists ahead of the hashing at most (default 4 096): it
+   * waits there until half of them are done, so a tree of millions of files
+   * is never queued whole.
+   */
+  listAheadFiles?: number;
   /** Encoded directories kept in memory before the spool spills to a temporary file (default 64 MiB; 0: always spill). */
   spoolMemoryBytes?: number;
   /** Where the spool's temporary file goes (default: the OS temporary directory). */
@@ -148,12 +157,10 @@ export const DEFAULT_READ_THREADS = Math.min(2, availableParallelism());
  */
 const POOL_IN_FLIGHT = 128;
 /**
- * Files the walk lists ahead of the hashing at most (queued for hashJob, or
- * in it): it waits there until half of them are done. Enough to keep the
- * read threads busy across many small directories; bounded, so a tree of
- * millions of files is not all queued at once.
+ * Files the walk lists ahead of the hashing by default (ImportOptions.listAheadFiles):
+ * enough to keep the read threads busy across many small directories.
  */
-const QUEUED_FILES_MAX = 4096;
+export const DEFAULT_LIST_AHEAD_FILES = 4096;
 
 /** A directory listed: `done` settles once it is finished (wrapped: an async function would wait for a promise it returns). */
 interface Listed {
@@ -552,7 +559,8 @@ export async function importTree(
   // Stops queued hashing jobs once the import has failed or is interrupted.
   const failed = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
-  const progress: ImportProgress = { files: 0, bytes: 0, directories: 0, uploaded: 0 };
+  const progress: ImportProgress = { files: 0, listed: 0, bytes: 0, directories: 0, uploaded: 0 };
+  const listAhead = Math.max(1, opts.listAheadFiles ?? DEFAULT_LIST_AHEAD_FILES);
   const rootPath = Buffer.from(root);
   const rootPlace: Place = { parent: undefined, name: rootPath };
   const rootStat = await lstat(rootPath).catch((e) => {
@@ -662,12 +670,12 @@ export async function importTree(
   const spool = new DirectorySpool(opts.spoolMemoryBytes ?? DEFAULT_SPOOL_MEMORY_BYTES, opts.spoolDir ?? tmpdir());
   const tree = new SpooledTree();
 
-  /** Files handed to hashJob and not finished; the walk waits at QUEUED_FILES_MAX (see listDirectory). */
+  /** Files handed to hashJob and not finished; the walk waits beyond listAhead (see listDirectory). */
   let filesInFlight = 0;
   let belowLimit: (() => void) | undefined;
   const fileFinished = () => {
     filesInFlight--;
-    if (belowLimit && filesInFlight <= QUEUED_FILES_MAX / 2) {
+    if (belowLimit && filesInFlight <= listAhead / 2) {
       belowLimit();
       belowLimit = undefined;
     }
@@ -683,13 +691,14 @@ export async function importTree(
    * included, before listing its next sibling, so the read threads drained
    * at every directory and sat idle while the next one was listed (/usr/share:
    * ~80% idle). Now the listing runs ahead of the hashing, by at most
-   * QUEUED_FILES_MAX files: that bounds the memory, whatever the tree.
+   * listAhead files (plus the directory being listed): that bounds the
+   * memory, whatever the tree.
    *
    * `path` is what the system calls use: the directory's path, or one from an anchor (see Anchors).
    */
   async function listDirectory(path: Buffer, place: Place): Promise<Listed> {
     signal.throwIfAborted();
-    if (filesInFlight > QUEUED_FILES_MAX) await new Promise<void>((resolve) => (belowLimit = resolve));
+    if (filesInFlight >= listAhead) await new Promise<void>((resolve) => (belowLimit = resolve));
     signal.throwIfAborted();
     let anchor: number | undefined;
     if (path.length > ANCHOR_PATH_BYTES && canAnchor()) {
@@ -727,6 +736,7 @@ export async function importTree(
           subdirectories.push({ name, done });
         } else if (st.isFile()) {
           filesInFlight++;
+          progress.listed++;
           const job = hashJob(childPath, childPlace).then(({ digest, size, executable }) => {
             progress.files++;
             progress.bytes += size;
