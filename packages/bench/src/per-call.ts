@@ -13,7 +13,7 @@
  *     file per directory; the ratio is chain/wide, 1 when a level of one
  *     directory costs what a directory costs.
  *
- * Backends: memory, lmdb, grpc to `castore serve --store memory://` in a
+ * Backends: memory, lmdb, cache (near memory, far lmdb), grpc to `castore serve --store memory://` in a
  * child process, "grpc (same thread)" to createDirectoryServiceServer on
  * this event loop, and postgres / s3 only when CASTORE_TEST_POSTGRES_URL /
  * CASTORE_TEST_S3_URL name a server (this benchmark starts none). The
@@ -25,7 +25,7 @@
  * Environment: CASTORE_BENCH_CHAIN (20000), CASTORE_BENCH_CALLS (warm calls
  * per round, 2000), CASTORE_BENCH_CONNECTS (new connections per round, 20),
  * CASTORE_BENCH_ROUNDS (rounds, best kept, 3), CASTORE_BENCH_BACKENDS
- * (comma-separated subset of memory,lmdb,grpc,grpc-same-thread,postgres,s3).
+ * (comma-separated subset of memory,lmdb,cache,grpc,grpc-same-thread,postgres,s3).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -342,6 +342,15 @@ async function targets(scratch: string): Promise<Target[]> {
       dispose: async () => {},
     },
   ];
+  const far = `lmdb://${join(scratch, "cache-far")}`;
+  list.push({
+    name: "cache",
+    setup:
+      "cache://?near=memory://&far=lmdb://… in process (uploads go to far; a get or getRecursive that near misses reads far and fills near; a new connection opens far and starts with an empty near)",
+    url: `cache://?near=${encodeURIComponent("memory://")}&far=${encodeURIComponent(far)}`,
+    connects: true,
+    dispose: async () => {},
+  });
   const serve = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"], {
     echoStderr: true,
   });
