@@ -12,6 +12,7 @@ import {
   AbortError,
   BackendError,
   type CallOptions,
+  checkDirectoryShape,
   ClosureError,
   CorruptionError,
   Digest,
@@ -23,6 +24,8 @@ import {
   type PutMultipleOptions,
   hasDirectories,
   isCastoreError,
+  requireDigest,
+  requireDigests,
   RootToLeavesChecker,
   type SizeCheck,
   validateDirectory,
@@ -106,6 +109,7 @@ export class GrpcDirectoryService implements DirectoryService {
 
   /** One FindMissing call per 50 000 digests; against a server without it, a Get of each, 8 at a time. */
   async has(digests: readonly Digest[], opts: CallOptions = {}): Promise<boolean[]> {
+    requireDigests(digests, "has(): digests");
     this.checkOpen();
     let found: boolean[] | undefined;
     try {
@@ -118,6 +122,7 @@ export class GrpcDirectoryService implements DirectoryService {
   }
 
   async get(digest: Digest, opts: CallOptions = {}): Promise<Directory | undefined> {
+    requireDigest(digest, "get(): digest");
     this.checkOpen();
     const { signal } = opts;
     try {
@@ -193,6 +198,7 @@ export class GrpcDirectoryService implements DirectoryService {
   }
 
   private recursiveRead<T>(root: Digest, opts: CallOptions, emit: Emit<T>): AsyncIterableIterator<T> {
+    requireDigest(root, "getRecursive(): root");
     const { signal } = opts;
     return new RecursiveRead(
       () => {
@@ -325,6 +331,16 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
 
   async put(directory: Directory, encoded?: Uint8Array): Promise<void> {
     this.checkOpen();
+    if (encoded === undefined) {
+      // A caller's object of the wrong shape would be encoded as something else: refused here, and the upload
+      // with it (as core's putter fails the upload on a directory it refuses).
+      try {
+        checkDirectoryShape(directory);
+      } catch (e) {
+        await this.abort(e);
+        throw e;
+      }
+    }
     this.start();
     await this.queue.push(encoded ?? encodeDirectory(directory));
   }

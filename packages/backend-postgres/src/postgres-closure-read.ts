@@ -32,7 +32,7 @@
  * report it. A row whose children are NULL (not filled in) adds none: the
  * reader notices the directories it still expects.
  */
-import type { Digest } from "@castore-ts/core";
+import { type Digest, hexOf } from "@castore-ts/core";
 import type { SchemaTables } from "./postgres-schema.js";
 
 /** One row of a closure read. `bytes` is null when a directory is named but not stored. */
@@ -44,10 +44,11 @@ export interface ClosureRow {
 /** The COPY statement that streams the closure of `root` (its digest inlined: COPY takes no parameters). */
 export function closureCopyStatement(tables: SchemaTables, root: Digest): string {
   const { directories } = tables;
-  // root.hex is 64 lowercase hex digits (a Digest), so inlining it is safe.
+  // Hex made here from the 32 bytes (not the object's own `hex`, which a look-alike could define), so inlining it is safe.
+  const hex = hexOf(root.bytes);
   return `COPY (
   WITH RECURSIVE walk (digest, children, bytes) AS (
-    SELECT digest, children, bytes FROM ${directories} WHERE digest = decode('${root.hex}', 'hex')
+    SELECT digest, children, bytes FROM ${directories} WHERE digest = decode('${hex}', 'hex')
     UNION
     SELECT c.digest, d.children, d.bytes
     FROM walk w

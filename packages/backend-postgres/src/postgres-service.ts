@@ -26,6 +26,7 @@ import {
   ReadSizeChecker,
   StoreDirectoryService,
   decodeStoredDirectorySized,
+  requireDigest,
   throwIfAborted,
   type CallOptions,
   type Directory,
@@ -63,6 +64,7 @@ export class PostgresDirectoryService extends StoreDirectoryService {
   }
 
   override getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    requireDigest(root, "getRecursive(): root");
     return this.walk(root, opts?.signal);
   }
 

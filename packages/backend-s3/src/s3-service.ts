@@ -34,6 +34,7 @@ import {
   type ListDigestsOptions,
   repairEntries,
   reportInvalidKey,
+  requireDigest,
   throwIfAborted,
   type PutMultipleOptions,
 } from "@castore-ts/core";
@@ -143,6 +144,7 @@ export class S3DirectoryService implements DirectoryService {
   }
 
   async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
+    requireDigest(digest, "get(): digest");
     const record = await this.getIndex(digest, opts?.signal);
     return record === undefined ? undefined : decodeStoredDirectory(digest, record.bytes);
   }
@@ -228,6 +230,7 @@ export class S3DirectoryService implements DirectoryService {
   }
 
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    requireDigest(root, "getRecursive(): root");
     return this.walk(root, opts?.signal);
   }
 

@@ -67,6 +67,7 @@ const expectedFailures: Record<keyof typeof brokenBackends, string[]> = {
     "corruption.non-canonical",
     "isolation.mutate-returned",
     "corruption.repair",
+    "validation.wrong-types", // its own get() asks the store with whatever came, a hex string included
   ],
   truncatedKeys: [
     // Collisions need many directories.
@@ -87,6 +88,7 @@ const expectedFailures: Record<keyof typeof brokenBackends, string[]> = {
     "abort.upload-signal",
     "scale.large-upload-invisible",
     "validation.size-not-uint64", // A, put before the invalid directory, stays behind
+    "validation.wrong-types", // it encodes the caller's object itself, so the validator checks those bytes, not the object
   ],
   noClosingState: ["closing.put-during-close", "closing.close-twice-concurrent", "closing.abort-during-close"],
   // Every scenario that reads a multi-piece blob back whole and compares (a chunk read alone is one piece).

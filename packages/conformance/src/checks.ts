@@ -8,6 +8,7 @@ import {
   BackendError,
   ClosureError,
   ConflictError,
+  InvalidDigest,
   CorruptionError,
   Digest,
   type Directory,
@@ -24,7 +25,7 @@ import {
 import type { ScenarioContext } from "./types.js";
 
 /** The error classes scenarios expect, by their stable `code`. */
-export type ExpectedCode = "VALIDATION" | "CLOSURE" | "CORRUPTION" | "ABORTED" | "CONFLICT";
+export type ExpectedCode = "VALIDATION" | "CLOSURE" | "CORRUPTION" | "ABORTED" | "CONFLICT" | "INVALID_DIGEST";
 
 const CLASSES: Record<ExpectedCode, { name: string; cls: abstract new (...args: never[]) => Error }> = {
   VALIDATION: { name: "ValidationError", cls: ValidationError },
@@ -32,6 +33,7 @@ const CLASSES: Record<ExpectedCode, { name: string; cls: abstract new (...args: 
   CORRUPTION: { name: "CorruptionError", cls: CorruptionError },
   ABORTED: { name: "AbortError", cls: AbortError },
   CONFLICT: { name: "ConflictError", cls: ConflictError },
+  INVALID_DIGEST: { name: "InvalidDigest", cls: InvalidDigest },
 };
 
 export function describeError(e: unknown): string {

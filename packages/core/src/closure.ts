@@ -18,7 +18,7 @@ import {
   sizeRangeFrom,
   type SizeRange,
 } from "./size-check.js";
-import { validateDirectorySize } from "./validate.js";
+import { checkDirectoryShape, validateDirectorySize } from "./validate.js";
 
 /** One directory of a checked upload, with its canonical bytes. */
 export interface ClosureEntry {
@@ -141,13 +141,18 @@ export class ClosureValidator {
 
   /**
    * Checks and records one directory. `bytes`, when given, must be its
-   * canonical encoding (e.g. received off the wire and strictly decoded).
+   * canonical encoding (e.g. received off the wire and strictly decoded);
+   * without them the caller's object is checked for the model's types
+   * (checkDirectoryShape) before it is encoded. A putter that encodes a
+   * caller's object itself must check it first.
    * Returns the new entry, or undefined for a directory already in this
    * upload (ignored).
    */
   add(directory: Directory, bytes?: Uint8Array): ClosureEntry | undefined {
     if (this.finished)
       throw new ClosureError("upload already finished: no directory can be added after the closure was checked");
+    // A caller's object is checked for the model's types before it is encoded (bytes given were decoded: typed).
+    if (bytes === undefined) checkDirectoryShape(directory);
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
     const digest = blake3(canonical);

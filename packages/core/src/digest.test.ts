@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Digest, digestKey, digestKeyBytes } from "./digest.js";
+import { Digest, digestKey, digestKeyBytes, isDigest, requireDigest, requireDigests } from "./digest.js";
 import { InvalidDigest } from "./errors.js";
 import { blake3 } from "./hash.js";
 
@@ -77,5 +77,28 @@ describe("digestKey", () => {
     const keys = digests.map(digestKey);
     expect(new Set(keys).size).toBe(digests.length);
     for (let i = 0; i < digests.length; i++) expect(digestKeyBytes(keys[i])).toEqual(new Uint8Array(digests[i]));
+  });
+});
+
+describe("requireDigest: a caller's argument that is not a Digest", () => {
+  const d = Digest.of(new Uint8Array(0));
+  it("accepts a Digest, and one of the same shape from another copy of the package", () => {
+    expect(() => requireDigest(d, "get(): digest")).not.toThrow();
+    const lookAlike = { bytes: new Uint8Array(32), equals: () => false };
+    expect(isDigest(lookAlike)).toBe(true);
+  });
+  it.each([
+    ["a hex string", d.hex, "get(): digest is a string, not a Digest"],
+    ["raw bytes", d.bytes, "get(): digest is a Uint8Array of 32 bytes, not a Digest"],
+    ["undefined", undefined, "get(): digest is undefined, not a Digest"],
+    ["31 bytes in a look-alike", { bytes: new Uint8Array(31), equals: () => false }, "get(): digest is an object"],
+  ])("refuses %s with InvalidDigest naming the argument", (_what, value, message) => {
+    expect(() => requireDigest(value, "get(): digest")).toThrow(InvalidDigest);
+    expect(() => requireDigest(value, "get(): digest")).toThrow(message);
+  });
+  it("requireDigests wants an array, and names the element", () => {
+    expect(() => requireDigests([d, d], "has(): digests")).not.toThrow();
+    expect(() => requireDigests(d, "has(): digests")).toThrow("has(): digests is a Digest, not an array of Digests");
+    expect(() => requireDigests([d, "x"], "has(): digests")).toThrow("has(): digests[1] is a string, not a Digest");
   });
 });

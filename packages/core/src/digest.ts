@@ -1,3 +1,4 @@
+import { describeValue, isBytes } from "./describe-value.js";
 import { InvalidDigest } from "./errors.js";
 import { blake3 } from "./hash.js";
 import { equalBytes } from "./model.js";
@@ -122,4 +123,37 @@ export class Digest {
   short(): string {
     return this.hex.slice(0, 12);
   }
+}
+
+/** Whether `value` is a Digest: this module's, or one from another copy of this package (the same shape). */
+export function isDigest(value: unknown): value is Digest {
+  if (value instanceof Digest) return true;
+  const v = value as { bytes?: unknown; equals?: unknown } | null;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    isBytes(v.bytes) &&
+    v.bytes.length === DIGEST_LENGTH &&
+    typeof v.equals === "function"
+  );
+}
+
+const HOW_TO_MAKE = "Digest.parse(hex) or Digest.fromBytes(bytes) makes one";
+
+/**
+ * Throws InvalidDigest naming the argument unless `value` is a Digest: a
+ * service's own check of its caller, who may not be type-checked
+ * (JavaScript, a cast), so that a string or raw bytes are refused as such
+ * rather than failing somewhere inside a backend as if the store had.
+ */
+export function requireDigest(value: unknown, argument: string): asserts value is Digest {
+  if (!isDigest(value))
+    throw new InvalidDigest(`${argument} is ${describeValue(value)}, not a Digest (${HOW_TO_MAKE})`);
+}
+
+/** requireDigest for a list of digests (an array). */
+export function requireDigests(value: unknown, argument: string): asserts value is readonly Digest[] {
+  if (!Array.isArray(value))
+    throw new InvalidDigest(`${argument} is ${describeValue(value)}, not an array of Digests (${HOW_TO_MAKE})`);
+  for (let i = 0; i < value.length; i++) requireDigest(value[i], `${argument}[${i}]`);
 }

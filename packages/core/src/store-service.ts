@@ -4,7 +4,7 @@
  * this closure atomically"). Validation, closure checks, re-hashing on read
  * and the breadth-first walk live here once.
  */
-import type { Digest } from "./digest.js";
+import { type Digest, requireDigest, requireDigests } from "./digest.js";
 import { BackendError, ClosureError, isCastoreError, throwIfAborted } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { breadthFirst, type BreadthFirstOptions, breadthFirstEncoded, type ReadOne } from "./bfs.js";
@@ -175,6 +175,7 @@ export class StoreDirectoryService implements DirectoryService {
 
   /** One getMany: a directory stored is one whose bytes are there (they are re-hashed when read, not here). */
   async has(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
+    requireDigests(digests, "has(): digests");
     throwIfAborted(opts?.signal);
     try {
       return (await this.store.getMany([...digests], opts?.signal)).map((b) => b !== undefined);
@@ -184,6 +185,7 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   async get(digest: Digest, opts?: CallOptions): Promise<Directory | undefined> {
+    requireDigest(digest, "get(): digest");
     const [bytes] = await this.readMany([digest], opts?.signal);
     return bytes === undefined ? undefined : decodeStoredDirectory(digest, bytes);
   }
@@ -195,11 +197,13 @@ export class StoreDirectoryService implements DirectoryService {
   }
 
   getRecursive(root: Digest, opts?: CallOptions): AsyncIterable<Directory> {
+    requireDigest(root, "getRecursive(): root");
     return breadthFirst(this.readMany, root, this.walkOptions(opts));
   }
 
   /** getRecursive with each directory's bytes (the walk's own copy, re-hashed): see DirectoryService. */
   getRecursiveEncoded(root: Digest, opts?: CallOptions): AsyncIterable<EncodedDirectory> {
+    requireDigest(root, "getRecursiveEncoded(): root");
     return breadthFirstEncoded(this.readMany, root, this.walkOptions(opts));
   }
 

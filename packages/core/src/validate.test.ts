@@ -163,3 +163,37 @@ describe("validateDirectory: rules in combination", () => {
     );
   });
 });
+
+describe("validateDirectory: a caller's object of the wrong shape (checkDirectoryShape)", () => {
+  const file = { name: Uint8Array.of(0x66), digest: new Uint8Array(32), size: 1n, executable: false };
+  const cases: [what: string, value: unknown, message: string][] = [
+    ["undefined", undefined, "not a Directory: got undefined"],
+    ["an array", [], "not a Directory: got an array of 0"],
+    ["no files list", { directories: [], symlinks: [] }, "files is undefined, expected an array of nodes"],
+    ["a null node", { directories: [], files: [null], symlinks: [] }, "files[0] is null, expected a node"],
+    ["a string name", { directories: [], files: [{ ...file, name: "f" }], symlinks: [] }, "files[0].name is a string"],
+    ["a number size", { directories: [], files: [{ ...file, size: 1 }], symlinks: [] }, "files[0].size is a number"],
+    [
+      "a number flag",
+      { directories: [], files: [{ ...file, executable: 1 }], symlinks: [] },
+      "files[0].executable is a number, expected a boolean",
+    ],
+    [
+      "a string target",
+      { directories: [], files: [], symlinks: [{ name: Uint8Array.of(0x6c), target: "t" }] },
+      "symlinks[0].target is a string, expected a Uint8Array",
+    ],
+  ];
+  it.each(cases)("%s → ValidationError naming the field", (_what, value, message) => {
+    expect(() => validateDirectory(value as Directory)).toThrow(ValidationError);
+    expect(() => validateDirectory(value as Directory)).toThrow(message);
+  });
+
+  it("takes Buffers for bytes, and Uint8Arrays made in another realm", async () => {
+    const { runInNewContext } = await import("node:vm");
+    const foreign = runInNewContext("new Uint8Array(32)") as Uint8Array;
+    expect(foreign instanceof Uint8Array).toBe(false);
+    const d = makeDirectory({ files: [makeFileNode(Buffer.from("f"), foreign, 1n)] });
+    expect(() => validateDirectory(d)).not.toThrow();
+  });
+});

@@ -2,6 +2,7 @@
  * validateDirectory: every rule of spec §2, one ValidationError naming the node
  * and the rule, e.g. `invalid name "a/b" in directories[2]: contains '/'`.
  */
+import { describeValue, isBytes } from "./describe-value.js";
 import { DIGEST_LENGTH } from "./digest.js";
 import { ValidationError } from "./errors.js";
 import { type Directory, type DirectoryNode, type FileNode, compareBytes, displayName } from "./model.js";
@@ -92,8 +93,59 @@ function checkDisjoint(
   }
 }
 
-/** Throws ValidationError if `d` breaks any rule of spec §2. */
+/** What each field of a node must be: the model's types (see model.ts). */
+const NODE_FIELDS: Record<ListName, [field: string, isType: (v: unknown) => boolean, type: string][]> = {
+  directories: [
+    ["name", isBytes, "a Uint8Array"],
+    ["digest", isBytes, "a Uint8Array"],
+    ["size", (v) => typeof v === "bigint", "a bigint"],
+  ],
+  files: [
+    ["name", isBytes, "a Uint8Array"],
+    ["digest", isBytes, "a Uint8Array"],
+    ["size", (v) => typeof v === "bigint", "a bigint"],
+    ["executable", (v) => typeof v === "boolean", "a boolean"],
+  ],
+  symlinks: [
+    ["name", isBytes, "a Uint8Array"],
+    ["target", isBytes, "a Uint8Array"],
+  ],
+};
+
+/**
+ * Throws ValidationError unless `d` has the shape of a Directory: three
+ * arrays of nodes whose fields have the model's types. The rules of spec §2
+ * check values and assume these types; a caller that is not type-checked
+ * could otherwise pass a string name (encoded as NUL bytes: a stored
+ * directory every read then reports corrupt) or a number size (encoded as if
+ * it were right). Directories decoded from bytes have the shape by
+ * construction: only a caller's objects need this (the putter checks them).
+ */
+export function checkDirectoryShape(d: unknown): asserts d is Directory {
+  if (typeof d !== "object" || d === null || Array.isArray(d))
+    throw new ValidationError(`not a Directory: got ${describeValue(d)} (makeDirectory builds one)`);
+  for (const list of ["directories", "files", "symlinks"] as const) {
+    const nodes = (d as Record<string, unknown>)[list];
+    if (!Array.isArray(nodes))
+      throw new ValidationError(`not a Directory: ${list} is ${describeValue(nodes)}, expected an array of nodes`);
+    const fields = NODE_FIELDS[list];
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i] as Record<string, unknown> | null;
+      if (typeof node !== "object" || node === null)
+        throw new ValidationError(`not a Directory: ${list}[${i}] is ${describeValue(node)}, expected a node`);
+      for (const [field, isType, type] of fields) {
+        if (!isType(node[field]))
+          throw new ValidationError(
+            `not a Directory: ${list}[${i}].${field} is ${describeValue(node[field])}, expected ${type}`,
+          );
+      }
+    }
+  }
+}
+
+/** Throws ValidationError if `d` is not a Directory (checkDirectoryShape) or breaks any rule of spec §2. */
 export function validateDirectory(d: Directory): void {
+  checkDirectoryShape(d);
   validateDirectorySize(d);
 }
 

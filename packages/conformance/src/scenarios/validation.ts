@@ -3,6 +3,7 @@
  * nothing is stored; and the limits themselves are accepted.
  */
 import {
+  type Digest,
   type Directory,
   directoryDigest,
   makeDirectory,
@@ -171,6 +172,70 @@ export const validationScenarios: Scenario[] = [
       });
       if (stored.length > 0)
         ctx.fail(`after only rejected uploads, listDigests() listed [${stored.join(", ")}]; expected an empty store`);
+    },
+  },
+  {
+    id: "validation.wrong-types",
+    name: "§2: a caller's argument of the wrong type (a string name or target, a number size or flag, a missing list, a null node; a hex string or raw bytes for a digest) → ValidationError or InvalidDigest, nothing stored",
+    requires: ["write"],
+    async run(ctx) {
+      // What a JavaScript caller (or a cast) can hand over: each object differs from a valid one in one field.
+      const node = { name: bytes(0x66), digest: dA.bytes, size: 0n, executable: false };
+      const withFile = (f: object) => ({ directories: [], files: [{ ...node, ...f }], symlinks: [] });
+      const cases: { what: string; value: unknown }[] = [
+        { what: "a file named by a string", value: withFile({ name: "ab/" }) },
+        { what: "a file whose size is a number", value: withFile({ size: 5 }) },
+        { what: "a file whose executable flag is a number", value: withFile({ executable: 1 }) },
+        { what: "a file whose digest is an array of numbers", value: withFile({ digest: Array.from(dA.bytes) }) },
+        {
+          what: "a symlink whose target is a string",
+          value: { directories: [], files: [], symlinks: [{ name: bytes(0x6c), target: "t" }] },
+        },
+        {
+          what: "a directory entry whose size is a number",
+          value: { directories: [{ name: bytes(0x64), digest: dA.bytes, size: 0 }], files: [], symlinks: [] },
+        },
+        { what: "a directory without its files list", value: { directories: [], symlinks: [] } },
+        { what: "a directory whose files list holds null", value: { directories: [], files: [null], symlinks: [] } },
+        { what: "null", value: null },
+      ];
+      for (const c of cases) {
+        const directory = c.value as Directory;
+        await expectRejects(ctx, `put(${c.what})`, () => ctx.service.put(directory), ["VALIDATION"]);
+        await expectUploadFails(ctx, `upload [${c.what}]`, [directory], ["VALIDATION"]);
+        // Where the object can be encoded at all, what it would have been stored as must not be there.
+        let encoded: Digest | undefined;
+        try {
+          encoded = directoryDigest(directory);
+        } catch {
+          // not encodable: no digest to look up
+        }
+        if (encoded) await expectAbsent(ctx, [encoded], `${c.what} was refused`);
+      }
+      const hex = dA.hex as unknown as Digest;
+      const raw = dA.bytes as unknown as Digest;
+      for (const [what, digest] of [
+        ["a hex string", hex],
+        ["raw digest bytes", raw],
+        ["undefined", undefined as unknown as Digest],
+      ] as const) {
+        await expectRejects(ctx, `get(${what})`, () => ctx.service.get(digest), ["INVALID_DIGEST"]);
+        await expectRejects(
+          ctx,
+          `getRecursive(${what})`,
+          async () => {
+            for await (const _ of ctx.service.getRecursive(digest));
+          },
+          ["INVALID_DIGEST"],
+        );
+      }
+      const has = ctx.service.has?.bind(ctx.service);
+      if (has) {
+        await expectRejects(ctx, "has(a Digest, not an array)", () => has(dA as unknown as Digest[]), [
+          "INVALID_DIGEST",
+        ]);
+        await expectRejects(ctx, "has([a hex string])", () => has([hex]), ["INVALID_DIGEST"]);
+      }
     },
   },
   {
