@@ -5,7 +5,14 @@
 import { describeValue, isBytes } from "./describe-value.js";
 import { DIGEST_LENGTH } from "./digest.js";
 import { ValidationError } from "./errors.js";
-import { type Directory, type DirectoryNode, type FileNode, compareBytes, displayName } from "./model.js";
+import {
+  type Directory,
+  type DirectoryNode,
+  type FileNode,
+  type SymlinkNode,
+  compareBytes,
+  displayName,
+} from "./model.js";
 
 export const MAX_NAME_LENGTH = 255;
 export const MAX_SYMLINK_TARGET_LENGTH = 4095;
@@ -113,6 +120,28 @@ const NODE_FIELDS: Record<ListName, [field: string, isType: (v: unknown) => bool
 };
 
 /**
+ * The slow path of checkDirectoryShape, for a node the fast test doubted:
+ * throws naming the first field of the wrong type; returns if there is none
+ * (a Uint8Array from another realm, which `instanceof` does not see).
+ */
+function checkNodeShape(list: ListName, index: number, node: unknown): void {
+  if (typeof node !== "object" || node === null)
+    throw new ValidationError(`not a Directory: ${list}[${index}] is ${describeValue(node)}, expected a node`);
+  for (const [field, isType, type] of NODE_FIELDS[list]) {
+    const value = (node as Record<string, unknown>)[field];
+    if (!isType(value))
+      throw new ValidationError(
+        `not a Directory: ${list}[${index}].${field} is ${describeValue(value)}, expected ${type}`,
+      );
+  }
+}
+
+function checkList(list: ListName, nodes: unknown): asserts nodes is unknown[] {
+  if (!Array.isArray(nodes))
+    throw new ValidationError(`not a Directory: ${list} is ${describeValue(nodes)}, expected an array of nodes`);
+}
+
+/**
  * Throws ValidationError unless `d` has the shape of a Directory: three
  * arrays of nodes whose fields have the model's types. The rules of spec §2
  * check values and assume these types; a caller that is not type-checked
@@ -120,26 +149,43 @@ const NODE_FIELDS: Record<ListName, [field: string, isType: (v: unknown) => bool
  * directory every read then reports corrupt) or a number size (encoded as if
  * it were right). Directories decoded from bytes have the shape by
  * construction: only a caller's objects need this (the putter checks them).
+ * One `instanceof` or `typeof` per field on the way: an upload checks every
+ * directory it is handed.
  */
 export function checkDirectoryShape(d: unknown): asserts d is Directory {
   if (typeof d !== "object" || d === null || Array.isArray(d))
     throw new ValidationError(`not a Directory: got ${describeValue(d)} (makeDirectory builds one)`);
-  for (const list of ["directories", "files", "symlinks"] as const) {
-    const nodes = (d as Record<string, unknown>)[list];
-    if (!Array.isArray(nodes))
-      throw new ValidationError(`not a Directory: ${list} is ${describeValue(nodes)}, expected an array of nodes`);
-    const fields = NODE_FIELDS[list];
-    for (let i = 0; i < nodes.length; i++) {
-      const node = nodes[i] as Record<string, unknown> | null;
-      if (typeof node !== "object" || node === null)
-        throw new ValidationError(`not a Directory: ${list}[${i}] is ${describeValue(node)}, expected a node`);
-      for (const [field, isType, type] of fields) {
-        if (!isType(node[field]))
-          throw new ValidationError(
-            `not a Directory: ${list}[${i}].${field} is ${describeValue(node[field])}, expected ${type}`,
-          );
-      }
-    }
+  const { directories, files, symlinks } = d as Record<string, unknown>;
+  checkList("directories", directories);
+  checkList("files", files);
+  checkList("symlinks", symlinks);
+  for (let i = 0; i < directories.length; i++) {
+    const n = directories[i] as DirectoryNode;
+    if (
+      typeof n !== "object" ||
+      n === null ||
+      !(n.name instanceof Uint8Array) ||
+      !(n.digest instanceof Uint8Array) ||
+      typeof n.size !== "bigint"
+    )
+      checkNodeShape("directories", i, n);
+  }
+  for (let i = 0; i < files.length; i++) {
+    const n = files[i] as FileNode;
+    if (
+      typeof n !== "object" ||
+      n === null ||
+      !(n.name instanceof Uint8Array) ||
+      !(n.digest instanceof Uint8Array) ||
+      typeof n.size !== "bigint" ||
+      typeof n.executable !== "boolean"
+    )
+      checkNodeShape("files", i, n);
+  }
+  for (let i = 0; i < symlinks.length; i++) {
+    const n = symlinks[i] as SymlinkNode;
+    if (typeof n !== "object" || n === null || !(n.name instanceof Uint8Array) || !(n.target instanceof Uint8Array))
+      checkNodeShape("symlinks", i, n);
   }
 }
 
