@@ -44,6 +44,9 @@ import {
   createBlake3Hasher,
   Digest,
   isCastoreError,
+  requireBytes,
+  requireDigest,
+  requireDigests,
   NotFoundError,
   ValidationError,
 } from "@castore-ts/core";
@@ -182,6 +185,7 @@ export class GrpcBlobService implements BlobService {
   }
 
   async stat(digest: Digest, opts: BlobStatOptions = {}): Promise<BlobStat | undefined> {
+    requireDigest(digest, "stat(): digest");
     this.checkOpen();
     if (digest.equals(EMPTY_BLOB)) return opts.chunks ? { size: 0, chunks: [] } : { size: 0 };
     const chunks = await this.statCall(digest, true, opts.signal);
@@ -205,6 +209,7 @@ export class GrpcBlobService implements BlobService {
 
   /** One FindMissing call per 50 000 digests; against a server without it, a Stat per digest. */
   async has(digests: readonly Digest[], opts: CallOptions = {}): Promise<boolean[]> {
+    requireDigests(digests, "has(): digests");
     this.checkOpen();
     let found: boolean[] | undefined;
     try {
@@ -227,6 +232,7 @@ export class GrpcBlobService implements BlobService {
   }
 
   async read(digest: Digest, opts: BlobReadOptions = {}): Promise<AsyncIterable<Uint8Array> | undefined> {
+    requireDigest(digest, "read(): digest");
     this.checkOpen();
     const { signal } = opts;
     const offset = opts.offset ?? 0;
@@ -533,6 +539,7 @@ export class GrpcBlobWriter implements BlobWriter {
 
   async write(bytes: Uint8Array): Promise<void> {
     this.checkOpen();
+    requireBytes(bytes, "write(): bytes");
     this.start();
     this.hasher.update(bytes);
     this.size += bytes.length;

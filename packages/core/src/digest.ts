@@ -1,4 +1,4 @@
-import { describeValue, isBytes } from "./describe-value.js";
+import { describeValue, isBytes } from "./argument-checks.js";
 import { InvalidDigest } from "./errors.js";
 import { blake3 } from "./hash.js";
 import { equalBytes } from "./model.js";

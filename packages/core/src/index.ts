@@ -1,6 +1,7 @@
 export * from "./errors.js";
 // digestKey is a speed internal: see ./internal.ts.
 export { DIGEST_LENGTH, Digest, hexOf, isDigest, requireDigest, requireDigests } from "./digest.js";
+export { requireBytes } from "./argument-checks.js";
 export { blake3, createBlake3Hasher, type Blake3Hasher } from "./hash.js";
 export * from "./model.js";
 export { encodeDirectory, decodeDirectory, directoryDigest, DecodeError } from "./canonical.js";

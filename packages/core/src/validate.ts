@@ -2,7 +2,7 @@
  * validateDirectory: every rule of spec §2, one ValidationError naming the node
  * and the rule, e.g. `invalid name "a/b" in directories[2]: contains '/'`.
  */
-import { describeValue, isBytes } from "./describe-value.js";
+import { describeValue, isBytes } from "./argument-checks.js";
 import { DIGEST_LENGTH } from "./digest.js";
 import { ValidationError } from "./errors.js";
 import {

@@ -1,7 +1,7 @@
 /** Spec §8: blobs (file contents), content-addressed and chunked. */
 import { randomFillSync } from "node:crypto";
 import { type BlobService, createBlake3Hasher, Digest, EMPTY_BLOB_DIGEST } from "@castore-ts/core";
-import { checkErrorClass, expectOk } from "../checks.js";
+import { checkErrorClass, expectOk, expectRejects } from "../checks.js";
 import type { Scenario, ScenarioContext } from "../types.js";
 
 const KiB = 1024;
@@ -215,6 +215,30 @@ export const blobScenarios: Scenario[] = [
       if (stat !== undefined) ctx.fail(`stat() of an absent blob gave size ${stat.size}`);
       const read = await expectOk(ctx, "read(absent)", () => blobs(ctx).read(absent));
       if (read !== undefined) ctx.fail("read() of an absent blob gave a stream");
+    },
+  },
+  {
+    id: "blob.wrong-types",
+    name: "§8 a caller's argument of the wrong type (a hex string or raw bytes for a digest, a string to write) → InvalidDigest or ValidationError; a refused write stores nothing",
+    requires: ["blobs", "write"],
+    async run(ctx) {
+      const digest = Digest.of(blobBytes(815, 100));
+      const hex = digest.hex as unknown as Digest;
+      const raw = digest.bytes as unknown as Digest;
+      await expectRejects(ctx, "stat(a hex string)", () => blobs(ctx).stat(hex), ["INVALID_DIGEST"]);
+      await expectRejects(ctx, "read(raw digest bytes)", () => blobs(ctx).read(raw), ["INVALID_DIGEST"]);
+      await expectRejects(ctx, "has(a Digest, not an array)", () => blobs(ctx).has(digest as unknown as Digest[]), [
+        "INVALID_DIGEST",
+      ]);
+      await expectRejects(ctx, "has([a hex string])", () => blobs(ctx).has([hex]), ["INVALID_DIGEST"]);
+      // A string is not bytes: BLAKE3 of its UTF-8 would be one blob, the chunker's view of it another.
+      const text = "not bytes";
+      const writer = blobs(ctx).openWriter();
+      await expectRejects(ctx, "write(a string)", () => writer.write(text as unknown as Uint8Array), ["VALIDATION"]);
+      await writer.abort(new Error("conformance: refused write")).catch(() => {});
+      const utf8 = Digest.of(new TextEncoder().encode(text));
+      const [present] = await expectOk(ctx, "has()", () => blobs(ctx).has([utf8]));
+      if (present) ctx.fail(`after write(a string) was refused, the string's UTF-8 is stored as blob ${utf8.hex}`);
     },
   },
   {

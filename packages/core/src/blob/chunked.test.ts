@@ -233,7 +233,7 @@ describe("ChunkedBlobService", () => {
       const [w] = await service.putMany([bytes], { digests: [wrong] });
       expect(w!.digest.hex).toBe(wrong.hex);
       await expect(readAll(service, wrong)).rejects.toThrow(CorruptionError);
-      await expect(service.putMany([bytes], { digests: [] })).rejects.toThrow(RangeError);
+      await expect(service.putMany([bytes], { digests: [] })).rejects.toThrow(ValidationError);
     });
   });
 });

@@ -11,7 +11,8 @@
  * a bounded number ahead, each checked against its digest and size before a
  * byte of it is yielded, and a full read checks the blob's digest at the end.
  */
-import { Digest } from "../digest.js";
+import { describeValue, requireBytes } from "../argument-checks.js";
+import { Digest, requireDigest, requireDigests } from "../digest.js";
 import { AbortError, ClosureError, CorruptionError, ValidationError, throwIfAborted } from "../errors.js";
 import { createBlake3Hasher, type Blake3Hasher } from "../hash.js";
 import type { CallOptions } from "../service.js";
@@ -87,8 +88,12 @@ export class ChunkedBlobService implements BlobService {
    */
   async putMany(blobs: readonly Uint8Array[], opts: PutManyOptions = {}): Promise<BlobWritten[]> {
     throwIfAborted(opts.signal);
+    if (!Array.isArray(blobs))
+      throw new ValidationError(`putMany(): blobs is ${describeValue(blobs)}, expected an array of Uint8Arrays`);
+    blobs.forEach((b, i) => requireBytes(b, `putMany(): blobs[${i}]`));
+    if (opts.digests) requireDigests(opts.digests, "putMany(): digests");
     if (opts.digests && opts.digests.length !== blobs.length)
-      throw new RangeError(`putMany: ${blobs.length} blobs but ${opts.digests.length} digests`);
+      throw new ValidationError(`putMany: ${blobs.length} blobs but ${opts.digests.length} digests`);
     const stored: StoreBlob[] = [];
     const written: BlobWritten[] = [];
     for (const [i, bytes] of blobs.entries()) {
@@ -126,6 +131,7 @@ export class ChunkedBlobService implements BlobService {
   }
 
   async stat(digest: Digest, opts: BlobStatOptions = {}): Promise<BlobStat | undefined> {
+    requireDigest(digest, "stat(): digest");
     const chunks = await this.chunksOf(digest, opts);
     if (!chunks) return undefined;
     const size = chunks.reduce((sum, c) => sum + c.size, 0);
@@ -133,11 +139,13 @@ export class ChunkedBlobService implements BlobService {
   }
 
   async has(digests: readonly Digest[], opts: CallOptions = {}): Promise<boolean[]> {
+    requireDigests(digests, "has(): digests");
     const stored = await this.store.has(digests, opts);
     return digests.map((d, i) => stored[i] || d.equals(EMPTY_BLOB_DIGEST));
   }
 
   async read(digest: Digest, opts: BlobReadOptions = {}): Promise<AsyncIterable<Uint8Array> | undefined> {
+    requireDigest(digest, "read(): digest");
     const offset = opts.offset ?? 0;
     const length = opts.length ?? Infinity;
     if (!Number.isSafeInteger(offset) || offset < 0)
@@ -284,6 +292,7 @@ class ChunkedBlobWriter implements BlobWriter {
 
   async write(bytes: Uint8Array): Promise<void> {
     this.checkOpen("write");
+    requireBytes(bytes, "write(): bytes");
     this.hasher.update(bytes);
     this.size += bytes.length;
     // The chunker returns copies: a put that outlives this call holds no view of the caller's piece.
