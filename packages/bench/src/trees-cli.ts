@@ -17,7 +17,8 @@
  * into a temporary tree until the cap is reached, and that copy is measured.
  * Every measure is a whole process (the CLI's start-up included, as git's
  * and b3sum's), wall clock, best of CASTORE_TREES_BENCH_ROUNDS (default 1),
- * after one b3sum pass that warms the page cache. Run it under `nice` on a
+ * after one b3sum pass that warms the page cache, each after a `sync` (untimed)
+ * so that none pays for the previous one's writes. Run it under `nice` on a
  * shared machine; the notes record the load average.
  *
  *   pnpm --filter @castore-ts/bench bench:trees
@@ -45,8 +46,19 @@ const SMALL_FILES = Number(process.env.CASTORE_TREES_BENCH_FILES ?? 20_000);
 const ROUNDS = Number(process.env.CASTORE_TREES_BENCH_ROUNDS ?? 1);
 const MiB = 1024 * 1024;
 
+/**
+ * Writes the page cache's dirty pages out (`sync`), untimed, before each
+ * timed process: what the one before wrote (git's objects, an lmdb store, a
+ * copy) was otherwise written back to the disk while the next one ran, and
+ * billed to it (castore import right after git took 6.1 s, 4.3-5.3 s alone).
+ */
+function flushDirtyPages(): void {
+  spawnSync("sync", [], { stdio: "ignore" });
+}
+
 /** Runs a command to completion; returns its wall-clock seconds. Throws with its stderr if it fails. */
 function timed(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): number {
+  flushDirtyPages();
   const t0 = performance.now();
   const r = spawnSync(command, args, {
     env: { ...process.env, ...opts.env },
@@ -158,6 +170,7 @@ function measureTree(label: string, tree: string, describe: string, work: string
   let root = "";
   const storeOf = (r: number) => `lmdb://${join(work, `${label}-lmdb-${r}`)}`;
   const importOnce = (store: string) => {
+    flushDirtyPages();
     const t0 = performance.now();
     const out = execFileSync(process.execPath, [CASTORE_BIN, "import", tree, "--store", store, "--no-progress"], {
       stdio: ["ignore", "pipe", "ignore"],

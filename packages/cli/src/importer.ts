@@ -1,11 +1,12 @@
 /**
  * Imports a real directory tree in two phases:
  *
- * 1. Walk and hash. The tree is walked depth first; file contents are hashed
- *    with BLAKE3 (a bounded number of files at a time, across directories);
- *    each directory is built once all its entries are known, encoded, and
- *    appended to a spool, so children always precede parents (leaves to
- *    root). With contents, each hashed file goes to the BlobUploader, which
+ * 1. Walk and hash. The tree is listed depth first, ahead of the hashing by
+ *    at most `listAheadFiles` files; file contents are hashed with BLAKE3 (a
+ *    bounded number of files at a time, across directories); each directory
+ *    is built once all its entries are known (its files hashed, its
+ *    subdirectories built), encoded, and appended to a spool, so children
+ *    always precede parents (leaves to root). With contents, each hashed file goes to the BlobUploader, which
  *    writes the blobs the store lacks (see blob-uploader.ts: batched `has`,
  *    small files read once and sent many to a call, large ones read again
  *    only when missing). Blobs are written without waiting for the disk
@@ -25,8 +26,9 @@
  * typical machine is about 3 MiB of directories), and appends the rest to a
  * temporary file (length-prefixed records, removed when the import ends),
  * which is read back in order for the upload. Besides the spool, the walk
- * holds only the directories on the current path and the files being
- * hashed.
+ * holds the entries of the directories not built yet: at most
+ * `listAheadFiles` files waiting or being hashed (plus one directory's),
+ * their directories, and those directories' ancestors.
  *
  * Per file: one open (O_NOFOLLOW, O_NONBLOCK), fstat (size and executable
  * bit), read(s) into a reused buffer, close; readdir's entry types avoid an
