@@ -84,14 +84,21 @@ describe("requireDigest: a caller's argument that is not a Digest", () => {
   const d = Digest.of(new Uint8Array(0));
   it("accepts a Digest, and one of the same shape from another copy of the package", () => {
     expect(() => requireDigest(d, "get(): digest")).not.toThrow();
-    const lookAlike = { bytes: new Uint8Array(32), equals: () => false };
-    expect(isDigest(lookAlike)).toBe(true);
+    const bytes = new Uint8Array(32);
+    expect(isDigest({ bytes, equals: () => false, hex: "00".repeat(32) })).toBe(true);
+    // Stores key objects by hex: a look-alike whose hex is not its bytes' is not a digest.
+    expect(isDigest({ bytes, equals: () => false, hex: "../../etc" })).toBe(false);
+    expect(isDigest({ bytes, equals: () => false })).toBe(false);
   });
   it.each([
     ["a hex string", d.hex, "get(): digest is a string, not a Digest"],
     ["raw bytes", d.bytes, "get(): digest is a Uint8Array of 32 bytes, not a Digest"],
     ["undefined", undefined, "get(): digest is undefined, not a Digest"],
-    ["31 bytes in a look-alike", { bytes: new Uint8Array(31), equals: () => false }, "get(): digest is an object"],
+    [
+      "31 bytes in a look-alike",
+      { bytes: new Uint8Array(31), equals: () => false, hex: "00".repeat(31) },
+      "get(): digest is an object",
+    ],
   ])("refuses %s with InvalidDigest naming the argument", (_what, value, message) => {
     expect(() => requireDigest(value, "get(): digest")).toThrow(InvalidDigest);
     expect(() => requireDigest(value, "get(): digest")).toThrow(message);

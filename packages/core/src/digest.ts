@@ -125,16 +125,21 @@ export class Digest {
   }
 }
 
-/** Whether `value` is a Digest: this module's, or one from another copy of this package (the same shape). */
+/**
+ * Whether `value` is a Digest: this module's, or one from another copy of
+ * this package (the same shape, its `hex` that of its 32 bytes: stores key
+ * and name objects by `hex`, so a look-alike's must be its bytes').
+ */
 export function isDigest(value: unknown): value is Digest {
   if (value instanceof Digest) return true;
-  const v = value as { bytes?: unknown; equals?: unknown } | null;
+  const v = value as { bytes?: unknown; equals?: unknown; hex?: unknown } | null;
   return (
     typeof v === "object" &&
     v !== null &&
     isBytes(v.bytes) &&
     v.bytes.length === DIGEST_LENGTH &&
-    typeof v.equals === "function"
+    typeof v.equals === "function" &&
+    v.hex === hexOf(v.bytes)
   );
 }
 
