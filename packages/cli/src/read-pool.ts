@@ -42,6 +42,8 @@ interface PoolWorker {
   ready: boolean;
   queued: number;
   batches: Map<number, Waiting[]>;
+  /** Settles once it is ready, or failed, or exited: from then on it may be terminated (see close()). */
+  started: Promise<void>;
 }
 
 const WORKER_SOURCE = `
@@ -152,9 +154,19 @@ export class ReadPool {
         eval: true,
         workerData: { hashUrl, keepBytes, wholeMax: WHOLE_MAX },
       });
-      const entry: PoolWorker = { worker, ready: false, queued: 0, batches: new Map() };
+      let started!: () => void;
+      const entry: PoolWorker = {
+        worker,
+        ready: false,
+        queued: 0,
+        batches: new Map(),
+        started: new Promise<void>((resolve) => (started = resolve)),
+      };
+      worker.once("error", () => started());
+      worker.once("exit", () => started());
       worker.on("message", ({ id, results, ready }: { id: number; results: WorkerAnswer[]; ready?: true }) => {
         if (ready) {
+          started();
           entry.ready = this.ready = true;
           for (const wake of this.readyWaiters.splice(0)) wake();
           return;
@@ -232,9 +244,17 @@ export class ReadPool {
     target.worker.postMessage({ id, packed, ends }, [packed.buffer, ends.buffer]);
   }
 
-  /** Stops the workers; reads still queued are rejected. */
+  /**
+   * Stops the workers; reads still queued are rejected. A worker still
+   * loading its hash module is waited for first (about 0.1 s of CPU after it
+   * was created): terminated while the native BLAKE3 addon initialises, it
+   * took the whole process down ("FATAL ERROR: Error::ThrowAsJavaScriptException
+   * napi_throw", exit 134), which an import of a tree small enough to finish
+   * before the threads had started did.
+   */
   async close(): Promise<void> {
     this.failure ??= new Error("the import's file reading threads were stopped");
+    await Promise.all(this.workers.map((w) => w.started));
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 }
