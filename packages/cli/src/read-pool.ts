@@ -42,8 +42,10 @@ interface PoolWorker {
   ready: boolean;
   queued: number;
   batches: Map<number, Waiting[]>;
-  /** Settles once it is ready, or failed, or exited: from then on it may be terminated (see close()). */
+  /** Settles once it is ready, or failed, or exited: from then on it may be asked to stop (see close()). */
   started: Promise<void>;
+  /** Settles once the thread has exited. */
+  exited: Promise<void>;
 }
 
 const WORKER_SOURCE = `
@@ -97,7 +99,9 @@ function readOne(hash, path, transfer) {
 }
 import(workerData.hashUrl).then((hash) => {
   parentPort.postMessage({ ready: true });
-  parentPort.on("message", ({ id, packed, ends }) => {
+  parentPort.on("message", ({ id, packed, ends, close }) => {
+    // The pool is done: end this thread's event loop, so that it exits on its own.
+    if (close) return parentPort.close();
     const transfer = [];
     const all = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     const results = [];
@@ -155,15 +159,20 @@ export class ReadPool {
         workerData: { hashUrl, keepBytes, wholeMax: WHOLE_MAX },
       });
       let started!: () => void;
+      let exited!: () => void;
       const entry: PoolWorker = {
         worker,
         ready: false,
         queued: 0,
         batches: new Map(),
         started: new Promise<void>((resolve) => (started = resolve)),
+        exited: new Promise<void>((resolve) => (exited = resolve)),
       };
       worker.once("error", () => started());
-      worker.once("exit", () => started());
+      worker.once("exit", () => {
+        started();
+        exited();
+      });
       worker.on("message", ({ id, results, ready }: { id: number; results: WorkerAnswer[]; ready?: true }) => {
         if (ready) {
           started();
@@ -245,16 +254,25 @@ export class ReadPool {
   }
 
   /**
-   * Stops the workers; reads still queued are rejected. A worker still
-   * loading its hash module is waited for first (about 0.1 s of CPU after it
-   * was created): terminated while the native BLAKE3 addon initialises, it
-   * took the whole process down ("FATAL ERROR: Error::ThrowAsJavaScriptException
-   * napi_throw", exit 134), which an import of a tree small enough to finish
-   * before the threads had started did.
+   * Stops the workers: each finishes the batches it was sent (their reads
+   * resolve) and then exits on its own, asked to by a message once it has
+   * loaded its hash module. Not `worker.terminate()`: a thread terminated
+   * while the native BLAKE3 addon initialised took the whole process down
+   * ("FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", exit 134:
+   * an import of a tree small enough to finish before its threads had
+   * started), and one terminated just after, with V8 still optimising its
+   * start-up code on a background thread, did too ("Assertion failed:
+   * (data.first) != nullptr" in NodePlatform::ForIsolate). Reads asked for
+   * after close() are rejected.
    */
   async close(): Promise<void> {
     this.failure ??= new Error("the import's file reading threads were stopped");
-    await Promise.all(this.workers.map((w) => w.started));
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(
+      this.workers.map(async (w) => {
+        await w.started;
+        w.worker.postMessage({ close: true });
+        await w.exited;
+      }),
+    );
   }
 }
