@@ -23,7 +23,8 @@
  * /usr/bin/python3 has no grpcio.
  *
  * Environment: CASTORE_BENCH_CHAIN (20000), CASTORE_BENCH_CALLS (warm calls
- * per round, 2000), CASTORE_BENCH_CONNECTS (new connections per round, 20),
+ * per round, 2000), CASTORE_BENCH_IN_PROCESS_GETS (warm gets per round on
+ * memory, lmdb and cache, 50000), CASTORE_BENCH_CONNECTS (new connections per round, 20),
  * CASTORE_BENCH_ROUNDS (rounds, best kept, 3), CASTORE_BENCH_BACKENDS
  * (comma-separated subset of memory,lmdb,cache,grpc,grpc-same-thread,postgres,s3).
  */
@@ -58,6 +59,12 @@ import { encodeAndHashLoop, loadAverage } from "./timing.js";
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const CHAIN = env("CASTORE_BENCH_CHAIN", 20_000);
 const CALLS = env("CASTORE_BENCH_CALLS", 2000);
+/**
+ * Warm gets a round on an in-process store (memory, lmdb, cache): 2 000 of
+ * a few µs each were a round of 5–20 ms, and one collection or descheduling
+ * in it moved the row 2× between runs minutes apart.
+ */
+const IN_PROCESS_GETS = env("CASTORE_BENCH_IN_PROCESS_GETS", 50_000);
 const CONNECTS = env("CASTORE_BENCH_CONNECTS", 20);
 const ROUNDS = env("CASTORE_BENCH_ROUNDS", 3);
 const ONLY = process.env.CASTORE_BENCH_BACKENDS?.split(",").map((s) => s.trim());
@@ -109,6 +116,8 @@ interface Target {
   url: string;
   /** Whether a new connection means anything (memory has none). */
   connects: boolean;
+  /** Whether its calls run in this process (no network): its warm gets are IN_PROCESS_GETS a round. */
+  inProcess?: boolean;
   /** Server side to stop afterwards. */
   dispose(): Promise<void>;
 }
@@ -160,15 +169,16 @@ async function measureTarget(t: Target, chain: Tree, wide: Tree): Promise<BenchR
     const put: number[] = [];
     const bareGet: number[] = [];
     const barePut: number[] = [];
-    const same = Array.from({ length: CALLS }, () => leaf);
+    const gets = t.inProcess ? IN_PROCESS_GETS : CALLS;
+    const same = Array.from({ length: gets }, () => leaf);
     for (let i = 0; i < Math.min(200, CALLS); i++) await service.get(leafDigest); // warm-up
     for (const d of freshDirectories(Math.min(200, CALLS))) await service.put(d);
     for (let round = 0; round < ROUNDS; round++) {
-      bareGet.push((await seconds(() => encodeAndHashLoop(same))) / CALLS);
+      bareGet.push((await seconds(() => encodeAndHashLoop(same))) / gets);
       get.push(
         (await seconds(async () => {
-          for (let i = 0; i < CALLS; i++) if (!(await service.get(leafDigest))) throw new Error("leaf not found");
-        })) / CALLS,
+          for (let i = 0; i < gets; i++) if (!(await service.get(leafDigest))) throw new Error("leaf not found");
+        })) / gets,
       );
       const fresh = freshDirectories(CALLS);
       barePut.push((await seconds(() => encodeAndHashLoop(fresh))) / CALLS);
@@ -179,8 +189,8 @@ async function measureTarget(t: Target, chain: Tree, wide: Tree): Promise<BenchR
       );
     }
     console.log(`   warm get per call: ${spread(get)}; small upload: ${spread(put)}`);
-    const notes = (what: string, xs: number[]) =>
-      `${what}; ${CALLS} sequential calls a round, best of ${ROUNDS} rounds (µs per call: ${spread(xs)}); ${t.setup}; ` +
+    const notes = (what: string, xs: number[], calls: number) =>
+      `${what}; ${calls} sequential calls a round, best of ${ROUNDS} rounds (µs per call: ${spread(xs)}); ${t.setup}; ` +
       `baseline: bare encodeDirectory + BLAKE3 of the same directories, same run; ${MACHINE}, load average ${loadAverage()}`;
     results.push(
       benchResult(
@@ -188,14 +198,14 @@ async function measureTarget(t: Target, chain: Tree, wide: Tree): Promise<BenchR
         1 / best(get),
         "calls/s",
         1 / best(bareGet),
-        notes("get of a small stored directory (one file, 45 bytes) on a warm service", get),
+        notes("get of a small stored directory (one file, 45 bytes) on a warm service", get, gets),
       ),
       benchResult(
         `per-call: ${t.name} warm small upload`,
         1 / best(put),
         "calls/s",
         1 / best(barePut),
-        notes("put of one new small directory (one file) on a warm service", put),
+        notes("put of one new small directory (one file) on a warm service", put, CALLS),
       ),
     );
 
@@ -333,12 +343,20 @@ async function pythonComparison(url: string, chain: Tree): Promise<BenchResult[]
 
 async function targets(scratch: string): Promise<Target[]> {
   const list: Target[] = [
-    { name: "memory", setup: "memory:// in process", url: "memory://", connects: false, dispose: async () => {} },
+    {
+      name: "memory",
+      setup: "memory:// in process",
+      url: "memory://",
+      connects: false,
+      inProcess: true,
+      dispose: async () => {},
+    },
     {
       name: "lmdb",
       setup: `lmdb:// in ${tmpdir()} (durable: fsync per upload)`,
       url: `lmdb://${join(scratch, "lmdb")}`,
       connects: true,
+      inProcess: true,
       dispose: async () => {},
     },
   ];
@@ -349,6 +367,7 @@ async function targets(scratch: string): Promise<Target[]> {
       "cache://?near=memory://&far=lmdb://… in process (uploads go to far; a get or getRecursive that near misses reads far and fills near; a new connection opens far and starts with an empty near)",
     url: `cache://?near=${encodeURIComponent("memory://")}&far=${encodeURIComponent(far)}`,
     connects: true,
+    inProcess: true,
     dispose: async () => {},
   });
   const serve = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"], {
