@@ -256,23 +256,43 @@ export class ReadPool {
   /**
    * Stops the workers: each finishes the batches it was sent (their reads
    * resolve) and then exits on its own, asked to by a message once it has
-   * loaded its hash module. Not `worker.terminate()`: a thread terminated
-   * while the native BLAKE3 addon initialised took the whole process down
-   * ("FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", exit 134:
-   * an import of a tree small enough to finish before its threads had
-   * started), and one terminated just after, with V8 still optimising its
-   * start-up code on a background thread, did too ("Assertion failed:
-   * (data.first) != nullptr" in NodePlatform::ForIsolate). Reads asked for
-   * after close() are rejected.
+   * loaded its hash module. Not `worker.terminate()` at once: a thread
+   * terminated while the native BLAKE3 addon initialised took the whole
+   * process down ("FATAL ERROR: Error::ThrowAsJavaScriptException
+   * napi_throw", exit 134: an import of a tree small enough to finish before
+   * its threads had started), and one terminated just after, with V8 still
+   * optimising its start-up code on a background thread, did too ("Assertion
+   * failed: (data.first) != nullptr" in NodePlatform::ForIsolate). A thread
+   * that has not started within START_GRACE_MS, or not exited STOP_GRACE_MS
+   * after it was asked, is terminated all the same: close() never hangs on
+   * one (an import in CI once waited 30 s here). Reads asked for after
+   * close() are rejected.
    */
   async close(): Promise<void> {
     this.failure ??= new Error("the import's file reading threads were stopped");
     await Promise.all(
       this.workers.map(async (w) => {
-        await w.started;
-        w.worker.postMessage({ close: true });
-        await w.exited;
+        if (await settlesWithin(w.started, START_GRACE_MS)) {
+          w.worker.postMessage({ close: true });
+          if (await settlesWithin(w.exited, STOP_GRACE_MS)) return;
+        }
+        await w.worker.terminate();
       }),
     );
+  }
+}
+
+/** How long close() waits for a thread still starting, and for one asked to exit, before it terminates it. */
+const START_GRACE_MS = 10_000;
+const STOP_GRACE_MS = 2_000;
+
+/** Whether `promise` settles within `ms` (the timer is cleared either way: it keeps no process alive). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
