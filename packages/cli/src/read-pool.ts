@@ -265,7 +265,8 @@ export class ReadPool {
    * failed: (data.first) != nullptr" in NodePlatform::ForIsolate). A thread
    * that has not started within START_GRACE_MS, or not exited STOP_GRACE_MS
    * after it was asked, is terminated all the same: close() never hangs on
-   * one (an import in CI once waited 30 s here). Reads asked for after
+   * one (an import in CI once waited 30 s here), and a small import on a
+   * loaded machine waits for its threads' start a few seconds at most. Reads asked for after
    * close() are rejected.
    */
   async close(): Promise<void> {
@@ -283,8 +284,8 @@ export class ReadPool {
 }
 
 /** How long close() waits for a thread still starting, and for one asked to exit, before it terminates it. */
-const START_GRACE_MS = 10_000;
-const STOP_GRACE_MS = 2_000;
+const START_GRACE_MS = 3_000;
+const STOP_GRACE_MS = 1_000;
 
 /** Whether `promise` settles within `ms` (the timer is cleared either way: it keeps no process alive). */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
