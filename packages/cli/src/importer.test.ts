@@ -98,35 +98,6 @@ describe("importTree", () => {
     expect(roots.size).toBe(1);
   });
 
-  it("lists at most listAheadFiles files (plus one directory's) ahead of the hashing, and gets the same root", async () => {
-    // 40 directories of 7 files each, nested in pairs: the walk must wait for
-    // the hashing many times with a look-ahead of 5.
-    const wide = join(dir, "list-ahead");
-    for (let d = 0; d < 40; d++) {
-      const at = join(wide, `d${d >> 1}`, `e${d}`);
-      mkdirSync(at, { recursive: true });
-      for (let f = 0; f < 7; f++) writeFileSync(join(at, `f${f}`), `file ${d}/${f}\n`);
-    }
-    const roots = new Set<string>();
-    for (const readThreads of [0, 1, undefined]) {
-      const service = await openDirectoryService("memory://");
-      let mostAhead = 0;
-      const { digest, progress } = await importTree(service, wide, {
-        readThreads,
-        listAheadFiles: readThreads === undefined ? undefined : 5,
-        onProgress: (p) => (mostAhead = Math.max(mostAhead, p.listed - p.files)),
-      });
-      roots.add(digest.hex);
-      expect(progress).toMatchObject({ files: 280, listed: 280, directories: 61 });
-      if (readThreads !== undefined) {
-        expect(mostAhead).toBeGreaterThan(0);
-        expect(mostAhead).toBeLessThanOrEqual(5 + 7);
-      }
-      await service.close();
-    }
-    expect(roots.size).toBe(1);
-  });
-
   it("stops with the signal's reason when interrupted", async () => {
     const service = await openDirectoryService("memory://");
     const controller = new AbortController();

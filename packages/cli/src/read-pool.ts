@@ -42,10 +42,6 @@ interface PoolWorker {
   ready: boolean;
   queued: number;
   batches: Map<number, Waiting[]>;
-  /** Settles once it is ready, or failed, or exited: from then on it may be asked to stop (see close()). */
-  started: Promise<void>;
-  /** Settles once the thread has exited. */
-  exited: Promise<void>;
 }
 
 const WORKER_SOURCE = `
@@ -99,9 +95,7 @@ function readOne(hash, path, transfer) {
 }
 import(workerData.hashUrl).then((hash) => {
   parentPort.postMessage({ ready: true });
-  parentPort.on("message", ({ id, packed, ends, close }) => {
-    // The pool is done: end this thread's event loop, so that it exits on its own.
-    if (close) return parentPort.close();
+  parentPort.on("message", ({ id, packed, ends }) => {
     const transfer = [];
     const all = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     const results = [];
@@ -158,24 +152,9 @@ export class ReadPool {
         eval: true,
         workerData: { hashUrl, keepBytes, wholeMax: WHOLE_MAX },
       });
-      let started!: () => void;
-      let exited!: () => void;
-      const entry: PoolWorker = {
-        worker,
-        ready: false,
-        queued: 0,
-        batches: new Map(),
-        started: new Promise<void>((resolve) => (started = resolve)),
-        exited: new Promise<void>((resolve) => (exited = resolve)),
-      };
-      worker.once("error", () => started());
-      worker.once("exit", () => {
-        started();
-        exited();
-      });
+      const entry: PoolWorker = { worker, ready: false, queued: 0, batches: new Map() };
       worker.on("message", ({ id, results, ready }: { id: number; results: WorkerAnswer[]; ready?: true }) => {
         if (ready) {
-          started();
           entry.ready = this.ready = true;
           for (const wake of this.readyWaiters.splice(0)) wake();
           return;
@@ -253,47 +232,9 @@ export class ReadPool {
     target.worker.postMessage({ id, packed, ends }, [packed.buffer, ends.buffer]);
   }
 
-  /**
-   * Stops the workers: each finishes the batches it was sent (their reads
-   * resolve) and then exits on its own, asked to by a message once it has
-   * loaded its hash module. Not `worker.terminate()` at once: a thread
-   * terminated while the native BLAKE3 addon initialised took the whole
-   * process down ("FATAL ERROR: Error::ThrowAsJavaScriptException
-   * napi_throw", exit 134: an import of a tree small enough to finish before
-   * its threads had started), and one terminated just after, with V8 still
-   * optimising its start-up code on a background thread, did too ("Assertion
-   * failed: (data.first) != nullptr" in NodePlatform::ForIsolate). A thread
-   * that has not started within START_GRACE_MS, or not exited STOP_GRACE_MS
-   * after it was asked, is terminated all the same: close() never hangs on
-   * one (an import in CI once waited 30 s here), and a small import on a
-   * loaded machine waits for its threads' start a few seconds at most. Reads asked for after
-   * close() are rejected.
-   */
+  /** Stops the workers; reads still queued are rejected. */
   async close(): Promise<void> {
     this.failure ??= new Error("the import's file reading threads were stopped");
-    await Promise.all(
-      this.workers.map(async (w) => {
-        if (await settlesWithin(w.started, START_GRACE_MS)) {
-          w.worker.postMessage({ close: true });
-          if (await settlesWithin(w.exited, STOP_GRACE_MS)) return;
-        }
-        await w.worker.terminate();
-      }),
-    );
-  }
-}
-
-/** How long close() waits for a thread still starting, and for one asked to exit, before it terminates it. */
-const START_GRACE_MS = 3_000;
-const STOP_GRACE_MS = 1_000;
-
-/** Whether `promise` settles within `ms` (the timer is cleared either way: it keeps no process alive). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 }
