@@ -90,7 +90,6 @@ async function count(schema: string, table: string): Promise<number> {
   return rows[0].n;
 }
 
-/** Sets used_at of every row of the three tables an hour back: everything is old. */
 /**
  * Waits until the server's clock has left the millisecond of every mark in
  * the schema. A collection's cutoff is its start in whole milliseconds, and
@@ -110,6 +109,7 @@ async function serverClockPastMarks(schema: string): Promise<void> {
   }
 }
 
+/** Sets used_at of every row of the three tables an hour back: everything is old. */
 async function ageEverything(schema: string): Promise<void> {
   for (const table of ["directories", "blobs", "chunks"])
     await stores.admin.query(`UPDATE "${schema}".${table} SET used_at = used_at - interval '1 hour'`);

@@ -121,5 +121,5 @@ describe("re-import through castore serve", () => {
     } finally {
       expect(await server.stop()).toBe(0);
     }
-  }, 120_000); // a server and four castore processes, each starting its read threads: over 30 s on a loaded CI machine
+  });
 });

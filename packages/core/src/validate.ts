@@ -136,6 +136,17 @@ function checkNodeShape(list: ListName, index: number, node: unknown): void {
   }
 }
 
+/** The fast test of what DirectoryNode and FileNode share: an object with Uint8Array name and digest, and a bigint size. */
+function isSizedNode(n: DirectoryNode | FileNode): boolean {
+  return (
+    typeof n === "object" &&
+    n !== null &&
+    n.name instanceof Uint8Array &&
+    n.digest instanceof Uint8Array &&
+    typeof n.size === "bigint"
+  );
+}
+
 function checkList(list: ListName, nodes: unknown): asserts nodes is unknown[] {
   if (!Array.isArray(nodes))
     throw new ValidationError(`not a Directory: ${list} is ${describeValue(nodes)}, expected an array of nodes`);
@@ -161,26 +172,11 @@ export function checkDirectoryShape(d: unknown): asserts d is Directory {
   checkList("symlinks", symlinks);
   for (let i = 0; i < directories.length; i++) {
     const n = directories[i] as DirectoryNode;
-    if (
-      typeof n !== "object" ||
-      n === null ||
-      !(n.name instanceof Uint8Array) ||
-      !(n.digest instanceof Uint8Array) ||
-      typeof n.size !== "bigint"
-    )
-      checkNodeShape("directories", i, n);
+    if (!isSizedNode(n)) checkNodeShape("directories", i, n);
   }
   for (let i = 0; i < files.length; i++) {
     const n = files[i] as FileNode;
-    if (
-      typeof n !== "object" ||
-      n === null ||
-      !(n.name instanceof Uint8Array) ||
-      !(n.digest instanceof Uint8Array) ||
-      typeof n.size !== "bigint" ||
-      typeof n.executable !== "boolean"
-    )
-      checkNodeShape("files", i, n);
+    if (!isSizedNode(n) || typeof n.executable !== "boolean") checkNodeShape("files", i, n);
   }
   for (let i = 0; i < symlinks.length; i++) {
     const n = symlinks[i] as SymlinkNode;
