@@ -98,6 +98,35 @@ describe("importTree", () => {
     expect(roots.size).toBe(1);
   });
 
+  it("lists at most listAheadFiles files (plus one directory's) ahead of the hashing, and gets the same root", async () => {
+    // 40 directories of 7 files each, nested in pairs: the walk must wait for
+    // the hashing many times with a look-ahead of 5.
+    const wide = join(dir, "list-ahead");
+    for (let d = 0; d < 40; d++) {
+      const at = join(wide, `d${d >> 1}`, `e${d}`);
+      mkdirSync(at, { recursive: true });
+      for (let f = 0; f < 7; f++) writeFileSync(join(at, `f${f}`), `file ${d}/${f}\n`);
+    }
+    const roots = new Set<string>();
+    for (const readThreads of [0, 1, undefined]) {
+      const service = await openDirectoryService("memory://");
+      let mostAhead = 0;
+      const { digest, progress } = await importTree(service, wide, {
+        readThreads,
+        listAheadFiles: readThreads === undefined ? undefined : 5,
+        onProgress: (p) => (mostAhead = Math.max(mostAhead, p.listed - p.files)),
+      });
+      roots.add(digest.hex);
+      expect(progress).toMatchObject({ files: 280, listed: 280, directories: 61 });
+      if (readThreads !== undefined) {
+        expect(mostAhead).toBeGreaterThan(0);
+        expect(mostAhead).toBeLessThanOrEqual(5 + 7);
+      }
+      await service.close();
+    }
+    expect(roots.size).toBe(1);
+  });
+
   it("stops with the signal's reason when interrupted", async () => {
     const service = await openDirectoryService("memory://");
     const controller = new AbortController();
@@ -175,6 +204,35 @@ describe("importTree", () => {
         expect(progress).toMatchObject({ files: LEVELS + 1, directories: LEVELS + 1 });
         expect(digest.hex, `readThreads ${readThreads}, syncIo ${syncIo}`).toBe(expectedDigest());
         await service.close();
+      }
+    });
+
+    it("imports a chain of 10 000 directories (the walk's recursion never outgrows the stack)", async () => {
+      const CHAIN = 10_000;
+      const chain = join(dir, "chain");
+      mkdirSync(chain);
+      execFileSync(process.execPath, [
+        "-e",
+        `const fs = require("node:fs"); process.chdir(process.argv[1]);
+         for (let i = 0; i < ${CHAIN}; i++) { fs.writeFileSync("f", String(i)); fs.mkdirSync("d"); process.chdir("d"); }`,
+        chain,
+      ]);
+      let expected = makeDirectory({});
+      for (let level = CHAIN - 1; level >= 0; level--) {
+        const content = Buffer.from(String(level));
+        expected = makeDirectory({
+          directories: [makeDirectoryNode("d", directoryDigest(expected), directorySize(expected))],
+          files: [makeFileNode("f", blake3(content), content.length, false)],
+        });
+      }
+      try {
+        const service = await openDirectoryService("memory://");
+        const { digest, progress } = await importTree(service, chain);
+        expect(progress).toMatchObject({ files: CHAIN, directories: CHAIN + 1 });
+        expect(digest.hex).toBe(directoryDigest(expected).hex);
+        await service.close();
+      } finally {
+        execFileSync("rm", ["-rf", chain]);
       }
     });
 
