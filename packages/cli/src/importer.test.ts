@@ -18,6 +18,7 @@ import {
   makeDirectoryNode,
   makeFileNode,
   makeSymlinkNode,
+  openBlobService,
   openDirectoryService,
 } from "@castore-ts/core";
 import "@castore-ts/backend-memory";
@@ -125,6 +126,26 @@ describe("importTree", () => {
       await service.close();
     }
     expect(roots.size).toBe(1);
+  });
+
+  it("fails with the store's error when a blob write fails while the walk is listing, not with an abort", async () => {
+    // 40 directories of 20 files, listed 50 ahead: the store fails the first batch of blobs (256 files) while
+    // the walk still has directories to list; the listing must stop with that error.
+    const many = join(dir, "failing-store");
+    for (let d = 0; d < 40; d++) {
+      mkdirSync(join(many, `d${d}`), { recursive: true });
+      for (let f = 0; f < 20; f++) writeFileSync(join(many, `d${d}`, `f${f}`), `blob ${d}/${f}\n`);
+    }
+    for (const readThreads of [0, undefined]) {
+      const service = await openDirectoryService("memory://");
+      const blobs = await openBlobService("memory://");
+      blobs.putMany = () => Promise.reject(new Error("the disk is full (test)"));
+      await expect(
+        importTree(service, many, { blobs, readThreads, listAheadFiles: 50 }),
+        `readThreads ${readThreads}`,
+      ).rejects.toThrow(/the disk is full \(test\)/);
+      await Promise.all([service.close(), blobs.close()]);
+    }
   });
 
   it("stops with the signal's reason when interrupted", async () => {

@@ -647,8 +647,10 @@ export async function importTree(
           const read = await pool.read(path);
           signal.throwIfAborted();
           if ("kind" in read) throw unsupported(place, read.kind);
-          if (uploader) await upload(uploader, path, place, Digest.fromBytes(read.digest), read.size, read.bytes);
-          return read;
+          const { digest, size, executable, bytes } = read;
+          if (uploader) await upload(uploader, path, place, Digest.fromBytes(digest), size, bytes);
+          // Not `read`: its bytes would stay referenced until the file's directory is built.
+          return { digest, size, executable };
         } catch (e) {
           throw fileSystemError(e, place);
         }
@@ -763,7 +765,7 @@ export async function importTree(
             return makeFileNode(name, digest, size, executable);
           });
           void job.then(fileFinished, fileFinished);
-          job.catch(() => failed.abort()); // the others stop; the error is thrown where the directory completes
+          job.catch((e: unknown) => failed.abort(e)); // the others stop, and the walk throws this error (the reason), not an AbortError
           started.push(job);
           fileJobs.push(job);
           filePlaces.push(childPlace);
