@@ -6,7 +6,10 @@
  * Times are the server's clock: `clock_timestamp()` when a row is written or
  * touched (the time of the write, not of its transaction's start), and ms
  * since the epoch on the way out. A cutoff comes back in as ms
- * (`to_timestamp(ms / 1000)`, exact to the microsecond for whole ms).
+ * (`to_timestamp(ms / 1000)`), with the microseconds of the server's clock
+ * as its fraction: a collection's start in whole ms made an object used in
+ * that same millisecond, before the start, count as used since (live), and
+ * `collect({ graceMs: 0 })` right after a write deleted nothing.
  *
  * Deletes are conditional and never wait: each takes the row locks of the
  * objects it deletes with SKIP LOCKED, re-checking `used_at < cutoff` on the
@@ -27,12 +30,11 @@ import { byteaArray } from "./postgres-wire.js";
 /** Rows per page of listObjects. */
 const LIST_PAGE = 4096;
 
-/** The server's clock now, in whole ms since the epoch (a float8: pg returns it as a number). */
-export const NOW_MS = `SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8`;
-
 /**
- * Counts a collection in (`collections.started`) and reads the server's
- * clock, in one transaction that waits for every ref being set right now
+ * Counts a collection in (`collections.started`) and records its start
+ * (`last_started_at`, the server's clock), returned in ms since the epoch
+ * with the microseconds as the fraction (a float8: pg returns it as a
+ * number), in one transaction that waits for every ref being set right now
  * (they hold the row FOR SHARE): their refs are committed before the
  * collection starts and it reads them; a ref set that begins later sees the
  * count change and protects its tree again, after the start (core's
@@ -45,8 +47,11 @@ export async function countCollectionIn(
 ): Promise<number> {
   await client.query("BEGIN");
   try {
-    await client.query(`UPDATE ${tables.collections} SET started = started + 1, last_started_at = clock_timestamp()`);
-    const { rows } = await client.query<[number]>({ text: NOW_MS, rowMode: "array" });
+    const { rows } = await client.query<[number]>({
+      text: `UPDATE ${tables.collections} SET started = started + 1, last_started_at = clock_timestamp()
+             RETURNING (extract(epoch FROM last_started_at) * 1000)::float8`,
+      rowMode: "array",
+    });
     await client.query("COMMIT");
     return rows[0][0];
   } catch (error) {
