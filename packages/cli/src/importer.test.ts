@@ -22,7 +22,9 @@ import {
   openDirectoryService,
 } from "@castore-ts/core";
 import "@castore-ts/backend-memory";
-import { importTree } from "./importer.js";
+import { DEFAULT_READ_THREADS, importTree } from "./importer.js";
+import { sharedReadPool } from "./read-pool.js";
+import { CASTORE_CLI } from "./test-castore-cli.js";
 
 const KiB = 1024;
 const SIZES = [
@@ -67,6 +69,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("importTree", () => {
   it("hashes files of every size right, in read threads or on the main thread with sync or async reads, spool in memory or spilled", async () => {
     const roots = new Set<string>();
+    // The process's threads started first, and asked for at the first file: every file goes through them.
+    await Promise.all([sharedReadPool(DEFAULT_READ_THREADS).whenReady(), sharedReadPool(1).whenReady()]);
     for (const [readThreads, syncIo, spoolMemoryBytes] of [
       [undefined, undefined, undefined],
       [1, undefined, 0],
@@ -79,6 +83,7 @@ describe("importTree", () => {
       const service = await openDirectoryService("memory://");
       const { digest, progress } = await importTree(service, tree, {
         readThreads,
+        readThreadsAfterFiles: 0,
         syncIo,
         spoolMemoryBytes,
         spoolDir: dir,
@@ -252,6 +257,16 @@ describe("importTree", () => {
         expect(progress).toMatchObject({ files: CHAIN, directories: CHAIN + 1 });
         expect(digest.hex).toBe(directoryDigest(expected).hex);
         await service.close();
+        // Again in a process with a third of the usual stack: the walk's synchronous recursion between
+        // anchors (1 000 levels) overflowed it, as it once did the usual one under load.
+        const printed = execFileSync(
+          process.execPath,
+          ["--stack-size=300", CASTORE_CLI, "import", chain, "--no-contents"],
+          {
+            stdio: ["ignore", "pipe", "ignore"],
+          },
+        );
+        expect(printed.toString().trim()).toBe(directoryDigest(expected).hex);
       } finally {
         execFileSync("rm", ["-rf", chain]);
       }

@@ -33,14 +33,14 @@
  * Per file: one open (O_NOFOLLOW, O_NONBLOCK), fstat (size and executable
  * bit), read(s) into a reused buffer, close; readdir's entry types avoid an
  * lstat per entry. Small files are read in one go and hashed in one call.
+ * By default two worker threads do that (read-pool.ts: the process's pool,
+ * kept between imports), so the main thread only walks and stores, once
+ * they have started (until then, and with `readThreads: 0`, the main thread
+ * does, with sync system calls while that is faster: see IoMode).
  * Directories are listed and symlinks read with sync calls on the main
  * thread (readdirSync, readlinkSync): through libuv's thread pool each was a
  * round trip that the walk waited for (/usr/share: 7 000 of them, an import
  * into lmdb 4.3-5.1 s against 3.5-3.8 s sync).
- * By default two worker threads do that (read-pool.ts), so the main thread
- * only walks and stores, once they have started (until then, and with
- * `readThreads: 0`, the main thread does, with sync system calls while that
- * is faster: see IoMode).
  *
  * Names are bytes: paths are handled as Buffers end to end, so a name that
  * is not UTF-8 is read and stored exactly.
@@ -98,7 +98,7 @@ import {
 } from "@castore-ts/core";
 import { BlobUploader, type BlobUploadCounts, type Deferred } from "./blob-uploader.js";
 import { abbreviatePath } from "./names.js";
-import { ReadPool } from "./read-pool.js";
+import { type ReadPool, sharedReadPool } from "./read-pool.js";
 
 export interface ImportProgress {
   /** Files hashed (and, with contents, stored or found stored). */
@@ -140,6 +140,12 @@ export interface ImportOptions {
    * `concurrency`).
    */
   readThreads?: number;
+  /**
+   * Files the walk lists before the read threads are asked for (default
+   * POOL_AFTER_FILES): a tree smaller than that is read on the main thread
+   * and never waits for threads to start.
+   */
+  readThreadsAfterFiles?: number;
   /** Where file contents are stored as blobs; without it, files are only hashed (`--no-contents`). */
   blobs?: BlobService;
   /** Blobs written at once (default DEFAULT_UPLOAD_CONCURRENCY). */
@@ -167,6 +173,15 @@ export const DEFAULT_READ_THREADS = Math.min(2, availableParallelism());
  * practice, not to the byte (512 in flight measured no faster).
  */
 const POOL_IN_FLIGHT = 128;
+/**
+ * Files listed before the read threads are asked for: fewer are read on the
+ * main thread in a few milliseconds, where starting two threads costs about
+ * 0.1 s of CPU, and the import would then wait for them to finish starting
+ * (see importTree's end).
+ */
+const POOL_AFTER_FILES = 64;
+/** Levels of the walk's synchronous recursion at most between two awaits (see listDirectory). */
+const YIELD_DEPTH = 64;
 /**
  * Files the walk lists ahead of the hashing by default (ImportOptions.listAheadFiles):
  * enough to keep the read threads busy across many small directories.
@@ -583,8 +598,10 @@ export async function importTree(
   const buffers: Buffer[] = [];
   const io = new IoMode(opts.syncIo);
   const readThreads = opts.readThreads ?? DEFAULT_READ_THREADS;
-  const pool = readThreads > 0 ? new ReadPool(readThreads, opts.blobs !== undefined) : undefined;
-  const limit = pLimit(pool ? Math.max(concurrency, POOL_IN_FLIGHT) : concurrency);
+  // The process's threads (see sharedReadPool), asked for once the walk has listed POOL_AFTER_FILES files.
+  let pool: ReadPool | undefined;
+  const poolAfterFiles = opts.readThreadsAfterFiles ?? POOL_AFTER_FILES;
+  const limit = pLimit(readThreads > 0 ? Math.max(concurrency, POOL_IN_FLIGHT) : concurrency);
   // A store that takes partial uploads is asked top down which directories it lacks (phase 2); then the
   // blobs of files in the directories it holds need not be asked about either (BlobUploader.deferring).
   const partial = await supportsPartialUploads(service, { signal: opts.signal });
@@ -644,7 +661,7 @@ export async function importTree(
       signal.throwIfAborted();
       if (pool?.ready) {
         try {
-          const read = await pool.read(path);
+          const read = await pool.read(path, uploader !== undefined);
           signal.throwIfAborted();
           if ("kind" in read) throw unsupported(place, read.kind);
           const { digest, size, executable, bytes } = read;
@@ -708,15 +725,17 @@ export async function importTree(
    * memory, whatever the tree.
    *
    * The recursion is synchronous between awaits (the listing's calls are
-   * sync), so its depth on the stack is bounded by the anchors: an anchor is
-   * opened (awaited) at least every ANCHOR_PATH_BYTES / 2 levels, and a tree
-   * without them stops at PATH_MAX (a test imports a chain of 10 000).
+   * sync), so it awaits once every YIELD_DEPTH levels: a chain of 1 000
+   * levels between two anchors overflowed the stack under load (frames of
+   * code not yet optimised are larger; a test imports a chain of 10 000).
    *
    * `path` is what the system calls use: the directory's path, or one from an anchor (see Anchors).
    */
-  async function listDirectory(path: Buffer, place: Place): Promise<Listed> {
+  async function listDirectory(path: Buffer, place: Place, depth: number): Promise<Listed> {
     signal.throwIfAborted();
     if (filesInFlight >= listAhead) await new Promise<void>((resolve) => (belowLimit = resolve));
+    // The stack unwinds here every YIELD_DEPTH levels (an await suspends every listing below).
+    else if (depth % YIELD_DEPTH === 0) await undefined;
     signal.throwIfAborted();
     let anchor: number | undefined;
     if (path.length > ANCHOR_PATH_BYTES && canAnchor()) {
@@ -752,12 +771,12 @@ export async function importTree(
         const childPlace: Place = { parent: place, name };
         const st = entry; // node fills in the type with an lstat where readdir does not report it
         if (st.isDirectory()) {
-          const { done } = await listDirectory(childPath, childPlace);
+          const { done } = await listDirectory(childPath, childPlace, depth + 1);
           started.push(done);
           subdirectories.push({ name, done });
         } else if (st.isFile()) {
           filesInFlight++;
-          progress.listed++;
+          if (progress.listed++ === poolAfterFiles && readThreads > 0) pool = sharedReadPool(readThreads);
           const job = hashJob(childPath, childPlace).then(({ digest, size, executable }) => {
             progress.files++;
             progress.bytes += size;
@@ -829,8 +848,7 @@ export async function importTree(
   try {
     let walked: { digest: Digest };
     try {
-      walked = await (await listDirectory(rootPath, rootPlace)).done;
-      await pool?.close();
+      walked = await (await listDirectory(rootPath, rootPlace, 0)).done;
       // Every blob is stored, and durable, before the directories that name it are sent.
       await uploader?.finish();
     } catch (e) {
@@ -882,7 +900,9 @@ export async function importTree(
       throw e;
     }
   } finally {
-    await pool?.close();
     spool.dispose();
+    // A thread stopped while it starts can take the process down (see ReadPool.close), and a CLI
+    // exits (stopping its threads) once the import returns: never while they start.
+    await pool?.whenStarted();
   }
 }

@@ -2,15 +2,17 @@
  * ReadPool: files read and hashed in worker threads answer as the main
  * thread's reads do (digest, size, executable bit, whole files' bytes when
  * asked), a file that is not regular is named by its kind, and a failed
- * system call comes back as the fs error it was (code, syscall).
+ * system call comes back as the fs error it was (code, syscall). The
+ * process's shared pool is reused, and never holds the process open.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blake3 } from "@castore-ts/core";
-import { ReadPool, WHOLE_MAX } from "./read-pool.js";
+import { ReadPool, WHOLE_MAX, sharedReadPool } from "./read-pool.js";
 
 let dir: string;
 const SIZES = [0, 1, 64 * 1024 + 1, WHOLE_MAX - 1, WHOLE_MAX, 3 * WHOLE_MAX + 7];
@@ -31,35 +33,37 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("ReadPool", () => {
-  for (const keepBytes of [true, false]) {
-    it(`reads and hashes files of every size${keepBytes ? ", with whole files' bytes" : ""}`, async () => {
-      const pool = new ReadPool(2, keepBytes);
-      try {
-        await pool.whenReady();
-        const reads = await Promise.all(SIZES.map((size) => pool.read(Buffer.from(join(dir, `f${size}`)))));
-        reads.forEach((read, i) => {
-          const size = SIZES[i]!;
-          const expected = bytesOf(size);
-          if ("kind" in read) throw new Error(`f${size} read as a ${read.kind}`);
-          expect(Buffer.from(read.digest).equals(Buffer.from(blake3(expected))), `f${size}`).toBe(true);
-          expect(read.size).toBe(size);
-          expect(read.executable).toBe(size === 1);
-          // Whole (fits the read buffer) and wanted: its bytes come back; otherwise none.
-          if (keepBytes && size < WHOLE_MAX) expect(Buffer.from(read.bytes!).equals(expected), `f${size}`).toBe(true);
-          else expect(read.bytes, `f${size}`).toBeUndefined();
-        });
-      } finally {
-        await pool.close();
-      }
-    });
-  }
-
-  it("names what is not a regular file, and fails a missing one with its fs error", async () => {
-    const pool = new ReadPool(1, true);
+  it("reads and hashes files of every size, with whole files' bytes only where asked (both kinds in one batch)", async () => {
+    const pool = new ReadPool(2);
     try {
       await pool.whenReady();
-      expect(await pool.read(Buffer.from(join(dir, "fifo")))).toEqual({ kind: "FIFO" });
-      const missing = await pool.read(Buffer.from(join(dir, "missing"))).then(
+      const asks = SIZES.flatMap((size) => [true, false].map((keepBytes) => ({ size, keepBytes })));
+      const reads = await Promise.all(
+        asks.map(({ size, keepBytes }) => pool.read(Buffer.from(join(dir, `f${size}`)), keepBytes)),
+      );
+      reads.forEach((read, i) => {
+        const { size, keepBytes } = asks[i]!;
+        const expected = bytesOf(size);
+        const what = `f${size}, keepBytes ${keepBytes}`;
+        if ("kind" in read) throw new Error(`${what} read as a ${read.kind}`);
+        expect(Buffer.from(read.digest).equals(Buffer.from(blake3(expected))), what).toBe(true);
+        expect(read.size).toBe(size);
+        expect(read.executable).toBe(size === 1);
+        // Whole (fits the read buffer) and wanted: its bytes come back; otherwise none.
+        if (keepBytes && size < WHOLE_MAX) expect(Buffer.from(read.bytes!).equals(expected), what).toBe(true);
+        else expect(read.bytes, what).toBeUndefined();
+      });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("names what is not a regular file, and fails a missing one with its fs error", async () => {
+    const pool = new ReadPool(1);
+    try {
+      await pool.whenReady();
+      expect(await pool.read(Buffer.from(join(dir, "fifo")), true)).toEqual({ kind: "FIFO" });
+      const missing = await pool.read(Buffer.from(join(dir, "missing")), true).then(
         () => expect.fail("a missing file was read"),
         (e: NodeJS.ErrnoException) => e,
       );
@@ -68,6 +72,48 @@ describe("ReadPool", () => {
     } finally {
       await pool.close();
     }
-    await expect(pool.read(Buffer.from(join(dir, "f1")))).rejects.toThrow(/stopped/);
+    await expect(pool.read(Buffer.from(join(dir, "f1")), true)).rejects.toThrow(/stopped/);
+  });
+
+  it("is closed only once its threads have started: closed at once, it waits for them, then stops them", async () => {
+    const pool = new ReadPool(2);
+    expect(pool.ready).toBe(false);
+    await pool.close();
+    expect(pool.ready).toBe(true);
+    await expect(pool.read(Buffer.from(join(dir, "f1")), true)).rejects.toThrow(/stopped/);
+  });
+});
+
+describe("sharedReadPool", () => {
+  it("is one pool per thread count for the process, replaced once it has failed", async () => {
+    const pool = sharedReadPool(1);
+    expect(sharedReadPool(1)).toBe(pool);
+    expect(sharedReadPool(2)).not.toBe(pool);
+    await pool.close(); // as if a thread had died
+    const next = sharedReadPool(1);
+    expect(next).not.toBe(pool);
+    await next.whenReady();
+    const read = await next.read(Buffer.from(join(dir, "f1")), true);
+    expect("size" in read && read.size).toBe(1);
+  });
+
+  it("does not keep a process alive once its reads are answered: the process exits on its own", async () => {
+    // A child that imports through the shared pool and then has nothing left to do: its idle threads must
+    // not hold it (it would never exit: the test's timeout fails it), nor be stopped while they start.
+    const script = `
+      import { sharedReadPool } from ${JSON.stringify(new URL("./read-pool.ts", import.meta.url).href.replace(/\/src\/read-pool\.ts$/, "/dist/read-pool.js"))};
+      const pool = sharedReadPool(2);
+      await pool.whenReady();
+      const read = await pool.read(Buffer.from(process.argv[1]), true);
+      console.log(read.size);
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, join(dir, "f1")], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    const [code] = (await once(child, "exit")) as [number | null];
+    expect(code).toBe(0);
+    expect(out.trim()).toBe("1");
   });
 });

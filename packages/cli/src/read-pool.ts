@@ -43,12 +43,21 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
+/** A read not sent to a thread yet. */
+interface Pending {
+  path: Buffer;
+  keep: boolean;
+  waiting: Waiting;
+}
+
 interface PoolWorker {
   worker: Worker;
   /** Its hash module is loaded: requests go only to ready workers. */
   ready: boolean;
   /** It failed or exited: no more reads go to it. */
   failed: boolean;
+  /** Settles once it is ready, or failed to start: from then on it may be terminated. */
+  started: Promise<void>;
   queued: number;
   batches: Map<number, Waiting[]>;
 }
@@ -92,7 +101,7 @@ function hashRest(hash, fd, first) {
 }
 // One batch: every file opened and fstat'ed, then the whole ones read into one pack sized
 // for them all (one buffer per batch, not per file: fewer allocations to free, one transfer).
-function readBatch(hash, paths) {
+function readBatch(hash, paths, keeps) {
   const results = new Array(paths.length);
   const open = [];
   let packSize = 0;
@@ -109,7 +118,7 @@ function readBatch(hash, paths) {
       // One more byte than fstat's size: a short read that reaches it is the end.
       const want = Math.min(st.size + 1, WHOLE_MAX);
       open.push({ i, fd, size: st.size, want, executable: (st.mode & 0o100) !== 0, at: packSize });
-      if (workerData.keepBytes && want > st.size) packSize += want;
+      if (keeps[i] === 1 && want > st.size) packSize += want;
     } catch (e) {
       results[i] = failure(e);
       if (fd !== undefined) try { fs.closeSync(fd); } catch {}
@@ -118,7 +127,7 @@ function readBatch(hash, paths) {
   const pack = packSize > 0 ? Buffer.allocUnsafeSlow(packSize) : undefined;
   for (const f of open) {
     try {
-      const packed = pack !== undefined && workerData.keepBytes && f.want > f.size;
+      const packed = pack !== undefined && keeps[f.i] === 1 && f.want > f.size;
       const target = packed ? pack.subarray(f.at, f.at + f.want) : buf;
       const { filled, atEnd } = readInto(f.fd, target, packed ? f.want : Math.min(f.want, buf.length), f.size);
       const first = target.subarray(0, filled);
@@ -146,11 +155,11 @@ function readBatch(hash, paths) {
 }
 import(workerData.hashUrl).then((hash) => {
   parentPort.postMessage({ ready: true });
-  parentPort.on("message", ({ id, packed, ends }) => {
+  parentPort.on("message", ({ id, packed, ends, keeps }) => {
     const all = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     const paths = [];
     for (let i = 0, start = 0; i < ends.length; start = ends[i++]) paths.push(all.subarray(start, ends[i]));
-    const { results, digests, pack } = readBatch(hash, paths);
+    const { results, digests, pack } = readBatch(hash, paths, keeps);
     parentPort.postMessage({ id, results, digests, pack }, pack ? [digests.buffer, pack] : [digests.buffer]);
   });
 }, (e) => { throw e; });
@@ -190,7 +199,7 @@ function hashModulePath(): string {
 
 export class ReadPool {
   private readonly workers: PoolWorker[] = [];
-  private pending: { path: Buffer; waiting: Waiting }[] = [];
+  private pending: Pending[] = [];
   private scheduled = false;
   private nextId = 0;
   private lastTarget = -1;
@@ -202,21 +211,37 @@ export class ReadPool {
    * a small tree never waits for the pool.
    */
   ready = false;
-  private readonly readyWaiters: (() => void)[] = [];
+  private readonly readyWaiters: { resolve(): void; reject(error: unknown): void }[] = [];
 
-  /** `threads` workers; `keepBytes`: whether whole files' bytes come back (contents stored) or only their digests. */
-  constructor(threads: number, keepBytes: boolean) {
+  /** Reads asked for and not answered yet: while there are any, the threads keep the process alive. */
+  private busy = 0;
+
+  /** `threads` workers. */
+  constructor(readonly threads: number) {
     const hashUrl = pathToFileURL(hashModulePath()).href;
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { hashUrl, keepBytes, wholeMax: WHOLE_MAX },
+        workerData: { hashUrl, wholeMax: WHOLE_MAX },
+        // Not the process's flags: under --input-type=module the CommonJS source above failed to parse.
+        execArgv: [],
       });
-      const entry: PoolWorker = { worker, ready: false, failed: false, queued: 0, batches: new Map() };
+      let started!: () => void;
+      const entry: PoolWorker = {
+        worker,
+        ready: false,
+        failed: false,
+        started: new Promise<void>((resolve) => (started = resolve)),
+        queued: 0,
+        batches: new Map(),
+      };
       worker.on("message", (answer: BatchAnswer | { ready: true }) => {
         if ("ready" in answer) {
           entry.ready = this.ready = true;
-          for (const wake of this.readyWaiters.splice(0)) wake();
+          started();
+          // Started: from now on an idle thread does not keep the process alive (see sharedReadPool).
+          if (this.busy === 0) worker.unref();
+          for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
           return;
         }
         const { id, results, digests, pack } = answer;
@@ -238,12 +263,15 @@ export class ReadPool {
         this.scheduleFlush(); // it has room now: a partial batch may go
       });
       const fail = (error: unknown) => {
+        started();
         this.failure ??= error;
         entry.failed = true;
         for (const batch of entry.batches.values()) for (const w of batch) w.reject(error);
         entry.batches.clear();
         entry.queued = 0;
         this.flush(); // to another worker, or rejected when none is left
+        if (!this.ready && this.workers.every((w) => w.failed))
+          for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
       };
       worker.on("error", fail);
       worker.on("exit", (code) => fail(new Error(`a file reading thread of the import exited (${code})`)));
@@ -251,16 +279,49 @@ export class ReadPool {
     }
   }
 
-  /** Resolves once a worker is ready. */
-  whenReady(): Promise<void> {
-    return this.ready ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+  /** Whether a thread failed or exited: the pool takes no more reads. */
+  get failed(): boolean {
+    return this.failure !== undefined;
   }
 
-  /** Reads and hashes one regular file (`path` as the system calls take it). Only once `ready`. */
-  read(path: Buffer): Promise<PoolRead> {
+  /** Resolves once every thread has started or failed to (never rejects). */
+  whenStarted(): Promise<void> {
+    return Promise.all(this.workers.map((w) => w.started)).then(() => undefined);
+  }
+
+  /** Resolves once a worker is ready; rejects if every one failed first. */
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    if (this.workers.every((w) => w.failed)) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Reads and hashes one regular file (`path` as the system calls take it).
+   * Only once `ready`. `keepBytes`: a whole file's bytes come back too
+   * (contents stored), or only its digest.
+   */
+  read(path: Buffer, keepBytes: boolean): Promise<PoolRead> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.pending.push({ path, waiting: { resolve, reject } });
+    if (this.busy++ === 0) for (const w of this.workers) w.worker.ref();
+    const done = () => {
+      if (--this.busy === 0) for (const w of this.workers) if (w.ready) w.worker.unref();
+    };
+    return new Promise<PoolRead>((resolve, reject) => {
+      this.pending.push({
+        path,
+        keep: keepBytes,
+        waiting: {
+          resolve: (read) => {
+            done();
+            resolve(read);
+          },
+          reject: (error) => {
+            done();
+            reject(error);
+          },
+        },
+      });
       if (this.pending.length >= BATCH) this.flush();
       else this.scheduleFlush();
     });
@@ -303,7 +364,7 @@ export class ReadPool {
     }
   }
 
-  private sendTo(target: PoolWorker, batch: { path: Buffer; waiting: Waiting }[]): void {
+  private sendTo(target: PoolWorker, batch: Pending[]): void {
     this.lastTarget = this.workers.indexOf(target);
     const id = this.nextId++;
     target.batches.set(
@@ -320,12 +381,59 @@ export class ReadPool {
     batch.forEach((b, i) => (ends[i] = end += b.path.length));
     const packed = Buffer.allocUnsafeSlow(end);
     batch.forEach((b, i) => packed.set(b.path, ends[i]! - b.path.length));
-    target.worker.postMessage({ id, packed, ends }, [packed.buffer, ends.buffer]);
+    const keeps = Uint8Array.from(batch, (b) => (b.keep ? 1 : 0));
+    target.worker.postMessage({ id, packed, ends, keeps }, [packed.buffer, ends.buffer, keeps.buffer]);
   }
 
-  /** Stops the workers; reads still queued are rejected. */
+  /**
+   * Stops the workers; reads still queued are rejected. A thread still
+   * starting is let finish first (up to START_GRACE_MS): terminated while
+   * the native BLAKE3 addon initialised, one took the whole process down
+   * ("FATAL ERROR: … napi_throw", exit 134).
+   */
   async close(): Promise<void> {
     this.failure ??= new Error("the import's file reading threads were stopped");
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(
+      this.workers.map(async (w) => {
+        await settlesWithin(w.started, START_GRACE_MS);
+        await w.worker.terminate();
+      }),
+    );
   }
+}
+
+/** How long close() lets a thread finish starting before it terminates it all the same. */
+const START_GRACE_MS = 10_000;
+
+/** Waits for `promise` at most `ms` (the timer never keeps the process alive). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms).unref()));
+  try {
+    await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const shared = new Map<number, ReadPool>();
+
+/**
+ * The process's pool of `threads` read threads, started on first use and
+ * kept for the imports after it: a pool per import started its threads
+ * (~0.1 s) for every import, and stopped them at its end, often while they
+ * were still starting (a small tree is imported before they are ready):
+ * terminated then, a thread could take the whole process down (see close()).
+ * The threads of the shared pool are never terminated; they keep the
+ * process alive only while starting or while reads are asked of them, so a
+ * process exits when its work is done, idle threads or not. A pool that
+ * failed (a thread died) is replaced on the next use.
+ */
+export function sharedReadPool(threads: number): ReadPool {
+  let pool = shared.get(threads);
+  if (pool === undefined || pool.failed) {
+    pool = new ReadPool(threads);
+    shared.set(threads, pool);
+  }
+  return pool;
 }
