@@ -264,7 +264,10 @@ export class ReadPool {
       });
       const fail = (error: unknown) => {
         started();
+        // The first failure ends the pool (sharedReadPool makes another): its other threads are stopped too.
+        const first = this.failure === undefined;
         this.failure ??= error;
+        if (first) void this.close();
         entry.failed = true;
         for (const batch of entry.batches.values()) for (const w of batch) w.reject(error);
         entry.batches.clear();
