@@ -6,14 +6,15 @@
  *    bounded number of files at a time, across directories); each directory
  *    is built once all its entries are known (its files hashed, its
  *    subdirectories built), encoded, and appended to a spool, so children
- *    always precede parents (leaves to root). With contents, each hashed file goes to the BlobUploader, which
- *    writes the blobs the store lacks (see blob-uploader.ts: batched `has`,
- *    small files read once and sent many to a call, large ones read again
- *    only when missing). Blobs are written without waiting for the disk
- *    (`syncLater`); when the walk ends, one `sync()` of the blob service
- *    makes them all durable. No directory upload is open during this phase,
- *    and all blobs are stored, and durable, before it ends: a crash at any
- *    moment leaves no directory naming a blob that is not on disk.
+ *    always precede parents (leaves to root). With contents, each hashed
+ *    file goes to the BlobUploader, which writes the blobs the store lacks
+ *    (see blob-uploader.ts: batched `has`, small files read once and sent
+ *    many to a call, large ones read again only when missing). Blobs are
+ *    written without waiting for the disk (`syncLater`); when the walk
+ *    ends, one `sync()` of the blob service makes them all durable. No
+ *    directory upload is open during this phase, and all blobs are stored,
+ *    and durable, before it ends: a crash at any moment leaves no directory
+ *    naming a blob that is not on disk.
  * 2. Upload. Only then is the store's upload opened, and the spooled
  *    directories are streamed into it back to back and the upload closed.
  *

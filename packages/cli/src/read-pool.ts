@@ -11,16 +11,19 @@
  * batch are read into one buffer sized for them all (the *pack*), which
  * comes back moved (transferred), not copied, with the digests in another:
  * two buffers a batch, not one per file, so the main thread allocates,
- * tracks and frees a few hundred buffers for /usr/share instead of ~45 000
- * (its scavenges took ~0.5 s of an import). A file's bytes are a view of its
- * batch's pack: the pack lives until its last file is stored. A larger file
- * is hashed in 1 MiB reads and comes back without bytes (the importer reads
- * it again only if the store lacks it, see BlobUploader).
+ * tracks and frees a few hundred buffers for /usr/share instead of ~45 000.
+ * (The bytes still count as new external memory where they arrive, which
+ * forces scavenges: recycling the buffers did not help, see
+ * docs/backends.md.) A file's bytes are a view of its batch's pack: the
+ * pack lives until its last file is stored. A larger file is hashed in
+ * 1 MiB reads and comes back without bytes (the importer reads it again
+ * only if the store lacks it, see BlobUploader).
  *
  * Requests are sent in batches of BATCH files (a partial one only to an
- * idle worker, see flush()), one message each way per
- * batch, to the worker with the fewest files queued: one message per file
- * cost about as much as reading a small file.
+ * idle worker, see flush()), one message each way per batch, to the worker
+ * with the fewest files queued: one message per file cost about as much as
+ * reading a small file. The process has one pool per thread count
+ * (sharedReadPool), kept between imports.
  *
  * The worker's code is a string evaluated as CommonJS: a separate module file
  * would not exist where the importer runs from its TypeScript sources
