@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blake3 } from "@castore-ts/core";
-import { ReadPool, WHOLE_MAX, sharedReadPool } from "./read-pool.js";
+import { ReadPool, WHOLE_MAX, closeSharedReadPools, sharedReadPool } from "./read-pool.js";
 
 let dir: string;
 const SIZES = [0, 1, 64 * 1024 + 1, WHOLE_MAX - 1, WHOLE_MAX, 3 * WHOLE_MAX + 7];
@@ -95,6 +95,16 @@ describe("sharedReadPool", () => {
     await next.whenReady();
     const read = await next.read(Buffer.from(join(dir, "f1")), true);
     expect("size" in read && read.size).toBe(1);
+  });
+
+  it("closeSharedReadPools stops the shared pools' threads; the next use starts a new pool", async () => {
+    const pool = sharedReadPool(1);
+    await closeSharedReadPools();
+    await expect(pool.read(Buffer.from(join(dir, "f1")), true)).rejects.toThrow(/stopped/);
+    const next = sharedReadPool(1);
+    expect(next).not.toBe(pool);
+    await next.whenReady();
+    expect(await next.read(Buffer.from(join(dir, "f1")), false)).toMatchObject({ size: 1 });
   });
 
   it("does not keep a process alive once its reads are answered: the process exits on its own", async () => {

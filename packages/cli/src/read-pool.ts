@@ -430,10 +430,11 @@ const shared = new Map<number, ReadPool>();
  * (~0.1 s) for every import, and stopped them at its end, often while they
  * were still starting (a small tree is imported before they are ready):
  * terminated then, a thread could take the whole process down (see close()).
- * The threads of the shared pool are never terminated; they keep the
- * process alive only while starting or while reads are asked of them, so a
- * process exits when its work is done, idle threads or not. A pool that
- * failed (a thread died) is replaced on the next use.
+ * The threads of the shared pool are not terminated by an import; they
+ * keep the process alive only while starting or while reads are asked of
+ * them, so a process exits when its work is done, idle threads or not
+ * (`castore import` stops them itself before it exits: closeSharedReadPools).
+ * A pool that failed (a thread died) is replaced on the next use.
  */
 export function sharedReadPool(threads: number): ReadPool {
   let pool = shared.get(threads);
@@ -442,4 +443,11 @@ export function sharedReadPool(threads: number): ReadPool {
     shared.set(threads, pool);
   }
   return pool;
+}
+
+/** Stops the shared pools' threads (once started) and forgets them: the next import starts new ones. */
+export async function closeSharedReadPools(): Promise<void> {
+  const pools = [...shared.values()];
+  shared.clear();
+  await Promise.all(pools.map((pool) => pool.close()));
 }

@@ -15,6 +15,7 @@ import {
   importTree,
 } from "../importer.js";
 import { createProgress, humanBytes } from "../progress.js";
+import { closeSharedReadPools } from "../read-pool.js";
 import { DEFAULT_STORE, openBlobs, openBlobsIfAny, openRefsIfAny, openStore } from "../stores.js";
 import { parseRefName } from "../roots.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
@@ -127,7 +128,10 @@ export function importCommand(): Command {
         show(true);
         progress.stop();
         process.off("SIGINT", onSignal);
-        await Promise.all([service.close(), blobs?.close()]);
+        // This process imports once: its read threads are stopped here, with the main thread fully alive,
+        // rather than by process.exit's teardown (the path every castore import took before the pool was
+        // shared, and one run of the trees benchmark ended in SIGSEGV without it, not reproduced since).
+        await Promise.all([service.close(), blobs?.close(), closeSharedReadPools()]);
       }
     });
 }
