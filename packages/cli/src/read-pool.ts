@@ -120,8 +120,10 @@ function readBatch(hash, paths, keeps) {
       }
       // One more byte than fstat's size: a short read that reaches it is the end.
       const want = Math.min(st.size + 1, WHOLE_MAX);
-      open.push({ i, fd, size: st.size, want, executable: (st.mode & 0o100) !== 0, at: packSize });
-      if (keeps[i] === 1 && want > st.size) packSize += want;
+      // at: where in the pack a whole file whose bytes are wanted goes (-1: read through buf, not kept).
+      const at = keeps[i] === 1 && want > st.size ? packSize : -1;
+      open.push({ i, fd, size: st.size, want, executable: (st.mode & 0o100) !== 0, at });
+      if (at >= 0) packSize += want;
     } catch (e) {
       results[i] = failure(e);
       if (fd !== undefined) try { fs.closeSync(fd); } catch {}
@@ -130,12 +132,11 @@ function readBatch(hash, paths, keeps) {
   const pack = packSize > 0 ? Buffer.allocUnsafeSlow(packSize) : undefined;
   for (const f of open) {
     try {
-      const packed = pack !== undefined && keeps[f.i] === 1 && f.want > f.size;
-      const target = packed ? pack.subarray(f.at, f.at + f.want) : buf;
-      const { filled, atEnd } = readInto(f.fd, target, packed ? f.want : Math.min(f.want, buf.length), f.size);
+      const target = f.at >= 0 ? pack.subarray(f.at, f.at + f.want) : buf;
+      const { filled, atEnd } = readInto(f.fd, target, f.want, f.size);
       const first = target.subarray(0, filled);
       if (atEnd) {
-        results[f.i] = { digest: hash.blake3(first), size: filled, executable: f.executable, at: packed ? f.at : -1 };
+        results[f.i] = { digest: hash.blake3(first), size: filled, executable: f.executable, at: f.at };
       } else {
         const rest = hashRest(hash, f.fd, first);
         results[f.i] = { digest: rest.digest, size: rest.size, executable: f.executable, at: -1 };
@@ -216,11 +217,8 @@ export class ReadPool {
   ready = false;
   private readonly readyWaiters: { resolve(): void; reject(error: unknown): void }[] = [];
 
-  /** Reads asked for and not answered yet: while there are any, the threads keep the process alive. */
-  private busy = 0;
-
   /** `threads` workers. */
-  constructor(readonly threads: number) {
+  constructor(threads: number) {
     const hashUrl = pathToFileURL(hashModulePath()).href;
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(WORKER_SOURCE, {
@@ -243,7 +241,7 @@ export class ReadPool {
           entry.ready = this.ready = true;
           started();
           // Started: from now on an idle thread does not keep the process alive (see sharedReadPool).
-          if (this.busy === 0) worker.unref();
+          if (this.idle()) worker.unref();
           for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
           return;
         }
@@ -264,6 +262,7 @@ export class ReadPool {
             });
         });
         this.scheduleFlush(); // it has room now: a partial batch may go
+        this.unrefWhenIdle();
       });
       const fail = (error: unknown) => {
         started();
@@ -276,6 +275,7 @@ export class ReadPool {
         entry.batches.clear();
         entry.queued = 0;
         this.flush(); // to another worker, or rejected when none is left
+        this.unrefWhenIdle();
         if (!this.ready && this.workers.every((w) => w.failed))
           for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
       };
@@ -309,28 +309,23 @@ export class ReadPool {
    */
   read(path: Buffer, keepBytes: boolean): Promise<PoolRead> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.busy++ === 0) for (const w of this.workers) w.worker.ref();
-    const done = () => {
-      if (--this.busy === 0) for (const w of this.workers) if (w.ready) w.worker.unref();
-    };
+    // Reads asked for: the threads keep the process alive until they are answered.
+    if (this.idle()) for (const w of this.workers) w.worker.ref();
     return new Promise<PoolRead>((resolve, reject) => {
-      this.pending.push({
-        path,
-        keep: keepBytes,
-        waiting: {
-          resolve: (read) => {
-            done();
-            resolve(read);
-          },
-          reject: (error) => {
-            done();
-            reject(error);
-          },
-        },
-      });
+      this.pending.push({ path, keep: keepBytes, waiting: { resolve, reject } });
       if (this.pending.length >= BATCH) this.flush();
       else this.scheduleFlush();
     });
+  }
+
+  /** No read waits to be sent or to be answered. */
+  private idle(): boolean {
+    return this.pending.length === 0 && this.workers.every((w) => w.queued === 0);
+  }
+
+  /** Once every read is answered, the started threads no longer keep the process alive. */
+  private unrefWhenIdle(): void {
+    if (this.idle()) for (const w of this.workers) if (w.ready) w.worker.unref();
   }
 
   /** A flush once the current synchronous work is done: the walk asks for a directory's files in one loop. */
