@@ -108,7 +108,7 @@ export class BenchEnvironment {
       {
         name: "grpc",
         setup:
-          "grpc+http:// to `castore serve --store memory://` in a child process, over loopback TCP; each new server warmed by untimed uploads and reads of another tree (2 000 directories) over the same connection",
+          "grpc+http:// to `castore serve --store memory://` in a child process, over loopback TCP; each new server warmed by untimed uploads and reads of another tree (2 000 directories; before a deep chain, also a chain of the same depth with other names) over the same connection",
         fresh: async () => {
           const server = await startCastoreServe(CASTORE_BIN, ["--listen", "127.0.0.1:0", "--store", "memory://"], {
             echoStderr: true,

@@ -20,10 +20,12 @@
  * Trees under 10 000 directories are timed without a full collection before
  * each call (see benchTree), get more rounds (CASTORE_BENCH_SMALL_ROUNDS,
  * default 8), several timed reads a round (CASTORE_BENCH_SMALL_READS, 5),
- * and an untimed upload and read of another tree on the fresh store first.
+ * and an untimed upload and read of other trees on the fresh store first
+ * (the generated 2 000-directory tree; before a chain, also a chain of the
+ * same depth with other names).
  *
  * A gRPC round's server is a new `castore serve` process: it is warmed first
- * by untimed uploads and reads of another tree over the same connection
+ * by untimed uploads and reads of other trees (the same ones) over the same connection
  * (CASTORE_BENCH_WARM_UP_PASSES, default 6), as a long-running server is.
  *
  * S3 writes one object per directory, a few hundred PUTs/s on the test
@@ -124,24 +126,41 @@ function describeError(e: unknown): string {
 const isResourceExhausted = (e: unknown) => /resource[_ ]exhausted|larger than configured/i.test(describeError(e));
 
 /**
- * A tree for warming a fresh `castore serve` before its timed calls: another
- * seed than the measured trees, so it shares (almost) no directory with them.
+ * Trees for warming a fresh `castore serve` before its timed calls: another
+ * seed than the measured trees, so it shares (almost) no directory with them;
+ * and, before a deep chain, a chain of the same depth with other names
+ * (shares only the empty directory).
  */
 let warmUpTree: BenchTree | undefined;
+const shapedWarmUps = new Map<string, BenchTree>();
 const WARM_UP_PASSES = env("CASTORE_BENCH_WARM_UP_PASSES", 6);
 
-/**
- * Untimed uploads and reads of the warm-up tree over `service`: a new server
- * process runs its code unoptimised for its first thousands of directories
- * (a 1 000-directory chain took 50–200 ms on a new server against ~4 ms once
- * warm), and a long-running server is what the rows describe. It also opens
- * the connection (the first call on a new connection is a per-call row).
- */
-async function warmUp(service: DirectoryService, passes: number): Promise<void> {
+function warmUpTrees(measured: BenchTree): BenchTree[] {
   warmUpTree ??= generatedTree(2000, 77);
+  if (!measured.key.startsWith("deep-")) return [warmUpTree];
+  let chain = shapedWarmUps.get(measured.key);
+  if (!chain) shapedWarmUps.set(measured.key, (chain = deepTree(measured.units, "w")));
+  return [warmUpTree, chain];
+}
+
+/**
+ * Untimed uploads and reads over `service` of the warm-up trees for
+ * `measured`: a new server process runs its code unoptimised for its first
+ * thousands of directories (a 1 000-directory chain took 50–200 ms on a new
+ * server against ~4 ms once warm), and a long-running server is what the
+ * rows describe. A long-running server has also met trees of every shape: a
+ * chain's first upload to a server warmed on the generated tree only took
+ * 4–12 ms, against 3–4 ms after a chain of other names (its code paths for
+ * one child per level optimised too). It also opens the connection (the
+ * first call on a new connection is a per-call row).
+ */
+async function warmUp(service: DirectoryService, passes: number, measured: BenchTree): Promise<void> {
+  const trees = warmUpTrees(measured);
   for (let pass = 0; pass < passes; pass++) {
-    await ingest(service, warmUpTree);
-    await readAll(service, warmUpTree);
+    for (const tree of trees) {
+      await ingest(service, tree);
+      await readAll(service, tree);
+    }
   }
 }
 
@@ -160,8 +179,8 @@ async function measureRound(
     // A new server's code is cold (see warmUp); in process, a small tree's
     // one timed upload otherwise followed whatever the previous tree left
     // (garbage, code optimised for another shape): one untimed pass first.
-    if (backend.name === "grpc") await warmUp(service, WARM_UP_PASSES);
-    else if (reads > 1) await warmUp(service, 1);
+    if (backend.name === "grpc") await warmUp(service, WARM_UP_PASSES, tree);
+    else if (reads > 1) await warmUp(service, 1, tree);
     let ingestSeconds: number;
     try {
       ingestSeconds = await timeSeconds(() => ingest(service, tree), collect);

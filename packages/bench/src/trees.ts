@@ -48,12 +48,13 @@ export function wideTree(entries: number): BenchTree {
   );
 }
 
-export function deepTree(depth: number): BenchTree {
-  const tree = deepChain(depth);
+/** A chain `depth` directories deep; `name` (default "d") names each link, so chains of other names share no directory but the empty one. */
+export function deepTree(depth: number, name = "d"): BenchTree {
+  const tree = deepChain(depth, name);
   return fromGenerated(
     tree,
-    `deep-${depth}`,
-    `deepChain(${depth}): a chain ${depth} directories deep`,
+    name === "d" ? `deep-${depth}` : `deep-${depth}-${name}`,
+    `deepChain(${depth}${name === "d" ? "" : `, "${name}"`}): a chain ${depth} directories deep`,
     "directories/s",
     depth,
   );

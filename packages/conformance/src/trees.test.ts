@@ -66,6 +66,16 @@ describe("wideDirectory and deepChain", () => {
     expect(chain.rootSize).toBe(499n);
     expectValidUpload(chain);
   });
+
+  it("deepChain(n, name) links with `name`: a chain of other names shares only the empty directory", () => {
+    const d = deepChain(50);
+    const w = deepChain(50, "w");
+    expectValidUpload(w);
+    expect(w.directories[1].directories.map((n) => new TextDecoder().decode(n.name))).toEqual(["w"]);
+    const digestsOf = (t: GeneratedTree) => new Set(t.directories.map((x) => directoryDigest(x).hex));
+    const shared = [...digestsOf(w)].filter((hex) => digestsOf(d).has(hex));
+    expect(shared).toEqual([directoryDigest(d.directories[0]).hex]);
+  });
 });
 
 describe("overlappingTree", () => {

@@ -160,14 +160,16 @@ export function generateTree(opts: GenerateTreeOptions): GeneratedTree {
 
 /**
  * A chain of `n` directories: the empty directory, then n-1 directories each
- * holding the previous one as `d`. The deepest tree of that many directories.
+ * holding the previous one as `name` (default "d"). The deepest tree of that
+ * many directories; chains of other names share no directory but the empty
+ * one.
  */
-export function deepChain(n: number): GeneratedTree {
+export function deepChain(n: number, name = "d"): GeneratedTree {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`deepChain: n must be a positive integer, got ${n}`);
   const builder = new TreeBuilder();
   let previous = builder.add(makeDirectory());
   for (let i = 1; i < n; i++) {
-    previous = builder.add(makeDirectory({ directories: [makeDirectoryNode("d", previous.digest, previous.size)] }));
+    previous = builder.add(makeDirectory({ directories: [makeDirectoryNode(name, previous.digest, previous.size)] }));
   }
   return builder.finish();
 }
