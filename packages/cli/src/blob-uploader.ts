@@ -159,14 +159,30 @@ export class BlobUploader {
     }
   }
 
-  /** A small file read whole: batched, then written if the store lacks it. Waits while too many bytes are held. */
-  async addBuffered(digest: Digest, bytes: Uint8Array, shown: () => string): Promise<void> {
+  /**
+   * A small file read whole: batched, then written if the store lacks it.
+   * Takes it at once (undefined) while few enough bytes are held, else
+   * answers a promise that resolves once it was taken. Throws (or rejects)
+   * once a write failed.
+   */
+  addBuffered(digest: Digest, bytes: Uint8Array, shown: () => string): Promise<void> | undefined {
     this.throwIfFailed();
+    if (this.bufferedBytes > 0 && this.bufferedBytes + bytes.length > MAX_BUFFERED_BYTES)
+      return this.addBufferedWhenRoom(digest, bytes, shown);
+    this.take(digest, bytes, shown);
+    return undefined;
+  }
+
+  private async addBufferedWhenRoom(digest: Digest, bytes: Uint8Array, shown: () => string): Promise<void> {
     while (this.bufferedBytes > 0 && this.bufferedBytes + bytes.length > MAX_BUFFERED_BYTES) {
       this.flush(); // what is held must be able to drain
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       this.throwIfFailed();
     }
+    this.take(digest, bytes, shown);
+  }
+
+  private take(digest: Digest, bytes: Uint8Array, shown: () => string): void {
     this.batch.push({ digest, bytes, shown });
     this.batchBytes += bytes.length;
     this.bufferedBytes += bytes.length;

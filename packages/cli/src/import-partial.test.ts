@@ -83,7 +83,7 @@ describe("re-import through castore serve", () => {
     });
     const importTree = async () => {
       const r = await runCastore(CASTORE_CLI, ["import", tree, "--store", server.url, "--no-progress"]);
-      expect(r.code, r.stderr.toString()).toBe(0);
+      expect(r.code, `${r.signal ?? ""} ${r.stderr}`).toBe(0);
       return r;
     };
     try {

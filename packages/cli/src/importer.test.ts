@@ -270,7 +270,9 @@ describe("importTree", () => {
       } finally {
         execFileSync("rm", ["-rf", chain]);
       }
-    });
+      // Builds and walks 10 000 levels, imports them twice (in process, then in a child): about 9 s alone,
+      // 14 s beside another test file and two busy loops, and once over 30 s so.
+    }, 120_000);
 
     it("names a long path in an error by its start and its end", async () => {
       const service = await openDirectoryService("memory://");

@@ -194,6 +194,67 @@ interface Listed {
   done: Promise<DirectoryDone>;
 }
 
+/** A file read and hashed: what its FileNode needs. */
+interface Hashed {
+  digest: Uint8Array;
+  size: number;
+  executable: boolean;
+}
+
+/** Where a file's answer goes: `error` set when it failed, else `hashed`. Must not throw. */
+type FileCallback = (error: unknown, hashed?: Hashed) => void;
+
+/**
+ * The files of one directory being hashed, counted rather than a promise
+ * each: their FileNodes, in listing order, as their answers come.
+ */
+class DirectoryFiles {
+  private readonly answered: FileNode[] = [];
+  private waiting = 0;
+  private listingEnded = false;
+  private failure: { reason: unknown } | undefined;
+  private settle!: () => void;
+  /**
+   * Resolves once the listing has ended and every file expected has
+   * answered, failed or not (never rejects): a directory's anchor is closed
+   * only then (see listDirectory).
+   */
+  readonly allAnswered = new Promise<void>((resolve) => (this.settle = resolve));
+
+  /** One more file: its index. */
+  expect(): number {
+    this.waiting++;
+    return this.answered.push(undefined as unknown as FileNode) - 1;
+  }
+
+  answer(index: number, node: FileNode): void {
+    this.answered[index] = node;
+    this.oneAnswered();
+  }
+
+  fail(reason: unknown): void {
+    this.failure ??= { reason };
+    this.oneAnswered();
+  }
+
+  /** No more files will be expected. */
+  endOfListing(): void {
+    this.listingEnded = true;
+    if (this.waiting === 0) this.settle();
+  }
+
+  /** Every file's node, once all answered; rejects with the first failure. */
+  async nodes(): Promise<FileNode[]> {
+    await this.allAnswered;
+    if (this.failure) throw this.failure.reason;
+    return this.answered;
+  }
+
+  private oneAnswered(): void {
+    if (--this.waiting === 0 && this.listingEnded) this.settle();
+  }
+}
+
 /** A directory the walk finished: what its parent's DirectoryNode needs. */
 interface DirectoryDone {
   digest: Digest;
@@ -621,15 +682,19 @@ export async function importTree(
   if (uploader) progress.blobs = uploader.counts;
   let lastYield = performance.now();
 
-  /** Into the store if it lacks it: small files from the bytes read, large ones read again (only if missing). */
-  const upload = async (
+  /**
+   * Into the store if it lacks it: small files from the bytes read, large
+   * ones read again (only if missing). A promise only when there is
+   * something to wait for (a large file; no room for more bytes); may throw.
+   */
+  const upload = (
     up: BlobUploader,
     path: Buffer,
     place: Place,
     digest: Digest,
     size: number,
     bytes: Uint8Array | undefined,
-  ) => {
+  ): Promise<void> | undefined => {
     const shown = () => abbreviatePath(pathOf(place));
     // Not through an anchor: that descriptor is closed by the time a deferred file is read again.
     if (up.deferring && !path.subarray(0, ANCHORED_PREFIX.length).equals(ANCHORED_PREFIX)) {
@@ -650,11 +715,9 @@ export async function importTree(
     }
     if (bytes) return up.addBuffered(digest, bytes, shown);
     const buf = buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
-    try {
-      await up.addLarge(digest, size, shown, (writer) => streamFile(path, place, buf, signal, writer));
-    } finally {
-      buffers.push(buf);
-    }
+    return up
+      .addLarge(digest, size, shown, (writer) => streamFile(path, place, buf, signal, writer))
+      .finally(() => buffers.push(buf));
   };
 
   const hashJob = (path: Buffer, place: Place) =>
@@ -691,12 +754,79 @@ export async function importTree(
       } finally {
         buffers.push(buf);
       }
-      if (uploader)
-        await upload(uploader, path, place, Digest.fromBytes(hashed.digest), hashed.size, bytes).catch((e) => {
+      if (uploader) {
+        try {
+          await upload(uploader, path, place, Digest.fromBytes(hashed.digest), hashed.size, bytes);
+        } catch (e) {
           throw fileSystemError(e, place);
-        });
+        }
+      }
       return hashed;
     });
+
+  /**
+   * Files read by the read threads, answered through callbacks: no promise
+   * per file (a chain of them per file, through p-limit, the pool and the
+   * uploader, was about 4 µs of the main thread's time a file, plus its
+   * garbage). At most POOL_IN_FLIGHT are being read, or waiting for the
+   * uploader to take their bytes; the rest wait in `poolWaiting`.
+   */
+  let poolInFlight = 0;
+  const poolWaiting: (() => void)[] = [];
+  const startWaiting = () => {
+    while (poolInFlight < POOL_IN_FLIGHT && poolWaiting.length > 0) poolWaiting.shift()!();
+  };
+  const releasePoolSlot = () => {
+    poolInFlight--;
+    startWaiting();
+  };
+  const readThroughPool = (readPool: ReadPool, path: Buffer, place: Place, done: FileCallback) => {
+    const start = () => {
+      if (signal.aborted) return done(signal.reason); // takes no slot
+      poolInFlight++;
+      readPool.readWith(path, uploader !== undefined, (error, read) => {
+        let waiting: Promise<void> | undefined;
+        let hashed: Hashed;
+        try {
+          if (error !== undefined) throw error;
+          signal.throwIfAborted();
+          if ("kind" in read!) throw unsupported(place, read.kind);
+          const { digest, size, executable, bytes } = read!;
+          // Not `read`: its bytes would stay referenced until the file's directory is built.
+          hashed = { digest, size, executable };
+          if (uploader) waiting = upload(uploader, path, place, Digest.fromBytes(digest), size, bytes);
+        } catch (e) {
+          releasePoolSlot();
+          return done(fileSystemError(e, place));
+        }
+        if (waiting === undefined) {
+          releasePoolSlot();
+          return done(undefined, hashed);
+        }
+        waiting.then(
+          () => {
+            releasePoolSlot();
+            done(undefined, hashed);
+          },
+          (e: unknown) => {
+            releasePoolSlot();
+            done(fileSystemError(e, place));
+          },
+        );
+      });
+    };
+    if (poolInFlight < POOL_IN_FLIGHT) start();
+    else poolWaiting.push(start);
+  };
+
+  /** Reads and hashes one file (and stores it, with contents), then calls `done`: through the read threads once they are ready, else on this thread. */
+  const hashFileThen = (path: Buffer, place: Place, done: FileCallback) => {
+    if (pool?.ready && !pool.failed) return readThroughPool(pool, path, place, done);
+    hashJob(path, place).then(
+      (hashed) => done(undefined, hashed),
+      (e: unknown) => done(e),
+    );
+  };
 
   const spool = new DirectorySpool(opts.spoolMemoryBytes ?? DEFAULT_SPOOL_MEMORY_BYTES, opts.spoolDir ?? tmpdir());
   const tree = new SpooledTree();
@@ -745,8 +875,10 @@ export async function importTree(
       });
       path = Buffer.from(`/proc/self/fd/${anchor}`);
     }
+    /** This directory's files being hashed: their answers are awaited before the anchor is closed too. */
+    const files = new DirectoryFiles();
     /** Everything started below this directory, settled before its anchor is closed. */
-    const started: Promise<unknown>[] = [];
+    const started: Promise<unknown>[] = [files.allAnswered];
     const closeAnchor = async () => {
       if (anchor === undefined) return;
       // After a failure jobs may still be running with paths through the
@@ -763,7 +895,6 @@ export async function importTree(
       }
       entries.sort((a, b) => compareBytes(a.name, b.name));
       const subdirectories: { name: Buffer; done: Promise<DirectoryDone> }[] = [];
-      const fileJobs: Promise<FileNode>[] = [];
       const filePlaces: Place[] = [];
       const symlinks: SymlinkNode[] = [];
       for (const entry of entries) {
@@ -778,16 +909,23 @@ export async function importTree(
         } else if (st.isFile()) {
           filesInFlight++;
           if (progress.listed++ === poolAfterFiles && readThreads > 0) pool = sharedReadPool(readThreads);
-          const job = hashJob(childPath, childPlace).then(({ digest, size, executable }) => {
-            progress.files++;
-            progress.bytes += size;
-            opts.onProgress?.(progress);
-            return makeFileNode(name, digest, size, executable);
+          const index = files.expect();
+          hashFileThen(childPath, childPlace, (error, hashed) => {
+            fileFinished();
+            if (error === undefined) {
+              try {
+                const node = makeFileNode(name, hashed!.digest, hashed!.size, hashed!.executable);
+                progress.files++;
+                progress.bytes += hashed!.size;
+                opts.onProgress?.(progress);
+                return files.answer(index, node);
+              } catch (e) {
+                error = e;
+              }
+            }
+            failed.abort(error); // the others stop, and the walk throws this error (the reason), not an AbortError
+            files.fail(error);
           });
-          void job.then(fileFinished, fileFinished);
-          job.catch((e: unknown) => failed.abort(e)); // the others stop, and the walk throws this error (the reason), not an AbortError
-          started.push(job);
-          fileJobs.push(job);
           filePlaces.push(childPlace);
         } else if (st.isSymbolicLink()) {
           let target: Buffer;
@@ -801,6 +939,7 @@ export async function importTree(
           throw unsupported(childPlace, kindOf(st));
         }
       }
+      files.endOfListing();
       const done = (async (): Promise<DirectoryDone> => {
         try {
           const directories = await Promise.all(
@@ -809,8 +948,7 @@ export async function importTree(
               return makeDirectoryNode(name, child.digest, child.size);
             }),
           );
-          const files = await Promise.all(fileJobs);
-          return completeDirectory(directories, files, symlinks, filePlaces);
+          return completeDirectory(directories, await files.nodes(), symlinks, filePlaces);
         } finally {
           await closeAnchor();
         }
@@ -818,6 +956,7 @@ export async function importTree(
       done.catch(() => {}); // awaited by the parent once its listing ends; failures surface there
       return { done };
     } catch (e) {
+      files.endOfListing();
       await closeAnchor();
       throw e;
     }

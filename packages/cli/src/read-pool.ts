@@ -41,16 +41,18 @@ const BATCH = 64;
 /** A file up to this size is read whole (the importer's read buffer). */
 export const WHOLE_MAX = 1 << 20;
 
-interface Waiting {
-  resolve(read: PoolRead): void;
-  reject(error: unknown): void;
-}
+/**
+ * Where a read's answer goes: `error` set when it failed, else `read`.
+ * Called from the thread's message handler (or a microtask), never
+ * synchronously from readWith; it must not throw.
+ */
+export type ReadCallback = (error: unknown, read?: PoolRead) => void;
 
 /** A read not sent to a thread yet. */
 interface Pending {
   path: Buffer;
   keep: boolean;
-  waiting: Waiting;
+  done: ReadCallback;
 }
 
 interface PoolWorker {
@@ -62,7 +64,7 @@ interface PoolWorker {
   /** Settles once it is ready, or failed to start: from then on it may be terminated. */
   started: Promise<void>;
   queued: number;
-  batches: Map<number, Waiting[]>;
+  batches: Map<number, ReadCallback[]>;
 }
 
 const WORKER_SOURCE = `
@@ -251,10 +253,10 @@ export class ReadPool {
         entry.batches.delete(id);
         entry.queued -= batch.length;
         results.forEach((r, i) => {
-          if ("error" in r) batch[i]!.reject(errorOf(r.error));
-          else if ("kind" in r) batch[i]!.resolve(r);
+          if ("error" in r) batch[i]!(errorOf(r.error));
+          else if ("kind" in r) batch[i]!(undefined, r);
           else
-            batch[i]!.resolve({
+            batch[i]!(undefined, {
               digest: digests.subarray(32 * i, 32 * i + 32),
               size: r.size,
               executable: r.executable,
@@ -271,7 +273,7 @@ export class ReadPool {
         this.failure ??= error;
         if (first) void this.close();
         entry.failed = true;
-        for (const batch of entry.batches.values()) for (const w of batch) w.reject(error);
+        for (const batch of entry.batches.values()) for (const done of batch) done(error);
         entry.batches.clear();
         entry.queued = 0;
         this.flush(); // to another worker, or rejected when none is left
@@ -308,14 +310,27 @@ export class ReadPool {
    * (contents stored), or only its digest.
    */
   read(path: Buffer, keepBytes: boolean): Promise<PoolRead> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return new Promise<PoolRead>((resolve, reject) =>
+      this.readWith(path, keepBytes, (error, read) => (error === undefined ? resolve(read!) : reject(error))),
+    );
+  }
+
+  /**
+   * read(), answered through a callback: no promise per file (the importer
+   * reads tens of thousands of small files, and a promise chain per file was
+   * a good part of its main thread's time and garbage).
+   */
+  readWith(path: Buffer, keepBytes: boolean, done: ReadCallback): void {
+    if (this.failure !== undefined) {
+      const failure = this.failure;
+      queueMicrotask(() => done(failure));
+      return;
+    }
     // Reads asked for: the threads keep the process alive until they are answered.
     if (this.idle()) for (const w of this.workers) w.worker.ref();
-    return new Promise<PoolRead>((resolve, reject) => {
-      this.pending.push({ path, keep: keepBytes, waiting: { resolve, reject } });
-      if (this.pending.length >= BATCH) this.flush();
-      else this.scheduleFlush();
-    });
+    this.pending.push({ path, keep: keepBytes, done });
+    if (this.pending.length >= BATCH) this.flush();
+    else this.scheduleFlush();
   }
 
   /** No read waits to be sent or to be answered. */
@@ -357,7 +372,8 @@ export class ReadPool {
       }
       if (!target) {
         if (this.failure === undefined) throw new Error("ReadPool.read() called before a worker was ready");
-        for (const { waiting } of this.pending.splice(0)) waiting.reject(this.failure);
+        const failure = this.failure;
+        for (const { done } of this.pending.splice(0)) queueMicrotask(() => done(failure));
         return;
       }
       if (this.pending.length < BATCH && target.queued > 0) return;
@@ -370,7 +386,7 @@ export class ReadPool {
     const id = this.nextId++;
     target.batches.set(
       id,
-      batch.map((b) => b.waiting),
+      batch.map((b) => b.done),
     );
     target.queued += batch.length;
     // All the paths in one buffer of their own, moved to the worker: a small

@@ -94,7 +94,10 @@ export function startCastoreServe(
 }
 
 export interface CastoreRun {
+  /** The exit code; null when a signal ended it (then `signal`). */
   code: number | null;
+  /** The signal that ended it (SIGKILL: also when it outlived `timeoutMs`), else null. */
+  signal: NodeJS.Signals | null;
   /** Bytes, as written: names in listings need not be UTF-8. */
   stdout: Buffer;
   stderr: string;
@@ -114,9 +117,9 @@ export function runCastore(
     child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
     child.on("error", reject);
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(stdout), stderr });
+      resolve({ code, signal, stdout: Buffer.concat(stdout), stderr });
     });
   });
 }
