@@ -97,6 +97,22 @@ describe("sharedReadPool", () => {
     expect("size" in read && read.size).toBe(1);
   });
 
+  it("close() answers the reads sent to a thread, rejects those not sent yet, and lets each thread end on its own", async () => {
+    const pool = new ReadPool(2);
+    await pool.whenReady();
+    const sent = pool.read(Buffer.from(join(dir, "f1")), true);
+    await null; // the read goes to a thread in a microtask (see flush)
+    const notSent = pool.read(Buffer.from(join(dir, "f1")), true).then(
+      () => expect.fail("a read not sent before close() was answered"),
+      (e: Error) => e,
+    );
+    const exitCodes = await pool.close();
+    expect(await sent).toMatchObject({ size: 1 });
+    expect((await notSent).message).toMatch(/stopped/);
+    // 0: ended on its own once asked to; terminate() would have made it 1.
+    expect(exitCodes).toEqual([0, 0]);
+  });
+
   it("closeSharedReadPools stops the shared pools' threads; the next use starts a new pool", async () => {
     const pool = sharedReadPool(1);
     await closeSharedReadPools();

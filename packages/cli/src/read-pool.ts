@@ -61,6 +61,8 @@ interface PoolWorker {
   ready: boolean;
   /** It failed or exited: no more reads go to it. */
   failed: boolean;
+  /** Resolves with its exit code once it has exited (0: it ended on its own). */
+  exited: Promise<number>;
   /** Settles once it is ready, or failed to start: from then on it may be terminated. */
   started: Promise<void>;
   queued: number;
@@ -161,7 +163,9 @@ function readBatch(hash, paths, keeps) {
 }
 import(workerData.hashUrl).then((hash) => {
   parentPort.postMessage({ ready: true });
-  parentPort.on("message", ({ id, packed, ends, keeps }) => {
+  parentPort.on("message", ({ quit, id, packed, ends, keeps }) => {
+    // Asked to stop: with the port closed the thread has nothing left to do and ends on its own.
+    if (quit) return parentPort.close();
     const all = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     const paths = [];
     for (let i = 0, start = 0; i < ends.length; start = ends[i++]) paths.push(all.subarray(start, ends[i]));
@@ -230,11 +234,13 @@ export class ReadPool {
         execArgv: [],
       });
       let started!: () => void;
+      let exited!: (code: number) => void;
       const entry: PoolWorker = {
         worker,
         ready: false,
         failed: false,
         started: new Promise<void>((resolve) => (started = resolve)),
+        exited: new Promise<number>((resolve) => (exited = resolve)),
         queued: 0,
         batches: new Map(),
       };
@@ -282,7 +288,10 @@ export class ReadPool {
           for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
       };
       worker.on("error", fail);
-      worker.on("exit", (code) => fail(new Error(`a file reading thread of the import exited (${code})`)));
+      worker.on("exit", (code) => {
+        exited(code);
+        fail(new Error(`a file reading thread of the import exited (${code})`));
+      });
       this.workers.push(entry);
     }
   }
@@ -403,31 +412,43 @@ export class ReadPool {
   }
 
   /**
-   * Stops the workers; reads still queued are rejected. A thread still
-   * starting is let finish first (up to START_GRACE_MS): terminated while
-   * the native BLAKE3 addon initialised, one took the whole process down
-   * ("FATAL ERROR: … napi_throw", exit 134).
+   * Stops the threads; reads not sent to one yet are rejected, those sent
+   * are answered first. Each thread is asked to finish, and ends on its own
+   * once it has answered what it was sent: terminate() interrupts a thread
+   * wherever it is, and twice that took the whole process down (terminated
+   * while the native BLAKE3 addon initialised: "FATAL ERROR: … napi_throw",
+   * exit 134; once just after it started, a V8 assertion). So a thread
+   * still starting is let finish first (up to START_GRACE_MS), and one that
+   * has not ended QUIT_GRACE_MS after it was asked is terminated all the
+   * same. Resolves with the threads' exit codes: 0 where one ended on its own.
    */
-  async close(): Promise<void> {
+  async close(): Promise<number[]> {
     this.failure ??= new Error("the import's file reading threads were stopped");
-    await Promise.all(
+    const failure = this.failure;
+    for (const { done } of this.pending.splice(0)) queueMicrotask(() => done(failure));
+    return Promise.all(
       this.workers.map(async (w) => {
         await settlesWithin(w.started, START_GRACE_MS);
-        await w.worker.terminate();
+        w.worker.ref(); // the process waits for it to end
+        if (w.ready && !w.failed) w.worker.postMessage({ quit: true });
+        if (!(await settlesWithin(w.exited, QUIT_GRACE_MS))) await w.worker.terminate();
+        return w.exited;
       }),
     );
   }
 }
 
-/** How long close() lets a thread finish starting before it terminates it all the same. */
+/** How long close() lets a thread finish starting before it stops it all the same. */
 const START_GRACE_MS = 10_000;
+/** How long close() lets a thread that was asked to finish do so before it terminates it. */
+const QUIT_GRACE_MS = 10_000;
 
-/** Waits for `promise` at most `ms` (the timer never keeps the process alive). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+/** Waits for `promise` at most `ms` (the timer never keeps the process alive); whether it settled. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms).unref()));
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref()));
   try {
-    await Promise.race([promise, timeout]);
+    return await Promise.race([promise.then(() => true), timeout]);
   } finally {
     clearTimeout(timer);
   }
