@@ -123,6 +123,29 @@ describe("sharedReadPool", () => {
     expect(await next.read(Buffer.from(join(dir, "f1")), false)).toMatchObject({ size: 1 });
   });
 
+  it("close() keeps the process alive until its threads have ended: a top-level await of it settles", async () => {
+    // Before, the first thread to end let go of the others (unref), and with nothing else to do the
+    // process ended with close() unsettled (exit code 13) about half of the time: five pools in turn.
+    const script = `
+      import { ReadPool } from ${JSON.stringify(new URL("./read-pool.ts", import.meta.url).href.replace(/\/src\/read-pool\.ts$/, "/dist/read-pool.js"))};
+      for (let i = 0; i < 5; i++) {
+        const pool = new ReadPool(2);
+        await pool.whenReady();
+        await pool.read(Buffer.from(process.argv[1]), true);
+        const codes = await pool.close();
+        console.log(codes.join(","));
+      }
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, join(dir, "f1")], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    const [code] = (await once(child, "exit")) as [number | null];
+    expect(code).toBe(0);
+    expect(out.trim().split("\n")).toEqual(Array(5).fill("0,0"));
+  });
+
   it("does not keep a process alive once its reads are answered: the process exits on its own", async () => {
     // A child that imports through the shared pool and then has nothing left to do: its idle threads must
     // not hold it (it would never exit: the test's timeout fails it), nor be stopped while they start.

@@ -214,6 +214,8 @@ export class ReadPool {
   private nextId = 0;
   private lastTarget = -1;
   private failure: unknown;
+  /** close() was called: the threads keep the process alive until they have ended. */
+  private closing = false;
   /**
    * Whether a worker is ready. A worker takes a while to start (a thread,
    * then core's hash module: about 0.1 s of CPU, much more on a loaded
@@ -249,7 +251,7 @@ export class ReadPool {
           entry.ready = this.ready = true;
           started();
           // Started: from now on an idle thread does not keep the process alive (see sharedReadPool).
-          if (this.idle()) worker.unref();
+          if (this.idle() && !this.closing) worker.unref();
           for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
           return;
         }
@@ -347,8 +349,15 @@ export class ReadPool {
     return this.pending.length === 0 && this.workers.every((w) => w.queued === 0);
   }
 
-  /** Once every read is answered, the started threads no longer keep the process alive. */
+  /**
+   * Once every read is answered, the started threads no longer keep the
+   * process alive; except while close() waits for them to end: the first
+   * to exit would unref the others, and with nothing else to do the
+   * process then ended with close() unsettled (exit code 13 under a
+   * top-level await).
+   */
   private unrefWhenIdle(): void {
+    if (this.closing) return;
     if (this.idle()) for (const w of this.workers) if (w.ready) w.worker.unref();
   }
 
@@ -423,6 +432,7 @@ export class ReadPool {
    * same. Resolves with the threads' exit codes: 0 where one ended on its own.
    */
   async close(): Promise<number[]> {
+    this.closing = true;
     this.failure ??= new Error("the import's file reading threads were stopped");
     const failure = this.failure;
     for (const { done } of this.pending.splice(0)) queueMicrotask(() => done(failure));
