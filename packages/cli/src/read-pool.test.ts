@@ -32,6 +32,23 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** This module as built (dist/read-pool.js), for a child process to import. */
+const BUILT_MODULE = new URL("./read-pool.ts", import.meta.url).href.replace(
+  /\/src\/read-pool\.ts$/,
+  "/dist/read-pool.js",
+);
+
+/** Runs `script` (an ES module, with process.argv[1] = `arg`) in a child process: its exit code and stdout. */
+async function runModule(script: string, arg: string): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, arg], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  const [code] = (await once(child, "exit")) as [number | null];
+  return { code, out };
+}
+
 describe("ReadPool", () => {
   it("reads and hashes files of every size, with whole files' bytes only where asked (both kinds in one batch)", async () => {
     const pool = new ReadPool(2);
@@ -127,7 +144,7 @@ describe("sharedReadPool", () => {
     // Before, the first thread to end let go of the others (unref), and with nothing else to do the
     // process ended with close() unsettled (exit code 13) about half of the time: five pools in turn.
     const script = `
-      import { ReadPool } from ${JSON.stringify(new URL("./read-pool.ts", import.meta.url).href.replace(/\/src\/read-pool\.ts$/, "/dist/read-pool.js"))};
+      import { ReadPool } from ${JSON.stringify(BUILT_MODULE)};
       for (let i = 0; i < 5; i++) {
         const pool = new ReadPool(2);
         await pool.whenReady();
@@ -136,12 +153,7 @@ describe("sharedReadPool", () => {
         console.log(codes.join(","));
       }
     `;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script, join(dir, "f1")], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    const [code] = (await once(child, "exit")) as [number | null];
+    const { code, out } = await runModule(script, join(dir, "f1"));
     expect(code).toBe(0);
     expect(out.trim().split("\n")).toEqual(Array(5).fill("0,0"));
   });
@@ -150,18 +162,13 @@ describe("sharedReadPool", () => {
     // A child that imports through the shared pool and then has nothing left to do: its idle threads must
     // not hold it (it would never exit: the test's timeout fails it), nor be stopped while they start.
     const script = `
-      import { sharedReadPool } from ${JSON.stringify(new URL("./read-pool.ts", import.meta.url).href.replace(/\/src\/read-pool\.ts$/, "/dist/read-pool.js"))};
+      import { sharedReadPool } from ${JSON.stringify(BUILT_MODULE)};
       const pool = sharedReadPool(2);
       await pool.whenReady();
       const read = await pool.read(Buffer.from(process.argv[1]), true);
       console.log(read.size);
     `;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script, join(dir, "f1")], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    const [code] = (await once(child, "exit")) as [number | null];
+    const { code, out } = await runModule(script, join(dir, "f1"));
     expect(code).toBe(0);
     expect(out.trim()).toBe("1");
   });
