@@ -723,18 +723,14 @@ export async function importTree(
   const hashJob = (path: Buffer, place: Place) =>
     limit(async () => {
       signal.throwIfAborted();
+      // Queued here before the read threads were ready: they read it now, as they do every later file.
       if (pool?.ready) {
-        try {
-          const read = await pool.read(path, uploader !== undefined);
-          signal.throwIfAborted();
-          if ("kind" in read) throw unsupported(place, read.kind);
-          const { digest, size, executable, bytes } = read;
-          if (uploader) await upload(uploader, path, place, Digest.fromBytes(digest), size, bytes);
-          // Not `read`: its bytes would stay referenced until the file's directory is built.
-          return { digest, size, executable };
-        } catch (e) {
-          throw fileSystemError(e, place);
-        }
+        const readPool = pool;
+        return new Promise<Hashed>((resolve, reject) =>
+          readThroughPool(readPool, path, place, (error, hashed) =>
+            error === undefined ? resolve(hashed!) : reject(error),
+          ),
+        );
       }
       // Sync reads of small files can run back to back in microtasks: let
       // timers (progress) and signals (SIGINT) in every few milliseconds.
@@ -821,7 +817,7 @@ export async function importTree(
 
   /** Reads and hashes one file (and stores it, with contents), then calls `done`: through the read threads once they are ready, else on this thread. */
   const hashFileThen = (path: Buffer, place: Place, done: FileCallback) => {
-    if (pool?.ready && !pool.failed) return readThroughPool(pool, path, place, done);
+    if (pool?.ready) return readThroughPool(pool, path, place, done);
     hashJob(path, place).then(
       (hashed) => done(undefined, hashed),
       (e: unknown) => done(e),
