@@ -4,7 +4,6 @@
  * with it through AbortSignal.any(), which on Node 20 keeps each combined
  * signal for good (nodejs/node#55351; about 40 MiB per million calls).
  */
-import { getEventListeners } from "node:events";
 import * as http2 from "node:http2";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
@@ -17,6 +16,7 @@ import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { encodeGetRequest } from "./grpc-js.test-helper.js";
 import { healthRoutes } from "./health.js";
 import { memoryService } from "./memory-store.test-helper.js";
+import { heldBy } from "./signal-holders.test-helper.js";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;
 const CALLS = 50;
@@ -25,19 +25,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/**
- * What `signal` holds for calls: its 'abort' listeners, plus the signals
- * Node keeps for AbortSignal.any() combinations with it (its internal
- * kDependantSignals set, the retention of nodejs/node#55351; 0 on a Node
- * without one).
- */
-function heldBy(signal: AbortSignal): { listeners: number; dependants: number } {
-  const key = Object.getOwnPropertySymbols(signal).find((s) => s.description === "kDependantSignals");
-  const dependants =
-    key === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[key];
-  return { listeners: getEventListeners(signal, "abort").length, dependants: dependants?.size ?? 0 };
-}
 
 /** A memory service that tells when an upload starts. */
 function watchedService() {

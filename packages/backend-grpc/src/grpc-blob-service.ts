@@ -62,6 +62,7 @@ import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grp
 import type { GrpcTarget, ServiceName } from "./grpc-url.js";
 import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
 import { fromConnectError } from "./status.js";
+import { CallSignal, ClientCallSignal } from "./call-signal.js";
 import { FindMissingClient } from "./grpc-find-missing.js";
 import { encodeBlobChunk, MAX_SENT_BLOB_CHUNK_BYTES } from "./blob-service-handler.js";
 
@@ -352,8 +353,11 @@ export class GrpcBlobService implements BlobService {
     // A blob of one chunk is that chunk: its check covers the blob. Otherwise a full read hashes the whole again.
     const oneChunk = chunks.length === 1 && chunks[0]!.digest.equals(blob);
     const hasher = full && !oneChunk ? createBlake3Hasher() : undefined;
-    const controller = new AbortController();
-    const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+    // The fetches' signal: the caller's, and aborted when this read ends (CallSignal, not
+    // AbortSignal.any(), which on Node 20 left every read on a long-lived caller's signal).
+    const fetches = new CallSignal();
+    if (signal) fetches.follow(signal);
+    const callSignal = fetches.signal;
     const inFlight: Promise<Uint8Array>[] = [];
     let fetched = 0;
     const fill = () => {
@@ -380,8 +384,8 @@ export class GrpcBlobService implements BlobService {
         }
       }
     } finally {
-      // Stops the fetches still running when the reader leaves early or one failed.
-      controller.abort();
+      // Stops the fetches still running when the reader leaves early or one failed; detaches from the caller's signal.
+      fetches.abort(undefined);
     }
   }
 
@@ -488,8 +492,8 @@ function decodeBlobChunk(message: Uint8Array, address: string): Uint8Array {
  */
 export class GrpcBlobWriter implements BlobWriter {
   private readonly queue: BoundedQueue<Uint8Array>;
-  private readonly controller = new AbortController();
-  private readonly signal: AbortSignal;
+  /** Aborted by abort(), and by the caller's signal while the call runs. */
+  private readonly callSignal: ClientCallSignal;
   private readonly hasher = createBlake3Hasher();
   private size = 0;
   private call: Promise<Digest> | undefined;
@@ -504,12 +508,12 @@ export class GrpcBlobWriter implements BlobWriter {
     userSignal?: AbortSignal,
   ) {
     this.queue = new BoundedQueue(queueMessages);
-    this.signal = userSignal ? AbortSignal.any([userSignal, this.controller.signal]) : this.controller.signal;
+    this.callSignal = new ClientCallSignal(userSignal);
   }
 
   private start(): void {
     if (this.call) return;
-    this.call = clientStreamingCall(this.target, this.path, this.queue.batches(), this.signal).then(
+    this.call = clientStreamingCall(this.target, this.path, this.queue.batches(), this.callSignal.signal).then(
       (responseBytes) => {
         try {
           return Digest.fromBytes(fromBinary(PutBlobResponseSchema, responseBytes).digest);
@@ -518,14 +522,16 @@ export class GrpcBlobWriter implements BlobWriter {
         }
       },
       (e: unknown) => {
-        const error = this.signal.aborted
-          ? new AbortError("upload was aborted", { cause: this.signal.reason ?? e })
+        const aborted = this.callSignal.aborted;
+        const error = aborted
+          ? new AbortError("upload was aborted", { cause: aborted.reason ?? e })
           : fromConnectError(e, this.address);
         this.failure = error;
         this.queue.fail(error);
         throw error;
       },
     );
+    this.callSignal.start(this.call);
     // Errors are reported by write() or close(); never as an unhandled rejection.
     this.call.catch(() => {});
   }
@@ -533,7 +539,8 @@ export class GrpcBlobWriter implements BlobWriter {
   private checkOpen(): void {
     if (this.state === "aborted") throw new AbortError("upload was aborted");
     if (this.state !== "open") throw new BackendError(this.address, "blob writer already closed");
-    if (this.signal.aborted) throw new AbortError("upload was aborted", { cause: this.signal.reason });
+    const aborted = this.callSignal.aborted;
+    if (aborted) throw new AbortError("upload was aborted", { cause: aborted.reason });
     if (this.failure) throw this.failure;
   }
 
@@ -574,7 +581,7 @@ export class GrpcBlobWriter implements BlobWriter {
     this.state = "aborted";
     this.queue.fail(new AbortError("upload was aborted", { cause: reason }));
     // No reason: connect maps the plain abort to CANCELLED (RST_STREAM CANCEL), and the server aborts its writer.
-    this.controller.abort();
+    this.callSignal.abort();
     await this.call?.catch(() => {});
   }
 }

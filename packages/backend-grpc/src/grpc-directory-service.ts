@@ -37,6 +37,7 @@ import type { GrpcTarget, ServiceName } from "./grpc-url.js";
 import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
 import { decodeReceived, type ReceivedDirectory } from "./wire-directory.js";
 import { fromConnectError } from "./status.js";
+import { ClientCallSignal } from "./call-signal.js";
 import { FindMissingClient } from "./grpc-find-missing.js";
 import { PUT_PARTIAL_PATH } from "./sync-service-handler.js";
 
@@ -266,8 +267,8 @@ export function getRequestBytes(digest: Digest, recursive: boolean): Uint8Array 
  */
 export class GrpcDirectoryPutter implements DirectoryPutter {
   private readonly queue: BoundedQueue<Uint8Array>;
-  private readonly controller = new AbortController();
-  private readonly signal: AbortSignal;
+  /** Aborted by abort(), and by the caller's signal while the call runs. */
+  private readonly callSignal: ClientCallSignal;
   private call: Promise<Digest> | undefined;
   private outcome: { ok: true; root: Digest } | { ok: false; error: Error } | undefined;
   private state: "open" | "closing" | "closed" | "aborted" = "open";
@@ -280,7 +281,7 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
     userSignal?: AbortSignal,
   ) {
     this.queue = new BoundedQueue(queueLength);
-    this.signal = userSignal ? AbortSignal.any([userSignal, this.controller.signal]) : this.controller.signal;
+    this.callSignal = new ClientCallSignal(userSignal);
   }
 
   /** True once the call is over: closed, aborted, or ended by the server (e.g. after a rejected directory). */
@@ -290,7 +291,7 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
 
   private start(): void {
     if (this.call) return;
-    this.call = clientStreamingCall(this.target, this.path, this.queue.batches(), this.signal).then(
+    this.call = clientStreamingCall(this.target, this.path, this.queue.batches(), this.callSignal.signal).then(
       (responseBytes) => {
         let root: Digest;
         try {
@@ -307,14 +308,16 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
         return root;
       },
       (e: unknown) => {
-        const error = this.signal.aborted
-          ? new AbortError("upload was aborted", { cause: this.signal.reason ?? e })
+        const aborted = this.callSignal.aborted;
+        const error = aborted
+          ? new AbortError("upload was aborted", { cause: aborted.reason ?? e })
           : fromConnectError(e, this.address);
         this.outcome = { ok: false, error };
         this.queue.fail(error);
         throw error;
       },
     );
+    this.callSignal.start(this.call);
     // Errors are reported by put() or close(); never as an unhandled rejection.
     this.call.catch(() => {});
   }
@@ -322,7 +325,8 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
   private checkOpen(): void {
     if (this.state === "aborted") throw new AbortError("upload was aborted");
     if (this.state !== "open") throw new ClosureError("upload already closed");
-    if (this.signal.aborted) throw new AbortError("upload was aborted", { cause: this.signal.reason });
+    const aborted = this.callSignal.aborted;
+    if (aborted) throw new AbortError("upload was aborted", { cause: aborted.reason });
     if (this.outcome) {
       if (!this.outcome.ok) throw this.outcome.error;
       throw new ClosureError("the server already ended this upload");
@@ -378,7 +382,7 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
     this.state = "aborted";
     this.queue.fail(new AbortError("upload was aborted", { cause: reason }));
     // No reason: connect maps the plain abort to CANCELLED (RST_STREAM CANCEL).
-    this.controller.abort();
+    this.callSignal.abort();
     await this.call?.catch(() => {});
   }
 }

@@ -126,8 +126,9 @@ export async function* serverStreamingCall(
   request: Uint8Array,
   signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array[], void, undefined> {
-  const controller = new AbortController();
-  const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+  // The attempt in progress: cancelled if the caller leaves before its end
+  // (not through a signal of our own combined with the caller's: see H2Response.cancel).
+  let response: H2Response | undefined;
   let completed = false;
   try {
     for (let attempt = 1; ; attempt++) {
@@ -135,7 +136,7 @@ export async function* serverStreamingCall(
       // Get (a read, no effect on the server) can be sent again.
       let yielded = false;
       try {
-        const response = await h2Call(target.sessionManager, path, target.header, [envelope([request])], callSignal);
+        response = await h2Call(target.sessionManager, path, target.header, [envelope([request])], signal);
         const { foundStatus } = checkResponse(response);
         const reader = new EnvelopeReader(target.maxMessageBytes);
         for await (const chunk of response.body) {
@@ -155,12 +156,12 @@ export async function* serverStreamingCall(
         // burst of client resets, and node then fails every stream on it):
         // sent again, on a new connection.
         const retryable = isRefusedStream(e) || (!yielded && isClosedByGoaway(e));
-        if (attempt < MAX_ATTEMPTS && retryable && !callSignal.aborted) continue;
+        if (attempt < MAX_ATTEMPTS && retryable && !signal?.aborted) continue;
         throw e;
       }
     }
   } finally {
-    if (!completed) controller.abort();
+    if (!completed) response?.cancel();
   }
 }
 

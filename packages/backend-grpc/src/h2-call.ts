@@ -31,6 +31,13 @@ export interface H2Response {
   body: AsyncIterable<Uint8Array>;
   /** The trailers, once the body has ended (empty if none came). */
   trailer(): http2.IncomingHttpHeaders;
+  /**
+   * Ends the call from this side, as aborting its signal would (RST_STREAM
+   * CANCEL, CANCELLED for whatever still waits on it); nothing once it is
+   * over. A caller that stops reading early says so here, rather than
+   * through a signal of its own combined with its caller's.
+   */
+  cancel(): void;
 }
 
 /**
@@ -76,6 +83,7 @@ export function h2Call(
             header: headers,
             body: responseBody(call, stream, sessionManager),
             trailer: () => trailer,
+            cancel: () => call.error(new ConnectError("the call was cancelled by its caller", Code.Canceled)),
           });
         });
       },
