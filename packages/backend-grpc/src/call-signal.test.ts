@@ -16,7 +16,7 @@ import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { encodeGetRequest } from "./grpc-js.test-helper.js";
 import { healthRoutes } from "./health.js";
 import { memoryService } from "./memory-store.test-helper.js";
-import { heldBy } from "./signal-holders.test-helper.js";
+import { heldBy } from "@castore-ts/testing";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;
 const CALLS = 50;

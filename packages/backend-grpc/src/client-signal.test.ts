@@ -13,7 +13,7 @@ import { GrpcDirectoryService } from "./grpc-directory-service.js";
 import { createDirectoryServiceServer } from "./server.js";
 import { memoryService } from "./memory-store.test-helper.js";
 import { MapBlobService, testBytes } from "./blob-store.test-helper.js";
-import { heldBy } from "./signal-holders.test-helper.js";
+import { heldBy } from "@castore-ts/testing";
 
 const { DIRECTORY_A, DIRECTORY_B } = fixtures;
 const CALLS = 20;

@@ -43,3 +43,4 @@ export {
 export { type Fault, FaultProxy, type FaultProxyOptions, type ProxiedRequest, everyThirdFails } from "./fault-proxy.js";
 export { waitFor } from "./wait.js";
 export { scrapeMetric } from "./metrics.js";
+export { heldBy } from "./signal-holders.js";

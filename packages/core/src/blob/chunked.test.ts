@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { Digest } from "../digest.js";
 import { AbortError, ClosureError, CorruptionError, ValidationError } from "../errors.js";
@@ -235,5 +236,57 @@ describe("ChunkedBlobService", () => {
       await expect(readAll(service, wrong)).rejects.toThrow(CorruptionError);
       await expect(service.putMany([bytes], { digests: [] })).rejects.toThrow(ValidationError);
     });
+  });
+});
+
+/**
+ * The 'abort' listeners on `signal`, and the signals Node 20 keeps on it for
+ * AbortSignal.any() combinations (its kDependantSignals set, never pruned:
+ * nodejs/node#55351). @castore-ts/testing has the same measure for the other
+ * packages; core's tests may not import it.
+ */
+function heldBy(signal: AbortSignal): { listeners: number; dependants: number } {
+  const key = Object.getOwnPropertySymbols(signal).find((s) => s.description === "kDependantSignals");
+  const set = key && (signal as unknown as Record<symbol, Set<unknown> | undefined>)[key];
+  return { listeners: getEventListeners(signal, "abort").length, dependants: set?.size ?? 0 };
+}
+
+/** Resolves once `done()` holds, checking after each turn of the event loop. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe("ChunkedBlobService and a caller's long-lived signal", () => {
+  it("finished, aborted and unclosed writers leave nothing on it; an abort still reaches the chunk puts in flight", async () => {
+    const store = new TestStore();
+    const service = new ChunkedBlobService(store, { putParallelism: 64 });
+    const caller = new AbortController();
+    const { signal } = caller;
+    for (let i = 0; i < 10; i++) {
+      const done = service.openWriter({ signal });
+      await done.write(noise(300_000, i + 1));
+      await done.close();
+      const aborted = service.openWriter({ signal });
+      await aborted.write(noise(300_000, 100 + i));
+      await aborted.abort();
+      const unclosed = service.openWriter({ signal });
+      await unclosed.write(noise(300_000, 200 + i));
+    }
+    await until(() => store.inFlight === 0); // the unclosed writers' last puts
+    expect(heldBy(signal)).toEqual({ listeners: 0, dependants: 0 });
+
+    // Puts held in flight: the caller's abort reaches them, and nothing of them is stored.
+    let release!: () => void;
+    store.gate = new Promise<void>((resolve) => (release = resolve));
+    const stored = store.chunks.size;
+    const writer = service.openWriter({ signal });
+    await writer.write(noise(2_000_000, 7));
+    expect(store.inFlight).toBeGreaterThan(1);
+    expect(heldBy(signal).listeners).toBe(1);
+    caller.abort(new Error("shutting down"));
+    release();
+    await expect(writer.close()).rejects.toThrow(AbortError);
+    expect(store.chunks.size).toBe(stored);
+    expect(heldBy(signal)).toEqual({ listeners: 0, dependants: 0 });
   });
 });

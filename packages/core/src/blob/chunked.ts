@@ -276,9 +276,9 @@ class ChunkedBlobWriter implements BlobWriter {
   /** Chunk puts in flight; at most `parallelism`. */
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown;
-  /** Aborts the chunk puts in flight on abort() or failure, and on the caller's signal. */
+  /** Aborts the chunk puts in flight on abort() or failure, and on the caller's signal (see listenToCaller). */
   private readonly controller = new AbortController();
-  private readonly putSignal: AbortSignal;
+  private readonly onCallerAbort = () => this.controller.abort(this.signal!.reason);
 
   constructor(
     private readonly store: BlobStore,
@@ -286,9 +286,7 @@ class ChunkedBlobWriter implements BlobWriter {
     private readonly parallelism: number,
     private readonly signal: AbortSignal | undefined,
     private readonly syncLater: boolean,
-  ) {
-    this.putSignal = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
-  }
+  ) {}
 
   async write(bytes: Uint8Array): Promise<void> {
     this.checkOpen("write");
@@ -350,14 +348,32 @@ class ChunkedBlobWriter implements BlobWriter {
     this.chunks.push({ digest, size: bytes.length });
     while (this.inFlight.size >= this.parallelism) await Promise.race(this.inFlight);
     if (this.failure !== undefined) throw this.failure;
-    const put: Promise<void> = this.store.putChunk(digest, bytes, { signal: this.putSignal }).then(
-      () => void this.inFlight.delete(put),
-      (error: unknown) => {
-        this.inFlight.delete(put);
+    if (this.inFlight.size === 0) this.listenToCaller(true);
+    const settled = () => {
+      this.inFlight.delete(put);
+      if (this.inFlight.size === 0) this.listenToCaller(false);
+    };
+    const put: Promise<void> = this.store
+      .putChunk(digest, bytes, { signal: this.controller.signal })
+      .then(settled, (error: unknown) => {
+        settled();
         this.failure ??= error;
-      },
-    );
+      });
     this.inFlight.add(put);
+  }
+
+  /**
+   * The caller's signal reaches the chunk puts through a listener held only
+   * while some are in flight (between them, checkSignal looks at it), so a
+   * writer that is idle, done or left unclosed holds nothing on it. Not
+   * AbortSignal.any(), which on Node 20 keeps every writer's combined signal
+   * on a long-lived caller's signal for good (nodejs/node#55351).
+   */
+  private listenToCaller(listen: boolean): void {
+    if (this.signal === undefined) return;
+    if (!listen) return this.signal.removeEventListener("abort", this.onCallerAbort);
+    this.signal.addEventListener("abort", this.onCallerAbort, { once: true });
+    if (this.signal.aborted) this.onCallerAbort();
   }
 
   private async drain(): Promise<void> {
