@@ -22,6 +22,7 @@ import {
   openDirectoryService,
 } from "@castore-ts/core";
 import "@castore-ts/backend-memory";
+import { heldBy } from "@castore-ts/testing";
 import { DEFAULT_READ_THREADS, importTree } from "./importer.js";
 import { sharedReadPool } from "./read-pool.js";
 import { CASTORE_CLI } from "./test-castore-cli.js";
@@ -151,6 +152,19 @@ describe("importTree", () => {
       ).rejects.toThrow(/the disk is full \(test\)/);
       await Promise.all([service.close(), blobs.close()]);
     }
+  });
+
+  it("leaves nothing on a caller's long-lived signal, through the read threads or not, with or without contents", async () => {
+    const service = await openDirectoryService("memory://");
+    const blobs = await openBlobService("memory://");
+    const caller = new AbortController();
+    const { signal } = caller;
+    for (const readThreads of [undefined, 0]) {
+      await importTree(service, tree, { signal, readThreads, blobs });
+      await importTree(service, tree, { signal, readThreads });
+    }
+    expect(heldBy(signal)).toEqual({ listeners: 0, dependants: 0 });
+    await Promise.all([service.close(), blobs.close()]);
   });
 
   it("stops with the signal's reason when interrupted", async () => {

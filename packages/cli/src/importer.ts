@@ -644,9 +644,9 @@ export async function importTree(
   opts: ImportOptions = {},
 ): Promise<{ digest: Digest; progress: ImportProgress }> {
   const concurrency = opts.concurrency ?? 8;
-  // Stops queued hashing jobs once the import has failed or is interrupted.
+  // Stops queued hashing jobs once the import has failed or is interrupted (the caller's signal: see below).
   const failed = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
+  const signal = failed.signal;
   const progress: ImportProgress = { files: 0, listed: 0, bytes: 0, directories: 0, uploaded: 0 };
   const listAhead = Math.max(1, opts.listAheadFiles ?? DEFAULT_LIST_AHEAD_FILES);
   const rootPath = Buffer.from(root);
@@ -981,6 +981,12 @@ export async function importTree(
     return { digest, size: directorySize(directory) };
   }
 
+  // The caller's signal reaches `failed` through a listener removed when the import ends: not
+  // AbortSignal.any(), which on Node 20 keeps every import's combined signal on a long-lived
+  // caller's signal for good (nodejs/node#55351). Nothing above used `signal` yet.
+  const onCallerAbort = () => failed.abort(opts.signal!.reason);
+  opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  if (opts.signal?.aborted) onCallerAbort();
   try {
     let walked: { digest: Digest };
     try {
@@ -1036,6 +1042,7 @@ export async function importTree(
       throw e;
     }
   } finally {
+    opts.signal?.removeEventListener("abort", onCallerAbort);
     spool.dispose();
     // A thread stopped while it starts can take the process down (see ReadPool.close), and a CLI
     // exits (stopping its threads) once the import returns: never while they start.
