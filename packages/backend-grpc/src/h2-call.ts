@@ -21,6 +21,7 @@ import type * as http2 from "node:http2";
 import { constants as h2 } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { errorOfResetCode } from "./h2-reset-codes.js";
 
 export interface H2Response {
   /** The HTTP status. */
@@ -295,53 +296,3 @@ function connectErrorFromNodeReason(reason: unknown): ConnectError {
   if (ce !== reason) ce.cause = reason;
   return ce;
 }
-
-/** connect-node's mapping of an HTTP/2 reset code (connectErrorFromH2ResetCode); none for NO_ERROR and STREAM_CLOSED. */
-function errorOfResetCode(rstCode: number | undefined): ConnectError | undefined {
-  let code: Code;
-  switch (rstCode) {
-    case h2.NGHTTP2_PROTOCOL_ERROR:
-    case h2.NGHTTP2_INTERNAL_ERROR:
-    case h2.NGHTTP2_FLOW_CONTROL_ERROR:
-    case h2.NGHTTP2_SETTINGS_TIMEOUT:
-    case h2.NGHTTP2_FRAME_SIZE_ERROR:
-    case h2.NGHTTP2_COMPRESSION_ERROR:
-    case h2.NGHTTP2_CONNECT_ERROR:
-      code = Code.Internal;
-      break;
-    case h2.NGHTTP2_REFUSED_STREAM:
-      code = Code.Unavailable;
-      break;
-    case h2.NGHTTP2_CANCEL:
-      code = Code.Canceled;
-      break;
-    case h2.NGHTTP2_ENHANCE_YOUR_CALM:
-      code = Code.ResourceExhausted;
-      break;
-    case h2.NGHTTP2_INADEQUATE_SECURITY:
-    case h2.NGHTTP2_HTTP_1_1_REQUIRED:
-      code = Code.PermissionDenied;
-      break;
-    default:
-      return undefined;
-  }
-  return new ConnectError(
-    `http/2 stream closed with error code ${H2_NAMES[rstCode!]} (0x${rstCode!.toString(16)})`,
-    code,
-  );
-}
-
-const H2_NAMES: Record<number, string> = {
-  [h2.NGHTTP2_PROTOCOL_ERROR]: "PROTOCOL_ERROR",
-  [h2.NGHTTP2_INTERNAL_ERROR]: "INTERNAL_ERROR",
-  [h2.NGHTTP2_FLOW_CONTROL_ERROR]: "FLOW_CONTROL_ERROR",
-  [h2.NGHTTP2_SETTINGS_TIMEOUT]: "SETTINGS_TIMEOUT",
-  [h2.NGHTTP2_FRAME_SIZE_ERROR]: "FRAME_SIZE_ERROR",
-  [h2.NGHTTP2_REFUSED_STREAM]: "REFUSED_STREAM",
-  [h2.NGHTTP2_CANCEL]: "CANCEL",
-  [h2.NGHTTP2_COMPRESSION_ERROR]: "COMPRESSION_ERROR",
-  [h2.NGHTTP2_CONNECT_ERROR]: "CONNECT_ERROR",
-  [h2.NGHTTP2_ENHANCE_YOUR_CALM]: "ENHANCE_YOUR_CALM",
-  [h2.NGHTTP2_INADEQUATE_SECURITY]: "INADEQUATE_SECURITY",
-  [h2.NGHTTP2_HTTP_1_1_REQUIRED]: "HTTP_1_1_REQUIRED",
-};

@@ -6,8 +6,9 @@
  * writer (headers after the first chunk of the body, each chunk written as
  * it comes with 'drain' as the backpressure, then the trailers).
  */
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { errorOfResetCode } from "./h2-reset-codes.js";
 
 /** A request header's value (several joined by ", ", as web Headers do), or null. */
 export function headerValue(req: http2.Http2ServerRequest, name: string): string | null {
@@ -32,39 +33,6 @@ export function onStreamClosed(
     if (reset) abort(reset);
     else if (!res.writableEnded) abort(new ConnectError("the stream closed", Code.Canceled));
   });
-}
-
-/** The status of an HTTP/2 reset code (STREAM_CLOSED and NO_ERROR: none), as connect-node maps them. */
-function errorOfResetCode(code: number | undefined): ConnectError | undefined {
-  const c = http2.constants;
-  let status: Code;
-  switch (code) {
-    case c.NGHTTP2_PROTOCOL_ERROR:
-    case c.NGHTTP2_INTERNAL_ERROR:
-    case c.NGHTTP2_FLOW_CONTROL_ERROR:
-    case c.NGHTTP2_SETTINGS_TIMEOUT:
-    case c.NGHTTP2_FRAME_SIZE_ERROR:
-    case c.NGHTTP2_COMPRESSION_ERROR:
-    case c.NGHTTP2_CONNECT_ERROR:
-      status = Code.Internal;
-      break;
-    case c.NGHTTP2_REFUSED_STREAM:
-      status = Code.Unavailable;
-      break;
-    case c.NGHTTP2_CANCEL:
-      status = Code.Canceled;
-      break;
-    case c.NGHTTP2_ENHANCE_YOUR_CALM:
-      status = Code.ResourceExhausted;
-      break;
-    case c.NGHTTP2_INADEQUATE_SECURITY:
-    case c.NGHTTP2_HTTP_1_1_REQUIRED:
-      status = Code.PermissionDenied;
-      break;
-    default:
-      return undefined;
-  }
-  return new ConnectError(`http/2 stream closed with error code 0x${code!.toString(16)}`, status);
 }
 
 /**
