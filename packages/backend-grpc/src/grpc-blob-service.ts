@@ -28,7 +28,6 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Http2SessionManager } from "@connectrpc/connect-node";
 import {
   AbortError,
   BackendError,
@@ -59,8 +58,8 @@ import {
 } from "@castore-ts/proto";
 import { BoundedQueue } from "./bounded-queue.js";
 import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
-import type { GrpcTarget, ServiceName } from "./grpc-url.js";
-import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
+import type { GrpcTarget } from "./grpc-url.js";
+import { type ClientConnectionOptions, GrpcClient, optionsFromUrl } from "./grpc-client-connection.js";
 import { fromConnectError } from "./status.js";
 import { CallSignal, ClientCallSignal } from "./call-signal.js";
 import { FindMissingClient } from "./grpc-find-missing.js";
@@ -90,18 +89,12 @@ const EMPTY_BLOB = Digest.of(new Uint8Array(0));
 /** How a blob will be read: its verified-chunk plan, or streamed whole (no usable chunk list). */
 type ReadPlan = { kind: "chunks"; chunks: readonly ChunkMeta[] } | { kind: "whole" };
 
-export class GrpcBlobService implements BlobService {
-  /** The server's address as a store URL, used in error messages. */
-  readonly address: string;
-  readonly serviceName: ServiceName;
-  private readonly sessionManager: Http2SessionManager;
-  private readonly target: CallTarget;
+export class GrpcBlobService extends GrpcClient implements BlobService {
   private readonly findMissing: FindMissingClient;
   private readonly paths: { stat: string; read: string; put: string };
   private readonly putQueueMessages: number;
   private readonly readAheadChunks: number;
   private readonly hasConcurrency: number;
-  private closed = false;
 
   /** Opens a client for a grpc+http://, grpc+https:// or grpc+unix:// URL (see grpc-url.ts for options). */
   static fromUrl(url: string | URL, options: GrpcBlobServiceOptions = {}): GrpcBlobService {
@@ -110,21 +103,13 @@ export class GrpcBlobService implements BlobService {
   }
 
   constructor(target: GrpcTarget, options: GrpcBlobServiceOptions = {}) {
-    const connection = openClientConnection(target, options);
-    this.address = connection.address;
-    this.serviceName = connection.serviceName;
-    this.sessionManager = connection.sessionManager;
-    this.target = connection.target;
+    super(target, options);
     this.findMissing = new FindMissingClient(this.target, this.address);
     this.putQueueMessages = positive("putQueueMessages", options.putQueueMessages ?? DEFAULT_PUT_QUEUE_MESSAGES);
     this.readAheadChunks = positive("readAheadChunks", options.readAheadChunks ?? DEFAULT_READ_AHEAD_CHUNKS);
     this.hasConcurrency = positive("hasConcurrency", options.hasConcurrency ?? DEFAULT_HAS_CONCURRENCY);
     const service = `/${this.serviceName}.castore.v1.BlobService`;
     this.paths = { stat: `${service}/Stat`, read: `${service}/Read`, put: `${service}/Put` };
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new BackendError(this.address, "client is closed");
   }
 
   private wrap(error: unknown, signal: AbortSignal | undefined): Error {
@@ -451,13 +436,6 @@ export class GrpcBlobService implements BlobService {
     for await (const batch of serverStreamingCall(this.target, this.paths.read, request, signal)) {
       for (const message of batch) yield decodeBlobChunk(message, this.address);
     }
-  }
-
-  /** Closes the HTTP/2 connection; running calls fail, later calls throw. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.sessionManager.abort(new ConnectError("client closed", Code.Canceled));
   }
 }
 

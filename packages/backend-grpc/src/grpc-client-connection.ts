@@ -1,10 +1,12 @@
 /**
- * What the gRPC clients (GrpcDirectoryService, GrpcBlobService) share: the
- * store URL's options, and one HTTP/2 connection per client (connect-node's
- * Http2SessionManager, http2-connection.ts) with the call target the calls
- * of grpc-stream-calls.ts go to.
+ * What the gRPC clients (GrpcDirectoryService, GrpcBlobService, GrpcRefStore)
+ * share: the store URL's options, and one HTTP/2 connection per client
+ * (connect-node's Http2SessionManager, http2-connection.ts) with the call
+ * target the calls of grpc-stream-calls.ts go to, closed once (GrpcClient).
  */
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { BackendError } from "@castore-ts/core";
 import { type CallTarget, callTarget } from "./grpc-stream-calls.js";
 import { describeTarget, type GrpcTarget, parseGrpcUrl, type ServiceName } from "./grpc-url.js";
 import { type ConnectionOptions, createSessionManager } from "./http2-connection.js";
@@ -74,4 +76,35 @@ export function openClientConnection(target: GrpcTarget, options: ClientConnecti
     sessionManager,
     target: callTarget(sessionManager, options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, options.authToken),
   };
+}
+
+/** A client's connection, and its close: later calls throw, running ones fail. */
+export abstract class GrpcClient {
+  /** The server's address as a store URL, used in error messages. */
+  readonly address: string;
+  /** The proto package the calls go to ("tvix" or "snix"). */
+  readonly serviceName: ServiceName;
+  protected readonly sessionManager: Http2SessionManager;
+  protected readonly target: CallTarget;
+  private closed = false;
+
+  constructor(target: GrpcTarget, options: ClientConnectionOptions) {
+    const connection = openClientConnection(target, options);
+    this.address = connection.address;
+    this.serviceName = connection.serviceName;
+    this.sessionManager = connection.sessionManager;
+    this.target = connection.target;
+  }
+
+  /** Throws once the client is closed. */
+  protected checkOpen(): void {
+    if (this.closed) throw new BackendError(this.address, "client is closed");
+  }
+
+  /** Closes the HTTP/2 connection; running calls fail, later calls throw. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sessionManager.abort(new ConnectError("client closed", Code.Canceled));
+  }
 }

@@ -7,7 +7,6 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Http2SessionManager } from "@connectrpc/connect-node";
 import {
   AbortError,
   BackendError,
@@ -33,8 +32,8 @@ import {
 import { PutDirectoryResponseSchema } from "@castore-ts/proto";
 import { BoundedQueue } from "./bounded-queue.js";
 import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
-import type { GrpcTarget, ServiceName } from "./grpc-url.js";
-import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
+import type { GrpcTarget } from "./grpc-url.js";
+import { type ClientConnectionOptions, GrpcClient, optionsFromUrl } from "./grpc-client-connection.js";
 import { decodeReceived, type ReceivedDirectory } from "./wire-directory.js";
 import { fromConnectError } from "./status.js";
 import { ClientCallSignal } from "./call-signal.js";
@@ -65,17 +64,11 @@ export const GRPC_REPAIR_UNSUPPORTED =
   "the tvix.castore.v1 protocol has no operation to replace stored bytes (Put skips stored digests): " +
   "repair the server's own store with castore verify --repair";
 
-export class GrpcDirectoryService implements DirectoryService {
-  /** The server's address as a store URL, used in error messages. */
-  readonly address: string;
-  readonly serviceName: ServiceName;
-  private readonly sessionManager: Http2SessionManager;
-  private readonly target: CallTarget;
+export class GrpcDirectoryService extends GrpcClient implements DirectoryService {
   private readonly findMissing: FindMissingClient;
   private readonly paths: { get: string; put: string };
   private readonly putQueueLength: number;
   private readonly sizeCheck: SizeCheck | undefined;
-  private closed = false;
 
   /** Opens a client for a grpc+http://, grpc+https:// or grpc+unix:// URL (see grpc-url.ts for options). */
   static fromUrl(url: string | URL, options: GrpcDirectoryServiceOptions = {}): GrpcDirectoryService {
@@ -84,20 +77,12 @@ export class GrpcDirectoryService implements DirectoryService {
   }
 
   constructor(target: GrpcTarget, options: GrpcDirectoryServiceOptions = {}) {
-    const connection = openClientConnection(target, options);
-    this.address = connection.address;
-    this.serviceName = connection.serviceName;
-    this.sessionManager = connection.sessionManager;
-    this.target = connection.target;
+    super(target, options);
     this.findMissing = new FindMissingClient(this.target, this.address);
     this.putQueueLength = options.putQueueLength ?? DEFAULT_PUT_QUEUE_LENGTH;
     this.sizeCheck = options.sizeCheck;
     const service = `/${this.serviceName}.castore.v1.DirectoryService`;
     this.paths = { get: `${service}/Get`, put: `${service}/Put` };
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new BackendError(this.address, "client is closed");
   }
 
   private wrap(error: unknown, signal: AbortSignal | undefined): Error {
@@ -233,13 +218,6 @@ export class GrpcDirectoryService implements DirectoryService {
     } catch (e) {
       throw this.wrap(e, opts.signal);
     }
-  }
-
-  /** Closes the HTTP/2 connection; running calls fail, later calls throw. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.sessionManager.abort(new ConnectError("client closed", Code.Canceled));
   }
 }
 

@@ -30,19 +30,14 @@ import {
   SetRefRequestSchema,
   SwapRefResponseSchema,
 } from "@castore-ts/proto";
-import { type ClientConnectionOptions, openClientConnection, optionsFromUrl } from "./grpc-client-connection.js";
-import { type CallTarget, serverStreamingCall } from "./grpc-stream-calls.js";
+import { type ClientConnectionOptions, GrpcClient, optionsFromUrl } from "./grpc-client-connection.js";
+import { serverStreamingCall } from "./grpc-stream-calls.js";
 import type { GrpcTarget } from "./grpc-url.js";
-import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { REF_SERVICE } from "./ref-service-handler.js";
 import { fromConnectError } from "./status.js";
 
-export class GrpcRefStore implements RefStore {
+export class GrpcRefStore extends GrpcClient implements RefStore {
   readonly checksClosure = true;
-  readonly address: string;
-  private readonly target: CallTarget;
-  private readonly sessionManager: Http2SessionManager;
-  private closed = false;
 
   static fromUrl(url: string | URL, options: ClientConnectionOptions = {}): GrpcRefStore {
     const resolved = optionsFromUrl(url, options);
@@ -50,10 +45,7 @@ export class GrpcRefStore implements RefStore {
   }
 
   constructor(target: GrpcTarget, options: ClientConnectionOptions = {}) {
-    const connection = openClientConnection(target, options);
-    this.address = connection.address;
-    this.target = connection.target;
-    this.sessionManager = connection.sessionManager;
+    super(target, options);
   }
 
   async getRef(name: string, opts: CallOptions = {}): Promise<Digest | undefined> {
@@ -108,16 +100,6 @@ export class GrpcRefStore implements RefStore {
     } catch (e) {
       throw this.wrap(e, opts.signal);
     }
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.sessionManager.abort(new ConnectError("client closed", Code.Canceled));
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new BackendError(this.address, "client is closed");
   }
 
   /** One call with one message each way; NOT_FOUND (no such ref) is a NoSuchRef. */
