@@ -56,12 +56,12 @@ import {
   StatBlobRequestSchema,
   StatBlobResponseSchema,
 } from "@castore-ts/proto";
-import { BoundedQueue } from "./bounded-queue.js";
-import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
+import { type CallTarget, serverStreamingCall } from "./grpc-stream-calls.js";
 import type { GrpcTarget } from "./grpc-url.js";
 import { type ClientConnectionOptions, GrpcClient, optionsFromUrl } from "./grpc-client-connection.js";
 import { fromConnectError } from "./status.js";
-import { CallSignal, ClientCallSignal } from "./call-signal.js";
+import { UploadCall } from "./upload-call.js";
+import { CallSignal } from "./call-signal.js";
 import { FindMissingClient } from "./grpc-find-missing.js";
 import { encodeBlobChunk, MAX_SENT_BLOB_CHUNK_BYTES } from "./blob-service-handler.js";
 
@@ -469,67 +469,43 @@ function decodeBlobChunk(message: Uint8Array, address: string): Uint8Array {
  * nothing.
  */
 export class GrpcBlobWriter implements BlobWriter {
-  private readonly queue: BoundedQueue<Uint8Array>;
-  /** Aborted by abort(), and by the caller's signal while the call runs. */
-  private readonly callSignal: ClientCallSignal;
+  private readonly upload: UploadCall<Digest>;
   private readonly hasher = createBlake3Hasher();
   private size = 0;
-  private call: Promise<Digest> | undefined;
-  private failure: Error | undefined;
   private state: "open" | "closing" | "closed" | "aborted" = "open";
 
   constructor(
-    private readonly target: CallTarget,
-    private readonly path: string,
+    target: CallTarget,
+    path: string,
     private readonly address: string,
     queueMessages: number,
     userSignal?: AbortSignal,
   ) {
-    this.queue = new BoundedQueue(queueMessages);
-    this.callSignal = new ClientCallSignal(userSignal);
-  }
-
-  private start(): void {
-    if (this.call) return;
-    this.call = clientStreamingCall(this.target, this.path, this.queue.batches(), this.callSignal.signal).then(
-      (responseBytes) => {
-        try {
-          return Digest.fromBytes(fromBinary(PutBlobResponseSchema, responseBytes).digest);
-        } catch (e) {
-          throw new BackendError(this.address, `invalid digest in PutBlobResponse: ${(e as Error).message}`);
-        }
-      },
-      (e: unknown) => {
-        const aborted = this.callSignal.aborted;
-        const error = aborted
-          ? new AbortError("upload was aborted", { cause: aborted.reason ?? e })
-          : fromConnectError(e, this.address);
-        this.failure = error;
-        this.queue.fail(error);
-        throw error;
-      },
-    );
-    this.callSignal.start(this.call);
-    // Errors are reported by write() or close(); never as an unhandled rejection.
-    this.call.catch(() => {});
+    this.upload = new UploadCall(target, path, address, queueMessages, userSignal, (response) => {
+      try {
+        return Digest.fromBytes(fromBinary(PutBlobResponseSchema, response).digest);
+      } catch (e) {
+        throw new BackendError(address, `invalid digest in PutBlobResponse: ${(e as Error).message}`);
+      }
+    });
   }
 
   private checkOpen(): void {
     if (this.state === "aborted") throw new AbortError("upload was aborted");
     if (this.state !== "open") throw new BackendError(this.address, "blob writer already closed");
-    const aborted = this.callSignal.aborted;
+    const aborted = this.upload.aborted;
     if (aborted) throw new AbortError("upload was aborted", { cause: aborted.reason });
-    if (this.failure) throw this.failure;
+    const outcome = this.upload.outcome;
+    if (outcome && !outcome.ok) throw outcome.error;
   }
 
   async write(bytes: Uint8Array): Promise<void> {
     this.checkOpen();
     requireBytes(bytes, "write(): bytes");
-    this.start();
     this.hasher.update(bytes);
     this.size += bytes.length;
     for (let at = 0; at < bytes.length; at += MAX_SENT_BLOB_CHUNK_BYTES) {
-      await this.queue.push(
+      await this.upload.send(
         encodeBlobChunk(bytes.subarray(at, Math.min(bytes.length, at + MAX_SENT_BLOB_CHUNK_BYTES))),
       );
     }
@@ -538,10 +514,8 @@ export class GrpcBlobWriter implements BlobWriter {
   async close(): Promise<BlobWritten> {
     this.checkOpen();
     this.state = "closing";
-    this.start();
-    this.queue.end();
     try {
-      const digest = await this.call!;
+      const digest = await this.upload.finish();
       const expected = Digest.fromBytes(this.hasher.digest());
       if (!digest.equals(expected)) {
         throw new CorruptionError(
@@ -557,9 +531,7 @@ export class GrpcBlobWriter implements BlobWriter {
   async abort(reason?: unknown): Promise<void> {
     if (this.state === "closed" || this.state === "aborted") return;
     this.state = "aborted";
-    this.queue.fail(new AbortError("upload was aborted", { cause: reason }));
-    // No reason: connect maps the plain abort to CANCELLED (RST_STREAM CANCEL), and the server aborts its writer.
-    this.callSignal.abort();
-    await this.call?.catch(() => {});
+    // The server aborts its writer on the cancel.
+    await this.upload.cancel(reason);
   }
 }

@@ -30,13 +30,12 @@ import {
   validateDirectory,
 } from "@castore-ts/core";
 import { PutDirectoryResponseSchema } from "@castore-ts/proto";
-import { BoundedQueue } from "./bounded-queue.js";
-import { type CallTarget, clientStreamingCall, serverStreamingCall } from "./grpc-stream-calls.js";
+import { type CallTarget, serverStreamingCall } from "./grpc-stream-calls.js";
 import type { GrpcTarget } from "./grpc-url.js";
 import { type ClientConnectionOptions, GrpcClient, optionsFromUrl } from "./grpc-client-connection.js";
 import { decodeReceived, type ReceivedDirectory } from "./wire-directory.js";
 import { fromConnectError } from "./status.js";
-import { ClientCallSignal } from "./call-signal.js";
+import { UploadCall } from "./upload-call.js";
 import { FindMissingClient } from "./grpc-find-missing.js";
 import { PUT_PARTIAL_PATH } from "./sync-service-handler.js";
 
@@ -244,69 +243,32 @@ export function getRequestBytes(digest: Digest, recursive: boolean): Uint8Array 
  * put() or at close(). Once the server has ended the call, put() fails.
  */
 export class GrpcDirectoryPutter implements DirectoryPutter {
-  private readonly queue: BoundedQueue<Uint8Array>;
-  /** Aborted by abort(), and by the caller's signal while the call runs. */
-  private readonly callSignal: ClientCallSignal;
-  private call: Promise<Digest> | undefined;
-  private outcome: { ok: true; root: Digest } | { ok: false; error: Error } | undefined;
+  private readonly upload: UploadCall<Digest>;
   private state: "open" | "closing" | "closed" | "aborted" = "open";
 
-  constructor(
-    private readonly target: CallTarget,
-    private readonly path: string,
-    private readonly address: string,
-    queueLength: number,
-    userSignal?: AbortSignal,
-  ) {
-    this.queue = new BoundedQueue(queueLength);
-    this.callSignal = new ClientCallSignal(userSignal);
+  constructor(target: CallTarget, path: string, address: string, queueLength: number, userSignal?: AbortSignal) {
+    this.upload = new UploadCall(target, path, address, queueLength, userSignal, (response) => {
+      try {
+        return Digest.fromBytes(fromBinary(PutDirectoryResponseSchema, response).rootDigest);
+      } catch (e) {
+        throw new BackendError(address, `invalid root digest in PutDirectoryResponse: ${(e as Error).message}`);
+      }
+    });
   }
 
   /** True once the call is over: closed, aborted, or ended by the server (e.g. after a rejected directory). */
   isClosed(): boolean {
-    return this.state !== "open" || this.outcome !== undefined;
-  }
-
-  private start(): void {
-    if (this.call) return;
-    this.call = clientStreamingCall(this.target, this.path, this.queue.batches(), this.callSignal.signal).then(
-      (responseBytes) => {
-        let root: Digest;
-        try {
-          root = Digest.fromBytes(fromBinary(PutDirectoryResponseSchema, responseBytes).rootDigest);
-        } catch (e) {
-          const error = new BackendError(
-            this.address,
-            `invalid root digest in PutDirectoryResponse: ${(e as Error).message}`,
-          );
-          this.outcome = { ok: false, error };
-          throw error;
-        }
-        this.outcome = { ok: true, root };
-        return root;
-      },
-      (e: unknown) => {
-        const aborted = this.callSignal.aborted;
-        const error = aborted
-          ? new AbortError("upload was aborted", { cause: aborted.reason ?? e })
-          : fromConnectError(e, this.address);
-        this.outcome = { ok: false, error };
-        this.queue.fail(error);
-        throw error;
-      },
-    );
-    this.callSignal.start(this.call);
-    // Errors are reported by put() or close(); never as an unhandled rejection.
-    this.call.catch(() => {});
+    return this.state !== "open" || this.upload.outcome !== undefined;
   }
 
   private checkOpen(): void {
     if (this.state === "aborted") throw new AbortError("upload was aborted");
     if (this.state !== "open") throw new ClosureError("upload already closed");
-    const aborted = this.callSignal.aborted;
+    const aborted = this.upload.aborted;
     if (aborted) throw new AbortError("upload was aborted", { cause: aborted.reason });
-    if (this.outcome) {
-      if (!this.outcome.ok) throw this.outcome.error;
+    const outcome = this.upload.outcome;
+    if (outcome) {
+      if (!outcome.ok) throw outcome.error;
       throw new ClosureError("the server already ended this upload");
     }
   }
@@ -323,17 +285,14 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
         throw e;
       }
     }
-    this.start();
-    await this.queue.push(encoded ?? encodeDirectory(directory));
+    await this.upload.send(encoded ?? encodeDirectory(directory));
   }
 
   async close(): Promise<Digest> {
     this.checkOpen();
     this.state = "closing";
-    this.start();
-    this.queue.end();
     try {
-      return await this.call!;
+      return await this.upload.finish();
     } finally {
       this.state = "closed";
     }
@@ -351,17 +310,14 @@ export class GrpcDirectoryPutter implements DirectoryPutter {
     if (this.state === "closing") {
       let root: Digest;
       try {
-        root = await this.call!;
+        root = await this.upload.answer!;
       } catch {
         return;
       }
       throw new ClosureError(`abort() came too late: the upload was already committed as ${root}`);
     }
     this.state = "aborted";
-    this.queue.fail(new AbortError("upload was aborted", { cause: reason }));
-    // No reason: connect maps the plain abort to CANCELLED (RST_STREAM CANCEL).
-    this.callSignal.abort();
-    await this.call?.catch(() => {});
+    await this.upload.cancel(reason);
   }
 }
 
