@@ -11,9 +11,9 @@
  * (issue 14 measured 40 MiB; AbortSignal.any() alone here, 53 MiB). Here
  * each source gets one 'abort' listener, removed by end() (or once this
  * signal aborts), so the shutdown signal (or a caller's long-lived one)
- * holds a listener per running call and nothing per finished one. A source that is an event rather than a
- * signal (a stream's close, a timer) calls abort() itself: no
- * AbortController of its own.
+ * holds a listener per running call and nothing per finished one. A source
+ * that is an event rather than a signal (a stream's close, a timer) calls
+ * abort() itself: no AbortController of its own.
  */
 export class CallSignal {
   private readonly controller = new AbortController();
@@ -48,40 +48,5 @@ export class CallSignal {
   end(): void {
     this.ended = true;
     for (const detach of this.detachers.splice(0)) detach();
-  }
-}
-
-/**
- * The signal of a client call that a caller drives for a while (an upload):
- * aborted by abort(), or by the caller's signal while the call runs. It
- * follows the caller's signal only from start() until the call settles, so
- * a finished call, or one never started, leaves nothing on it.
- */
-export class ClientCallSignal {
-  private readonly call = new CallSignal();
-
-  constructor(private readonly caller: AbortSignal | undefined) {}
-
-  /** The signal to run the call with. */
-  get signal(): AbortSignal {
-    return this.call.signal;
-  }
-
-  /** The signal that aborted (this call's, or the caller's before the call started); undefined while none has. */
-  get aborted(): AbortSignal | undefined {
-    if (this.call.signal.aborted) return this.call.signal;
-    return this.caller?.aborted ? this.caller : undefined;
-  }
-
-  /** The call starts: follows the caller's signal until `settled` settles. */
-  start(settled: Promise<unknown>): void {
-    if (this.caller) this.call.follow(this.caller);
-    const end = () => this.call.end();
-    settled.then(end, end);
-  }
-
-  /** Aborts the call with the plain AbortError (which connect maps to CANCELLED: RST_STREAM CANCEL). */
-  abort(): void {
-    this.call.abort(undefined);
   }
 }

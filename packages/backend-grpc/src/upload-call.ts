@@ -10,14 +10,18 @@
  */
 import { AbortError } from "@castore-ts/core";
 import { BoundedQueue } from "./bounded-queue.js";
-import { ClientCallSignal } from "./call-signal.js";
+import { CallSignal } from "./call-signal.js";
 import { type CallTarget, clientStreamingCall } from "./grpc-stream-calls.js";
 import { fromConnectError } from "./status.js";
 
 export class UploadCall<T> {
   private readonly queue: BoundedQueue<Uint8Array>;
-  /** Aborted by cancel(), and by the caller's signal while the call runs. */
-  private readonly callSignal: ClientCallSignal;
+  /**
+   * Aborted by cancel(), and by the caller's signal while the call runs: it
+   * follows that signal only from the call's start until it settles, so a
+   * finished call, or one never started, leaves nothing on it.
+   */
+  private readonly callSignal = new CallSignal();
   private call: Promise<T> | undefined;
   /** Set once the call has settled: its answer, or its error. */
   outcome: { ok: true; value: T } | { ok: false; error: Error } | undefined;
@@ -27,17 +31,17 @@ export class UploadCall<T> {
     private readonly path: string,
     private readonly address: string,
     queueLength: number,
-    callerSignal: AbortSignal | undefined,
+    private readonly callerSignal: AbortSignal | undefined,
     /** The answer in the response's bytes; throws (a BackendError) on a malformed one. */
     private readonly parse: (response: Uint8Array) => T,
   ) {
     this.queue = new BoundedQueue(queueLength);
-    this.callSignal = new ClientCallSignal(callerSignal);
   }
 
   /** The signal that aborted the upload (cancel()'s, or the caller's); undefined while none has. */
   get aborted(): AbortSignal | undefined {
-    return this.callSignal.aborted;
+    if (this.callSignal.signal.aborted) return this.callSignal.signal;
+    return this.callerSignal?.aborted ? this.callerSignal : undefined;
   }
 
   /** Queues a message, starting the call; waits for room. Rejects once the call has failed. */
@@ -65,8 +69,8 @@ export class UploadCall<T> {
    */
   async cancel(reason: unknown): Promise<void> {
     this.queue.fail(new AbortError("upload was aborted", { cause: reason }));
-    // No reason: connect maps the plain abort to CANCELLED.
-    this.callSignal.abort();
+    // No reason: the plain AbortError, which connect maps to CANCELLED.
+    this.callSignal.abort(undefined);
     await this.call?.catch(() => {});
   }
 
@@ -85,7 +89,7 @@ export class UploadCall<T> {
         return value;
       },
       (e: unknown) => {
-        const aborted = this.callSignal.aborted;
+        const aborted = this.aborted;
         const error = aborted
           ? new AbortError("upload was aborted", { cause: aborted.reason ?? e })
           : fromConnectError(e, this.address);
@@ -94,7 +98,9 @@ export class UploadCall<T> {
         throw error;
       },
     );
-    this.callSignal.start(this.call);
+    if (this.callerSignal) this.callSignal.follow(this.callerSignal);
+    const end = () => this.callSignal.end();
+    this.call.then(end, end);
     // Errors are reported by the writer's next step; never as an unhandled rejection.
     this.call.catch(() => {});
   }
