@@ -4,9 +4,9 @@
  * messages queued at most `queueLength` ahead of the network and sent as
  * they come, the call started at the first message (or at the end), the
  * caller's signal followed while the call runs. Once the call settles,
- * `outcome` holds its answer or its error (an AbortError when it was
- * aborted), for the writer to report at its next step: never an unhandled
- * rejection.
+ * `outcome` says whether the server answered, or holds the call's error (an
+ * AbortError when it was aborted), for the writer to report at its next
+ * step: never an unhandled rejection.
  */
 import { AbortError } from "@castore-ts/core";
 import { BoundedQueue } from "./bounded-queue.js";
@@ -23,8 +23,8 @@ export class UploadCall<T> {
    */
   private readonly callSignal = new CallSignal();
   private call: Promise<T> | undefined;
-  /** Set once the call has settled: its answer, or its error. */
-  outcome: { ok: true; value: T } | { ok: false; error: Error } | undefined;
+  /** Set once the call has settled: whether the server answered, or the call's error. */
+  outcome: { ok: true } | { ok: false; error: Error } | undefined;
 
   constructor(
     private readonly target: CallTarget,
@@ -85,7 +85,7 @@ export class UploadCall<T> {
           this.outcome = { ok: false, error: e as Error };
           throw e;
         }
-        this.outcome = { ok: true, value };
+        this.outcome = { ok: true };
         return value;
       },
       (e: unknown) => {
@@ -99,9 +99,9 @@ export class UploadCall<T> {
       },
     );
     if (this.callerSignal) this.callSignal.follow(this.callerSignal);
+    // Stops following the caller's signal once the call settles. Also the call's rejection handler:
+    // errors are reported by the writer's next step, never as an unhandled rejection.
     const end = () => this.callSignal.end();
     this.call.then(end, end);
-    // Errors are reported by the writer's next step; never as an unhandled rejection.
-    this.call.catch(() => {});
   }
 }
