@@ -23,7 +23,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { throwIfAborted } from "@castore-ts/core";
+import { forwardAbort, throwIfAborted } from "@castore-ts/core";
 import { BackoffRetryStrategy, type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { isNotFound, isNotImplemented, isPreconditionFailed, sleep, wrapS3Error } from "./s3-errors.js";
 import { type ConditionalWrites, type S3Location, normalizePrefix, parseS3Url } from "./s3-url.js";
@@ -79,11 +79,7 @@ export function linkedController(parent?: AbortSignal): { controller: AbortContr
   const controller = new AbortController();
   // One listener per request in flight: an operation keeps up to `concurrency` of them.
   setMaxListeners(0, controller.signal);
-  if (!parent) return { controller, dispose: () => {} };
-  if (parent.aborted) controller.abort(parent.reason);
-  const onAbort = () => controller.abort(parent.reason);
-  parent.addEventListener("abort", onAbort, { once: true });
-  return { controller, dispose: () => parent.removeEventListener("abort", onAbort) };
+  return { controller, dispose: forwardAbort(parent, controller) };
 }
 
 export class S3Objects {

@@ -87,6 +87,7 @@ import {
   decodeDirectory,
   directorySize,
   encodeDirectory,
+  forwardAbort,
   makeDirectory,
   makeDirectoryNode,
   makeFileNode,
@@ -981,12 +982,9 @@ export async function importTree(
     return { digest, size: directorySize(directory) };
   }
 
-  // The caller's signal reaches `failed` through a listener removed when the import ends: not
-  // AbortSignal.any(), which on Node 20 keeps every import's combined signal on a long-lived
-  // caller's signal for good (nodejs/node#55351). Nothing above used `signal` yet.
-  const onCallerAbort = () => failed.abort(opts.signal!.reason);
-  opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
-  if (opts.signal?.aborted) onCallerAbort();
+  // The caller's signal reaches `failed` until the import ends (forwardAbort: nothing kept on a
+  // long-lived caller's signal). Nothing above used `signal` yet.
+  const stopForwarding = forwardAbort(opts.signal, failed);
   try {
     let walked: { digest: Digest };
     try {
@@ -1042,7 +1040,7 @@ export async function importTree(
       throw e;
     }
   } finally {
-    opts.signal?.removeEventListener("abort", onCallerAbort);
+    stopForwarding();
     spool.dispose();
     // A thread stopped while it starts can take the process down (see ReadPool.close), and a CLI
     // exits (stopping its threads) once the import returns: never while they start.

@@ -1,5 +1,6 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { BackendError, ClosureError, ValidationError, isCastoreError } from "./errors.js";
+import { BackendError, ClosureError, ValidationError, forwardAbort, isCastoreError } from "./errors.js";
 import { MapStore } from "./test-memory-store.js";
 import { StoreDirectoryService } from "./store-service.js";
 import { EMPTY_BLOB_DIGEST } from "./fixtures.js";
@@ -37,5 +38,34 @@ describe("isCastoreError", () => {
     const service = new StoreDirectoryService(store);
     const error = await service.get(EMPTY_BLOB_DIGEST).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationErrorOfAnotherCopy);
+  });
+});
+
+describe("forwardAbort", () => {
+  it("aborts the target with the source's reason, at once when the source has aborted already", () => {
+    const source = new AbortController();
+    const target = new AbortController();
+    forwardAbort(source.signal, target);
+    expect(target.signal.aborted).toBe(false);
+    const reason = new Error("shutting down");
+    source.abort(reason);
+    expect(target.signal.reason).toBe(reason);
+
+    const late = new AbortController();
+    forwardAbort(source.signal, late);
+    expect(late.signal.reason).toBe(reason);
+  });
+
+  it("once stopped, leaves no listener on the source and forwards nothing", () => {
+    const source = new AbortController();
+    const target = new AbortController();
+    const stop = forwardAbort(source.signal, target);
+    expect(getEventListeners(source.signal, "abort")).toHaveLength(1);
+    stop();
+    expect(getEventListeners(source.signal, "abort")).toHaveLength(0);
+    source.abort();
+    expect(target.signal.aborted).toBe(false);
+    forwardAbort(undefined, target)(); // no source: nothing to follow or stop
+    expect(target.signal.aborted).toBe(false);
   });
 });

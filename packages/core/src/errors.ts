@@ -109,3 +109,18 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
     throw new AbortError("operation aborted", { cause: signal.reason });
   }
 }
+
+/**
+ * Aborts `target` with `source`'s reason when `source` aborts (at once if it
+ * already has); returns what stops listening. How a call's own controller
+ * follows its caller's signal: not AbortSignal.any(), which on Node 20 keeps
+ * every combined signal on the source for good (nodejs/node#55351), so one
+ * long-lived caller's signal would keep something of every call.
+ */
+export function forwardAbort(source: AbortSignal | undefined, target: AbortController): () => void {
+  if (source === undefined) return () => {};
+  const onAbort = () => target.abort(source.reason);
+  source.addEventListener("abort", onAbort, { once: true });
+  if (source.aborted) onAbort();
+  return () => source.removeEventListener("abort", onAbort);
+}

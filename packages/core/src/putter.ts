@@ -11,7 +11,7 @@
  * late.
  */
 import type { Digest } from "./digest.js";
-import { AbortError, ClosureError } from "./errors.js";
+import { AbortError, ClosureError, forwardAbort } from "./errors.js";
 import { type ClosureEntry, type ValidatedClosure, ClosureValidator } from "./closure.js";
 import type { Directory } from "./model.js";
 import type { DirectoryPutter } from "./service.js";
@@ -144,10 +144,8 @@ export class ClosurePutter implements DirectoryPutter {
     // record that, and an abort() right after close() is seen before the commit starts.
     await DONE;
     const callerSignal = this.opts.signal;
-    // The caller's signal reaches the commit through commitAbort; the listener goes when the commit settles.
-    const onCallerAbort = () => commitAbort.abort(callerSignal!.reason);
-    callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
-    if (callerSignal?.aborted) onCallerAbort();
+    // The caller's signal reaches the commit through commitAbort, until the commit settles.
+    const stopForwarding = forwardAbort(callerSignal, commitAbort);
     const signal = commitAbort.signal;
     try {
       const closure = this.validator.finish();
@@ -165,7 +163,7 @@ export class ClosurePutter implements DirectoryPutter {
       await this.fail(reported);
       throw reported;
     } finally {
-      callerSignal?.removeEventListener("abort", onCallerAbort);
+      stopForwarding();
     }
   }
 

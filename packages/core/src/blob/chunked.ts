@@ -13,7 +13,7 @@
  */
 import { describeValue, requireBytes } from "../argument-checks.js";
 import { Digest, requireDigest, requireDigests } from "../digest.js";
-import { AbortError, ClosureError, CorruptionError, ValidationError, throwIfAborted } from "../errors.js";
+import { AbortError, ClosureError, CorruptionError, ValidationError, forwardAbort, throwIfAborted } from "../errors.js";
 import { createBlake3Hasher, type Blake3Hasher } from "../hash.js";
 import type { CallOptions } from "../service.js";
 import { FastCdcChunker, SNIX_CHUNKING, type ChunkingOptions } from "./fastcdc.js";
@@ -276,9 +276,10 @@ class ChunkedBlobWriter implements BlobWriter {
   /** Chunk puts in flight; at most `parallelism`. */
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown;
-  /** Aborts the chunk puts in flight on abort() or failure, and on the caller's signal (see listenToCaller). */
+  /** Aborts the chunk puts in flight on abort() or failure, and on the caller's signal (see stopForwarding). */
   private readonly controller = new AbortController();
-  private readonly onCallerAbort = () => this.controller.abort(this.signal!.reason);
+  /** Stops the caller's signal reaching `controller`: set while chunk puts are in flight (see storeChunk). */
+  private stopForwarding: (() => void) | undefined;
 
   constructor(
     private readonly store: BlobStore,
@@ -348,10 +349,12 @@ class ChunkedBlobWriter implements BlobWriter {
     this.chunks.push({ digest, size: bytes.length });
     while (this.inFlight.size >= this.parallelism) await Promise.race(this.inFlight);
     if (this.failure !== undefined) throw this.failure;
-    if (this.inFlight.size === 0) this.listenToCaller(true);
+    // The caller's signal reaches the puts only while some are in flight (between them, checkSignal looks at
+    // it), so a writer that is idle, done or left unclosed holds nothing on it.
+    if (this.inFlight.size === 0) this.stopForwarding = forwardAbort(this.signal, this.controller);
     const settled = () => {
       this.inFlight.delete(put);
-      if (this.inFlight.size === 0) this.listenToCaller(false);
+      if (this.inFlight.size === 0) this.stopForwarding?.();
     };
     const put: Promise<void> = this.store
       .putChunk(digest, bytes, { signal: this.controller.signal })
@@ -360,20 +363,6 @@ class ChunkedBlobWriter implements BlobWriter {
         this.failure ??= error;
       });
     this.inFlight.add(put);
-  }
-
-  /**
-   * The caller's signal reaches the chunk puts through a listener held only
-   * while some are in flight (between them, checkSignal looks at it), so a
-   * writer that is idle, done or left unclosed holds nothing on it. Not
-   * AbortSignal.any(), which on Node 20 keeps every writer's combined signal
-   * on a long-lived caller's signal for good (nodejs/node#55351).
-   */
-  private listenToCaller(listen: boolean): void {
-    if (this.signal === undefined) return;
-    if (!listen) return this.signal.removeEventListener("abort", this.onCallerAbort);
-    this.signal.addEventListener("abort", this.onCallerAbort, { once: true });
-    if (this.signal.aborted) this.onCallerAbort();
   }
 
   private async drain(): Promise<void> {
