@@ -161,6 +161,6 @@ class WalkState {
   /** The directories expected now, in the order they were first named (a level for readRest). */
   takeExpected(): Digest[] {
     if (this.count === 0) return [this.root];
-    return Array.from(this.sizes.referred(), (digest) => Digest.fromBytes(digest.slice()));
+    return Array.from(this.sizes.referred());
   }
 }

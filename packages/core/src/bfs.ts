@@ -15,12 +15,11 @@
  *   answers a settled promise.
  */
 import type { Digest } from "./digest.js";
-import { Digest as DigestClass } from "./digest.js";
 import { CorruptionError, throwIfAborted } from "./errors.js";
 import { decodeStoredDirectorySized } from "./closure.js";
 import type { Directory } from "./model.js";
 import type { EncodedDirectory } from "./service.js";
-import { ReadSizeChecker } from "./read-sizes.js";
+import { type MetDigest, ReadSizeChecker } from "./read-sizes.js";
 import type { SizeCheck } from "./size-check.js";
 
 /** Reads the stored bytes of each digest; undefined where absent. Same length and order as the input. */
@@ -127,7 +126,7 @@ async function* batchedWalk<T>(
   // to): a DAG may refer to one directory from many levels, queued once.
   const sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
   let next: Digest[] = [];
-  const queue = (child: Uint8Array) => void next.push(DigestClass.fromBytes(child));
+  const queue = (child: MetDigest) => void next.push(child.digest);
   let level: Digest[] = [root];
   let isRootLevel = true;
   while (level.length > 0) {
@@ -157,16 +156,19 @@ async function* batchedWalk<T>(
 const DONE: Promise<IteratorResult<never>> = Promise.resolve({ done: true, value: undefined });
 
 /**
- * The walk over a synchronous read: a FIFO of digests (breadth first: the
- * same order as level by level), one directory per `next()`.
+ * The walk over a synchronous read: a FIFO of the digests the size checker
+ * met (breadth first: the same order as level by level), one directory per
+ * `next()`. The root is read first, then each queued record, which goes
+ * back to the checker with its directory (no second lookup of its digest).
  */
 class SyncReadWalk<T> implements AsyncIterableIterator<T> {
   private readonly sizes: ReadSizeChecker;
-  /** Digests to read, from `head` on; read entries are cleared, and the array compacted now and then. */
-  private queue: (Digest | undefined)[];
+  /** Children to read, from `head` on; read entries are cleared, and the array compacted now and then. */
+  private queue: (MetDigest | undefined)[] = [];
   private head = 0;
+  private rootRead = false;
   private finished = false;
-  private readonly enqueue = (child: Uint8Array) => void this.queue.push(DigestClass.fromBytes(child));
+  private readonly enqueue = (child: MetDigest) => void this.queue.push(child);
 
   constructor(
     private readonly readOne: ReadOne,
@@ -175,7 +177,6 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
     private readonly out: Output<T>,
   ) {
     this.sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
-    this.queue = [root];
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<T> {
@@ -186,20 +187,25 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
     if (this.finished) return DONE;
     try {
       throwIfAborted(this.opts.signal);
-      if (this.head === this.queue.length) return this.complete();
-      const digest = this.queue[this.head]!;
-      this.queue[this.head++] = undefined;
-      if (this.head >= 4096 && this.head * 2 >= this.queue.length) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
+      let met: MetDigest | undefined;
+      if (this.rootRead) {
+        if (this.head === this.queue.length) return this.complete();
+        met = this.queue[this.head]!;
+        this.queue[this.head++] = undefined;
+        if (this.head >= 4096 && this.head * 2 >= this.queue.length) {
+          this.queue = this.queue.slice(this.head);
+          this.head = 0;
+        }
       }
+      this.rootRead = true;
+      const digest = met === undefined ? this.root : met.digest;
       const bytes = this.readOne(digest);
       if (bytes === undefined) {
-        if (digest === this.root) return this.complete(); // an absent root: nothing to yield
+        if (met === undefined) return this.complete(); // an absent root: nothing to yield
         throw missing(digest, this.root);
       }
       const { directory, size } = decodeStoredDirectorySized(digest, bytes);
-      this.sizes.receive(digest, directory, this.enqueue, size);
+      this.sizes.receive(digest, directory, this.enqueue, size, met);
       return Promise.resolve({ done: false, value: this.out.emit(directory, bytes, digest) });
     } catch (e) {
       this.end();

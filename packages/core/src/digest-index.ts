@@ -6,6 +6,7 @@
  * number; BLAKE3 output is uniform) and records that share those bits are
  * chained through a field of their own, compared on all 32 bytes.
  */
+import { digestBytesEqual } from "./digest-bytes.js";
 
 /** What a DigestIndex holds: a record that carries its digest and the chain link the index uses. */
 export interface DigestIndexed<T> {
@@ -24,12 +25,6 @@ function prefixOf(digest: Uint8Array): number {
   return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
 
-/** Whether the first 32 bytes of `a` and `b` agree. */
-function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 export class DigestIndex<T extends DigestIndexed<T>> {
   private readonly byPrefix = new Map<number, T>();
   private count = 0;
@@ -41,7 +36,7 @@ export class DigestIndex<T extends DigestIndexed<T>> {
   /** The record with this digest (32 bytes), if any. */
   get(digest: Uint8Array): T | undefined {
     for (let r = this.byPrefix.get(prefixOf(digest)); r !== undefined; r = r.nextSamePrefix) {
-      if (sameDigest(r.digestAndBytes, digest)) return r;
+      if (digestBytesEqual(r.digestAndBytes, 0, digest, 0)) return r;
     }
     return undefined;
   }
@@ -59,7 +54,7 @@ export class DigestIndex<T extends DigestIndexed<T>> {
     const prefix = prefixOf(digest);
     let previous: T | undefined = undefined;
     for (let r = this.byPrefix.get(prefix); r !== undefined; previous = r, r = r.nextSamePrefix) {
-      if (!sameDigest(r.digestAndBytes, digest)) continue;
+      if (!digestBytesEqual(r.digestAndBytes, 0, digest, 0)) continue;
       if (previous) previous.nextSamePrefix = r.nextSamePrefix;
       else if (r.nextSamePrefix) this.byPrefix.set(prefix, r.nextSamePrefix);
       else this.byPrefix.delete(prefix);

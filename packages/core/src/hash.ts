@@ -16,6 +16,7 @@
 import * as native from "blake3";
 import * as wasm from "blake3-wasm";
 import { ByteArena } from "./arena.js";
+import { digestBytesEqual } from "./digest-bytes.js";
 
 await wasm.load();
 
@@ -52,8 +53,7 @@ const digestPool = new ByteArena(8 * 1024);
  */
 export function blake3Matches(bytes: Uint8Array, expected: Uint8Array): boolean {
   const actual = bytes.length > ONE_SHOT_MAX ? blake3(bytes) : wasm.hashOneShot(bytes, 32);
-  for (let i = 0; i < 32; i++) if (actual[i] !== expected[i]) return false;
-  return expected.length === 32;
+  return expected.length === 32 && digestBytesEqual(actual, 0, expected, 0);
 }
 
 export interface Blake3Hasher {

@@ -5,7 +5,8 @@
  * a directory again from a deeper level, after it was received). A size out
  * of what the mode accepts is a CorruptionError: the data came from a store.
  */
-import { type Digest, hexOf } from "./digest.js";
+import { Digest, hexOf } from "./digest.js";
+import { digestBytesEqual } from "./digest-bytes.js";
 import { CorruptionError } from "./errors.js";
 import { type Directory, displayName } from "./model.js";
 import {
@@ -44,10 +45,6 @@ function prefixOf(digest: Uint8Array): number {
   return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
 
-/** Digests in the first chunk of the checker's own copies (a Get of a few directories allocates little), doubling up to the most. */
-const FIRST_CHUNK_DIGESTS = 32;
-const MOST_CHUNK_DIGESTS = 1024;
-
 interface Reference {
   parent: Digest;
   index: number;
@@ -63,10 +60,15 @@ interface Reference {
  * One object per digest and none per reference in a tree: a Map keyed by
  * string, a record and a reference object per directory were a third of an
  * in-process getRecursive.
+ *
+ * A walk queues the record itself (`onNewChild`) and hands it back to
+ * `receive`, which then need not look the digest up again; its `digest` is
+ * the checker's own copy (the received directories' bytes belong to the
+ * caller, who may change them), and also what the walk reads next.
  */
-class Known {
+export class MetDigest {
   /** The next record whose digest has the same 30-bit prefix. */
-  nextSamePrefix: Known | undefined = undefined;
+  nextSamePrefix: MetDigest | undefined = undefined;
   received = false;
   canonical = 0n;
   entries = 0;
@@ -78,52 +80,32 @@ class Known {
   /** Waiting references after the first (a DAG). */
   moreRefs: Reference[] | undefined = undefined;
 
-  /**
-   * Its 32 digest bytes: a copy at `at` in a chunk shared with other records
-   * (the received directories' bytes belong to the caller, who may change
-   * them; a buffer or view per digest would be one more object each).
-   */
-  constructor(
-    readonly chunk: Uint8Array,
-    readonly at: number,
-  ) {}
+  constructor(readonly digest: Digest) {}
 
   is(digest: Uint8Array): boolean {
-    const chunk = this.chunk;
-    const at = this.at;
-    for (let i = 0; i < 32; i++) if (chunk[at + i] !== digest[i]) return false;
-    return true;
+    return digestBytesEqual(this.digest.bytes, 0, digest, 0);
   }
 }
 
 export class ReadSizeChecker {
   private readonly mode: SizeCheck;
   /** Every digest met (received, or referred to and not received yet), by its 30-bit prefix, chained. */
-  private readonly known = new Map<number, Known>();
+  private readonly known = new Map<number, MetDigest>();
   /** How many digests are referred to and not received yet. */
   private waiting = 0;
-  private chunk = new Uint8Array(0);
-  private used = 0;
 
   constructor(private readonly opts: ReadSizeOptions = {}) {
     this.mode = opts.sizeCheck ?? "exact";
   }
 
-  private find(digest: Uint8Array, prefix: number): Known | undefined {
+  private find(digest: Uint8Array, prefix: number): MetDigest | undefined {
     for (let k = this.known.get(prefix); k !== undefined; k = k.nextSamePrefix) if (k.is(digest)) return k;
     return undefined;
   }
 
-  private add(digest: Uint8Array, prefix: number): Known {
-    if (this.used === this.chunk.length) {
-      this.chunk = new Uint8Array(
-        Math.min(Math.max(2 * this.chunk.length, 32 * FIRST_CHUNK_DIGESTS), 32 * MOST_CHUNK_DIGESTS),
-      );
-      this.used = 0;
-    }
-    this.chunk.set(digest, this.used);
-    const k = new Known(this.chunk, this.used);
-    this.used += 32;
+  /** `digest`: the caller's Digest when it has one (never changed: Digests are immutable), else bytes to copy. */
+  private add(digest: Digest | Uint8Array, prefix: number): MetDigest {
+    const k = new MetDigest(digest instanceof Uint8Array ? Digest.fromBytes(digest) : digest);
     k.nextSamePrefix = this.known.get(prefix);
     this.known.set(prefix, k);
     return k;
@@ -132,25 +114,29 @@ export class ReadSizeChecker {
   /**
    * A directory arrived: checks the references to it seen so far, then its
    * own references (now, for children already received; else when they
-   * arrive). `onNewChild` is called with each child digest this checker has
-   * not met before (neither received nor referred to): a walk's "not seen
-   * yet", without a set of its own.
+   * arrive). `onNewChild` is called with the record of each child digest
+   * this checker has not met before (neither received nor referred to): a
+   * walk's "not seen yet", without a set of its own.
    */
   receive(
     digest: Digest,
     directory: Directory,
-    onNewChild?: (child: Uint8Array) => void,
+    onNewChild?: (child: MetDigest) => void,
     /** The directory's size (spec §1), when the caller has it (validateDirectorySize returns it). */
     size?: bigint,
+    /** The record `onNewChild` gave for `digest`, when the caller kept it: spares looking it up. */
+    met?: MetDigest,
   ): void {
     const children = directory.directories;
     const entries = children.length + directory.files.length + directory.symlinks.length;
     const canonical = size ?? sizeRangeOf(directory).canonical;
     const bytes = digest.bytes;
-    const prefix = prefixOf(bytes);
-    let self = this.find(bytes, prefix);
-    if (self === undefined) self = this.add(bytes, prefix);
-    else if (!self.received) {
+    let self = met;
+    if (self === undefined) {
+      const prefix = prefixOf(bytes);
+      self = this.find(bytes, prefix) ?? this.add(digest, prefix);
+    }
+    if (self.refParent !== undefined) {
       // Referred to before: check what was declared for it, then forget the references.
       this.waiting--;
       const first = self.refParent!;
@@ -176,7 +162,7 @@ export class ReadSizeChecker {
         k.refName = child.name;
         k.refDeclared = child.size;
         this.waiting++;
-        onNewChild?.(childDigest);
+        onNewChild?.(k);
       } else if (known.received) {
         this.check(digest, index, child.name, child.size, childDigest, known.canonical, known.entries);
       } else {
@@ -203,11 +189,11 @@ export class ReadSizeChecker {
     return k !== undefined && !k.received;
   }
 
-  /** The digest bytes of each directory referred to and not received yet (views of this checker's own copies). */
-  *referred(): Generator<Uint8Array> {
+  /** Each directory referred to and not received yet. */
+  *referred(): Generator<Digest> {
     for (const head of this.known.values())
-      for (let k: Known | undefined = head; k !== undefined; k = k.nextSamePrefix)
-        if (!k.received) yield k.chunk.subarray(k.at, k.at + 32);
+      for (let k: MetDigest | undefined = head; k !== undefined; k = k.nextSamePrefix)
+        if (!k.received) yield k.digest;
   }
 
   /** `childDigest`: the child's digest bytes, made hex only for a message (most sizes are canonical). */
