@@ -75,6 +75,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { join as joinPath } from "node:path";
 import pLimit from "p-limit";
+import Queue from "yocto-queue";
 import {
   type BlobService,
   type BlobWriter,
@@ -769,9 +770,11 @@ export async function importTree(
    * uploader to take their bytes; the rest wait in `poolWaiting`.
    */
   let poolInFlight = 0;
-  const poolWaiting: (() => void)[] = [];
+  // A queue, not an array: shift() on an array of thousands moved every
+  // element while the collector marked (2% of an import's CPU, profiled).
+  const poolWaiting = new Queue<() => void>();
   const startWaiting = () => {
-    while (poolInFlight < POOL_IN_FLIGHT && poolWaiting.length > 0) poolWaiting.shift()!();
+    while (poolInFlight < POOL_IN_FLIGHT && poolWaiting.size > 0) poolWaiting.dequeue()!();
   };
   const releasePoolSlot = () => {
     poolInFlight--;
@@ -813,7 +816,7 @@ export async function importTree(
       });
     };
     if (poolInFlight < POOL_IN_FLIGHT) start();
-    else poolWaiting.push(start);
+    else poolWaiting.enqueue(start);
   };
 
   /** Reads and hashes one file (and stores it, with contents), then calls `done`: through the read threads once they are ready, else on this thread. */
