@@ -12,8 +12,6 @@
  * default): most uploads are a few directories, and a full-size first chunk
  * for each of them was measured to be most of a busy server's allocations.
  */
-const EMPTY = new Uint8Array(0);
-
 export class ByteArena {
   private chunk = new Uint8Array(0);
   private used = 0;
@@ -28,22 +26,25 @@ export class ByteArena {
 
   /** A copy of `bytes` (a view into a chunk, or a buffer of its own when large). */
   copy(bytes: Uint8Array): Uint8Array {
-    return this.copyJoined(EMPTY, bytes);
+    const out = this.take(bytes.length);
+    out.set(bytes);
+    return out;
   }
 
   /** A copy of `head` followed by `tail`, contiguous: one view for both (e.g. a digest and its bytes). */
   copyJoined(head: Uint8Array, tail: Uint8Array): Uint8Array {
-    const n = head.length + tail.length;
-    let out: Uint8Array;
-    if (n >= this.ownBufferFrom) {
-      out = new Uint8Array(n);
-    } else {
-      if (this.used + n > this.chunk.length) this.newChunk(n);
-      out = this.chunk.subarray(this.used, this.used + n);
-      this.used += n;
-    }
+    const out = this.take(head.length + tail.length);
     out.set(head);
     out.set(tail, head.length);
+    return out;
+  }
+
+  /** `n` bytes of room: a view into a chunk, or a buffer of its own when large. */
+  private take(n: number): Uint8Array {
+    if (n >= this.ownBufferFrom) return new Uint8Array(n);
+    if (this.used + n > this.chunk.length) this.newChunk(n);
+    const out = this.chunk.subarray(this.used, this.used + n);
+    this.used += n;
     return out;
   }
 
