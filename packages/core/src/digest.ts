@@ -54,6 +54,17 @@ const HEX_RE = /^[0-9a-fA-F]{64}$/;
 // Standard base64 of 32 bytes: 43 characters unpadded, or 43 + "=" padded.
 const B3_RE = /^b3:([A-Za-z0-9+/]{43})(=?)$/;
 
+let wrapOwned: (bytes: Uint8Array) => Digest;
+
+/**
+ * A Digest of 32 bytes that no one else holds or changes (core's own copies):
+ * wrapped, not copied again. For core's modules only (not exported by the
+ * package), so no caller can hand a Digest bytes it still changes.
+ */
+export function digestOwning(bytes: Uint8Array): Digest {
+  return wrapOwned(bytes);
+}
+
 /**
  * A BLAKE3-256 digest: 32 bytes, immutable. `hex` (lowercase) is computed on
  * first use and kept; it doubles as the key for maps and sets. Lazily: an
@@ -63,6 +74,10 @@ const B3_RE = /^b3:([A-Za-z0-9+/]{43})(=?)$/;
 export class Digest {
   private hexText: string | undefined;
   private constructor(readonly bytes: Uint8Array) {}
+
+  static {
+    wrapOwned = (bytes) => new Digest(bytes);
+  }
 
   /** Lowercase hex, computed once. */
   get hex(): string {

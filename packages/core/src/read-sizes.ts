@@ -5,7 +5,7 @@
  * a directory again from a deeper level, after it was received). A size out
  * of what the mode accepts is a CorruptionError: the data came from a store.
  */
-import { Digest, hexOf } from "./digest.js";
+import { type Digest, digestOwning, hexOf } from "./digest.js";
 import { digestBytesEqual } from "./digest-bytes.js";
 import { CorruptionError } from "./errors.js";
 import { type Directory, displayName } from "./model.js";
@@ -45,6 +45,10 @@ function prefixOf(digest: Uint8Array): number {
   return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
 
+/** Digests in the first chunk of the checker's own copies (a Get of a few directories allocates little), doubling up to the most. */
+const FIRST_CHUNK_DIGESTS = 32;
+const MOST_CHUNK_DIGESTS = 1024;
+
 interface Reference {
   parent: Digest;
   index: number;
@@ -61,10 +65,12 @@ interface Reference {
  * string, a record and a reference object per directory were a third of an
  * in-process getRecursive.
  *
- * A walk queues the record itself (`onNewChild`) and hands it back to
- * `receive`, which then need not look the digest up again; its `digest` is
- * the checker's own copy (the received directories' bytes belong to the
- * caller, who may change them), and also what the walk reads next.
+ * Its 32 digest bytes are a copy at `at` in a chunk shared with other
+ * records (the received directories' bytes belong to the caller, who may
+ * change them; a buffer or view per digest would be one more object each).
+ * A walk queues the record itself (`onNewChild`), reads its `digest` (made
+ * from that copy when first asked: readers that do not walk never ask) and
+ * hands it back to `receive`, which then need not look it up again.
  */
 export class MetDigest {
   /** The next record whose digest has the same 30-bit prefix. */
@@ -80,10 +86,18 @@ export class MetDigest {
   /** Waiting references after the first (a DAG). */
   moreRefs: Reference[] | undefined = undefined;
 
-  constructor(readonly digest: Digest) {}
+  constructor(
+    private readonly chunk: Uint8Array,
+    private readonly at: number,
+    private digestObject: Digest | undefined,
+  ) {}
+
+  get digest(): Digest {
+    return (this.digestObject ??= digestOwning(this.chunk.subarray(this.at, this.at + 32)));
+  }
 
   is(digest: Uint8Array): boolean {
-    return digestBytesEqual(this.digest.bytes, 0, digest, 0);
+    return digestBytesEqual(this.chunk, this.at, digest, 0);
   }
 }
 
@@ -93,6 +107,8 @@ export class ReadSizeChecker {
   private readonly known = new Map<number, MetDigest>();
   /** How many digests are referred to and not received yet. */
   private waiting = 0;
+  private chunk = new Uint8Array(0);
+  private used = 0;
 
   constructor(private readonly opts: ReadSizeOptions = {}) {
     this.mode = opts.sizeCheck ?? "exact";
@@ -103,9 +119,17 @@ export class ReadSizeChecker {
     return undefined;
   }
 
-  /** `digest`: the caller's Digest when it has one (never changed: Digests are immutable), else bytes to copy. */
-  private add(digest: Digest | Uint8Array, prefix: number): MetDigest {
-    const k = new MetDigest(digest instanceof Uint8Array ? Digest.fromBytes(digest) : digest);
+  /** `known`: the caller's Digest of these bytes, when it has one (Digests never change). */
+  private add(digest: Uint8Array, prefix: number, known?: Digest): MetDigest {
+    if (this.used === this.chunk.length) {
+      this.chunk = new Uint8Array(
+        Math.min(Math.max(2 * this.chunk.length, 32 * FIRST_CHUNK_DIGESTS), 32 * MOST_CHUNK_DIGESTS),
+      );
+      this.used = 0;
+    }
+    this.chunk.set(digest, this.used);
+    const k = new MetDigest(this.chunk, this.used, known);
+    this.used += 32;
     k.nextSamePrefix = this.known.get(prefix);
     this.known.set(prefix, k);
     return k;
@@ -134,7 +158,7 @@ export class ReadSizeChecker {
     let self = met;
     if (self === undefined) {
       const prefix = prefixOf(bytes);
-      self = this.find(bytes, prefix) ?? this.add(digest, prefix);
+      self = this.find(bytes, prefix) ?? this.add(bytes, prefix, digest);
     }
     if (self.refParent !== undefined) {
       // Referred to before: check what was declared for it, then forget the references.
