@@ -216,8 +216,7 @@ export class ReadSizeChecker {
   /** Each directory referred to and not received yet. */
   *referred(): Generator<Digest> {
     for (const head of this.known.values())
-      for (let k: MetDigest | undefined = head; k !== undefined; k = k.nextSamePrefix)
-        if (!k.received) yield k.digest;
+      for (let k: MetDigest | undefined = head; k !== undefined; k = k.nextSamePrefix) if (!k.received) yield k.digest;
   }
 
   /** `childDigest`: the child's digest bytes, made hex only for a message (most sizes are canonical). */
