@@ -20,8 +20,12 @@ export interface DigestIndexed<T> {
   nextSamePrefix: T | undefined;
 }
 
-/** 30 bits of the digest starting at `digest[0]`. */
-function prefixOf(digest: Uint8Array): number {
+/**
+ * 30 bits of the digest starting at `digest[0]`: the Map key of a digest
+ * index (a small integer: no string, no heap number). Also the size
+ * checker's (read-sizes.ts), whose records keep their digest elsewhere.
+ */
+export function prefixOf(digest: Uint8Array): number {
   return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
 

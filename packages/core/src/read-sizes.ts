@@ -7,6 +7,7 @@
  */
 import { type Digest, digestOwning, hexOf } from "./digest.js";
 import { digestBytesEqual } from "./digest-bytes.js";
+import { prefixOf } from "./digest-index.js";
 import { CorruptionError } from "./errors.js";
 import { type Directory, displayName } from "./model.js";
 import {
@@ -38,11 +39,6 @@ export interface ReadSizeOptions {
   sizeCheck?: SizeCheck;
   /** Called for each accepted legacy size (only under snix-compat: exact rejects them). */
   onLegacySize?(legacy: LegacySize): void;
-}
-
-/** 30 bits of a digest from its first byte: the index's Map key (a small integer: no string, no heap number). */
-function prefixOf(digest: Uint8Array): number {
-  return digest[0] | (digest[1] << 8) | (digest[2] << 16) | ((digest[3] & 0x3f) << 24);
 }
 
 /** Digests in the first chunk of the checker's own copies (a Get of a few directories allocates little), doubling up to the most. */
