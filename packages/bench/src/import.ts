@@ -1,6 +1,8 @@
 /**
  * Import benchmark (not a test): importTree over a generated tree of many
- * small files (the per-file cost), into memory:// and lmdb://.
+ * small files (the per-file cost), into memory:// and lmdb://: hashing the
+ * files only (`castore import --no-contents`), and storing their contents
+ * as blobs too (`castore import`), as the CLI does into a local store.
  *
  *   pnpm bench import                  (root; in packages/bench: node dist/import.js)
  *   CASTORE_IMPORT_BENCH_FILES=20000 CASTORE_IMPORT_BENCH_ROUNDS=3 node dist/import.js
@@ -15,10 +17,10 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { blake3, openDirectoryService } from "@castore-ts/core";
+import { type BlobService, blake3, openBlobService, openDirectoryService } from "@castore-ts/core";
 import "@castore-ts/backend-memory";
 import "@castore-ts/backend-lmdb";
-import { importTree } from "@castore-ts/cli";
+import { LOCAL_UPLOAD_CONCURRENCY, importTree } from "@castore-ts/cli";
 import { recordBenchResults, type BenchResult } from "./results.js";
 import { loadAverage } from "./timing.js";
 
@@ -75,29 +77,41 @@ async function main(): Promise<void> {
       baseline = Math.max(baseline, n / ((performance.now() - t0) / 1000));
     }
     const results: BenchResult[] = [];
-    for (const backend of ["memory", "lmdb"]) {
-      let best = 0;
-      for (let r = 0; r < ROUNDS; r++) {
-        const url = backend === "memory" ? "memory://" : `lmdb://${join(dir, `lmdb-${r}`)}`;
-        const service = await openDirectoryService(url);
-        const t0 = performance.now();
-        const { progress } = await importTree(service, tree);
-        const seconds = (performance.now() - t0) / 1000;
-        await service.close();
-        if (progress.files !== FILES) throw new Error(`imported ${progress.files} files, expected ${FILES}`);
-        best = Math.max(best, FILES / seconds);
+    for (const contents of [false, true]) {
+      for (const backend of ["memory", "lmdb"]) {
+        let best = 0;
+        for (let r = 0; r < ROUNDS; r++) {
+          const url = backend === "memory" ? "memory://" : `lmdb://${join(dir, `lmdb-${contents ? "c" : "h"}-${r}`)}`;
+          const service = await openDirectoryService(url);
+          const blobs: BlobService | undefined = contents ? await openBlobService(url) : undefined;
+          const t0 = performance.now();
+          const { progress } = await importTree(service, tree, { blobs, uploadConcurrency: LOCAL_UPLOAD_CONCURRENCY });
+          const seconds = (performance.now() - t0) / 1000;
+          await blobs?.close();
+          await service.close();
+          if (progress.files !== FILES) throw new Error(`imported ${progress.files} files, expected ${FILES}`);
+          if (contents && progress.blobs!.uploaded + progress.blobs!.skipped !== FILES)
+            throw new Error(
+              `stored or found ${progress.blobs!.uploaded + progress.blobs!.skipped} blobs, expected ${FILES}`,
+            );
+          best = Math.max(best, FILES / seconds);
+        }
+        results.push({
+          // The rows without contents keep their names: earlier results compare with them.
+          name: `import: ${backend} small files${contents ? " with contents" : ""}`,
+          value: best,
+          unit: "files/s",
+          baseline,
+          ratio: best / baseline,
+          notes:
+            `importTree of ${FILES} files (0-4 KiB, ${(bytes / 2 ** 20).toFixed(1)} MiB) in ${FILES / PER_DIRECTORY} directories, page cache warm; ` +
+            (contents
+              ? "contents stored as blobs (castore import), "
+              : "contents hashed, not stored (castore import --no-contents), ") +
+            `${backend === "memory" ? "memory://" : "lmdb:// in the temporary directory, a fresh store per round"}; best of ${ROUNDS} rounds (the process's read threads, started in the first, serve the later ones); ` +
+            `baseline: bare readFileSync + BLAKE3 loop over the same files, same run (best of ${ROUNDS}); load average ${loadAverage()}`,
+        });
       }
-      results.push({
-        name: `import: ${backend} small files`,
-        value: best,
-        unit: "files/s",
-        baseline,
-        ratio: best / baseline,
-        notes:
-          `importTree of ${FILES} files (0-4 KiB, ${(bytes / 2 ** 20).toFixed(1)} MiB) in ${FILES / PER_DIRECTORY} directories, page cache warm; ` +
-          `${backend === "memory" ? "memory://" : "lmdb:// in the temporary directory, a fresh store per round"}; best of ${ROUNDS} rounds (the process's read threads, started in the first, serve the later ones); ` +
-          `baseline: bare readFileSync + BLAKE3 loop over the same files, same run (best of ${ROUNDS}); load average ${loadAverage()}`,
-      });
     }
     recordBenchResults(results);
   } finally {

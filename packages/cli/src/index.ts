@@ -1,5 +1,11 @@
 export { createProgram, main } from "./main.js";
-export { importTree, type ImportOptions, type ImportProgress, UnsupportedFileTypeError } from "./importer.js";
+export {
+  importTree,
+  type ImportOptions,
+  type ImportProgress,
+  LOCAL_UPLOAD_CONCURRENCY,
+  UnsupportedFileTypeError,
+} from "./importer.js";
 export { escapeName } from "./names.js";
 export { type SyncCounts, type SyncSide, syncRoots } from "./sync.js";
 export { parseListen } from "./commands/serve.js";
