@@ -88,6 +88,15 @@ export async function openCollector(url: string): Promise<GarbageCollector> {
   return openGarbageCollector(url);
 }
 
+/**
+ * Whether the store lives in this process, on this machine (lmdb, memory):
+ * a call costs microseconds, not a round trip, so commands may make many
+ * (import's blob writes at once, ls's check of each file's contents).
+ */
+export function isLocalStore(url: string): boolean {
+  return /^(lmdb|memory):/i.test(url);
+}
+
 /** The store's blobs, or undefined when its scheme stores no blobs (yet). */
 export async function openBlobsIfAny(url: string): Promise<BlobService | undefined> {
   await loadBackendsFor(url);

@@ -16,7 +16,7 @@ import {
 } from "../importer.js";
 import { createProgress, humanBytes } from "../progress.js";
 import { closeSharedReadPools } from "../read-pool.js";
-import { DEFAULT_STORE, openBlobs, openBlobsIfAny, openRefsIfAny, openStore } from "../stores.js";
+import { DEFAULT_STORE, isLocalStore, openBlobs, openBlobsIfAny, openRefsIfAny, openStore } from "../stores.js";
 import { parseRefName } from "../roots.js";
 import { nonNegativeInt, positiveInt } from "./options.js";
 
@@ -24,7 +24,7 @@ const PROGRESS_INTERVAL_MS = 100;
 
 /** Blob writes in flight by default: many more into a store on this machine (see LOCAL_UPLOAD_CONCURRENCY). */
 function uploadConcurrencyFor(store: string): number {
-  return /^(lmdb|memory):/i.test(store) ? LOCAL_UPLOAD_CONCURRENCY : DEFAULT_UPLOAD_CONCURRENCY;
+  return isLocalStore(store) ? LOCAL_UPLOAD_CONCURRENCY : DEFAULT_UPLOAD_CONCURRENCY;
 }
 
 export function importCommand(): Command {
