@@ -12,8 +12,14 @@
  * between 10 and 13 MB), so large inputs never take it: `blake3()` hands
  * anything over ONE_SHOT_MAX to the incremental hasher, which is just as fast
  * at that size.
+ *
+ * The `blake3` package is loaded on first use, not with this module: most
+ * processes never hash a large input (a CLI command listing a directory, a
+ * read thread of an import of small files), and loading it (its native addon
+ * and Node's stream module, which its hasher class extends) took 12 ms of
+ * every process's start and 25-35 ms of every import read thread's.
  */
-import * as native from "blake3";
+import { createRequire } from "node:module";
 import * as wasm from "blake3-wasm";
 // The module blake3-wasm loads its wasm into (its own dependency, pinned).
 import { getWasm } from "@c4312/blake3-internal/dist/wasm-types.js";
@@ -93,9 +99,17 @@ export interface Blake3Hasher {
   digest(): Uint8Array;
 }
 
+type NativeBlake3 = typeof import("blake3");
+let native: NativeBlake3 | undefined;
+
+/** The `blake3` package, loaded (synchronously) the first time a large input is hashed. */
+function nativeBlake3(): NativeBlake3 {
+  return (native ??= createRequire(import.meta.url)("blake3") as NativeBlake3);
+}
+
 /** An incremental BLAKE3-256 hasher for large or streamed inputs. */
 export function createBlake3Hasher(): Blake3Hasher {
-  const h = native.createHash();
+  const h = nativeBlake3().createHash();
   return {
     update(chunk) {
       // Feed in bounded slices: a fallback wasm build copies each update into its memory.
