@@ -129,12 +129,11 @@ export class S3BlobStore implements BlobStore {
    * and 1 COPY. Says which are stored (as a manifest or a chunk).
    */
   async touchBlobs(digests: readonly Digest[], opts?: CallOptions): Promise<boolean[]> {
-    const signal = opts?.signal;
     const limit = Math.max(1, Math.floor(this.objects.concurrency / S3_TOUCH_CHUNKS_PER_BLOB));
-    return mapLimit(digests, limit, async (digest) => {
-      const chunks = await this.getManifest(digest, opts);
+    return mapLimit(digests, limit, opts?.signal, async (digest, signal) => {
+      const chunks = await this.getManifest(digest, { signal });
       if (chunks === undefined) return this.objects.touch(this.chunkKey(digest), signal);
-      const alive = await mapLimit(chunks, S3_TOUCH_CHUNKS_PER_BLOB, (c) =>
+      const alive = await mapLimit(chunks, S3_TOUCH_CHUNKS_PER_BLOB, signal, (c, signal) =>
         this.objects.touch(this.chunkKey(c.digest), signal),
       );
       // A chunk gone: the blob is damaged (or being collected); it is not touched, and not reported stored.

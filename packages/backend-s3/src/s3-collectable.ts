@@ -144,7 +144,9 @@ export class S3CollectableStore implements CollectableStore {
   /** 1 COPY per directory or chunk; a blob: its chunks, then its manifest (S3BlobStore.touchBlobs). */
   async touch(kind: ObjectKind, digests: readonly Digest[], signal?: AbortSignal): Promise<boolean[]> {
     if (kind === "blob") return this.blobs.touchBlobs(digests, { signal });
-    return mapLimit(digests, this.objects.concurrency, (d) => this.objects.touch(this.keyOf(kind, d.hex), signal));
+    return mapLimit(digests, this.objects.concurrency, signal, (d, signal) =>
+      this.objects.touch(this.keyOf(kind, d.hex), signal),
+    );
   }
 
   /**
@@ -160,7 +162,7 @@ export class S3CollectableStore implements CollectableStore {
     cutoff: number,
     signal?: AbortSignal,
   ): Promise<StoredObject[]> {
-    const stats = await mapLimit(digests, this.objects.concurrency, (d) =>
+    const stats = await mapLimit(digests, this.objects.concurrency, signal, (d, signal) =>
       this.objects.stat(this.keyOf(kind, d.hex), signal),
     );
     const doomed: StoredObject[] = [];
@@ -192,7 +194,7 @@ export class S3CollectableStore implements CollectableStore {
       pins.setListed(roots);
     }
     const candidates = pins.unpinned();
-    const verdicts = await mapLimit(candidates, this.objects.concurrency, async (root) => {
+    const verdicts = await mapLimit(candidates, this.objects.concurrency, signal, async (root, signal) => {
       const closure = await this.objects.stat(this.closureKey(root), signal);
       if (closure === undefined || usedAtOf(closure.lastModified) >= cutoff) return undefined;
       // Its root's index object is there (one this collection never read): it may point into it. Kept.
@@ -228,7 +230,7 @@ class IndexReader implements DirectoryStore {
 
   getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
     const objects = this.store.objects;
-    return mapLimit(digests, objects.concurrency, async (digest) => {
+    return mapLimit(digests, objects.concurrency, signal, async (digest, signal) => {
       const data = await objects.getBytes(this.store.indexKey(digest.hex), signal);
       if (data === undefined) return undefined;
       const record = decodeIndex(digest, data);

@@ -450,22 +450,38 @@ export function usedAtOf(lastModified: Date): number {
   return lastModified.getTime();
 }
 
-/** Runs `fn` over `items`, at most `limit` at a time; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * Runs `fn` over `items`, at most `limit` at a time; results in input order.
+ * The calls share one signal linked to `signal`: the caller's signal gets one
+ * listener for the whole run, however many requests are in flight (the SDK
+ * adds one to the signal of each request, and Node warns of a leak past ten
+ * on one signal: at the default concurrency of 32, every run over a
+ * caller's signal did).
+ */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T, signal: AbortSignal | undefined) => Promise<R>,
+): Promise<R[]> {
+  const linked = signal ? linkedController(signal) : undefined;
+  const shared = linked?.controller.signal;
   const out = new Array<R>(items.length);
   let next = 0;
-  let failed = false;
+  let failure: { error: unknown } | undefined;
   const worker = async () => {
-    while (next < items.length && !failed) {
+    while (next < items.length && !failure) {
       const i = next++;
       try {
-        out[i] = await fn(items[i]);
+        out[i] = await fn(items[i], shared);
       } catch (e) {
-        failed = true; // the others stop taking items; the first failure is the one reported
-        throw e;
+        failure ??= { error: e }; // the others stop taking items; the first failure is the one reported
       }
     }
   };
+  // Every call settles before the link is undone: the caller's abort reaches each until it ends.
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  linked?.dispose();
+  if (failure) throw failure.error;
   return out;
 }

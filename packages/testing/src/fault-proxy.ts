@@ -191,7 +191,7 @@ export class FaultProxy {
         if (!piece) {
           if (closed) return;
           this.bodyBytesSent += chunk.length;
-          if (!res.write(chunk)) await new Promise((r) => res.once("drain", r).once("close", r));
+          if (!res.write(chunk)) await drainedOrClosed(res);
           continue;
         }
         for (let at = 0; at < chunk.length; at += piece) {
@@ -241,4 +241,22 @@ export function everyThirdFails(maxConsecutive = 2): (req: ProxiedRequest) => Fa
     if (req.n % 3 !== 0 || attempt > maxConsecutive) return { kind: "pass" };
     return faults[failures++ % faults.length];
   };
+}
+
+/**
+ * Resolves once `res` drains or closes, whichever comes first, and removes
+ * both listeners then: a `once` left behind on the other event stayed
+ * attached for the response's life, one more at every backpressure (Node's
+ * MaxListenersExceededWarning on a long body).
+ */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
 }
