@@ -61,8 +61,20 @@ describe("mapLimit", () => {
     expect(getEventListeners(caller.signal, "abort")).toHaveLength(0);
   });
 
-  it("without a signal, the calls get none", async () => {
-    const seen = await mapLimit([1, 2, 3], 2, undefined, async (_i, signal) => signal);
-    expect(seen).toEqual([undefined, undefined, undefined]);
+  it("the first failure stops the calls in flight and is the one reported, with or without a caller's signal", async () => {
+    for (const caller of [undefined, new AbortController().signal]) {
+      let stopped = 0;
+      const run = mapLimit([...Array(10).keys()], 4, caller, async (i, signal) => {
+        if (i === 2) throw new Error("item 2 failed");
+        try {
+          await request(signal, 60_000);
+        } catch (e) {
+          stopped++;
+          throw e;
+        }
+      });
+      await expect(run).rejects.toThrow("item 2 failed");
+      expect(stopped).toBe(3); // the other three in flight, aborted; none started after
+    }
   });
 });

@@ -452,20 +452,21 @@ export function usedAtOf(lastModified: Date): number {
 
 /**
  * Runs `fn` over `items`, at most `limit` at a time; results in input order.
- * The calls share one signal linked to `signal`: the caller's signal gets one
- * listener for the whole run, however many requests are in flight (the SDK
- * adds one to the signal of each request, and Node warns of a leak past ten
- * on one signal: at the default concurrency of 32, every run over a
- * caller's signal did).
+ * The calls share one signal, linked to the caller's: that gets one listener
+ * for the whole run, however many requests are in flight (the SDK adds one
+ * to the signal of each request, and Node warns of a leak past ten on one
+ * signal: at the default concurrency of 32, every run over a caller's signal
+ * did). The first failure aborts the calls still running (their results
+ * would be thrown away) and is reported once they have all ended: no request
+ * outlives the run.
  */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
   signal: AbortSignal | undefined,
-  fn: (item: T, signal: AbortSignal | undefined) => Promise<R>,
+  fn: (item: T, signal: AbortSignal) => Promise<R>,
 ): Promise<R[]> {
-  const linked = signal ? linkedController(signal) : undefined;
-  const shared = linked?.controller.signal;
+  const { controller, dispose } = linkedController(signal);
   const out = new Array<R>(items.length);
   let next = 0;
   let failure: { error: unknown } | undefined;
@@ -473,15 +474,16 @@ export async function mapLimit<T, R>(
     while (next < items.length && !failure) {
       const i = next++;
       try {
-        out[i] = await fn(items[i], shared);
+        out[i] = await fn(items[i], controller.signal);
       } catch (e) {
-        failure ??= { error: e }; // the others stop taking items; the first failure is the one reported
+        if (failure) continue; // a call stopped by the first failure's abort
+        failure = { error: e };
+        controller.abort(e);
       }
     }
   };
-  // Every call settles before the link is undone: the caller's abort reaches each until it ends.
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  linked?.dispose();
+  dispose();
   if (failure) throw failure.error;
   return out;
 }
