@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeDirectory, makeFileNode, openBlobService, openDirectoryService } from "@castore-ts/core";
-import "@castore-ts/backend-lmdb";
+import { randomBytes } from "node:crypto";
+import { Digest, makeDirectory, makeFileNode, openBlobService, openDirectoryService } from "@castore-ts/core";
+import { LmdbBlobStore } from "@castore-ts/backend-lmdb";
 import { runCastore, startCastoreServe } from "@castore-ts/testing";
 import { CASTORE_CLI } from "./test-castore-cli.js";
 
@@ -97,5 +98,29 @@ describe("castore ls: files' contents", () => {
     const listed = await service.put(wrong);
     await service.close();
     expect(noted(await ls(listed.hex, "--store", url))).toEqual(["f (contents stored with 5 bytes)"]);
+  });
+
+  it("names a blob whose stored chunk list is damaged, and lists the other files", async () => {
+    const path = join(dir, "damaged");
+    const url = `lmdb://${path}`;
+    const blobs = await openBlobService(url);
+    const writer = blobs.openWriter();
+    await writer.write(randomBytes(1 << 20)); // several chunks: a stored list names them
+    const { digest, size } = await writer.close();
+    await blobs.close();
+    const store = LmdbBlobStore.open(path);
+    await store.manifests.put(digest.bytes, new Uint8Array(5)); // not a whole number of chunk records
+    await store.close();
+    const service = await openDirectoryService(url);
+    const listed = await service.put(
+      makeDirectory({
+        files: [makeFileNode("big", digest, size), makeFileNode("gone", Digest.of(Buffer.from("gone")), 4)],
+      }),
+    );
+    await service.close();
+    expect(noted(await ls(listed.hex, "--store", url))).toEqual([
+      expect.stringMatching(/^big \(contents corrupt: .*5 bytes, not a whole number of 36-byte chunk records\)$/),
+      "gone (contents not stored)",
+    ]);
   });
 });

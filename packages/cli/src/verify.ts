@@ -8,8 +8,8 @@
 import pLimit from "p-limit";
 import {
   type BlobService,
-  CorruptionError,
   Digest,
+  isCastoreError,
   hexOf,
   type DirectoryService,
   type InvalidStoredKey,
@@ -161,7 +161,7 @@ class BlobChecker {
       }
       return size;
     } catch (e) {
-      const corrupt = e instanceof CorruptionError || (e as { code?: string }).code === "CORRUPTION";
+      const corrupt = isCastoreError(e, "CORRUPTION");
       return { kind: corrupt ? "blob-corrupt" : "error", message: (e as Error).message };
     }
   }
@@ -187,8 +187,7 @@ async function read(
     if (!directory) return { problem: { kind: "missing", digest: digest.hex, message: "not stored" } };
     return { directory };
   } catch (e) {
-    const kind: ProblemKind =
-      e instanceof CorruptionError || (e as { code?: string }).code === "CORRUPTION" ? "corrupt" : "error";
+    const kind: ProblemKind = isCastoreError(e, "CORRUPTION") ? "corrupt" : "error";
     return { problem: { kind, digest: digest.hex, message: (e as Error).message } };
   }
 }

@@ -23,6 +23,13 @@ describe("isCastoreError", () => {
   it("recognises an error of another class (another copy of core) by its code", () => {
     expect(isCastoreError(new ValidationErrorOfAnotherCopy("bad name"))).toBe(true);
   });
+  it("with a code, recognises only castore errors of that code, of any copy of core", () => {
+    expect(isCastoreError(new ValidationError("v"), "VALIDATION")).toBe(true);
+    expect(isCastoreError(new ValidationErrorOfAnotherCopy("bad name"), "VALIDATION")).toBe(true);
+    expect(isCastoreError(new ValidationError("v"), "CORRUPTION")).toBe(false);
+    expect(isCastoreError(Object.assign(new Error("grpc"), { code: "CORRUPTION" }), "CLOSURE")).toBe(false);
+    expect(isCastoreError({ code: "CORRUPTION", message: "not an Error" }, "CORRUPTION")).toBe(false);
+  });
   it("does not take other errors for castore's: no code, an engine's code, a non-Error", () => {
     expect(isCastoreError(new Error("plain"))).toBe(false);
     expect(isCastoreError(Object.assign(new Error("fs"), { code: "ENOENT" }))).toBe(false);

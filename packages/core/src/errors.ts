@@ -96,11 +96,13 @@ const CASTORE_ERROR_CODES: ReadonlySet<string> = new Set<CastoreErrorCode>([
  * Whether `e` is a castore error, by its `code` (one of CastoreErrorCode), not
  * by `instanceof`: an error from a second copy of core (two versions in one
  * node_modules) is one too, and must not be re-wrapped as an engine failure.
+ * With `code`: whether it is a castore error of that code (e.g. "CORRUPTION").
  */
-export function isCastoreError(e: unknown): e is CastoreError {
+export function isCastoreError(e: unknown, code?: CastoreErrorCode): e is CastoreError {
+  const actual = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  if (code !== undefined) return actual === code && isCastoreError(e);
   if (e instanceof CastoreError) return true;
-  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
-  return typeof code === "string" && CASTORE_ERROR_CODES.has(code);
+  return typeof actual === "string" && CASTORE_ERROR_CODES.has(actual);
 }
 
 /** Throws an AbortError (with the signal's reason as cause) if the signal fired. */

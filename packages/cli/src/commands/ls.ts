@@ -7,6 +7,7 @@ import {
   type Node,
   NotFoundError,
   ValidationError,
+  isCastoreError,
   directorySize,
   makeDirectoryNode,
   traverseTo,
@@ -25,7 +26,8 @@ const CONTENT_CHECKS_AT_ONCE = 16;
 const CONTENTS_HELP = `
 A file whose contents are not in the store (imported with --no-contents, or
 lost) is listed with "(contents not stored)" after its name, one stored with
-another size than the directory says with "(contents stored with N bytes)".
+another size than the directory says with "(contents stored with N bytes)",
+one whose stored chunk list is damaged with "(contents corrupt: …)".
 By default this is checked where it is cheap, a store on this machine (lmdb,
 memory); --check-contents checks any store (over gRPC a Stat per file, 16 at
 a time), --no-check-contents never checks. The check only reads: it marks
@@ -47,7 +49,15 @@ async function contentNotes(blobs: BlobService, files: readonly FileNode[]): Pro
       const digest = Digest.fromBytes(file.digest);
       let stat = stats.get(digest.hex);
       if (!stat) stats.set(digest.hex, (stat = limit(() => blobs.stat(digest))));
-      const found = await stat;
+      let found: BlobStat | undefined;
+      try {
+        found = await stat;
+      } catch (e) {
+        // One damaged blob is that file's note, not the end of the listing; other failures are.
+        if (!isCastoreError(e, "CORRUPTION")) throw e;
+        notes.set(file, `(contents corrupt: ${(e as Error).message})`);
+        return;
+      }
       if (!found) notes.set(file, "(contents not stored)");
       else if (BigInt(found.size) !== file.size) notes.set(file, `(contents stored with ${found.size} bytes)`);
     }),
