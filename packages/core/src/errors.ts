@@ -100,7 +100,7 @@ const CASTORE_ERROR_CODES: ReadonlySet<string> = new Set<CastoreErrorCode>([
  */
 export function isCastoreError(e: unknown, code?: CastoreErrorCode): e is CastoreError {
   const actual = e instanceof Error ? (e as { code?: unknown }).code : undefined;
-  if (code !== undefined) return actual === code && isCastoreError(e);
+  if (code !== undefined && actual !== code) return false;
   if (e instanceof CastoreError) return true;
   return typeof actual === "string" && CASTORE_ERROR_CODES.has(actual);
 }
