@@ -8,7 +8,11 @@
  *   of the same files (the hashing floor: one thread, no store);
  * - `castore import` again into the same store (nothing changed: no blob is
  *   sent), against the first import;
- * - `castore export` of the imported root, against `cp -a` of the tree.
+ * - `castore export` of the imported root, against `cp -a` of the tree;
+ * - the floor (bare-import.ts): a bare Node program that walks, reads and
+ *   hashes in two threads and puts each file into LMDB under its digest,
+ *   against b3sum, and `castore import` against it: how much of the gap to
+ *   b3sum is the runtime's and how much is castore's.
  *
  * Two trees: this machine's /usr/share (CASTORE_TREES_BENCH_SOURCE), and a
  * generated one of many small files (CASTORE_TREES_BENCH_FILES, default
@@ -36,6 +40,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { recordBenchResults, type BenchResult } from "./results.js";
 import { loadAverage } from "./timing.js";
@@ -45,6 +50,7 @@ const MAX_MIB = process.env.CASTORE_TREES_BENCH_MAX_MIB ? Number(process.env.CAS
 const SMALL_FILES = Number(process.env.CASTORE_TREES_BENCH_FILES ?? 20_000);
 const ROUNDS = Number(process.env.CASTORE_TREES_BENCH_ROUNDS ?? 1);
 const MiB = 1024 * 1024;
+const BARE_IMPORT = fileURLToPath(new URL("./bare-import.js", import.meta.url));
 
 /**
  * Writes the page cache's dirty pages out (`sync`), untimed, before each
@@ -167,6 +173,13 @@ function measureTree(label: string, tree: string, describe: string, work: string
     return seconds;
   });
 
+  const floor = best(ROUNDS, (r) => {
+    const store = join(work, `${label}-bare-${r}`);
+    const seconds = timed(process.execPath, [BARE_IMPORT, tree, store]);
+    rmSync(store, { recursive: true, force: true });
+    return seconds;
+  });
+
   let root = "";
   const storeOf = (r: number) => `lmdb://${join(work, `${label}-lmdb-${r}`)}`;
   const importOnce = (store: string) => {
@@ -235,6 +248,18 @@ function measureTree(label: string, tree: string, describe: string, work: string
       rate(imported),
       rate(b3),
       `castore import with contents into lmdb (${imported.toFixed(2)} s) vs b3sum --num-threads 1 of the same files (${b3.toFixed(2)} s)`,
+    ),
+    result(
+      "bare Node floor vs b3sum",
+      rate(floor),
+      rate(b3),
+      `the floor under castore import (bare-import.ts: walk, two threads reading and hashing whole files, each put into LMDB under its digest, one flush; no chunks, has, used records or directories) (${floor.toFixed(2)} s) vs b3sum --num-threads 1 (${b3.toFixed(2)} s)`,
+    ),
+    result(
+      "import vs bare Node floor",
+      rate(imported),
+      rate(floor),
+      `castore import with contents into lmdb (${imported.toFixed(2)} s) vs the bare Node floor above (${floor.toFixed(2)} s)`,
     ),
     result(
       "re-import vs import",
