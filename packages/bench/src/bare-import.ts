@@ -102,6 +102,11 @@ async function main(tree: string, storeDirectory: string): Promise<void> {
     };
     for (const w of workers) {
       w.worker.on("error", reject);
+      // A thread that ends with reads unanswered would leave the walk waiting forever.
+      w.worker.on("exit", (code) => {
+        if (w.inFlight > 0)
+          reject(new Error(`a reading thread exited (${code}) with ${w.inFlight} batches unanswered`));
+      });
       w.worker.on("message", ({ digests, sizes, pack }: Answer) => {
         w.inFlight--;
         let at = 0;
