@@ -78,6 +78,8 @@ async function main(tree: string, storeDirectory: string): Promise<void> {
     const ready = new Promise<void>((resolve, reject) => {
       worker.once("message", () => resolve());
       worker.once("error", reject);
+      // Ended before it was ready (a later exit settles nothing: the promise has resolved).
+      worker.once("exit", (code) => reject(new Error(`a reading thread exited (${code}) before it was ready`)));
     });
     return { worker, ready, inFlight: 0 };
   });
