@@ -11,7 +11,7 @@
  * a bounded number ahead, each checked against its digest and size before a
  * byte of it is yielded, and a full read checks the blob's digest at the end.
  */
-import { describeValue, requireBytes } from "../argument-checks.js";
+import { describeValue, isBytes, requireBytes } from "../argument-checks.js";
 import { Digest, requireDigest, requireDigests } from "../digest.js";
 import { AbortError, ClosureError, CorruptionError, ValidationError, forwardAbort, throwIfAborted } from "../errors.js";
 import { createBlake3Hasher, type Blake3Hasher } from "../hash.js";
@@ -90,13 +90,15 @@ export class ChunkedBlobService implements BlobService {
     throwIfAborted(opts.signal);
     if (!Array.isArray(blobs))
       throw new ValidationError(`putMany(): blobs is ${describeValue(blobs)}, expected an array of Uint8Arrays`);
-    blobs.forEach((b, i) => requireBytes(b, `putMany(): blobs[${i}]`));
+    // The element's name is built only for a failure: an import's batch checks hundreds.
+    for (let i = 0; i < blobs.length; i++) if (!isBytes(blobs[i])) requireBytes(blobs[i], `putMany(): blobs[${i}]`);
     if (opts.digests) requireDigests(opts.digests, "putMany(): digests");
     if (opts.digests && opts.digests.length !== blobs.length)
       throw new ValidationError(`putMany: ${blobs.length} blobs but ${opts.digests.length} digests`);
     const stored: StoreBlob[] = [];
     const written: BlobWritten[] = [];
-    for (const [i, bytes] of blobs.entries()) {
+    for (let i = 0; i < blobs.length; i++) {
+      const bytes = blobs[i]!;
       const digest = opts.digests?.[i] ?? Digest.of(bytes);
       written.push({ digest, size: bytes.length });
       if (bytes.length === 0) continue; // the empty blob is present in every store
