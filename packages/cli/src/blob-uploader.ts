@@ -37,6 +37,7 @@
  */
 import pLimit from "p-limit";
 import type { BlobService, BlobWriter, Digest } from "@castore-ts/core";
+import { digestKey } from "@castore-ts/core/internal";
 
 export interface BlobUploadCounts {
   /** Blobs written to the store, and their bytes. */
@@ -71,6 +72,8 @@ export interface Deferred {
 
 interface Buffered {
   digest: Digest;
+  /** The digest as a map key (digestKey: cheaper to make than its hex). */
+  key: string;
   bytes: Uint8Array;
   /** The file's path, for messages (computed only for one). */
   shown: () => string;
@@ -93,7 +96,7 @@ export class BlobUploader {
   /** Bytes of small files held: in the batch, or being asked about or written. */
   private bufferedBytes = 0;
   private readonly limit: ReturnType<typeof pLimit>;
-  /** Digests being written now (hex): another file with the same contents waits for that write instead. */
+  /** Digests being written now (by digestKey): another file with the same contents waits for that write instead. */
   private readonly writing = new Map<string, Promise<void>>();
   private readonly work = new Set<Promise<void>>();
   private failure: { error: unknown } | undefined;
@@ -183,7 +186,7 @@ export class BlobUploader {
   }
 
   private take(digest: Digest, bytes: Uint8Array, shown: () => string): void {
-    this.batch.push({ digest, bytes, shown });
+    this.batch.push({ digest, key: digestKey(digest.bytes), bytes, shown });
     this.batchBytes += bytes.length;
     this.bufferedBytes += bytes.length;
     if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flush();
@@ -268,8 +271,8 @@ export class BlobUploader {
           // One entry per distinct digest: a file whose twin is earlier in the batch costs nothing more.
           const distinct = new Map<string, Buffered>();
           for (const file of batch) {
-            if (distinct.has(file.digest.hex)) this.skip(file.bytes.length);
-            else distinct.set(file.digest.hex, file);
+            if (distinct.has(file.key)) this.skip(file.bytes.length);
+            else distinct.set(file.key, file);
           }
           const files = [...distinct.values()];
           const present = await this.blobs.has(
@@ -309,7 +312,7 @@ export class BlobUploader {
     const others: Promise<void>[] = [];
     const mine: Buffered[] = [];
     for (const file of files) {
-      const running = this.writing.get(file.digest.hex);
+      const running = this.writing.get(file.key);
       if (running) others.push(running.then(() => this.skip(file.bytes.length)));
       else mine.push(file);
     }
@@ -330,11 +333,11 @@ export class BlobUploader {
         });
         this.opts.onProgress?.();
       });
-      for (const file of mine) this.writing.set(file.digest.hex, write);
+      for (const file of mine) this.writing.set(file.key, write);
       try {
         await write;
       } finally {
-        for (const file of mine) if (this.writing.get(file.digest.hex) === write) this.writing.delete(file.digest.hex);
+        for (const file of mine) if (this.writing.get(file.key) === write) this.writing.delete(file.key);
       }
     }
     await Promise.all(others);
@@ -347,7 +350,8 @@ export class BlobUploader {
     shown: () => string,
     fill: (writer: BlobWriter) => Promise<void>,
   ): Promise<void> {
-    const running = this.writing.get(digest.hex);
+    const key = digestKey(digest.bytes);
+    const running = this.writing.get(key);
     if (running) {
       await running;
       return this.skip(size);
@@ -367,11 +371,11 @@ export class BlobUploader {
       this.counts.uploadedBytes += size;
       this.opts.onProgress?.();
     });
-    this.writing.set(digest.hex, write);
+    this.writing.set(key, write);
     try {
       await write;
     } finally {
-      this.writing.delete(digest.hex);
+      this.writing.delete(key);
     }
   }
 }
