@@ -120,9 +120,22 @@ export function readUsed(used: BinaryDb, kind: ObjectKind, digest: Uint8Array): 
   return decodeUsedEntry(used.getBinary(usedKey(kind, digest)));
 }
 
+/**
+ * markUsed's key and value, reused: a put inside a write transaction copies
+ * them into the map before it returns. (An import marks a chunk per file: a
+ * key, a value and an entry object each were garbage on its main thread.)
+ */
+const markKey = Buffer.alloc(1 + 32);
+const markValue = Buffer.alloc(VALUE_LENGTH);
+
 /** In a write transaction: the object (of `size` stored bytes) is used at `now`. */
 export function markUsed(used: BinaryDb, kind: ObjectKind, digest: Uint8Array, now: number, size: number): void {
-  used.putSync(usedKey(kind, digest), encodeUsedEntry({ usedAt: now, size }));
+  if (digest.length !== 32) return void used.putSync(usedKey(kind, digest), encodeUsedEntry({ usedAt: now, size }));
+  markKey[0] = KIND_BYTE[kind];
+  markKey.set(digest, 1);
+  markValue.writeDoubleLE(now, 0);
+  markValue.writeDoubleLE(size, 8);
+  used.putSync(markKey, markValue);
 }
 
 /**
