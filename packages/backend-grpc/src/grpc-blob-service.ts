@@ -31,6 +31,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   AbortError,
   BackendError,
+  BlobDigestMismatchError,
   type BlobReadOptions,
   type BlobService,
   type BlobStat,
@@ -39,6 +40,7 @@ import {
   type BlobWritten,
   type CallOptions,
   type ChunkMeta,
+  type OpenWriterOptions,
   CorruptionError,
   createBlake3Hasher,
   Digest,
@@ -117,9 +119,17 @@ export class GrpcBlobService extends GrpcClient implements BlobService {
     return fromConnectError(error, this.address, signal);
   }
 
-  openWriter(opts: CallOptions = {}): BlobWriter {
+  openWriter(opts: OpenWriterOptions = {}): BlobWriter {
     this.checkOpen();
-    return new GrpcBlobWriter(this.target, this.paths.put, this.address, this.putQueueMessages, opts.signal);
+    if (opts.expectDigest !== undefined) requireDigest(opts.expectDigest, "openWriter(): expectDigest");
+    return new GrpcBlobWriter(
+      this.target,
+      this.paths.put,
+      this.address,
+      this.putQueueMessages,
+      opts.signal,
+      opts.expectDigest,
+    );
   }
 
   /** The Stat answer's chunk list (checked), or undefined when the blob is absent (NOT_FOUND). */
@@ -480,6 +490,7 @@ export class GrpcBlobWriter implements BlobWriter {
     private readonly address: string,
     queueMessages: number,
     userSignal?: AbortSignal,
+    private readonly expectDigest?: Digest,
   ) {
     this.upload = new UploadCall(target, path, address, queueMessages, userSignal, (response) => {
       try {
@@ -515,8 +526,15 @@ export class GrpcBlobWriter implements BlobWriter {
     this.checkOpen();
     this.state = "closing";
     try {
-      const digest = await this.upload.finish();
       const expected = Digest.fromBytes(this.hasher.digest());
+      // Before the request stream ends: a server commits a blob only at its end, so a cancel stores nothing
+      // (tvix and snix servers as well as castore's).
+      if (this.expectDigest !== undefined && !expected.equals(this.expectDigest)) {
+        const mismatch = new BlobDigestMismatchError(this.expectDigest, expected, this.size);
+        await this.upload.cancel(mismatch);
+        throw mismatch;
+      }
+      const digest = await this.upload.finish();
       if (!digest.equals(expected)) {
         throw new CorruptionError(
           `${this.address}: uploaded a blob with digest ${expected}, the server answered ${digest}`,

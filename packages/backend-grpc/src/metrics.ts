@@ -16,6 +16,7 @@ import type {
   DirectoryPutter,
   DirectoryService,
   ListDigestsOptions,
+  OpenWriterOptions,
   PutMultipleOptions,
 } from "@castore-ts/core";
 
@@ -322,7 +323,7 @@ export function instrumentBlobService(blobs: BlobService, metrics: ServerMetrics
       const bytes = await counted(blobs.read(digest, opts));
       return bytes === undefined ? undefined : countedStream(bytes);
     },
-    openWriter(opts?: CallOptions): BlobWriter {
+    openWriter(opts?: OpenWriterOptions): BlobWriter {
       const writer = blobs.openWriter(opts);
       const finish = inFlight(metrics.blobUploadsInFlight);
       return {

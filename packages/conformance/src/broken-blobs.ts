@@ -9,6 +9,7 @@ import {
   type CallOptions,
   ChunkedBlobService,
   type ChunkMeta,
+  type OpenWriterOptions,
   Digest,
   throwIfAborted,
 } from "@castore-ts/core";
@@ -83,7 +84,7 @@ export class TruncatingBlobService extends MapBlobService {
 
 /** Stores a blob under the digest of all but its last write(): accepts an upload under a wrong digest. */
 export class WrongDigestBlobService extends MapBlobService {
-  override openWriter(opts?: CallOptions): BlobWriter {
+  override openWriter(opts?: OpenWriterOptions): BlobWriter {
     const inner = super.openWriter(opts);
     const store = this.store;
     let previous: Uint8Array[] = [];
@@ -131,7 +132,7 @@ export class WriteBehindBlobService extends MapBlobService {
   constructor() {
     super(new WriteBehindBlobStore());
   }
-  override openWriter(opts?: CallOptions): BlobWriter {
+  override openWriter(opts?: OpenWriterOptions): BlobWriter {
     this.store.flush();
     return super.openWriter(opts);
   }

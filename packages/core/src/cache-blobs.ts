@@ -27,6 +27,7 @@ import type {
   BlobStatOptions,
   BlobWriter,
   BlobWritten,
+  OpenWriterOptions,
 } from "./blob/service.js";
 import { parseCacheUrl } from "./cache.js";
 import type { CallOptions } from "./service.js";
@@ -89,7 +90,7 @@ export class CachedBlobService implements BlobService {
     return answers;
   }
 
-  openWriter(opts?: CallOptions): BlobWriter {
+  openWriter(opts?: OpenWriterOptions): BlobWriter {
     return new WriteThrough(this.far.openWriter(opts), NearCopy.open(this.near, opts));
   }
 
@@ -111,7 +112,7 @@ class NearCopy {
   }
 
   /** A copy into `near`; a near that cannot even open a writer gets none. */
-  static open(near: BlobService, opts?: CallOptions): NearCopy {
+  static open(near: BlobService, opts?: OpenWriterOptions): NearCopy {
     try {
       return new NearCopy(near.openWriter(opts));
     } catch {

@@ -3,6 +3,8 @@
  * server raises on purpose is one of these; `code` is stable for matching
  * across package copies where `instanceof` would fail.
  */
+import type { Digest } from "./digest.js";
+
 export type CastoreErrorCode =
   | "VALIDATION"
   | "CLOSURE"
@@ -25,6 +27,24 @@ export abstract class CastoreError extends Error {
 /** A directory breaks a rule of spec §2. */
 export class ValidationError extends CastoreError {
   readonly code = "VALIDATION" as const;
+}
+
+/**
+ * A blob writer opened with `expectDigest` was given bytes that hash to
+ * another digest (spec §8.1): nothing was made visible. Says both digests
+ * and the size written, so a caller can name what changed (castore import:
+ * a file edited between its hash and its upload).
+ */
+export class BlobDigestMismatchError extends ValidationError {
+  constructor(
+    readonly expected: Digest,
+    readonly actual: Digest,
+    readonly size: number,
+  ) {
+    super(
+      `the blob written hashes to ${actual.hex} (${size} bytes), not to the expected ${expected.hex}; nothing was stored`,
+    );
+  }
 }
 
 /** An upload is not a well-formed closure (dangling child, wrong size, two roots, …). */

@@ -231,6 +231,12 @@ export const blobScenarios: Scenario[] = [
         "INVALID_DIGEST",
       ]);
       await expectRejects(ctx, "has([a hex string])", () => blobs(ctx).has([hex]), ["INVALID_DIGEST"]);
+      await expectRejects(
+        ctx,
+        "openWriter({ expectDigest: a hex string })",
+        async () => blobs(ctx).openWriter({ expectDigest: hex }),
+        ["INVALID_DIGEST"],
+      );
       // A string is not bytes: BLAKE3 of its UTF-8 would be one blob, the chunker's view of it another.
       const text = "not bytes";
       const writer = blobs(ctx).openWriter();
@@ -266,6 +272,43 @@ export const blobScenarios: Scenario[] = [
       const [present] = await expectOk(ctx, "has()", () => blobs(ctx).has([digest]));
       if (present) ctx.fail("the aborted blob is visible (has() is true)");
       if (await blobs(ctx).stat(digest)) ctx.fail("the aborted blob is visible (stat() found it)");
+    },
+  },
+  {
+    id: "blob.expect-digest",
+    name: "§8.1 a writer opened with expectDigest stores bytes that hash to it; other bytes fail close() with a ValidationError and become visible under neither digest",
+    requires: ["blobs", "write"],
+    async run(ctx) {
+      // One chunk (stored at close), and several (the first ones stored while writing).
+      for (const size of [100, 2 * MiB + 3]) {
+        const bytes = freshBytes(size);
+        const digest = Digest.of(bytes);
+        const right = blobs(ctx).openWriter({ expectDigest: digest, signal: ctx.signal });
+        const written = await expectOk(
+          ctx,
+          `write and close() of ${size} bytes that hash to expectDigest`,
+          async () => {
+            await right.write(bytes);
+            return right.close();
+          },
+        );
+        if (!written.digest.equals(digest))
+          ctx.fail(`close() answered ${written.digest.hex} for bytes hashing to ${digest.hex}`);
+
+        const other = freshBytes(size);
+        const otherDigest = Digest.of(other);
+        // A digest no one writes: what the caller believed it was storing.
+        const believed = Digest.of(freshBytes(size));
+        const wrong = blobs(ctx).openWriter({ expectDigest: believed, signal: ctx.signal });
+        await expectOk(ctx, `write() of ${size} other bytes`, () => wrong.write(other));
+        await expectRejects(ctx, `close() of ${size} bytes that do not hash to expectDigest`, () => wrong.close(), [
+          "VALIDATION",
+        ]);
+        await wrong.abort(new Error("conformance: refused write")).catch(() => {});
+        const present = await expectOk(ctx, "has()", () => blobs(ctx).has([otherDigest, believed]));
+        if (present[0]) ctx.fail(`the refused ${size}-byte blob is visible under its own digest ${otherDigest.hex}`);
+        if (present[1]) ctx.fail(`the refused ${size}-byte blob is visible under expectDigest ${believed.hex}`);
+      }
     },
   },
   {

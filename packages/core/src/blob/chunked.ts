@@ -13,7 +13,15 @@
  */
 import { describeValue, isBytes, requireBytes } from "../argument-checks.js";
 import { Digest, requireDigest, requireDigests } from "../digest.js";
-import { AbortError, ClosureError, CorruptionError, ValidationError, forwardAbort, throwIfAborted } from "../errors.js";
+import {
+  AbortError,
+  BlobDigestMismatchError,
+  ClosureError,
+  CorruptionError,
+  ValidationError,
+  forwardAbort,
+  throwIfAborted,
+} from "../errors.js";
 import { createBlake3Hasher, type Blake3Hasher } from "../hash.js";
 import type { CallOptions } from "../service.js";
 import { FastCdcChunker, SNIX_CHUNKING, type ChunkingOptions } from "./fastcdc.js";
@@ -23,8 +31,8 @@ import type {
   BlobStat,
   BlobStatOptions,
   BlobStore,
-  BlobWriteOptions,
   BlobWriter,
+  OpenWriterOptions,
   PutManyOptions,
   BlobWritten,
   ChunkMeta,
@@ -69,13 +77,15 @@ export class ChunkedBlobService implements BlobService {
       throw new RangeError(`putParallelism must be a positive integer, got ${opts.putParallelism}`);
   }
 
-  openWriter(opts: BlobWriteOptions = {}): BlobWriter {
+  openWriter(opts: OpenWriterOptions = {}): BlobWriter {
+    if (opts.expectDigest !== undefined) requireDigest(opts.expectDigest, "openWriter(): expectDigest");
     return new ChunkedBlobWriter(
       this.store,
       new FastCdcChunker(this.chunking),
       this.putParallelism,
       opts.signal,
       opts.syncLater ?? false,
+      opts.expectDigest,
     );
   }
 
@@ -289,6 +299,7 @@ class ChunkedBlobWriter implements BlobWriter {
     private readonly parallelism: number,
     private readonly signal: AbortSignal | undefined,
     private readonly syncLater: boolean,
+    private readonly expectDigest: Digest | undefined,
   ) {}
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -305,6 +316,14 @@ class ChunkedBlobWriter implements BlobWriter {
     this.state = "closing";
     try {
       const digest = Digest.fromBytes(this.hasher.digest());
+      // Before the last chunk or the manifest is stored, which would make the blob visible; the chunks stored
+      // so far are orphans, as after an abort. No put is left running once close() has failed.
+      if (this.expectDigest !== undefined && !digest.equals(this.expectDigest)) {
+        const mismatch = new BlobDigestMismatchError(this.expectDigest, digest, this.size);
+        this.controller.abort(mismatch);
+        await Promise.allSettled(this.inFlight);
+        throw mismatch;
+      }
       const last = this.chunker.finish();
       // A blob of one chunk (most files) is that chunk: its digest is the blob's, not hashed twice.
       if (this.chunks.length === 0 && last.length === 1) await this.storeChunk(last[0], digest);

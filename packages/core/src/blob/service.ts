@@ -61,6 +61,17 @@ export interface BlobWriteOptions extends CallOptions {
   syncLater?: boolean;
 }
 
+export interface OpenWriterOptions extends BlobWriteOptions {
+  /**
+   * The digest the caller expects the bytes to hash to (computed when it
+   * read them before, say). If they hash to another, close() fails with
+   * BlobDigestMismatchError and makes the blob visible under neither
+   * digest: "store exactly these bytes" holds, or nothing is stored.
+   * Without it, close() answers the digest of whatever was written.
+   */
+  expectDigest?: Digest;
+}
+
 export interface PutManyOptions extends BlobWriteOptions {
   /**
    * The BLAKE3 digest of each blob, in order, as the caller computed it from
@@ -88,7 +99,7 @@ export interface BlobWriter {
 }
 
 export interface BlobService {
-  openWriter(opts?: BlobWriteOptions): BlobWriter;
+  openWriter(opts?: OpenWriterOptions): BlobWriter;
   /**
    * Optional: writes whole blobs held in memory, as many writers would (the
    * same digests, each blob visible only once all its chunks are stored), in
