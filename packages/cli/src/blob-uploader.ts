@@ -19,7 +19,10 @@
  *   an unchanged one, the common case on a re-import, is read once and not
  *   sent. Sending it unconditionally from the first read would cost a full
  *   upload of every large file on every re-import; holding it in memory
- *   until the answer would break the memory bound.
+ *   until the answer would break the memory bound. The writer of the
+ *   second read is opened with the first read's digest (`expectDigest`):
+ *   a file edited in between fails the import, naming it, and nothing is
+ *   stored for it.
  *
  * Either way a store keeps a chunk it holds already as it is (lmdb without
  * even a write transaction), so an edited large file stores only its changed
@@ -36,7 +39,7 @@
  * twice in one batch is sent once.
  */
 import pLimit from "p-limit";
-import type { BlobService, BlobWriter, Digest } from "@castore-ts/core";
+import { BlobDigestMismatchError, type BlobService, type BlobWriter, type Digest } from "@castore-ts/core";
 import { digestKey } from "@castore-ts/core/internal";
 
 export interface BlobUploadCounts {
@@ -86,6 +89,15 @@ function mismatch(shown: string, stored: Digest, storedSize: number, hashed: Dig
   return new BlobMismatchError(
     `${shown}: stored as blob ${stored.hex} (${storedSize} bytes), but it hashed to ${hashed.hex} ` +
       `(${size} bytes) when read first: did it change during the import?`,
+  );
+}
+
+/** A file read again to store it that no longer hashes as when read first: the writer stored nothing (expectDigest). */
+function changed(shown: string, refused: BlobDigestMismatchError, size: number): BlobMismatchError {
+  return new BlobMismatchError(
+    `${shown}: read again to store it, it hashes to ${refused.actual.hex} (${refused.size} bytes), but it hashed to ` +
+      `${refused.expected.hex} (${size} bytes) when read first: did it change during the import? Nothing was stored for it`,
+    { cause: refused },
   );
 }
 
@@ -358,14 +370,21 @@ export class BlobUploader {
     }
     const write = this.limit(async () => {
       this.throwIfFailed();
-      const writer = this.blobs.openWriter({ signal: this.opts.signal, syncLater: this.syncLater });
+      // The file is read again here (a large or deferred one): if it changed since it was hashed, the writer
+      // stores nothing rather than a blob that no directory of this import names.
+      const writer = this.blobs.openWriter({
+        signal: this.opts.signal,
+        syncLater: this.syncLater,
+        expectDigest: digest,
+      });
       try {
         await fill(writer);
         const written = await writer.close();
+        // A service that ignores expectDigest (one outside castore) stored what it read: said all the same.
         if (!written.digest.equals(digest)) throw mismatch(shown(), written.digest, written.size, digest, size);
       } catch (e) {
         await writer.abort(e);
-        throw e;
+        throw e instanceof BlobDigestMismatchError ? changed(shown(), e, size) : e;
       }
       this.counts.uploaded++;
       this.counts.uploadedBytes += size;

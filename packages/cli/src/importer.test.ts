@@ -10,6 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  Digest,
   blake3,
   createBlake3Hasher,
   directoryDigest,
@@ -150,6 +151,44 @@ describe("importTree", () => {
         importTree(service, many, { blobs, readThreads, listAheadFiles: 50 }),
         `readThreads ${readThreads}`,
       ).rejects.toThrow(/the disk is full \(test\)/);
+      await Promise.all([service.close(), blobs.close()]);
+    }
+  });
+
+  it("fails naming a large file that changed between its hash and its upload, and stores neither its blob nor a directory", async () => {
+    // A file over the read buffer (1 MiB) is hashed first and read again only when the store lacks it (see
+    // BlobUploader). The store's `has` is where the import waits between the two reads: the file changes there.
+    const changing = join(dir, "changing");
+    mkdirSync(join(changing, "sub"), { recursive: true });
+    writeFileSync(join(changing, "sub", "x"), "x");
+    const before = Buffer.alloc(2 * 1024 * KiB, 7);
+    const after = Buffer.alloc(2 * 1024 * KiB, 8);
+    const beforeHex = b3(before);
+    for (const readThreads of [0, undefined]) {
+      writeFileSync(join(changing, "big"), before);
+      const service = await openDirectoryService("memory://");
+      const blobs = await openBlobService("memory://");
+      const has = blobs.has.bind(blobs);
+      let changed = false;
+      blobs.has = (digests, opts) => {
+        if (digests.some((d) => d.hex === beforeHex)) {
+          writeFileSync(join(changing, "big"), after);
+          changed = true;
+        }
+        return has(digests, opts);
+      };
+      await expect(importTree(service, changing, { blobs, readThreads }), `readThreads ${readThreads}`).rejects.toThrow(
+        new RegExp(
+          `big: read again to store it, it hashes to ${b3(after)} .* but it hashed to ${beforeHex} .*` +
+            "did it change during the import\\? Nothing was stored for it",
+        ),
+      );
+      expect(changed).toBe(true);
+      // Neither version's blob is there (the writer of the second read was aborted), nor any directory: the
+      // directories are sent only once every blob is stored.
+      expect(await has([Digest.parse(beforeHex), Digest.parse(b3(after))])).toEqual([false, false]);
+      const sub = makeDirectory({ files: [makeFileNode("x", blake3(Buffer.from("x")), 1)] });
+      expect(await service.get(directoryDigest(sub))).toBeUndefined();
       await Promise.all([service.close(), blobs.close()]);
     }
   });
