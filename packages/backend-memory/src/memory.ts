@@ -18,21 +18,7 @@ import {
   visitStoredClosures,
 } from "@castore-ts/core";
 // castore's own speed internals (not part of core's API), shared with core's upload checks.
-import { ByteArena, DigestIndex, type DigestIndexed } from "@castore-ts/core/internal";
-
-/** One stored directory: its digest, then its canonical bytes, in one view into the store's arena. */
-class StoredDirectory implements DigestIndexed<StoredDirectory> {
-  nextSamePrefix: StoredDirectory | undefined = undefined;
-  constructor(
-    public digestAndBytes: Uint8Array,
-    /** When it was last stored (spec §10: an upload that carries it again counts as a use). */
-    public usedAt: number,
-  ) {}
-
-  get bytes(): Uint8Array {
-    return this.digestAndBytes.subarray(DIGEST_LENGTH);
-  }
-}
+import { ByteArena, PackedRecords, grownTo } from "@castore-ts/core/internal";
 
 /** Uploads of at least this many canonical bytes are kept in the chunks core packed them into. */
 const ADOPT_UPLOADS_FROM_BYTES = 64 * 1024;
@@ -44,7 +30,10 @@ export class MemoryDirectoryStore implements DirectoryStore {
   readonly partialUploads = true;
   /** putClosure lands a closure in one synchronous step: order does not matter to it. */
   readonly unorderedClosures = true;
-  private readonly directories = new DigestIndex<StoredDirectory>();
+  /** Each directory's digest and canonical bytes: no object per directory (see PackedRecords). */
+  private directories = new PackedRecords();
+  /** By record number: when each was last stored (spec §10: an upload that carries it again counts as a use). */
+  private usedAt = new Float64Array(16);
   /**
    * Small uploads' directories are copied in here: packed into shared chunks,
    * not a buffer each (fewer allocations for the garbage collector to track).
@@ -55,12 +44,25 @@ export class MemoryDirectoryStore implements DirectoryStore {
 
   async getMany(digests: Digest[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
     throwIfAborted(signal);
-    return digests.map((d) => this.directories.get(d.bytes)?.bytes);
+    return digests.map((d) => this.bytesOf(d.bytes));
+  }
+
+  /** Stores a directory not stored yet (`digestAndBytes`: kept as it is), used at `usedAt`. */
+  private add(digestAndBytes: Uint8Array, usedAt: number): void {
+    const record = this.directories.add(digestAndBytes);
+    if (record >= this.usedAt.length) this.usedAt = grownTo(this.usedAt, this.directories.capacity);
+    this.usedAt[record] = usedAt;
+  }
+
+  /** The stored canonical bytes of a digest (a view into the store's buffers), or undefined. */
+  private bytesOf(digest: Uint8Array): Uint8Array | undefined {
+    const record = this.directories.find(digest);
+    return record < 0 ? undefined : this.directories.bytesOf(record);
   }
 
   /** Views of the stored bytes, for getRecursive (core copies each at once). */
   openReader(): (digest: Digest) => Uint8Array | undefined {
-    return (digest) => this.directories.get(digest.bytes)?.bytes;
+    return (digest) => this.bytesOf(digest.bytes);
   }
 
   /**
@@ -78,26 +80,26 @@ export class MemoryDirectoryStore implements DirectoryStore {
       const now = monotonicNow();
       visitStoredClosures(
         external,
-        (digest) => this.directories.get(digest)?.bytes,
-        (digest) => (this.directories.get(digest)!.usedAt = now),
+        (digest) => this.bytesOf(digest),
+        (digest) => (this.usedAt[this.directories.find(digest)] = now),
       );
     }
+    // Core's entries make a view each time they are asked for one: asked once here.
+    const views = entries.map((e) => e.digestAndBytes);
     let total = 0;
-    for (const e of entries) total += (e.digestAndBytes ?? e.bytes).length;
+    for (let i = 0; i < entries.length; i++) total += (views[i] ?? entries[i].bytes).length;
     const adopt = total >= ADOPT_UPLOADS_FROM_BYTES;
+    this.directories.reserve(entries.length);
     const now = monotonicNow();
-    for (const e of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      const view = views[i];
       // Either way the digest is the first 32 bytes: all the index compares.
-      const stored = this.directories.get(e.digestAndBytes ?? e.digest.bytes);
-      if (stored) stored.usedAt = now;
-      else this.directories.add(new StoredDirectory(this.keep(e, adopt), now));
+      const stored = this.directories.find(view ?? e.digest.bytes);
+      if (stored >= 0) this.usedAt[stored] = now;
+      else if (view) this.add(adopt ? view : this.arena.copy(view), now);
+      else this.add(this.arena.copyJoined(e.digest.bytes, e.bytes), now);
     }
-  }
-
-  /** The entry's digest and bytes as one view this store may hold on to. */
-  private keep(e: ClosureEntry, adopt: boolean): Uint8Array {
-    if (e.digestAndBytes) return adopt ? e.digestAndBytes : this.arena.copy(e.digestAndBytes);
-    return this.arena.copyJoined(e.digest.bytes, e.bytes);
   }
 
   /** Overwrites the bytes of stored digests (core checked each entry); absent ones stay absent. One synchronous step. */
@@ -105,26 +107,30 @@ export class MemoryDirectoryStore implements DirectoryStore {
     throwIfAborted(signal);
     const replaced: Digest[] = [];
     for (const e of entries) {
-      const stored = this.directories.get(e.digest.bytes);
-      if (!stored) continue;
-      stored.digestAndBytes = this.arena.copyJoined(e.digest.bytes, e.bytes);
+      const stored = this.directories.find(e.digest.bytes);
+      if (stored < 0) continue;
+      this.directories.replace(stored, this.arena.copyJoined(e.digest.bytes, e.bytes));
       replaced.push(e.digest);
     }
     return replaced;
   }
 
   async *listDigests(signal?: AbortSignal): AsyncIterable<Digest> {
-    for (const stored of [...this.directories.values()]) {
+    for (const record of this.directories.recordNumbers()) {
       throwIfAborted(signal);
-      yield Digest.fromBytes(stored.digestAndBytes.subarray(0, DIGEST_LENGTH));
+      // Deleted meanwhile (a collection): its record may hold another directory by now.
+      const digest = Digest.fromBytes(this.directories.viewOf(record).subarray(0, DIGEST_LENGTH));
+      if (this.directories.find(digest.bytes) === record) yield digest;
     }
   }
 
   /** Every stored directory with its size and when it was last used (for the collector). */
   *storedObjects(): Iterable<StoredObject> {
-    for (const stored of [...this.directories.values()]) {
-      const digest = Digest.fromBytes(stored.digestAndBytes.subarray(0, DIGEST_LENGTH));
-      yield { digest, size: stored.digestAndBytes.length - DIGEST_LENGTH, usedAt: stored.usedAt };
+    for (const record of this.directories.recordNumbers()) {
+      const view = this.directories.viewOf(record);
+      const digest = Digest.fromBytes(view.subarray(0, DIGEST_LENGTH));
+      if (this.directories.find(digest.bytes) !== record) continue; // deleted meanwhile
+      yield { digest, size: view.length - DIGEST_LENGTH, usedAt: this.usedAt[record] };
     }
   }
 
@@ -132,9 +138,9 @@ export class MemoryDirectoryStore implements DirectoryStore {
   touch(digests: readonly Digest[]): boolean[] {
     const now = monotonicNow();
     return digests.map((d) => {
-      const stored = this.directories.get(d.bytes);
-      if (stored) stored.usedAt = now;
-      return stored !== undefined;
+      const stored = this.directories.find(d.bytes);
+      if (stored >= 0) this.usedAt[stored] = now;
+      return stored >= 0;
     });
   }
 
@@ -142,10 +148,12 @@ export class MemoryDirectoryStore implements DirectoryStore {
   deleteUnusedSince(digests: readonly Digest[], cutoff: number): StoredObject[] {
     const deleted: StoredObject[] = [];
     for (const digest of digests) {
-      const stored = this.directories.get(digest.bytes);
-      if (!stored || stored.usedAt >= cutoff) continue;
+      const stored = this.directories.find(digest.bytes);
+      if (stored < 0 || this.usedAt[stored] >= cutoff) continue;
+      const size = this.directories.viewOf(stored).length - DIGEST_LENGTH;
+      const usedAt = this.usedAt[stored];
       this.directories.delete(digest.bytes);
-      deleted.push({ digest, size: stored.digestAndBytes.length - DIGEST_LENGTH, usedAt: stored.usedAt });
+      deleted.push({ digest, size, usedAt });
     }
     return deleted;
   }
@@ -158,13 +166,14 @@ export class MemoryDirectoryStore implements DirectoryStore {
   /** Test hook: stores raw bytes under a digest, bypassing every check and replacing what is there. */
   injectCorruption(digest: Digest, bytes: Uint8Array): void {
     const joined = this.arena.copyJoined(digest.bytes, bytes);
-    const stored = this.directories.get(digest.bytes);
-    if (stored) stored.digestAndBytes = joined;
-    else this.directories.add(new StoredDirectory(joined, monotonicNow()));
+    const stored = this.directories.find(digest.bytes);
+    if (stored >= 0) this.directories.replace(stored, joined);
+    else this.add(joined, monotonicNow());
   }
 
   async close(): Promise<void> {
-    this.directories.clear();
+    this.directories = new PackedRecords();
+    this.usedAt = new Float64Array(16);
     this.arena = new ByteArena();
   }
 }

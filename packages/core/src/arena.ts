@@ -39,6 +39,29 @@ export class ByteArena {
     return out;
   }
 
+  /**
+   * copyJoined without a view: the copy starts at the returned offset in
+   * `lastChunk` (for a caller that records where bytes are rather than
+   * holding a view of them: PackedRecords.addIn).
+   */
+  copyJoinedIn(head: Uint8Array, tail: Uint8Array): number {
+    const n = head.length + tail.length;
+    let at = 0;
+    if (n >= this.ownBufferFrom) this.lastChunk = new Uint8Array(n);
+    else {
+      if (this.used + n > this.chunk.length) this.newChunk(n);
+      at = this.used;
+      this.used += n;
+      this.lastChunk = this.chunk;
+    }
+    this.lastChunk.set(head, at);
+    this.lastChunk.set(tail, at + head.length);
+    return at;
+  }
+
+  /** The chunk (or own buffer) the last copyJoinedIn wrote into. */
+  lastChunk = new Uint8Array(0);
+
   /** `n` bytes of room: a view into a chunk, or a buffer of its own when large. */
   private take(n: number): Uint8Array {
     if (n >= this.ownBufferFrom) return new Uint8Array(n);

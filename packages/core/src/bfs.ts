@@ -19,7 +19,7 @@ import { CorruptionError, throwIfAborted } from "./errors.js";
 import { decodeStoredDirectorySized } from "./closure.js";
 import type { Directory } from "./model.js";
 import type { EncodedDirectory } from "./service.js";
-import { type MetDigest, ReadSizeChecker } from "./read-sizes.js";
+import { ReadSizeChecker } from "./read-sizes.js";
 import type { SizeCheck } from "./size-check.js";
 
 /** Reads the stored bytes of each digest; undefined where absent. Same length and order as the input. */
@@ -126,7 +126,7 @@ async function* batchedWalk<T>(
   // to): a DAG may refer to one directory from many levels, queued once.
   const sizes = new ReadSizeChecker({ sizeCheck: opts.sizeCheck });
   let next: Digest[] = [];
-  const queue = (child: MetDigest) => void next.push(child.digest);
+  const queue = (child: number) => void next.push(sizes.digestOf(child));
   let level: Digest[] = [root];
   let isRootLevel = true;
   while (level.length > 0) {
@@ -163,12 +163,12 @@ const DONE: Promise<IteratorResult<never>> = Promise.resolve({ done: true, value
  */
 class SyncReadWalk<T> implements AsyncIterableIterator<T> {
   private readonly sizes: ReadSizeChecker;
-  /** Children to read, from `head` on; read entries are cleared, and the array compacted now and then. */
-  private queue: (MetDigest | undefined)[] = [];
+  /** The size checker's records of the children to read, from `head` on; the array is compacted now and then. */
+  private queue: number[] = [];
   private head = 0;
   private rootRead = false;
   private finished = false;
-  private readonly enqueue = (child: MetDigest) => void this.queue.push(child);
+  private readonly enqueue = (child: number) => void this.queue.push(child);
 
   constructor(
     private readonly readOne: ReadOne,
@@ -187,18 +187,17 @@ class SyncReadWalk<T> implements AsyncIterableIterator<T> {
     if (this.finished) return DONE;
     try {
       throwIfAborted(this.opts.signal);
-      let met: MetDigest | undefined;
+      let met: number | undefined;
       if (this.rootRead) {
         if (this.head === this.queue.length) return this.complete();
-        met = this.queue[this.head]!;
-        this.queue[this.head++] = undefined;
+        met = this.queue[this.head++]!;
         if (this.head >= 4096 && this.head * 2 >= this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
         }
       }
       this.rootRead = true;
-      const digest = met === undefined ? this.root : met.digest;
+      const digest = met === undefined ? this.root : this.sizes.digestOf(met);
       const bytes = this.readOne(digest);
       if (bytes === undefined) {
         if (met === undefined) return this.complete(); // an absent root: nothing to yield

@@ -6,7 +6,7 @@
 import { DIGEST_LENGTH, Digest, digestKey, hexOf } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
-import { DigestIndex, type DigestIndexed } from "./digest-index.js";
+import { PackedRecords, grownTo } from "./packed-records.js";
 import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js";
 import { blake3, blake3Matches } from "./hash.js";
 import { type Directory, directorySize, displayName } from "./model.js";
@@ -27,11 +27,12 @@ export interface ClosureEntry {
   /**
    * Optional: the digest's 32 bytes followed by `bytes`, in one view, the
    * same data as `digest` and `bytes`. Core's checked uploads
-   * (ClosureValidator) always provide it; entries made elsewhere (a repair,
-   * a test's own) may not, so a store reads it with a fallback to `digest`
-   * and `bytes`. A store that keeps or copies both (the memory store; the
-   * postgres COPY rows) prefers it: making typed-array views and Digest
-   * objects per directory was most of the memory store's commit time.
+   * (ClosureValidator) always provide it (a new view at each read: a store
+   * reads it once per entry); entries made elsewhere (a repair, a test's
+   * own) may not, so a store reads it with a fallback to `digest` and
+   * `bytes`. A store that keeps or copies both (the memory store; the
+   * postgres COPY rows) prefers it: making a Digest object and a second
+   * view per directory was most of the memory store's commit time.
    * Part of the API, documented in docs/writing-a-backend.md.
    */
   readonly digestAndBytes?: Uint8Array;
@@ -66,44 +67,33 @@ export interface ClosureValidatorOptions {
   partial?: boolean;
 }
 
+/** ClosureValidator's fields of a record. */
+const ENTRY_COUNT = 0;
+const REFERENCED = 1;
+
 /**
- * What ClosureValidator keeps of a directory: its digest and bytes (one view
- * into the upload's arena) and what later directories' checks need. Every
- * object an upload keeps per directory until close() is work for the garbage
- * collector (a third of an upload's time when it kept the decoded directory),
- * and making a Digest and views per directory at commit cost about 1.2 µs
- * each: so the decoded directory, the Digest and the separate views are made
- * only when a store asks.
+ * A directory of a checked upload, as a store sees it: made from the
+ * validator's records on demand (its views, Digest and decoded directory
+ * only when a store asks), so that an upload keeps no object per directory
+ * while it is open (see PackedRecords).
  */
-class Entry implements ClosureEntry, DigestIndexed<Entry> {
-  referenced = false;
-  nextSamePrefix: Entry | undefined = undefined;
+class Entry implements ClosureEntry {
   private digestObject: Digest | undefined = undefined;
   constructor(
-    /** The 32 digest bytes, then the canonical bytes. */
-    readonly digestAndBytes: Uint8Array,
-    /**
-     * Its canonical size (spec §1.1) and entry count, checked against the
-     * DirectoryNodes that refer to it: the accepted range is made from them
-     * only for a declared size that is not the canonical one. (A range object
-     * and its legacy bound per directory, kept until close(), were garbage
-     * collector work on every upload, for sizes nearly always canonical.)
-     */
-    readonly canonicalSize: bigint,
-    readonly entryCount: number,
+    private readonly records: PackedRecords,
+    private readonly record: number,
   ) {}
 
-  /** What a DirectoryNode may declare for it (only needed off the canonical path). */
-  get sizes(): SizeRange {
-    return sizeRangeFrom(this.canonicalSize, this.entryCount);
+  get digestAndBytes(): Uint8Array {
+    return this.records.viewOf(this.record);
   }
 
   get digest(): Digest {
-    return (this.digestObject ??= Digest.fromBytes(this.digestAndBytes.subarray(0, DIGEST_LENGTH)));
+    return (this.digestObject ??= Digest.fromBytes(this.records.viewOf(this.record).subarray(0, DIGEST_LENGTH)));
   }
 
   get bytes(): Uint8Array {
-    return this.digestAndBytes.subarray(DIGEST_LENGTH);
+    return this.records.bytesOf(this.record);
   }
 
   get directory(): Directory {
@@ -117,10 +107,22 @@ class Entry implements ClosureEntry, DigestIndexed<Entry> {
  * size, and at the end exactly one directory (the root) is referred to by no
  * other. Every directory's children precede it, so a single root means every
  * directory is reachable from it: connectivity needs no separate walk.
+ *
+ * What it keeps of a directory: its digest and canonical bytes, packed into
+ * the upload's arena, found through PackedRecords; and, by record number (the
+ * order directories were added in), what later directories' checks need:
+ * its canonical size (spec §1.1) and entry count, checked against the
+ * DirectoryNodes that refer to it (the accepted range is made from them only
+ * for a declared size that is not the canonical one), and whether one did.
+ * No object per directory: see PackedRecords for what those cost.
  */
 export class ClosureValidator {
-  private readonly byDigest = new DigestIndex<Entry>();
-  private readonly entries: Entry[] = [];
+  private readonly records = new PackedRecords();
+  /** By record: the canonical size while it is a safe integer; NaN when it is in `bigSizes`. */
+  private canonicalSizes = new Float64Array(16);
+  private readonly bigSizes = new Map<number, bigint>();
+  /** By record, two numbers: the entry count, and 1 once a later directory referred to it (REFERENCED). */
+  private fields = new Uint32Array(2 * 16);
   private readonly sizeCheck: SizeCheck;
   private readonly encoder = new ScratchEncoder();
   private readonly arena = new ByteArena();
@@ -136,7 +138,7 @@ export class ClosureValidator {
   }
 
   get count(): number {
-    return this.entries.length;
+    return this.records.size;
   }
 
   /**
@@ -149,6 +151,12 @@ export class ClosureValidator {
    * upload (ignored).
    */
   add(directory: Directory, bytes?: Uint8Array): ClosureEntry | undefined {
+    const record = this.addRecord(directory, bytes);
+    return record < 0 ? undefined : this.entryAt(record);
+  }
+
+  /** add(), answering the new directory's record number (-1: already in this upload): no entry object made. */
+  addRecord(directory: Directory, bytes?: Uint8Array): number {
     if (this.finished)
       throw new ClosureError("upload already finished: no directory can be added after the closure was checked");
     // A caller's object is checked for the model's types before it is encoded (bytes given were decoded: typed).
@@ -156,7 +164,7 @@ export class ClosureValidator {
     // Encoded into scratch space: only a directory that is kept gets copied (into the arena).
     const canonical = bytes ?? this.encoder.encode(directory);
     const digest = blake3(canonical);
-    if (this.byDigest.get(digest)) return undefined;
+    if (this.records.find(digest) >= 0) return -1;
     let size: bigint;
     try {
       size = validateDirectorySize(directory);
@@ -168,8 +176,8 @@ export class ClosureValidator {
     const children = directory.directories;
     for (let i = 0; i < children.length; i++) {
       const child = children[i];
-      const known = this.byDigest.get(child.digest);
-      if (!known) {
+      const known = this.records.find(child.digest);
+      if (known < 0) {
         if (this.opts.partial) {
           this.addExternal(digest, i, child.name, child.digest, child.size);
           continue;
@@ -179,23 +187,55 @@ export class ClosureValidator {
             "which was not sent earlier in this upload",
         );
       }
-      if (child.size !== known.canonicalSize && !declaredSizeAccepted(child.size, known.sizes, this.sizeCheck)) {
-        throw new ClosureError(
-          `directory ${hexOf(digest)} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
-            `(${known.digest.hex}), but ${describeAcceptedSizes(known.sizes, this.sizeCheck)}`,
-        );
+      // The canonical size is exact as a number while it is a safe integer; `Number(child.size)` then equals
+      // it only for the same integer (a larger bigint converts to 2^53 or more).
+      const canonical = this.canonicalSizes[known];
+      if (Number(child.size) !== canonical || Number.isNaN(canonical)) {
+        const sizes = this.sizesOf(known);
+        if (child.size !== sizes.canonical && !declaredSizeAccepted(child.size, sizes, this.sizeCheck)) {
+          throw new ClosureError(
+            `directory ${hexOf(digest)} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
+              `(${hexOf(child.digest)}), but ${describeAcceptedSizes(sizes, this.sizeCheck)}`,
+          );
+        }
       }
-      if (!known.referenced) {
-        known.referenced = true;
+      if (this.fields[2 * known + REFERENCED] === 0) {
+        this.fields[2 * known + REFERENCED] = 1;
         this.unreferenced--;
       }
     }
-    const entries = children.length + directory.files.length + directory.symlinks.length;
-    const entry = new Entry(this.arena.copyJoined(digest, canonical), size, entries);
-    this.byDigest.add(entry);
-    this.entries.push(entry);
+    const at = this.arena.copyJoinedIn(digest, canonical);
+    const record = this.records.addIn(this.arena.lastChunk, at, DIGEST_LENGTH + canonical.length);
+    if (record >= this.canonicalSizes.length) {
+      const capacity = this.records.capacity;
+      this.canonicalSizes = grownTo(this.canonicalSizes, capacity);
+      this.fields = grownTo(this.fields, 2 * capacity);
+    }
+    const asNumber = Number(size);
+    if (Number.isSafeInteger(asNumber)) this.canonicalSizes[record] = asNumber;
+    else {
+      this.canonicalSizes[record] = NaN;
+      this.bigSizes.set(record, size);
+    }
+    this.fields[2 * record + ENTRY_COUNT] = children.length + directory.files.length + directory.symlinks.length;
     this.unreferenced++;
-    return entry;
+    return record;
+  }
+
+  /** The entry of a record addRecord() answered. */
+  entryAt(record: number): ClosureEntry {
+    return new Entry(this.records, record);
+  }
+
+  /** What a DirectoryNode may declare for the record's directory. */
+  private sizesOf(record: number): SizeRange {
+    const n = this.canonicalSizes[record];
+    const canonical = Number.isNaN(n) ? this.bigSizes.get(record)! : BigInt(n);
+    return sizeRangeFrom(canonical, this.fields[2 * record + ENTRY_COUNT]);
+  }
+
+  private hexOfRecord(record: number): string {
+    return hexOf(this.records.viewOf(record).subarray(0, DIGEST_LENGTH));
   }
 
   /** Records a reference to a directory this partial upload does not carry; the store checks it at commit. */
@@ -220,12 +260,15 @@ export class ClosureValidator {
    */
   finish(): ValidatedClosure {
     this.finished = true;
-    if (this.entries.length === 0) throw new ClosureError("empty upload: no directories were sent");
+    // Records are numbered in the order added, none deleted: 0 to count - 1 is the upload's order.
+    const count = this.records.size;
+    if (count === 0) throw new ClosureError("empty upload: no directories were sent");
     if (this.unreferenced > 1) {
-      const roots = this.entries.filter((e) => !e.referenced);
+      const roots: number[] = [];
+      for (let r = 0; r < count; r++) if (this.fields[2 * r + REFERENCED] === 0) roots.push(r);
       const shown = roots
         .slice(0, 3)
-        .map((r) => r.digest.hex)
+        .map((r) => this.hexOfRecord(r))
         .join(", ");
       throw new ClosureError(
         `upload is not connected: ${roots.length} directories are referred to by no other (${shown}${roots.length > 3 ? ", …" : ""})`,
@@ -236,20 +279,23 @@ export class ClosureValidator {
     // roots) is in the upload after all: the earlier declarations are checked against it here.
     const external: ExternalChild[] = [];
     for (const [key, ext] of this.external) {
-      const sent = this.byDigest.get(ext.digest.bytes);
-      if (!sent) {
+      const sent = this.records.find(ext.digest.bytes);
+      if (sent < 0) {
         external.push(ext);
         continue;
       }
+      const sizes = this.sizesOf(sent);
       for (const size of ext.declaredSizes) {
-        if (!declaredSizeAccepted(size, sent.sizes, this.sizeCheck))
+        if (!declaredSizeAccepted(size, sizes, this.sizeCheck))
           throw new ClosureError(
-            `${ext.referredBy} declares size ${size} for ${ext.digest.hex}, but ${describeAcceptedSizes(sent.sizes, this.sizeCheck)}`,
+            `${ext.referredBy} declares size ${size} for ${ext.digest.hex}, but ${describeAcceptedSizes(sizes, this.sizeCheck)}`,
           );
       }
       this.external.delete(key);
     }
-    return { root: this.entries[this.entries.length - 1].digest, entries: this.entries, external };
+    const entries: ClosureEntry[] = new Array(count);
+    for (let r = 0; r < count; r++) entries[r] = new Entry(this.records, r);
+    return { root: entries[count - 1].digest, entries, external };
   }
 }
 

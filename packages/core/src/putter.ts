@@ -97,13 +97,14 @@ export class ClosurePutter implements DirectoryPutter {
     }
     if (this.opts.signal?.aborted) return this.abortBySignal(this.opts.signal);
     try {
-      const added = this.validator.add(directory, bytes);
+      const added = this.validator.addRecord(directory, bytes);
       const max = this.opts.maxDirectories;
       if (max !== undefined && this.validator.count > max) {
         throw new ClosureError(`upload exceeds the limit of ${max} directories`);
       }
-      if (added && this.sink.write) {
-        this.pending.push(added);
+      // An entry object only for a sink that writes as the upload goes (most keep none until the commit).
+      if (added >= 0 && this.sink.write) {
+        this.pending.push(this.validator.entryAt(added));
         if (this.pending.length >= WRITE_BATCH) return this.writePending().catch((error) => this.failWith(error));
       }
     } catch (error) {

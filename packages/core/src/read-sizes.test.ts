@@ -88,7 +88,7 @@ describe("ReadSizeChecker's record of the digests it met", () => {
       { name: "b", digest: b, size: 1n },
     ]);
     const met: string[] = [];
-    checker.receive(directoryDigest(parent), parent, (child) => met.push(child.digest.hex));
+    checker.receive(directoryDigest(parent), parent, (child) => met.push(checker.digestOf(child).hex));
     expect(met).toEqual([a.hex, b.hex]);
     expect(checker.stateOf(a.bytes)).toBe("referred");
     expect(checker.referredCount).toBe(2);

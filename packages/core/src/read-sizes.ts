@@ -6,8 +6,7 @@
  * of what the mode accepts is a CorruptionError: the data came from a store.
  */
 import { type Digest, digestOwning, hexOf } from "./digest.js";
-import { digestBytesEqual } from "./digest-bytes.js";
-import { prefixOf } from "./digest-index.js";
+import { PackedRecords, grownLength, grownTo } from "./packed-records.js";
 import { CorruptionError } from "./errors.js";
 import { type Directory, displayName } from "./model.js";
 import {
@@ -45,6 +44,23 @@ export interface ReadSizeOptions {
 const FIRST_CHUNK_DIGESTS = 32;
 const MOST_CHUNK_DIGESTS = 1024;
 
+const SIZES = 2;
+const CANONICAL = 0;
+const DECLARED = 1;
+const FIELDS = 6;
+const STATE = 0;
+const ENTRIES = 1;
+const PARENT = 2;
+const INDEX = 3;
+const NAME_AT = 4;
+const NAME_LENGTH = 5;
+
+/** A record's state: added for a directory being received (never seen outside receive()), referred to and waiting, received. */
+const NEW = 0;
+const WAITING = 1;
+const RECEIVED = 2;
+
+/** A waiting reference after the first (a DAG refers to one directory from several parents). */
 interface Reference {
   parent: Digest;
   index: number;
@@ -54,69 +70,61 @@ interface Reference {
 }
 
 /**
- * One digest met by the checker: received (with its canonical size and entry
- * count), or referred to and not received yet (with the references waiting
- * for it: the first in fields of its own, any more, from a DAG, in a list).
- * One object per digest and none per reference in a tree: a Map keyed by
- * string, a record and a reference object per directory were a third of an
- * in-process getRecursive.
+ * What the checker records of every digest it met, received (with its
+ * canonical size and entry count) or referred to and not received yet (with
+ * the reference waiting for it: its parent, index, name and declared size),
+ * with no object per digest: the digests are copies in the checker's own
+ * chunks (the received directories' bytes belong to the caller, who may
+ * change them), found through PackedRecords, and the rest is typed arrays
+ * indexed by record number. A name waiting is copied into a pool of its own.
+ * Sizes are kept as numbers while they are safe integers (nearly always),
+ * bigints in a map beside them otherwise.
  *
- * Its 32 digest bytes are a copy at `at` in a chunk shared with other
- * records (the received directories' bytes belong to the caller, who may
- * change them; a buffer or view per digest would be one more object each).
- * A walk queues the record itself (`onNewChild`), reads its `digest` (made
- * from that copy when first asked: readers that do not walk never ask) and
- * hands it back to `receive`, which then need not look it up again.
+ * Why: an object per digest (and a map entry, a bigint, the name's view)
+ * lived as long as the walk, about 300 bytes of heap per directory; a
+ * getRecursive of 100 000 directories filled the old generation with them
+ * and paid for a major collection of the whole heap during the walk.
+ *
+ * A walk queues a record's number (`onNewChild`), makes its Digest when it
+ * reads it (digestOf) and hands the number back to `receive`, which then
+ * need not look it up again.
  */
-export class MetDigest {
-  /** The next record whose digest has the same 30-bit prefix. */
-  nextSamePrefix: MetDigest | undefined = undefined;
-  received = false;
-  canonical = 0n;
-  entries = 0;
-  /** The first waiting reference (while not received): its parent, index in it, name and declared size. */
-  refParent: Digest | undefined = undefined;
-  refIndex = 0;
-  refName: Uint8Array | undefined = undefined;
-  refDeclared = 0n;
-  /** Waiting references after the first (a DAG). */
-  moreRefs: Reference[] | undefined = undefined;
-
-  constructor(
-    private readonly chunk: Uint8Array,
-    private readonly at: number,
-    private digestObject: Digest | undefined,
-  ) {}
-
-  get digest(): Digest {
-    return (this.digestObject ??= digestOwning(this.chunk.subarray(this.at, this.at + 32)));
-  }
-
-  is(digest: Uint8Array): boolean {
-    return digestBytesEqual(this.chunk, this.at, digest, 0);
-  }
-}
-
 export class ReadSizeChecker {
   private readonly mode: SizeCheck;
-  /** Every digest met (received, or referred to and not received yet), by its 30-bit prefix, chained. */
-  private readonly known = new Map<number, MetDigest>();
-  /** How many digests are referred to and not received yet. */
-  private waiting = 0;
+  /** Every digest met: 32-byte copies in `chunk`s, found by digest. */
+  private readonly records = new PackedRecords();
   private chunk = new Uint8Array(0);
   private used = 0;
+  /**
+   * By record number, in two arrays (each growth allocates two): SIZES
+   * numbers, the canonical size once received and the first waiting
+   * reference's declared size (NaN: the bigint is in `bigSizes` or
+   * `bigDeclared`), and FIELDS numbers: the state, the entry count, and the
+   * first waiting reference's parent (a record), index, and name (where in
+   * `names`, and its length).
+   */
+  private sizes = new Float64Array(SIZES * 16);
+  private fields = new Uint32Array(FIELDS * 16);
+  private names = new Uint8Array(256);
+  private namesUsed = 0;
+  private readonly bigSizes = new Map<number, bigint>();
+  private readonly bigDeclared = new Map<number, bigint>();
+  /** Waiting references after the first (a DAG). */
+  private readonly moreRefs = new Map<number, Reference[]>();
+  /** How many digests are referred to and not received yet. */
+  private waiting = 0;
 
   constructor(private readonly opts: ReadSizeOptions = {}) {
     this.mode = opts.sizeCheck ?? "exact";
   }
 
-  private find(digest: Uint8Array, prefix: number): MetDigest | undefined {
-    for (let k = this.known.get(prefix); k !== undefined; k = k.nextSamePrefix) if (k.is(digest)) return k;
-    return undefined;
+  /** The Digest of a record (a view of the checker's own copy, which never changes). */
+  digestOf(record: number): Digest {
+    return digestOwning(this.records.viewOf(record));
   }
 
-  /** `known`: the caller's Digest of these bytes, when it has one (Digests never change). */
-  private add(digest: Uint8Array, prefix: number, known?: Digest): MetDigest {
+  /** A record for `digest`, copied into the checker's chunk. */
+  private add(digest: Uint8Array): number {
     if (this.used === this.chunk.length) {
       this.chunk = new Uint8Array(
         Math.min(Math.max(2 * this.chunk.length, 32 * FIRST_CHUNK_DIGESTS), 32 * MOST_CHUNK_DIGESTS),
@@ -124,11 +132,39 @@ export class ReadSizeChecker {
       this.used = 0;
     }
     this.chunk.set(digest, this.used);
-    const k = new MetDigest(this.chunk, this.used, known);
+    const record = this.records.addIn(this.chunk, this.used, 32);
     this.used += 32;
-    k.nextSamePrefix = this.known.get(prefix);
-    this.known.set(prefix, k);
-    return k;
+    if (FIELDS * record >= this.fields.length) {
+      this.sizes = grownTo(this.sizes, SIZES * this.records.capacity);
+      this.fields = grownTo(this.fields, FIELDS * this.records.capacity);
+    }
+    this.fields[FIELDS * record + STATE] = NEW;
+    return record;
+  }
+
+  /** Records a record's first waiting reference. */
+  private refer(record: number, parent: number, index: number, name: Uint8Array, declared: bigint): void {
+    const f = FIELDS * record;
+    this.fields[f + STATE] = WAITING;
+    this.fields[f + PARENT] = parent;
+    this.fields[f + INDEX] = index;
+    const asNumber = Number(declared);
+    if (Number.isSafeInteger(asNumber)) this.sizes[SIZES * record + DECLARED] = asNumber;
+    else {
+      this.sizes[SIZES * record + DECLARED] = NaN;
+      this.bigDeclared.set(record, declared);
+    }
+    if (this.namesUsed + name.length > this.names.length)
+      this.names = grownTo(this.names, Math.max(grownLength(this.names.length), this.namesUsed + name.length));
+    this.names.set(name, this.namesUsed);
+    this.fields[f + NAME_AT] = this.namesUsed;
+    this.fields[f + NAME_LENGTH] = name.length;
+    this.namesUsed += name.length;
+  }
+
+  private canonicalOf(record: number): bigint {
+    const n = this.sizes[SIZES * record + CANONICAL];
+    return Number.isNaN(n) ? this.bigSizes.get(record)! : BigInt(n);
   }
 
   /**
@@ -141,61 +177,79 @@ export class ReadSizeChecker {
   receive(
     digest: Digest,
     directory: Directory,
-    onNewChild?: (child: MetDigest) => void,
+    onNewChild?: (child: number) => void,
     /** The directory's size (spec §1), when the caller has it (validateDirectorySize returns it). */
     size?: bigint,
     /** The record `onNewChild` gave for `digest`, when the caller kept it: spares looking it up. */
-    met?: MetDigest,
+    met?: number,
   ): void {
     const children = directory.directories;
     const entries = children.length + directory.files.length + directory.symlinks.length;
     const canonical = size ?? sizeRangeOf(directory).canonical;
     const bytes = digest.bytes;
-    let self = met;
-    if (self === undefined) {
-      const prefix = prefixOf(bytes);
-      self = this.find(bytes, prefix) ?? this.add(bytes, prefix, digest);
-    }
-    if (self.refParent !== undefined) {
+    let self = met ?? this.records.find(bytes);
+    if (self < 0) self = this.add(bytes);
+    const fields = this.fields;
+    const f = FIELDS * self;
+    if (fields[f + STATE] === WAITING) {
       // Referred to before: check what was declared for it, then forget the references.
       this.waiting--;
-      const first = self.refParent!;
-      self.refParent = undefined;
-      this.check(first, self.refIndex, self.refName!, self.refDeclared, bytes, canonical, entries);
-      self.refName = undefined;
-      const more = self.moreRefs;
-      self.moreRefs = undefined;
-      if (more) for (const r of more) this.check(r.parent, r.index, r.name, r.declared, bytes, canonical, entries);
+      const declared = this.sizes[SIZES * self + DECLARED];
+      // A safe integer equals the bigint's Number only for the same integer.
+      if (Number(canonical) !== declared || Number.isNaN(declared)) {
+        const at = fields[f + NAME_AT];
+        this.check(
+          this.digestOf(fields[f + PARENT]),
+          fields[f + INDEX],
+          this.names.subarray(at, at + fields[f + NAME_LENGTH]),
+          Number.isNaN(declared) ? this.bigDeclared.get(self)! : BigInt(declared),
+          bytes,
+          canonical,
+          entries,
+        );
+      }
+      const more = this.moreRefs.get(self);
+      if (more) {
+        this.moreRefs.delete(self);
+        for (const r of more) this.check(r.parent, r.index, r.name, r.declared, bytes, canonical, entries);
+      }
     }
-    self.received = true;
-    self.canonical = canonical;
-    self.entries = entries;
+    fields[f + STATE] = RECEIVED;
+    fields[f + ENTRIES] = entries;
+    const asNumber = Number(canonical);
+    if (Number.isSafeInteger(asNumber)) this.sizes[SIZES * self + CANONICAL] = asNumber;
+    else {
+      this.sizes[SIZES * self + CANONICAL] = NaN;
+      this.bigSizes.set(self, canonical);
+    }
     for (let index = 0; index < children.length; index++) {
       const child = children[index];
       const childDigest = child.digest;
-      const childPrefix = prefixOf(childDigest);
-      const known = this.find(childDigest, childPrefix);
-      if (known === undefined) {
-        const k = this.add(childDigest, childPrefix);
-        k.refParent = digest;
-        k.refIndex = index;
-        k.refName = child.name;
-        k.refDeclared = child.size;
+      const known = this.records.find(childDigest);
+      if (known < 0) {
+        const k = this.add(childDigest);
+        this.refer(k, self, index, child.name, child.size);
         this.waiting++;
         onNewChild?.(k);
-      } else if (known.received) {
-        this.check(digest, index, child.name, child.size, childDigest, known.canonical, known.entries);
+      } else if (this.fields[FIELDS * known + STATE] === RECEIVED) {
+        const c = this.sizes[SIZES * known + CANONICAL];
+        if (Number(child.size) !== c || Number.isNaN(c)) {
+          const childEntries = this.fields[FIELDS * known + ENTRIES];
+          this.check(digest, index, child.name, child.size, childDigest, this.canonicalOf(known), childEntries);
+        }
       } else {
-        (known.moreRefs ??= []).push({ parent: digest, index, name: child.name, declared: child.size });
+        let more = this.moreRefs.get(known);
+        if (!more) this.moreRefs.set(known, (more = []));
+        more.push({ parent: digest, index, name: child.name, declared: child.size });
       }
     }
   }
 
   /** Whether a directory (by its 32 digest bytes) was received, or is referred to and not received yet. */
   stateOf(digest: Uint8Array): "received" | "referred" | undefined {
-    const k = this.find(digest, prefixOf(digest));
-    if (k === undefined) return undefined;
-    return k.received ? "received" : "referred";
+    const k = this.records.find(digest);
+    if (k < 0) return undefined;
+    return this.fields[FIELDS * k + STATE] === RECEIVED ? "received" : "referred";
   }
 
   /** How many directories are referred to and not received yet. */
@@ -205,14 +259,14 @@ export class ReadSizeChecker {
 
   /** Whether a directory (by its 32 digest bytes) is referred to and not received yet: stateOf === "referred". */
   isReferred(digest: Uint8Array): boolean {
-    const k = this.find(digest, prefixOf(digest));
-    return k !== undefined && !k.received;
+    const k = this.records.find(digest);
+    return k >= 0 && this.fields[FIELDS * k + STATE] === WAITING;
   }
 
   /** Each directory referred to and not received yet. */
   *referred(): Generator<Digest> {
-    for (const head of this.known.values())
-      for (let k: MetDigest | undefined = head; k !== undefined; k = k.nextSamePrefix) if (!k.received) yield k.digest;
+    for (const record of this.records.recordNumbers())
+      if (this.fields[FIELDS * record + STATE] === WAITING) yield this.digestOf(record);
   }
 
   /** `childDigest`: the child's digest bytes, made hex only for a message (most sizes are canonical). */
