@@ -254,3 +254,27 @@ describe("decodeStoredDirectory", () => {
     );
   });
 });
+
+describe("ClosureValidator: sizes past 2^53 (kept as bigints beside the numbers)", () => {
+  // Only a partial upload can carry one: an external child declared that large (the store checks it).
+  const huge = 2n ** 60n + 5n;
+  const external = directoryDigest(makeDirectory({ files: [makeFileNode("elsewhere", new Uint8Array(32), 1)] }));
+  const middle = makeDirectory({ directories: [makeDirectoryNode("big", external, huge)] });
+  const top = (declared: bigint) =>
+    makeDirectory({ directories: [makeDirectoryNode("middle", directoryDigest(middle), declared)] });
+
+  it("accepts the exact size of a directory whose size is past 2^53, and refuses one off by one either way", () => {
+    for (const declared of [huge + 1n, huge, huge + 2n]) {
+      const v = new ClosureValidator({ partial: true });
+      v.add(middle);
+      if (declared === huge + 1n) {
+        v.add(top(declared));
+        const closure = v.finish();
+        expect(closure.entries).toHaveLength(2);
+        expect(closure.external.map((e) => e.digest.hex)).toEqual([external.hex]);
+      } else {
+        expect(() => v.add(top(declared)), `declared ${declared}`).toThrow(ClosureError);
+      }
+    }
+  });
+});

@@ -111,3 +111,34 @@ describe("ReadSizeChecker's record of the digests it met", () => {
     expect(checker.referredCount).toBe(0);
   });
 });
+
+describe("ReadSizeChecker: sizes past 2^53 (kept as bigints beside the numbers)", () => {
+  // A chain whose last child is never received: only the declared sizes make the sizes this large.
+  const huge = 2n ** 60n + 5n;
+  const leaf = Digest.of(new Uint8Array([1, 2, 3]));
+  const middle = makeDirectory({ directories: [makeDirectoryNode("leaf", leaf, huge - 1n)] });
+  const root = (declared: bigint) =>
+    makeDirectory({ directories: [makeDirectoryNode("middle", directoryDigest(middle), declared)] });
+
+  it("compares a declared size past 2^53 exactly, received after the reference or before it", () => {
+    const checker = new ReadSizeChecker();
+    checker.receive(directoryDigest(root(huge)), root(huge));
+    checker.receive(directoryDigest(middle), middle); // its size: 1 entry + (huge - 1)
+    expect(checker.stateOf(leaf.bytes)).toBe("referred");
+    for (const wrong of [huge - 1n, huge + 1n]) {
+      const refusing = new ReadSizeChecker();
+      refusing.receive(directoryDigest(root(wrong)), root(wrong));
+      expect(() => refusing.receive(directoryDigest(middle), middle), `declared ${wrong}`).toThrow(CorruptionError);
+      // The other order: the child first (a DAG refers to it again later), then the reference to it.
+      const later = new ReadSizeChecker();
+      later.receive(directoryDigest(middle), middle);
+      expect(() => later.receive(directoryDigest(root(wrong)), root(wrong)), `declared ${wrong}`).toThrow(
+        CorruptionError,
+      );
+    }
+    const later = new ReadSizeChecker();
+    later.receive(directoryDigest(middle), middle);
+    later.receive(directoryDigest(root(huge)), root(huge));
+    expect(later.stateOf(directoryDigest(middle).bytes)).toBe("received");
+  });
+});
