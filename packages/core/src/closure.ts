@@ -7,6 +7,7 @@ import { DIGEST_LENGTH, Digest, digestKey, hexOf } from "./digest.js";
 import { ClosureError, CorruptionError, ValidationError } from "./errors.js";
 import { ByteArena } from "./arena.js";
 import { PackedRecords, grownTo } from "./packed-records.js";
+import { SizeColumn } from "./size-column.js";
 import { ScratchEncoder, decodeDirectory, encodeDirectory } from "./canonical.js";
 import { blake3, blake3Matches } from "./hash.js";
 import { type Directory, directorySize, displayName } from "./model.js";
@@ -118,9 +119,8 @@ class Entry implements ClosureEntry {
  */
 export class ClosureValidator {
   private readonly records = new PackedRecords();
-  /** By record: the canonical size while it is a safe integer; NaN when it is in `bigSizes`. */
-  private canonicalSizes = new Float64Array(16);
-  private readonly bigSizes = new Map<number, bigint>();
+  /** By record: the canonical size. */
+  private readonly canonicalSizes = new SizeColumn();
   /** By record, two numbers: the entry count, and 1 once a later directory referred to it (REFERENCED). */
   private fields = new Uint32Array(2 * 16);
   private readonly sizeCheck: SizeCheck;
@@ -187,12 +187,9 @@ export class ClosureValidator {
             "which was not sent earlier in this upload",
         );
       }
-      // The canonical size is exact as a number while it is a safe integer; `Number(child.size)` then equals
-      // it only for the same integer (a larger bigint converts to 2^53 or more).
-      const canonical = this.canonicalSizes[known];
-      if (Number(child.size) !== canonical || Number.isNaN(canonical)) {
+      if (!this.canonicalSizes.equals(known, child.size)) {
         const sizes = this.sizesOf(known);
-        if (child.size !== sizes.canonical && !declaredSizeAccepted(child.size, sizes, this.sizeCheck)) {
+        if (!declaredSizeAccepted(child.size, sizes, this.sizeCheck)) {
           throw new ClosureError(
             `directory ${hexOf(digest)} declares size ${child.size} for directories[${i}] ${displayName(child.name)} ` +
               `(${hexOf(child.digest)}), but ${describeAcceptedSizes(sizes, this.sizeCheck)}`,
@@ -206,17 +203,12 @@ export class ClosureValidator {
     }
     const at = this.arena.copyJoinedIn(digest, canonical);
     const record = this.records.addIn(this.arena.lastChunk, at, DIGEST_LENGTH + canonical.length);
-    if (record >= this.canonicalSizes.length) {
+    if (2 * record >= this.fields.length) {
       const capacity = this.records.capacity;
-      this.canonicalSizes = grownTo(this.canonicalSizes, capacity);
+      this.canonicalSizes.reserve(capacity);
       this.fields = grownTo(this.fields, 2 * capacity);
     }
-    const asNumber = Number(size);
-    if (Number.isSafeInteger(asNumber)) this.canonicalSizes[record] = asNumber;
-    else {
-      this.canonicalSizes[record] = NaN;
-      this.bigSizes.set(record, size);
-    }
+    this.canonicalSizes.set(record, size);
     this.fields[2 * record + ENTRY_COUNT] = children.length + directory.files.length + directory.symlinks.length;
     this.unreferenced++;
     return record;
@@ -229,9 +221,7 @@ export class ClosureValidator {
 
   /** What a DirectoryNode may declare for the record's directory. */
   private sizesOf(record: number): SizeRange {
-    const n = this.canonicalSizes[record];
-    const canonical = Number.isNaN(n) ? this.bigSizes.get(record)! : BigInt(n);
-    return sizeRangeFrom(canonical, this.fields[2 * record + ENTRY_COUNT]);
+    return sizeRangeFrom(this.canonicalSizes.get(record), this.fields[2 * record + ENTRY_COUNT]);
   }
 
   private hexOfRecord(record: number): string {

@@ -7,6 +7,7 @@
  */
 import { type Digest, digestOwning, hexOf } from "./digest.js";
 import { PackedRecords, grownLength, grownTo } from "./packed-records.js";
+import { SizeColumn } from "./size-column.js";
 import { CorruptionError } from "./errors.js";
 import { type Directory, displayName } from "./model.js";
 import {
@@ -44,9 +45,6 @@ export interface ReadSizeOptions {
 const FIRST_CHUNK_DIGESTS = 32;
 const MOST_CHUNK_DIGESTS = 1024;
 
-const SIZES = 2;
-const CANONICAL = 0;
-const DECLARED = 1;
 const FIELDS = 6;
 const STATE = 0;
 const ENTRIES = 1;
@@ -76,9 +74,8 @@ interface Reference {
  * with no object per digest: the digests are copies in the checker's own
  * chunks (the received directories' bytes belong to the caller, who may
  * change them), found through PackedRecords, and the rest is typed arrays
- * indexed by record number. A name waiting is copied into a pool of its own.
- * Sizes are kept as numbers while they are safe integers (nearly always),
- * bigints in a map beside them otherwise.
+ * indexed by record number (sizes in SizeColumns). A name waiting is copied
+ * into a pool of its own.
  *
  * Why: an object per digest (and a map entry, a bigint, the name's view)
  * lived as long as the walk, about 300 bytes of heap per directory; a
@@ -95,20 +92,17 @@ export class ReadSizeChecker {
   private readonly records = new PackedRecords();
   private chunk = new Uint8Array(0);
   private used = 0;
+  /** By record: the canonical size once received, and the first waiting reference's declared size. */
+  private readonly canonicalSizes = new SizeColumn();
+  private readonly declaredSizes = new SizeColumn();
   /**
-   * By record number, in two arrays (each growth allocates two): SIZES
-   * numbers, the canonical size once received and the first waiting
-   * reference's declared size (NaN: the bigint is in `bigSizes` or
-   * `bigDeclared`), and FIELDS numbers: the state, the entry count, and the
-   * first waiting reference's parent (a record), index, and name (where in
-   * `names`, and its length).
+   * By record, FIELDS numbers in one array: the state, the entry count, and
+   * the first waiting reference's parent (a record), index, and name (where
+   * in `names`, and its length).
    */
-  private sizes = new Float64Array(SIZES * 16);
   private fields = new Uint32Array(FIELDS * 16);
   private names = new Uint8Array(256);
   private namesUsed = 0;
-  private readonly bigSizes = new Map<number, bigint>();
-  private readonly bigDeclared = new Map<number, bigint>();
   /** Waiting references after the first (a DAG). */
   private readonly moreRefs = new Map<number, Reference[]>();
   /** How many digests are referred to and not received yet. */
@@ -135,8 +129,10 @@ export class ReadSizeChecker {
     const record = this.records.addIn(this.chunk, this.used, 32);
     this.used += 32;
     if (FIELDS * record >= this.fields.length) {
-      this.sizes = grownTo(this.sizes, SIZES * this.records.capacity);
-      this.fields = grownTo(this.fields, FIELDS * this.records.capacity);
+      const capacity = this.records.capacity;
+      this.canonicalSizes.reserve(capacity);
+      this.declaredSizes.reserve(capacity);
+      this.fields = grownTo(this.fields, FIELDS * capacity);
     }
     this.fields[FIELDS * record + STATE] = NEW;
     return record;
@@ -148,23 +144,13 @@ export class ReadSizeChecker {
     this.fields[f + STATE] = WAITING;
     this.fields[f + PARENT] = parent;
     this.fields[f + INDEX] = index;
-    const asNumber = Number(declared);
-    if (Number.isSafeInteger(asNumber)) this.sizes[SIZES * record + DECLARED] = asNumber;
-    else {
-      this.sizes[SIZES * record + DECLARED] = NaN;
-      this.bigDeclared.set(record, declared);
-    }
+    this.declaredSizes.set(record, declared);
     if (this.namesUsed + name.length > this.names.length)
       this.names = grownTo(this.names, Math.max(grownLength(this.names.length), this.namesUsed + name.length));
     this.names.set(name, this.namesUsed);
     this.fields[f + NAME_AT] = this.namesUsed;
     this.fields[f + NAME_LENGTH] = name.length;
     this.namesUsed += name.length;
-  }
-
-  private canonicalOf(record: number): bigint {
-    const n = this.sizes[SIZES * record + CANONICAL];
-    return Number.isNaN(n) ? this.bigSizes.get(record)! : BigInt(n);
   }
 
   /**
@@ -194,15 +180,13 @@ export class ReadSizeChecker {
     if (fields[f + STATE] === WAITING) {
       // Referred to before: check what was declared for it, then forget the references.
       this.waiting--;
-      const declared = this.sizes[SIZES * self + DECLARED];
-      // A safe integer equals the bigint's Number only for the same integer.
-      if (Number(canonical) !== declared || Number.isNaN(declared)) {
+      if (!this.declaredSizes.equals(self, canonical)) {
         const at = fields[f + NAME_AT];
         this.check(
           this.digestOf(fields[f + PARENT]),
           fields[f + INDEX],
           this.names.subarray(at, at + fields[f + NAME_LENGTH]),
-          Number.isNaN(declared) ? this.bigDeclared.get(self)! : BigInt(declared),
+          this.declaredSizes.get(self),
           bytes,
           canonical,
           entries,
@@ -216,12 +200,7 @@ export class ReadSizeChecker {
     }
     fields[f + STATE] = RECEIVED;
     fields[f + ENTRIES] = entries;
-    const asNumber = Number(canonical);
-    if (Number.isSafeInteger(asNumber)) this.sizes[SIZES * self + CANONICAL] = asNumber;
-    else {
-      this.sizes[SIZES * self + CANONICAL] = NaN;
-      this.bigSizes.set(self, canonical);
-    }
+    this.canonicalSizes.set(self, canonical);
     for (let index = 0; index < children.length; index++) {
       const child = children[index];
       const childDigest = child.digest;
@@ -232,10 +211,9 @@ export class ReadSizeChecker {
         this.waiting++;
         onNewChild?.(k);
       } else if (this.fields[FIELDS * known + STATE] === RECEIVED) {
-        const c = this.sizes[SIZES * known + CANONICAL];
-        if (Number(child.size) !== c || Number.isNaN(c)) {
+        if (!this.canonicalSizes.equals(known, child.size)) {
           const childEntries = this.fields[FIELDS * known + ENTRIES];
-          this.check(digest, index, child.name, child.size, childDigest, this.canonicalOf(known), childEntries);
+          this.check(digest, index, child.name, child.size, childDigest, this.canonicalSizes.get(known), childEntries);
         }
       } else {
         let more = this.moreRefs.get(known);
