@@ -45,30 +45,32 @@ export class ByteArena {
    * holding a view of them: PackedRecords.addIn).
    */
   copyJoinedIn(head: Uint8Array, tail: Uint8Array): number {
-    const n = head.length + tail.length;
-    let at = 0;
-    if (n >= this.ownBufferFrom) this.lastChunk = new Uint8Array(n);
-    else {
-      if (this.used + n > this.chunk.length) this.newChunk(n);
-      at = this.used;
-      this.used += n;
-      this.lastChunk = this.chunk;
-    }
+    const at = this.room(head.length + tail.length);
     this.lastChunk.set(head, at);
     this.lastChunk.set(tail, at + head.length);
     return at;
   }
 
-  /** The chunk (or own buffer) the last copyJoinedIn wrote into. */
+  /** The chunk (or own buffer) the last room was taken in. */
   lastChunk = new Uint8Array(0);
 
   /** `n` bytes of room: a view into a chunk, or a buffer of its own when large. */
   private take(n: number): Uint8Array {
-    if (n >= this.ownBufferFrom) return new Uint8Array(n);
+    const at = this.room(n);
+    return this.lastChunk.subarray(at, at + n);
+  }
+
+  /** `n` bytes of room in `lastChunk` (a chunk, or a buffer of its own when large): where they start. */
+  private room(n: number): number {
+    if (n >= this.ownBufferFrom) {
+      this.lastChunk = new Uint8Array(n);
+      return 0;
+    }
     if (this.used + n > this.chunk.length) this.newChunk(n);
-    const out = this.chunk.subarray(this.used, this.used + n);
+    const at = this.used;
     this.used += n;
-    return out;
+    this.lastChunk = this.chunk;
+    return at;
   }
 
   private newChunk(atLeast: number): void {
