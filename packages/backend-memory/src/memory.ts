@@ -116,11 +116,9 @@ export class MemoryDirectoryStore implements DirectoryStore {
   }
 
   async *listDigests(signal?: AbortSignal): AsyncIterable<Digest> {
-    for (const record of this.directories.recordNumbers()) {
+    for (const { digest } of this.storedObjects()) {
       throwIfAborted(signal);
-      // Deleted meanwhile (a collection): its record may hold another directory by now.
-      const digest = Digest.fromBytes(this.directories.viewOf(record).subarray(0, DIGEST_LENGTH));
-      if (this.directories.find(digest.bytes) === record) yield digest;
+      yield digest;
     }
   }
 
@@ -129,7 +127,8 @@ export class MemoryDirectoryStore implements DirectoryStore {
     for (const record of this.directories.recordNumbers()) {
       const view = this.directories.viewOf(record);
       const digest = Digest.fromBytes(view.subarray(0, DIGEST_LENGTH));
-      if (this.directories.find(digest.bytes) !== record) continue; // deleted meanwhile
+      // Deleted meanwhile (a collection, while the caller held this iterator): its record may hold another directory.
+      if (this.directories.find(digest.bytes) !== record) continue;
       yield { digest, size: view.length - DIGEST_LENGTH, usedAt: this.usedAt[record] };
     }
   }
