@@ -86,6 +86,35 @@ describe("PackedRecords", () => {
     expect(views.map((v) => packed.find(v) >= 0)).toEqual([true, false, true, true, true]);
   });
 
+  it("findOrAddIn finds a digest added before (size unchanged) and adds one that is not, through growth and freed records", () => {
+    const packed = new PackedRecords();
+    const views = chunkOf(3000, 2);
+    // Same first four bytes for a few: one probe run, so the probe must compare whole digests.
+    for (const view of views.slice(0, 6)) view.set([9, 9, 9, 9]);
+    const chunk = views[0]!;
+    const offsetOf = (v: Uint8Array) => v.byteOffset - chunk.byteOffset;
+    const whole = new Uint8Array(chunk.buffer, chunk.byteOffset);
+    const added: number[] = [];
+    for (const view of views) {
+      const before = packed.size;
+      added.push(packed.findOrAddIn(whole, offsetOf(view), view.length));
+      expect(packed.size).toBe(before + 1);
+    }
+    expect(new Set(added).size).toBe(views.length);
+    for (const [i, view] of views.entries()) {
+      expect(packed.findOrAddIn(whole, offsetOf(view), view.length)).toBe(added[i]);
+      expect(Buffer.from(packed.viewOf(added[i]!)).equals(Buffer.from(view))).toBe(true);
+    }
+    expect(packed.size).toBe(views.length);
+    // A deleted digest is added again, into a freed record; the others stay found.
+    expect(packed.delete(views[1]!)).toBe(added[1]);
+    expect(packed.find(views[1]!)).toBe(-1);
+    const again = packed.findOrAddIn(whole, offsetOf(views[1]!), views[1]!.length);
+    expect(again).toBe(added[1]);
+    expect(packed.size).toBe(views.length);
+    for (const [i, view] of views.slice(0, 6).entries()) expect(packed.find(view)).toBe(added[i]);
+  });
+
   it("lets a buffer go once no record points into it; replace() moves a record to another", () => {
     const packed = new PackedRecords();
     const [a, b] = [chunkOf(3, 1), chunkOf(3, 2)];

@@ -113,6 +113,35 @@ export class PackedRecords {
     return record;
   }
 
+  /**
+   * The record holding the digest at `offset` in `bytes`; when there is none,
+   * a new record for the `length` bytes there (kept as they are, like
+   * addIn). One probe where find() then addIn() take two: `size` tells the
+   * caller which it was (it grows only for a new record).
+   */
+  findOrAddIn(bytes: Uint8Array, offset: number, length: number): number {
+    if (2 * (this.live + 1) > this.slotCount) this.rehash(grownLength(this.slotCount));
+    const table = this.table;
+    const mask = this.slotCount - 1;
+    const hash = hashAt(bytes, offset);
+    let slot = hash & mask;
+    for (; ; slot = (slot + 1) & mask) {
+      const entry = table[2 * slot];
+      if (entry === 0) break;
+      if (table[2 * slot + 1] === hash) {
+        const record = entry - 1;
+        if (digestBytesEqual(this.buffers[this.place[3 * record]]!, this.place[3 * record + 1], bytes, offset))
+          return record;
+      }
+    }
+    const record = this.free.pop() ?? this.newRecord();
+    this.point(record, bytes, offset, length);
+    table[2 * slot] = record + 1;
+    table[2 * slot + 1] = hash;
+    this.live++;
+    return record;
+  }
+
   /** Removes the record holding `digest`: its number (free for a later add), or -1 when there was none. */
   delete(digest: Uint8Array): number {
     const table = this.table;

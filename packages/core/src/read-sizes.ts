@@ -53,7 +53,7 @@ const INDEX = 3;
 const NAME_AT = 4;
 const NAME_LENGTH = 5;
 
-/** A record's state: added for a directory being received (never seen outside receive()), referred to and waiting, received. */
+/** A record's state: just added, for a directory being received or a child met first (never seen outside receive()); referred to and waiting; received. */
 const NEW = 0;
 const WAITING = 1;
 const RECEIVED = 2;
@@ -117,8 +117,12 @@ export class ReadSizeChecker {
     return digestOwning(this.records.viewOf(record));
   }
 
-  /** A record for `digest`, copied into the checker's chunk. */
-  private add(digest: Uint8Array): number {
+  /**
+   * The record of `digest`: the one met before, else a new one (state NEW)
+   * for a copy in the checker's chunk. The digest is copied before the
+   * lookup (one probe finds or adds it) and the copy kept only if new.
+   */
+  private recordOf(digest: Uint8Array): number {
     if (this.used === this.chunk.length) {
       this.chunk = new Uint8Array(
         Math.min(Math.max(2 * this.chunk.length, 32 * FIRST_CHUNK_DIGESTS), 32 * MOST_CHUNK_DIGESTS),
@@ -126,7 +130,9 @@ export class ReadSizeChecker {
       this.used = 0;
     }
     this.chunk.set(digest, this.used);
-    const record = this.records.addIn(this.chunk, this.used, 32);
+    const known = this.records.size;
+    const record = this.records.findOrAddIn(this.chunk, this.used, 32);
+    if (this.records.size === known) return record;
     this.used += 32;
     if (FIELDS * record >= this.fields.length) {
       const capacity = this.records.capacity;
@@ -173,8 +179,7 @@ export class ReadSizeChecker {
     const entries = children.length + directory.files.length + directory.symlinks.length;
     const canonical = size ?? sizeRangeOf(directory).canonical;
     const bytes = digest.bytes;
-    let self = met ?? this.records.find(bytes);
-    if (self < 0) self = this.add(bytes);
+    const self = met ?? this.recordOf(bytes);
     const fields = this.fields;
     const f = FIELDS * self;
     if (fields[f + STATE] === WAITING) {
@@ -192,7 +197,8 @@ export class ReadSizeChecker {
           entries,
         );
       }
-      const more = this.moreRefs.get(self);
+      // Only a DAG has second references: a tree never looks in the map.
+      const more = this.moreRefs.size === 0 ? undefined : this.moreRefs.get(self);
       if (more) {
         this.moreRefs.delete(self);
         for (const r of more) this.check(r.parent, r.index, r.name, r.declared, bytes, canonical, entries);
@@ -204,13 +210,13 @@ export class ReadSizeChecker {
     for (let index = 0; index < children.length; index++) {
       const child = children[index];
       const childDigest = child.digest;
-      const known = this.records.find(childDigest);
-      if (known < 0) {
-        const k = this.add(childDigest);
-        this.refer(k, self, index, child.name, child.size);
+      const known = this.recordOf(childDigest);
+      const state = this.fields[FIELDS * known + STATE];
+      if (state === NEW) {
+        this.refer(known, self, index, child.name, child.size);
         this.waiting++;
-        onNewChild?.(k);
-      } else if (this.fields[FIELDS * known + STATE] === RECEIVED) {
+        onNewChild?.(known);
+      } else if (state === RECEIVED) {
         if (!this.canonicalSizes.equals(known, child.size)) {
           const childEntries = this.fields[FIELDS * known + ENTRIES];
           this.check(digest, index, child.name, child.size, childDigest, this.canonicalSizes.get(known), childEntries);
