@@ -15,8 +15,9 @@
  *
  * Backends: memory, lmdb, cache (near memory, far lmdb), grpc to `castore serve --store memory://` in a
  * child process, "grpc (same thread)" to createDirectoryServiceServer on
- * this event loop, and postgres / s3 only when CASTORE_TEST_POSTGRES_URL /
- * CASTORE_TEST_S3_URL name a server (this benchmark starts none). The
+ * this event loop, postgres and s3 on the test servers the cross-backend
+ * benchmark uses (started here, or named by CASTORE_TEST_POSTGRES_URL /
+ * CASTORE_TEST_S3_URL; skipped with a note when none can run). The
  * yardstick for gRPC: a python grpcio client (python/warm_calls.py) doing
  * the same warm Get and small Put against the same `castore serve`, side by
  * side ("per-call: grpc … vs python grpcio client"); skipped with a note when
@@ -51,7 +52,7 @@ import "@castore-ts/backend-lmdb";
 import "@castore-ts/backend-postgres";
 import "@castore-ts/backend-s3";
 import { createDirectoryServiceServer } from "@castore-ts/backend-grpc";
-import { startCastoreServe, startS3TestServer } from "@castore-ts/testing";
+import { startCastoreServe, startPostgresTestServer, startS3TestServer } from "@castore-ts/testing";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 import { encodeAndHashLoop, loadAverage } from "./timing.js";
@@ -68,6 +69,8 @@ const IN_PROCESS_GETS = env("CASTORE_BENCH_IN_PROCESS_GETS", 50_000);
 const CONNECTS = env("CASTORE_BENCH_CONNECTS", 20);
 const ROUNDS = env("CASTORE_BENCH_ROUNDS", 3);
 const ONLY = process.env.CASTORE_BENCH_BACKENDS?.split(",").map((s) => s.trim());
+const wanted = (name: string) => !ONLY || ONLY.includes(name);
+const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
 const PYTHON = "/usr/bin/python3";
 const PYTHON_CLIENT = fileURLToPath(new URL("../python/warm_calls.py", import.meta.url));
 const MACHINE = "shared 2-core machine, other engineers' work running (absolute rates swing; ratios are steadier)";
@@ -391,31 +394,44 @@ async function targets(scratch: string): Promise<Target[]> {
     connects: true,
     dispose: () => sameThread.close({ deadlineMs: 1000 }),
   });
-  const pgUrl = process.env.CASTORE_TEST_POSTGRES_URL;
-  if (pgUrl) {
-    const url = new URL(pgUrl);
-    url.searchParams.set("schema", `bench_per_call_${process.pid}`);
-    list.push({
-      name: "postgres",
-      setup: "postgres at $CASTORE_TEST_POSTGRES_URL, a fresh schema",
-      url: url.toString(),
-      connects: true,
-      dispose: async () => {},
+  // The same test servers as the cross-backend benchmark (an existing one
+  // when CASTORE_TEST_POSTGRES_URL / CASTORE_TEST_S3_URL name it): rows
+  // skipped here would keep an earlier run's values in bench-results.json.
+  if (wanted("postgres")) {
+    const pg = await startPostgresTestServer().catch((e: unknown) => {
+      console.log(`postgres: skipped (no test server: ${firstLine(e)})`);
+      return undefined;
     });
-  } else console.log("postgres: skipped (CASTORE_TEST_POSTGRES_URL is not set)");
-  if (process.env.CASTORE_TEST_S3_URL) {
-    const s3 = await startS3TestServer();
-    const bucket = await s3.createBucket();
-    const creds = `${encodeURIComponent(s3.accessKeyId)}:${encodeURIComponent(s3.secretAccessKey)}`;
-    const query = new URLSearchParams({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: "true" });
-    list.push({
-      name: "s3",
-      setup: "s3 at $CASTORE_TEST_S3_URL, a fresh bucket",
-      url: `s3://${creds}@${bucket}/bench/per-call?${query}`,
-      connects: true,
-      dispose: () => s3.stop(),
+    if (pg) {
+      const url = new URL(pg.url);
+      url.searchParams.set("schema", `bench_per_call_${process.pid}`);
+      list.push({
+        name: "postgres",
+        setup: `PostgreSQL 15 (${pg.kind} test server, fsync off) on loopback, a fresh schema`,
+        url: url.toString(),
+        connects: true,
+        dispose: () => pg.stop(),
+      });
+    }
+  }
+  if (wanted("s3")) {
+    const s3 = await startS3TestServer().catch((e: unknown) => {
+      console.log(`s3: skipped (no test server: ${firstLine(e)})`);
+      return undefined;
     });
-  } else console.log("s3: skipped (CASTORE_TEST_S3_URL is not set)");
+    if (s3) {
+      const bucket = await s3.createBucket();
+      const creds = `${encodeURIComponent(s3.accessKeyId)}:${encodeURIComponent(s3.secretAccessKey)}`;
+      const query = new URLSearchParams({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: "true" });
+      list.push({
+        name: "s3",
+        setup: `S3 (${s3.kind}${s3.image ? ` ${s3.image}` : ""}, s3rver) on loopback, a fresh bucket`,
+        url: `s3://${creds}@${bucket}/bench/per-call?${query}`,
+        connects: true,
+        dispose: () => s3.stop(),
+      });
+    }
+  }
   return list;
 }
 
@@ -430,7 +446,7 @@ async function main(): Promise<void> {
   const all = await targets(scratch);
   try {
     for (const t of all) {
-      if (ONLY && !ONLY.includes(t.name)) continue;
+      if (!wanted(t.name)) continue;
       await measureTarget(t, chain, wide);
       if (t.name === "grpc") await pythonComparison(t.url, chain);
     }
