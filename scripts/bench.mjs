@@ -31,11 +31,18 @@ if (unmatched.length > 0) {
 }
 const selected = benches.filter((b) => filters.length === 0 || filters.some((f) => b.label.includes(f)));
 
+// Every result this run writes is stamped with its start (packages/bench/src/results.ts), so the
+// report can tell which rows of bench-results.json an earlier run left there.
+const run = process.env.CASTORE_BENCH_RUN ?? new Date().toISOString();
 let failed = 0;
 for (const { dir, script, command, label } of selected) {
   console.log(`\n=== ${label}: ${command}`);
   const started = Date.now();
-  const r = spawnSync("pnpm", ["run", "--silent", script], { cwd: dir, stdio: "inherit" });
+  const r = spawnSync("pnpm", ["run", "--silent", script], {
+    cwd: dir,
+    stdio: "inherit",
+    env: { ...process.env, CASTORE_BENCH_RUN: run },
+  });
   console.log(
     `=== ${label}: ${r.status === 0 ? "done" : `FAILED (${r.status})`} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );

@@ -35,7 +35,7 @@ const MACHINE_NOTE =
 
 // ---- reading ----
 
-/** @typedef {{ name: string, value: number, unit: string, baseline: number | null, ratio: number | null, notes?: string }} BenchResult */
+/** @typedef {{ name: string, value: number, unit: string, baseline: number | null, ratio: number | null, notes?: string, run?: string }} BenchResult */
 
 /** @returns {BenchResult[]} */
 function readResults(file) {
@@ -123,6 +123,25 @@ function ratioCell(r) {
 
 // ---- docs/bench-report.md ----
 
+/** Which runs took the measures (BenchResult.run): the newest, and every row an earlier run left. */
+function runsSummary(results) {
+  const newest = results
+    .map((r) => r.run)
+    .filter(Boolean)
+    .sort()
+    .at(-1);
+  if (!newest)
+    return [`None of the ${results.length} measures names the run that took it (written before runs were stamped).`];
+  const older = results.filter((r) => r.run !== newest);
+  if (older.length === 0) return [`All ${results.length} measures are from one run, started ${newest}.`];
+  return [
+    `${results.length - older.length} of ${results.length} measures are from the run started ${newest}. ` +
+      `These ${older.length} are from earlier runs (their benchmark was skipped or not run since):`,
+    "",
+    ...older.map((r) => `- ${r.name}: ${r.run ?? "a run before runs were stamped"}`),
+  ];
+}
+
 function treeTitle(tree, backends) {
   const any = [...backends.values()].flatMap((m) => Object.values(m)).find((r) => r.notes);
   return any ? any.notes.split(";")[0] : tree;
@@ -133,13 +152,15 @@ function benchReport(results, byTree, written) {
   lines.push("# castore benchmark report", "");
   lines.push(
     "> **A snapshot of one real run.** The committed `bench-results.json` (repository root) holds the",
-    "> measures of one whole `pnpm bench` run, and this page is generated from it by",
+    "> measures of one whole `pnpm bench` run (each row names the run that measured it; rows left by an",
+    "> earlier run are listed below), and this page is generated from it by",
     "> `scripts/report/make-report.mjs`, not typed by hand. `pnpm bench` runs every benchmark (all in",
     "> `packages/bench`) and then regenerates it; `pnpm bench:report` only regenerates it.",
     `> ${MACHINE_NOTE}`,
     "",
   );
   lines.push(`Results written ${written}; ${results.length} measures.`, "");
+  lines.push(...runsSummary(results), "");
   lines.push("![ingest and getRecursive per backend](bench-chart.svg)", "");
 
   lines.push("## Backends side by side", "");

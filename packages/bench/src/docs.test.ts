@@ -77,6 +77,30 @@ describe("scripts/report/make-report.mjs", () => {
     notes,
   });
 
+  it("says which run took the measures, and lists the rows an earlier run left", () => {
+    const report = (rows: object[]) => {
+      const at = mkdtempSync(join(dir, "runs-"));
+      writeFileSync(join(at, "results.json"), JSON.stringify(rows));
+      copyFileSync(join(docs, "backends.md"), join(at, "backends.md"));
+      const run = spawnSync(
+        process.execPath,
+        [join(root, "scripts/report/make-report.mjs"), "--results", join(at, "results.json"), "--docs", at],
+        { encoding: "utf8" },
+      );
+      expect(run.status, run.stderr).toBe(0);
+      return readFileSync(join(at, "bench-report.md"), "utf8");
+    };
+    const newest = "2026-12-07T20:55:00.000Z";
+    const row = (name: string, run?: string) => ({ ...result(name, 1, "x/s", 2, "n"), ...(run ? { run } : {}) });
+    expect(report([row("a", newest), row("b", newest)])).toContain(
+      `All 2 measures are from one run, started ${newest}.`,
+    );
+    const mixed = report([row("a", newest), row("old one", "2026-12-01T10:00:00.000Z"), row("b", newest), row("c")]);
+    expect(mixed).toContain(`2 of 4 measures are from the run started ${newest}. These 2 are from earlier runs`);
+    expect(mixed).toContain("- old one: 2026-12-01T10:00:00.000Z\n- c: a run before runs were stamped\n");
+    expect(report([row("a"), row("b")])).toContain("None of the 2 measures names the run that took it");
+  });
+
   it("writes the report, the chart and the measured columns of backends.md", () => {
     const notes = "generateTree({ directories: 100000, seed: 10 }); setup; best of 2 rounds, each on a fresh store";
     const results = [

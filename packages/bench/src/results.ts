@@ -1,8 +1,11 @@
 /**
  * The one writer of bench-results.json (repository root): a JSON array of
- * `{ name, value, unit, baseline, ratio }`. Each benchmark of this package
- * records its measures here; entries with the same name are replaced, others
- * kept. scripts/report/make-report.mjs reads the file.
+ * `{ name, value, unit, baseline, ratio, notes, run }`. Each benchmark of
+ * this package records its measures here; entries with the same name are
+ * replaced, others kept (so one benchmark can be run again alone). Each
+ * entry carries the run that measured it, so the report can tell a whole
+ * run from a file that still holds an earlier run's rows.
+ * scripts/report/make-report.mjs reads the file.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -17,7 +20,16 @@ export interface BenchResult {
   ratio: number | null;
   /** Free-form detail: sizes, round trips, machine notes. */
   notes?: string;
+  /**
+   * When the run that measured it started (ISO 8601): the `pnpm bench` run
+   * (scripts/bench.mjs passes it in CASTORE_BENCH_RUN to every benchmark),
+   * else this process's start. Set by recordBenchResults.
+   */
+  run?: string;
 }
+
+/** The run this process's results belong to (see BenchResult.run). */
+const RUN = process.env.CASTORE_BENCH_RUN ?? new Date().toISOString();
 
 /** The repository root: the nearest ancestor holding pnpm-workspace.yaml, else the cwd. */
 function repositoryRoot(from = process.cwd()): string {
@@ -56,7 +68,8 @@ function withLock<T>(file: string, fn: () => T): T {
 
 /**
  * Merges results into the results file (same name: replaced; others kept),
- * prints one line per result, and returns the file's path.
+ * each stamped with this run, prints one line per result, and returns the
+ * file's path.
  */
 export function recordBenchResults(results: BenchResult[], file = benchResultsPath()): string {
   withLock(file, () => {
@@ -67,7 +80,7 @@ export function recordBenchResults(results: BenchResult[], file = benchResultsPa
       existing = parsed as BenchResult[];
     }
     const names = new Set(results.map((r) => r.name));
-    const merged = [...existing.filter((r) => !names.has(r.name)), ...results];
+    const merged = [...existing.filter((r) => !names.has(r.name)), ...results.map((r) => ({ ...r, run: RUN }))];
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(merged, null, 2) + "\n");
     renameSync(tmp, file);
