@@ -79,14 +79,8 @@ export class PackedRecords {
 
   /** The record holding `digest` (its first 32 bytes are compared), or -1. */
   find(digest: Uint8Array): number {
-    const table = this.table;
-    const mask = this.slotCount - 1;
-    const hash = hashAt(digest, 0);
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const entry = table[2 * slot];
-      if (entry === 0) return NO_RECORD;
-      if (table[2 * slot + 1] === hash && this.digestIs(entry - 1, digest)) return entry - 1;
-    }
+    const entry = this.table[2 * this.slotOf(digest, 0, hashAt(digest, 0))];
+    return entry === 0 ? NO_RECORD : entry - 1;
   }
 
   /** Makes room for `more` records at once (an upload's), so the table and the records grow once, not at every doubling. */
@@ -121,23 +115,14 @@ export class PackedRecords {
    */
   findOrAddIn(bytes: Uint8Array, offset: number, length: number): number {
     if (2 * (this.live + 1) > this.slotCount) this.rehash(grownLength(this.slotCount));
-    const table = this.table;
-    const mask = this.slotCount - 1;
     const hash = hashAt(bytes, offset);
-    let slot = hash & mask;
-    for (; ; slot = (slot + 1) & mask) {
-      const entry = table[2 * slot];
-      if (entry === 0) break;
-      if (table[2 * slot + 1] === hash) {
-        const record = entry - 1;
-        if (digestBytesEqual(this.buffers[this.place[3 * record]]!, this.place[3 * record + 1], bytes, offset))
-          return record;
-      }
-    }
+    const slot = this.slotOf(bytes, offset, hash);
+    const entry = this.table[2 * slot];
+    if (entry !== 0) return entry - 1;
     const record = this.free.pop() ?? this.newRecord();
     this.point(record, bytes, offset, length);
-    table[2 * slot] = record + 1;
-    table[2 * slot + 1] = hash;
+    this.table[2 * slot] = record + 1;
+    this.table[2 * slot + 1] = hash;
     this.live++;
     return record;
   }
@@ -146,13 +131,8 @@ export class PackedRecords {
   delete(digest: Uint8Array): number {
     const table = this.table;
     const mask = this.slotCount - 1;
-    const hash = hashAt(digest, 0);
-    let slot = hash & mask;
-    for (; ; slot = (slot + 1) & mask) {
-      const entry = table[2 * slot];
-      if (entry === 0) return NO_RECORD;
-      if (table[2 * slot + 1] === hash && this.digestIs(entry - 1, digest)) break;
-    }
+    const slot = this.slotOf(digest, 0, hashAt(digest, 0));
+    if (table[2 * slot] === 0) return NO_RECORD;
     const record = table[2 * slot] - 1;
     this.unpoint(record);
     this.place[3 * record + 2] = 0;
@@ -199,8 +179,23 @@ export class PackedRecords {
     return out;
   }
 
-  private digestIs(record: number, digest: Uint8Array): boolean {
-    return digestBytesEqual(this.buffers[this.place[3 * record]]!, this.place[3 * record + 1], digest, 0);
+  /**
+   * The probe every lookup shares: the slot of the record holding the digest
+   * at `offset` in `bytes` (whose hash is `hash`), else the empty slot that
+   * ends its run (where it would go).
+   */
+  private slotOf(bytes: Uint8Array, offset: number, hash: number): number {
+    const table = this.table;
+    const mask = this.slotCount - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const entry = table[2 * slot];
+      if (entry === 0) return slot;
+      if (table[2 * slot + 1] === hash) {
+        const record = entry - 1;
+        if (digestBytesEqual(this.buffers[this.place[3 * record]]!, this.place[3 * record + 1], bytes, offset))
+          return slot;
+      }
+    }
   }
 
   private newRecord(): number {
