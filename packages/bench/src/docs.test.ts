@@ -79,19 +79,22 @@ describe("scripts/report/make-report.mjs", () => {
     notes,
   });
 
+  /** Runs the report on `rows` beside a copy of docs/backends.md, in a folder of its own: that folder. */
+  const makeReport = (rows: object[]): string => {
+    const at = mkdtempSync(join(dir, "report-"));
+    writeFileSync(join(at, "results.json"), JSON.stringify(rows));
+    copyFileSync(join(docs, "backends.md"), join(at, "backends.md"));
+    const run = spawnSync(
+      process.execPath,
+      [join(root, "scripts/report/make-report.mjs"), "--results", join(at, "results.json"), "--docs", at],
+      { encoding: "utf8" },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    return at;
+  };
+
   it("says which run took the measures, and lists the rows an earlier run left", () => {
-    const report = (rows: object[]) => {
-      const at = mkdtempSync(join(dir, "runs-"));
-      writeFileSync(join(at, "results.json"), JSON.stringify(rows));
-      copyFileSync(join(docs, "backends.md"), join(at, "backends.md"));
-      const run = spawnSync(
-        process.execPath,
-        [join(root, "scripts/report/make-report.mjs"), "--results", join(at, "results.json"), "--docs", at],
-        { encoding: "utf8" },
-      );
-      expect(run.status, run.stderr).toBe(0);
-      return readFileSync(join(at, "bench-report.md"), "utf8");
-    };
+    const report = (rows: object[]) => readFileSync(join(makeReport(rows), "bench-report.md"), "utf8");
     const newest = "2026-12-07T20:55:00.000Z";
     const row = (name: string, run?: string) => ({ ...result(name, 1, "x/s", 2, "n"), ...(run ? { run } : {}) });
     expect(report([row("a", newest), row("b", newest)])).toContain(
@@ -137,16 +140,9 @@ describe("scripts/report/make-report.mjs", () => {
         "refused by the server: ResourceExhausted: message size 4418724 is larger than configured readMaxBytes 4194304; …",
       ),
     ];
-    writeFileSync(join(dir, "results.json"), JSON.stringify(results));
-    copyFileSync(join(docs, "backends.md"), join(dir, "backends.md"));
-    const run = spawnSync(
-      process.execPath,
-      [join(root, "scripts/report/make-report.mjs"), "--results", join(dir, "results.json"), "--docs", dir],
-      { encoding: "utf8" },
-    );
-    expect(run.status, run.stderr).toBe(0);
+    const at = makeReport(results);
 
-    const report = readFileSync(join(dir, "bench-report.md"), "utf8");
+    const report = readFileSync(join(at, "bench-report.md"), "utf8");
     expect(report).toContain("shared 2-core machine");
     expect(report).toContain("| memory | 60,000 dirs/s | 0.75× | 50,000 dirs/s | 0.63× |");
     expect(report).toContain("| grpc | refused (RESOURCE_EXHAUSTED) | — | — | — |");
@@ -154,14 +150,14 @@ describe("scripts/report/make-report.mjs", () => {
       "| ingest 100000 directories through the putter | 90,000 | directories/s | 180,000 | 0.50 | from another bench |",
     );
 
-    const svg = readFileSync(join(dir, "bench-chart.svg"), "utf8");
+    const svg = readFileSync(join(at, "bench-chart.svg"), "utf8");
     expect(svg).toMatch(/^<svg [^>]*viewBox="0 0 1000 600"/);
     expect(svg).toContain("directories per second, best of 2 rounds (s3: 1)");
     expect(svg).toContain(">60k</text>");
     expect(svg).toContain("s3 ran a smaller generated tree (5k-tree");
 
-    const backends = readFileSync(join(dir, "backends.md"), "utf8");
-    expect(spawnSync(process.execPath, [prettierBin, "--check", join(dir, "backends.md")]).status).toBe(0);
+    const backends = readFileSync(join(at, "backends.md"), "utf8");
+    expect(spawnSync(process.execPath, [prettierBin, "--check", join(at, "backends.md")]).status).toBe(0);
     const memoryRow = backends.split("\n").find((l) => l.startsWith("| `memory://`"))!;
     // Cells as prettier pads them (the report formats backends.md as the lint step checks it).
     const cells = (row: string) => row.split("|").map((cell) => cell.trim());
