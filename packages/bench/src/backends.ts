@@ -28,6 +28,8 @@ export interface Backend {
   name: BackendName;
   /** What sits behind the URL, for the notes. */
   setup: string;
+  /** The test server a store lives on (postgres, s3), without `setup`'s "a fresh … per round". */
+  server?: string;
   fresh(tag: string): Promise<FreshStore>;
 }
 
@@ -78,9 +80,11 @@ export class BenchEnvironment {
     ];
     if (this.postgres) {
       const pg = this.postgres;
+      const server = `PostgreSQL 15 (${pg.kind} test server, fsync off) on loopback`;
       list.push({
         name: "postgres",
-        setup: `PostgreSQL 15 (${pg.kind} test server, fsync off) on loopback, a fresh schema per round`,
+        setup: `${server}, a fresh schema per round`,
+        server,
         fresh: async (tag) => {
           const url = new URL(pg.url);
           url.searchParams.set("schema", `bench_${tag.replace(/[^A-Za-z0-9]/g, "_")}`);
@@ -90,9 +94,11 @@ export class BenchEnvironment {
     }
     if (this.s3) {
       const { server, bucket } = this.s3;
+      const where = `S3 (${server.kind}${server.image ? ` ${server.image}` : ""}, s3rver) on loopback`;
       list.push({
         name: "s3",
-        setup: `S3 (${server.kind}${server.image ? ` ${server.image}` : ""}, s3rver) on loopback, a fresh prefix per round`,
+        setup: `${where}, a fresh prefix per round`,
+        server: where,
         fresh: async (tag) => {
           const creds = `${encodeURIComponent(server.accessKeyId)}:${encodeURIComponent(server.secretAccessKey)}`;
           const query = new URLSearchParams({

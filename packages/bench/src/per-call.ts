@@ -52,7 +52,8 @@ import "@castore-ts/backend-lmdb";
 import "@castore-ts/backend-postgres";
 import "@castore-ts/backend-s3";
 import { createDirectoryServiceServer } from "@castore-ts/backend-grpc";
-import { startCastoreServe, startPostgresTestServer, startS3TestServer } from "@castore-ts/testing";
+import { startCastoreServe } from "@castore-ts/testing";
+import { BenchEnvironment } from "./backends.js";
 import { CASTORE_BIN } from "./castore-bin.js";
 import { type BenchResult, benchResult, recordBenchResults } from "./results.js";
 import { encodeAndHashLoop, loadAverage } from "./timing.js";
@@ -70,7 +71,6 @@ const CONNECTS = env("CASTORE_BENCH_CONNECTS", 20);
 const ROUNDS = env("CASTORE_BENCH_ROUNDS", 3);
 const ONLY = process.env.CASTORE_BENCH_BACKENDS?.split(",").map((s) => s.trim());
 const wanted = (name: string) => !ONLY || ONLY.includes(name);
-const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
 const PYTHON = "/usr/bin/python3";
 const PYTHON_CLIENT = fileURLToPath(new URL("../python/warm_calls.py", import.meta.url));
 const MACHINE = "shared 2-core machine, other engineers' work running (absolute rates swing; ratios are steadier)";
@@ -344,7 +344,7 @@ async function pythonComparison(url: string, chain: Tree): Promise<BenchResult[]
   return results;
 }
 
-async function targets(scratch: string): Promise<Target[]> {
+async function targets(scratch: string, environment: BenchEnvironment): Promise<Target[]> {
   const list: Target[] = [
     {
       name: "memory",
@@ -394,43 +394,19 @@ async function targets(scratch: string): Promise<Target[]> {
     connects: true,
     dispose: () => sameThread.close({ deadlineMs: 1000 }),
   });
-  // The same test servers as the cross-backend benchmark (an existing one
-  // when CASTORE_TEST_POSTGRES_URL / CASTORE_TEST_S3_URL name it): rows
-  // skipped here would keep an earlier run's values in bench-results.json.
-  if (wanted("postgres")) {
-    const pg = await startPostgresTestServer().catch((e: unknown) => {
-      console.log(`postgres: skipped (no test server: ${firstLine(e)})`);
-      return undefined;
+  // postgres and s3 on the cross-backend benchmark's test servers (started
+  // here, or named by CASTORE_TEST_POSTGRES_URL / CASTORE_TEST_S3_URL): a
+  // row skipped here would keep an earlier run's value in bench-results.json.
+  for (const backend of environment.backends()) {
+    if (backend.name !== "postgres" && backend.name !== "s3") continue;
+    const store = await backend.fresh(`per_call_${process.pid}`);
+    list.push({
+      name: backend.name,
+      setup: `${backend.server}, one store for every round`,
+      url: store.url,
+      connects: true,
+      dispose: () => store.dispose(),
     });
-    if (pg) {
-      const url = new URL(pg.url);
-      url.searchParams.set("schema", `bench_per_call_${process.pid}`);
-      list.push({
-        name: "postgres",
-        setup: `PostgreSQL 15 (${pg.kind} test server, fsync off) on loopback, a fresh schema`,
-        url: url.toString(),
-        connects: true,
-        dispose: () => pg.stop(),
-      });
-    }
-  }
-  if (wanted("s3")) {
-    const s3 = await startS3TestServer().catch((e: unknown) => {
-      console.log(`s3: skipped (no test server: ${firstLine(e)})`);
-      return undefined;
-    });
-    if (s3) {
-      const bucket = await s3.createBucket();
-      const creds = `${encodeURIComponent(s3.accessKeyId)}:${encodeURIComponent(s3.secretAccessKey)}`;
-      const query = new URLSearchParams({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: "true" });
-      list.push({
-        name: "s3",
-        setup: `S3 (${s3.kind}${s3.image ? ` ${s3.image}` : ""}, s3rver) on loopback, a fresh bucket`,
-        url: `s3://${creds}@${bucket}/bench/per-call?${query}`,
-        connects: true,
-        dispose: () => s3.stop(),
-      });
-    }
   }
   return list;
 }
@@ -443,7 +419,9 @@ async function main(): Promise<void> {
   console.log(
     `per-call benchmark: chain and wide tree of ${CHAIN} directories; ${CALLS} calls a round; ${ROUNDS} rounds`,
   );
-  const all = await targets(scratch);
+  const environment = await BenchEnvironment.start(["postgres", "s3"].filter(wanted));
+  for (const problem of environment.problems) console.log(`skipped: ${problem}`);
+  const all = await targets(scratch, environment);
   try {
     for (const t of all) {
       if (!wanted(t.name)) continue;
@@ -452,6 +430,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const t of all) await t.dispose().catch(() => {});
+    await environment.close();
     await rm(scratch, { recursive: true, force: true });
   }
   console.log(`\nper-call benchmark done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
